@@ -1,0 +1,69 @@
+//! Principals: who is asking, with what clearance, codewords and nationality.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::marking::Classification;
+use crate::nation::Nation;
+
+/// What a principal may do beyond reading what the gate allows.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads, searches and ingests into its agency's collections.
+    Analyst,
+    /// Administers its agency: shreds items, manages collections.
+    Admin,
+    /// Reviews the audit trail.
+    Auditor,
+    /// A field officer: ingests collected material.
+    Field,
+}
+
+impl Role {
+    /// Parses a role name as written on the command line.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "analyst" => Some(Role::Analyst),
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            "field" => Some(Role::Field),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+            Role::Field => "field",
+        })
+    }
+}
+
+/// A person or service account of one agency.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Principal {
+    /// Unique login name.
+    pub name: String,
+    /// The agency it belongs to.
+    pub agency: String,
+    /// Highest classification it may read.
+    pub clearance: Classification,
+    /// Codewords it is indoctrinated into.
+    pub compartments: BTreeSet<String>,
+    /// Its nationality, checked against releasability.
+    pub nationality: Nation,
+    /// What it may do.
+    pub roles: BTreeSet<Role>,
+}
+
+impl Principal {
+    /// Whether the principal holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
