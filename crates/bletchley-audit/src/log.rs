@@ -1,0 +1,415 @@
+//! The log on disk and its writer, verifier and reader.
+//!
+//! Files in the audit directory:
+//!
+//! | file | holds |
+//! |---|---|
+//! | `log` | records: `len (u32 BE) || leaf`, leaf = `"BLA1" || seq (u64 BE) || prev leaf hash || session public key || sealed payload` |
+//! | `checkpoint` | the latest signed checkpoint |
+//! | `checkpoints` | every checkpoint ever signed, one JSON line each |
+//! | `verifier.vkey` | the public verifier key, for `audit verify` |
+//! | `lock` | serialises writers across processes |
+//!
+//! Each leaf carries its sequence number and the hash of the leaf before it,
+//! so a deleted, reordered or altered entry is located exactly; the Merkle
+//! root in the signed checkpoints covers the whole, so the last entries and
+//! truncation are caught too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bletchley_crypto::keyfile::write_atomic;
+use bletchley_crypto::oversight::OversightOpener;
+use bletchley_crypto::{OversightPublicKey, OversightSealer, OversightSecretKey, SigningKey};
+
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::note::{Checkpoint, Verifier};
+
+const MAGIC: &[u8; 4] = b"BLA1";
+const LEAF_HEADER: usize = 4 + 8 + 32 + 32;
+const MAX_RECORD: usize = 1 << 20;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.display().to_string(), source }
+}
+
+/// Where the scan of the log stands.
+#[derive(Clone, Debug, Default)]
+struct Scan {
+    offset: u64,
+    next_seq: u64,
+    prev: Hash,
+    frontier: Frontier,
+}
+
+struct ScanFailure {
+    entry: u64,
+    offset: u64,
+    detail: String,
+}
+
+/// Walks records from `scan.offset`, checking framing, sequence numbers and the
+/// chain. `roots_at` collects the root after each listed size; `leaf` sees
+/// every good leaf.
+fn scan(
+    bytes: &[u8],
+    scan: &mut Scan,
+    roots_wanted: &BTreeSet<u64>,
+    roots_at: &mut BTreeMap<u64, Hash>,
+    mut leaf: impl FnMut(u64, &[u8]),
+) -> std::result::Result<(), ScanFailure> {
+    if roots_wanted.contains(&scan.next_seq) {
+        roots_at.insert(scan.next_seq, scan.frontier.root());
+    }
+    while (scan.offset as usize) < bytes.len() {
+        let at = scan.offset as usize;
+        let fail = |detail: String| ScanFailure { entry: scan.next_seq, offset: at as u64, detail };
+        if bytes.len() - at < 4 {
+            return Err(fail("record truncated inside its length prefix".into()));
+        }
+        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        if !(LEAF_HEADER + 16..=MAX_RECORD).contains(&len) {
+            return Err(fail(format!("record length {len} is impossible (garbled length prefix)")));
+        }
+        let Some(leaf_bytes) = bytes.get(at + 4..at + 4 + len) else {
+            return Err(fail(format!("record truncated: {len} bytes announced, {} present", bytes.len() - at - 4)));
+        };
+        if &leaf_bytes[..4] != MAGIC {
+            return Err(fail("record does not start with the leaf marker (altered)".into()));
+        }
+        let seq = u64::from_be_bytes(leaf_bytes[4..12].try_into().unwrap_or_default());
+        if seq != scan.next_seq {
+            return Err(fail(format!(
+                "sequence number is {seq}, expected {}: an entry was deleted, reordered or altered here",
+                scan.next_seq
+            )));
+        }
+        if leaf_bytes[12..44] != scan.prev {
+            return Err(fail(if seq == 0 {
+                "first entry's chain link is not zero (altered)".to_owned()
+            } else {
+                format!("chain link does not match entry {}: entry {} or this entry was altered", seq - 1, seq - 1)
+            }));
+        }
+        leaf(seq, leaf_bytes);
+        let h = leaf_hash(leaf_bytes);
+        scan.frontier.push(h);
+        scan.prev = h;
+        scan.next_seq += 1;
+        scan.offset = (at + 4 + len) as u64;
+        if roots_wanted.contains(&scan.next_seq) {
+            roots_at.insert(scan.next_seq, scan.frontier.root());
+        }
+    }
+    Ok(())
+}
+
+/// What a successful verification established.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    /// Entries in the log.
+    pub entries: u64,
+    /// Entries covered by the checkpoint checked.
+    pub checkpoint_size: u64,
+    /// Its root, hex.
+    pub root: String,
+    /// Historical checkpoints that were also checked.
+    pub checkpoints_checked: usize,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HistoryLine {
+    size: u64,
+    note: String,
+}
+
+/// An audit log directory.
+pub struct AuditLog {
+    dir: PathBuf,
+}
+
+impl AuditLog {
+    /// The log in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> AuditLog {
+        AuditLog { dir: dir.into() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Creates an empty log named `origin`, with its verifier key and a signed
+    /// checkpoint of size zero.
+    pub fn create(&self, origin: &str, signer: &SigningKey) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let log = self.path("log");
+        File::create(&log).and_then(|f| f.sync_all()).map_err(io(&log))?;
+        let v = Verifier::new(origin, signer.verifying_key());
+        write_atomic(&self.path("verifier.vkey"), format!("{}\n", v.render()).as_bytes())?;
+        let cp = Checkpoint { origin: origin.to_owned(), size: 0, root: Frontier::default().root() };
+        self.publish(&cp, signer)?;
+        Ok(())
+    }
+
+    /// The verifier key stored beside the log. An overseer should hold its own
+    /// copy: whoever can write the disk can replace this one.
+    pub fn verifier(&self) -> Result<Verifier> {
+        let p = self.path("verifier.vkey");
+        Verifier::parse(&std::fs::read_to_string(&p).map_err(io(&p))?)
+    }
+
+    /// The latest checkpoint note.
+    pub fn checkpoint_note(&self) -> Result<String> {
+        let p = self.path("checkpoint");
+        std::fs::read_to_string(&p).map_err(io(&p))
+    }
+
+    fn publish(&self, cp: &Checkpoint, signer: &SigningKey) -> Result<()> {
+        let note = cp.sign(signer);
+        let hist = self.path("checkpoints");
+        let mut line = serde_json::to_string(&HistoryLine { size: cp.size, note: note.clone() })
+            .map_err(|e| Error::Malformed { what: "checkpoint", reason: e.to_string() })?;
+        line.push('\n');
+        let mut f = OpenOptions::new().create(true).append(true).open(&hist).map_err(io(&hist))?;
+        f.write_all(line.as_bytes()).map_err(io(&hist))?;
+        f.sync_data().map_err(io(&hist))?;
+        write_atomic(&self.path("checkpoint"), note.as_bytes())?;
+        Ok(())
+    }
+
+    fn history(&self, v: &Verifier) -> Result<Vec<Checkpoint>> {
+        let p = self.path("checkpoints");
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&p)(e)),
+        };
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let h: HistoryLine = serde_json::from_str(line).map_err(|e| Error::Malformed {
+                what: "checkpoint history",
+                reason: format!("line {}: {e}", i + 1),
+            })?;
+            out.push(Checkpoint::verify(&h.note, v).map_err(|e| Error::Malformed {
+                what: "checkpoint history",
+                reason: format!("line {}: {e}", i + 1),
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn read_log(&self) -> Result<Vec<u8>> {
+        let p = self.path("log");
+        std::fs::read(&p).map_err(io(&p))
+    }
+
+    /// Checks the log against a checkpoint using public material only: the
+    /// checkpoint (the stored one unless given) and the verifier key (the
+    /// stored one unless given). Any flipped, deleted, reordered or truncated
+    /// entry fails, with where.
+    pub fn verify(&self, checkpoint: Option<&str>, verifier: Option<&Verifier>) -> Result<Report> {
+        let stored;
+        let v = match verifier {
+            Some(v) => v,
+            None => {
+                stored = self.verifier()?;
+                &stored
+            }
+        };
+        let note = match checkpoint {
+            Some(n) => n.to_owned(),
+            None => self.checkpoint_note()?,
+        };
+        let cp = Checkpoint::verify(&note, v)?;
+        let history = self.history(v)?;
+        let mut wanted: BTreeSet<u64> = history.iter().map(|c| c.size).collect();
+        wanted.insert(cp.size);
+        let bytes = self.read_log()?;
+        let mut st = Scan::default();
+        let mut roots = BTreeMap::new();
+        if let Err(f) = scan(&bytes, &mut st, &wanted, &mut roots, |_, _| {}) {
+            return Err(Error::Integrity { entry: f.entry, offset: f.offset, detail: f.detail });
+        }
+        if st.next_seq < cp.size {
+            return Err(Error::Truncated { expected: cp.size, found: st.next_seq });
+        }
+        let mut all: Vec<&Checkpoint> = history.iter().chain(std::iter::once(&cp)).collect();
+        all.sort_by_key(|c| c.size);
+        let mut good = 0;
+        for c in all {
+            match roots.get(&c.size) {
+                Some(r) if *r == c.root => good = c.size,
+                Some(_) => return Err(Error::RootMismatch { size: c.size, from: good }),
+                None => return Err(Error::Truncated { expected: c.size, found: st.next_seq }),
+            }
+        }
+        Ok(Report {
+            entries: st.next_seq,
+            checkpoint_size: cp.size,
+            root: hex::encode(cp.root),
+            checkpoints_checked: history.len(),
+        })
+    }
+
+    /// Reads and opens every entry with the oversight secret key.
+    pub fn read(&self, sk: &OversightSecretKey) -> Result<Vec<(u64, Entry)>> {
+        let bytes = self.read_log()?;
+        let mut opener = OversightOpener::new(sk);
+        let mut st = Scan::default();
+        let mut out = Vec::new();
+        let mut failure = None;
+        let r = scan(&bytes, &mut st, &BTreeSet::new(), &mut BTreeMap::new(), |seq, leaf| {
+            if failure.is_some() {
+                return;
+            }
+            let mut epk = [0u8; 32];
+            epk.copy_from_slice(&leaf[44..76]);
+            match opener.open(&epk, seq, &leaf[..LEAF_HEADER], &leaf[LEAF_HEADER..]) {
+                Ok(pt) => match serde_json::from_slice::<Entry>(&pt) {
+                    Ok(e) => out.push((seq, e)),
+                    Err(e) => failure = Some(Error::Malformed { what: "audit entry", reason: e.to_string() }),
+                },
+                Err(e) => failure = Some(e.into()),
+            }
+        });
+        if let Err(f) = r {
+            return Err(Error::Integrity { entry: f.entry, offset: f.offset, detail: f.detail });
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    /// Opens the log for appending. Scans it whole: a damaged entry covered by
+    /// a checkpoint refuses the writer (tampering); a damaged tail past the
+    /// last checkpoint was never acknowledged and is cut off (a torn write
+    /// from a crash).
+    pub fn writer(&self, signer: SigningKey, oversight: &OversightPublicKey) -> Result<Writer> {
+        let lock_path = self.path("lock");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        let verifier = self.verifier()?;
+        let mut w = Writer {
+            log: AuditLog { dir: self.dir.clone() },
+            lock,
+            scan: Scan::default(),
+            sealer: OversightSealer::new(oversight)?,
+            signer,
+            origin: verifier.name.clone(),
+            verifier,
+        };
+        w.lock.lock().map_err(io(&lock_path))?;
+        let r = w.catch_up();
+        let _ = w.lock.unlock();
+        r?;
+        Ok(w)
+    }
+}
+
+/// Appends entries durably and publishes a signed checkpoint after each batch.
+pub struct Writer {
+    log: AuditLog,
+    lock: File,
+    scan: Scan,
+    sealer: OversightSealer,
+    signer: SigningKey,
+    origin: String,
+    verifier: Verifier,
+}
+
+impl Writer {
+    /// Brings the in-memory state up to the file (other processes may have
+    /// appended); call with the lock held.
+    fn catch_up(&mut self) -> Result<()> {
+        let cp = Checkpoint::verify(&self.log.checkpoint_note()?, &self.verifier)?;
+        let bytes = self.log.read_log()?;
+        if (bytes.len() as u64) < self.scan.offset {
+            return Err(Error::Truncated { expected: self.scan.next_seq, found: 0 });
+        }
+        let mut wanted = BTreeSet::new();
+        wanted.insert(cp.size);
+        let mut roots = BTreeMap::new();
+        let mut st = self.scan.clone();
+        if let Err(f) = scan(&bytes, &mut st, &wanted, &mut roots, |_, _| {}) {
+            if f.entry < cp.size {
+                return Err(Error::Integrity { entry: f.entry, offset: f.offset, detail: f.detail });
+            }
+            // Unacknowledged torn tail: cut it off.
+            let p = self.log.path("log");
+            let f2 = OpenOptions::new().write(true).open(&p).map_err(io(&p))?;
+            f2.set_len(f.offset).map_err(io(&p))?;
+            f2.sync_all().map_err(io(&p))?;
+        }
+        if st.next_seq < cp.size {
+            return Err(Error::Truncated { expected: cp.size, found: st.next_seq });
+        }
+        if let Some(r) = roots.get(&cp.size) {
+            if *r != cp.root {
+                return Err(Error::RootMismatch { size: cp.size, from: 0 });
+            }
+        }
+        self.scan = st;
+        Ok(())
+    }
+
+    /// Entries in the log.
+    pub fn len(&self) -> u64 {
+        self.scan.next_seq
+    }
+
+    /// Whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.scan.next_seq == 0
+    }
+
+    /// Appends `entries`, makes them durable, signs and publishes a checkpoint
+    /// covering them, and returns their sequence numbers. When this returns
+    /// the entries are acknowledged (rule 6).
+    pub fn append(&mut self, entries: &[Entry]) -> Result<Range<u64>> {
+        let lock_path = self.log.path("lock");
+        self.lock.lock().map_err(io(&lock_path))?;
+        let r = self.append_locked(entries);
+        let _ = self.lock.unlock();
+        r
+    }
+
+    fn append_locked(&mut self, entries: &[Entry]) -> Result<Range<u64>> {
+        self.catch_up()?;
+        let start = self.scan.next_seq;
+        let mut buf = Vec::with_capacity(entries.len() * 256);
+        let mut st = self.scan.clone();
+        for e in entries {
+            let payload = serde_json::to_vec(e).map_err(|x| Error::Malformed { what: "audit entry", reason: x.to_string() })?;
+            let mut leaf = Vec::with_capacity(LEAF_HEADER + payload.len() + 16);
+            leaf.extend_from_slice(MAGIC);
+            leaf.extend_from_slice(&st.next_seq.to_be_bytes());
+            leaf.extend_from_slice(&st.prev);
+            leaf.extend_from_slice(&self.sealer.ephemeral_public());
+            let sealed = self.sealer.seal(st.next_seq, &leaf, &payload)?;
+            leaf.extend_from_slice(&sealed);
+            if leaf.len() > MAX_RECORD {
+                return Err(Error::Malformed { what: "audit entry", reason: "larger than 1 MiB".into() });
+            }
+            buf.extend_from_slice(&(leaf.len() as u32).to_be_bytes());
+            buf.extend_from_slice(&leaf);
+            let h = leaf_hash(&leaf);
+            st.frontier.push(h);
+            st.prev = h;
+            st.next_seq += 1;
+            st.offset += 4 + leaf.len() as u64;
+        }
+        let p = self.log.path("log");
+        let mut f = OpenOptions::new().append(true).open(&p).map_err(io(&p))?;
+        f.write_all(&buf).map_err(io(&p))?;
+        f.sync_data().map_err(io(&p))?;
+        let cp = Checkpoint { origin: self.origin.clone(), size: st.next_seq, root: st.frontier.root() };
+        self.log.publish(&cp, &self.signer)?;
+        self.scan = st;
+        Ok(start..self.scan.next_seq)
+    }
+}
