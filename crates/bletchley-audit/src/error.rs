@@ -21,7 +21,9 @@ pub enum Error {
         found: u64,
     },
     /// Entries were altered somewhere in a range bounded by two checkpoints.
-    #[error("audit log altered: root over {size} entries does not match its checkpoint; first bad entry is in {from}..{size}")]
+    #[error(
+        "audit log altered: root over {size} entries does not match its checkpoint; first bad entry is in {from}..{size}"
+    )]
     RootMismatch {
         /// The checkpoint size whose root fails.
         size: u64,

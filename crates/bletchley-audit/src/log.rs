@@ -35,7 +35,10 @@ const LEAF_HEADER: usize = 4 + 8 + 32 + 32;
 const MAX_RECORD: usize = 1 << 20;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.display().to_string(), source }
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Where the scan of the log stands.
@@ -68,19 +71,31 @@ fn scan(
     }
     while (scan.offset as usize) < bytes.len() {
         let at = scan.offset as usize;
-        let fail = |detail: String| ScanFailure { entry: scan.next_seq, offset: at as u64, detail };
+        let fail = |detail: String| ScanFailure {
+            entry: scan.next_seq,
+            offset: at as u64,
+            detail,
+        };
         if bytes.len() - at < 4 {
             return Err(fail("record truncated inside its length prefix".into()));
         }
-        let len = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let len =
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         if !(LEAF_HEADER + 16..=MAX_RECORD).contains(&len) {
-            return Err(fail(format!("record length {len} is impossible (garbled length prefix)")));
+            return Err(fail(format!(
+                "record length {len} is impossible (garbled length prefix)"
+            )));
         }
         let Some(leaf_bytes) = bytes.get(at + 4..at + 4 + len) else {
-            return Err(fail(format!("record truncated: {len} bytes announced, {} present", bytes.len() - at - 4)));
+            return Err(fail(format!(
+                "record truncated: {len} bytes announced, {} present",
+                bytes.len() - at - 4
+            )));
         };
         if &leaf_bytes[..4] != MAGIC {
-            return Err(fail("record does not start with the leaf marker (altered)".into()));
+            return Err(fail(
+                "record does not start with the leaf marker (altered)".into(),
+            ));
         }
         let seq = u64::from_be_bytes(leaf_bytes[4..12].try_into().unwrap_or_default());
         if seq != scan.next_seq {
@@ -93,7 +108,11 @@ fn scan(
             return Err(fail(if seq == 0 {
                 "first entry's chain link is not zero (altered)".to_owned()
             } else {
-                format!("chain link does not match entry {}: entry {} or this entry was altered", seq - 1, seq - 1)
+                format!(
+                    "chain link does not match entry {}: entry {} or this entry was altered",
+                    seq - 1,
+                    seq - 1
+                )
             }));
         }
         leaf(seq, leaf_bytes);
@@ -148,10 +167,19 @@ impl AuditLog {
     pub fn create(&self, origin: &str, signer: &SigningKey) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let log = self.path("log");
-        File::create(&log).and_then(|f| f.sync_all()).map_err(io(&log))?;
+        File::create(&log)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&log))?;
         let v = Verifier::new(origin, signer.verifying_key());
-        write_atomic(&self.path("verifier.vkey"), format!("{}\n", v.render()).as_bytes())?;
-        let cp = Checkpoint { origin: origin.to_owned(), size: 0, root: Frontier::default().root() };
+        write_atomic(
+            &self.path("verifier.vkey"),
+            format!("{}\n", v.render()).as_bytes(),
+        )?;
+        let cp = Checkpoint {
+            origin: origin.to_owned(),
+            size: 0,
+            root: Frontier::default().root(),
+        };
         self.publish(&cp, signer)?;
         Ok(())
     }
@@ -172,10 +200,20 @@ impl AuditLog {
     fn publish(&self, cp: &Checkpoint, signer: &SigningKey) -> Result<()> {
         let note = cp.sign(signer);
         let hist = self.path("checkpoints");
-        let mut line = serde_json::to_string(&HistoryLine { size: cp.size, note: note.clone() })
-            .map_err(|e| Error::Malformed { what: "checkpoint", reason: e.to_string() })?;
+        let mut line = serde_json::to_string(&HistoryLine {
+            size: cp.size,
+            note: note.clone(),
+        })
+        .map_err(|e| Error::Malformed {
+            what: "checkpoint",
+            reason: e.to_string(),
+        })?;
         line.push('\n');
-        let mut f = OpenOptions::new().create(true).append(true).open(&hist).map_err(io(&hist))?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&hist)
+            .map_err(io(&hist))?;
         f.write_all(line.as_bytes()).map_err(io(&hist))?;
         f.sync_data().map_err(io(&hist))?;
         write_atomic(&self.path("checkpoint"), note.as_bytes())?;
@@ -195,10 +233,12 @@ impl AuditLog {
                 what: "checkpoint history",
                 reason: format!("line {}: {e}", i + 1),
             })?;
-            out.push(Checkpoint::verify(&h.note, v).map_err(|e| Error::Malformed {
-                what: "checkpoint history",
-                reason: format!("line {}: {e}", i + 1),
-            })?);
+            out.push(
+                Checkpoint::verify(&h.note, v).map_err(|e| Error::Malformed {
+                    what: "checkpoint history",
+                    reason: format!("line {}: {e}", i + 1),
+                })?,
+            );
         }
         Ok(out)
     }
@@ -233,10 +273,17 @@ impl AuditLog {
         let mut st = Scan::default();
         let mut roots = BTreeMap::new();
         if let Err(f) = scan(&bytes, &mut st, &wanted, &mut roots, |_, _| {}) {
-            return Err(Error::Integrity { entry: f.entry, offset: f.offset, detail: f.detail });
+            return Err(Error::Integrity {
+                entry: f.entry,
+                offset: f.offset,
+                detail: f.detail,
+            });
         }
         if st.next_seq < cp.size {
-            return Err(Error::Truncated { expected: cp.size, found: st.next_seq });
+            return Err(Error::Truncated {
+                expected: cp.size,
+                found: st.next_seq,
+            });
         }
         let mut all: Vec<&Checkpoint> = history.iter().chain(std::iter::once(&cp)).collect();
         all.sort_by_key(|c| c.size);
@@ -244,8 +291,18 @@ impl AuditLog {
         for c in all {
             match roots.get(&c.size) {
                 Some(r) if *r == c.root => good = c.size,
-                Some(_) => return Err(Error::RootMismatch { size: c.size, from: good }),
-                None => return Err(Error::Truncated { expected: c.size, found: st.next_seq }),
+                Some(_) => {
+                    return Err(Error::RootMismatch {
+                        size: c.size,
+                        from: good,
+                    });
+                }
+                None => {
+                    return Err(Error::Truncated {
+                        expected: c.size,
+                        found: st.next_seq,
+                    });
+                }
             }
         }
         Ok(Report {
@@ -263,22 +320,37 @@ impl AuditLog {
         let mut st = Scan::default();
         let mut out = Vec::new();
         let mut failure = None;
-        let r = scan(&bytes, &mut st, &BTreeSet::new(), &mut BTreeMap::new(), |seq, leaf| {
-            if failure.is_some() {
-                return;
-            }
-            let mut epk = [0u8; 32];
-            epk.copy_from_slice(&leaf[44..76]);
-            match opener.open(&epk, seq, &leaf[..LEAF_HEADER], &leaf[LEAF_HEADER..]) {
-                Ok(pt) => match serde_json::from_slice::<Entry>(&pt) {
-                    Ok(e) => out.push((seq, e)),
-                    Err(e) => failure = Some(Error::Malformed { what: "audit entry", reason: e.to_string() }),
-                },
-                Err(e) => failure = Some(e.into()),
-            }
-        });
+        let r = scan(
+            &bytes,
+            &mut st,
+            &BTreeSet::new(),
+            &mut BTreeMap::new(),
+            |seq, leaf| {
+                if failure.is_some() {
+                    return;
+                }
+                let mut epk = [0u8; 32];
+                epk.copy_from_slice(&leaf[44..76]);
+                match opener.open(&epk, seq, &leaf[..LEAF_HEADER], &leaf[LEAF_HEADER..]) {
+                    Ok(pt) => match serde_json::from_slice::<Entry>(&pt) {
+                        Ok(e) => out.push((seq, e)),
+                        Err(e) => {
+                            failure = Some(Error::Malformed {
+                                what: "audit entry",
+                                reason: e.to_string(),
+                            })
+                        }
+                    },
+                    Err(e) => failure = Some(e.into()),
+                }
+            },
+        );
         if let Err(f) = r {
-            return Err(Error::Integrity { entry: f.entry, offset: f.offset, detail: f.detail });
+            return Err(Error::Integrity {
+                entry: f.entry,
+                offset: f.offset,
+                detail: f.detail,
+            });
         }
         if let Some(e) = failure {
             return Err(e);
@@ -292,10 +364,17 @@ impl AuditLog {
     /// from a crash).
     pub fn writer(&self, signer: SigningKey, oversight: &OversightPublicKey) -> Result<Writer> {
         let lock_path = self.path("lock");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
         let verifier = self.verifier()?;
         let mut w = Writer {
-            log: AuditLog { dir: self.dir.clone() },
+            log: AuditLog {
+                dir: self.dir.clone(),
+            },
             lock,
             scan: Scan::default(),
             sealer: OversightSealer::new(oversight)?,
@@ -329,7 +408,10 @@ impl Writer {
         let cp = Checkpoint::verify(&self.log.checkpoint_note()?, &self.verifier)?;
         let bytes = self.log.read_log()?;
         if (bytes.len() as u64) < self.scan.offset {
-            return Err(Error::Truncated { expected: self.scan.next_seq, found: 0 });
+            return Err(Error::Truncated {
+                expected: self.scan.next_seq,
+                found: 0,
+            });
         }
         let mut wanted = BTreeSet::new();
         wanted.insert(cp.size);
@@ -337,7 +419,11 @@ impl Writer {
         let mut st = self.scan.clone();
         if let Err(f) = scan(&bytes, &mut st, &wanted, &mut roots, |_, _| {}) {
             if f.entry < cp.size {
-                return Err(Error::Integrity { entry: f.entry, offset: f.offset, detail: f.detail });
+                return Err(Error::Integrity {
+                    entry: f.entry,
+                    offset: f.offset,
+                    detail: f.detail,
+                });
             }
             // Unacknowledged torn tail: cut it off.
             let p = self.log.path("log");
@@ -346,11 +432,17 @@ impl Writer {
             f2.sync_all().map_err(io(&p))?;
         }
         if st.next_seq < cp.size {
-            return Err(Error::Truncated { expected: cp.size, found: st.next_seq });
+            return Err(Error::Truncated {
+                expected: cp.size,
+                found: st.next_seq,
+            });
         }
         if let Some(r) = roots.get(&cp.size) {
             if *r != cp.root {
-                return Err(Error::RootMismatch { size: cp.size, from: 0 });
+                return Err(Error::RootMismatch {
+                    size: cp.size,
+                    from: 0,
+                });
             }
         }
         self.scan = st;
@@ -384,7 +476,10 @@ impl Writer {
         let mut buf = Vec::with_capacity(entries.len() * 256);
         let mut st = self.scan.clone();
         for e in entries {
-            let payload = serde_json::to_vec(e).map_err(|x| Error::Malformed { what: "audit entry", reason: x.to_string() })?;
+            let payload = serde_json::to_vec(e).map_err(|x| Error::Malformed {
+                what: "audit entry",
+                reason: x.to_string(),
+            })?;
             let mut leaf = Vec::with_capacity(LEAF_HEADER + payload.len() + 16);
             leaf.extend_from_slice(MAGIC);
             leaf.extend_from_slice(&st.next_seq.to_be_bytes());
@@ -393,7 +488,10 @@ impl Writer {
             let sealed = self.sealer.seal(st.next_seq, &leaf, &payload)?;
             leaf.extend_from_slice(&sealed);
             if leaf.len() > MAX_RECORD {
-                return Err(Error::Malformed { what: "audit entry", reason: "larger than 1 MiB".into() });
+                return Err(Error::Malformed {
+                    what: "audit entry",
+                    reason: "larger than 1 MiB".into(),
+                });
             }
             buf.extend_from_slice(&(leaf.len() as u32).to_be_bytes());
             buf.extend_from_slice(&leaf);
@@ -407,7 +505,11 @@ impl Writer {
         let mut f = OpenOptions::new().append(true).open(&p).map_err(io(&p))?;
         f.write_all(&buf).map_err(io(&p))?;
         f.sync_data().map_err(io(&p))?;
-        let cp = Checkpoint { origin: self.origin.clone(), size: st.next_seq, root: st.frontier.root() };
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size: st.next_seq,
+            root: st.frontier.root(),
+        };
         self.log.publish(&cp, &self.signer)?;
         self.scan = st;
         Ok(start..self.scan.next_seq)

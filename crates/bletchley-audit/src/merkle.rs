@@ -108,7 +108,13 @@ pub fn consistency_proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
 }
 
 /// Verifies a consistency proof (RFC 9162 §2.1.4.2).
-pub fn verify_consistency(first: u64, second: u64, first_root: &Hash, second_root: &Hash, proof: &[Hash]) -> bool {
+pub fn verify_consistency(
+    first: u64,
+    second: u64,
+    first_root: &Hash,
+    second_root: &Hash,
+    proof: &[Hash],
+) -> bool {
     if first > second {
         return false;
     }
@@ -205,13 +211,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+            .collect()
     }
 
     #[test]
     fn known_answer_empty_and_single() {
         // RFC 9162: the hash of an empty list is the hash of an empty string.
-        assert_eq!(hex::encode(root(&[])), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            hex::encode(root(&[])),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         // Leaf of the empty string, as in the Certificate Transparency test vectors.
         assert_eq!(
             hex::encode(leaf_hash(b"")),

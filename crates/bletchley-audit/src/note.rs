@@ -35,22 +35,34 @@ pub struct Verifier {
 impl Verifier {
     /// The verifier for a signing key.
     pub fn new(name: &str, key: VerifyingKey) -> Verifier {
-        Verifier { name: name.to_owned(), key }
+        Verifier {
+            name: name.to_owned(),
+            key,
+        }
     }
 
     /// Renders the text form.
     pub fn render(&self) -> String {
         let mut raw = vec![ED25519_TYPE];
         raw.extend_from_slice(&self.key.0);
-        format!("{}+{}+{}", self.name, hex::encode(key_id(&self.name, &self.key.0)), B64.encode(raw))
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(key_id(&self.name, &self.key.0)),
+            B64.encode(raw)
+        )
     }
 
     /// Parses the text form.
     pub fn parse(s: &str) -> Result<Verifier> {
-        let bad = |r: &str| Error::Malformed { what: "verifier key", reason: r.to_owned() };
+        let bad = |r: &str| Error::Malformed {
+            what: "verifier key",
+            reason: r.to_owned(),
+        };
         let s = s.trim();
-        let mut parts = s.rsplitn(3, '+');
-        let (Some(b64), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        // Names never contain '+'; base64 keys may.
+        let mut parts = s.splitn(3, '+');
+        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected name+keyid+key"));
         };
         let raw = B64.decode(b64).map_err(|_| bad("key is not base64"))?;
@@ -62,7 +74,10 @@ impl Verifier {
         if hex::encode(key_id(name, &pk)) != id {
             return Err(bad("key id does not match the key"));
         }
-        Ok(Verifier { name: name.to_owned(), key: VerifyingKey(pk) })
+        Ok(Verifier {
+            name: name.to_owned(),
+            key: VerifyingKey(pk),
+        })
     }
 }
 
@@ -79,7 +94,12 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// The signed note text.
@@ -93,9 +113,14 @@ impl Checkpoint {
 
     /// Parses a signed note and checks its signature by `verifier`.
     pub fn verify(note: &str, verifier: &Verifier) -> Result<Checkpoint> {
-        let bad = |r: String| Error::Malformed { what: "checkpoint", reason: r };
+        let bad = |r: String| Error::Malformed {
+            what: "checkpoint",
+            reason: r,
+        };
         let Some((body, sigs)) = note.split_once("\n\n") else {
-            return Err(bad("no signature block (expected a blank line after the body)".into()));
+            return Err(bad(
+                "no signature block (expected a blank line after the body)".into(),
+            ));
         };
         let body = format!("{body}\n");
         let mut lines = body.lines();
@@ -110,7 +135,10 @@ impl Checkpoint {
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad("third line is not a base64 SHA-256 root".into()))?;
         if origin != verifier.name {
-            return Err(bad(format!("origin {origin:?} is not the verifier's log {:?}", verifier.name)));
+            return Err(bad(format!(
+                "origin {origin:?} is not the verifier's log {:?}",
+                verifier.name
+            )));
         }
         let want_id = key_id(&verifier.name, &verifier.key.0);
         for line in sigs.lines() {
@@ -143,13 +171,20 @@ mod tests {
         let k = SigningKey::generate().unwrap();
         let v = Verifier::new("bletchley/test", k.verifying_key());
         assert_eq!(Verifier::parse(&v.render()).unwrap(), v);
-        let cp = Checkpoint { origin: "bletchley/test".into(), size: 7, root: [9; 32] };
+        let cp = Checkpoint {
+            origin: "bletchley/test".into(),
+            size: 7,
+            root: [9; 32],
+        };
         let note = cp.sign(&k);
         assert!(note.starts_with("bletchley/test\n7\n"));
         assert_eq!(Checkpoint::verify(&note, &v).unwrap(), cp);
         let forged = note.replace("\n7\n", "\n8\n");
         assert!(Checkpoint::verify(&forged, &v).is_err());
-        let other = Verifier::new("bletchley/test", SigningKey::generate().unwrap().verifying_key());
+        let other = Verifier::new(
+            "bletchley/test",
+            SigningKey::generate().unwrap().verifying_key(),
+        );
         assert!(Checkpoint::verify(&note, &other).is_err());
     }
 }

@@ -38,7 +38,11 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// RFC 9106's second recommended setting, with one lane: 64 MiB, 3 passes.
     fn default() -> Self {
-        KdfParams { m_kib: 64 * 1024, t: 3, p: 1 }
+        KdfParams {
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 1,
+        }
     }
 }
 
@@ -69,21 +73,37 @@ pub struct KeyFile {
 }
 
 fn header_aad(label: &str, p: &KdfParams, salt: &[u8]) -> Vec<u8> {
-    format!("{FORMAT}|{label}|argon2id|{}|{}|{}|{}", p.m_kib, p.t, p.p, B64.encode(salt)).into_bytes()
+    format!(
+        "{FORMAT}|{label}|argon2id|{}|{}|{}|{}",
+        p.m_kib,
+        p.t,
+        p.p,
+        B64.encode(salt)
+    )
+    .into_bytes()
 }
 
 fn derive(passphrase: &[u8], salt: &[u8], p: &KdfParams) -> Result<SecretKey> {
-    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
-        .map_err(|e| Error::Malformed { what: "key file", reason: format!("bad argon2 parameters: {e}") })?;
+    let params =
+        argon2::Params::new(p.m_kib, p.t, p.p, Some(32)).map_err(|e| Error::Malformed {
+            what: "key file",
+            reason: format!("bad argon2 parameters: {e}"),
+        })?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
     a.hash_password_into(passphrase, salt, &mut out[..])
-        .map_err(|e| Error::Malformed { what: "key file", reason: format!("argon2: {e}") })?;
+        .map_err(|e| Error::Malformed {
+            what: "key file",
+            reason: format!("argon2: {e}"),
+        })?;
     Ok(SecretKey::from_bytes(*out))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.display().to_string(), source }
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` so that after a crash the file holds either the
@@ -97,7 +117,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.sync_all().map_err(io(&tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(io(path))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     Ok(())
 }
 
@@ -110,73 +132,124 @@ impl KeyFile {
         secrets: BTreeMap<String, SecretKey>,
     ) -> Result<KeyFile> {
         if passphrase.is_empty() {
-            return Err(Error::Malformed { what: "passphrase", reason: "empty".into() });
+            return Err(Error::Malformed {
+                what: "passphrase",
+                reason: "empty".into(),
+            });
         }
         let mut salt = [0u8; 16];
         random_bytes(&mut salt)?;
         let wrapping = derive(passphrase, &salt, &params)?;
-        Ok(KeyFile { label: label.to_owned(), params, salt, wrapping, secrets })
+        Ok(KeyFile {
+            label: label.to_owned(),
+            params,
+            salt,
+            wrapping,
+            secrets,
+        })
     }
 
     /// The label stored in the file at `path`, readable without the passphrase
     /// so a prompt can say which key it wants.
     pub fn peek_label(path: &Path) -> Result<String> {
         let text = std::fs::read(path).map_err(io(path))?;
-        let d: OnDisk = serde_json::from_slice(&text)
-            .map_err(|e| Error::Malformed { what: "key file", reason: e.to_string() })?;
+        let d: OnDisk = serde_json::from_slice(&text).map_err(|e| Error::Malformed {
+            what: "key file",
+            reason: e.to_string(),
+        })?;
         Ok(d.label)
     }
 
     /// Unlocks the key file at `path`.
     pub fn open(path: &Path, passphrase: &[u8]) -> Result<KeyFile> {
         let text = std::fs::read(path).map_err(io(path))?;
-        let d: OnDisk = serde_json::from_slice(&text)
-            .map_err(|e| Error::Malformed { what: "key file", reason: e.to_string() })?;
+        let d: OnDisk = serde_json::from_slice(&text).map_err(|e| Error::Malformed {
+            what: "key file",
+            reason: e.to_string(),
+        })?;
         if d.format != FORMAT || d.kdf.alg != "argon2id" {
-            return Err(Error::Malformed { what: "key file", reason: format!("unsupported format {:?}", d.format) });
+            return Err(Error::Malformed {
+                what: "key file",
+                reason: format!("unsupported format {:?}", d.format),
+            });
         }
         let salt: [u8; 16] = B64
             .decode(&d.salt)
             .ok()
             .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| Error::Malformed { what: "key file", reason: "bad salt".into() })?;
-        let sealed = B64
-            .decode(&d.sealed)
-            .map_err(|_| Error::Malformed { what: "key file", reason: "sealed part is not base64".into() })?;
+            .ok_or_else(|| Error::Malformed {
+                what: "key file",
+                reason: "bad salt".into(),
+            })?;
+        let sealed = B64.decode(&d.sealed).map_err(|_| Error::Malformed {
+            what: "key file",
+            reason: "sealed part is not base64".into(),
+        })?;
         let wrapping = derive(passphrase, &salt, &d.kdf.params)?;
         let plain = Zeroizing::new(
-            record::open(&wrapping, &header_aad(&d.label, &d.kdf.params, &salt), &sealed, Context::KeyFile)
-                .map_err(|_| Error::WrongPassphrase { label: d.label.clone() })?,
+            record::open(
+                &wrapping,
+                &header_aad(&d.label, &d.kdf.params, &salt),
+                &sealed,
+                Context::KeyFile,
+            )
+            .map_err(|_| Error::WrongPassphrase {
+                label: d.label.clone(),
+            })?,
         );
-        let named: BTreeMap<String, String> = serde_json::from_slice(&plain)
-            .map_err(|e| Error::Malformed { what: "key file contents", reason: e.to_string() })?;
+        let named: BTreeMap<String, String> =
+            serde_json::from_slice(&plain).map_err(|e| Error::Malformed {
+                what: "key file contents",
+                reason: e.to_string(),
+            })?;
         let mut secrets = BTreeMap::new();
         for (k, v) in named {
-            let bytes = Zeroizing::new(
-                B64.decode(v).map_err(|_| Error::Malformed { what: "key file contents", reason: "bad key".into() })?,
-            );
+            let bytes = Zeroizing::new(B64.decode(v).map_err(|_| Error::Malformed {
+                what: "key file contents",
+                reason: "bad key".into(),
+            })?);
             secrets.insert(k, SecretKey::from_slice(&bytes)?);
         }
-        Ok(KeyFile { label: d.label, params: d.kdf.params, salt, wrapping, secrets })
+        Ok(KeyFile {
+            label: d.label,
+            params: d.kdf.params,
+            salt,
+            wrapping,
+            secrets,
+        })
     }
 
     /// Seals and writes the file atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let encoded: Vec<(&str, Zeroizing<String>)> =
-            self.secrets.iter().map(|(k, v)| (k.as_str(), Zeroizing::new(B64.encode(v.expose())))).collect();
+        let encoded: Vec<(&str, Zeroizing<String>)> = self
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), Zeroizing::new(B64.encode(v.expose()))))
+            .collect();
         let named: BTreeMap<&str, &str> = encoded.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&named).map_err(|e| Error::Malformed { what: "key file", reason: e.to_string() })?,
-        );
-        let sealed = record::seal(&self.wrapping, &header_aad(&self.label, &self.params, &self.salt), &plain)?;
+        let plain = Zeroizing::new(serde_json::to_vec(&named).map_err(|e| Error::Malformed {
+            what: "key file",
+            reason: e.to_string(),
+        })?);
+        let sealed = record::seal(
+            &self.wrapping,
+            &header_aad(&self.label, &self.params, &self.salt),
+            &plain,
+        )?;
         let d = OnDisk {
             format: FORMAT.into(),
             label: self.label.clone(),
-            kdf: Kdf { alg: "argon2id".into(), params: self.params },
+            kdf: Kdf {
+                alg: "argon2id".into(),
+                params: self.params,
+            },
             salt: B64.encode(self.salt),
             sealed: B64.encode(sealed),
         };
-        let mut text = serde_json::to_vec_pretty(&d).map_err(|e| Error::Malformed { what: "key file", reason: e.to_string() })?;
+        let mut text = serde_json::to_vec_pretty(&d).map_err(|e| Error::Malformed {
+            what: "key file",
+            reason: e.to_string(),
+        })?;
         text.push(b'\n');
         write_atomic(path, &text)
     }
@@ -216,13 +289,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bly-kf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("k.key");
-        let p = KdfParams { m_kib: 64, t: 1, p: 1 };
+        let p = KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        };
         let mut s = BTreeMap::new();
         s.insert("kek.1".to_owned(), SecretKey::from_bytes([3; 32]));
-        KeyFile::create("agency:x", b"right", p, s).unwrap().save(&path).unwrap();
+        KeyFile::create("agency:x", b"right", p, s)
+            .unwrap()
+            .save(&path)
+            .unwrap();
         let k = KeyFile::open(&path, b"right").unwrap();
         assert_eq!(k.get("kek.1").unwrap().expose(), &[3; 32]);
-        assert!(matches!(KeyFile::open(&path, b"wrong"), Err(Error::WrongPassphrase { .. })));
+        assert!(matches!(
+            KeyFile::open(&path, b"wrong"),
+            Err(Error::WrongPassphrase { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

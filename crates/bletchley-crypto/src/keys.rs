@@ -29,9 +29,10 @@ impl SecretKey {
 
     /// Reads a key from a slice, which must be 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<SecretKey> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::Malformed { what: "key", reason: format!("{} bytes, expected 32", bytes.len()) })?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::Malformed {
+            what: "key",
+            reason: format!("{} bytes, expected 32", bytes.len()),
+        })?;
         Ok(SecretKey::from_bytes(arr))
     }
 
@@ -50,7 +51,9 @@ impl std::fmt::Debug for SecretKey {
 /// Fills `out` from the operating system's random source.
 pub fn random_bytes(out: &mut [u8]) -> Result<()> {
     use ring::rand::SecureRandom;
-    ring::rand::SystemRandom::new().fill(out).map_err(|_| Error::Random)
+    ring::rand::SystemRandom::new()
+        .fill(out)
+        .map_err(|_| Error::Random)
 }
 
 /// A keyed tag: HMAC-SHA-256 under `key` over a domain label and a message.
@@ -107,11 +110,20 @@ fn wrap_aad(version: u32, aad: &[u8]) -> Vec<u8> {
 
 impl PassphraseProvider {
     /// A provider over the given KEK versions (newest last).
-    pub fn new(label: impl Into<String>, keks: Vec<(u32, SecretKey)>) -> Result<PassphraseProvider> {
+    pub fn new(
+        label: impl Into<String>,
+        keks: Vec<(u32, SecretKey)>,
+    ) -> Result<PassphraseProvider> {
         if keks.is_empty() {
-            return Err(Error::Malformed { what: "key file", reason: "holds no key-encryption key".into() });
+            return Err(Error::Malformed {
+                what: "key file",
+                reason: "holds no key-encryption key".into(),
+            });
         }
-        Ok(PassphraseProvider { label: label.into(), keks })
+        Ok(PassphraseProvider {
+            label: label.into(),
+            keks,
+        })
     }
 
     /// The KEK versions held, newest last.
@@ -148,7 +160,10 @@ impl KeyProvider for PassphraseProvider {
     fn wrap(&self, dek: &DataKey, aad: &[u8]) -> Result<WrappedKey> {
         let (v, kek) = self.keks.last().ok_or(Error::UnknownKeyVersion(0))?;
         let bytes = record::seal(kek, &wrap_aad(*v, aad), dek.expose())?;
-        Ok(WrappedKey { kek_version: *v, bytes })
+        Ok(WrappedKey {
+            kek_version: *v,
+            bytes,
+        })
     }
 
     fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<DataKey> {

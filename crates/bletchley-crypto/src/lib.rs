@@ -18,7 +18,9 @@ pub mod stream;
 
 pub use error::{Context, Error, Result};
 pub use keyfile::{KdfParams, KeyFile};
-pub use keys::{DataKey, KeyProvider, PassphraseProvider, SecretKey, WrappedKey, keyed_tag, random_bytes};
+pub use keys::{
+    DataKey, KeyProvider, PassphraseProvider, SecretKey, WrappedKey, keyed_tag, random_bytes,
+};
 pub use oversight::{OversightPublicKey, OversightSealer, OversightSecretKey};
 pub use signing::{SigningKey, VerifyingKey};
 

@@ -52,7 +52,10 @@ fn derive(shared: &[u8; 32], epk: &[u8; 32], pk: &[u8; 32]) -> Result<LessSafeKe
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"bletchley-audit-v1").extract(shared);
     let okm = prk
         .expand(&info_parts, &AES_256_GCM)
-        .map_err(|_| Error::Malformed { what: "audit key", reason: "derivation failed".into() })?;
+        .map_err(|_| Error::Malformed {
+            what: "audit key",
+            reason: "derivation failed".into(),
+        })?;
     Ok(LessSafeKey::new(UnboundKey::from(okm)))
 }
 
@@ -77,7 +80,10 @@ impl OversightSealer {
         let epk = PublicKey::from(&esk).to_bytes();
         let shared = esk.diffie_hellman(&PublicKey::from(pk.0));
         if !shared.was_contributory() {
-            return Err(Error::Malformed { what: "oversight public key", reason: "low-order point".into() });
+            return Err(Error::Malformed {
+                what: "oversight public key",
+                reason: "low-order point".into(),
+            });
         }
         let key = derive(shared.as_bytes(), &epk, &pk.0)?;
         Ok(OversightSealer { epk, key })
@@ -94,7 +100,10 @@ impl OversightSealer {
         let mut buf = plaintext.to_vec();
         self.key
             .seal_in_place_append_tag(seq_nonce(seq), Aad::from(aad), &mut buf)
-            .map_err(|_| Error::Malformed { what: "audit payload", reason: "too large".into() })?;
+            .map_err(|_| Error::Malformed {
+                what: "audit payload",
+                reason: "too large".into(),
+            })?;
         Ok(buf)
     }
 }
@@ -112,7 +121,11 @@ impl OversightOpener {
     pub fn new(sk: &OversightSecretKey) -> OversightOpener {
         let s = StaticSecret::from(*sk.0.expose());
         let pk = PublicKey::from(&s).to_bytes();
-        OversightOpener { sk: s, pk, cache: HashMap::new() }
+        OversightOpener {
+            sk: s,
+            pk,
+            cache: HashMap::new(),
+        }
     }
 
     /// Opens the payload of entry `seq` sealed in the session `epk`.
@@ -120,16 +133,22 @@ impl OversightOpener {
         if !self.cache.contains_key(epk) {
             let shared = self.sk.diffie_hellman(&PublicKey::from(*epk));
             if !shared.was_contributory() {
-                return Err(Error::Tampered { what: Context::AuditPayload });
+                return Err(Error::Tampered {
+                    what: Context::AuditPayload,
+                });
             }
             let k = derive(shared.as_bytes(), epk, &self.pk)?;
             self.cache.insert(*epk, k);
         }
-        let key = self.cache.get(epk).ok_or(Error::Tampered { what: Context::AuditPayload })?;
+        let key = self.cache.get(epk).ok_or(Error::Tampered {
+            what: Context::AuditPayload,
+        })?;
         let mut buf = sealed.to_vec();
         let n = key
             .open_in_place(seq_nonce(seq), Aad::from(aad), &mut buf)
-            .map_err(|_| Error::Tampered { what: Context::AuditPayload })?
+            .map_err(|_| Error::Tampered {
+                what: Context::AuditPayload,
+            })?
             .len();
         buf.truncate(n);
         Ok(buf)
@@ -146,9 +165,16 @@ mod tests {
         let s = OversightSealer::new(&sk.public_key()).unwrap();
         let ct = s.seal(5, b"aad", b"who read what").unwrap();
         let mut o = OversightOpener::new(&sk);
-        assert_eq!(o.open(&s.ephemeral_public(), 5, b"aad", &ct).unwrap(), b"who read what");
+        assert_eq!(
+            o.open(&s.ephemeral_public(), 5, b"aad", &ct).unwrap(),
+            b"who read what"
+        );
         assert!(o.open(&s.ephemeral_public(), 6, b"aad", &ct).is_err());
         let other = OversightSecretKey::generate().unwrap();
-        assert!(OversightOpener::new(&other).open(&s.ephemeral_public(), 5, b"aad", &ct).is_err());
+        assert!(
+            OversightOpener::new(&other)
+                .open(&s.ephemeral_public(), 5, b"aad", &ct)
+                .is_err()
+        );
     }
 }

@@ -12,7 +12,10 @@ use crate::keys::{SecretKey, random_bytes};
 fn key(k: &SecretKey) -> Result<LessSafeKey> {
     UnboundKey::new(&AES_256_GCM, k.expose())
         .map(LessSafeKey::new)
-        .map_err(|_| Error::Malformed { what: "key", reason: "rejected by AES-256-GCM".into() })
+        .map_err(|_| Error::Malformed {
+            what: "key",
+            reason: "rejected by AES-256-GCM".into(),
+        })
 }
 
 /// Seals `plaintext`; `aad` binds it to where it belongs.
@@ -23,8 +26,15 @@ pub fn seal(k: &SecretKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let tag = key(k)?
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[NONCE_LEN..])
-        .map_err(|_| Error::Malformed { what: "record", reason: "too large to seal".into() })?;
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut out[NONCE_LEN..],
+        )
+        .map_err(|_| Error::Malformed {
+            what: "record",
+            reason: "too large to seal".into(),
+        })?;
     out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
@@ -38,7 +48,11 @@ pub fn open(k: &SecretKey, aad: &[u8], sealed: &[u8], what: Context) -> Result<V
     nonce.copy_from_slice(&sealed[..NONCE_LEN]);
     let mut buf = sealed[NONCE_LEN..].to_vec();
     let n = key(k)?
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
         .map_err(|_| Error::Tampered { what })?
         .len();
     buf.truncate(n);

@@ -14,8 +14,11 @@ pub struct SigningKey {
 impl SigningKey {
     /// A key from a seed held in a key file.
     pub fn from_seed(seed: SecretKey) -> Result<SigningKey> {
-        let pair = Ed25519KeyPair::from_seed_unchecked(seed.expose())
-            .map_err(|_| Error::Malformed { what: "signing key", reason: "bad seed".into() })?;
+        let pair =
+            Ed25519KeyPair::from_seed_unchecked(seed.expose()).map_err(|_| Error::Malformed {
+                what: "signing key",
+                reason: "bad seed".into(),
+            })?;
         Ok(SigningKey { seed, pair })
     }
 
@@ -51,6 +54,8 @@ pub struct VerifyingKey(pub [u8; 32]);
 impl VerifyingKey {
     /// Whether `sig` is a valid signature of `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        UnparsedPublicKey::new(&ED25519, &self.0).verify(msg, sig).is_ok()
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(msg, sig)
+            .is_ok()
     }
 }

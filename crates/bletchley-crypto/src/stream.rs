@@ -26,7 +26,10 @@ const TAG_LEN: usize = 16;
 fn aead_key(k: &SecretKey) -> Result<LessSafeKey> {
     UnboundKey::new(&AES_256_GCM, k.expose())
         .map(LessSafeKey::new)
-        .map_err(|_| Error::Malformed { what: "key", reason: "rejected by AES-256-GCM".into() })
+        .map_err(|_| Error::Malformed {
+            what: "key",
+            reason: "rejected by AES-256-GCM".into(),
+        })
 }
 
 fn nonce(prefix: &[u8; 7], index: u32, last: bool) -> Nonce {
@@ -54,15 +57,29 @@ pub fn seal(k: &SecretKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> 
     out.extend_from_slice(&prefix);
     let mut aad = out.clone();
     aad.extend_from_slice(context);
-    let chunks: Vec<&[u8]> = if plaintext.is_empty() { vec![&[][..]] } else { plaintext.chunks(CHUNK_SIZE).collect() };
+    let chunks: Vec<&[u8]> = if plaintext.is_empty() {
+        vec![&[][..]]
+    } else {
+        plaintext.chunks(CHUNK_SIZE).collect()
+    };
     let n = chunks.len();
     for (i, chunk) in chunks.into_iter().enumerate() {
-        let index = u32::try_from(i).map_err(|_| Error::Malformed { what: "content", reason: "too large".into() })?;
+        let index = u32::try_from(i).map_err(|_| Error::Malformed {
+            what: "content",
+            reason: "too large".into(),
+        })?;
         let start = out.len();
         out.extend_from_slice(chunk);
         let tag = key
-            .seal_in_place_separate_tag(nonce(&prefix, index, i + 1 == n), Aad::from(&aad[..]), &mut out[start..])
-            .map_err(|_| Error::Malformed { what: "content", reason: "chunk too large".into() })?;
+            .seal_in_place_separate_tag(
+                nonce(&prefix, index, i + 1 == n),
+                Aad::from(&aad[..]),
+                &mut out[start..],
+            )
+            .map_err(|_| Error::Malformed {
+                what: "content",
+                reason: "chunk too large".into(),
+            })?;
         out.extend_from_slice(tag.as_ref());
     }
     Ok(out)
@@ -72,11 +89,17 @@ pub fn seal(k: &SecretKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> 
 pub fn open(k: &SecretKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
     let key = aead_key(k)?;
     if sealed.len() < HEADER_LEN + TAG_LEN || &sealed[..8] != MAGIC {
-        return Err(Error::Malformed { what: "sealed content", reason: "missing header".into() });
+        return Err(Error::Malformed {
+            what: "sealed content",
+            reason: "missing header".into(),
+        });
     }
     let chunk_size = u32::from_be_bytes([sealed[8], sealed[9], sealed[10], sealed[11]]) as usize;
     if !(1024..=16 * 1024 * 1024).contains(&chunk_size) {
-        return Err(Error::Malformed { what: "sealed content", reason: format!("chunk size {chunk_size} out of range") });
+        return Err(Error::Malformed {
+            what: "sealed content",
+            reason: format!("chunk size {chunk_size} out of range"),
+        });
     }
     let mut prefix = [0u8; 7];
     prefix.copy_from_slice(&sealed[12..HEADER_LEN]);
@@ -91,12 +114,18 @@ pub fn open(k: &SecretKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         let end = (offset + stored).min(body.len());
         let piece = &body[offset..end];
         if piece.len() < TAG_LEN {
-            return Err(Error::Tampered { what: Context::Content });
+            return Err(Error::Tampered {
+                what: Context::Content,
+            });
         }
         let last = end == body.len();
         let start = out.len();
         out.extend_from_slice(piece);
-        let opened = key.open_in_place(nonce(&prefix, index, last), Aad::from(&aad[..]), &mut out[start..]);
+        let opened = key.open_in_place(
+            nonce(&prefix, index, last),
+            Aad::from(&aad[..]),
+            &mut out[start..],
+        );
         match opened {
             Ok(pt) => {
                 let n = pt.len();
@@ -106,18 +135,29 @@ pub fn open(k: &SecretKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
                 // A final chunk that opens as a middle chunk means the tail was cut off.
                 if last {
                     let mut again = piece.to_vec();
-                    if key.open_in_place(nonce(&prefix, index, false), Aad::from(&aad[..]), &mut again).is_ok() {
+                    if key
+                        .open_in_place(
+                            nonce(&prefix, index, false),
+                            Aad::from(&aad[..]),
+                            &mut again,
+                        )
+                        .is_ok()
+                    {
                         return Err(Error::Truncated);
                     }
                 }
-                return Err(Error::Tampered { what: Context::Content });
+                return Err(Error::Tampered {
+                    what: Context::Content,
+                });
             }
         }
         if last {
             return Ok(out);
         }
         offset = end;
-        index = index.checked_add(1).ok_or(Error::Tampered { what: Context::Content })?;
+        index = index.checked_add(1).ok_or(Error::Tampered {
+            what: Context::Content,
+        })?;
     }
 }
 
@@ -132,7 +172,14 @@ mod tests {
 
     #[test]
     fn round_trips_edge_sizes() {
-        for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE] {
+        for len in [
+            0,
+            1,
+            CHUNK_SIZE - 1,
+            CHUNK_SIZE,
+            CHUNK_SIZE + 1,
+            3 * CHUNK_SIZE,
+        ] {
             let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let s = seal(&key(), b"ctx", &pt).unwrap();
             assert_eq!(s.len(), sealed_len(len));
@@ -146,7 +193,10 @@ mod tests {
         let s = seal(&key(), b"a", &pt).unwrap();
         let stored = CHUNK_SIZE + TAG_LEN;
         // Truncated at a chunk boundary.
-        assert!(matches!(open(&key(), b"a", &s[..HEADER_LEN + 2 * stored]), Err(Error::Truncated)));
+        assert!(matches!(
+            open(&key(), b"a", &s[..HEADER_LEN + 2 * stored]),
+            Err(Error::Truncated)
+        ));
         // Truncated mid-chunk.
         assert!(open(&key(), b"a", &s[..s.len() - 5]).is_err());
         // Two chunks swapped.

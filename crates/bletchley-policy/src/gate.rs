@@ -46,7 +46,9 @@ impl fmt::Display for Denial {
             Denial::Compartment(c) => write!(f, "not indoctrinated into {c}"),
             Denial::Releasability(n) => write!(f, "nationality {n} not in releasability"),
             Denial::NeedToKnow => f.write_str("no need-to-know for the collection"),
-            Denial::JustificationRequired => f.write_str("bulk collection requires a justification"),
+            Denial::JustificationRequired => {
+                f.write_str("bulk collection requires a justification")
+            }
         }
     }
 }
@@ -62,7 +64,11 @@ pub struct Gate {
 impl Gate {
     /// A gate for `principal`, with its need-to-know already computed.
     pub fn new(principal: Principal, visibility: Visibility, home: Nation) -> Gate {
-        Gate { principal, visibility, home }
+        Gate {
+            principal,
+            visibility,
+            home,
+        }
     }
 
     /// Who is asking.
@@ -82,7 +88,10 @@ impl Gate {
     pub fn check_marking(&self, m: &Marking) -> Result<(), Denial> {
         let p = &self.principal;
         if p.clearance < m.classification() {
-            return Err(Denial::Clearance { required: m.classification(), held: p.clearance });
+            return Err(Denial::Clearance {
+                required: m.classification(),
+                held: p.clearance,
+            });
         }
         for c in m.compartments() {
             if !p.compartments.contains(c) {
@@ -106,7 +115,11 @@ impl Gate {
     }
 
     /// Bulk collections need a non-blank justification for every touch.
-    pub fn check_justification(&self, c: &Collection, justification: Option<&str>) -> Result<(), Denial> {
+    pub fn check_justification(
+        &self,
+        c: &Collection,
+        justification: Option<&str>,
+    ) -> Result<(), Denial> {
         if c.bulk && justification.is_none_or(|j| j.trim().is_empty()) {
             return Err(Denial::JustificationRequired);
         }

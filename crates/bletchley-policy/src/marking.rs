@@ -20,7 +20,9 @@ use std::fmt;
 use crate::nation::{FVEY, Nation, NationSet};
 
 /// Classification levels, ordered so that `a < b` means `b` is more restrictive.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub enum Classification {
     /// OFFICIAL: routine business.
     #[serde(rename = "OFFICIAL")]
@@ -51,9 +53,7 @@ impl Classification {
             "TOP SECRET" => Ok(Classification::TopSecret),
             _ => Err(MarkingError::new(
                 0,
-                format!(
-                    "unknown classification {s:?}: expected OFFICIAL, SECRET or TOP SECRET"
-                ),
+                format!("unknown classification {s:?}: expected OFFICIAL, SECRET or TOP SECRET"),
             )),
         }
     }
@@ -136,7 +136,10 @@ pub struct MarkingError {
 
 impl MarkingError {
     fn new(position: usize, reason: impl Into<String>) -> MarkingError {
-        MarkingError { position, reason: reason.into() }
+        MarkingError {
+            position,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -148,7 +151,8 @@ fn is_codeword(s: &str) -> bool {
     let b = s.as_bytes();
     (2..=32).contains(&b.len())
         && b[0].is_ascii_uppercase()
-        && b.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 const RESERVED: [&str; 6] = ["OFFICIAL", "SECRET", "TOP", "FVEY", "REL", "SENSITIVE"];
@@ -157,10 +161,16 @@ impl Marking {
     /// Parses a banner string such as `SECRET//STRAP1//REL TO GBR, USA`.
     pub fn parse(banner: &str) -> Result<Marking, MarkingError> {
         if banner.len() > MAX_BANNER {
-            return Err(MarkingError::new(MAX_BANNER, format!("banner longer than {MAX_BANNER} bytes")));
+            return Err(MarkingError::new(
+                MAX_BANNER,
+                format!("banner longer than {MAX_BANNER} bytes"),
+            ));
         }
         if banner.is_empty() {
-            return Err(MarkingError::new(0, "empty banner: expected a classification such as OFFICIAL"));
+            return Err(MarkingError::new(
+                0,
+                "empty banner: expected a classification such as OFFICIAL",
+            ));
         }
         let mut segments = Vec::new();
         let mut start = 0;
@@ -198,10 +208,16 @@ impl Marking {
         let mut descriptors: Vec<&'static str> = Vec::new();
         for &(pos, seg) in &segments[1..] {
             if seg.is_empty() {
-                return Err(MarkingError::new(pos, "empty segment between '//' separators"));
+                return Err(MarkingError::new(
+                    pos,
+                    "empty segment between '//' separators",
+                ));
             }
             if seg.trim() != seg {
-                return Err(MarkingError::new(pos, format!("segment {seg:?} has surrounding spaces")));
+                return Err(MarkingError::new(
+                    pos,
+                    format!("segment {seg:?} has surrounding spaces"),
+                ));
             }
             if let Some(d) = DESCRIPTORS.iter().find(|d| **d == seg) {
                 if descriptors.contains(d) {
@@ -213,10 +229,16 @@ impl Marking {
             }
             if let Some(r) = parse_releasability(pos, seg)? {
                 if releasability != Releasability::Home {
-                    return Err(MarkingError::new(pos, "more than one releasability segment"));
+                    return Err(MarkingError::new(
+                        pos,
+                        "more than one releasability segment",
+                    ));
                 }
                 if stage > 1 {
-                    return Err(MarkingError::new(pos, "releasability must come before descriptors"));
+                    return Err(MarkingError::new(
+                        pos,
+                        "releasability must come before descriptors",
+                    ));
                 }
                 releasability = r;
                 stage = 2;
@@ -225,9 +247,14 @@ impl Marking {
             // Otherwise it must be the compartment segment.
             if stage > 0 {
                 let what = if stage == 2 && !descriptors.is_empty() {
-                    format!("unknown descriptor {seg:?}: expected one of {}", DESCRIPTORS.join(", "))
+                    format!(
+                        "unknown descriptor {seg:?}: expected one of {}",
+                        DESCRIPTORS.join(", ")
+                    )
                 } else {
-                    format!("unexpected segment {seg:?}: codewords must come right after the classification")
+                    format!(
+                        "unexpected segment {seg:?}: codewords must come right after the classification"
+                    )
                 };
                 return Err(MarkingError::new(pos, what));
             }
@@ -253,13 +280,24 @@ impl Marking {
             return Err(MarkingError::new(0, "SENSITIVE applies to OFFICIAL only"));
         }
         let nations = expand(&releasability);
-        Ok(Marking { classification, sensitive, compartments, releasability, descriptors, nations })
+        Ok(Marking {
+            classification,
+            sensitive,
+            compartments,
+            releasability,
+            descriptors,
+            nations,
+        })
     }
 
     /// Renders the banner; inverse of [`Marking::parse`].
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(48);
-        s.push_str(if self.sensitive { "OFFICIAL-SENSITIVE" } else { self.classification.as_str() });
+        s.push_str(if self.sensitive {
+            "OFFICIAL-SENSITIVE"
+        } else {
+            self.classification.as_str()
+        });
         if !self.compartments.is_empty() {
             s.push_str("//");
             for (i, c) in self.compartments.iter().enumerate() {
@@ -387,7 +425,14 @@ impl Marking {
         };
         let sensitive = any_sensitive && classification == Classification::Official;
         let nations = expand(&releasability);
-        Some(Marking { classification, sensitive, compartments, releasability, descriptors, nations })
+        Some(Marking {
+            classification,
+            sensitive,
+            compartments,
+            releasability,
+            descriptors,
+            nations,
+        })
     }
 }
 
@@ -402,7 +447,10 @@ fn parse_releasability(pos: usize, seg: &str) -> Result<Option<Releasability>, M
         return Ok(None);
     };
     let Some(list) = list.strip_prefix(' ') else {
-        return Err(MarkingError::new(pos + 6, "expected a space and a list of nations after REL TO"));
+        return Err(MarkingError::new(
+            pos + 6,
+            "expected a space and a list of nations after REL TO",
+        ));
     };
     let mut tokens = Vec::new();
     let mut off = pos + 7;
@@ -418,7 +466,9 @@ fn parse_releasability(pos: usize, seg: &str) -> Result<Option<Releasability>, M
                 None => {
                     return Err(MarkingError::new(
                         off,
-                        format!("{tok:?} is not an ISO 3166-1 alpha-3 nation code or FVEY (nations are separated by \", \")"),
+                        format!(
+                            "{tok:?} is not an ISO 3166-1 alpha-3 nation code or FVEY (nations are separated by \", \")"
+                        ),
                     ));
                 }
             }
@@ -522,11 +572,19 @@ mod tests {
         err("SECRET//REL TO GBR,USA", 15, "not an ISO");
         err("SECRET//REL TO GBR, XYZ", 20, "not an ISO");
         err("SECRET//REL TO GBR, GBR", 20, "repeated");
-        err("SECRET//UK EYES ONLY//STRAP1", 22, "right after the classification");
+        err(
+            "SECRET//UK EYES ONLY//STRAP1",
+            22,
+            "right after the classification",
+        );
         err("SECRET//STRAP1/x", 15, "neither a codeword");
         err("SECRET//STRAP1/STRAP1", 15, "repeated");
         err("SECRET//UK EYES ONLY//REL TO USA", 22, "more than one");
-        err("SECRET//PERSONAL DATA//UK EYES ONLY", 23, "before descriptors");
+        err(
+            "SECRET//PERSONAL DATA//UK EYES ONLY",
+            23,
+            "before descriptors",
+        );
         err("SECRET//REL TOGBR", 14, "space");
         err("SECRET// UK EYES ONLY", 8, "spaces");
     }

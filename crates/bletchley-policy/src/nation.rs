@@ -58,7 +58,9 @@ impl Nation {
 
     /// Every known nation, for tests and generators.
     pub fn all() -> impl Iterator<Item = Nation> {
-        (0..ALPHA3.len()).filter_map(|i| u8::try_from(i).ok()).map(Nation)
+        (0..ALPHA3.len())
+            .filter_map(|i| u8::try_from(i).ok())
+            .map(Nation)
     }
 }
 

@@ -7,7 +7,9 @@ use crate::marking::Classification;
 use crate::nation::Nation;
 
 /// What a principal may do beyond reading what the gate allows.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads, searches and ingests into its agency's collections.

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use crate::principal::Principal;
 
 /// Dense catalog number of a collection; indexes the visibility bit set.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct CollectionId(pub u32);
 
 /// A set of items owned by one agency: the unit of discretionary access.
@@ -86,7 +88,12 @@ impl Visibility {
     /// Computes need-to-know: the principal's own agency's collections, plus
     /// collections of member agencies shared into operations it is a member
     /// of, while those operations run.
-    pub fn compute(p: &Principal, collections: &[Collection], operations: &[Operation], now: i64) -> Visibility {
+    pub fn compute(
+        p: &Principal,
+        collections: &[Collection],
+        operations: &[Operation],
+        now: i64,
+    ) -> Visibility {
         let mut v = Visibility::default();
         for c in collections {
             if c.agency == p.agency {
@@ -99,7 +106,10 @@ impl Visibility {
             }
             for id in op.shared_at(now) {
                 // A share only counts if the owning agency is itself a member.
-                if collections.iter().any(|c| c.id == id && op.agencies.contains(&c.agency)) {
+                if collections
+                    .iter()
+                    .any(|c| c.id == id && op.agencies.contains(&c.agency))
+                {
                     v.insert(id);
                 }
             }
@@ -126,7 +136,9 @@ impl Visibility {
     /// The visible collection numbers, ascending.
     pub fn iter(&self) -> impl Iterator<Item = CollectionId> + '_ {
         self.bits.iter().enumerate().flat_map(|(i, w)| {
-            (0..64u32).filter(move |b| w & (1u64 << b) != 0).map(move |b| CollectionId(i as u32 * 64 + b))
+            (0..64u32)
+                .filter(move |b| w & (1u64 << b) != 0)
+                .map(move |b| CollectionId(i as u32 * 64 + b))
         })
     }
 }

@@ -1,14 +1,21 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Locations, residency, the catalog and items: sealed, placed, gated and
+//! audited storage for the crates above.
+//!
+//! Every function here that hands out item data or metadata first asks the
+//! gate (`bletchley-policy`) and appends an audit entry (`bletchley-audit`);
+//! every byte it writes is sealed (`bletchley-crypto`).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod catalog;
+mod error;
+pub mod item;
+pub mod keyring;
+pub mod location;
+pub mod platform;
+pub mod residency;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::{Error, Result};
+pub use item::{IngestOptions, ItemMeta, Listing, NewItem};
+pub use keyring::{KeyName, Unlock};
+pub use location::{Location, LocationSpec};
+pub use platform::{Actor, InitOptions, Platform, now_ms, read_audit};
+pub use residency::{Jurisdiction, Scope};

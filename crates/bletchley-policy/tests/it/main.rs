@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use bletchley_policy::{
-    Classification, Collection, CollectionId, Gate, Marking, Nation, Operation, Principal, Role, Share,
-    Visibility,
+    Classification, Collection, CollectionId, Gate, Marking, Nation, Operation, Principal, Role,
+    Share, Visibility,
 };
 use proptest::prelude::*;
 
@@ -93,12 +93,21 @@ fn naive_allows(p: &Principal, banner: &str, home: &str) -> bool {
         if *s == "UK EYES ONLY" {
             nations = Some(["GBR".to_owned()].into());
         } else if *s == "FVEY" {
-            nations = Some(["GBR", "USA", "CAN", "AUS", "NZL"].iter().map(|s| s.to_string()).collect());
+            nations = Some(
+                ["GBR", "USA", "CAN", "AUS", "NZL"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            );
         } else if let Some(list) = s.strip_prefix("REL TO ") {
             let mut set = BTreeSet::new();
             for t in list.split(", ") {
                 if t == "FVEY" {
-                    set.extend(["GBR", "USA", "CAN", "AUS", "NZL"].iter().map(|s| s.to_string()));
+                    set.extend(
+                        ["GBR", "USA", "CAN", "AUS", "NZL"]
+                            .iter()
+                            .map(|s| s.to_string()),
+                    );
                 } else {
                     set.insert(t.to_owned());
                 }
@@ -118,7 +127,12 @@ fn naive_allows(p: &Principal, banner: &str, home: &str) -> bool {
 }
 
 fn gate_for(p: &Principal) -> Gate {
-    let colls = vec![Collection { id: CollectionId(0), agency: p.agency.clone(), name: "c".into(), bulk: false }];
+    let colls = vec![Collection {
+        id: CollectionId(0),
+        agency: p.agency.clone(),
+        name: "c".into(),
+        bulk: false,
+    }];
     let vis = Visibility::compute(p, &colls, &[], 0);
     Gate::new(p.clone(), vis, Nation::gbr())
 }
@@ -187,9 +201,24 @@ fn need_to_know_follows_operations() {
         roles: BTreeSet::new(),
     };
     let colls = vec![
-        Collection { id: CollectionId(1), agency: "mi5".into(), name: "a".into(), bulk: false },
-        Collection { id: CollectionId(2), agency: "gchq".into(), name: "b".into(), bulk: false },
-        Collection { id: CollectionId(3), agency: "mod".into(), name: "c".into(), bulk: false },
+        Collection {
+            id: CollectionId(1),
+            agency: "mi5".into(),
+            name: "a".into(),
+            bulk: false,
+        },
+        Collection {
+            id: CollectionId(2),
+            agency: "gchq".into(),
+            name: "b".into(),
+            bulk: false,
+        },
+        Collection {
+            id: CollectionId(3),
+            agency: "mod".into(),
+            name: "c".into(),
+            bulk: false,
+        },
     ];
     let op = Operation {
         name: "op".into(),
@@ -198,17 +227,31 @@ fn need_to_know_follows_operations() {
         start: 100,
         end: Some(200),
         shares: vec![
-            Share { collection: CollectionId(2), since: 100, withdrawn: None },
+            Share {
+                collection: CollectionId(2),
+                since: 100,
+                withdrawn: None,
+            },
             // mod is not a member: its share must not count.
-            Share { collection: CollectionId(3), since: 100, withdrawn: None },
+            Share {
+                collection: CollectionId(3),
+                since: 100,
+                withdrawn: None,
+            },
         ],
     };
     let alice = p("alice", "mi5");
     let ops = [op.clone()];
     assert!(Visibility::compute(&alice, &colls, &ops, 150).contains(CollectionId(2)));
     assert!(!Visibility::compute(&alice, &colls, &ops, 150).contains(CollectionId(3)));
-    assert!(!Visibility::compute(&alice, &colls, &ops, 250).contains(CollectionId(2)), "ended");
-    assert!(!Visibility::compute(&alice, &colls, &ops, 50).contains(CollectionId(2)), "not started");
+    assert!(
+        !Visibility::compute(&alice, &colls, &ops, 250).contains(CollectionId(2)),
+        "ended"
+    );
+    assert!(
+        !Visibility::compute(&alice, &colls, &ops, 50).contains(CollectionId(2)),
+        "not started"
+    );
     let mut named = op.clone();
     named.members = ["bob".to_owned()].into();
     assert!(!Visibility::compute(&alice, &colls, &[named.clone()], 150).contains(CollectionId(2)));

@@ -1,0 +1,556 @@
+//! The catalog: what exists, where its bytes rest, and its wrapped keys.
+//!
+//! Behind the [`Catalog`] trait so PostgreSQL can follow SQLite. Rows hold
+//! only opaque identifiers, keyed tags (blind indexes) and sealed blobs; the
+//! names, titles, markings and metadata are sealed before they reach the
+//! database, so its files, journal and WAL never see them in the clear.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Result;
+
+/// A sealed row looked up by its blind index.
+#[derive(Clone, Debug)]
+pub struct SealedRow {
+    /// Catalog number.
+    pub id: i64,
+    /// Keyed tag of the name.
+    pub name_tag: Vec<u8>,
+    /// Owning agency's catalog number, where it has one.
+    pub agency_id: Option<i64>,
+    /// The sealed record.
+    pub sealed: Vec<u8>,
+}
+
+/// A stored content object, shared by items with identical content in one
+/// agency.
+#[derive(Clone, Debug)]
+pub struct ContentRow {
+    /// Catalog number.
+    pub id: i64,
+    /// Owning agency.
+    pub agency_id: i64,
+    /// Keyed de-duplication tag.
+    pub tag: Vec<u8>,
+    /// Location catalog number.
+    pub location_id: i64,
+    /// Object name in the location.
+    pub object: String,
+    /// Content data key, wrapped.
+    pub wrapped_key: Vec<u8>,
+    /// KEK version that wrapped it.
+    pub kek_version: u32,
+    /// Sealed size in bytes.
+    pub size: i64,
+}
+
+/// One item.
+#[derive(Clone, Debug)]
+pub struct ItemRow {
+    /// Public identifier (UUID v7).
+    pub id: String,
+    /// Owning agency.
+    pub agency_id: i64,
+    /// Collection number.
+    pub collection_id: u32,
+    /// Its content object.
+    pub content_id: i64,
+    /// Unix milliseconds of ingest.
+    pub created_ms: i64,
+    /// Unix milliseconds after which retention shreds it, if set.
+    pub retain_until_ms: Option<i64>,
+    /// Item data key, wrapped.
+    pub wrapped_key: Vec<u8>,
+    /// KEK version that wrapped it.
+    pub kek_version: u32,
+    /// Metadata sealed under the item data key.
+    pub sealed_meta: Vec<u8>,
+}
+
+/// A new content object or a reference to an existing one.
+#[derive(Clone, Debug)]
+pub enum ContentRef {
+    /// Reuse this content object.
+    Existing(i64),
+    /// Insert this one (its `id` is ignored).
+    New(ContentRow),
+}
+
+/// Storage of catalog rows. Implementations must make [`Catalog::commit_items`]
+/// atomic and durable, and must not keep deleted rows readable on disk.
+pub trait Catalog {
+    /// A platform setting.
+    fn meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a platform setting.
+    fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Adds an agency; returns its number.
+    fn insert_agency(&self, name: &str) -> Result<i64>;
+    /// All agencies as (number, name).
+    fn agencies(&self) -> Result<Vec<(i64, String)>>;
+    /// Inserts a sealed row into `table` (principals, collections, operations).
+    fn insert_sealed(
+        &self,
+        table: SealedTable,
+        name_tag: &[u8],
+        agency_id: Option<i64>,
+        sealed: &[u8],
+    ) -> Result<i64>;
+    /// Replaces the sealed blob of a row.
+    fn update_sealed(&self, table: SealedTable, id: i64, sealed: &[u8]) -> Result<()>;
+    /// Finds a row by blind index.
+    fn find_sealed(&self, table: SealedTable, name_tag: &[u8]) -> Result<Option<SealedRow>>;
+    /// Every row of a table.
+    fn all_sealed(&self, table: SealedTable) -> Result<Vec<SealedRow>>;
+    /// Adds a location.
+    fn insert_location(&self, name: &str, jurisdiction: &str, spec: &str) -> Result<i64>;
+    /// All locations as (number, name, jurisdiction, spec, retired).
+    fn locations(&self) -> Result<Vec<(i64, String, String, String, bool)>>;
+    /// Marks a location retired.
+    fn retire_location(&self, id: i64) -> Result<()>;
+    /// Sets a residency rule.
+    fn set_residency(&self, scope: &str, target: &str, allow: &str) -> Result<()>;
+    /// Every residency rule as (scope, target, allow).
+    fn residency(&self) -> Result<Vec<(String, String, String)>>;
+    /// Content objects of an agency with this tag.
+    fn find_content(&self, agency_id: i64, tag: &[u8]) -> Result<Vec<ContentRow>>;
+    /// A content object.
+    fn content(&self, id: i64) -> Result<Option<ContentRow>>;
+    /// Atomically and durably inserts items with their new content objects.
+    fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<()>;
+    /// An item.
+    fn item(&self, id: &str) -> Result<Option<ItemRow>>;
+    /// Items in the given collections, oldest first.
+    fn items_in(&self, collections: &[u32]) -> Result<Vec<ItemRow>>;
+    /// Items whose retention has passed.
+    fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>>;
+    /// Deletes an item and, if no other item uses its content, the content
+    /// row; returns the content row that became unreferenced. Deleted bytes
+    /// must not stay readable in the database files.
+    fn delete_item(&self, id: &str) -> Result<Option<ContentRow>>;
+    /// Every wrapped key of an agency as (table, row key, version, wrapped).
+    fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<(String, String, u32, Vec<u8>)>>;
+    /// Replaces wrapped keys in one transaction (key rotation).
+    fn rewrap(&self, rows: &[(String, String, u32, Vec<u8>)]) -> Result<()>;
+}
+
+/// Tables of sealed rows found by blind index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealedTable {
+    /// Principals.
+    Principals,
+    /// Collections.
+    Collections,
+    /// Operations.
+    Operations,
+}
+
+impl SealedTable {
+    fn name(self) -> &'static str {
+        match self {
+            SealedTable::Principals => "principals",
+            SealedTable::Collections => "collections",
+            SealedTable::Operations => "operations",
+        }
+    }
+}
+
+/// The embedded catalog.
+pub struct SqliteCatalog {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agencies(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS principals(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER REFERENCES agencies(id), sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS collections(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER REFERENCES agencies(id), sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS operations(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS locations(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, jurisdiction TEXT NOT NULL, spec TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS residency(scope TEXT NOT NULL, target TEXT NOT NULL, allow TEXT NOT NULL, PRIMARY KEY(scope, target));
+CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), tag BLOB NOT NULL, location_id INTEGER NOT NULL REFERENCES locations(id), object TEXT NOT NULL UNIQUE, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS contents_tag ON contents(agency_id, tag);
+CREATE TABLE IF NOT EXISTS items(id TEXT PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), collection_id INTEGER NOT NULL REFERENCES collections(id), content_id INTEGER NOT NULL REFERENCES contents(id), created_ms INTEGER NOT NULL, retain_until_ms INTEGER, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, sealed_meta BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS items_collection ON items(collection_id, created_ms);
+";
+
+fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
+    Ok(ItemRow {
+        id: r.get(0)?,
+        agency_id: r.get(1)?,
+        collection_id: r.get(2)?,
+        content_id: r.get(3)?,
+        created_ms: r.get(4)?,
+        retain_until_ms: r.get(5)?,
+        wrapped_key: r.get(6)?,
+        kek_version: r.get(7)?,
+        sealed_meta: r.get(8)?,
+    })
+}
+
+fn content_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContentRow> {
+    Ok(ContentRow {
+        id: r.get(0)?,
+        agency_id: r.get(1)?,
+        tag: r.get(2)?,
+        location_id: r.get(3)?,
+        object: r.get(4)?,
+        wrapped_key: r.get(5)?,
+        kek_version: r.get(6)?,
+        size: r.get(7)?,
+    })
+}
+
+const ITEM_COLS: &str = "id, agency_id, collection_id, content_id, created_ms, retain_until_ms, wrapped_key, kek_version, sealed_meta";
+const CONTENT_COLS: &str =
+    "id, agency_id, tag, location_id, object, wrapped_key, kek_version, size";
+
+impl SqliteCatalog {
+    /// Opens (creating if asked) the catalog at `path`: WAL journal, full
+    /// fsync on commit, secure delete so shredded keys are overwritten.
+    pub fn open(path: &Path, create: bool) -> Result<SqliteCatalog> {
+        use rusqlite::OpenFlags;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        if create {
+            conn.execute_batch(SCHEMA)?;
+        }
+        Ok(SqliteCatalog { conn })
+    }
+
+    /// Copies every WAL frame into the database and truncates the WAL, so
+    /// deleted rows leave no old page images behind.
+    pub fn scrub_wal(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+impl Catalog for SqliteCatalog {
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    fn insert_agency(&self, name: &str) -> Result<i64> {
+        self.conn
+            .execute("INSERT INTO agencies(name) VALUES(?1)", [name])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn agencies(&self) -> Result<Vec<(i64, String)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, name FROM agencies ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn insert_sealed(
+        &self,
+        table: SealedTable,
+        name_tag: &[u8],
+        agency_id: Option<i64>,
+        sealed: &[u8],
+    ) -> Result<i64> {
+        self.conn.execute(
+            &format!(
+                "INSERT INTO {}(name_tag, agency_id, sealed) VALUES(?1, ?2, ?3)",
+                table.name()
+            ),
+            params![name_tag, agency_id, sealed],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn update_sealed(&self, table: SealedTable, id: i64, sealed: &[u8]) -> Result<()> {
+        self.conn.execute(
+            &format!("UPDATE {} SET sealed = ?1 WHERE id = ?2", table.name()),
+            params![sealed, id],
+        )?;
+        Ok(())
+    }
+
+    fn find_sealed(&self, table: SealedTable, name_tag: &[u8]) -> Result<Option<SealedRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT id, name_tag, agency_id, sealed FROM {} WHERE name_tag = ?1",
+                    table.name()
+                ),
+                [name_tag],
+                |r| {
+                    Ok(SealedRow {
+                        id: r.get(0)?,
+                        name_tag: r.get(1)?,
+                        agency_id: r.get(2)?,
+                        sealed: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn all_sealed(&self, table: SealedTable) -> Result<Vec<SealedRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, name_tag, agency_id, sealed FROM {} ORDER BY id",
+            table.name()
+        ))?;
+        let rows = st.query_map([], |r| {
+            Ok(SealedRow {
+                id: r.get(0)?,
+                name_tag: r.get(1)?,
+                agency_id: r.get(2)?,
+                sealed: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn insert_location(&self, name: &str, jurisdiction: &str, spec: &str) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO locations(name, jurisdiction, spec) VALUES(?1, ?2, ?3)",
+            [name, jurisdiction, spec],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn locations(&self) -> Result<Vec<(i64, String, String, String, bool)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, name, jurisdiction, spec, retired FROM locations ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, i64>(4)? != 0,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn retire_location(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE locations SET retired = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    fn set_residency(&self, scope: &str, target: &str, allow: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO residency(scope, target, allow) VALUES(?1, ?2, ?3) ON CONFLICT(scope, target) DO UPDATE SET allow = excluded.allow",
+            [scope, target, allow],
+        )?;
+        Ok(())
+    }
+
+    fn residency(&self) -> Result<Vec<(String, String, String)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT scope, target, allow FROM residency")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn find_content(&self, agency_id: i64, tag: &[u8]) -> Result<Vec<ContentRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CONTENT_COLS} FROM contents WHERE agency_id = ?1 AND tag = ?2"
+        ))?;
+        let rows = st.query_map(params![agency_id, tag], content_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn content(&self, id: i64) -> Result<Option<ContentRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {CONTENT_COLS} FROM contents WHERE id = ?1"),
+                [id],
+                content_from_row,
+            )
+            .optional()?)
+    }
+
+    fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (item, content) in items {
+            let content_id = match content {
+                ContentRef::Existing(id) => {
+                    tx.execute("UPDATE contents SET refs = refs + 1 WHERE id = ?1", [id])?;
+                    *id
+                }
+                ContentRef::New(c) => {
+                    // Several items of one batch may share a new object.
+                    let existing: Option<i64> = tx
+                        .query_row(
+                            "SELECT id FROM contents WHERE object = ?1",
+                            [&c.object],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(id) = existing {
+                        tx.execute("UPDATE contents SET refs = refs + 1 WHERE id = ?1", [id])?;
+                        id
+                    } else {
+                        tx.execute(
+                            "INSERT INTO contents(agency_id, tag, location_id, object, wrapped_key, kek_version, size, refs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+                            params![c.agency_id, c.tag, c.location_id, c.object, c.wrapped_key, c.kek_version, c.size],
+                        )?;
+                        tx.last_insert_rowid()
+                    }
+                }
+            };
+            tx.execute(
+                &format!(
+                    "INSERT INTO items({ITEM_COLS}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
+                params![
+                    item.id,
+                    item.agency_id,
+                    item.collection_id,
+                    content_id,
+                    item.created_ms,
+                    item.retain_until_ms,
+                    item.wrapped_key,
+                    item.kek_version,
+                    item.sealed_meta
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn item(&self, id: &str) -> Result<Option<ItemRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"),
+                [id],
+                item_from_row,
+            )
+            .optional()?)
+    }
+
+    fn items_in(&self, collections: &[u32]) -> Result<Vec<ItemRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ITEM_COLS} FROM items WHERE collection_id = ?1 ORDER BY created_ms, id"
+        ))?;
+        let mut out = Vec::new();
+        for c in collections {
+            let rows = st.query_map([c], item_from_row)?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        Ok(out)
+    }
+
+    fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ITEM_COLS} FROM items WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= ?1"
+        ))?;
+        let rows = st.query_map([now_ms], item_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn delete_item(&self, id: &str) -> Result<Option<ContentRow>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let content_id: Option<i64> = tx
+            .query_row("SELECT content_id FROM items WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(content_id) = content_id else {
+            return Ok(None);
+        };
+        tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+        tx.execute(
+            "UPDATE contents SET refs = refs - 1 WHERE id = ?1",
+            [content_id],
+        )?;
+        let orphan = tx
+            .query_row(
+                &format!("SELECT {CONTENT_COLS} FROM contents WHERE id = ?1 AND refs <= 0"),
+                [content_id],
+                content_from_row,
+            )
+            .optional()?;
+        if orphan.is_some() {
+            tx.execute("DELETE FROM contents WHERE id = ?1", [content_id])?;
+        }
+        tx.commit()?;
+        self.scrub_wal()?;
+        Ok(orphan)
+    }
+
+    fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<(String, String, u32, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut st = self
+            .conn
+            .prepare("SELECT id, kek_version, wrapped_key FROM items WHERE agency_id = ?1")?;
+        for r in st.query_map([agency_id], |r| {
+            Ok((
+                "items".to_owned(),
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+            ))
+        })? {
+            out.push(r?);
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id, kek_version, wrapped_key FROM contents WHERE agency_id = ?1")?;
+        for r in st.query_map([agency_id], |r| {
+            Ok((
+                "contents".to_owned(),
+                r.get::<_, i64>(0)?.to_string(),
+                r.get(1)?,
+                r.get(2)?,
+            ))
+        })? {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    fn rewrap(&self, rows: &[(String, String, u32, Vec<u8>)]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (table, key, version, wrapped) in rows {
+            let sql = if table == "items" {
+                "UPDATE items SET kek_version = ?1, wrapped_key = ?2 WHERE id = ?3"
+            } else {
+                "UPDATE contents SET kek_version = ?1, wrapped_key = ?2 WHERE id = CAST(?3 AS INTEGER)"
+            };
+            tx.execute(sql, params![version, wrapped, key])?;
+        }
+        tx.commit()?;
+        self.scrub_wal()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! Item metadata as sealed under the item's data key.
+
+use bletchley_policy::Marking;
+
+/// What the catalog knows of an item, visible only after the gate.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ItemMeta {
+    /// Public identifier.
+    pub id: String,
+    /// Title (the file name unless given).
+    pub title: String,
+    /// The protective marking, as a banner.
+    pub marking: String,
+    /// `agency/name` of its collection.
+    pub collection: String,
+    /// Legal authority reference (warrant, authorisation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Unix milliseconds of ingest.
+    pub created_ms: i64,
+    /// Unix milliseconds after which retention shreds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until_ms: Option<i64>,
+    /// Who ingested it.
+    pub ingested_by: String,
+}
+
+impl ItemMeta {
+    /// The parsed marking.
+    pub fn parsed_marking(&self) -> Result<Marking, bletchley_policy::MarkingError> {
+        Marking::parse(&self.marking)
+    }
+}
+
+/// One file to ingest.
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    /// Title to record.
+    pub title: String,
+    /// The content.
+    pub content: Vec<u8>,
+}
+
+/// Settings shared by every item of one ingest.
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// `agency/name`.
+    pub collection: String,
+    /// The marking every item gets.
+    pub marking: Marking,
+    /// Legal authority reference.
+    pub authority: Option<String>,
+    /// Retention end, Unix milliseconds.
+    pub retain_until_ms: Option<i64>,
+    /// Justification, recorded in the audit entries.
+    pub justification: Option<String>,
+}
+
+/// What a listing returns.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// Visible items.
+    pub items: Vec<ItemMeta>,
+    /// Bulk collections left out because no justification was given.
+    pub skipped_bulk: Vec<String>,
+}

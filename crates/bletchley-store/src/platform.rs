@@ -1,0 +1,1394 @@
+//! The platform: a data directory, its catalog, keys, locations and audit
+//! log, and every act on items — each through the gate and into the log.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bletchley_audit::{AuditLog, Entry, Outcome, Writer};
+use bletchley_crypto::{
+    DataKey, KdfParams, KeyProvider, OversightSecretKey, SecretKey, SigningKey, WrappedKey,
+};
+use bletchley_crypto::{keyed_tag, record, stream};
+use bletchley_policy::{
+    Collection, CollectionId, Denial, Gate, Marking, Nation, Operation, Principal, Role, Share,
+    Visibility,
+};
+
+use crate::catalog::{Catalog, ContentRef, ContentRow, ItemRow, SealedTable, SqliteCatalog};
+use crate::error::{Error, Result, io};
+use crate::item::{IngestOptions, ItemMeta, Listing, NewItem};
+use crate::keyring::{AgencyKeys, KeyName, PlatformKeys, Unlock, create_keyfile, open_keyfile};
+use crate::location::{Location, LocationSpec};
+use crate::residency::{self, Jurisdiction, Scope};
+
+/// Who performs an act, for the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Actor {
+    /// The platform operator (holder of the platform passphrase).
+    Operator,
+    /// A named principal.
+    Principal(String),
+}
+
+impl Actor {
+    fn name(&self) -> String {
+        match self {
+            Actor::Operator => "operator".into(),
+            Actor::Principal(p) => p.clone(),
+        }
+    }
+}
+
+/// Settings chosen at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// The platform's home nation (unmarked releasability means this only).
+    pub home: Nation,
+    /// Jurisdiction of the default local location; its country becomes the
+    /// default residency.
+    pub jurisdiction: Jurisdiction,
+    /// argon2id cost for every key file.
+    pub kdf: KdfParams,
+}
+
+/// Current Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn valid_name(kind: &'static str, s: &str, max: usize, extra: &[u8]) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+        && s.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid {kind} name {s:?}: use 1-{max} letters, digits or {}, starting with a letter or digit",
+            String::from_utf8_lossy(extra)
+        )))
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CollectionRecord {
+    agency: String,
+    name: String,
+    bulk: bool,
+}
+
+/// An open data directory.
+pub struct Platform {
+    root: PathBuf,
+    catalog: SqliteCatalog,
+    keys: PlatformKeys,
+    audit: Writer,
+    home: Nation,
+    kdf: KdfParams,
+    unlock: Box<dyn Unlock>,
+    agencies: HashMap<String, AgencyKeys>,
+    rt: tokio::runtime::Runtime,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: "tokio runtime".into(),
+            source: e,
+        })
+}
+
+fn oversight_public_path(root: &Path) -> PathBuf {
+    root.join("keys").join("oversight.pub")
+}
+
+fn read_oversight_public(root: &Path) -> Result<bletchley_crypto::OversightPublicKey> {
+    let p = oversight_public_path(root);
+    let text = std::fs::read_to_string(&p).map_err(io(&p))?;
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| Error::Layout(format!("{} is not a hex X25519 public key", p.display())))?;
+    Ok(bletchley_crypto::OversightPublicKey(bytes))
+}
+
+impl Platform {
+    /// Creates a new data directory: key files, catalog, default location,
+    /// residency and an empty audit log.
+    pub fn init(root: &Path, opts: &InitOptions, unlock: Box<dyn Unlock>) -> Result<Platform> {
+        if root.join("catalog.db").exists() || root.join("keys").exists() {
+            return Err(Error::Exists {
+                kind: "data directory",
+                name: root.display().to_string(),
+            });
+        }
+        let existed = root.exists();
+        let r = Platform::init_inner(root, opts, unlock);
+        if r.is_err() {
+            // Leave nothing half-made behind.
+            if existed {
+                for name in [
+                    "keys",
+                    "audit",
+                    "objects",
+                    "catalog.db",
+                    "catalog.db-wal",
+                    "catalog.db-shm",
+                ] {
+                    let p = root.join(name);
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
+            } else {
+                let _ = std::fs::remove_dir_all(root);
+            }
+        }
+        r
+    }
+
+    fn init_inner(root: &Path, opts: &InitOptions, unlock: Box<dyn Unlock>) -> Result<Platform> {
+        let keys_dir = root.join("keys");
+        std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
+        let signer = SigningKey::generate()?;
+        create_keyfile(
+            &keys_dir,
+            &KeyName::Platform,
+            unlock.as_ref(),
+            opts.kdf,
+            vec![
+                ("catalog", SecretKey::generate()?),
+                ("index", SecretKey::generate()?),
+                ("signing", signer.seed().clone()),
+            ],
+        )?;
+        let oversight = OversightSecretKey::generate()?;
+        create_keyfile(
+            &keys_dir,
+            &KeyName::Oversight,
+            unlock.as_ref(),
+            opts.kdf,
+            vec![("oversight", oversight.secret().clone())],
+        )?;
+        bletchley_crypto::keyfile::write_atomic(
+            &oversight_public_path(root),
+            format!("{}\n", hex::encode(oversight.public_key().0)).as_bytes(),
+        )?;
+        let mut id = [0u8; 8];
+        bletchley_crypto::random_bytes(&mut id)?;
+        let origin = format!("bletchley/{}", hex::encode(id));
+        AuditLog::at(root.join("audit")).create(&origin, &signer)?;
+        let catalog = SqliteCatalog::open(&root.join("catalog.db"), true)?;
+        catalog.set_meta("home", opts.home.alpha3())?;
+        catalog.set_meta("kdf", &serde_json::to_string(&opts.kdf).unwrap_or_default())?;
+        catalog.set_meta("origin", &origin)?;
+        let objects = root.join("objects");
+        let spec = LocationSpec::Local {
+            path: std::path::absolute(&objects).map_err(io(&objects))?,
+        };
+        catalog.insert_location(
+            "local",
+            &opts.jurisdiction.to_string(),
+            &serde_json::to_string(&spec).unwrap_or_default(),
+        )?;
+        catalog.set_residency("default", "", &opts.jurisdiction.country)?;
+        drop(catalog);
+        let mut p = Platform::open(root, unlock)?;
+        p.record(
+            Actor::Operator,
+            "platform.init",
+            vec![origin],
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(p)
+    }
+
+    /// Opens an initialised data directory, unlocking the platform key file.
+    pub fn open(root: &Path, unlock: Box<dyn Unlock>) -> Result<Platform> {
+        let db = root.join("catalog.db");
+        if !db.exists() {
+            return Err(Error::Layout(format!(
+                "{} is not a Bletchley data directory (run `bletchley --data {} init` first)",
+                root.display(),
+                root.display()
+            )));
+        }
+        let catalog = SqliteCatalog::open(&db, false)?;
+        let kf = open_keyfile(&root.join("keys"), &KeyName::Platform, unlock.as_ref())?;
+        let keys = PlatformKeys::from_keyfile(&kf)?;
+        let home = catalog
+            .meta("home")?
+            .and_then(|h| Nation::from_alpha3(&h))
+            .ok_or_else(|| Error::Layout("catalog lacks the home nation".into()))?;
+        let kdf = catalog
+            .meta("kdf")?
+            .and_then(|k| serde_json::from_str(&k).ok())
+            .unwrap_or_default();
+        let oversight = read_oversight_public(root)?;
+        let audit = AuditLog::at(root.join("audit")).writer(
+            SigningKey::from_seed(keys.signer.seed().clone())?,
+            &oversight,
+        )?;
+        Ok(Platform {
+            root: root.to_owned(),
+            catalog,
+            keys,
+            audit,
+            home,
+            kdf,
+            unlock,
+            agencies: HashMap::new(),
+            rt: runtime()?,
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The home nation.
+    pub fn home(&self) -> Nation {
+        self.home
+    }
+
+    /// Appends one audit entry durably.
+    pub fn record(
+        &mut self,
+        actor: Actor,
+        action: &str,
+        targets: Vec<String>,
+        justification: Option<&str>,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let e = Entry {
+            time_ms: now_ms(),
+            principal: actor.name(),
+            action: action.to_owned(),
+            targets,
+            justification: justification.map(str::to_owned),
+            outcome,
+            reason,
+        };
+        self.audit.append(&[e])?;
+        Ok(())
+    }
+
+    /// Records a refusal and returns the error, so callers can `return Err(self.refuse(...))`.
+    fn refuse(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        targets: Vec<String>,
+        just: Option<&str>,
+        err: Error,
+    ) -> Error {
+        let (outcome, reason) = match &err {
+            Error::NotFoundOrNotPermitted { reason } => (
+                Outcome::Denied,
+                Some(
+                    reason
+                        .as_ref()
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "no such object".into()),
+                ),
+            ),
+            other => (Outcome::Refused, Some(other.to_string())),
+        };
+        match self.record(actor.clone(), action, targets, just, outcome, reason) {
+            Ok(()) => err,
+            Err(audit) => audit,
+        }
+    }
+
+    fn tag(&self, domain: &str, name: &str) -> Vec<u8> {
+        keyed_tag(&self.keys.index, domain, name.as_bytes()).to_vec()
+    }
+
+    fn seal_row(
+        &self,
+        table: SealedTable,
+        tag: &[u8],
+        value: &impl serde::Serialize,
+    ) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(value).map_err(|e| Error::Invalid(e.to_string()))?;
+        let aad = [table_label(table).as_bytes(), tag].concat();
+        Ok(record::seal(&self.keys.catalog, &aad, &json)?)
+    }
+
+    fn open_row<T: serde::de::DeserializeOwned>(
+        &self,
+        table: SealedTable,
+        tag: &[u8],
+        sealed: &[u8],
+    ) -> Result<T> {
+        let aad = [table_label(table).as_bytes(), tag].concat();
+        let json = record::open(
+            &self.keys.catalog,
+            &aad,
+            sealed,
+            bletchley_crypto::Context::Record,
+        )?;
+        serde_json::from_slice(&json)
+            .map_err(|e| Error::Layout(format!("catalog record unreadable: {e}")))
+    }
+
+    // ----- agencies -------------------------------------------------------
+
+    /// Adds an agency with its own key file (sealed with its passphrase).
+    pub fn add_agency(&mut self, name: &str) -> Result<()> {
+        valid_name("agency", name, 32, b"-")?;
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(Error::Invalid(format!(
+                "agency name {name:?} must be lower case"
+            )));
+        }
+        if self.catalog.agencies()?.iter().any(|(_, n)| n == name) {
+            return Err(Error::Exists {
+                kind: "agency",
+                name: name.into(),
+            });
+        }
+        let kf = create_keyfile(
+            &self.root.join("keys"),
+            &KeyName::Agency(name.to_owned()),
+            self.unlock.as_ref(),
+            self.kdf,
+            vec![
+                ("kek.1", SecretKey::generate()?),
+                ("dedup", SecretKey::generate()?),
+            ],
+        )?;
+        let id = self.catalog.insert_agency(name)?;
+        self.agencies
+            .insert(name.to_owned(), AgencyKeys::from_keyfile(id, name, kf)?);
+        self.record(
+            Actor::Operator,
+            "agency.add",
+            vec![name.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Agency names.
+    pub fn agencies(&self) -> Result<Vec<String>> {
+        Ok(self
+            .catalog
+            .agencies()?
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect())
+    }
+
+    fn agency_id(&self, name: &str) -> Result<i64> {
+        self.catalog
+            .agencies()?
+            .into_iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| id)
+            .ok_or_else(|| Error::Unknown {
+                kind: "agency",
+                name: name.into(),
+            })
+    }
+
+    fn agency_name(&self, id: i64) -> Result<String> {
+        self.catalog
+            .agencies()?
+            .into_iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, n)| n)
+            .ok_or_else(|| Error::Layout(format!("catalog names unknown agency {id}")))
+    }
+
+    fn agency_keys(&mut self, name: &str) -> Result<&AgencyKeys> {
+        if !self.agencies.contains_key(name) {
+            let id = self.agency_id(name)?;
+            let kf = open_keyfile(
+                &self.root.join("keys"),
+                &KeyName::Agency(name.to_owned()),
+                self.unlock.as_ref(),
+            )?;
+            self.agencies
+                .insert(name.to_owned(), AgencyKeys::from_keyfile(id, name, kf)?);
+        }
+        self.agencies.get(name).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: name.into(),
+        })
+    }
+
+    /// Rotates an agency's key-encryption key: a new version wraps every data
+    /// key again (content is not re-encrypted), then the old version is
+    /// destroyed.
+    pub fn rotate_agency_key(&mut self, name: &str) -> Result<usize> {
+        let path =
+            crate::keyring::key_path(&self.root.join("keys"), &KeyName::Agency(name.to_owned()));
+        self.agency_keys(name)?;
+        let keys = self.agencies.get_mut(name).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: name.into(),
+        })?;
+        let new_version = keys.provider.add_version()?;
+        let new_key = keys
+            .provider
+            .keks()
+            .last()
+            .map(|(_, k)| k.clone())
+            .ok_or(Error::Layout("no KEK".into()))?;
+        keys.keyfile.set(&format!("kek.{new_version}"), new_key);
+        keys.keyfile.save(&path)?;
+        let id = keys.id;
+        let rows = self.catalog.wrapped_keys(id)?;
+        let keys = self.agencies.get(name).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: name.into(),
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (table, key, version, wrapped) in rows {
+            let aad = wrap_aad(&table, &key);
+            let dek = keys.provider.unwrap(
+                &WrappedKey {
+                    kek_version: version,
+                    bytes: wrapped,
+                },
+                &aad,
+            )?;
+            let w = keys.provider.wrap(&dek, &aad)?;
+            out.push((table, key, w.kek_version, w.bytes));
+        }
+        self.catalog.rewrap(&out)?;
+        let keys = self.agencies.get_mut(name).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: name.into(),
+        })?;
+        let old: Vec<u32> = keys
+            .provider
+            .keks()
+            .iter()
+            .map(|(v, _)| *v)
+            .filter(|v| *v != new_version)
+            .collect();
+        keys.provider.retire_old();
+        for v in old {
+            keys.keyfile.remove(&format!("kek.{v}"));
+        }
+        keys.keyfile.save(&path)?;
+        let n = out.len();
+        self.record(
+            Actor::Operator,
+            "key.rotate",
+            vec![name.into(), format!("version {new_version}")],
+            None,
+            Outcome::Allowed,
+            Some(format!("{n} data keys rewrapped")),
+        )?;
+        Ok(n)
+    }
+
+    // ----- locations and residency ----------------------------------------
+
+    /// Adds a location.
+    pub fn add_location(
+        &mut self,
+        name: &str,
+        jurisdiction: Jurisdiction,
+        spec: LocationSpec,
+    ) -> Result<()> {
+        valid_name("location", name, 64, b"-_.")?;
+        if self.catalog.locations()?.iter().any(|l| l.1 == name) {
+            return Err(Error::Exists {
+                kind: "location",
+                name: name.into(),
+            });
+        }
+        let spec = match spec {
+            LocationSpec::Local { path } => LocationSpec::Local {
+                path: std::path::absolute(&path).map_err(io(&path))?,
+            },
+            s => s,
+        };
+        self.catalog.insert_location(
+            name,
+            &jurisdiction.to_string(),
+            &serde_json::to_string(&spec).unwrap_or_default(),
+        )?;
+        self.record(
+            Actor::Operator,
+            "location.add",
+            vec![name.into(), jurisdiction.to_string()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Retires a location: it takes no new writes; what rests there stays
+    /// readable.
+    pub fn retire_location(&mut self, name: &str) -> Result<()> {
+        let loc = self
+            .locations()?
+            .into_iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| Error::Unknown {
+                kind: "location",
+                name: name.into(),
+            })?;
+        self.catalog.retire_location(loc.id)?;
+        self.record(
+            Actor::Operator,
+            "location.retire",
+            vec![name.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Every location.
+    pub fn locations(&self) -> Result<Vec<Location>> {
+        self.catalog
+            .locations()?
+            .into_iter()
+            .map(|(id, name, j, spec, retired)| {
+                Ok(Location {
+                    id,
+                    name,
+                    jurisdiction: Jurisdiction::parse(&j)?,
+                    spec: serde_json::from_str(&spec)
+                        .map_err(|e| Error::Layout(format!("location spec: {e}")))?,
+                    retired,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets the allowed jurisdictions for a scope.
+    pub fn set_residency(&mut self, scope: Scope, allow: &[Jurisdiction]) -> Result<()> {
+        if let Scope::Agency(a) = &scope {
+            self.agency_id(a)?;
+        }
+        let (s, t) = scope.key();
+        let allow_s = allow
+            .iter()
+            .map(|j| j.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.catalog.set_residency(&s, &t, &allow_s)?;
+        self.record(
+            Actor::Operator,
+            "residency.set",
+            vec![format!("{s}:{t}"), allow_s],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    fn allowed_rules(
+        &self,
+        agency: &str,
+        collection: CollectionId,
+        class: &str,
+    ) -> Result<Vec<Vec<Jurisdiction>>> {
+        let mut out = Vec::new();
+        for (scope, target, allow) in self.catalog.residency()? {
+            let applies = match scope.as_str() {
+                "default" => true,
+                "agency" => target == agency,
+                "collection" => target == collection.0.to_string(),
+                "classification" => target == class,
+                _ => false,
+            };
+            if applies {
+                out.push(residency::parse_allow(&allow)?);
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- principals, collections, operations ------------------------------
+
+    /// Adds a principal.
+    pub fn add_principal(&mut self, p: &Principal) -> Result<()> {
+        valid_name("principal", &p.name, 64, b"-_.")?;
+        let agency_id = self.agency_id(&p.agency)?;
+        let tag = self.tag("principal", &p.name);
+        if self
+            .catalog
+            .find_sealed(SealedTable::Principals, &tag)?
+            .is_some()
+        {
+            return Err(Error::Exists {
+                kind: "principal",
+                name: p.name.clone(),
+            });
+        }
+        let sealed = self.seal_row(SealedTable::Principals, &tag, p)?;
+        self.catalog
+            .insert_sealed(SealedTable::Principals, &tag, Some(agency_id), &sealed)?;
+        self.record(
+            Actor::Operator,
+            "principal.add",
+            vec![p.name.clone()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Looks a principal up.
+    pub fn principal(&self, name: &str) -> Result<Principal> {
+        let tag = self.tag("principal", name);
+        let row = self
+            .catalog
+            .find_sealed(SealedTable::Principals, &tag)?
+            .ok_or_else(|| Error::Unknown {
+                kind: "principal",
+                name: name.into(),
+            })?;
+        self.open_row(SealedTable::Principals, &tag, &row.sealed)
+    }
+
+    /// Adds a collection `agency/name`.
+    pub fn add_collection(&mut self, full: &str, bulk: bool) -> Result<CollectionId> {
+        let (agency, name) = full.split_once('/').ok_or_else(|| {
+            Error::Invalid(format!("collection {full:?}: write it as AGENCY/NAME"))
+        })?;
+        valid_name("collection", name, 128, b"-_. ")?;
+        let agency_id = self.agency_id(agency)?;
+        let tag = self.tag("collection", full);
+        if self
+            .catalog
+            .find_sealed(SealedTable::Collections, &tag)?
+            .is_some()
+        {
+            return Err(Error::Exists {
+                kind: "collection",
+                name: full.into(),
+            });
+        }
+        let rec = CollectionRecord {
+            agency: agency.into(),
+            name: name.into(),
+            bulk,
+        };
+        let sealed = self.seal_row(SealedTable::Collections, &tag, &rec)?;
+        let id =
+            self.catalog
+                .insert_sealed(SealedTable::Collections, &tag, Some(agency_id), &sealed)?;
+        self.record(
+            Actor::Operator,
+            "collection.add",
+            vec![full.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(CollectionId(u32::try_from(id).map_err(|_| {
+            Error::Layout("too many collections".into())
+        })?))
+    }
+
+    /// Every collection.
+    pub fn collections(&self) -> Result<Vec<Collection>> {
+        let mut out = Vec::new();
+        for row in self.catalog.all_sealed(SealedTable::Collections)? {
+            let rec: CollectionRecord =
+                self.open_row(SealedTable::Collections, &row.name_tag, &row.sealed)?;
+            out.push(Collection {
+                id: CollectionId(
+                    u32::try_from(row.id).map_err(|_| Error::Layout("collection id".into()))?,
+                ),
+                agency: rec.agency,
+                name: rec.name,
+                bulk: rec.bulk,
+            });
+        }
+        Ok(out)
+    }
+
+    fn collection_by_name(&self, full: &str) -> Result<Option<Collection>> {
+        Ok(self
+            .collections()?
+            .into_iter()
+            .find(|c| format!("{}/{}", c.agency, c.name) == full))
+    }
+
+    /// Adds a joint operation.
+    pub fn add_operation(&mut self, op: &Operation) -> Result<()> {
+        valid_name("operation", &op.name, 128, b"-_. ")?;
+        if op.agencies.is_empty() {
+            return Err(Error::Invalid(
+                "an operation needs at least one member agency".into(),
+            ));
+        }
+        for a in &op.agencies {
+            self.agency_id(a)?;
+        }
+        for m in &op.members {
+            let p = self.principal(m)?;
+            if !op.agencies.contains(&p.agency) {
+                return Err(Error::Invalid(format!(
+                    "member {m} belongs to {}, which is not a member agency",
+                    p.agency
+                )));
+            }
+        }
+        if op.end.is_some_and(|e| e < op.start) {
+            return Err(Error::Invalid("the operation ends before it starts".into()));
+        }
+        let tag = self.tag("operation", &op.name);
+        if self
+            .catalog
+            .find_sealed(SealedTable::Operations, &tag)?
+            .is_some()
+        {
+            return Err(Error::Exists {
+                kind: "operation",
+                name: op.name.clone(),
+            });
+        }
+        let sealed = self.seal_row(SealedTable::Operations, &tag, op)?;
+        self.catalog
+            .insert_sealed(SealedTable::Operations, &tag, None, &sealed)?;
+        self.record(
+            Actor::Operator,
+            "operation.add",
+            vec![op.name.clone()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Every operation.
+    pub fn operations(&self) -> Result<Vec<Operation>> {
+        self.catalog
+            .all_sealed(SealedTable::Operations)?
+            .into_iter()
+            .map(|r| self.open_row(SealedTable::Operations, &r.name_tag, &r.sealed))
+            .collect()
+    }
+
+    fn update_operation(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut Operation, &[Collection]) -> Result<()>,
+    ) -> Result<()> {
+        let tag = self.tag("operation", name);
+        let row = self
+            .catalog
+            .find_sealed(SealedTable::Operations, &tag)?
+            .ok_or_else(|| Error::Unknown {
+                kind: "operation",
+                name: name.into(),
+            })?;
+        let mut op: Operation = self.open_row(SealedTable::Operations, &tag, &row.sealed)?;
+        f(&mut op, &self.collections()?)?;
+        let sealed = self.seal_row(SealedTable::Operations, &tag, &op)?;
+        self.catalog
+            .update_sealed(SealedTable::Operations, row.id, &sealed)
+    }
+
+    /// Shares a collection of a member agency into an operation.
+    pub fn share(&mut self, op_name: &str, collection: &str) -> Result<()> {
+        let now = now_ms() / 1000;
+        self.update_operation(op_name, |op, colls| {
+            let c = colls
+                .iter()
+                .find(|c| format!("{}/{}", c.agency, c.name) == collection)
+                .ok_or_else(|| Error::Unknown {
+                    kind: "collection",
+                    name: collection.into(),
+                })?;
+            if !op.agencies.contains(&c.agency) {
+                return Err(Error::Invalid(format!(
+                    "{} is not a member of operation {}",
+                    c.agency, op.name
+                )));
+            }
+            if op.shared_at(now).any(|id| id == c.id) {
+                return Err(Error::Exists {
+                    kind: "share of",
+                    name: collection.into(),
+                });
+            }
+            op.shares.push(Share {
+                collection: c.id,
+                since: now,
+                withdrawn: None,
+            });
+            Ok(())
+        })?;
+        self.record(
+            Actor::Operator,
+            "operation.share",
+            vec![op_name.into(), collection.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Withdraws a shared collection from an operation, from now on.
+    pub fn withdraw(&mut self, op_name: &str, collection: &str) -> Result<()> {
+        let now = now_ms() / 1000;
+        self.update_operation(op_name, |op, colls| {
+            let c = colls
+                .iter()
+                .find(|c| format!("{}/{}", c.agency, c.name) == collection)
+                .ok_or_else(|| Error::Unknown {
+                    kind: "collection",
+                    name: collection.into(),
+                })?;
+            let mut found = false;
+            for s in op
+                .shares
+                .iter_mut()
+                .filter(|s| s.collection == c.id && s.withdrawn.is_none())
+            {
+                // Withdrawal takes effect at once, even within the same second.
+                s.withdrawn = Some(now.min(s.since.max(now)));
+                if s.since >= now {
+                    s.since = now - 1;
+                }
+                found = true;
+            }
+            if !found {
+                return Err(Error::Invalid(format!(
+                    "{collection} is not shared into {}",
+                    op.name
+                )));
+            }
+            Ok(())
+        })?;
+        self.record(
+            Actor::Operator,
+            "operation.withdraw",
+            vec![op_name.into(), collection.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// The gate for a principal now.
+    pub fn gate(&self, principal: &str) -> Result<Gate> {
+        let p = self.principal(principal)?;
+        let vis = Visibility::compute(
+            &p,
+            &self.collections()?,
+            &self.operations()?,
+            now_ms() / 1000,
+        );
+        Ok(Gate::new(p, vis, self.home))
+    }
+
+    // ----- items ------------------------------------------------------------
+
+    /// Ingests a batch of items into one collection. Every item is sealed,
+    /// placed by residency, audited and cataloged; when this returns `Ok`,
+    /// all of them are acknowledged (rule 6). On `Err` none is.
+    pub fn ingest(
+        &mut self,
+        principal: &str,
+        opts: &IngestOptions,
+        items: Vec<NewItem>,
+    ) -> Result<Vec<String>> {
+        let actor = Actor::Principal(principal.to_owned());
+        let just = opts.justification.as_deref();
+        let targets = vec![opts.collection.clone()];
+        let gate = match self.gate(principal) {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(&actor, "item.ingest", targets, just, e)),
+        };
+        let p = gate.principal().clone();
+        if ![Role::Analyst, Role::Field, Role::Admin]
+            .iter()
+            .any(|r| p.has_role(*r))
+        {
+            let e = Error::RoleRequired {
+                principal: p.name.clone(),
+                role: "analyst or field",
+                act: "ingest",
+            };
+            return Err(self.refuse(&actor, "item.ingest", targets, just, e));
+        }
+        let coll = self.collection_by_name(&opts.collection)?;
+        let Some(coll) = coll.filter(|c| c.agency == p.agency) else {
+            let e = Error::NotFoundOrNotPermitted {
+                reason: Some(Denial::NeedToKnow),
+            };
+            return Err(self.refuse(&actor, "item.ingest", targets, just, e));
+        };
+        if let Err(d) = gate.check_marking(&opts.marking) {
+            let e = Error::Invalid(format!(
+                "you may not ingest at marking {} because you could not read it yourself",
+                opts.marking
+            ));
+            return Err(self.refuse(
+                &actor,
+                "item.ingest",
+                targets,
+                just,
+                match e {
+                    Error::Invalid(m) => Error::Invalid(format!("{m} ({d})")),
+                    other => other,
+                },
+            ));
+        }
+        // Residency: the first writable location every applicable rule allows.
+        let rules = self.allowed_rules(
+            &coll.agency,
+            coll.id,
+            opts.marking.classification().as_str(),
+        )?;
+        let rule_refs: Vec<&[Jurisdiction]> = rules.iter().map(|r| r.as_slice()).collect();
+        let locations = self.locations()?;
+        let allowed_locs: Vec<&Location> = locations
+            .iter()
+            .filter(|l| residency::allowed(&l.jurisdiction, &rule_refs))
+            .collect();
+        let Some(target) = allowed_locs.iter().find(|l| !l.retired).copied() else {
+            let allowed = rules
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|j| j.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let e = Error::Residency { allowed };
+            return Err(self.refuse(&actor, "item.ingest", targets, just, e));
+        };
+        let target = target.clone();
+        let allowed_ids: BTreeSet<i64> = allowed_locs.iter().map(|l| l.id).collect();
+        let store = target.open()?;
+        self.agency_keys(&coll.agency)?;
+        let keys = self
+            .agencies
+            .get(&coll.agency)
+            .ok_or_else(|| Error::Unknown {
+                kind: "agency",
+                name: coll.agency.clone(),
+            })?;
+        let now = now_ms();
+        let mut rows = Vec::with_capacity(items.len());
+        let mut batch_objects: HashMap<Vec<u8>, ContentRow> = HashMap::new();
+        let mut written = Vec::new();
+        for it in items {
+            let tag = keyed_tag(&keys.dedup, "content", &it.content).to_vec();
+            let existing = self
+                .catalog
+                .find_content(keys.id, &tag)?
+                .into_iter()
+                .find(|c| {
+                    allowed_ids.contains(&c.location_id)
+                        && locations
+                            .iter()
+                            .any(|l| l.id == c.location_id && !l.retired)
+                });
+            let content = if let Some(c) = existing {
+                ContentRef::Existing(c.id)
+            } else if let Some(c) = batch_objects.get(&tag) {
+                ContentRef::New(c.clone())
+            } else {
+                let object = object_name()?;
+                let cdek = DataKey::generate()?;
+                let sealed = stream::seal(&cdek, object.as_bytes(), &it.content)?;
+                let size = sealed.len() as i64;
+                store.put(&self.rt, &object, sealed)?;
+                written.push(object.clone());
+                let w = keys.provider.wrap(&cdek, &wrap_aad("contents", &object))?;
+                let c = ContentRow {
+                    id: 0,
+                    agency_id: keys.id,
+                    tag: tag.clone(),
+                    location_id: target.id,
+                    object,
+                    wrapped_key: w.bytes,
+                    kek_version: w.kek_version,
+                    size,
+                };
+                batch_objects.insert(tag, c.clone());
+                ContentRef::New(c)
+            };
+            let id = uuid::Uuid::now_v7().to_string();
+            let meta = ItemMeta {
+                id: id.clone(),
+                title: it.title,
+                marking: opts.marking.render(),
+                collection: opts.collection.clone(),
+                authority: opts.authority.clone(),
+                size: it.content.len() as u64,
+                created_ms: now,
+                retain_until_ms: opts.retain_until_ms,
+                ingested_by: p.name.clone(),
+            };
+            let idek = DataKey::generate()?;
+            let w = keys.provider.wrap(&idek, &wrap_aad("items", &id))?;
+            let json = serde_json::to_vec(&meta).map_err(|e| Error::Invalid(e.to_string()))?;
+            let sealed_meta = record::seal(&idek, &meta_aad(&id, coll.id), &json)?;
+            rows.push((
+                ItemRow {
+                    id,
+                    agency_id: keys.id,
+                    collection_id: coll.id.0,
+                    content_id: 0,
+                    created_ms: now,
+                    retain_until_ms: opts.retain_until_ms,
+                    wrapped_key: w.bytes,
+                    kek_version: w.kek_version,
+                    sealed_meta,
+                },
+                content,
+            ));
+        }
+        let entries: Vec<Entry> = rows
+            .iter()
+            .map(|(r, _)| Entry {
+                time_ms: now,
+                principal: p.name.clone(),
+                action: "item.ingest".into(),
+                targets: vec![
+                    r.id.clone(),
+                    opts.collection.clone(),
+                    format!("location {}", target.name),
+                ],
+                justification: opts.justification.clone(),
+                outcome: Outcome::Allowed,
+                reason: None,
+            })
+            .collect();
+        // Audit first, then the catalog: an item is visible only once its
+        // entry is durable; a crash in between leaves an entry for an item
+        // that never appeared, never an unaudited item.
+        self.audit.append(&entries)?;
+        if let Err(e) = self.catalog.commit_items(&rows) {
+            for o in &written {
+                let _ = store.delete(&self.rt, o);
+            }
+            let ids = rows.iter().map(|(r, _)| r.id.clone()).collect();
+            let _ = self.record(
+                actor,
+                "item.ingest",
+                ids,
+                just,
+                Outcome::Failed,
+                Some(format!("catalog commit failed: {e}")),
+            );
+            return Err(e);
+        }
+        Ok(rows.into_iter().map(|(r, _)| r.id).collect())
+    }
+
+    /// Opens an item's metadata. Internal: callers must pass the result
+    /// through the gate before revealing anything.
+    fn open_meta(&mut self, row: &ItemRow) -> Result<(ItemMeta, Marking)> {
+        let agency = self.agency_name(row.agency_id)?;
+        self.agency_keys(&agency)?;
+        let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: agency.clone(),
+        })?;
+        let idek = keys
+            .provider
+            .unwrap(
+                &WrappedKey {
+                    kek_version: row.kek_version,
+                    bytes: row.wrapped_key.clone(),
+                },
+                &wrap_aad("items", &row.id),
+            )
+            .map_err(|e| Error::Corrupt {
+                id: row.id.clone(),
+                source: e,
+            })?;
+        let json = record::open(
+            &idek,
+            &meta_aad(&row.id, CollectionId(row.collection_id)),
+            &row.sealed_meta,
+            bletchley_crypto::Context::Record,
+        )
+        .map_err(|e| Error::Corrupt {
+            id: row.id.clone(),
+            source: e,
+        })?;
+        let meta: ItemMeta = serde_json::from_slice(&json)
+            .map_err(|e| Error::Layout(format!("item metadata: {e}")))?;
+        let marking = meta
+            .parsed_marking()
+            .map_err(|e| Error::Layout(format!("stored marking: {e}")))?;
+        Ok((meta, marking))
+    }
+
+    /// Reads an item: gate, justification for bulk collections, audit entry,
+    /// then the content.
+    pub fn get(
+        &mut self,
+        principal: &str,
+        id: &str,
+        justification: Option<&str>,
+    ) -> Result<(ItemMeta, Vec<u8>)> {
+        let actor = Actor::Principal(principal.to_owned());
+        let targets = vec![id.to_owned()];
+        let gate = match self.gate(principal) {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        };
+        let Some(row) = self.catalog.item(id)? else {
+            let e = Error::NotFoundOrNotPermitted { reason: None };
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        };
+        let (meta, marking) = self.open_meta(&row)?;
+        let _access = match gate.check(&marking, CollectionId(row.collection_id)) {
+            Ok(a) => a,
+            Err(d) => {
+                let e = Error::NotFoundOrNotPermitted { reason: Some(d) };
+                return Err(self.refuse(&actor, "item.get", targets, justification, e));
+            }
+        };
+        let coll = self
+            .collections()?
+            .into_iter()
+            .find(|c| c.id.0 == row.collection_id);
+        if let Some(c) = coll {
+            if gate.check_justification(&c, justification).is_err() {
+                let e = Error::JustificationRequired {
+                    collection: meta.collection.clone(),
+                };
+                return Err(self.refuse(&actor, "item.get", targets, justification, e));
+            }
+        }
+        let content = self.read_content(&row)?;
+        self.record(
+            actor,
+            "item.get",
+            targets,
+            justification,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok((meta, content))
+    }
+
+    fn read_content(&mut self, row: &ItemRow) -> Result<Vec<u8>> {
+        let c = self
+            .catalog
+            .content(row.content_id)?
+            .ok_or_else(|| Error::Layout(format!("item {} has no content row", row.id)))?;
+        let loc = self
+            .locations()?
+            .into_iter()
+            .find(|l| l.id == c.location_id)
+            .ok_or_else(|| {
+                Error::Layout(format!("content of {} is in an unknown location", row.id))
+            })?;
+        let agency = self.agency_name(row.agency_id)?;
+        self.agency_keys(&agency)?;
+        let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: agency.clone(),
+        })?;
+        let cdek = keys
+            .provider
+            .unwrap(
+                &WrappedKey {
+                    kek_version: c.kek_version,
+                    bytes: c.wrapped_key.clone(),
+                },
+                &wrap_aad("contents", &c.object),
+            )
+            .map_err(|e| Error::Corrupt {
+                id: row.id.clone(),
+                source: e,
+            })?;
+        let sealed = loc.open()?.get(&self.rt, &c.object)?;
+        stream::open(&cdek, c.object.as_bytes(), &sealed).map_err(|e| Error::Corrupt {
+            id: row.id.clone(),
+            source: e,
+        })
+    }
+
+    /// Lists what the principal may see, optionally in one collection. Bulk
+    /// collections are listed only with a justification; without one they are
+    /// left out and named in [`Listing::skipped_bulk`] (or, when the one
+    /// collection asked for is bulk, the listing is refused).
+    pub fn list(
+        &mut self,
+        principal: &str,
+        collection: Option<&str>,
+        justification: Option<&str>,
+    ) -> Result<Listing> {
+        let actor = Actor::Principal(principal.to_owned());
+        let targets: Vec<String> = collection.map(|c| vec![c.to_owned()]).unwrap_or_default();
+        let gate = match self.gate(principal) {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(&actor, "item.list", targets, justification, e)),
+        };
+        let visible: Vec<Collection> = self
+            .collections()?
+            .into_iter()
+            .filter(|c| gate.visibility().contains(c.id))
+            .collect();
+        let chosen: Vec<Collection> = match collection {
+            Some(name) => {
+                let Some(c) = visible
+                    .into_iter()
+                    .find(|c| format!("{}/{}", c.agency, c.name) == name)
+                else {
+                    let e = Error::NotFoundOrNotPermitted {
+                        reason: Some(Denial::NeedToKnow),
+                    };
+                    return Err(self.refuse(&actor, "item.list", targets, justification, e));
+                };
+                if gate.check_justification(&c, justification).is_err() {
+                    let e = Error::JustificationRequired {
+                        collection: name.to_owned(),
+                    };
+                    return Err(self.refuse(&actor, "item.list", targets, justification, e));
+                }
+                vec![c]
+            }
+            None => visible,
+        };
+        let mut listing = Listing::default();
+        let mut ids = Vec::new();
+        for c in &chosen {
+            if gate.check_justification(c, justification).is_err() {
+                listing
+                    .skipped_bulk
+                    .push(format!("{}/{}", c.agency, c.name));
+                continue;
+            }
+            ids.push(c.id.0);
+        }
+        let rows = self.catalog.items_in(&ids)?;
+        for row in rows {
+            let (meta, marking) = self.open_meta(&row)?;
+            if gate
+                .check(&marking, CollectionId(row.collection_id))
+                .is_ok()
+            {
+                listing.items.push(meta);
+            }
+        }
+        let mut t = targets;
+        t.extend(listing.items.iter().map(|m| m.id.clone()));
+        self.record(actor, "item.list", t, justification, Outcome::Allowed, None)?;
+        Ok(listing)
+    }
+
+    /// Crypto-shreds an item: its wrapped keys are deleted with secure delete
+    /// and the WAL scrubbed, and its content object (if no other item of the
+    /// agency shares it) is deleted. Needs the admin role in the owning
+    /// agency.
+    pub fn shred(&mut self, principal: &str, id: &str) -> Result<()> {
+        let actor = Actor::Principal(principal.to_owned());
+        let targets = vec![id.to_owned()];
+        let gate = match self.gate(principal) {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(&actor, "item.shred", targets, None, e)),
+        };
+        let Some(row) = self.catalog.item(id)? else {
+            let e = Error::NotFoundOrNotPermitted { reason: None };
+            return Err(self.refuse(&actor, "item.shred", targets, None, e));
+        };
+        let (_, marking) = self.open_meta(&row)?;
+        if let Err(d) = gate.check(&marking, CollectionId(row.collection_id)) {
+            let e = Error::NotFoundOrNotPermitted { reason: Some(d) };
+            return Err(self.refuse(&actor, "item.shred", targets, None, e));
+        }
+        let agency = self.agency_name(row.agency_id)?;
+        if !gate.principal().has_role(Role::Admin) || gate.principal().agency != agency {
+            let e = Error::RoleRequired {
+                principal: principal.into(),
+                role: "admin (of the owning agency)",
+                act: "shred",
+            };
+            return Err(self.refuse(&actor, "item.shred", targets, None, e));
+        }
+        self.shred_row(actor, &row, "item.shred")
+    }
+
+    fn shred_row(&mut self, actor: Actor, row: &ItemRow, action: &str) -> Result<()> {
+        self.record(
+            actor.clone(),
+            action,
+            vec![row.id.clone()],
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        if let Some(orphan) = self.catalog.delete_item(&row.id)? {
+            if let Some(loc) = self
+                .locations()?
+                .into_iter()
+                .find(|l| l.id == orphan.location_id)
+            {
+                loc.open()?.delete(&self.rt, &orphan.object)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Shreds every item whose retention has passed; returns how many.
+    pub fn enforce_retention(&mut self) -> Result<usize> {
+        let rows = self.catalog.expired_items(now_ms())?;
+        for r in &rows {
+            self.shred_row(Actor::Operator, r, "retention.shred")?;
+        }
+        Ok(rows.len())
+    }
+}
+
+fn table_label(t: SealedTable) -> &'static str {
+    match t {
+        SealedTable::Principals => "principal:",
+        SealedTable::Collections => "collection:",
+        SealedTable::Operations => "operation:",
+    }
+}
+
+fn wrap_aad(table: &str, key: &str) -> Vec<u8> {
+    format!("{table}:{key}").into_bytes()
+}
+
+fn meta_aad(id: &str, collection: CollectionId) -> Vec<u8> {
+    format!("item-meta:{id}:{}", collection.0).into_bytes()
+}
+
+fn object_name() -> Result<String> {
+    let mut b = [0u8; 16];
+    bletchley_crypto::random_bytes(&mut b)?;
+    let u = hex::encode(b);
+    Ok(format!("{}/{}", &u[..2], u))
+}
+
+/// Reads audit entries with the oversight key file (no platform key needed).
+pub fn read_audit(root: &Path, unlock: &dyn Unlock) -> Result<Vec<(u64, Entry)>> {
+    let kf = open_keyfile(&root.join("keys"), &KeyName::Oversight, unlock)?;
+    let sk = kf
+        .get("oversight")
+        .cloned()
+        .ok_or_else(|| Error::Layout("oversight key file lacks its key".into()))?;
+    Ok(AuditLog::at(root.join("audit")).read(&OversightSecretKey::from_secret(sk))?)
+}

@@ -1,0 +1,341 @@
+//! The command line, spelled as the issues specify so scripts can drive it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Bletchley: a sovereign intelligence data platform.
+#[derive(Parser, Debug)]
+#[command(name = "bletchley", version, about, long_about = None)]
+pub struct Cli {
+    /// The data directory.
+    #[arg(long, global = true, env = "BLETCHLEY_DATA")]
+    pub data: Option<PathBuf>,
+    /// The principal acting (required by data commands).
+    #[arg(long = "as", global = true, value_name = "PRINCIPAL")]
+    pub as_principal: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new data directory: keys, catalog, default location, audit log.
+    Init(InitArgs),
+    /// Manage agencies and their keys.
+    #[command(subcommand)]
+    Agency(AgencyCmd),
+    /// Manage storage locations.
+    #[command(subcommand)]
+    Location(LocationCmd),
+    /// Set where bytes may rest.
+    #[command(subcommand)]
+    Residency(ResidencyCmd),
+    /// Manage principals.
+    #[command(subcommand)]
+    Principal(PrincipalCmd),
+    /// Manage collections.
+    #[command(subcommand)]
+    Collection(CollectionCmd),
+    /// Manage joint operations.
+    #[command(subcommand)]
+    Operation(OperationCmd),
+    /// Ingest files (or `-` for standard input) into a collection.
+    Ingest(IngestArgs),
+    /// Write an item's content to standard output.
+    Get(GetArgs),
+    /// List the items you may see.
+    Ls(LsArgs),
+    /// Crypto-shred an item (admin of the owning agency).
+    Shred {
+        /// Item id.
+        id: String,
+    },
+    /// Retention schedules.
+    #[command(subcommand)]
+    Retention(RetentionCmd),
+    /// Verify or read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Create a demonstration platform with demo data and show what each
+    /// principal sees.
+    Demo(DemoArgs),
+    /// Run the benchmarks and print medians and ratios.
+    Bench(BenchArgs),
+}
+
+/// `init` options.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Jurisdiction of the default local location; its country becomes the
+    /// default residency.
+    #[arg(long, default_value = "GB/london")]
+    pub jurisdiction: String,
+    /// Home nation (ISO 3166-1 alpha-3) for markings without releasability.
+    #[arg(long, default_value = "GBR")]
+    pub home: String,
+    /// argon2id memory for key files, in KiB.
+    #[arg(long, default_value_t = 65536)]
+    pub kdf_memory_kib: u32,
+    /// argon2id passes for key files.
+    #[arg(long, default_value_t = 3)]
+    pub kdf_passes: u32,
+}
+
+/// `agency` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AgencyCmd {
+    /// Add an agency with its own passphrase-sealed key file.
+    Add {
+        /// Lower-case name, e.g. `mi5`.
+        name: String,
+    },
+    /// List agencies.
+    Ls,
+    /// Rotate the agency's key-encryption key (rewraps data keys only).
+    RotateKey {
+        /// Agency name.
+        name: String,
+    },
+}
+
+/// `location` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum LocationCmd {
+    /// Add a location.
+    Add {
+        /// Location name.
+        name: String,
+        /// Its jurisdiction, e.g. `GB/london`.
+        #[arg(long)]
+        jurisdiction: String,
+        /// A local directory.
+        #[arg(long, conflicts_with_all = ["s3_bucket", "s3_region"], required_unless_present = "s3_bucket")]
+        path: Option<PathBuf>,
+        /// An S3 bucket.
+        #[arg(long, requires = "s3_region")]
+        s3_bucket: Option<String>,
+        /// The bucket's region.
+        #[arg(long, requires = "s3_bucket")]
+        s3_region: Option<String>,
+    },
+    /// Retire a location: no new writes; what rests there stays readable.
+    Remove {
+        /// Location name.
+        name: String,
+    },
+    /// List locations.
+    Ls,
+}
+
+/// `residency` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ResidencyCmd {
+    /// Set the jurisdictions allowed for a scope (rules intersect).
+    Set {
+        /// For one agency.
+        #[arg(long, group = "scope")]
+        agency: Option<String>,
+        /// For one collection (`agency/name`).
+        #[arg(long, group = "scope")]
+        collection: Option<String>,
+        /// For one classification.
+        #[arg(long, group = "scope")]
+        classification: Option<String>,
+        /// The platform default.
+        #[arg(long, group = "scope")]
+        default: bool,
+        /// Comma-separated jurisdictions, e.g. `GB,US/virginia`.
+        #[arg(long)]
+        allow: String,
+    },
+}
+
+/// `principal` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum PrincipalCmd {
+    /// Add a principal.
+    Add {
+        /// Login name.
+        name: String,
+        /// Its agency.
+        #[arg(long)]
+        agency: String,
+        /// Clearance: OFFICIAL, SECRET or TOP SECRET.
+        #[arg(long)]
+        clearance: String,
+        /// Codewords, comma-separated.
+        #[arg(long, default_value = "")]
+        compartments: String,
+        /// Nationality, ISO 3166-1 alpha-3.
+        #[arg(long)]
+        nationality: String,
+        /// Roles: analyst, admin, auditor, field.
+        #[arg(long, default_value = "analyst")]
+        roles: String,
+    },
+    /// Show a principal.
+    Show {
+        /// Login name.
+        name: String,
+    },
+}
+
+/// `collection` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CollectionCmd {
+    /// Add a collection `AGENCY/NAME`.
+    Add {
+        /// `agency/name`.
+        name: String,
+        /// Bulk data: every read, list or search needs a justification.
+        #[arg(long)]
+        bulk: bool,
+    },
+    /// List collections (all of them; operator view).
+    Ls,
+}
+
+/// `operation` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OperationCmd {
+    /// Add a joint operation.
+    Add {
+        /// Operation name.
+        name: String,
+        /// Member agencies, comma-separated.
+        #[arg(long)]
+        agencies: String,
+        /// Named member principals (when given, only they are members).
+        #[arg(long)]
+        members: Option<String>,
+        /// Start date (YYYY-MM-DD or RFC 3339); default now.
+        #[arg(long)]
+        from: Option<String>,
+        /// End date (YYYY-MM-DD, inclusive, or RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Share a member agency's collection into the operation.
+    Share {
+        /// Operation name.
+        name: String,
+        /// `agency/name`.
+        collection: String,
+    },
+    /// Withdraw a shared collection.
+    Withdraw {
+        /// Operation name.
+        name: String,
+        /// `agency/name`.
+        collection: String,
+    },
+    /// List operations.
+    Ls,
+}
+
+/// `ingest` options.
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Files to ingest; `-` reads standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// `agency/name` of the collection.
+    #[arg(long)]
+    pub collection: String,
+    /// Banner, e.g. `SECRET//UK EYES ONLY`.
+    #[arg(long)]
+    pub marking: String,
+    /// Legal authority reference.
+    #[arg(long)]
+    pub authority: Option<String>,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub justification: Option<String>,
+    /// Shred automatically after this date (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub retain_until: Option<String>,
+    /// Items per acknowledged batch.
+    #[arg(long, default_value_t = 64, hide = true)]
+    pub batch: usize,
+}
+
+/// `get` options.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Item id.
+    pub id: String,
+    /// Why (required for bulk collections).
+    #[arg(long)]
+    pub justification: Option<String>,
+    /// Print the metadata as JSON instead of the content.
+    #[arg(long)]
+    pub meta: bool,
+}
+
+/// `ls` options.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Only this collection (`agency/name`).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Why (required for bulk collections).
+    #[arg(long)]
+    pub justification: Option<String>,
+}
+
+/// `retention` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum RetentionCmd {
+    /// Crypto-shred every item whose retention has passed.
+    Enforce,
+}
+
+/// `audit` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check integrity from a checkpoint and the public verifier key alone.
+    Verify {
+        /// A checkpoint held elsewhere (default: the stored latest).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key held elsewhere (default: the stored one).
+        #[arg(long)]
+        verifier: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read entries with the oversight key.
+    Show {
+        /// JSON lines output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest signed checkpoint, to publish or hand to overseers.
+    Checkpoint,
+}
+
+/// `demo` options.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Replace an existing demo directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `bench` options.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Documents for the end-to-end ingest benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    pub docs: usize,
+    /// Fewer repetitions, for a smoke run.
+    #[arg(long)]
+    pub quick: bool,
+}

@@ -1,0 +1,540 @@
+//! One function per command: parse arguments into domain values, call the
+//! store, print.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bletchley_audit::{AuditLog, Verifier};
+use bletchley_crypto::KdfParams;
+use bletchley_policy::{Classification, Marking, Nation, Operation, Principal, Role};
+use bletchley_store::{
+    IngestOptions, InitOptions, Jurisdiction, LocationSpec, NewItem, Platform, Scope,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::*;
+use crate::unlock::EnvUnlock;
+
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    cli.data
+        .clone()
+        .ok_or_else(|| anyhow!("no data directory: pass --data DIR or set BLETCHLEY_DATA"))
+}
+
+fn principal(cli: &Cli) -> Result<String> {
+    cli.as_principal
+        .clone()
+        .ok_or_else(|| anyhow!("this command acts for a principal: pass --as PRINCIPAL"))
+}
+
+fn open(cli: &Cli) -> Result<Platform> {
+    let dir = data_dir(cli)?;
+    Platform::open(&dir, Box::new(EnvUnlock)).with_context(|| format!("opening {}", dir.display()))
+}
+
+/// Parses `YYYY-MM-DD` (start of day, or end of day when `end_of_day`) or
+/// RFC 3339, to Unix seconds.
+pub fn parse_date(s: &str, end_of_day: bool) -> Result<i64> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s, &fmt)
+        .map_err(|_| anyhow!("date {s:?}: expected YYYY-MM-DD or RFC 3339"))?;
+    let t = if end_of_day {
+        d.with_hms(23, 59, 59)?
+    } else {
+        d.midnight()
+    };
+    Ok(t.assume_utc().unix_timestamp())
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|x| x.trim().to_owned())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+fn fmt_time(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Init(a) => init(&cli, a),
+        Command::Agency(c) => agency(&cli, c),
+        Command::Location(c) => location(&cli, c),
+        Command::Residency(c) => residency(&cli, c),
+        Command::Principal(c) => principal_cmd(&cli, c),
+        Command::Collection(c) => collection(&cli, c),
+        Command::Operation(c) => operation(&cli, c),
+        Command::Ingest(a) => ingest(&cli, a),
+        Command::Get(a) => get(&cli, a),
+        Command::Ls(a) => ls(&cli, a),
+        Command::Shred { id } => {
+            let who = principal(&cli)?;
+            open(&cli)?.shred(&who, id)?;
+            println!("shredded {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retention(RetentionCmd::Enforce) => {
+            let n = open(&cli)?.enforce_retention()?;
+            println!("shredded {n} expired items");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(c) => audit(&cli, c),
+        Command::Demo(a) => crate::demo::run(&cli, a),
+        Command::Bench(a) => crate::bench::run(a),
+    }
+}
+
+fn init(cli: &Cli, a: &InitArgs) -> Result<ExitCode> {
+    let dir = data_dir(cli)?;
+    let opts = InitOptions {
+        home: Nation::from_alpha3(&a.home)
+            .ok_or_else(|| anyhow!("--home {:?}: not an ISO 3166-1 alpha-3 code", a.home))?,
+        jurisdiction: Jurisdiction::parse(&a.jurisdiction)?,
+        kdf: KdfParams {
+            m_kib: a.kdf_memory_kib,
+            t: a.kdf_passes,
+            p: 1,
+        },
+    };
+    Platform::init(&dir, &opts, Box::new(EnvUnlock))
+        .with_context(|| format!("initialising {}", dir.display()))?;
+    println!(
+        "initialised {} (home {}, default location in {})",
+        dir.display(),
+        a.home,
+        a.jurisdiction
+    );
+    println!(
+        "audit verifier key: {}",
+        dir.join("audit/verifier.vkey").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agency(cli: &Cli, c: &AgencyCmd) -> Result<ExitCode> {
+    match c {
+        AgencyCmd::Add { name } => {
+            open(cli)?.add_agency(name)?;
+            println!("agency {name} added");
+        }
+        AgencyCmd::Ls => {
+            for n in open(cli)?.agencies()? {
+                println!("{n}");
+            }
+        }
+        AgencyCmd::RotateKey { name } => {
+            let n = open(cli)?.rotate_agency_key(name)?;
+            println!("agency {name}: key rotated, {n} data keys rewrapped");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn location(cli: &Cli, c: &LocationCmd) -> Result<ExitCode> {
+    match c {
+        LocationCmd::Add {
+            name,
+            jurisdiction,
+            path,
+            s3_bucket,
+            s3_region,
+        } => {
+            let spec = match (path, s3_bucket, s3_region) {
+                (Some(p), None, None) => LocationSpec::Local { path: p.clone() },
+                (None, Some(b), Some(r)) => LocationSpec::S3 {
+                    bucket: b.clone(),
+                    region: r.clone(),
+                },
+                _ => bail!("give either --path or both --s3-bucket and --s3-region"),
+            };
+            open(cli)?.add_location(name, Jurisdiction::parse(jurisdiction)?, spec)?;
+            println!("location {name} added in {jurisdiction}");
+        }
+        LocationCmd::Remove { name } => {
+            open(cli)?.retire_location(name)?;
+            println!(
+                "location {name} retired: it takes no new writes; what rests there stays readable"
+            );
+        }
+        LocationCmd::Ls => {
+            for l in open(cli)?.locations()? {
+                let where_ = match &l.spec {
+                    LocationSpec::Local { path } => path.display().to_string(),
+                    LocationSpec::S3 { bucket, region } => format!("s3://{bucket} ({region})"),
+                };
+                println!(
+                    "{}\t{}\t{}{}",
+                    l.name,
+                    l.jurisdiction,
+                    where_,
+                    if l.retired { "\tretired" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn residency(cli: &Cli, c: &ResidencyCmd) -> Result<ExitCode> {
+    let ResidencyCmd::Set {
+        agency,
+        collection,
+        classification,
+        default,
+        allow,
+    } = c;
+    let mut p = open(cli)?;
+    let scope = match (agency, collection, classification, default) {
+        (Some(a), None, None, false) => Scope::Agency(a.clone()),
+        (None, Some(c), None, false) => {
+            let coll = p
+                .collections()?
+                .into_iter()
+                .find(|x| format!("{}/{}", x.agency, x.name) == *c)
+                .ok_or_else(|| anyhow!("unknown collection {c:?}"))?;
+            Scope::Collection(coll.id.0)
+        }
+        (None, None, Some(l), false) => {
+            Scope::Classification(Classification::parse(l)?.as_str().to_owned())
+        }
+        (None, None, None, true) => Scope::Default,
+        _ => bail!("give exactly one of --agency, --collection, --classification or --default"),
+    };
+    let allowed = bletchley_store::residency::parse_allow(allow)?;
+    p.set_residency(scope, &allowed)?;
+    println!("residency set: {allow}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
+    match c {
+        PrincipalCmd::Add {
+            name,
+            agency,
+            clearance,
+            compartments,
+            nationality,
+            roles,
+        } => {
+            let mut rs = BTreeSet::new();
+            for r in list(roles) {
+                rs.insert(Role::parse(&r).ok_or_else(|| {
+                    anyhow!("unknown role {r:?}: expected analyst, admin, auditor or field")
+                })?);
+            }
+            let comps: BTreeSet<String> = list(compartments).into_iter().collect();
+            for cw in &comps {
+                // A codeword must be one a banner could carry.
+                Marking::parse(&format!("OFFICIAL//{cw}"))
+                    .map_err(|_| anyhow!("{cw:?} is not a valid codeword"))?;
+            }
+            let p = Principal {
+                name: name.clone(),
+                agency: agency.clone(),
+                clearance: Classification::parse(clearance)?,
+                compartments: comps,
+                nationality: Nation::from_alpha3(nationality).ok_or_else(|| {
+                    anyhow!("nationality {nationality:?}: not an ISO 3166-1 alpha-3 code")
+                })?,
+                roles: rs,
+            };
+            open(cli)?.add_principal(&p)?;
+            println!("principal {name} added");
+        }
+        PrincipalCmd::Show { name } => {
+            let p = open(cli)?.principal(name)?;
+            println!("{}", serde_json::to_string_pretty(&p)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn collection(cli: &Cli, c: &CollectionCmd) -> Result<ExitCode> {
+    match c {
+        CollectionCmd::Add { name, bulk } => {
+            open(cli)?.add_collection(name, *bulk)?;
+            println!(
+                "collection {name} added{}",
+                if *bulk {
+                    " (bulk: justification required)"
+                } else {
+                    ""
+                }
+            );
+        }
+        CollectionCmd::Ls => {
+            for c in open(cli)?.collections()? {
+                println!(
+                    "{}/{}{}",
+                    c.agency,
+                    c.name,
+                    if c.bulk { "\tbulk" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn operation(cli: &Cli, c: &OperationCmd) -> Result<ExitCode> {
+    match c {
+        OperationCmd::Add {
+            name,
+            agencies,
+            members,
+            from,
+            until,
+        } => {
+            let now = bletchley_store::now_ms() / 1000;
+            let op = Operation {
+                name: name.clone(),
+                agencies: list(agencies).into_iter().collect(),
+                members: members
+                    .as_deref()
+                    .map(list)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                start: from
+                    .as_deref()
+                    .map(|d| parse_date(d, false))
+                    .transpose()?
+                    .unwrap_or(now),
+                end: until.as_deref().map(|d| parse_date(d, true)).transpose()?,
+                shares: Vec::new(),
+            };
+            open(cli)?.add_operation(&op)?;
+            println!("operation {name} added");
+        }
+        OperationCmd::Share { name, collection } => {
+            open(cli)?.share(name, collection)?;
+            println!("{collection} shared into {name}");
+        }
+        OperationCmd::Withdraw { name, collection } => {
+            open(cli)?.withdraw(name, collection)?;
+            println!("{collection} withdrawn from {name}");
+        }
+        OperationCmd::Ls => {
+            for op in open(cli)?.operations()? {
+                println!("{}", serde_json::to_string(&op)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_input(path: &Path) -> Result<NewItem> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
+        return Ok(NewItem {
+            title: "stdin".into(),
+            content: buf,
+        });
+    }
+    let content = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let title = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    Ok(NewItem { title, content })
+}
+
+fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let marking =
+        Marking::parse(&a.marking).with_context(|| format!("--marking {:?}", a.marking))?;
+    let retain_until_ms = a
+        .retain_until
+        .as_deref()
+        .map(|d| parse_date(d, true))
+        .transpose()?
+        .map(|s| s * 1000);
+    let mut p = open(cli)?;
+    let opts = IngestOptions {
+        collection: a.collection.clone(),
+        marking,
+        authority: a.authority.clone(),
+        retain_until_ms,
+        justification: a.justification.clone(),
+    };
+    let bar = (a.files.len() > 1 && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(a.files.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut failed = 0usize;
+    let stdout = std::io::stdout();
+    for chunk in a.files.chunks(a.batch.max(1)) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for f in chunk {
+            match read_input(f) {
+                Ok(it) => batch.push(it),
+                Err(e) => {
+                    failed += 1;
+                    let msg = format!("{e:#}");
+                    if let Some(b) = &bar {
+                        b.suspend(|| eprintln!("error: not ingested: {msg}"));
+                    } else {
+                        eprintln!("error: not ingested: {msg}");
+                    }
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let n = batch.len() as u64;
+        let ids = p.ingest(&who, &opts, batch)?;
+        let mut out = stdout.lock();
+        for id in ids {
+            writeln!(out, "{id}")?;
+        }
+        out.flush()?;
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if failed > 0 {
+        eprintln!(
+            "error: {failed} of {} files were not ingested (see above)",
+            a.files.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn get(cli: &Cli, a: &GetArgs) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let (meta, content) = open(cli)?.get(&who, &a.id, a.justification.as_deref())?;
+    if a.meta {
+        println!("{}", serde_json::to_string_pretty(&meta)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&content)?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls(cli: &Cli, a: &LsArgs) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let listing = open(cli)?.list(&who, a.collection.as_deref(), a.justification.as_deref())?;
+    for s in &listing.skipped_bulk {
+        eprintln!("note: bulk collection {s} not listed: give --justification TEXT");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&listing.items)?);
+    } else {
+        for m in &listing.items {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                m.id,
+                m.marking,
+                m.collection,
+                m.size,
+                fmt_time(m.created_ms),
+                m.title
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
+    let dir = data_dir(cli)?;
+    let log = AuditLog::at(dir.join("audit"));
+    match c {
+        AuditCmd::Verify {
+            checkpoint,
+            verifier,
+            json,
+        } => {
+            let cp = checkpoint
+                .as_ref()
+                .map(|p| std::fs::read_to_string(p).with_context(|| format!("{}", p.display())))
+                .transpose()?;
+            let v = verifier
+                .as_ref()
+                .map(|p| -> Result<Verifier> {
+                    Ok(Verifier::parse(
+                        &std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
+                    )?)
+                })
+                .transpose()?;
+            match log.verify(cp.as_deref(), v.as_ref()) {
+                Ok(r) => {
+                    if *json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        println!(
+                            "audit log verified: {} entries, checkpoint covers {}, root {}, {} earlier checkpoints consistent",
+                            r.entries, r.checkpoint_size, r.root, r.checkpoints_checked
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: audit log verification FAILED: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AuditCmd::Show { json } => {
+            let entries = bletchley_store::read_audit(&dir, &EnvUnlock)?;
+            let mut out = std::io::stdout().lock();
+            for (seq, e) in entries {
+                if *json {
+                    let mut v = serde_json::to_value(&e)?;
+                    v["seq"] = seq.into();
+                    writeln!(out, "{v}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "{seq}\t{}\t{}\t{}\t{:?}\t{}{}{}",
+                        fmt_time(e.time_ms),
+                        e.principal,
+                        e.action,
+                        e.outcome,
+                        e.targets.join(","),
+                        e.justification
+                            .map(|j| format!("\tjustification: {j}"))
+                            .unwrap_or_default(),
+                        e.reason
+                            .map(|r| format!("\treason: {r}"))
+                            .unwrap_or_default(),
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCmd::Checkpoint => {
+            print!("{}", log.checkpoint_note()?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! `bletchley demo`: a working platform with demo data, and what each
+//! principal sees.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bletchley_crypto::KdfParams;
+use bletchley_policy::{Classification, Marking, Nation, Operation, Principal, Role};
+use bletchley_store::{
+    IngestOptions, InitOptions, Jurisdiction, KeyName, NewItem, Platform, Unlock,
+};
+use zeroize::Zeroizing;
+
+use crate::cli::{Cli, DemoArgs};
+
+/// The demo's passphrase unless `BLETCHLEY_PASSPHRASE` is set.
+pub const DEMO_PASSPHRASE: &str = "bletchley-demo";
+
+struct DemoUnlock;
+
+impl Unlock for DemoUnlock {
+    fn passphrase(&self, key: &KeyName) -> Result<Zeroizing<String>, String> {
+        crate::unlock::EnvUnlock
+            .passphrase(key)
+            .or_else(|_| Ok(Zeroizing::new(DEMO_PASSPHRASE.to_owned())))
+    }
+}
+
+struct Who {
+    name: &'static str,
+    agency: &'static str,
+    clearance: Classification,
+    compartments: &'static [&'static str],
+    nationality: &'static str,
+    roles: &'static [Role],
+    note: &'static str,
+}
+
+const PEOPLE: &[Who] = &[
+    Who {
+        name: "alice",
+        agency: "mi5",
+        clearance: Classification::TopSecret,
+        compartments: &["STRAP1"],
+        nationality: "GBR",
+        roles: &[Role::Analyst],
+        note: "MI5 senior analyst, TOP SECRET STRAP1: sees all of MI5 and what NIMROD shares",
+    },
+    Who {
+        name: "bob",
+        agency: "mi5",
+        clearance: Classification::Secret,
+        compartments: &[],
+        nationality: "GBR",
+        roles: &[Role::Analyst],
+        note: "MI5 analyst, SECRET only: no TOP SECRET, no STRAP",
+    },
+    Who {
+        name: "carol",
+        agency: "gchq",
+        clearance: Classification::TopSecret,
+        compartments: &["STRAP1", "STRAP2"],
+        nationality: "GBR",
+        roles: &[Role::Analyst],
+        note: "GCHQ analyst, TOP SECRET STRAP1/STRAP2: GCHQ plus NIMROD shares",
+    },
+    Who {
+        name: "dave",
+        agency: "mi6",
+        clearance: Classification::Secret,
+        compartments: &[],
+        nationality: "GBR",
+        roles: &[Role::Analyst],
+        note: "MI6 officer, SECRET: MI6 plus NIMROD shares up to SECRET",
+    },
+    Who {
+        name: "erin",
+        agency: "mi6",
+        clearance: Classification::Secret,
+        compartments: &[],
+        nationality: "USA",
+        roles: &[Role::Analyst],
+        note: "US liaison officer at MI6: only items releasable to USA",
+    },
+    Who {
+        name: "frank",
+        agency: "mod",
+        clearance: Classification::Official,
+        compartments: &[],
+        nationality: "GBR",
+        roles: &[Role::Analyst],
+        note: "MOD staff, OFFICIAL: MOD's own OFFICIAL items; not in NIMROD",
+    },
+    Who {
+        name: "mi5-admin",
+        agency: "mi5",
+        clearance: Classification::TopSecret,
+        compartments: &["STRAP1"],
+        nationality: "GBR",
+        roles: &[Role::Admin, Role::Analyst],
+        note: "MI5 administrator: may shred MI5 items",
+    },
+];
+
+const DOCS: &[(&str, &str, &str, &str)] = &[
+    (
+        "mi5/counter-terrorism",
+        "SECRET//UK EYES ONLY",
+        "ct-brief-harbour.txt",
+        "Subject VIKING met an associate at the harbour cafe on 3 March. Phone +44 7700 900123 used.",
+    ),
+    (
+        "mi5/counter-terrorism",
+        "TOP SECRET//STRAP1//UK EYES ONLY",
+        "ct-source-report.txt",
+        "Source GREENFINCH reports a planned purchase of precursors in Leeds.",
+    ),
+    (
+        "mi5/counter-terrorism",
+        "OFFICIAL-SENSITIVE",
+        "ct-press-summary.txt",
+        "Summary of open-source reporting on the harbour incident.",
+    ),
+    (
+        "mi5/intercepts",
+        "SECRET//UK EYES ONLY//PERSONAL DATA",
+        "intercept-0412.txt",
+        "Call from +44 7700 900123 to +33 6 12 34 56 78 lasting 4 minutes.",
+    ),
+    (
+        "gchq/sigint",
+        "TOP SECRET//STRAP1//REL TO GBR, USA",
+        "sigint-summary-17.txt",
+        "Selector viking@example.org contacted a server at 203.0.113.7 repeatedly.",
+    ),
+    (
+        "gchq/sigint",
+        "TOP SECRET//STRAP2//UK EYES ONLY",
+        "sigint-exceptional.txt",
+        "Exceptionally controlled reporting on the VIKING network.",
+    ),
+    (
+        "gchq/sigint",
+        "SECRET//REL TO GBR, USA",
+        "sigint-network-map.txt",
+        "Network map of contacts around selector viking@example.org.",
+    ),
+    (
+        "mi6/humint",
+        "SECRET//REL TO GBR, USA",
+        "humint-lisbon.txt",
+        "Station Lisbon: the courier travelled via Porto on 5 March.",
+    ),
+    (
+        "mi6/humint",
+        "SECRET//UK EYES ONLY",
+        "humint-agent-note.txt",
+        "Agent CORMORANT requests resettlement.",
+    ),
+    (
+        "mod/logistics",
+        "OFFICIAL",
+        "mod-convoy-schedule.txt",
+        "Convoy schedule for exercise STEADFAST, week 12.",
+    ),
+];
+
+/// Creates the demo data directory and prints what each principal sees.
+pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
+    let dir = cli
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("bletchley-demo"));
+    if dir.exists() {
+        if !a.force {
+            bail!(
+                "{} exists: pass --force to replace it, or --data DIR for another place",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let opts = InitOptions {
+        home: Nation::gbr(),
+        jurisdiction: Jurisdiction::parse("GB/london")?,
+        kdf: KdfParams {
+            m_kib: 19 * 1024,
+            t: 2,
+            p: 1,
+        },
+    };
+    let mut p = Platform::init(&dir, &opts, Box::new(DemoUnlock))?;
+    for a in ["gchq", "mi5", "mi6", "mod"] {
+        p.add_agency(a)?;
+    }
+    for w in PEOPLE {
+        p.add_principal(&Principal {
+            name: w.name.into(),
+            agency: w.agency.into(),
+            clearance: w.clearance,
+            compartments: w.compartments.iter().map(|s| s.to_string()).collect(),
+            nationality: Nation::from_alpha3(w.nationality).context("nation")?,
+            roles: w.roles.iter().copied().collect(),
+        })?;
+    }
+    for (c, bulk) in [
+        ("mi5/counter-terrorism", false),
+        ("mi5/intercepts", true),
+        ("gchq/sigint", false),
+        ("mi6/humint", false),
+        ("mod/logistics", false),
+    ] {
+        p.add_collection(c, bulk)?;
+    }
+    let now = bletchley_store::now_ms() / 1000;
+    p.add_operation(&Operation {
+        name: "NIMROD".into(),
+        agencies: ["mi5", "gchq", "mi6"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        members: Default::default(),
+        start: now - 86_400,
+        end: Some(now + 90 * 86_400),
+        shares: vec![],
+    })?;
+    p.share("NIMROD", "gchq/sigint")?;
+    p.share("NIMROD", "mi6/humint")?;
+    let ingester = |c: &str| match c.split('/').next() {
+        Some("mi5") => "alice",
+        Some("gchq") => "carol",
+        Some("mi6") => "dave",
+        _ => "frank",
+    };
+    let mut total = 0;
+    for (coll, marking, title, text) in DOCS {
+        // Ingest as someone of the owning agency cleared for the marking.
+        let who = if coll.starts_with("gchq") {
+            "carol"
+        } else if marking.starts_with("TOP") {
+            "alice"
+        } else {
+            ingester(coll)
+        };
+        let who = if coll.starts_with("mi6") && marking.contains("UK EYES") {
+            "dave"
+        } else {
+            who
+        };
+        let opts = IngestOptions {
+            collection: (*coll).into(),
+            marking: Marking::parse(marking)?,
+            authority: Some("DEMO-WARRANT-001".into()),
+            retain_until_ms: None,
+            justification: Some("demo data".into()),
+        };
+        p.ingest(
+            who,
+            &opts,
+            vec![NewItem {
+                title: (*title).into(),
+                content: text.as_bytes().to_vec(),
+            }],
+        )?;
+        total += 1;
+    }
+    println!("Bletchley demo platform created in {}", dir.display());
+    println!(
+        "  4 agencies (gchq, mi5, mi6, mod), {} principals, 5 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
+        PEOPLE.len()
+    );
+    println!();
+    println!(
+        "What each principal sees (bletchley --data {} --as NAME ls --justification demo):",
+        dir.display()
+    );
+    for w in PEOPLE {
+        let l = p.list(w.name, None, Some("demo walkthrough"))?;
+        println!("  {:<10} {:>2} items  {}", w.name, l.items.len(), w.note);
+    }
+    println!();
+    println!("Try:");
+    println!("  bletchley --data {} --as erin ls", dir.display());
+    println!("  bletchley --data {} audit verify", dir.display());
+    println!(
+        "  BLETCHLEY_PASSPHRASE={DEMO_PASSPHRASE} bletchley --data {} audit show",
+        dir.display()
+    );
+    println!(
+        "Key files are sealed with the passphrase {DEMO_PASSPHRASE:?} (or $BLETCHLEY_PASSPHRASE when set)."
+    );
+    println!(
+        "The web console is not built yet; this demo is the command line over the secure core."
+    );
+    Ok(ExitCode::SUCCESS)
+}
