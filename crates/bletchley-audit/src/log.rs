@@ -45,6 +45,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 #[derive(Clone, Debug, Default)]
 struct Scan {
     offset: u64,
+    last_offset: u64,
     next_seq: u64,
     prev: Hash,
     frontier: Frontier,
@@ -61,6 +62,7 @@ struct ScanFailure {
 /// every good leaf.
 fn scan(
     bytes: &[u8],
+    base: u64,
     scan: &mut Scan,
     roots_wanted: &BTreeSet<u64>,
     roots_at: &mut BTreeMap<u64, Hash>,
@@ -69,11 +71,11 @@ fn scan(
     if roots_wanted.contains(&scan.next_seq) {
         roots_at.insert(scan.next_seq, scan.frontier.root());
     }
-    while (scan.offset as usize) < bytes.len() {
-        let at = scan.offset as usize;
+    while ((scan.offset - base) as usize) < bytes.len() {
+        let at = (scan.offset - base) as usize;
         let fail = |detail: String| ScanFailure {
             entry: scan.next_seq,
-            offset: at as u64,
+            offset: base + at as u64,
             detail,
         };
         if bytes.len() - at < 4 {
@@ -120,7 +122,8 @@ fn scan(
         scan.frontier.push(h);
         scan.prev = h;
         scan.next_seq += 1;
-        scan.offset = (at + 4 + len) as u64;
+        scan.last_offset = base + at as u64;
+        scan.offset = base + (at + 4 + len) as u64;
         if roots_wanted.contains(&scan.next_seq) {
             roots_at.insert(scan.next_seq, scan.frontier.root());
         }
@@ -139,6 +142,15 @@ pub struct Report {
     pub root: String,
     /// Historical checkpoints that were also checked.
     pub checkpoints_checked: usize,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Head {
+    offset: u64,
+    last_offset: u64,
+    next_seq: u64,
+    prev: String,
+    frontier: Vec<(u32, String)>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -209,6 +221,18 @@ impl AuditLog {
             reason: e.to_string(),
         })?;
         line.push('\n');
+        // A crash mid-append can leave a torn last line; cut it off first so
+        // the new line starts on a line of its own.
+        if let Ok(old) = std::fs::read(&hist) {
+            if !old.is_empty() && old.last() != Some(&b'\n') {
+                let keep = old.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&hist)
+                    .map_err(io(&hist))?;
+                f.set_len(keep as u64).map_err(io(&hist))?;
+            }
+        }
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -227,8 +251,14 @@ impl AuditLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(io(&p)(e)),
         };
+        // A last line without its newline is a torn write from a crash: the
+        // checkpoint it held was never published, so it is skipped.
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
         let mut out = Vec::new();
-        for (i, line) in text.lines().enumerate() {
+        for (i, line) in complete.lines().enumerate() {
             let h: HistoryLine = serde_json::from_str(line).map_err(|e| Error::Malformed {
                 what: "checkpoint history",
                 reason: format!("line {}: {e}", i + 1),
@@ -246,6 +276,82 @@ impl AuditLog {
     fn read_log(&self) -> Result<Vec<u8>> {
         let p = self.path("log");
         std::fs::read(&p).map_err(io(&p))
+    }
+
+    fn read_log_from(&self, offset: u64) -> Result<(Vec<u8>, u64)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let p = self.path("log");
+        let mut f = File::open(&p).map_err(io(&p))?;
+        let len = f.metadata().map_err(io(&p))?.len();
+        if len < offset {
+            return Ok((Vec::new(), len));
+        }
+        f.seek(SeekFrom::Start(offset)).map_err(io(&p))?;
+        let mut buf = Vec::with_capacity((len - offset) as usize);
+        f.read_to_end(&mut buf).map_err(io(&p))?;
+        Ok((buf, len))
+    }
+
+    /// The writer's resume point, trusted only if it agrees with the signed
+    /// checkpoint and with the last record on disk; otherwise the writer
+    /// rescans the whole log.
+    fn load_head(&self, cp: &Checkpoint) -> Option<Scan> {
+        let h: Head = serde_json::from_slice(&std::fs::read(self.path("head")).ok()?).ok()?;
+        let hash = |s: &str| -> Option<Hash> { hex::decode(s).ok()?.try_into().ok() };
+        let nodes: Option<Vec<(u32, Hash)>> = h
+            .frontier
+            .iter()
+            .map(|(ht, x)| Some((*ht, hash(x)?)))
+            .collect();
+        let frontier = Frontier::from_nodes(nodes?)?;
+        let st = Scan {
+            offset: h.offset,
+            last_offset: h.last_offset,
+            next_seq: h.next_seq,
+            prev: hash(&h.prev)?,
+            frontier,
+        };
+        if st.next_seq != cp.size
+            || st.frontier.size() != st.next_seq
+            || st.frontier.root() != cp.root
+        {
+            return None;
+        }
+        if st.next_seq > 0 {
+            let (bytes, _) = self.read_log_from(st.last_offset).ok()?;
+            let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            let leaf = bytes.get(4..4 + len)?;
+            let seq = u64::from_be_bytes(leaf.get(4..12)?.try_into().ok()?);
+            if st.last_offset + 4 + len as u64 != st.offset
+                || leaf_hash(leaf) != st.prev
+                || seq + 1 != st.next_seq
+            {
+                return None;
+            }
+        }
+        Some(st)
+    }
+
+    fn save_head(&self, st: &Scan) {
+        // A cache, not a record: no fsync; a stale or torn head only costs a rescan.
+        let h = Head {
+            offset: st.offset,
+            last_offset: st.last_offset,
+            next_seq: st.next_seq,
+            prev: hex::encode(st.prev),
+            frontier: st
+                .frontier
+                .nodes()
+                .iter()
+                .map(|(ht, x)| (*ht, hex::encode(x)))
+                .collect(),
+        };
+        if let Ok(text) = serde_json::to_vec(&h) {
+            let tmp = self.path("head.tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, self.path("head"));
+            }
+        }
     }
 
     /// Checks the log against a checkpoint using public material only: the
@@ -272,7 +378,7 @@ impl AuditLog {
         let bytes = self.read_log()?;
         let mut st = Scan::default();
         let mut roots = BTreeMap::new();
-        if let Err(f) = scan(&bytes, &mut st, &wanted, &mut roots, |_, _| {}) {
+        if let Err(f) = scan(&bytes, 0, &mut st, &wanted, &mut roots, |_, _| {}) {
             return Err(Error::Integrity {
                 entry: f.entry,
                 offset: f.offset,
@@ -322,6 +428,7 @@ impl AuditLog {
         let mut failure = None;
         let r = scan(
             &bytes,
+            0,
             &mut st,
             &BTreeSet::new(),
             &mut BTreeMap::new(),
@@ -406,8 +513,13 @@ impl Writer {
     /// appended); call with the lock held.
     fn catch_up(&mut self) -> Result<()> {
         let cp = Checkpoint::verify(&self.log.checkpoint_note()?, &self.verifier)?;
-        let bytes = self.log.read_log()?;
-        if (bytes.len() as u64) < self.scan.offset {
+        if self.scan.next_seq == 0 && self.scan.offset == 0 {
+            if let Some(h) = self.log.load_head(&cp) {
+                self.scan = h;
+            }
+        }
+        let (bytes, len) = self.log.read_log_from(self.scan.offset)?;
+        if len < self.scan.offset {
             return Err(Error::Truncated {
                 expected: self.scan.next_seq,
                 found: 0,
@@ -417,7 +529,14 @@ impl Writer {
         wanted.insert(cp.size);
         let mut roots = BTreeMap::new();
         let mut st = self.scan.clone();
-        if let Err(f) = scan(&bytes, &mut st, &wanted, &mut roots, |_, _| {}) {
+        if let Err(f) = scan(
+            &bytes,
+            self.scan.offset,
+            &mut st,
+            &wanted,
+            &mut roots,
+            |_, _| {},
+        ) {
             if f.entry < cp.size {
                 return Err(Error::Integrity {
                     entry: f.entry,
@@ -425,7 +544,7 @@ impl Writer {
                     detail: f.detail,
                 });
             }
-            // Unacknowledged torn tail: cut it off.
+            // Unacknowledged torn tail past the last checkpoint: cut it off.
             let p = self.log.path("log");
             let f2 = OpenOptions::new().write(true).open(&p).map_err(io(&p))?;
             f2.set_len(f.offset).map_err(io(&p))?;
@@ -499,6 +618,7 @@ impl Writer {
             st.frontier.push(h);
             st.prev = h;
             st.next_seq += 1;
+            st.last_offset = st.offset;
             st.offset += 4 + leaf.len() as u64;
         }
         let p = self.log.path("log");
@@ -511,7 +631,84 @@ impl Writer {
             root: st.frontier.root(),
         };
         self.log.publish(&cp, &self.signer)?;
+        self.log.save_head(&st);
         self.scan = st;
         Ok(start..self.scan.next_seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: usize) -> Entry {
+        Entry {
+            time_ms: i as i64,
+            principal: "p".into(),
+            action: "a".into(),
+            targets: vec![i.to_string()],
+            justification: None,
+            outcome: crate::Outcome::Allowed,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn resumes_after_a_crash_between_log_write_and_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::at(dir.path());
+        let signer = SigningKey::generate().unwrap();
+        let seed = signer.seed().clone();
+        log.create("bletchley/t", &signer).unwrap();
+        let sk = OversightSecretKey::generate().unwrap();
+        let mut w = log
+            .writer(
+                SigningKey::from_seed(seed.clone()).unwrap(),
+                &sk.public_key(),
+            )
+            .unwrap();
+        w.append(&[entry(0), entry(1), entry(2)]).unwrap();
+        // Keep the checkpoint and head as they were, append more, then put
+        // them back: the log now runs past its checkpoint, as after a crash.
+        let cp = std::fs::read(dir.path().join("checkpoint")).unwrap();
+        let head = std::fs::read(dir.path().join("head")).unwrap();
+        w.append(&[entry(3), entry(4)]).unwrap();
+        drop(w);
+        std::fs::write(dir.path().join("checkpoint"), cp).unwrap();
+        std::fs::write(dir.path().join("head"), head).unwrap();
+        let mut w = log
+            .writer(
+                SigningKey::from_seed(seed.clone()).unwrap(),
+                &sk.public_key(),
+            )
+            .unwrap();
+        assert_eq!(w.len(), 5);
+        w.append(&[entry(5)]).unwrap();
+        let r = log.verify(None, None).unwrap();
+        assert_eq!(r.entries, 6);
+        let read = log.read(&sk).unwrap();
+        assert_eq!(
+            read.iter()
+                .map(|(s, e)| (*s, e.targets[0].clone()))
+                .collect::<Vec<_>>(),
+            (0..6)
+                .map(|i| (i as u64, i.to_string()))
+                .collect::<Vec<_>>()
+        );
+
+        // A torn record past the checkpoint is cut off on the next open.
+        let mut bytes = std::fs::read(dir.path().join("log")).unwrap();
+        let whole = bytes.len();
+        bytes.extend_from_slice(&[0, 0, 1, 0, b'B', b'L']);
+        std::fs::write(dir.path().join("log"), &bytes).unwrap();
+        let mut w = log
+            .writer(SigningKey::from_seed(seed).unwrap(), &sk.public_key())
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("log")).unwrap().len() as usize,
+            whole
+        );
+        w.append(&[entry(6)]).unwrap();
+        assert_eq!(log.verify(None, None).unwrap().entries, 7);
     }
 }

@@ -186,6 +186,22 @@ impl Frontier {
         }
     }
 
+    /// The perfect subtrees as (height, root), largest first: enough to
+    /// resume appending without rereading the leaves.
+    pub fn nodes(&self) -> &[(u32, Hash)] {
+        &self.nodes
+    }
+
+    /// Rebuilds a frontier from [`Frontier::nodes`]; `None` if the heights
+    /// are not strictly decreasing.
+    pub fn from_nodes(nodes: Vec<(u32, Hash)>) -> Option<Frontier> {
+        if nodes.windows(2).any(|w| w[0].0 <= w[1].0) || nodes.iter().any(|(h, _)| *h >= 64) {
+            return None;
+        }
+        let size = nodes.iter().map(|(h, _)| 1u64 << h).sum();
+        Some(Frontier { size, nodes })
+    }
+
     /// Leaves so far.
     pub fn size(&self) -> u64 {
         self.size

@@ -523,16 +523,11 @@ impl Catalog for SqliteCatalog {
         })? {
             out.push(r?);
         }
-        let mut st = self
-            .conn
-            .prepare("SELECT id, kek_version, wrapped_key FROM contents WHERE agency_id = ?1")?;
+        let mut st = self.conn.prepare(
+            "SELECT object, kek_version, wrapped_key FROM contents WHERE agency_id = ?1",
+        )?;
         for r in st.query_map([agency_id], |r| {
-            Ok((
-                "contents".to_owned(),
-                r.get::<_, i64>(0)?.to_string(),
-                r.get(1)?,
-                r.get(2)?,
-            ))
+            Ok(("contents".to_owned(), r.get(0)?, r.get(1)?, r.get(2)?))
         })? {
             out.push(r?);
         }
@@ -545,7 +540,7 @@ impl Catalog for SqliteCatalog {
             let sql = if table == "items" {
                 "UPDATE items SET kek_version = ?1, wrapped_key = ?2 WHERE id = ?3"
             } else {
-                "UPDATE contents SET kek_version = ?1, wrapped_key = ?2 WHERE id = CAST(?3 AS INTEGER)"
+                "UPDATE contents SET kek_version = ?1, wrapped_key = ?2 WHERE object = ?3"
             };
             tx.execute(sql, params![version, wrapped, key])?;
         }

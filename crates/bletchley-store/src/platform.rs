@@ -1291,9 +1291,27 @@ impl Platform {
                 listing.items.push(meta);
             }
         }
-        let mut t = targets;
-        t.extend(listing.items.iter().map(|m| m.id.clone()));
-        self.record(actor, "item.list", t, justification, Outcome::Allowed, None)?;
+        // One entry per 500 items listed keeps entries small on big listings.
+        let ids: Vec<String> = listing.items.iter().map(|m| m.id.clone()).collect();
+        let mut entries = Vec::new();
+        for chunk in ids
+            .chunks(500)
+            .map(<[String]>::to_vec)
+            .chain(ids.is_empty().then(Vec::new))
+        {
+            let mut t = targets.clone();
+            t.extend(chunk);
+            entries.push(Entry {
+                time_ms: now_ms(),
+                principal: actor.name(),
+                action: "item.list".into(),
+                targets: t,
+                justification: justification.map(str::to_owned),
+                outcome: Outcome::Allowed,
+                reason: None,
+            });
+        }
+        self.audit.append(&entries)?;
         Ok(listing)
     }
 

@@ -1,0 +1,146 @@
+//! Running the binary against a fresh data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A temporary data directory initialised with cheap key-file parameters.
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_owned();
+        let env = Env {
+            _dir: dir,
+            data: root.join("data"),
+            root,
+        };
+        env.ok(&["init", "--kdf-memory-kib", "256", "--kdf-passes", "1"]);
+        env
+    }
+
+    /// The command with `--data` and the passphrase set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bletchley"));
+        c.arg("--data").arg(&self.data).args(args);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BLETCHLEY_PASSPHRASE", PASSPHRASE)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("spawn bletchley")
+    }
+
+    /// Runs and insists on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "bletchley {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs and insists on failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            !o.status.success(),
+            "bletchley {args:?} should have failed: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stderr).expect("utf-8 stderr")
+    }
+
+    /// Writes a file in the scratch area and returns its path.
+    pub fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let p = self.root.join("in").join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+        p
+    }
+
+    /// A small platform: agency mi5, principals alice (TS STRAP1 analyst) and
+    /// boss (admin), collections mi5/ct and mi5/bulk.
+    pub fn basic(&self) {
+        self.ok(&["agency", "add", "mi5"]);
+        self.ok(&[
+            "principal",
+            "add",
+            "alice",
+            "--agency",
+            "mi5",
+            "--clearance",
+            "TOP SECRET",
+            "--compartments",
+            "STRAP1",
+            "--nationality",
+            "GBR",
+        ]);
+        self.ok(&[
+            "principal",
+            "add",
+            "boss",
+            "--agency",
+            "mi5",
+            "--clearance",
+            "TOP SECRET",
+            "--nationality",
+            "GBR",
+            "--roles",
+            "admin,analyst",
+        ]);
+        self.ok(&["collection", "add", "mi5/ct"]);
+        self.ok(&["collection", "add", "mi5/bulk", "--bulk"]);
+    }
+
+    pub fn ingest(&self, who: &str, coll: &str, marking: &str, files: &[&Path]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["--as".into(), who.into(), "ingest".into()];
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        args.extend([
+            "--collection".into(),
+            coll.into(),
+            "--marking".into(),
+            marking.into(),
+        ]);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ok(&a).lines().map(str::to_owned).collect()
+    }
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,11 @@
+//! Integration tests that drive the real `bletchley` binary over real data
+//! directories.
+
+mod access_matrix;
+mod bad_input;
+mod canary;
+mod common;
+mod crash;
+mod residency;
+mod shred;
+mod tamper;
