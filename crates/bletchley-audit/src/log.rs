@@ -223,15 +223,16 @@ impl AuditLog {
         line.push('\n');
         // A crash mid-append can leave a torn last line; cut it off first so
         // the new line starts on a line of its own.
-        if let Ok(old) = std::fs::read(&hist) {
-            if !old.is_empty() && old.last() != Some(&b'\n') {
-                let keep = old.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&hist)
-                    .map_err(io(&hist))?;
-                f.set_len(keep as u64).map_err(io(&hist))?;
-            }
+        if let Ok(old) = std::fs::read(&hist)
+            && !old.is_empty()
+            && old.last() != Some(&b'\n')
+        {
+            let keep = old.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&hist)
+                .map_err(io(&hist))?;
+            f.set_len(keep as u64).map_err(io(&hist))?;
         }
         let mut f = OpenOptions::new()
             .create(true)
@@ -513,10 +514,11 @@ impl Writer {
     /// appended); call with the lock held.
     fn catch_up(&mut self) -> Result<()> {
         let cp = Checkpoint::verify(&self.log.checkpoint_note()?, &self.verifier)?;
-        if self.scan.next_seq == 0 && self.scan.offset == 0 {
-            if let Some(h) = self.log.load_head(&cp) {
-                self.scan = h;
-            }
+        if self.scan.next_seq == 0
+            && self.scan.offset == 0
+            && let Some(h) = self.log.load_head(&cp)
+        {
+            self.scan = h;
         }
         let (bytes, len) = self.log.read_log_from(self.scan.offset)?;
         if len < self.scan.offset {
@@ -556,13 +558,13 @@ impl Writer {
                 found: st.next_seq,
             });
         }
-        if let Some(r) = roots.get(&cp.size) {
-            if *r != cp.root {
-                return Err(Error::RootMismatch {
-                    size: cp.size,
-                    from: 0,
-                });
-            }
+        if let Some(r) = roots.get(&cp.size)
+            && *r != cp.root
+        {
+            return Err(Error::RootMismatch {
+                size: cp.size,
+                from: 0,
+            });
         }
         self.scan = st;
         Ok(())

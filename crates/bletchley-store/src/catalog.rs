@@ -69,6 +69,34 @@ pub struct ItemRow {
     pub sealed_meta: Vec<u8>,
 }
 
+/// A configured location as stored.
+#[derive(Clone, Debug)]
+pub struct LocationRow {
+    /// Catalog number.
+    pub id: i64,
+    /// Operator's name.
+    pub name: String,
+    /// Jurisdiction, e.g. `GB/london`.
+    pub jurisdiction: String,
+    /// JSON of the location spec.
+    pub spec: String,
+    /// No new writes.
+    pub retired: bool,
+}
+
+/// A wrapped data key and where it lives, for key rotation.
+#[derive(Clone, Debug)]
+pub struct WrappedKeyRow {
+    /// `items` or `contents`.
+    pub table: String,
+    /// Item id or content object name (also the wrap's associated data).
+    pub key: String,
+    /// KEK version that wrapped it.
+    pub kek_version: u32,
+    /// The wrapped key.
+    pub wrapped: Vec<u8>,
+}
+
 /// A new content object or a reference to an existing one.
 #[derive(Clone, Debug)]
 pub enum ContentRef {
@@ -106,7 +134,7 @@ pub trait Catalog {
     /// Adds a location.
     fn insert_location(&self, name: &str, jurisdiction: &str, spec: &str) -> Result<i64>;
     /// All locations as (number, name, jurisdiction, spec, retired).
-    fn locations(&self) -> Result<Vec<(i64, String, String, String, bool)>>;
+    fn locations(&self) -> Result<Vec<LocationRow>>;
     /// Marks a location retired.
     fn retire_location(&self, id: i64) -> Result<()>;
     /// Sets a residency rule.
@@ -130,9 +158,9 @@ pub trait Catalog {
     /// must not stay readable in the database files.
     fn delete_item(&self, id: &str) -> Result<Option<ContentRow>>;
     /// Every wrapped key of an agency as (table, row key, version, wrapped).
-    fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<(String, String, u32, Vec<u8>)>>;
+    fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<WrappedKeyRow>>;
     /// Replaces wrapped keys in one transaction (key rotation).
-    fn rewrap(&self, rows: &[(String, String, u32, Vec<u8>)]) -> Result<()>;
+    fn rewrap(&self, rows: &[WrappedKeyRow]) -> Result<()>;
 }
 
 /// Tables of sealed rows found by blind index.
@@ -337,18 +365,18 @@ impl Catalog for SqliteCatalog {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn locations(&self) -> Result<Vec<(i64, String, String, String, bool)>> {
+    fn locations(&self) -> Result<Vec<LocationRow>> {
         let mut st = self
             .conn
             .prepare("SELECT id, name, jurisdiction, spec, retired FROM locations ORDER BY id")?;
         let rows = st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get::<_, i64>(4)? != 0,
-            ))
+            Ok(LocationRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                jurisdiction: r.get(2)?,
+                spec: r.get(3)?,
+                retired: r.get::<_, i64>(4)? != 0,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -508,18 +536,18 @@ impl Catalog for SqliteCatalog {
         Ok(orphan)
     }
 
-    fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<(String, String, u32, Vec<u8>)>> {
+    fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<WrappedKeyRow>> {
         let mut out = Vec::new();
         let mut st = self
             .conn
             .prepare("SELECT id, kek_version, wrapped_key FROM items WHERE agency_id = ?1")?;
         for r in st.query_map([agency_id], |r| {
-            Ok((
-                "items".to_owned(),
-                r.get::<_, String>(0)?,
-                r.get(1)?,
-                r.get(2)?,
-            ))
+            Ok(WrappedKeyRow {
+                table: "items".to_owned(),
+                key: r.get(0)?,
+                kek_version: r.get(1)?,
+                wrapped: r.get(2)?,
+            })
         })? {
             out.push(r?);
         }
@@ -527,16 +555,27 @@ impl Catalog for SqliteCatalog {
             "SELECT object, kek_version, wrapped_key FROM contents WHERE agency_id = ?1",
         )?;
         for r in st.query_map([agency_id], |r| {
-            Ok(("contents".to_owned(), r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok(WrappedKeyRow {
+                table: "contents".to_owned(),
+                key: r.get(0)?,
+                kek_version: r.get(1)?,
+                wrapped: r.get(2)?,
+            })
         })? {
             out.push(r?);
         }
         Ok(out)
     }
 
-    fn rewrap(&self, rows: &[(String, String, u32, Vec<u8>)]) -> Result<()> {
+    fn rewrap(&self, rows: &[WrappedKeyRow]) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
-        for (table, key, version, wrapped) in rows {
+        for WrappedKeyRow {
+            table,
+            key,
+            kek_version: version,
+            wrapped,
+        } in rows
+        {
             let sql = if table == "items" {
                 "UPDATE items SET kek_version = ?1, wrapped_key = ?2 WHERE id = ?3"
             } else {

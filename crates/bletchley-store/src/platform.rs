@@ -15,7 +15,9 @@ use bletchley_policy::{
     Visibility,
 };
 
-use crate::catalog::{Catalog, ContentRef, ContentRow, ItemRow, SealedTable, SqliteCatalog};
+use crate::catalog::{
+    Catalog, ContentRef, ContentRow, ItemRow, SealedTable, SqliteCatalog, WrappedKeyRow,
+};
 use crate::error::{Error, Result, io};
 use crate::item::{IngestOptions, ItemMeta, Listing, NewItem};
 use crate::keyring::{AgencyKeys, KeyName, PlatformKeys, Unlock, create_keyfile, open_keyfile};
@@ -460,17 +462,22 @@ impl Platform {
             name: name.into(),
         })?;
         let mut out = Vec::with_capacity(rows.len());
-        for (table, key, version, wrapped) in rows {
-            let aad = wrap_aad(&table, &key);
+        for row in rows {
+            let aad = wrap_aad(&row.table, &row.key);
             let dek = keys.provider.unwrap(
                 &WrappedKey {
-                    kek_version: version,
-                    bytes: wrapped,
+                    kek_version: row.kek_version,
+                    bytes: row.wrapped,
                 },
                 &aad,
             )?;
             let w = keys.provider.wrap(&dek, &aad)?;
-            out.push((table, key, w.kek_version, w.bytes));
+            out.push(WrappedKeyRow {
+                table: row.table,
+                key: row.key,
+                kek_version: w.kek_version,
+                wrapped: w.bytes,
+            });
         }
         self.catalog.rewrap(&out)?;
         let keys = self.agencies.get_mut(name).ok_or_else(|| Error::Unknown {
@@ -511,7 +518,7 @@ impl Platform {
         spec: LocationSpec,
     ) -> Result<()> {
         valid_name("location", name, 64, b"-_.")?;
-        if self.catalog.locations()?.iter().any(|l| l.1 == name) {
+        if self.catalog.locations()?.iter().any(|l| l.name == name) {
             return Err(Error::Exists {
                 kind: "location",
                 name: name.into(),
@@ -565,14 +572,14 @@ impl Platform {
         self.catalog
             .locations()?
             .into_iter()
-            .map(|(id, name, j, spec, retired)| {
+            .map(|l| {
                 Ok(Location {
-                    id,
-                    name,
-                    jurisdiction: Jurisdiction::parse(&j)?,
-                    spec: serde_json::from_str(&spec)
+                    id: l.id,
+                    name: l.name,
+                    jurisdiction: Jurisdiction::parse(&l.jurisdiction)?,
+                    spec: serde_json::from_str(&l.spec)
                         .map_err(|e| Error::Layout(format!("location spec: {e}")))?,
-                    retired,
+                    retired: l.retired,
                 })
             })
             .collect()
@@ -1170,13 +1177,13 @@ impl Platform {
             .collections()?
             .into_iter()
             .find(|c| c.id.0 == row.collection_id);
-        if let Some(c) = coll {
-            if gate.check_justification(&c, justification).is_err() {
-                let e = Error::JustificationRequired {
-                    collection: meta.collection.clone(),
-                };
-                return Err(self.refuse(&actor, "item.get", targets, justification, e));
-            }
+        if let Some(c) = coll
+            && gate.check_justification(&c, justification).is_err()
+        {
+            let e = Error::JustificationRequired {
+                collection: meta.collection.clone(),
+            };
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
         }
         let content = self.read_content(&row)?;
         self.record(
@@ -1356,14 +1363,13 @@ impl Platform {
             Outcome::Allowed,
             None,
         )?;
-        if let Some(orphan) = self.catalog.delete_item(&row.id)? {
-            if let Some(loc) = self
+        if let Some(orphan) = self.catalog.delete_item(&row.id)?
+            && let Some(loc) = self
                 .locations()?
                 .into_iter()
                 .find(|l| l.id == orphan.location_id)
-            {
-                loc.open()?.delete(&self.rt, &orphan.object)?;
-            }
+        {
+            loc.open()?.delete(&self.rt, &orphan.object)?;
         }
         Ok(())
     }

@@ -26,16 +26,15 @@ impl Jurisdiction {
                 "jurisdiction {s:?}: expected an ISO 3166-1 alpha-2 country in capitals, optionally /region (e.g. GB/london)"
             )));
         }
-        if let Some(r) = r {
-            if r.is_empty()
+        if let Some(r) = r
+            && (r.is_empty()
                 || !r
                     .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
-                return Err(Error::Invalid(format!(
-                    "jurisdiction {s:?}: the region must be lower-case letters, digits or '-'"
-                )));
-            }
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(Error::Invalid(format!(
+                "jurisdiction {s:?}: the region must be lower-case letters, digits or '-'"
+            )));
         }
         Ok(Jurisdiction {
             country: c.to_owned(),

@@ -21,10 +21,10 @@ impl Unlock for EnvUnlock {
     fn passphrase(&self, key: &KeyName) -> Result<Zeroizing<String>, String> {
         let specific = var_name(key);
         for v in [specific.as_str(), "BLETCHLEY_PASSPHRASE"] {
-            if let Ok(p) = std::env::var(v) {
-                if !p.is_empty() {
-                    return Ok(Zeroizing::new(p));
-                }
+            if let Ok(p) = std::env::var(v)
+                && !p.is_empty()
+            {
+                return Ok(Zeroizing::new(p));
             }
         }
         if std::io::stdin().is_terminal() {
