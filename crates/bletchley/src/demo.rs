@@ -17,6 +17,9 @@ use crate::cli::{Cli, DemoArgs};
 /// The demo's passphrase unless `BLETCHLEY_PASSPHRASE` is set.
 pub const DEMO_PASSPHRASE: &str = "bletchley-demo";
 
+/// Marks a directory as made by `demo`, so `--force` never deletes anything else.
+const DEMO_MARKER: &str = "BLETCHLEY-DEMO";
+
 struct DemoUnlock;
 
 impl Unlock for DemoUnlock {
@@ -173,6 +176,13 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("bletchley-demo"));
     if dir.exists() {
+        // Only ever delete a directory this command made.
+        if !dir.join(DEMO_MARKER).exists() {
+            bail!(
+                "{} exists and is not a demo directory: choose another with --data DIR",
+                dir.display()
+            );
+        }
         if !a.force {
             bail!(
                 "{} exists: pass --force to replace it, or --data DIR for another place",
@@ -191,6 +201,10 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         },
     };
     let mut p = Platform::init(&dir, &opts, Box::new(DemoUnlock))?;
+    std::fs::write(
+        dir.join(DEMO_MARKER),
+        "made by `bletchley demo`; `demo --force` may delete this directory\n",
+    )?;
     for a in ["gchq", "mi5", "mi6", "mod"] {
         p.add_agency(a)?;
     }
@@ -281,12 +295,12 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     }
     println!();
     println!("Try:");
+    if std::env::var("BLETCHLEY_PASSPHRASE").is_err() {
+        println!("  export BLETCHLEY_PASSPHRASE={DEMO_PASSPHRASE}");
+    }
     println!("  bletchley --data {} --as erin ls", dir.display());
     println!("  bletchley --data {} audit verify", dir.display());
-    println!(
-        "  BLETCHLEY_PASSPHRASE={DEMO_PASSPHRASE} bletchley --data {} audit show",
-        dir.display()
-    );
+    println!("  bletchley --data {} audit show", dir.display());
     println!(
         "Key files are sealed with the passphrase {DEMO_PASSPHRASE:?} (or $BLETCHLEY_PASSPHRASE when set)."
     );

@@ -6,6 +6,7 @@ mod bad_input;
 mod canary;
 mod common;
 mod crash;
+mod dedup_retention;
 mod residency;
 mod shred;
 mod tamper;
