@@ -12,6 +12,8 @@
 //! object's identity) in the associated data catch splicing chunks from other
 //! objects or moving a whole object to another item.
 
+use std::io::{Read, Write};
+
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
 use crate::error::{Context, Error, Result};
@@ -46,55 +48,119 @@ pub fn sealed_len(len: usize) -> usize {
     HEADER_LEN + len + chunks * TAG_LEN
 }
 
-/// Seals `plaintext` for the object named by `context`.
-pub fn seal(k: &SecretKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let key = aead_key(k)?;
-    let mut prefix = [0u8; 7];
-    random_bytes(&mut prefix)?;
-    let mut out = Vec::with_capacity(sealed_len(plaintext.len()));
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(CHUNK_SIZE as u32).to_be_bytes());
-    out.extend_from_slice(&prefix);
-    let mut aad = out.clone();
-    aad.extend_from_slice(context);
-    let chunks: Vec<&[u8]> = if plaintext.is_empty() {
-        vec![&[][..]]
-    } else {
-        plaintext.chunks(CHUNK_SIZE).collect()
-    };
-    let n = chunks.len();
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        let index = u32::try_from(i).map_err(|_| Error::Malformed {
-            what: "content",
-            reason: "too large".into(),
-        })?;
-        let start = out.len();
-        out.extend_from_slice(chunk);
-        let tag = key
+/// Seals a stream chunk by chunk into `W`, holding one chunk in memory.
+///
+/// A full chunk is sealed only when more data arrives (or at
+/// [`StreamSealer::finish`]), because whether it is the last one decides its
+/// nonce.
+pub struct StreamSealer<W: Write> {
+    key: LessSafeKey,
+    prefix: [u8; 7],
+    aad: Vec<u8>,
+    index: u32,
+    buf: Vec<u8>,
+    out: W,
+}
+
+impl<W: Write> StreamSealer<W> {
+    /// Starts a stream for the object named by `context`; writes the header.
+    pub fn new(k: &SecretKey, context: &[u8], mut out: W) -> Result<StreamSealer<W>> {
+        let key = aead_key(k)?;
+        let mut prefix = [0u8; 7];
+        random_bytes(&mut prefix)?;
+        let mut header = Vec::with_capacity(HEADER_LEN + context.len());
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&(CHUNK_SIZE as u32).to_be_bytes());
+        header.extend_from_slice(&prefix);
+        out.write_all(&header).map_err(write_err)?;
+        header.extend_from_slice(context);
+        Ok(StreamSealer {
+            key,
+            prefix,
+            aad: header,
+            index: 0,
+            buf: Vec::with_capacity(CHUNK_SIZE + TAG_LEN),
+            out,
+        })
+    }
+
+    fn emit(&mut self, last: bool) -> Result<()> {
+        let tag = self
+            .key
             .seal_in_place_separate_tag(
-                nonce(&prefix, index, i + 1 == n),
-                Aad::from(&aad[..]),
-                &mut out[start..],
+                nonce(&self.prefix, self.index, last),
+                Aad::from(&self.aad[..]),
+                &mut self.buf,
             )
             .map_err(|_| Error::Malformed {
                 what: "content",
                 reason: "chunk too large".into(),
             })?;
-        out.extend_from_slice(tag.as_ref());
+        self.out.write_all(&self.buf).map_err(write_err)?;
+        self.out.write_all(tag.as_ref()).map_err(write_err)?;
+        self.buf.clear();
+        self.index = self.index.checked_add(1).ok_or_else(|| Error::Malformed {
+            what: "content",
+            reason: "more than 2^32 chunks".into(),
+        })?;
+        Ok(())
     }
-    Ok(out)
+
+    /// Adds plaintext.
+    pub fn write_all(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            if self.buf.len() == CHUNK_SIZE {
+                self.emit(false)?;
+            }
+            let take = (CHUNK_SIZE - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        Ok(())
+    }
+
+    /// Seals the final chunk and returns the writer.
+    pub fn finish(mut self) -> Result<W> {
+        self.emit(true)?;
+        self.out.flush().map_err(write_err)?;
+        Ok(self.out)
+    }
 }
 
-/// Opens content sealed by [`seal`] under the same key and context.
-pub fn open(k: &SecretKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+fn write_err(e: std::io::Error) -> Error {
+    Error::Io {
+        path: "sealed stream".into(),
+        source: e,
+    }
+}
+
+/// Seals `plaintext` for the object named by `context`.
+pub fn seal(k: &SecretKey, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let mut s = StreamSealer::new(k, context, Vec::with_capacity(sealed_len(plaintext.len())))?;
+    s.write_all(plaintext)?;
+    s.finish()
+}
+
+/// Opens a sealed stream from `input` and writes the plaintext to `out` chunk
+/// by chunk, each chunk authenticated before it is written. A truncated or
+/// altered stream ends in an error, possibly after earlier chunks were
+/// written: callers that must not release partial plaintext use [`open`].
+pub fn open_to<R: Read, W: Write>(
+    k: &SecretKey,
+    context: &[u8],
+    mut input: R,
+    mut out: W,
+) -> Result<u64> {
     let key = aead_key(k)?;
-    if sealed.len() < HEADER_LEN + TAG_LEN || &sealed[..8] != MAGIC {
+    let mut header = [0u8; HEADER_LEN];
+    read_full(&mut input, &mut header)?;
+    if header.len() < HEADER_LEN || &header[..8] != MAGIC {
         return Err(Error::Malformed {
             what: "sealed content",
             reason: "missing header".into(),
         });
     }
-    let chunk_size = u32::from_be_bytes([sealed[8], sealed[9], sealed[10], sealed[11]]) as usize;
+    let chunk_size = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
     if !(1024..=16 * 1024 * 1024).contains(&chunk_size) {
         return Err(Error::Malformed {
             what: "sealed content",
@@ -102,39 +168,44 @@ pub fn open(k: &SecretKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         });
     }
     let mut prefix = [0u8; 7];
-    prefix.copy_from_slice(&sealed[12..HEADER_LEN]);
-    let mut aad = sealed[..HEADER_LEN].to_vec();
+    prefix.copy_from_slice(&header[12..HEADER_LEN]);
+    let mut aad = header.to_vec();
     aad.extend_from_slice(context);
-    let body = &sealed[HEADER_LEN..];
     let stored = chunk_size + TAG_LEN;
-    let mut out = Vec::with_capacity(body.len());
-    let mut offset = 0;
+    let mut cur = vec![0u8; stored];
+    let mut next = vec![0u8; stored];
+    let mut cur_len = read_full(&mut input, &mut cur)?;
     let mut index: u32 = 0;
+    let mut total = 0u64;
     loop {
-        let end = (offset + stored).min(body.len());
-        let piece = &body[offset..end];
-        if piece.len() < TAG_LEN {
-            return Err(Error::Tampered {
-                what: Context::Content,
+        // The chunk is last if nothing follows it.
+        let next_len = if cur_len == stored {
+            read_full(&mut input, &mut next)?
+        } else {
+            0
+        };
+        let last = next_len == 0;
+        if cur_len < TAG_LEN {
+            return Err(if cur_len == 0 && index > 0 {
+                Error::Truncated
+            } else {
+                Error::Tampered {
+                    what: Context::Content,
+                }
             });
         }
-        let last = end == body.len();
-        let start = out.len();
-        out.extend_from_slice(piece);
-        let opened = key.open_in_place(
-            nonce(&prefix, index, last),
-            Aad::from(&aad[..]),
-            &mut out[start..],
-        );
-        match opened {
+        // ring leaves a buffer unspecified after a failed open; keep the final
+        // chunk's ciphertext to tell truncation from tampering.
+        let backup = last.then(|| cur[..cur_len].to_vec());
+        let piece = &mut cur[..cur_len];
+        match key.open_in_place(nonce(&prefix, index, last), Aad::from(&aad[..]), piece) {
             Ok(pt) => {
-                let n = pt.len();
-                out.truncate(start + n);
+                out.write_all(pt).map_err(write_err)?;
+                total += pt.len() as u64;
             }
             Err(_) => {
                 // A final chunk that opens as a middle chunk means the tail was cut off.
-                if last {
-                    let mut again = piece.to_vec();
+                if let Some(mut again) = backup {
                     if key
                         .open_in_place(
                             nonce(&prefix, index, false),
@@ -152,13 +223,48 @@ pub fn open(k: &SecretKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
             }
         }
         if last {
-            return Ok(out);
+            out.flush().map_err(write_err)?;
+            return Ok(total);
         }
-        offset = end;
+        std::mem::swap(&mut cur, &mut next);
+        cur_len = next_len;
         index = index.checked_add(1).ok_or(Error::Tampered {
             what: Context::Content,
         })?;
     }
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    path: "sealed stream".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Opens content sealed by [`seal`] under the same key and context; returns
+/// the plaintext only if the whole stream authenticates.
+pub fn open(k: &SecretKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+    if sealed.len() < HEADER_LEN + TAG_LEN || &sealed[..8] != MAGIC {
+        return Err(Error::Malformed {
+            what: "sealed content",
+            reason: "missing header".into(),
+        });
+    }
+    let mut out = Vec::with_capacity(sealed.len());
+    open_to(k, context, sealed, &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -214,6 +320,23 @@ mod tests {
         let mut sp = s.clone();
         sp[a..b].copy_from_slice(&other[a..b]);
         assert!(open(&key(), b"a", &sp).is_err());
+    }
+
+    #[test]
+    fn streaming_matches_whole_and_splits_anywhere() {
+        let pt: Vec<u8> = (0..(2 * CHUNK_SIZE + 77)).map(|i| (i * 13) as u8).collect();
+        for split in [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE + 77] {
+            let mut s = StreamSealer::new(&key(), b"c", Vec::new()).unwrap();
+            s.write_all(&pt[..split]).unwrap();
+            s.write_all(&pt[split..]).unwrap();
+            let sealed = s.finish().unwrap();
+            let mut out = Vec::new();
+            assert_eq!(
+                open_to(&key(), b"c", &sealed[..], &mut out).unwrap(),
+                pt.len() as u64
+            );
+            assert_eq!(out, pt);
+        }
     }
 
     proptest! {

@@ -8,15 +8,33 @@ fn identical_content_is_stored_once_per_agency_with_keyed_tags() {
     let env = Env::new();
     env.basic();
     env.ok(&["agency", "add", "gchq"]);
-    env.ok(&["principal", "add", "carol", "--agency", "gchq", "--clearance", "SECRET", "--nationality", "GBR"]);
+    env.ok(&[
+        "principal",
+        "add",
+        "carol",
+        "--agency",
+        "gchq",
+        "--clearance",
+        "SECRET",
+        "--nationality",
+        "GBR",
+    ]);
     env.ok(&["collection", "add", "gchq/sigint"]);
     let f = env.file("same.txt", b"the very same intercept");
     let a = env.ingest("alice", "mi5/ct", "SECRET", &[&f]);
     let b = env.ingest("alice", "mi5/ct", "OFFICIAL", &[&f]);
     assert_ne!(a, b, "two items");
-    assert_eq!(files_under(&env.data.join("objects")).len(), 1, "stored once within mi5");
+    assert_eq!(
+        files_under(&env.data.join("objects")).len(),
+        1,
+        "stored once within mi5"
+    );
     env.ingest("carol", "gchq/sigint", "SECRET", &[&f]);
-    assert_eq!(files_under(&env.data.join("objects")).len(), 2, "never shared across agencies");
+    assert_eq!(
+        files_under(&env.data.join("objects")).len(),
+        2,
+        "never shared across agencies"
+    );
     let db = rusqlite::Connection::open(env.data.join("catalog.db")).expect("open");
     let tags: Vec<Vec<u8>> = db
         .prepare("SELECT tag FROM contents ORDER BY id")
@@ -26,12 +44,21 @@ fn identical_content_is_stored_once_per_agency_with_keyed_tags() {
         .map(|r| r.expect("row"))
         .collect();
     assert_eq!(tags.len(), 2);
-    assert_ne!(tags[0], tags[1], "the tag is keyed per agency, so agencies cannot match content");
+    assert_ne!(
+        tags[0], tags[1],
+        "the tag is keyed per agency, so agencies cannot match content"
+    );
     let plain = bletchley_crypto::sha256(b"the very same intercept");
-    assert!(tags.iter().all(|t| t.as_slice() != plain), "not a plain content hash");
+    assert!(
+        tags.iter().all(|t| t.as_slice() != plain),
+        "not a plain content hash"
+    );
     // Shredding one of the two mi5 items leaves the other readable.
     env.ok(&["--as", "boss", "shred", &a[0]]);
-    assert_eq!(env.ok(&["--as", "alice", "get", &b[0]]), "the very same intercept");
+    assert_eq!(
+        env.ok(&["--as", "alice", "get", &b[0]]),
+        "the very same intercept"
+    );
 }
 
 #[test]
@@ -40,11 +67,25 @@ fn retention_shreds_expired_items() {
     env.basic();
     let f = env.file("old.txt", b"kept too long");
     let g = env.file("new.txt", b"still needed");
-    let out = env.ok(&["--as", "alice", "ingest", f.to_str().expect("p"), "--collection", "mi5/ct", "--marking", "SECRET", "--retain-until", "2020-01-01"]);
+    let out = env.ok(&[
+        "--as",
+        "alice",
+        "ingest",
+        f.to_str().expect("p"),
+        "--collection",
+        "mi5/ct",
+        "--marking",
+        "SECRET",
+        "--retain-until",
+        "2020-01-01",
+    ]);
     let old = out.trim().to_owned();
     let keep = env.ingest("alice", "mi5/ct", "SECRET", &[&g]);
     assert!(env.ok(&["retention", "enforce"]).contains("shredded 1"));
-    assert!(env.fails(&["--as", "alice", "get", &old]).contains("not found or not permitted"));
+    assert!(
+        env.fails(&["--as", "alice", "get", &old])
+            .contains("not found or not permitted")
+    );
     assert_eq!(env.ok(&["--as", "alice", "get", &keep[0]]), "still needed");
     assert!(env.ok(&["audit", "show"]).contains("retention.shred"));
 }
@@ -67,11 +108,20 @@ fn demo_builds_a_platform_and_shows_differences() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
     let count = |who: &str| -> usize {
-        let line = text.lines().find(|l| l.trim_start().starts_with(who)).expect("principal line");
-        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("count")
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(who))
+            .expect("principal line");
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("count")
     };
     assert!(count("alice") > count("bob"), "{text}");
-    assert!(count("erin") < count("dave"), "the liaison officer sees less: {text}");
+    assert!(
+        count("erin") < count("dave"),
+        "the liaison officer sees less: {text}"
+    );
     assert_eq!(count("frank"), 1, "{text}");
     // Rerunning needs --force, and --force only deletes a demo directory.
     assert!(!run(&[]).status.success());
