@@ -205,17 +205,16 @@ pub fn open_to<R: Read, W: Write>(
             }
             Err(_) => {
                 // A final chunk that opens as a middle chunk means the tail was cut off.
-                if let Some(mut again) = backup {
-                    if key
+                if let Some(mut again) = backup
+                    && key
                         .open_in_place(
                             nonce(&prefix, index, false),
                             Aad::from(&aad[..]),
                             &mut again,
                         )
                         .is_ok()
-                    {
-                        return Err(Error::Truncated);
-                    }
+                {
+                    return Err(Error::Truncated);
                 }
                 return Err(Error::Tampered {
                     what: Context::Content,

@@ -81,26 +81,45 @@ fn key(name: &str) -> ObjectPath {
 }
 
 impl ObjectLocation {
-    /// Writes an object and returns only once it is durable: for a local
-    /// directory the file and its directories are fsynced (the object store
-    /// renames a staged file into place but does not sync).
+    /// Writes an object and returns only once it is durable.
     pub fn put(&self, rt: &tokio::runtime::Runtime, name: &str, bytes: Vec<u8>) -> Result<()> {
-        rt.block_on(self.store.put(&key(name), PutPayload::from(bytes)))?;
-        if let Some(root) = &self.local_root {
-            let file = root.join(name);
-            std::fs::File::open(&file)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&file))?;
-            let mut dir = file.parent().map(PathBuf::from);
-            while let Some(d) = dir {
-                std::fs::File::open(&d)
+        self.put_many(rt, vec![(name.to_owned(), bytes)])
+    }
+
+    /// Writes objects and returns only once all are durable: for a local
+    /// directory each file is fsynced, then each directory it touched once
+    /// (the object store renames a staged file into place but does not sync).
+    pub fn put_many(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        objects: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for (name, bytes) in objects {
+            rt.block_on(self.store.put(&key(&name), PutPayload::from(bytes)))?;
+            if let Some(root) = &self.local_root {
+                let file = root.join(&name);
+                std::fs::File::open(&file)
                     .and_then(|f| f.sync_all())
-                    .map_err(io(&d))?;
-                if &d == root {
-                    break;
+                    .map_err(io(&file))?;
+                let mut dir = file.parent().map(PathBuf::from);
+                while let Some(d) = dir {
+                    let at_root = &d == root;
+                    dirs.insert(d.clone());
+                    if at_root {
+                        break;
+                    }
+                    dir = d.parent().map(PathBuf::from);
                 }
-                dir = d.parent().map(PathBuf::from);
             }
+        }
+        // Deepest first, so each directory entry is durable before its parent's.
+        let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            std::fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&d))?;
         }
         Ok(())
     }

@@ -1001,6 +1001,7 @@ impl Platform {
         let mut rows = Vec::with_capacity(items.len());
         let mut batch_objects: HashMap<Vec<u8>, ContentRow> = HashMap::new();
         let mut written = Vec::new();
+        let mut pending = Vec::new();
         for it in items {
             let tag = keyed_tag(&keys.dedup, "content", &it.content).to_vec();
             let existing = self
@@ -1022,7 +1023,7 @@ impl Platform {
                 let cdek = DataKey::generate()?;
                 let sealed = stream::seal(&cdek, object.as_bytes(), &it.content)?;
                 let size = sealed.len() as i64;
-                store.put(&self.rt, &object, sealed)?;
+                pending.push((object.clone(), sealed));
                 written.push(object.clone());
                 let w = keys.provider.wrap(&cdek, &wrap_aad("contents", &object))?;
                 let c = ContentRow {
@@ -1085,6 +1086,7 @@ impl Platform {
                 reason: None,
             })
             .collect();
+        store.put_many(&self.rt, pending)?;
         // Audit first, then the catalog: an item is visible only once its
         // entry is durable; a crash in between leaves an entry for an item
         // that never appeared, never an unaudited item.
