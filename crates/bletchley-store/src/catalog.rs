@@ -151,6 +151,8 @@ pub trait Catalog {
     fn item(&self, id: &str) -> Result<Option<ItemRow>>;
     /// Items in the given collections, oldest first.
     fn items_in(&self, collections: &[u32]) -> Result<Vec<ItemRow>>;
+    /// Every item id, for reconciling derived stores such as the search index.
+    fn item_ids(&self) -> Result<Vec<String>>;
     /// Items whose retention has passed.
     fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>>;
     /// Deletes an item and, if no other item uses its content, the content
@@ -496,6 +498,12 @@ impl Catalog for SqliteCatalog {
         }
         out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         Ok(out)
+    }
+
+    fn item_ids(&self) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare("SELECT id FROM items")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>> {

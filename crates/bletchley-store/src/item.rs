@@ -66,3 +66,17 @@ pub struct Listing {
     /// Bulk collections left out because no justification was given.
     pub skipped_bulk: Vec<String>,
 }
+
+/// An item handed to a derived store (the search index) by the indexer. Not
+/// for principals: whatever is built from it must apply the gate itself.
+#[derive(Clone, Debug)]
+pub struct IndexFeedItem {
+    /// The item's metadata.
+    pub meta: ItemMeta,
+    /// Its parsed marking.
+    pub marking: Marking,
+    /// Its collection's catalog number.
+    pub collection: bletchley_policy::CollectionId,
+    /// Its content.
+    pub content: Vec<u8>,
+}

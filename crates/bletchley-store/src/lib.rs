@@ -14,7 +14,7 @@ pub mod platform;
 pub mod residency;
 
 pub use error::{Error, Result};
-pub use item::{IngestOptions, ItemMeta, Listing, NewItem};
+pub use item::{IndexFeedItem, IngestOptions, ItemMeta, Listing, NewItem};
 pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{Actor, InitOptions, Platform, now_ms, read_audit};

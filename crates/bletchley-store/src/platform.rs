@@ -261,6 +261,17 @@ impl Platform {
         &self.root
     }
 
+    /// A key for a derived store (the search index), derived from the
+    /// platform catalog key and the purpose. Held by whoever holds the
+    /// platform passphrase.
+    pub fn derived_key(&self, purpose: &str) -> SecretKey {
+        SecretKey::from_bytes(keyed_tag(
+            &self.keys.catalog,
+            "derived-key",
+            purpose.as_bytes(),
+        ))
+    }
+
     /// The home nation.
     pub fn home(&self) -> Nation {
         self.home
@@ -1374,6 +1385,51 @@ impl Platform {
             loc.open()?.delete(&self.rt, &orphan.object)?;
         }
         Ok(())
+    }
+
+    /// Reconciles a derived store with the catalog: returns the items it
+    /// lacks (those `known` says no to) and the ids it holds that no longer
+    /// exist (shredded). System path for the search index, which applies the
+    /// gate inside every query; never hand its output to a principal.
+    pub fn index_feed(
+        &mut self,
+        known: &std::collections::HashSet<String>,
+    ) -> Result<(Vec<crate::item::IndexFeedItem>, Vec<String>)> {
+        let ids = self.catalog.item_ids()?;
+        let present: std::collections::HashSet<&String> = ids.iter().collect();
+        let removed: Vec<String> = known
+            .iter()
+            .filter(|k| !present.contains(k))
+            .cloned()
+            .collect();
+        let mut added = Vec::new();
+        for id in ids.iter().filter(|i| !known.contains(*i)) {
+            let Some(row) = self.catalog.item(id)? else {
+                continue;
+            };
+            let (meta, marking) = self.open_meta(&row)?;
+            let content = self.read_content(&row)?;
+            added.push(crate::item::IndexFeedItem {
+                meta,
+                marking,
+                collection: CollectionId(row.collection_id),
+                content,
+            });
+        }
+        if !added.is_empty() || !removed.is_empty() {
+            let mut targets: Vec<String> = added.iter().map(|a| a.meta.id.clone()).collect();
+            targets.extend(removed.iter().map(|r| format!("removed {r}")));
+            targets.truncate(500);
+            self.record(
+                Actor::Principal("indexer".into()),
+                "index.sync",
+                targets,
+                None,
+                Outcome::Allowed,
+                Some(format!("{} added, {} removed", added.len(), removed.len())),
+            )?;
+        }
+        Ok((added, removed))
     }
 
     /// Shreds every item whose retention has passed; returns how many.

@@ -48,6 +48,8 @@ pub enum Command {
     Get(GetArgs),
     /// List the items you may see.
     Ls(LsArgs),
+    /// Search the text of what you may see.
+    Search(SearchArgs),
     /// Crypto-shred an item (admin of the owning agency).
     Shred {
         /// Item id.
@@ -338,4 +340,30 @@ pub struct BenchArgs {
     /// Fewer repetitions, for a smoke run.
     #[arg(long)]
     pub quick: bool,
+}
+
+/// `search` options.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Terms, "phrases", AND/OR/NOT, type:, lang:, collection:AGENCY/NAME,
+    /// from:YYYY-MM-DD, to:YYYY-MM-DD, word~ for fuzzy.
+    pub query: String,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Hits per page.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Hits to skip (paging).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// `relevance` or `time`.
+    #[arg(long, default_value = "relevance")]
+    pub sort: String,
+    /// Count facets (type, language, collection, classification, month).
+    #[arg(long)]
+    pub facets: bool,
+    /// Why (required to include bulk collections).
+    #[arg(long)]
+    pub justification: Option<String>,
 }

@@ -80,6 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ingest(a) => ingest(&cli, a),
         Command::Get(a) => get(&cli, a),
         Command::Ls(a) => ls(&cli, a),
+        Command::Search(a) => search(&cli, a),
         Command::Shred { id } => {
             let who = principal(&cli)?;
             open(&cli)?.shred(&who, id)?;
@@ -537,4 +538,105 @@ fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
+    use bletchley_index::{SearchIndex, SearchRequest, SortBy};
+    let who = principal(cli)?;
+    let sort = match a.sort.as_str() {
+        "relevance" => SortBy::Relevance,
+        "time" => SortBy::Time,
+        other => bail!("--sort {other:?}: expected relevance or time"),
+    };
+    let mut p = open(cli)?;
+    let mut index = SearchIndex::open(
+        &p.root().join("index"),
+        p.derived_key("search-index"),
+        p.home(),
+    )?;
+    let known = index.known_ids()?;
+    let (added, removed) = p.index_feed(&known)?;
+    index.apply(&added, &removed)?;
+    drop(added);
+    let gate = p.gate(&who)?;
+    let justified = a
+        .justification
+        .as_deref()
+        .is_some_and(|j| !j.trim().is_empty());
+    let mut visible = Vec::new();
+    let mut names = std::collections::HashMap::new();
+    let mut skipped = Vec::new();
+    for c in p
+        .collections()?
+        .into_iter()
+        .filter(|c| gate.visibility().contains(c.id))
+    {
+        let name = format!("{}/{}", c.agency, c.name);
+        if c.bulk && !justified {
+            skipped.push(name);
+            continue;
+        }
+        names.insert(name, c.id);
+        visible.push(c.id);
+    }
+    let req = SearchRequest {
+        query: a.query.clone(),
+        limit: a.limit,
+        offset: a.offset,
+        sort,
+        facets: a.facets,
+    };
+    let results = match index.search(&gate, &visible, &names, &req) {
+        Ok(r) => r,
+        Err(e) => {
+            p.record(
+                bletchley_store::Actor::Principal(who.clone()),
+                "search",
+                vec![a.query.clone()],
+                a.justification.as_deref(),
+                bletchley_audit::Outcome::Refused,
+                Some(e.to_string()),
+            )?;
+            return Err(e.into());
+        }
+    };
+    let mut targets = vec![a.query.clone()];
+    targets.extend(results.hits.iter().map(|h| h.id.clone()));
+    p.record(
+        bletchley_store::Actor::Principal(who),
+        "search",
+        targets,
+        a.justification.as_deref(),
+        bletchley_audit::Outcome::Allowed,
+        Some(format!("{} visible matches", results.total)),
+    )?;
+    for s in &skipped {
+        eprintln!("note: bulk collection {s} not searched: give --justification TEXT");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let banner = results
+        .page_marking
+        .clone()
+        .unwrap_or_else(|| "OFFICIAL".into());
+    println!("{banner}");
+    println!("{} matches", results.total);
+    for h in &results.hits {
+        println!(
+            "{}\t{:.3}\t{}\t{}\t{}",
+            h.id, h.score, h.marking, h.collection, h.title
+        );
+        let plain = h.highlight.replace("<b>", "[").replace("</b>", "]");
+        println!("    {}", plain.replace('\n', " "));
+    }
+    if a.facets {
+        for (name, values) in &results.facets {
+            let v: Vec<String> = values.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+            println!("{name}: {}", v.join(", "));
+        }
+    }
+    println!("{banner}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -94,6 +94,9 @@ fn no_canary_is_stored_in_the_clear() {
         env.ok(&["--as", &person, "get", &id, "--justification", &why]),
         body
     );
+    // Build the search index, and make sure it holds the canary.
+    let found = env.ok(&["--as", &person, "search", &content, "--justification", &why]);
+    assert!(found.contains("1 matches"), "{found}");
 
     let files = files_under(&env.data);
     assert!(

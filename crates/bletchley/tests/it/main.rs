@@ -8,5 +8,6 @@ mod common;
 mod crash;
 mod dedup_retention;
 mod residency;
+mod search;
 mod shred;
 mod tamper;

@@ -1,0 +1,23 @@
+/// Errors from the search index.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The query could not be understood.
+    #[error("invalid query: {0}")]
+    Query(String),
+    /// The index engine failed.
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    /// Opening the index directory.
+    #[error("search index {0}: {1}")]
+    Io(String, std::io::Error),
+    /// Reading index data.
+    #[error("search index: {0}")]
+    Read(#[from] std::io::Error),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] bletchley_store::Error),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,12 @@
+//! Full-text search over exactly what each principal may see.
+//!
+//! The index rests sealed (`sealed_dir`); the gate is pushed into every
+//! query and into the scoring statistics (`search`).
+
+mod error;
+pub mod schema;
+pub mod sealed_dir;
+pub mod search;
+
+pub use error::{Error, Result};
+pub use search::{Hit, SearchIndex, SearchRequest, SearchResults, SortBy};

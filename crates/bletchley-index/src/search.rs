@@ -1,0 +1,640 @@
+//! The search index and the gate inside the query (rule 1).
+//!
+//! Every query is `user query AND access filter`, where the filter admits
+//! only documents the principal may see: visible collections, level at most
+//! the clearance, the principal's nationality among the releasable nations,
+//! and no codeword the principal lacks. Scoring statistics (document counts,
+//! document frequencies, field lengths) and highlight weights are computed
+//! over the same filtered set, so hits, counts, facets, highlights and
+//! ranking are identical whether or not invisible items exist.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+
+use bletchley_crypto::SecretKey;
+use bletchley_policy::{Classification, CollectionId, Gate, Nation};
+use bletchley_store::IndexFeedItem;
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{
+    Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, EnableScoring, FuzzyTermQuery, Occur,
+    Query, QueryParser, RangeQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{Facet, Field, IndexRecordOption, Value};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocSet, Index, IndexReader, Order, ReloadPolicy, TERMINATED, TantivyDocument, Term};
+
+use crate::error::{Error, Result};
+use crate::schema::{self, Fields};
+use crate::sealed_dir::SealedDirectory;
+
+/// How to order hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortBy {
+    /// BM25 over the visible set.
+    #[default]
+    Relevance,
+    /// Newest first.
+    Time,
+}
+
+/// A search as asked.
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    /// Query text: terms, "phrases", AND/OR/NOT, `type:`, `lang:`,
+    /// `collection:agency/name`, `from:`/`to:` dates (YYYY-MM-DD), `term~`
+    /// for fuzzy.
+    pub query: String,
+    /// Hits per page.
+    pub limit: usize,
+    /// Hits to skip.
+    pub offset: usize,
+    /// Ordering.
+    pub sort: SortBy,
+    /// Whether to count facets.
+    pub facets: bool,
+}
+
+/// One hit.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Hit {
+    /// Item id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Banner.
+    pub marking: String,
+    /// `agency/name`.
+    pub collection: String,
+    /// Relevance score over the visible set.
+    pub score: f32,
+    /// Ingest time, Unix milliseconds.
+    pub created_ms: i64,
+    /// Best fragment with matches in `<b>`…`</b>`, HTML-escaped.
+    pub highlight: String,
+}
+
+/// What a search returns.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SearchResults {
+    /// Visible matches in total.
+    pub total: usize,
+    /// This page.
+    pub hits: Vec<Hit>,
+    /// Facet name → (value, count), over visible matches only.
+    pub facets: BTreeMap<String, Vec<(String, u64)>>,
+    /// The high-water mark of the markings on this page.
+    pub page_marking: Option<String>,
+}
+
+/// The sealed full-text index.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    f: Fields,
+    home: Nation,
+}
+
+/// Everything the gate filter needs, taken from the gate.
+struct Access {
+    collections: Vec<CollectionId>,
+    level: u64,
+    nationality: Nation,
+    held: BTreeSet<String>,
+}
+
+fn level(c: Classification) -> u64 {
+    match c {
+        Classification::Official => 0,
+        Classification::Secret => 1,
+        Classification::TopSecret => 2,
+    }
+}
+
+const FACETS: [&str; 5] = ["type", "lang", "collection", "classification", "month"];
+
+fn month(ms: i64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{:02}", if m <= 2 { y + 1 } else { y }, m)
+}
+
+fn parse_day(s: &str) -> Option<i64> {
+    let mut it = s.split('-');
+    let (y, m, d): (i64, i64, i64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+/// Plain text of an item, or why it could not be indexed.
+fn extract_text(title: &str, content: &[u8]) -> (String, &'static str) {
+    match std::str::from_utf8(content) {
+        Ok(t) if !t.contains('\0') => {
+            let lower = title.to_ascii_lowercase();
+            if lower.ends_with(".html") || lower.ends_with(".htm") {
+                (strip_tags(t), "html")
+            } else {
+                (t.to_owned(), "text")
+            }
+        }
+        _ => (String::new(), "binary"),
+    }
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl SearchIndex {
+    /// Opens or creates the sealed index in `dir`.
+    pub fn open(dir: &Path, key: SecretKey, home: Nation) -> Result<SearchIndex> {
+        let (schema, f) = schema::build();
+        let sealed =
+            SealedDirectory::open(dir, key).map_err(|e| Error::Io(dir.display().to_string(), e))?;
+        let index = Index::open_or_create(sealed, schema)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            f,
+            home,
+        })
+    }
+
+    /// Ids of every indexed item.
+    pub fn known_ids(&self) -> Result<HashSet<String>> {
+        let searcher = self.reader.searcher();
+        let mut out = HashSet::new();
+        for seg in searcher.segment_readers() {
+            let store = seg.get_store_reader(64)?;
+            for doc in seg.doc_ids_alive() {
+                let d: TantivyDocument = store.get(doc)?;
+                if let Some(id) = d.get_first(self.f.id).and_then(|v| v.as_str()) {
+                    out.insert(id.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds new items and removes shredded ones, in one commit.
+    pub fn apply(&mut self, added: &[IndexFeedItem], removed: &[String]) -> Result<()> {
+        if added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut w = self
+            .index
+            .writer_with_num_threads::<TantivyDocument>(1, 50_000_000)?;
+        for id in removed {
+            w.delete_term(Term::from_field_text(self.f.id, id));
+        }
+        for it in added {
+            let f = &self.f;
+            let (body, kind) = extract_text(&it.meta.title, &it.content);
+            let mut d = TantivyDocument::default();
+            d.add_text(f.id, &it.meta.id);
+            d.add_text(f.title, &it.meta.title);
+            d.add_text(f.body, &body);
+            d.add_u64(f.collection, u64::from(it.collection.0));
+            d.add_u64(f.level, level(it.marking.classification()));
+            for c in it.marking.compartments() {
+                d.add_text(f.comp, c);
+            }
+            for n in it.marking.releasable_to(self.home).iter() {
+                d.add_text(f.rel, n.alpha3());
+            }
+            d.add_i64(f.created, it.meta.created_ms);
+            let lang = whatlang::detect(&body)
+                .filter(|i| i.is_reliable())
+                .map(|i| i.lang().code().to_owned())
+                .unwrap_or_else(|| "und".to_owned());
+            d.add_text(f.lang, &lang);
+            d.add_text(f.kind, kind);
+            d.add_facet(f.facets, Facet::from_path(["type", kind]));
+            d.add_facet(f.facets, Facet::from_path(["lang", lang.as_str()]));
+            d.add_facet(
+                f.facets,
+                Facet::from_path(["collection", it.meta.collection.as_str()]),
+            );
+            d.add_facet(
+                f.facets,
+                Facet::from_path(["classification", it.marking.classification().as_str()]),
+            );
+            d.add_facet(
+                f.facets,
+                Facet::from_path(["month", month(it.meta.created_ms).as_str()]),
+            );
+            d.add_text(f.marking, &it.meta.marking);
+            d.add_text(f.collection_name, &it.meta.collection);
+            w.add_document(d)?;
+        }
+        w.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn access(gate: &Gate, visible: &[CollectionId]) -> Access {
+        let p = gate.principal();
+        Access {
+            collections: visible.to_vec(),
+            level: level(p.clearance),
+            nationality: p.nationality,
+            held: p.compartments.iter().cloned().collect(),
+        }
+    }
+
+    /// Codewords present anywhere in the index (term dictionary).
+    fn codewords(&self, searcher: &tantivy::Searcher) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        for seg in searcher.segment_readers() {
+            let inv = seg.inverted_index(self.f.comp)?;
+            let mut stream = inv.terms().stream()?;
+            while stream.advance() {
+                out.insert(String::from_utf8_lossy(stream.key()).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    fn filter(&self, searcher: &tantivy::Searcher, a: &Access) -> Result<BooleanQuery> {
+        let f = &self.f;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (
+                Occur::Must,
+                Box::new(TermSetQuery::new(
+                    a.collections
+                        .iter()
+                        .map(|c| Term::from_field_u64(f.collection, u64::from(c.0))),
+                )),
+            ),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_u64(f.level, 0)),
+                    Bound::Included(Term::from_field_u64(f.level, a.level)),
+                )),
+            ),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.rel, a.nationality.alpha3()),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ];
+        for c in self.codewords(searcher)? {
+            if !a.held.contains(&c) {
+                clauses.push((
+                    Occur::MustNot,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.comp, &c),
+                        IndexRecordOption::Basic,
+                    )),
+                ));
+            }
+        }
+        Ok(BooleanQuery::new(clauses))
+    }
+
+    fn parse_user_query(
+        &self,
+        q: &str,
+        collections: &HashMap<String, CollectionId>,
+    ) -> Result<Box<dyn Query>> {
+        let f = &self.f;
+        let mut rest = Vec::new();
+        let mut extra: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let (mut from, mut to) = (Bound::Unbounded, Bound::Unbounded);
+        for tok in q.split_whitespace() {
+            if let Some(d) = tok.strip_prefix("from:") {
+                let ms = parse_day(d)
+                    .ok_or_else(|| Error::Query(format!("from:{d}: expected a date YYYY-MM-DD")))?;
+                from = Bound::Included(Term::from_field_i64(f.created, ms));
+            } else if let Some(d) = tok.strip_prefix("to:") {
+                let ms = parse_day(d)
+                    .ok_or_else(|| Error::Query(format!("to:{d}: expected a date YYYY-MM-DD")))?;
+                to = Bound::Excluded(Term::from_field_i64(f.created, ms + 86_400_000));
+            } else if let Some(c) = tok.strip_prefix("collection:") {
+                // Unknown and invisible collections read alike: no match.
+                let t = collections
+                    .get(c)
+                    .map(|id| Term::from_field_u64(f.collection, u64::from(id.0)));
+                extra.push((Occur::Must, Box::new(TermSetQuery::new(t))));
+            } else if tok.starts_with("entity:") {
+                return Err(Error::Query(
+                    "entity: filters need entity extraction, which is not built yet".into(),
+                ));
+            } else if let Some((word, dist)) = tok
+                .split_once('~')
+                .filter(|(w, _)| !w.is_empty() && !w.contains(':') && !w.contains('"'))
+            {
+                let d: u8 = if dist.is_empty() {
+                    1
+                } else {
+                    dist.parse().map_err(|_| {
+                        Error::Query(format!("{tok}: fuzzy distance must be 1 or 2"))
+                    })?
+                };
+                if !(1..=2).contains(&d) {
+                    return Err(Error::Query(format!(
+                        "{tok}: fuzzy distance must be 1 or 2"
+                    )));
+                }
+                let t = Term::from_field_text(f.body, &word.to_lowercase());
+                extra.push((Occur::Must, Box::new(FuzzyTermQuery::new(t, d, true))));
+            } else {
+                rest.push(tok);
+            }
+        }
+        if !matches!((&from, &to), (Bound::Unbounded, Bound::Unbounded)) {
+            extra.push((Occur::Must, Box::new(RangeQuery::new(from, to))));
+        }
+        let text = rest.join(" ");
+        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body]);
+        parser.set_conjunction_by_default();
+        let main: Option<Box<dyn Query>> = if text.trim().is_empty() {
+            None
+        } else {
+            Some(
+                parser
+                    .parse_query(&text)
+                    .map_err(|e| Error::Query(format!("{e}")))?,
+            )
+        };
+        match (main, extra.is_empty()) {
+            (Some(m), true) => Ok(m),
+            (None, true) => Err(Error::Query("empty query".into())),
+            (m, false) => {
+                if let Some(m) = m {
+                    extra.push((Occur::Must, m));
+                }
+                Ok(Box::new(BooleanQuery::new(extra)))
+            }
+        }
+    }
+
+    /// Searches what `gate` lets its principal see in `visible` collections
+    /// (the caller leaves out bulk collections without a justification).
+    /// `collections` maps `agency/name` to catalog numbers for `collection:`.
+    pub fn search(
+        &self,
+        gate: &Gate,
+        visible: &[CollectionId],
+        collections: &HashMap<String, CollectionId>,
+        req: &SearchRequest,
+    ) -> Result<SearchResults> {
+        if req.limit == 0 || req.limit > 1000 {
+            return Err(Error::Query("limit must be between 1 and 1000".into()));
+        }
+        let searcher = self.reader.searcher();
+        let access = Self::access(gate, visible);
+        let filter = self.filter(&searcher, &access)?;
+        let user = self.parse_user_query(&req.query, collections)?;
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, user.box_clone()),
+            (
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(Box::new(filter.clone()), 0.0)),
+            ),
+        ]);
+        let stats = VisibleStats {
+            searcher: &searcher,
+            filter: &filter,
+            cache: RefCell::default(),
+        };
+        let total = searcher.search_with_statistics_provider(&query, &Count, &stats)?;
+
+        // Ties are broken by item id, not by where a document happens to sit in
+        // the index, so the page is the same whatever else the index holds.
+        const TIE_SLACK: usize = 1000;
+        let want = req.offset + req.limit;
+        let mut scored: Vec<(f32, i64, String, tantivy::DocAddress)> = Vec::new();
+        let fetch = TopDocs::with_limit(want + TIE_SLACK);
+        let addrs: Vec<(f32, tantivy::DocAddress)> = match req.sort {
+            SortBy::Relevance => {
+                searcher.search_with_statistics_provider(&query, &fetch.order_by_score(), &stats)?
+            }
+            SortBy::Time => searcher
+                .search_with_statistics_provider(
+                    &query,
+                    &fetch.order_by_fast_field::<i64>("created", Order::Desc),
+                    &stats,
+                )?
+                .into_iter()
+                .map(|(_, a)| (0.0, a))
+                .collect(),
+        };
+        for (score, addr) in addrs {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            let id = d
+                .get_first(self.f.id)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let created = d
+                .get_first(self.f.created)
+                .and_then(|v| v.as_i64())
+                .unwrap_or_default();
+            scored.push((score, created, id, addr));
+        }
+        match req.sort {
+            SortBy::Relevance => {
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.2.cmp(&b.2)))
+            }
+            SortBy::Time => scored.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.2.cmp(&b.2))),
+        }
+
+        let mut terms: BTreeMap<String, f32> = BTreeMap::new();
+        user.query_terms(&mut |t, _| {
+            if t.field() == self.f.body
+                && let Some(s) = t.value().as_str()
+            {
+                let df = stats.doc_freq(t).unwrap_or(0);
+                if df > 0 {
+                    terms.insert(s.to_owned(), 1.0 / (1.0 + df as f32));
+                }
+            }
+        });
+        let mut snippets = SnippetGenerator::new(
+            terms,
+            self.index.tokenizer_for_field(self.f.body)?,
+            self.f.body,
+            200,
+        );
+        snippets.set_max_num_chars(200);
+
+        let mut hits = Vec::new();
+        for (score, created, id, addr) in scored.into_iter().skip(req.offset).take(req.limit) {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            let text = |field: Field| {
+                d.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            hits.push(Hit {
+                id,
+                title: text(self.f.title),
+                marking: text(self.f.marking),
+                collection: text(self.f.collection_name),
+                score,
+                created_ms: created,
+                highlight: snippets.snippet_from_doc(&d).to_html(),
+            });
+        }
+
+        let mut facets = BTreeMap::new();
+        if req.facets {
+            let mut fc = FacetCollector::for_field("facets");
+            for name in FACETS {
+                fc.add_facet(Facet::from_path([name]));
+            }
+            let counts = searcher.search_with_statistics_provider(&query, &fc, &stats)?;
+            for name in FACETS {
+                let mut v: Vec<(String, u64)> = counts
+                    .get(Facet::from_path([name]))
+                    .map(|(facet, n)| {
+                        (
+                            facet
+                                .to_path()
+                                .last()
+                                .map(|s| s.to_string())
+                                .unwrap_or_default(),
+                            n,
+                        )
+                    })
+                    .collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                facets.insert(name.to_owned(), v);
+            }
+        }
+        let markings: Vec<bletchley_policy::Marking> =
+            hits.iter().filter_map(|h| h.marking.parse().ok()).collect();
+        let page_marking =
+            bletchley_policy::Marking::high_water_mark(&markings, self.home).map(|m| m.render());
+        Ok(SearchResults {
+            total,
+            hits,
+            facets,
+            page_marking,
+        })
+    }
+}
+
+/// BM25 statistics over the documents the filter admits, so that scores
+/// depend on the visible set alone.
+struct VisibleStats<'a> {
+    searcher: &'a tantivy::Searcher,
+    filter: &'a BooleanQuery,
+    cache: RefCell<HashMap<String, u64>>,
+}
+
+impl VisibleStats<'_> {
+    fn cached(
+        &self,
+        key: String,
+        f: impl FnOnce() -> tantivy::Result<u64>,
+    ) -> tantivy::Result<u64> {
+        if let Some(v) = self.cache.borrow().get(&key) {
+            return Ok(*v);
+        }
+        let v = f()?;
+        self.cache.borrow_mut().insert(key, v);
+        Ok(v)
+    }
+}
+
+impl Bm25StatisticsProvider for VisibleStats<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        self.cached(format!("tokens:{}", field.field_id()), || {
+            let weight = self
+                .filter
+                .weight(EnableScoring::disabled_from_searcher(self.searcher))?;
+            let mut total = 0u64;
+            for seg in self.searcher.segment_readers() {
+                let norms = seg.get_fieldnorms_reader(field)?;
+                let alive = seg.alive_bitset();
+                let mut scorer = weight.scorer(seg, 1.0)?;
+                let mut doc = scorer.doc();
+                while doc != TERMINATED {
+                    if alive.is_none_or(|a| a.is_alive(doc)) {
+                        total += u64::from(norms.fieldnorm(doc));
+                    }
+                    doc = scorer.advance();
+                }
+            }
+            Ok(total)
+        })
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        self.cached("docs".into(), || {
+            Ok(self.searcher.search(self.filter, &Count)? as u64)
+        })
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        self.cached(format!("df:{term:?}"), || {
+            let q = BooleanQuery::new(vec![
+                (Occur::Must, Box::new(self.filter.clone()) as Box<dyn Query>),
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic)),
+                ),
+            ]);
+            Ok(self.searcher.search(&q, &Count)? as u64)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        let ms = parse_day("2026-11-29").unwrap();
+        assert_eq!(month(ms), "2026-11");
+        assert_eq!(month(parse_day("2024-02-29").unwrap()), "2024-02");
+        assert_eq!(month(0), "1970-01");
+        assert!(parse_day("2026-13-01").is_none());
+        assert!(parse_day("yesterday").is_none());
+    }
+}

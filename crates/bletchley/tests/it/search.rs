@@ -1,0 +1,279 @@
+//! Search sees exactly the visible set: hits, totals, facets, highlights and
+//! ranking are identical whether or not items the principal may not see are
+//! in the store.
+
+use serde_json::Value;
+
+use crate::common::Env;
+
+fn setup(env: &Env) {
+    for a in ["mi5", "gchq", "mod"] {
+        env.ok(&["agency", "add", a]);
+    }
+    for (name, agency, clearance, comps, nat) in [
+        ("bob", "mi5", "SECRET", "", "GBR"),
+        ("alice", "mi5", "TOP SECRET", "STRAP1", "GBR"),
+        ("sam", "mi5", "SECRET", "", "USA"),
+        ("carol", "gchq", "TOP SECRET", "", "GBR"),
+        ("mona", "mod", "SECRET", "", "GBR"),
+    ] {
+        env.ok(&[
+            "principal",
+            "add",
+            name,
+            "--agency",
+            agency,
+            "--clearance",
+            clearance,
+            "--compartments",
+            comps,
+            "--nationality",
+            nat,
+        ]);
+    }
+    for c in [
+        "mi5/ct",
+        "gchq/shared",
+        "gchq/private",
+        "gchq/withdrawn",
+        "mod/old",
+    ] {
+        env.ok(&["collection", "add", c]);
+    }
+    env.ok(&[
+        "operation",
+        "add",
+        "RUNNING",
+        "--agencies",
+        "mi5,gchq",
+        "--from",
+        "2024-01-01",
+    ]);
+    env.ok(&["operation", "share", "RUNNING", "gchq/shared"]);
+    env.ok(&["operation", "share", "RUNNING", "gchq/withdrawn"]);
+    env.ok(&["operation", "withdraw", "RUNNING", "gchq/withdrawn"]);
+    env.ok(&[
+        "operation",
+        "add",
+        "ENDED",
+        "--agencies",
+        "mi5,mod",
+        "--from",
+        "2020-01-01",
+        "--until",
+        "2020-12-31",
+    ]);
+    env.ok(&["operation", "share", "ENDED", "mod/old"]);
+}
+
+const VISIBLE: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "alice",
+        "mi5/ct",
+        "OFFICIAL",
+        "v1.txt",
+        "The courier met the harbour master at dawn near the harbour.",
+    ),
+    (
+        "alice",
+        "mi5/ct",
+        "SECRET",
+        "v2.txt",
+        "A harbour courier carried a package for the network.",
+    ),
+    (
+        "alice",
+        "mi5/ct",
+        "SECRET//UK EYES ONLY",
+        "v3.txt",
+        "Network of couriers around the harbour and the old port of Leith and beyond.",
+    ),
+    (
+        "alice",
+        "mi5/ct",
+        "OFFICIAL-SENSITIVE",
+        "v4.txt",
+        "The port authority reported nothing unusual this week at all.",
+    ),
+    (
+        "carol",
+        "gchq/shared",
+        "SECRET//REL TO GBR, USA",
+        "v5.txt",
+        "Intercepted courier traffic mentions the harbour twice: harbour, harbour.",
+    ),
+    (
+        "carol",
+        "gchq/shared",
+        "OFFICIAL",
+        "v6.txt",
+        "Weekly summary of network courier activity.",
+    ),
+];
+
+const INVISIBLE: &[(&str, &str, &str, &str, &str)] = &[
+    // A higher classification.
+    (
+        "alice",
+        "mi5/ct",
+        "TOP SECRET",
+        "x1.txt",
+        "harbour harbour harbour courier network secret plan",
+    ),
+    // A codeword bob lacks.
+    (
+        "alice",
+        "mi5/ct",
+        "SECRET//STRAP1",
+        "x2.txt",
+        "courier harbour network strap material",
+    ),
+    // Not releasable to bob's nationality.
+    (
+        "sam",
+        "mi5/ct",
+        "SECRET//REL TO USA",
+        "x3.txt",
+        "harbour courier for US eyes",
+    ),
+    // Another agency's unshared collection.
+    (
+        "carol",
+        "gchq/private",
+        "OFFICIAL",
+        "x4.txt",
+        "harbour harbour courier courier network network",
+    ),
+    // Shared into an operation that has ended.
+    (
+        "mona",
+        "mod/old",
+        "OFFICIAL",
+        "x5.txt",
+        "old harbour courier logistics",
+    ),
+    // Shared, then withdrawn.
+    (
+        "carol",
+        "gchq/withdrawn",
+        "OFFICIAL",
+        "x6.txt",
+        "withdrawn harbour courier network",
+    ),
+];
+
+fn ingest(env: &Env, items: &[(&str, &str, &str, &str, &str)]) {
+    for (who, coll, marking, title, text) in items {
+        let f = env.file(title, text.as_bytes());
+        env.ingest(who, coll, marking, &[&f]);
+    }
+}
+
+/// The search output for bob, without what legitimately differs between two
+/// stores (random item ids, ingest times).
+fn search(env: &Env, args: &[&str]) -> Value {
+    let mut a = vec!["--as", "bob", "search"];
+    a.extend_from_slice(args);
+    a.push("--json");
+    let mut v: Value = serde_json::from_str(&env.ok(&a)).expect("json");
+    if let Some(hits) = v["hits"].as_array_mut() {
+        for h in hits {
+            let o = h.as_object_mut().expect("hit");
+            o.remove("id");
+            o.remove("created_ms");
+        }
+    }
+    v
+}
+
+#[test]
+fn no_side_channel_through_search() {
+    let small = Env::new();
+    let big = Env::new();
+    setup(&small);
+    setup(&big);
+    ingest(&small, VISIBLE);
+    // The bigger store gets the invisible items first, so every visible
+    // document sits elsewhere in its index.
+    ingest(&big, INVISIBLE);
+    ingest(&big, VISIBLE);
+    // Alice (TOP SECRET STRAP1) sees some of the extra items: they are indexed.
+    let alice: Value =
+        serde_json::from_str(&big.ok(&["--as", "alice", "search", "harbour", "--json"]))
+            .expect("json");
+    assert!(
+        alice["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .any(|h| h["title"] == "x1.txt")
+    );
+
+    for args in [
+        vec!["harbour", "--facets"],
+        vec!["courier network", "--facets"],
+        vec!["harbour OR network", "--limit", "2", "--offset", "1"],
+        vec!["\"harbour courier\""],
+        vec!["courier", "--sort", "time", "--facets"],
+        vec!["harbor~", "--facets"],
+        vec!["type:text AND port"],
+    ] {
+        let a = search(&small, &args);
+        let b = search(&big, &args);
+        assert_eq!(a, b, "search {args:?} differs when invisible items exist");
+        assert!(
+            a["total"].as_u64().expect("total") > 0,
+            "{args:?} found nothing: {a}"
+        );
+    }
+    let v = search(&big, &["harbour", "--facets"]);
+    for h in v["hits"].as_array().expect("hits") {
+        assert!(
+            h["title"].as_str().expect("title").starts_with('v'),
+            "invisible hit: {h}"
+        );
+    }
+    assert!(
+        v["hits"][0]["highlight"]
+            .as_str()
+            .expect("highlight")
+            .contains("<b>harbour</b>")
+    );
+    // A collection filter naming an invisible collection reads like an empty one.
+    assert_eq!(
+        search(&big, &["harbour collection:gchq/private"])["total"],
+        0
+    );
+    assert_eq!(
+        search(&big, &["harbour collection:gchq/nonexistent"])["total"],
+        0
+    );
+    // Searches are audited with their query.
+    assert!(big.ok(&["audit", "show"]).contains("search"));
+}
+
+#[test]
+fn bad_queries_are_refused_clearly() {
+    let env = Env::new();
+    env.basic();
+    let f = env.file("a.txt", b"some text");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&f]);
+    for (q, needle) in [
+        ("text AND", "invalid query"),
+        ("from:yesterday text", "YYYY-MM-DD"),
+        ("text~7", "fuzzy distance"),
+        ("entity:+447700900123", "not built yet"),
+        ("", "empty query"),
+    ] {
+        let err = env.fails(&["--as", "alice", "search", q]);
+        assert!(err.contains(needle), "{q:?}: {err}");
+    }
+    assert!(
+        env.fails(&["--as", "alice", "search", "text", "--limit", "0"])
+            .contains("limit")
+    );
+    assert!(
+        env.ok(&["--as", "alice", "search", "text"])
+            .contains("1 matches")
+    );
+}
