@@ -3,7 +3,9 @@
 //! The index rests sealed (`sealed_dir`); the gate is pushed into every
 //! query and into the scoring statistics (`search`).
 
+pub mod entities;
 mod error;
+pub mod graph;
 pub mod schema;
 pub mod sealed_dir;
 pub mod search;

@@ -28,6 +28,8 @@ pub struct Fields {
     pub kind: Field,
     /// Facet paths: /type, /lang, /collection, /classification, /month.
     pub facets: Field,
+    /// Selectors mentioned, as `kind:value` (normalised).
+    pub entity: Field,
     /// The banner, for display.
     pub marking: Field,
     /// `agency/name`, for display.
@@ -49,6 +51,7 @@ pub fn build() -> (Schema, Fields) {
         lang: b.add_text_field("lang", STRING | STORED),
         kind: b.add_text_field("type", STRING | STORED),
         facets: b.add_facet_field("facets", FacetOptions::default()),
+        entity: b.add_text_field("entity", STRING | STORED),
         marking: b.add_text_field("marking", STORED),
         collection_name: b.add_text_field("collection_name", STORED),
     };

@@ -183,9 +183,21 @@ impl SearchIndex {
     /// Opens or creates the sealed index in `dir`.
     pub fn open(dir: &Path, key: SecretKey, home: Nation) -> Result<SearchIndex> {
         let (schema, f) = schema::build();
-        let sealed =
-            SealedDirectory::open(dir, key).map_err(|e| Error::Io(dir.display().to_string(), e))?;
-        let index = Index::open_or_create(sealed, schema)?;
+        let sealed = SealedDirectory::open(dir, key.clone())
+            .map_err(|e| Error::Io(dir.display().to_string(), e))?;
+        // The index is derived data: if it was built with another schema (an
+        // older release), rebuild it from the catalog.
+        let index = match Index::open_or_create(sealed, schema.clone()) {
+            Ok(i) => i,
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| Error::Io(dir.display().to_string(), e))?;
+                let fresh = SealedDirectory::open(dir, key)
+                    .map_err(|e| Error::Io(dir.display().to_string(), e))?;
+                Index::open_or_create(fresh, schema)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -196,6 +208,34 @@ impl SearchIndex {
             f,
             home,
         })
+    }
+
+    /// Every visible item with the selectors it mentions: the material of
+    /// the link graph, filtered by the gate like any search.
+    pub fn visible_links(
+        &self,
+        gate: &Gate,
+        visible: &[CollectionId],
+    ) -> Result<Vec<crate::graph::ItemLinks>> {
+        let searcher = self.reader.searcher();
+        let filter = self.filter(&searcher, &Self::access(gate, visible))?;
+        let docs = searcher.search(&filter, &tantivy::collector::DocSetCollector)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for addr in docs {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            let id = d
+                .get_first(self.f.id)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let entities = d
+                .get_all(self.f.entity)
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            out.push(crate::graph::ItemLinks { id, entities });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 
     /// Ids of every indexed item.
@@ -261,6 +301,13 @@ impl SearchIndex {
                 f.facets,
                 Facet::from_path(["month", month(it.meta.created_ms).as_str()]),
             );
+            let mut seen = BTreeSet::new();
+            for m in crate::entities::extract(&body) {
+                let term = m.term();
+                if seen.insert(term.clone()) {
+                    d.add_text(f.entity, &term);
+                }
+            }
             d.add_text(f.marking, &it.meta.marking);
             d.add_text(f.collection_name, &it.meta.collection);
             w.add_document(d)?;
@@ -342,6 +389,25 @@ impl SearchIndex {
         let mut rest = Vec::new();
         let mut extra: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let (mut from, mut to) = (Bound::Unbounded, Bound::Unbounded);
+        // entity:"+44 20 7946 0018" may hold spaces: take those out first.
+        static QUOTED_ENTITY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r#"entity:"([^"]*)""#).expect("static pattern")
+        });
+        let mut q = q.to_owned();
+        for c in QUOTED_ENTITY.captures_iter(&q.clone()) {
+            let sel = c.get(1).map_or("", |m| m.as_str());
+            let term = crate::entities::normalise(sel).ok_or_else(|| {
+                Error::Query(format!("entity:\"{sel}\": not a recognised selector"))
+            })?;
+            extra.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.entity, &term),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+            q = q.replacen(c.get(0).map_or("", |m| m.as_str()), " ", 1);
+        }
         for tok in q.split_whitespace() {
             if let Some(d) = tok.strip_prefix("from:") {
                 let ms = parse_day(d)
@@ -357,9 +423,18 @@ impl SearchIndex {
                     .get(c)
                     .map(|id| Term::from_field_u64(f.collection, u64::from(id.0)));
                 extra.push((Occur::Must, Box::new(TermSetQuery::new(t))));
-            } else if tok.starts_with("entity:") {
-                return Err(Error::Query(
-                    "entity: filters need entity extraction, which is not built yet".into(),
+            } else if let Some(sel) = tok.strip_prefix("entity:") {
+                let term = crate::entities::normalise(sel).ok_or_else(|| {
+                    Error::Query(format!(
+                        "entity:{sel}: not a recognised selector (phone, e-mail, IP, domain, URL, IBAN, wallet, IMEI, coordinates)"
+                    ))
+                })?;
+                extra.push((
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(f.entity, &term),
+                        IndexRecordOption::Basic,
+                    )),
                 ));
             } else if let Some((word, dist)) = tok
                 .split_once('~')

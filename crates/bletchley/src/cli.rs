@@ -50,6 +50,21 @@ pub enum Command {
     Ls(LsArgs),
     /// Search the text of what you may see.
     Search(SearchArgs),
+    /// The selectors an item mentions (phones, e-mails, IPs, domains, URLs,
+    /// IBANs, wallets, IMEIs, coordinates), normalised.
+    Entities {
+        /// Item id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// Follow links between selectors across what you may see.
+    #[command(subcommand)]
+    Graph(GraphCmd),
     /// Crypto-shred an item (admin of the owning agency).
     Shred {
         /// Item id.
@@ -366,4 +381,45 @@ pub struct SearchArgs {
     /// Why (required to include bulk collections).
     #[arg(long)]
     pub justification: Option<String>,
+}
+
+/// `graph` subcommands; each takes `--json` and `--justification`.
+#[derive(Subcommand, Debug)]
+pub enum GraphCmd {
+    /// Selectors within K links of one.
+    Neighbours {
+        /// A selector, e.g. `+44 20 7946 0018` or `viking@example.org`.
+        selector: String,
+        /// How many links out.
+        #[arg(long, default_value_t = 1)]
+        hops: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// A shortest chain of links between two selectors.
+    Path {
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// Groups of selectors more linked to each other than to the rest.
+    Communities {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
 }

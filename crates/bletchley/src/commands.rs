@@ -81,6 +81,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Get(a) => get(&cli, a),
         Command::Ls(a) => ls(&cli, a),
         Command::Search(a) => search(&cli, a),
+        Command::Entities {
+            id,
+            json,
+            justification,
+        } => entities(&cli, id, *json, justification.as_deref()),
+        Command::Graph(g) => graph(&cli, g),
         Command::Shred { id } => {
             let who = principal(&cli)?;
             open(&cli)?.shred(&who, id)?;
@@ -541,7 +547,7 @@ fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
 }
 
 fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
-    use bletchley_index::{SearchIndex, SearchRequest, SortBy};
+    use bletchley_index::{SearchRequest, SortBy};
     let who = principal(cli)?;
     let sort = match a.sort.as_str() {
         "relevance" => SortBy::Relevance,
@@ -549,36 +555,9 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         other => bail!("--sort {other:?}: expected relevance or time"),
     };
     let mut p = open(cli)?;
-    let mut index = SearchIndex::open(
-        &p.root().join("index"),
-        p.derived_key("search-index"),
-        p.home(),
-    )?;
-    let known = index.known_ids()?;
-    let (added, removed) = p.index_feed(&known)?;
-    index.apply(&added, &removed)?;
-    drop(added);
+    let index = synced_index(&mut p)?;
     let gate = p.gate(&who)?;
-    let justified = a
-        .justification
-        .as_deref()
-        .is_some_and(|j| !j.trim().is_empty());
-    let mut visible = Vec::new();
-    let mut names = std::collections::HashMap::new();
-    let mut skipped = Vec::new();
-    for c in p
-        .collections()?
-        .into_iter()
-        .filter(|c| gate.visibility().contains(c.id))
-    {
-        let name = format!("{}/{}", c.agency, c.name);
-        if c.bulk && !justified {
-            skipped.push(name);
-            continue;
-        }
-        names.insert(name, c.id);
-        visible.push(c.id);
-    }
+    let (visible, names, _skipped) = visible_collections(&p, &gate, a.justification.as_deref())?;
     let req = SearchRequest {
         query: a.query.clone(),
         limit: a.limit,
@@ -610,9 +589,6 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         bletchley_audit::Outcome::Allowed,
         Some(format!("{} visible matches", results.total)),
     )?;
-    for s in &skipped {
-        eprintln!("note: bulk collection {s} not searched: give --justification TEXT");
-    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(ExitCode::SUCCESS);
@@ -638,5 +614,179 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         }
     }
     println!("{banner}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The search index, brought up to date with the catalog.
+fn synced_index(p: &mut Platform) -> Result<bletchley_index::SearchIndex> {
+    let mut index = bletchley_index::SearchIndex::open(
+        &p.root().join("index"),
+        p.derived_key("search-index"),
+        p.home(),
+    )?;
+    let known = index.known_ids()?;
+    let (added, removed) = p.index_feed(&known)?;
+    index.apply(&added, &removed)?;
+    Ok(index)
+}
+
+/// The collections a gate lets its principal see, less bulk collections
+/// when no justification was given (named in the third value).
+#[allow(clippy::type_complexity)]
+fn visible_collections(
+    p: &Platform,
+    gate: &bletchley_policy::Gate,
+    justification: Option<&str>,
+) -> Result<(
+    Vec<bletchley_policy::CollectionId>,
+    std::collections::HashMap<String, bletchley_policy::CollectionId>,
+    Vec<String>,
+)> {
+    let justified = justification.is_some_and(|j| !j.trim().is_empty());
+    let mut visible = Vec::new();
+    let mut names = std::collections::HashMap::new();
+    let mut skipped = Vec::new();
+    for c in p
+        .collections()?
+        .into_iter()
+        .filter(|c| gate.visibility().contains(c.id))
+    {
+        let name = format!("{}/{}", c.agency, c.name);
+        if c.bulk && !justified {
+            eprintln!("note: bulk collection {name} left out: give --justification TEXT");
+            skipped.push(name);
+            continue;
+        }
+        names.insert(name, c.id);
+        visible.push(c.id);
+    }
+    Ok((visible, names, skipped))
+}
+
+fn entities(cli: &Cli, id: &str, json: bool, justification: Option<&str>) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let (meta, content) = open(cli)?.get(&who, id, justification)?;
+    let text = String::from_utf8_lossy(&content);
+    let found = bletchley_index::entities::extract(&text);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "item": id, "marking": meta.marking, "entities": found })
+            )?
+        );
+    } else {
+        println!("{}", meta.marking);
+        for m in &found {
+            println!("{}\t{}\t{}..{}", m.kind.name(), m.value, m.start, m.end);
+        }
+        println!("{}", meta.marking);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
+    use bletchley_index::graph::LinkGraph;
+    let who = principal(cli)?;
+    let (json, justification) = match g {
+        GraphCmd::Neighbours {
+            json,
+            justification,
+            ..
+        }
+        | GraphCmd::Path {
+            json,
+            justification,
+            ..
+        }
+        | GraphCmd::Communities {
+            json,
+            justification,
+        } => (*json, justification.as_deref()),
+    };
+    let norm = |s: &str| {
+        bletchley_index::entities::normalise(s).ok_or_else(|| anyhow!("{s:?} is not a recognised selector (phone, e-mail, IP, domain, URL, IBAN, wallet, IMEI, coordinates)"))
+    };
+    let mut p = open(cli)?;
+    let index = synced_index(&mut p)?;
+    let gate = p.gate(&who)?;
+    let (visible, _, _) = visible_collections(&p, &gate, justification)?;
+    let lg = LinkGraph::build(&index.visible_links(&gate, &visible)?);
+    let (action, targets, out): (&str, Vec<String>, serde_json::Value) = match g {
+        GraphCmd::Neighbours { selector, hops, .. } => {
+            let s = norm(selector)?;
+            let n = lg.neighbours(&s, (*hops).min(6));
+            (
+                "graph.neighbours",
+                vec![s.clone()],
+                serde_json::json!({ "selector": s, "neighbours": n }),
+            )
+        }
+        GraphCmd::Path { from, to, .. } => {
+            let (a, b) = (norm(from)?, norm(to)?);
+            let path = lg.path(&a, &b);
+            let steps: Option<Vec<serde_json::Value>> = path.map(|v| {
+                v.into_iter()
+                    .map(|(e, items)| serde_json::json!({ "entity": e, "via_items": items }))
+                    .collect()
+            });
+            (
+                "graph.path",
+                vec![a.clone(), b.clone()],
+                serde_json::json!({ "from": a, "to": b, "path": steps }),
+            )
+        }
+        GraphCmd::Communities { .. } => (
+            "graph.communities",
+            vec![],
+            serde_json::json!({ "communities": lg.communities() }),
+        ),
+    };
+    p.record(
+        bletchley_store::Actor::Principal(who),
+        action,
+        targets,
+        justification,
+        bletchley_audit::Outcome::Allowed,
+        None,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        match g {
+            GraphCmd::Neighbours { .. } => {
+                for n in out["neighbours"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}\tvia {}",
+                        n["hops"],
+                        n["entity"].as_str().unwrap_or_default(),
+                        n["via_items"]
+                    );
+                }
+            }
+            GraphCmd::Path { .. } => match out["path"].as_array() {
+                Some(steps) => {
+                    for s in steps {
+                        println!(
+                            "{}\t{}",
+                            s["entity"].as_str().unwrap_or_default(),
+                            s["via_items"]
+                        );
+                    }
+                }
+                None => println!("no path between them in what you may see"),
+            },
+            GraphCmd::Communities { .. } => {
+                for (i, c) in out["communities"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    println!("{}\t{}", i + 1, c);
+                }
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -262,7 +262,7 @@ fn bad_queries_are_refused_clearly() {
         ("text AND", "invalid query"),
         ("from:yesterday text", "YYYY-MM-DD"),
         ("text~7", "fuzzy distance"),
-        ("entity:+447700900123", "not built yet"),
+        ("entity:nonsense", "not a recognised selector"),
         ("", "empty query"),
     ] {
         let err = env.fails(&["--as", "alice", "search", q]);
@@ -275,5 +275,155 @@ fn bad_queries_are_refused_clearly() {
     assert!(
         env.ok(&["--as", "alice", "search", "text"])
             .contains("1 matches")
+    );
+}
+
+const VISIBLE_LINKS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "alice",
+        "mi5/ct",
+        "SECRET",
+        "l1.txt",
+        "Subject on +44 20 7946 0018 wrote to viking@example.org twice.",
+    ),
+    (
+        "alice",
+        "mi5/ct",
+        "OFFICIAL",
+        "l2.txt",
+        "viking@example.org logged in from 203.0.113.7 at night.",
+    ),
+    (
+        "alice",
+        "mi5/ct",
+        "SECRET//UK EYES ONLY",
+        "l3.txt",
+        "Server 203.0.113.7 hosts https://drop.example.net/x for the network.",
+    ),
+    (
+        "carol",
+        "gchq/shared",
+        "SECRET//REL TO GBR, USA",
+        "l4.txt",
+        "+44 20 7946 0018 paid into GB82 WEST 1234 5698 7654 32.",
+    ),
+];
+
+const INVISIBLE_LINKS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "alice",
+        "mi5/ct",
+        "TOP SECRET",
+        "y1.txt",
+        "viking@example.org with +44 20 7946 0018 and 198.51.100.9",
+    ),
+    (
+        "carol",
+        "gchq/private",
+        "OFFICIAL",
+        "y2.txt",
+        "203.0.113.7 rang +44 20 7946 0018 directly",
+    ),
+    (
+        "carol",
+        "gchq/withdrawn",
+        "OFFICIAL",
+        "y3.txt",
+        "GB82 WEST 1234 5698 7654 32 paid 203.0.113.7",
+    ),
+    (
+        "mona",
+        "mod/old",
+        "OFFICIAL",
+        "y4.txt",
+        "https://drop.example.net/x mentions +44 20 7946 0018",
+    ),
+    (
+        "alice",
+        "mi5/ct",
+        "SECRET//STRAP1",
+        "y5.txt",
+        "viking@example.org uses 0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+    ),
+];
+
+/// Graph output for bob with item ids replaced by titles (ids differ between stores).
+fn graph(env: &Env, args: &[&str]) -> String {
+    let listed: Value =
+        serde_json::from_str(&env.ok(&["--as", "bob", "ls", "--json"])).expect("json");
+    let mut a = vec!["--as", "bob", "graph"];
+    a.extend_from_slice(args);
+    a.push("--json");
+    let mut out = env.ok(&a);
+    for item in listed.as_array().expect("items") {
+        out = out.replace(
+            item["id"].as_str().expect("id"),
+            item["title"].as_str().expect("title"),
+        );
+    }
+    out
+}
+
+#[test]
+fn no_side_channel_through_the_graph() {
+    let small = Env::new();
+    let big = Env::new();
+    setup(&small);
+    setup(&big);
+    ingest(&small, VISIBLE_LINKS);
+    ingest(&big, INVISIBLE_LINKS);
+    ingest(&big, VISIBLE_LINKS);
+    let cases: [&[&str]; 5] = [
+        &["neighbours", "+44 20 7946 0018"],
+        &["neighbours", "viking@example.org", "--hops", "3"],
+        &["path", "+44 20 7946 0018", "https://drop.example.net/x"],
+        &["path", "GB82 WEST 1234 5698 7654 32", "203.0.113.7"],
+        &["communities"],
+    ];
+    for args in cases {
+        let a = graph(&small, args);
+        let b = graph(&big, args);
+        assert_eq!(a, b, "graph {args:?} differs when invisible items exist");
+    }
+    // The visible chain is found, and nothing invisible appears.
+    let p = graph(
+        &big,
+        &["path", "+44 20 7946 0018", "https://drop.example.net/x"],
+    );
+    let v: Value = serde_json::from_str(&p).expect("json");
+    let steps: Vec<&str> = v["path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .map(|s| s["entity"].as_str().expect("e"))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "phone:+442079460018",
+            "email:viking@example.org",
+            "ipv4:203.0.113.7",
+            "url:https://drop.example.net/x"
+        ]
+    );
+    let all = graph(&big, &["communities"]);
+    for hidden in ["198.51.100.9", "0x5aaeb", "y1.txt", "y2.txt"] {
+        assert!(!all.contains(hidden), "{hidden} leaked: {all}");
+    }
+    // Alice, cleared higher, does see the TOP SECRET link.
+    let alice = big.ok(&[
+        "--as",
+        "alice",
+        "graph",
+        "neighbours",
+        "viking@example.org",
+        "--json",
+    ]);
+    assert!(alice.contains("198.51.100.9"), "{alice}");
+    // Entity filters in search and the entities command.
+    assert!(search(&big, &["entity:\"+44 20 7946 0018\""])["total"].as_u64() == Some(2));
+    assert!(
+        big.fails(&["--as", "bob", "graph", "neighbours", "not a selector"])
+            .contains("not a recognised selector")
     );
 }
