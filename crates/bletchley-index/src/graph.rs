@@ -15,6 +15,53 @@ pub struct ItemLinks {
     pub id: String,
     /// Its selectors as `kind:value` terms.
     pub entities: Vec<String>,
+    /// Title.
+    pub title: String,
+    /// Banner.
+    pub marking: String,
+    /// Ingest time, Unix milliseconds.
+    pub created_ms: i64,
+}
+
+/// One item on a timeline.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// Item id.
+    pub id: String,
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    /// Title.
+    pub title: String,
+    /// Banner.
+    pub marking: String,
+    /// Which of the chosen selectors it mentions.
+    pub entities: Vec<String>,
+}
+
+/// The items that mention the chosen selectors, oldest first: with one
+/// selector, every item mentioning it; with several, the items linking at
+/// least two of them.
+pub fn timeline(items: &[ItemLinks], chosen: &[String]) -> Vec<Event> {
+    let need = if chosen.len() > 1 { 2 } else { 1 };
+    let mut out: Vec<Event> = items
+        .iter()
+        .filter_map(|it| {
+            let hit: Vec<String> = chosen
+                .iter()
+                .filter(|c| it.entities.contains(c))
+                .cloned()
+                .collect();
+            (hit.len() >= need).then(|| Event {
+                id: it.id.clone(),
+                time_ms: it.created_ms,
+                title: it.title.clone(),
+                marking: it.marking.clone(),
+                entities: hit,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then_with(|| a.id.cmp(&b.id)));
+    out
 }
 
 /// Selectors as nodes; an edge joins two selectors mentioned in the same
@@ -220,6 +267,9 @@ mod tests {
         ItemLinks {
             id: id.into(),
             entities: e.iter().map(|s| s.to_string()).collect(),
+            title: format!("{id}.txt"),
+            marking: "OFFICIAL".into(),
+            created_ms: id.len() as i64,
         }
     }
 
@@ -256,5 +306,17 @@ mod tests {
             !c.iter()
                 .any(|grp| grp.contains(&"a".to_string()) && grp.contains(&"x".to_string()))
         );
+    }
+
+    #[test]
+    fn timeline_links_chosen_selectors() {
+        let items = [
+            item("i1", &["a", "b"]),
+            item("i2", &["b", "c"]),
+            item("i33", &["a", "c"]),
+        ];
+        let t = timeline(&items, &["a".into(), "c".into()]);
+        assert_eq!(t.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["i33"]);
+        assert_eq!(timeline(&items, &["b".into()]).len(), 2);
     }
 }

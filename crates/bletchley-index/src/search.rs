@@ -232,7 +232,22 @@ impl SearchIndex {
                 .get_all(self.f.entity)
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect();
-            out.push(crate::graph::ItemLinks { id, entities });
+            let text = |field: Field| {
+                d.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            out.push(crate::graph::ItemLinks {
+                id,
+                entities,
+                title: text(self.f.title),
+                marking: text(self.f.marking),
+                created_ms: d
+                    .get_first(self.f.created)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or_default(),
+            });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)

@@ -65,6 +65,18 @@ pub enum Command {
     /// Follow links between selectors across what you may see.
     #[command(subcommand)]
     Graph(GraphCmd),
+    /// Items linking the chosen selectors, oldest first.
+    Timeline {
+        /// One or more selectors.
+        #[arg(required = true)]
+        selectors: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
     /// Crypto-shred an item (admin of the owning agency).
     Shred {
         /// Item id.

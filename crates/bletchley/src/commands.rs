@@ -87,6 +87,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             justification,
         } => entities(&cli, id, *json, justification.as_deref()),
         Command::Graph(g) => graph(&cli, g),
+        Command::Timeline {
+            selectors,
+            json,
+            justification,
+        } => timeline(&cli, selectors, *json, justification.as_deref()),
         Command::Shred { id } => {
             let who = principal(&cli)?;
             open(&cli)?.shred(&who, id)?;
@@ -786,6 +791,52 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
                     println!("{}\t{}", i + 1, c);
                 }
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn timeline(
+    cli: &Cli,
+    selectors: &[String],
+    json: bool,
+    justification: Option<&str>,
+) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let chosen: Vec<String> = selectors
+        .iter()
+        .map(|s| {
+            bletchley_index::entities::normalise(s)
+                .ok_or_else(|| anyhow!("{s:?} is not a recognised selector"))
+        })
+        .collect::<Result<_>>()?;
+    let mut p = open(cli)?;
+    let index = synced_index(&mut p)?;
+    let gate = p.gate(&who)?;
+    let (visible, _, _) = visible_collections(&p, &gate, justification)?;
+    let events = bletchley_index::graph::timeline(&index.visible_links(&gate, &visible)?, &chosen);
+    let mut targets = chosen.clone();
+    targets.extend(events.iter().map(|e| e.id.clone()));
+    p.record(
+        bletchley_store::Actor::Principal(who),
+        "timeline",
+        targets,
+        justification,
+        bletchley_audit::Outcome::Allowed,
+        None,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+    } else {
+        for e in &events {
+            println!(
+                "{}\t{}\t{}\t{}\t{}",
+                fmt_time(e.time_ms),
+                e.id,
+                e.marking,
+                e.title,
+                e.entities.join(" ")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -380,6 +380,27 @@ fn no_side_channel_through_the_graph() {
         &["path", "GB82 WEST 1234 5698 7654 32", "203.0.113.7"],
         &["communities"],
     ];
+    let timelines: [&[&str]; 2] = [
+        &["+44 20 7946 0018"],
+        &["viking@example.org", "203.0.113.7", "+44 20 7946 0018"],
+    ];
+    for args in timelines {
+        let strip = |env: &Env| -> Value {
+            let mut a = vec!["--as", "bob", "timeline"];
+            a.extend_from_slice(args);
+            a.push("--json");
+            let mut v: Value = serde_json::from_str(&env.ok(&a)).expect("json");
+            for e in v.as_array_mut().expect("events") {
+                let o = e.as_object_mut().expect("event");
+                o.remove("id");
+                o.remove("time_ms");
+            }
+            v
+        };
+        let (a, b) = (strip(&small), strip(&big));
+        assert_eq!(a, b, "timeline {args:?} differs when invisible items exist");
+        assert!(!a.as_array().expect("events").is_empty());
+    }
     for args in cases {
         let a = graph(&small, args);
         let b = graph(&big, args);
