@@ -253,6 +253,31 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// Benchmark reference only: runs `query` with no gate and no visible-set
+    /// statistics (count, top hits, stored fields, highlights) and returns
+    /// nothing, so a benchmark can time the gate's cost.
+    #[doc(hidden)]
+    pub fn ungated_reference_search(&self, query: &str, limit: usize) -> Result<()> {
+        let searcher = self.reader.searcher();
+        let mut parser = QueryParser::for_index(&self.index, vec![self.f.title, self.f.body]);
+        parser.set_conjunction_by_default();
+        let q = parser
+            .parse_query(query)
+            .map_err(|e| Error::Query(format!("{e}")))?;
+        // The same work as a gated search, less the gate: count, top hits,
+        // their stored fields and highlights.
+        let (_, top) = searcher.search(
+            &q,
+            &(Count, TopDocs::with_limit(limit.max(1)).order_by_score()),
+        )?;
+        let snippets = SnippetGenerator::create(&searcher, &*q, self.f.body)?;
+        for (_, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            let _ = snippets.snippet_from_doc(&d).to_html();
+        }
+        Ok(())
+    }
+
     /// Ids of every indexed item.
     pub fn known_ids(&self) -> Result<HashSet<String>> {
         let searcher = self.reader.searcher();
@@ -533,24 +558,49 @@ impl SearchIndex {
 
         // Ties are broken by item id, not by where a document happens to sit in
         // the index, so the page is the same whatever else the index holds.
-        const TIE_SLACK: usize = 1000;
+        // Fetch until the tie group at the page boundary is complete.
         let want = req.offset + req.limit;
         let mut scored: Vec<(f32, i64, String, tantivy::DocAddress)> = Vec::new();
-        let fetch = TopDocs::with_limit(want + TIE_SLACK);
-        let addrs: Vec<(f32, tantivy::DocAddress)> = match req.sort {
-            SortBy::Relevance => {
-                searcher.search_with_statistics_provider(&query, &fetch.order_by_score(), &stats)?
-            }
-            SortBy::Time => searcher
-                .search_with_statistics_provider(
-                    &query,
-                    &fetch.order_by_fast_field::<i64>("created", Order::Desc),
-                    &stats,
-                )?
-                .into_iter()
-                .map(|(_, a)| (0.0, a))
-                .collect(),
+        let fetch = |k: usize| -> Result<Vec<(f64, tantivy::DocAddress)>> {
+            let top = TopDocs::with_limit(k);
+            Ok(match req.sort {
+                SortBy::Relevance => searcher
+                    .search_with_statistics_provider(&query, &top.order_by_score(), &stats)?
+                    .into_iter()
+                    .map(|(s, a)| (f64::from(s), a))
+                    .collect(),
+                SortBy::Time => searcher
+                    .search_with_statistics_provider(
+                        &query,
+                        &top.order_by_fast_field::<i64>("created", Order::Desc),
+                        &stats,
+                    )?
+                    .into_iter()
+                    .map(|(c, a)| (c.unwrap_or_default() as f64, a))
+                    .collect(),
+            })
         };
+        let mut k = want + 16;
+        let fetched = loop {
+            let got = fetch(k)?;
+            if got.len() < k || got[want - 1].0 != got[k - 1].0 || k >= 1 << 20 {
+                break got;
+            }
+            k *= 4;
+        };
+        let addrs: Vec<(f32, tantivy::DocAddress)> = fetched
+            .into_iter()
+            .map(|(key, a)| {
+                (
+                    if req.sort == SortBy::Relevance {
+                        key as f32
+                    } else {
+                        0.0
+                    },
+                    a,
+                )
+            })
+            .collect();
         for (score, addr) in addrs {
             let d: TantivyDocument = searcher.doc(addr)?;
             let id = d

@@ -235,6 +235,164 @@ fn bench_ingest(docs: usize, batch: usize) -> Result<(f64, f64)> {
     Ok((docs as f64 / secs, docs as f64 * 10_000.0 / secs / 1e6))
 }
 
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Search: index a generated corpus through the platform and beside it into
+/// a bare tantivy index; then 1,000 mixed queries for a principal who sees a
+/// third of the corpus, gated, against the same queries ungated.
+fn bench_search(docs: usize) -> Result<()> {
+    use bletchley_index::{SearchIndex, SearchRequest, SortBy};
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("data");
+    let opts = InitOptions {
+        home: Nation::gbr(),
+        jurisdiction: Jurisdiction::parse("GB/london")?,
+        kdf: KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        },
+    };
+    let mut p = Platform::init(&root, &opts, Box::new(FixedUnlock))?;
+    let agencies = ["gchq", "mi5", "mi6"];
+    for a in agencies {
+        p.add_agency(a)?;
+        p.add_principal(&Principal {
+            name: format!("{a}-analyst"),
+            agency: a.into(),
+            clearance: Classification::TopSecret,
+            compartments: Default::default(),
+            nationality: Nation::gbr(),
+            roles: [Role::Analyst].into_iter().collect(),
+        })?;
+        p.add_collection(&format!("{a}/reports"), false)?;
+    }
+    // A Zipf-like vocabulary so that queries have realistic selectivity.
+    let vocab: Vec<String> = (0..20_000).map(|i| format!("w{i}")).collect();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut texts = Vec::with_capacity(docs);
+    for _ in 0..docs {
+        let n = 80 + (next() % 120) as usize;
+        let words: Vec<&str> = (0..n)
+            .map(|_| {
+                let r = (next() % 1_000_000) as f64 / 1_000_000.0;
+                vocab[((r * r * r) * vocab.len() as f64) as usize].as_str()
+            })
+            .collect();
+        texts.push(words.join(" "));
+    }
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let t = Instant::now();
+    for (i, chunk) in texts.chunks(512).enumerate() {
+        let a = agencies[i % 3];
+        let opts = IngestOptions {
+            collection: format!("{a}/reports"),
+            marking: Marking::parse("SECRET")?,
+            authority: None,
+            retain_until_ms: None,
+            justification: None,
+        };
+        let items = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, t)| NewItem {
+                title: format!("d{i}-{j}.txt"),
+                content: t.as_bytes().to_vec(),
+            })
+            .collect();
+        p.ingest(&format!("{a}-analyst"), &opts, items)?;
+    }
+    let store_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut index =
+        SearchIndex::open(&root.join("index"), p.derived_key("search-index"), p.home())?;
+    let (added, removed) = p.index_feed(&index.known_ids()?)?;
+    index.apply(&added, &removed)?;
+    drop(added);
+    let index_secs = t.elapsed().as_secs_f64();
+
+    // The same text into a bare tantivy index in RAM, one thread.
+    let t = Instant::now();
+    {
+        use tantivy::schema::{Schema, TEXT};
+        let mut b = Schema::builder();
+        let body = b.add_text_field("body", TEXT);
+        let idx = tantivy::Index::create_in_ram(b.build());
+        let mut w = idx.writer_with_num_threads::<tantivy::TantivyDocument>(1, 50_000_000)?;
+        for t in &texts {
+            let mut d = tantivy::TantivyDocument::default();
+            d.add_text(body, t);
+            w.add_document(d)?;
+        }
+        w.commit()?;
+    }
+    let raw_secs = t.elapsed().as_secs_f64();
+    println!(
+        "search ingest {docs} docs ({:.1} MB)   store {:.0} docs/s, index {:.0} docs/s, both {:.0} docs/s; raw tantivy {:.0} docs/s; ratio both/raw {:.2} (goal >= 0.50)",
+        bytes as f64 / 1e6,
+        docs as f64 / store_secs,
+        docs as f64 / index_secs,
+        docs as f64 / (store_secs + index_secs),
+        docs as f64 / raw_secs,
+        raw_secs / (store_secs + index_secs)
+    );
+
+    let gate = p.gate("mi5-analyst")?;
+    let visible: Vec<_> = p
+        .collections()?
+        .into_iter()
+        .filter(|c| gate.visibility().contains(c.id))
+        .map(|c| c.id)
+        .collect();
+    let names = Default::default();
+    let queries: Vec<String> = (0..1000)
+        .map(|i| {
+            let mut w = |k: u64| &vocab[((next() % 1000) * (k + 1)) as usize % 3000];
+            match i % 4 {
+                0 => w(1).to_string(),
+                1 => format!("{} {}", w(1), w(2)),
+                2 => format!("\"{} {}\"", w(0), w(0)),
+                _ => format!("{} OR {}", w(3), w(4)),
+            }
+        })
+        .collect();
+    let (mut gated, mut ungated) = (Vec::new(), Vec::new());
+    for q in &queries {
+        let req = SearchRequest {
+            query: q.clone(),
+            limit: 20,
+            offset: 0,
+            sort: SortBy::Relevance,
+            facets: false,
+        };
+        let t = Instant::now();
+        index.search(&gate, &visible, &names, &req)?;
+        gated.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        index.ungated_reference_search(q, 20)?;
+        ungated.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (g50, g99) = (percentile(&mut gated, 0.5), percentile(&mut gated, 0.99));
+    let (u50, u99) = (
+        percentile(&mut ungated, 0.5),
+        percentile(&mut ungated, 0.99),
+    );
+    println!(
+        "search 1000 mixed queries      gated p50 {g50:.2} ms p99 {g99:.2} ms; ungated p50 {u50:.2} ms p99 {u99:.2} ms; p99 ratio {:.2} (goal <= 1.3, p99 < 50 ms)",
+        g99 / u99
+    );
+    Ok(())
+}
+
 /// Runs every benchmark and prints a table.
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
@@ -274,5 +432,11 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     println!(
         "ingest {docs} x 10 KB docs     {ips:>10.0} items/s  {mbs:.1} MB/s (sealed, placed, audited, cataloged; batches of 256)"
     );
+    let search_docs = if a.quick {
+        a.search_docs.min(3000)
+    } else {
+        a.search_docs
+    };
+    bench_search(search_docs).context("search benchmark")?;
     Ok(ExitCode::SUCCESS)
 }

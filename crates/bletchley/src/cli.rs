@@ -364,6 +364,9 @@ pub struct BenchArgs {
     /// Documents for the end-to-end ingest benchmark.
     #[arg(long, default_value_t = 10_000)]
     pub docs: usize,
+    /// Documents for the search benchmark.
+    #[arg(long, default_value_t = 30_000)]
+    pub search_docs: usize,
     /// Fewer repetitions, for a smoke run.
     #[arg(long)]
     pub quick: bool,
