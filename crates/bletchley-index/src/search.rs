@@ -94,6 +94,9 @@ pub struct SearchIndex {
     reader: IndexReader,
     f: Fields,
     home: Nation,
+    /// Visible-set totals (document count, field lengths) per access
+    /// profile, valid until the next commit.
+    totals: std::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 
 /// Everything the gate filter needs, taken from the gate.
@@ -207,6 +210,7 @@ impl SearchIndex {
             reader,
             f,
             home,
+            totals: Default::default(),
         })
     }
 
@@ -354,6 +358,9 @@ impl SearchIndex {
         }
         w.commit()?;
         self.reader.reload()?;
+        if let Ok(mut t) = self.totals.lock() {
+            t.clear();
+        }
         Ok(())
     }
 
@@ -549,10 +556,20 @@ impl SearchIndex {
                 Box::new(ConstScoreQuery::new(Box::new(filter.clone()), 0.0)),
             ),
         ]);
+        let profile = format!(
+            "{:?}|{}|{}|{:?}",
+            access.collections, access.level, access.nationality, access.held
+        );
+        let seeded = self
+            .totals
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&profile).cloned())
+            .unwrap_or_default();
         let stats = VisibleStats {
             searcher: &searcher,
             filter: &filter,
-            cache: RefCell::default(),
+            cache: RefCell::new(seeded),
         };
         let total = searcher.search_with_statistics_provider(&query, &Count, &stats)?;
 
@@ -684,6 +701,17 @@ impl SearchIndex {
                 v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 facets.insert(name.to_owned(), v);
             }
+        }
+        // Keep the totals for this access profile; term statistics vary by query.
+        if let Ok(mut t) = self.totals.lock() {
+            let keep: HashMap<String, u64> = stats
+                .cache
+                .borrow()
+                .iter()
+                .filter(|(k, _)| !k.starts_with("df:"))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            t.insert(profile, keep);
         }
         let markings: Vec<bletchley_policy::Marking> =
             hits.iter().filter_map(|h| h.marking.parse().ok()).collect();
