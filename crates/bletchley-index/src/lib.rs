@@ -5,6 +5,7 @@
 
 pub mod entities;
 mod error;
+pub mod extract;
 pub mod graph;
 pub mod schema;
 pub mod sealed_dir;

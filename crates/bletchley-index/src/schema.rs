@@ -30,6 +30,8 @@ pub struct Fields {
     pub facets: Field,
     /// Selectors mentioned, as `kind:value` (normalised).
     pub entity: Field,
+    /// Why the text is incomplete or missing, if it is.
+    pub flag: Field,
     /// The banner, for display.
     pub marking: Field,
     /// `agency/name`, for display.
@@ -52,6 +54,7 @@ pub fn build() -> (Schema, Fields) {
         kind: b.add_text_field("type", STRING | STORED),
         facets: b.add_facet_field("facets", FacetOptions::default()),
         entity: b.add_text_field("entity", STRING | STORED),
+        flag: b.add_text_field("flag", STORED),
         marking: b.add_text_field("marking", STORED),
         collection_name: b.add_text_field("collection_name", STORED),
     };

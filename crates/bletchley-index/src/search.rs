@@ -73,6 +73,9 @@ pub struct Hit {
     pub created_ms: i64,
     /// Best fragment with matches in `<b>`…`</b>`, HTML-escaped.
     pub highlight: String,
+    /// Why the item's text is incomplete or missing (unparsable format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
 }
 
 /// What a search returns.
@@ -148,38 +151,6 @@ fn parse_day(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     Some((era * 146_097 + doe - 719_468) * 86_400_000)
-}
-
-/// Plain text of an item, or why it could not be indexed.
-fn extract_text(title: &str, content: &[u8]) -> (String, &'static str) {
-    match std::str::from_utf8(content) {
-        Ok(t) if !t.contains('\0') => {
-            let lower = title.to_ascii_lowercase();
-            if lower.ends_with(".html") || lower.ends_with(".htm") {
-                (strip_tags(t), "html")
-            } else {
-                (t.to_owned(), "text")
-            }
-        }
-        _ => (String::new(), "binary"),
-    }
-}
-
-fn strip_tags(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 impl SearchIndex {
@@ -311,7 +282,9 @@ impl SearchIndex {
         }
         for it in added {
             let f = &self.f;
-            let (body, kind) = extract_text(&it.meta.title, &it.content);
+            let extracted = crate::extract::extract(&it.meta.title, &it.content);
+            let (body, kind) = (extracted.text, extracted.kind);
+            let flag = extracted.flag;
             let mut d = TantivyDocument::default();
             d.add_text(f.id, &it.meta.id);
             d.add_text(f.title, &it.meta.title);
@@ -351,6 +324,9 @@ impl SearchIndex {
                 if seen.insert(term.clone()) {
                     d.add_text(f.entity, &term);
                 }
+            }
+            if let Some(flag) = &flag {
+                d.add_text(f.flag, flag);
             }
             d.add_text(f.marking, &it.meta.marking);
             d.add_text(f.collection_name, &it.meta.collection);
@@ -674,6 +650,10 @@ impl SearchIndex {
                 score,
                 created_ms: created,
                 highlight: snippets.snippet_from_doc(&d).to_html(),
+                flag: d
+                    .get_first(self.f.flag)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
             });
         }
 

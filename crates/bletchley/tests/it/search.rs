@@ -448,3 +448,58 @@ fn no_side_channel_through_the_graph() {
             .contains("not a recognised selector")
     );
 }
+
+#[test]
+fn formats_are_extracted_and_failures_flagged() {
+    let env = Env::new();
+    env.basic();
+    let eml = "From: Viking <viking@example.org>\r\nTo: handler@example.net\r\nSubject: Harbour meeting\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nMeet at the lighthouse.\r\n--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"calls.csv\"\r\n\r\ncaller,callee\r\n+442079460018,+33142685300\r\n--b--\r\n";
+    let m = env.file("meeting.eml", eml.as_bytes());
+    let c = env.file(
+        "records.jsonl",
+        b"{\"note\":\"ferry timetable\"}\n{broken\n",
+    );
+    let p = env.file("scan.pdf", b"%PDF-1.7\n\x00\x01\x02 corrupted \xff\xfe");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&m, &c, &p]);
+    let v: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "lighthouse", "--json"]))
+            .expect("json");
+    assert_eq!(v["total"], 1);
+    // Attachment text is searchable, selectors in it are linked to the sender.
+    let v: Value = serde_json::from_str(&env.ok(&[
+        "--as",
+        "alice",
+        "search",
+        "entity:\"+33 1 42 68 53 00\"",
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(v["hits"][0]["title"], "meeting.eml");
+    let g = env.ok(&[
+        "--as",
+        "alice",
+        "graph",
+        "neighbours",
+        "viking@example.org",
+        "--json",
+    ]);
+    assert!(g.contains("phone:+33142685300"), "{g}");
+    // Malformed lines and unreadable files are flagged, not dropped.
+    let v: Value = serde_json::from_str(&env.ok(&["--as", "alice", "search", "ferry", "--json"]))
+        .expect("json");
+    assert!(
+        v["hits"][0]["flag"]
+            .as_str()
+            .expect("flag")
+            .contains("malformed JSON")
+    );
+    let v: Value = serde_json::from_str(&env.ok(&["--as", "alice", "search", "scan", "--json"]))
+        .expect("json");
+    assert_eq!(v["hits"][0]["title"], "scan.pdf");
+    assert!(
+        v["hits"][0]["flag"]
+            .as_str()
+            .expect("flag")
+            .contains("not indexed")
+    );
+}

@@ -1,0 +1,300 @@
+//! Text from the formats items arrive in, bounded and never silent: what
+//! cannot be parsed is flagged, and the item is still stored.
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+/// At most this much text is indexed per item.
+pub const MAX_TEXT: usize = 10 * 1024 * 1024;
+const MAX_DEPTH: usize = 3;
+const MAX_ATTACHMENTS: usize = 100;
+
+/// What came out of an item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Extracted {
+    /// The text to index.
+    pub text: String,
+    /// The format recognised: `text`, `html`, `email`, `csv`, `jsonl`, `binary`.
+    pub kind: &'static str,
+    /// Why the text is incomplete or missing, if it is.
+    pub flag: Option<String>,
+}
+
+fn ext(title: &str) -> String {
+    title
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn looks_like_email(content: &[u8]) -> bool {
+    let head = &content[..content.len().min(512)];
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    head.starts_with("from:")
+        || head.starts_with("received:")
+        || head.starts_with("mime-version:")
+        || head.starts_with("return-path:")
+}
+
+/// Extracts the text of an item named `title`.
+pub fn extract(title: &str, content: &[u8]) -> Extracted {
+    let e = ext(title);
+    let mut out = match e.as_str() {
+        "eml" => email(content, 0),
+        "csv" => csv_text(content),
+        "jsonl" | "ndjson" => jsonl(content),
+        "html" | "htm" => utf8(content).map_or_else(binary, |t| Extracted {
+            text: strip_tags(&t),
+            kind: "html",
+            flag: None,
+        }),
+        _ if looks_like_email(content) => email(content, 0),
+        _ => utf8(content).map_or_else(binary, |t| Extracted {
+            text: t,
+            kind: "text",
+            flag: None,
+        }),
+    };
+    if out.text.len() > MAX_TEXT {
+        let mut cut = MAX_TEXT;
+        while !out.text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.text.truncate(cut);
+        out.flag = Some(format!(
+            "text truncated to {} MiB for indexing",
+            MAX_TEXT >> 20
+        ));
+    }
+    out
+}
+
+fn binary() -> Extracted {
+    Extracted {
+        text: String::new(),
+        kind: "binary",
+        flag: Some("unsupported or binary format: stored, not indexed".into()),
+    }
+}
+
+fn utf8(content: &[u8]) -> Option<String> {
+    std::str::from_utf8(content)
+        .ok()
+        .filter(|t| !t.contains('\0'))
+        .map(str::to_owned)
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn email(content: &[u8], depth: usize) -> Extracted {
+    let Some(msg) = MessageParser::default().parse(content) else {
+        return Extracted {
+            text: String::new(),
+            kind: "email",
+            flag: Some("malformed e-mail: stored, not indexed".into()),
+        };
+    };
+    let mut text = String::new();
+    let mut flag = None;
+    let addr = |a: Option<&mail_parser::Address>| -> String {
+        a.map(|a| {
+            a.iter()
+                .filter_map(|x| x.address())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+    };
+    text.push_str(&format!(
+        "From: {}\nTo: {}\nSubject: {}\n\n",
+        addr(msg.from()),
+        addr(msg.to()),
+        msg.subject().unwrap_or_default()
+    ));
+    if let Some(body) = msg.body_text(0) {
+        text.push_str(&body);
+        text.push('\n');
+    }
+    for (i, part) in msg.attachments().enumerate() {
+        if i >= MAX_ATTACHMENTS {
+            flag = Some(format!(
+                "more than {MAX_ATTACHMENTS} attachments: the rest not indexed"
+            ));
+            break;
+        }
+        let name = part.attachment_name().unwrap_or("attachment");
+        text.push_str(&format!("\n[attachment {name}]\n"));
+        if let Some(inner) = part.message() {
+            if depth + 1 >= MAX_DEPTH {
+                flag = Some("attached messages nested too deep: inner ones not indexed".into());
+                continue;
+            }
+            let raw = inner.raw_message();
+            let sub = email(raw, depth + 1);
+            text.push_str(&sub.text);
+            flag = flag.or(sub.flag);
+        } else {
+            let sub = extract(name, part.contents());
+            text.push_str(&sub.text);
+            if let Some(f) = sub.flag {
+                flag = Some(format!("attachment {name}: {f}"));
+            }
+        }
+        if text.len() > MAX_TEXT {
+            break;
+        }
+    }
+    Extracted {
+        text,
+        kind: "email",
+        flag,
+    }
+}
+
+fn csv_text(content: &[u8]) -> Extracted {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(content);
+    let mut text = String::new();
+    let mut flag = None;
+    for (i, rec) in r.records().enumerate() {
+        match rec {
+            Ok(rec) => {
+                text.push_str(&rec.iter().collect::<Vec<_>>().join(" "));
+                text.push('\n');
+            }
+            Err(e) => {
+                flag = Some(format!("CSV record {}: {e}; the rest not indexed", i + 1));
+                break;
+            }
+        }
+        if text.len() > MAX_TEXT {
+            break;
+        }
+    }
+    Extracted {
+        text,
+        kind: "csv",
+        flag,
+    }
+}
+
+fn jsonl(content: &[u8]) -> Extracted {
+    let mut text = String::new();
+    let mut bad = 0usize;
+    for line in content.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(v) => {
+                strings(&v, &mut text);
+                text.push('\n');
+            }
+            Err(_) => bad += 1,
+        }
+        if text.len() > MAX_TEXT {
+            break;
+        }
+    }
+    let flag = (bad > 0).then(|| format!("{bad} malformed JSON lines not indexed"));
+    Extracted {
+        text,
+        kind: "jsonl",
+        flag,
+    }
+}
+
+fn strings(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::String(s) => {
+            out.push_str(s);
+            out.push(' ');
+        }
+        serde_json::Value::Number(n) => {
+            out.push_str(&n.to_string());
+            out.push(' ');
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EML: &str = "From: Viking <viking@example.org>\r\nTo: handler@example.net\r\nSubject: Harbour meeting\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nMeet at the harbour at dawn.\r\n--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"calls.csv\"\r\n\r\ncaller,callee\r\n+442079460018,+33142685300\r\n--b--\r\n";
+
+    #[test]
+    fn email_with_attachment() {
+        let e = extract("msg.eml", EML.as_bytes());
+        assert_eq!(e.kind, "email");
+        assert!(
+            e.text.contains("viking@example.org") && e.text.contains("Harbour meeting"),
+            "{}",
+            e.text
+        );
+        assert!(e.text.contains("harbour at dawn"), "{}", e.text);
+        assert!(
+            e.text.contains("+33142685300") && e.text.contains("calls.csv"),
+            "{}",
+            e.text
+        );
+        assert_eq!(e.flag, None);
+    }
+
+    #[test]
+    fn csv_and_jsonl() {
+        let c = extract(
+            "cdr.csv",
+            b"caller,callee,start\n+442079460018,+33142685300,2026-03-01T10:00Z\n",
+        );
+        assert_eq!(c.kind, "csv");
+        assert!(c.text.contains("+33142685300"));
+        let j = extract(
+            "events.jsonl",
+            b"{\"user\":\"viking\",\"ip\":\"203.0.113.7\"}\nnot json\n{\"n\":3}\n",
+        );
+        assert!(
+            j.text.contains("viking") && j.text.contains("203.0.113.7") && j.text.contains('3')
+        );
+        assert_eq!(
+            j.flag.as_deref(),
+            Some("1 malformed JSON lines not indexed")
+        );
+    }
+
+    #[test]
+    fn bad_input_is_flagged_not_fatal() {
+        let b = extract("photo.jpg", &[0xff, 0xd8, 0xff, 0x00, 0x10]);
+        assert_eq!(b.kind, "binary");
+        assert!(b.flag.is_some());
+        assert!(
+            extract("x.eml", b"\xff\xfe garbage").flag.is_some()
+                || extract("x.eml", b"\xff\xfe garbage").text.len() < 200
+        );
+        let unterminated = extract("q.csv", b"a,\"unterminated\nb,c\n");
+        assert_eq!(unterminated.kind, "csv");
+        let huge = "x".repeat(MAX_TEXT + 10);
+        let h = extract("big.txt", huge.as_bytes());
+        assert_eq!(h.text.len(), MAX_TEXT);
+        assert!(h.flag.is_some_and(|f| f.contains("truncated")));
+    }
+}
