@@ -13,7 +13,8 @@ const MAX_ATTACHMENTS: usize = 100;
 pub struct Extracted {
     /// The text to index.
     pub text: String,
-    /// The format recognised: `text`, `html`, `email`, `csv`, `jsonl`, `binary`.
+    /// The format recognised: `text`, `html`, `email`, `pdf`, `docx`, `zip`,
+    /// `csv`, `jsonl`, `binary`.
     pub kind: &'static str,
     /// Why the text is incomplete or missing, if it is.
     pub flag: Option<String>,
@@ -35,11 +36,34 @@ fn looks_like_email(content: &[u8]) -> bool {
         || head.starts_with("return-path:")
 }
 
+mod archive;
+mod pdf;
+
+pub use archive::MAX_INFLATED;
+
 /// Extracts the text of an item named `title`.
 pub fn extract(title: &str, content: &[u8]) -> Extracted {
+    extract_at(title, content, 0)
+}
+
+/// Extracts at a nesting depth: containers (e-mail, archives) inside
+/// containers stop at [`MAX_DEPTH`].
+fn extract_at(title: &str, content: &[u8], depth: usize) -> Extracted {
     let e = ext(title);
+    let container = matches!(e.as_str(), "eml" | "zip") || looks_like_email(content);
+    if container && depth >= MAX_DEPTH {
+        return Extracted {
+            text: String::new(),
+            kind: "container",
+            flag: Some("containers nested too deep: inner ones not indexed".into()),
+        };
+    }
     let mut out = match e.as_str() {
-        "eml" => email(content, 0),
+        "pdf" => pdf::extract(content),
+        "docx" => archive::docx(content),
+        "zip" => archive::zip(content, depth),
+        _ if content.starts_with(b"%PDF-") => pdf::extract(content),
+        "eml" => email(content, depth),
         "csv" => csv_text(content),
         "jsonl" | "ndjson" => jsonl(content),
         "html" | "htm" => utf8(content).map_or_else(binary, |t| Extracted {
@@ -47,7 +71,7 @@ pub fn extract(title: &str, content: &[u8]) -> Extracted {
             kind: "html",
             flag: None,
         }),
-        _ if looks_like_email(content) => email(content, 0),
+        _ if looks_like_email(content) => email(content, depth),
         _ => utf8(content).map_or_else(binary, |t| Extracted {
             text: t,
             kind: "text",
@@ -148,7 +172,7 @@ fn email(content: &[u8], depth: usize) -> Extracted {
             text.push_str(&sub.text);
             flag = flag.or(sub.flag);
         } else {
-            let sub = extract(name, part.contents());
+            let sub = extract_at(name, part.contents(), depth + 1);
             text.push_str(&sub.text);
             if let Some(f) = sub.flag {
                 flag = Some(format!("attachment {name}: {f}"));
@@ -165,7 +189,32 @@ fn email(content: &[u8], depth: usize) -> Extracted {
     }
 }
 
+/// Longest CSV line parsed: the parser buffers a whole record, so a longer
+/// one ends parsing (and is flagged) rather than growing memory with input.
+const MAX_CSV_LINE: usize = 1 << 20;
+
 fn csv_text(content: &[u8]) -> Extracted {
+    let mut long_line = None;
+    let mut start = 0;
+    for (n, line) in content.split(|b| *b == b'\n').enumerate() {
+        if line.len() > MAX_CSV_LINE {
+            long_line = Some(n + 1);
+            break;
+        }
+        start += line.len() + 1;
+    }
+    let content = &content[..start.min(content.len())];
+    let mut out = csv_records(content);
+    if let Some(n) = long_line {
+        out.flag = Some(format!(
+            "CSV line {n} is longer than {} MiB: it and the rest not indexed",
+            MAX_CSV_LINE >> 20
+        ));
+    }
+    out
+}
+
+fn csv_records(content: &[u8]) -> Extracted {
     let mut r = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

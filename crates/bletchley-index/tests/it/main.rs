@@ -1,0 +1,3 @@
+//! Integration tests of the index crate's parsers on hostile and real input.
+
+mod formats;
