@@ -21,6 +21,8 @@ pub struct ItemLinks {
     pub marking: String,
     /// Ingest time, Unix milliseconds.
     pub created_ms: i64,
+    /// Communications it records (calls, messages), each a timed link.
+    pub events: Vec<crate::comms::CommEvent>,
 }
 
 /// One item on a timeline.
@@ -36,31 +38,63 @@ pub struct Event {
     pub marking: String,
     /// Which of the chosen selectors it mentions.
     pub entities: Vec<String>,
+    /// For a communication: its direction, duration and place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<crate::comms::CommEvent>,
 }
 
-/// The items that mention the chosen selectors, oldest first: with one
-/// selector, every item mentioning it; with several, the items linking at
-/// least two of them.
+/// What happened between the chosen selectors, oldest first: the
+/// communications between them (each at its own time), and the other items
+/// that mention them (at ingest time). With one selector, everything that
+/// involves it; with several, what links at least two of them.
 pub fn timeline(items: &[ItemLinks], chosen: &[String]) -> Vec<Event> {
     let need = if chosen.len() > 1 { 2 } else { 1 };
-    let mut out: Vec<Event> = items
-        .iter()
-        .filter_map(|it| {
+    let mut out: Vec<Event> = Vec::new();
+    for it in items.iter().filter(|it| !it.events.is_empty()) {
+        for e in &it.events {
             let hit: Vec<String> = chosen
                 .iter()
-                .filter(|c| it.entities.contains(c))
+                .filter(|c| **c == e.from || **c == e.to)
                 .cloned()
                 .collect();
-            (hit.len() >= need).then(|| Event {
-                id: it.id.clone(),
-                time_ms: it.created_ms,
-                title: it.title.clone(),
-                marking: it.marking.clone(),
-                entities: hit,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then_with(|| a.id.cmp(&b.id)));
+            if !hit.is_empty() && hit.len() >= need {
+                out.push(Event {
+                    id: it.id.clone(),
+                    time_ms: e.start_ms,
+                    title: it.title.clone(),
+                    marking: it.marking.clone(),
+                    entities: hit,
+                    call: Some(e.clone()),
+                });
+            }
+        }
+    }
+    out.extend(
+        items
+            .iter()
+            .filter(|it| it.events.is_empty())
+            .filter_map(|it| {
+                let hit: Vec<String> = chosen
+                    .iter()
+                    .filter(|c| it.entities.contains(c))
+                    .cloned()
+                    .collect();
+                (hit.len() >= need).then(|| Event {
+                    id: it.id.clone(),
+                    time_ms: it.created_ms,
+                    title: it.title.clone(),
+                    marking: it.marking.clone(),
+                    entities: hit,
+                    call: None,
+                })
+            }),
+    );
+    out.sort_by(|a, b| {
+        a.time_ms
+            .cmp(&b.time_ms)
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.entities.cmp(&b.entities))
+    });
     out
 }
 
@@ -82,6 +116,34 @@ pub struct Neighbour {
     pub via_items: Vec<String>,
 }
 
+/// Largest graph on which betweenness is computed (it costs O(nodes × edges)).
+pub const MAX_BETWEENNESS_NODES: usize = 20_000;
+
+/// A selector linked to both of two others.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Common {
+    /// The shared contact.
+    pub entity: String,
+    /// Items linking it to the first selector.
+    pub via_a: Vec<String>,
+    /// Items linking it to the second.
+    pub via_b: Vec<String>,
+}
+
+/// How central a selector is in the visible graph.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Centrality {
+    /// The selector.
+    pub entity: String,
+    /// Distinct selectors linked to it.
+    pub degree: usize,
+    /// Supporting items over all its links.
+    pub weight: usize,
+    /// Shortest paths between other selectors that pass through it, when
+    /// the graph is small enough to count them.
+    pub betweenness: Option<f64>,
+}
+
 impl LinkGraph {
     /// Builds the graph from visible items. Deterministic: nodes and edges are
     /// added in sorted order.
@@ -97,6 +159,21 @@ impl LinkGraph {
         }
         let mut edges: BTreeMap<(NodeIndex, NodeIndex), BTreeSet<String>> = BTreeMap::new();
         for it in items {
+            if !it.events.is_empty() {
+                // A record of communications links the two ends of each
+                // one, not every number in the file to every other.
+                for e in &it.events {
+                    if let (Some(&a), Some(&b)) = (g.nodes.get(&e.from), g.nodes.get(&e.to))
+                        && a != b
+                    {
+                        edges
+                            .entry((a.min(b), a.max(b)))
+                            .or_default()
+                            .insert(it.id.clone());
+                    }
+                }
+                continue;
+            }
             let mut ents: Vec<NodeIndex> = it
                 .entities
                 .iter()
@@ -210,6 +287,104 @@ impl LinkGraph {
         Some(out)
     }
 
+    /// Selectors linked directly to both `a` and `b`, with the items
+    /// supporting each side: the analyst's "common contacts".
+    pub fn common(&self, a: &str, b: &str) -> Vec<Common> {
+        let (Some(&s), Some(&t)) = (self.nodes.get(a), self.nodes.get(b)) else {
+            return Vec::new();
+        };
+        let of_b: HashMap<NodeIndex, &BTreeSet<String>> =
+            self.sorted_neighbours(t).into_iter().collect();
+        self.sorted_neighbours(s)
+            .into_iter()
+            .filter(|(m, _)| *m != t)
+            .filter_map(|(m, via_a)| {
+                of_b.get(&m).map(|via_b| Common {
+                    entity: self.graph[m].clone(),
+                    via_a: via_a.iter().cloned().collect(),
+                    via_b: via_b.iter().cloned().collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The most connected selectors: degree, item-weighted degree and, for
+    /// graphs up to [`MAX_BETWEENNESS_NODES`] nodes, betweenness (Brandes).
+    pub fn centrality(&self, top: usize) -> Vec<Centrality> {
+        let between =
+            (self.graph.node_count() <= MAX_BETWEENNESS_NODES).then(|| self.betweenness());
+        let mut out: Vec<Centrality> = self
+            .nodes
+            .values()
+            .map(|&n| {
+                let nb = self.sorted_neighbours(n);
+                Centrality {
+                    entity: self.graph[n].clone(),
+                    degree: nb.len(),
+                    weight: nb.iter().map(|(_, s)| s.len()).sum(),
+                    betweenness: between.as_ref().map(|b| b[n.index()]),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.betweenness
+                .unwrap_or(0.0)
+                .total_cmp(&a.betweenness.unwrap_or(0.0))
+                .then(b.degree.cmp(&a.degree))
+                .then(b.weight.cmp(&a.weight))
+                .then_with(|| a.entity.cmp(&b.entity))
+        });
+        out.truncate(top);
+        out
+    }
+
+    /// Brandes' betweenness on the unweighted graph, each pair counted once.
+    fn betweenness(&self) -> Vec<f64> {
+        let n = self.graph.node_count();
+        let mut cb = vec![0.0f64; n];
+        let adj: Vec<Vec<usize>> = (0..n)
+            .map(|i| {
+                self.graph
+                    .neighbors(NodeIndex::new(i))
+                    .map(|m| m.index())
+                    .collect()
+            })
+            .collect();
+        for s in 0..n {
+            let mut stack = Vec::new();
+            let mut pred: Vec<Vec<usize>> = vec![Vec::new(); n];
+            let mut sigma = vec![0.0f64; n];
+            let mut dist = vec![-1i64; n];
+            sigma[s] = 1.0;
+            dist[s] = 0;
+            let mut q = VecDeque::from([s]);
+            while let Some(v) = q.pop_front() {
+                stack.push(v);
+                for &w in &adj[v] {
+                    if dist[w] < 0 {
+                        dist[w] = dist[v] + 1;
+                        q.push_back(w);
+                    }
+                    if dist[w] == dist[v] + 1 {
+                        sigma[w] += sigma[v];
+                        pred[w].push(v);
+                    }
+                }
+            }
+            let mut delta = vec![0.0f64; n];
+            while let Some(w) = stack.pop() {
+                for &v in &pred[w] {
+                    delta[v] += sigma[v] / sigma[w] * (1.0 + delta[w]);
+                }
+                if w != s {
+                    cb[w] += delta[w];
+                }
+            }
+        }
+        cb.iter_mut().for_each(|c| *c /= 2.0);
+        cb
+    }
+
     /// Communities by deterministic label propagation: each selector takes
     /// the label most common among its neighbours (weighted by supporting
     /// items; ties to the smallest label) until nothing changes.
@@ -270,6 +445,7 @@ mod tests {
             title: format!("{id}.txt"),
             marking: "OFFICIAL".into(),
             created_ms: id.len() as i64,
+            events: Vec::new(),
         }
     }
 
@@ -306,6 +482,45 @@ mod tests {
             !c.iter()
                 .any(|grp| grp.contains(&"a".to_string()) && grp.contains(&"x".to_string()))
         );
+    }
+
+    #[test]
+    fn common_contacts_and_centrality() {
+        // a - hub - b, a - c - b, hub - d: hub is the bridge.
+        let g = LinkGraph::build(&[
+            item("i1", &["a", "hub"]),
+            item("i2", &["hub", "b"]),
+            item("i3", &["a", "c"]),
+            item("i4", &["c", "b"]),
+            item("i5", &["hub", "d"]),
+        ]);
+        let c: Vec<String> = g.common("a", "b").into_iter().map(|c| c.entity).collect();
+        assert_eq!(c, ["c", "hub"]);
+        let top = g.centrality(2);
+        assert_eq!(top[0].entity, "hub");
+        assert_eq!(top[0].degree, 3);
+        // Paths through hub: a-d, b-d, c-d (via a or b: half each -> 1), a-b (half).
+        assert_eq!(top[0].betweenness, Some(3.5));
+    }
+
+    #[test]
+    fn calls_link_their_two_ends_only() {
+        let call = |f: &str, t: &str, ms: i64| crate::comms::CommEvent {
+            from: f.into(),
+            to: t.into(),
+            start_ms: ms,
+            duration_s: 60,
+            place: None,
+        };
+        let mut cdr = item("cdr", &["p1", "p2", "p3"]);
+        cdr.events = vec![call("p1", "p2", 5), call("p2", "p3", 9)];
+        let g = LinkGraph::build(&[cdr.clone()]);
+        assert!(g.path("p1", "p3").is_some_and(|p| p.len() == 3));
+        assert!(g.common("p1", "p3").iter().any(|c| c.entity == "p2"));
+        assert_eq!(g.neighbours("p1", 1).len(), 1);
+        let t = timeline(&[cdr], &["p2".into(), "p3".into()]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].time_ms, 9);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Fields {
     pub marking: Field,
     /// `agency/name`, for display.
     pub collection_name: Field,
+    /// Communications the item records, [`crate::comms::CommEvent::encode`]d.
+    pub event: Field,
 }
 
 /// Builds the schema.
@@ -57,6 +59,7 @@ pub fn build() -> (Schema, Fields) {
         flag: b.add_text_field("flag", STORED),
         marking: b.add_text_field("marking", STORED),
         collection_name: b.add_text_field("collection_name", STORED),
+        event: b.add_text_field("event", STORED),
     };
     (b.build(), f)
 }

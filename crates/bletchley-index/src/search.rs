@@ -213,9 +213,14 @@ impl SearchIndex {
                     .unwrap_or_default()
                     .to_owned()
             };
+            let events = d
+                .get_all(self.f.event)
+                .filter_map(|v| v.as_str().and_then(crate::comms::CommEvent::decode))
+                .collect();
             out.push(crate::graph::ItemLinks {
                 id,
                 entities,
+                events,
                 title: text(self.f.title),
                 marking: text(self.f.marking),
                 created_ms: d
@@ -327,6 +332,16 @@ impl SearchIndex {
             }
             if let Some(flag) = &flag {
                 d.add_text(f.flag, flag);
+            }
+            for e in crate::comms::events_of(kind, &it.content) {
+                // Both ends are selectors of the item even when the text
+                // extractor did not see them as such.
+                for t in [&e.from, &e.to] {
+                    if seen.insert(t.clone()) {
+                        d.add_text(f.entity, t);
+                    }
+                }
+                d.add_text(f.event, e.encode());
             }
             d.add_text(f.marking, &it.meta.marking);
             d.add_text(f.collection_name, &it.meta.collection);

@@ -437,4 +437,29 @@ pub enum GraphCmd {
         #[arg(long)]
         justification: Option<String>,
     },
+    /// Selectors linked directly to both of two selectors.
+    Common {
+        /// First selector.
+        a: String,
+        /// Second selector.
+        b: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// The most connected selectors (betweenness, degree).
+    Centrality {
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
 }

@@ -707,6 +707,16 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
         | GraphCmd::Communities {
             json,
             justification,
+        }
+        | GraphCmd::Common {
+            json,
+            justification,
+            ..
+        }
+        | GraphCmd::Centrality {
+            json,
+            justification,
+            ..
         } => (*json, justification.as_deref()),
     };
     let norm = |s: &str| {
@@ -745,6 +755,20 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
             "graph.communities",
             vec![],
             serde_json::json!({ "communities": lg.communities() }),
+        ),
+        GraphCmd::Common { a, b, .. } => {
+            let (a, b) = (norm(a)?, norm(b)?);
+            let common = lg.common(&a, &b);
+            (
+                "graph.common",
+                vec![a.clone(), b.clone()],
+                serde_json::json!({ "a": a, "b": b, "common": common }),
+            )
+        }
+        GraphCmd::Centrality { top, .. } => (
+            "graph.centrality",
+            vec![],
+            serde_json::json!({ "centrality": lg.centrality((*top).min(10_000)) }),
         ),
     };
     p.record(
@@ -789,6 +813,28 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
                     .enumerate()
                 {
                     println!("{}\t{}", i + 1, c);
+                }
+            }
+            GraphCmd::Common { .. } => {
+                for c in out["common"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\tvia {} | {}",
+                        c["entity"].as_str().unwrap_or_default(),
+                        c["via_a"],
+                        c["via_b"]
+                    );
+                }
+            }
+            GraphCmd::Centrality { .. } => {
+                println!("betweenness\tdegree\titems\tselector");
+                for c in out["centrality"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        c["betweenness"],
+                        c["degree"],
+                        c["weight"],
+                        c["entity"].as_str().unwrap_or_default()
+                    );
                 }
             }
         }
