@@ -2,7 +2,7 @@
 //! the field's own libraries, so equal selectors compare equal and invalid
 //! ones (bad checksums, impossible numbers) are dropped.
 //!
-//! Names of people, organisations and places are not extracted yet.
+//! Names of people, organisations and places come from [`crate::names`].
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
@@ -39,6 +39,13 @@ pub enum Kind {
     Imei,
     /// Latitude and longitude, `lat,lon` to five decimals.
     Coordinates,
+    /// A person's name, lower case, without titles.
+    Person,
+    /// An organisation's name, lower case.
+    #[serde(rename = "org")]
+    Organisation,
+    /// A place name, lower case.
+    Place,
 }
 
 /// One selector found in a text.
@@ -92,6 +99,9 @@ impl Kind {
             Kind::Ethereum => "ethereum",
             Kind::Imei => "imei",
             Kind::Coordinates => "coordinates",
+            Kind::Person => "person",
+            Kind::Organisation => "org",
+            Kind::Place => "place",
         }
     }
 }
@@ -106,6 +116,21 @@ impl Mention {
 /// Normalises one selector as typed by an analyst (`+44 20 7946 0018`,
 /// `Viking@Example.org`) to its `kind:value` term, if it is one.
 pub fn normalise(selector: &str) -> Option<String> {
+    // A term typed as the index writes it: `person:Ahmed Karimi`, `phone:+44…`.
+    if let Some((kind, value)) = selector.split_once(':') {
+        let value = value.trim();
+        match kind {
+            "person" | "org" | "place" if !value.is_empty() => {
+                let v = value.split_whitespace().collect::<Vec<_>>().join(" ");
+                return Some(format!("{kind}:{}", v.to_lowercase()));
+            }
+            "phone" | "email" | "ipv4" | "ipv6" | "domain" | "url" | "iban" | "bitcoin"
+            | "ethereum" | "imei" | "coordinates" => {
+                return normalise(value).filter(|t| t.split_once(':').map(|x| x.0) == Some(kind));
+            }
+            _ => {}
+        }
+    }
     let found = extract(selector);
     match found.as_slice() {
         [m] if m.start == 0 && m.end >= selector.trim_end().len() => Some(m.term()),
@@ -209,6 +234,14 @@ pub fn extract(text: &str) -> Vec<Mention> {
     for m in PHONE.find_iter(text) {
         push(Kind::Phone, valid_phone(m.as_str()), m.start(), m.end());
     }
+    for n in crate::names::find(text) {
+        let kind = match n.kind {
+            crate::names::NameKind::Person => Kind::Person,
+            crate::names::NameKind::Organisation => Kind::Organisation,
+            crate::names::NameKind::Place => Kind::Place,
+        };
+        push(kind, Some(n.value), n.start, n.end);
+    }
     // Most specific first; drop matches inside an earlier, wider one.
     let rank = |k: Kind| match k {
         Kind::Url => 0,
@@ -219,6 +252,7 @@ pub fn extract(text: &str) -> Vec<Mention> {
         Kind::Imei => 5,
         Kind::Phone => 6,
         Kind::Domain => 7,
+        Kind::Organisation | Kind::Person | Kind::Place => 8,
     };
     out.sort_by_key(|m| (rank(m.kind), m.start));
     let mut kept: Vec<Mention> = Vec::new();

@@ -8,6 +8,7 @@ pub mod entities;
 mod error;
 pub mod extract;
 pub mod graph;
+pub mod names;
 pub mod schema;
 pub mod sealed_dir;
 pub mod search;

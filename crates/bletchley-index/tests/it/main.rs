@@ -3,3 +3,4 @@
 // Fixture builders panic on failure like the tests they serve.
 #![allow(clippy::unwrap_used)]
 mod formats;
+mod names;

@@ -1,0 +1,230 @@
+//! Names of people, organisations and places, by gazetteer and pattern.
+//!
+//! A deliberately plain recogniser: it finds what an analyst's watch-list
+//! style rules would find, and its precision and recall are measured on a
+//! labelled fixture (`tests/fixtures/names.jsonl`) rather than claimed.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Kind of name found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    /// A person.
+    Person,
+    /// An organisation.
+    Organisation,
+    /// A place.
+    Place,
+}
+
+/// A name found in text, with its normalised value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name {
+    /// What it names.
+    pub kind: NameKind,
+    /// Lower case, single spaces, titles dropped.
+    pub value: String,
+    /// Byte offset.
+    pub start: usize,
+    /// Byte offset past the end.
+    pub end: usize,
+}
+
+const TITLES: &[&str] = &[
+    "Mr",
+    "Mrs",
+    "Ms",
+    "Miss",
+    "Dr",
+    "Prof",
+    "Professor",
+    "Sir",
+    "Dame",
+    "Lord",
+    "Lady",
+    "General",
+    "Gen",
+    "Colonel",
+    "Col",
+    "Major",
+    "Maj",
+    "Captain",
+    "Capt",
+    "Lieutenant",
+    "Lt",
+    "Sergeant",
+    "Sgt",
+    "Admiral",
+    "Commander",
+    "Cdr",
+    "Sheikh",
+    "Imam",
+    "Father",
+    "Minister",
+    "President",
+    "Ambassador",
+    "Agent",
+    "Inspector",
+    "Detective",
+    "Judge",
+    "Senator",
+    "Herr",
+    "Frau",
+    "Monsieur",
+    "Madame",
+    "Señor",
+    "Señora",
+    "Don",
+    "Doña",
+];
+
+/// Given names from many languages: a capitalised word after one of these
+/// is taken as a surname.
+const GIVEN: &str = "Aaron Abdul Abdullah Adam Adrian Ahmad Ahmed Aisha Alan Alexander Alexei Ali Alice Amir Amina Ana Andrei Andrew Angela Anna Anne Anton Antonio Ayesha Boris Brian Carlos Carmen Catherine Charles Chen Christopher Claire Daniel David Dmitri Dmitry Elena Elizabeth Emily Emma Eric Fatima Farid Felix Fernando Francesca Francisco Frank Gabriel George Hans Hassan Helen Hussein Ibrahim Igor Ivan Jack James Jan Javier Jean Jennifer John Jorge Jose José Joseph Juan Julia Karim Katarzyna Khalid Laura Layla Leila Li Liam Luis Maria María Mark Marie Mario Martin Mary Maryam Michael Mikhail Mohamed Mohammad Mohammed Muhammad Nadia Natalia Nikolai Nina Nour Oleg Olga Omar Pablo Patrick Paul Pedro Peter Pierre Rachel Rafael Rashid Richard Robert Sarah Samir Sergei Sergey Simon Sofia Sophie Stefan Stephen Sven Tariq Thomas Tom Viktor Vladimir Wang Wei William Yasmin Yousef Youssef Yuri Yusuf Zainab Zhang";
+
+/// Places: countries and cities an analyst meets most, in English.
+const PLACES: &str = "Afghanistan|Albania|Algeria|Amsterdam|Ankara|Athens|Baghdad|Baku|Bangkok|Barcelona|Basra|Beijing|Beirut|Belfast|Belgrade|Berlin|Birmingham|Bogota|Brazil|Bristol|Brussels|Bucharest|Budapest|Buenos Aires|Cairo|Calais|Canada|Cape Town|Cardiff|Casablanca|China|Colombia|Copenhagen|Damascus|Delhi|Doha|Dover|Dubai|Dublin|Edinburgh|Egypt|England|Estonia|Felixstowe|France|Frankfurt|Geneva|Georgia|Germany|Glasgow|Greece|Hamburg|Havana|Helsinki|Hong Kong|Hungary|India|Iran|Iraq|Ireland|Islamabad|Istanbul|Italy|Jakarta|Japan|Jeddah|Jerusalem|Johannesburg|Jordan|Kabul|Karachi|Kazakhstan|Kharkiv|Khartoum|Kyiv|Kiev|Kuwait|Lagos|Latvia|Lebanon|Leeds|Libya|Lisbon|Lithuania|Liverpool|London|Los Angeles|Luxembourg|Lyon|Madrid|Malta|Manchester|Marseille|Mexico|Milan|Minsk|Mogadishu|Moldova|Morocco|Moscow|Mosul|Mumbai|Munich|Nairobi|Naples|Netherlands|New York|Nigeria|Norway|Odesa|Odessa|Oslo|Pakistan|Palermo|Panama|Paris|Poland|Portugal|Porto|Prague|Qatar|Rabat|Riga|Riyadh|Romania|Rome|Rotterdam|Russia|Saudi Arabia|Scotland|Serbia|Seville|Singapore|Somalia|Southampton|Spain|St Petersburg|Stockholm|Sudan|Sweden|Switzerland|Syria|Tallinn|Tangier|Tbilisi|Tehran|Tel Aviv|Tirana|Tokyo|Tripoli|Tunis|Tunisia|Turkey|Ukraine|United Kingdom|United States|Valencia|Valletta|Vienna|Vilnius|Wales|Warsaw|Washington|Yemen|Zagreb|Zurich";
+
+/// Words that end an organisation's name.
+const ORG_TAILS: &str = "Ltd|Limited|Inc|Incorporated|Corp|Corporation|Company|Co|GmbH|AG|SA|SARL|SpA|BV|NV|LLC|LLP|PLC|plc|Group|Holdings|Bank|Trust|Foundation|Institute|University|Airlines|Shipping|Logistics|Trading|Industries|Partners|Agency|Ministry|Police|Army|Navy|Council|Committee|Front|Brigade|Party|Cartel|Network|Services|Exchange|Consulting|Energy|Petroleum|Telecom";
+/// Words that begin an organisation's name (`Bank of Cyprus`).
+const ORG_HEADS: &str =
+    "Ministry|Bank|University|Department|Office|Bureau|Embassy|Port|Federation|Union|Army|Police";
+
+/// A capitalised word (`Petrov`, `O'Neill`, `al-Mansour`) or an acronym.
+static CAP_WORD: &str = r"\p{Lu}(?:['’]\p{Lu})?[\p{Ll}'’-]+|[A-Z]{2,}";
+
+fn re(p: &str) -> Regex {
+    Regex::new(p).expect("static pattern compiles")
+}
+
+static TITLED: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b(?:{})\.?\s+((?:{CAP_WORD})(?:\s+(?:(?:al|el|bin|ibn|van|von|de|da|del|di|le|la)[ -])?(?:{CAP_WORD})){{0,2}})",
+        TITLES.join("|")
+    ))
+});
+static GIVEN_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b(?:{})(?:\s+(?:(?:al|el|bin|ibn|van|von|de|da|del|di|le|la)[ -])?(?:{CAP_WORD})){{1,2}}\b",
+        GIVEN.replace(' ', "|")
+    ))
+});
+static PLACE: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"\b(?:{PLACES})\b")));
+static ORG_TAIL: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b(?:(?:{CAP_WORD}|&)\s+){{1,4}}(?:{ORG_TAILS})\b\.?"
+    ))
+});
+static ORG_HEAD: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(
+        r"\b(?:{ORG_HEADS})\s+(?:of|for)\s+(?:the\s+)?(?:{CAP_WORD})(?:\s+(?:and\s+)?(?:{CAP_WORD})){{0,3}}"
+    ))
+});
+/// Capitalised words that start sentences or headings and are not names.
+static STOP: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    "The A An This That These Those He She They We It His Her Their Our Its On In At Of For From To By With And But Or Subject Re Fwd Call Meeting Report Summary Source Agent Station Note Minutes See Date Time Mr Mrs Ms Dr Street Road"
+        .split(' ')
+        .collect()
+});
+
+fn normal(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches('.')
+        .to_lowercase()
+}
+
+/// Finds names in `text`; overlapping finds keep the organisation, then the
+/// titled person, then the place, then the given-name person.
+pub fn find(text: &str) -> Vec<Name> {
+    let mut out: Vec<(u8, Name)> = Vec::new();
+    let mut add = |rank: u8, kind: NameKind, start: usize, end: usize| {
+        let raw = &text[start..end];
+        let first = raw.split_whitespace().next().unwrap_or("");
+        if kind != NameKind::Place && STOP.contains(first) && kind != NameKind::Organisation {
+            return;
+        }
+        out.push((
+            rank,
+            Name {
+                kind,
+                value: normal(raw),
+                start,
+                end,
+            },
+        ));
+    };
+    for m in ORG_HEAD.find_iter(text) {
+        add(0, NameKind::Organisation, m.start(), m.end());
+    }
+    for m in ORG_TAIL.find_iter(text) {
+        // Leading sentence words are not part of the name.
+        let mut start = m.start();
+        for w in m.as_str().split_whitespace() {
+            if STOP.contains(w) {
+                start += m.as_str()[start - m.start()..].find(w).unwrap_or(0) + w.len();
+                start += text[start..].len() - text[start..].trim_start().len();
+            } else {
+                break;
+            }
+        }
+        if m.end() > start && text[start..m.end()].split_whitespace().count() >= 2 {
+            add(0, NameKind::Organisation, start, m.end());
+        }
+    }
+    for c in TITLED.captures_iter(text) {
+        if let Some(n) = c.get(1) {
+            add(1, NameKind::Person, n.start(), n.end());
+        }
+    }
+    for m in PLACE.find_iter(text) {
+        add(2, NameKind::Place, m.start(), m.end());
+    }
+    for m in GIVEN_NAME.find_iter(text) {
+        add(3, NameKind::Person, m.start(), m.end());
+    }
+    out.sort_by_key(|(r, n)| (*r, n.start));
+    let mut kept: Vec<Name> = Vec::new();
+    for (_, n) in out {
+        if !kept.iter().any(|k| n.start < k.end && k.start < n.end) {
+            kept.push(n);
+        }
+    }
+    kept.sort_by_key(|n| n.start);
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(t: &str) -> Vec<(NameKind, String)> {
+        find(t).into_iter().map(|n| (n.kind, n.value)).collect()
+    }
+
+    #[test]
+    fn people_orgs_places() {
+        assert_eq!(
+            found("Colonel Viktor Petrov met Ahmed Karimi of Meridian Shipping Ltd in Porto."),
+            vec![
+                (NameKind::Person, "viktor petrov".into()),
+                (NameKind::Person, "ahmed karimi".into()),
+                (NameKind::Organisation, "meridian shipping ltd".into()),
+                (NameKind::Place, "porto".into()),
+            ]
+        );
+        assert_eq!(
+            found("Funds moved through the Bank of Cyprus to Dubai."),
+            vec![
+                (NameKind::Organisation, "bank of cyprus".into()),
+                (NameKind::Place, "dubai".into()),
+            ]
+        );
+        assert!(found("The meeting was short.").is_empty());
+    }
+}
