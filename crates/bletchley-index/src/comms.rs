@@ -178,7 +178,7 @@ pub fn parse_cdr(content: &[u8]) -> Option<CdrParse> {
         };
         let place = lat_lon.or_else(|| {
             cols.cell
-                .map(|i| get(i))
+                .map(get)
                 .filter(|c| !c.is_empty())
                 .map(|c| format!("cell:{c}"))
         });
