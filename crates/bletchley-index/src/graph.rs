@@ -385,46 +385,48 @@ impl LinkGraph {
         cb
     }
 
-    /// Communities by deterministic label propagation: each selector takes
-    /// the label most common among its neighbours (weighted by supporting
-    /// items; ties to the smallest label) until nothing changes.
+    /// Communities by the Louvain method (modularity, weighted by
+    /// supporting items), deterministic: nodes are visited in sorted order
+    /// and ties go to the lowest community. Largest community first.
     pub fn communities(&self) -> Vec<Vec<String>> {
-        let mut label: BTreeMap<NodeIndex, String> = self
-            .nodes
-            .values()
-            .map(|n| (*n, self.graph[*n].clone()))
-            .collect();
         let order: Vec<NodeIndex> = self.nodes.values().copied().collect();
-        for _ in 0..100 {
-            let mut changed = false;
-            for &n in &order {
-                let mut votes: BTreeMap<&String, usize> = BTreeMap::new();
-                for (m, support) in self.sorted_neighbours(n) {
-                    *votes.entry(&label[&m]).or_default() += support.len();
-                }
-                let Some(best) = votes
-                    .iter()
-                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-                    .map(|(l, _)| (*l).clone())
-                else {
-                    continue;
-                };
-                if best != label[&n] && votes.get(&best) > votes.get(&label[&n]) {
-                    label.insert(n, best);
-                    changed = true;
-                }
-            }
-            if !changed {
+        let pos: HashMap<NodeIndex, usize> =
+            order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        // Level-0 graph: adjacency with weights, no self loops yet.
+        let mut adj: Vec<BTreeMap<usize, f64>> = vec![BTreeMap::new(); order.len()];
+        for e in self.graph.edge_references() {
+            let (a, b) = (pos[&e.source()], pos[&e.target()]);
+            let w = e.weight().len() as f64;
+            *adj[a].entry(b).or_default() += w;
+            *adj[b].entry(a).or_default() += w;
+        }
+        // member[i]: the level-0 nodes inside current super-node i.
+        let mut members: Vec<Vec<usize>> = (0..order.len()).map(|i| vec![i]).collect();
+        loop {
+            let assign = louvain_level(&adj);
+            let groups = assign.iter().copied().max().map_or(0, |m| m + 1);
+            if groups == adj.len() {
                 break;
             }
+            let mut next_adj: Vec<BTreeMap<usize, f64>> = vec![BTreeMap::new(); groups];
+            let mut next_members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+            for (i, nb) in adj.iter().enumerate() {
+                next_members[assign[i]].extend(members[i].iter().copied());
+                for (&j, &w) in nb {
+                    *next_adj[assign[i]].entry(assign[j]).or_default() += w;
+                }
+            }
+            adj = next_adj;
+            members = next_members;
         }
-        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (n, l) in label {
-            groups.entry(l).or_default().push(self.graph[n].clone());
-        }
-        let mut out: Vec<Vec<String>> = groups
-            .into_values()
-            .map(|mut v| {
+        let mut out: Vec<Vec<String>> = members
+            .into_iter()
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                let mut v: Vec<String> = m
+                    .into_iter()
+                    .map(|i| self.graph[order[i]].clone())
+                    .collect();
                 v.sort();
                 v
             })
@@ -432,6 +434,66 @@ impl LinkGraph {
         out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         out
     }
+}
+
+/// One Louvain level: moves each node to the neighbouring community with
+/// the best modularity gain until no move helps; returns dense community
+/// numbers in order of first appearance.
+fn louvain_level(adj: &[BTreeMap<usize, f64>]) -> Vec<usize> {
+    let n = adj.len();
+    // Weighted degree, counting a self loop (an aggregated community's
+    // internal weight) twice as modularity requires.
+    let k: Vec<f64> = adj
+        .iter()
+        .enumerate()
+        .map(|(i, nb)| {
+            nb.iter()
+                .map(|(&j, &w)| if j == i { 2.0 * w } else { w })
+                .sum()
+        })
+        .collect();
+    let m2: f64 = k.iter().sum();
+    let mut comm: Vec<usize> = (0..n).collect();
+    if m2 == 0.0 {
+        return comm;
+    }
+    let mut tot: Vec<f64> = k.clone();
+    for _ in 0..100 {
+        let mut moved = false;
+        for i in 0..n {
+            let own = comm[i];
+            tot[own] -= k[i];
+            let mut links: BTreeMap<usize, f64> = BTreeMap::new();
+            for (&j, &w) in &adj[i] {
+                if j != i {
+                    *links.entry(comm[j]).or_default() += w;
+                }
+            }
+            let gain = |c: usize, kin: f64| kin - tot[c] * k[i] / m2;
+            let mut best = (own, gain(own, links.get(&own).copied().unwrap_or(0.0)));
+            for (&c, &kin) in &links {
+                let g = gain(c, kin);
+                if g > best.1 + 1e-12 || ((g - best.1).abs() <= 1e-12 && c < best.0) {
+                    best = (c, g);
+                }
+            }
+            tot[best.0] += k[i];
+            if best.0 != own {
+                comm[i] = best.0;
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    let mut dense: HashMap<usize, usize> = HashMap::new();
+    comm.iter()
+        .map(|c| {
+            let next = dense.len();
+            *dense.entry(*c).or_insert(next)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -93,6 +93,26 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the benchmarks and print medians and ratios.
     Bench(BenchArgs),
+    /// Synthetic corpora for tests, demos and benchmarks.
+    #[command(subcommand)]
+    Corpus(CorpusCmd),
+}
+
+/// `corpus` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CorpusCmd {
+    /// Write documents, e-mails and call records with planted networks and
+    /// an answer key (`answer-key.json`) and a manifest (`manifest.jsonl`).
+    Generate {
+        /// New or empty directory to write into.
+        out_dir: PathBuf,
+        /// Files in all (documents, e-mails and call records).
+        #[arg(long)]
+        docs: usize,
+        /// Seed: the same seed writes the same corpus.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// `init` options.

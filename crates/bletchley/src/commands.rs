@@ -106,6 +106,31 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => audit(&cli, c),
         Command::Demo(a) => crate::demo::run(&cli, a),
         Command::Bench(a) => crate::bench::run(a),
+        Command::Corpus(CorpusCmd::Generate {
+            out_dir,
+            docs,
+            seed,
+        }) => {
+            let s = bletchley_corpus::generate(
+                out_dir,
+                &bletchley_corpus::Options {
+                    docs: *docs,
+                    seed: *seed,
+                },
+            )?;
+            println!(
+                "wrote {} documents, {} e-mails, {} call records ({} calls) with {} planted networks, {} bytes, to {}",
+                s.documents,
+                s.emails,
+                s.call_records,
+                s.calls,
+                s.networks,
+                s.bytes,
+                out_dir.display()
+            );
+            println!("answer key: {}", out_dir.join("answer-key.json").display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
