@@ -14,4 +14,4 @@ pub mod sealed_dir;
 pub mod search;
 
 pub use error::{Error, Result};
-pub use search::{Hit, SearchIndex, SearchRequest, SearchResults, SortBy};
+pub use search::{Hit, SearchIndex, SearchRequest, SearchResults, SortBy, Suggestion};

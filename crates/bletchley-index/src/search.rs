@@ -91,6 +91,18 @@ pub struct SearchResults {
     pub page_marking: Option<String>,
 }
 
+/// Shortest prefix completed: shorter ones would count most of the dictionary.
+pub const MIN_SUGGEST_PREFIX: usize = 2;
+
+/// A completion and how many visible items hold it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Suggestion {
+    /// The word or selector term.
+    pub text: String,
+    /// Visible items that contain it.
+    pub items: u64,
+}
+
 /// The sealed full-text index.
 pub struct SearchIndex {
     index: Index,
@@ -416,6 +428,88 @@ impl SearchIndex {
             }
         }
         Ok(BooleanQuery::new(clauses))
+    }
+
+    /// Completions of `prefix` with how many visible items hold each:
+    /// words of titles and bodies, and selectors (`phone:+4479…`). Every
+    /// candidate in the dictionary is counted against the gate, and those no
+    /// visible item holds are dropped, so what is suggested, in what order
+    /// and with what counts depends on the visible set alone.
+    pub fn suggest(
+        &self,
+        gate: &Gate,
+        visible: &[CollectionId],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Suggestion>> {
+        let chars = prefix.chars().count();
+        if !(MIN_SUGGEST_PREFIX..=100).contains(&chars) {
+            return Err(Error::Query(format!(
+                "a suggestion prefix has {MIN_SUGGEST_PREFIX} to 100 characters (got {chars})"
+            )));
+        }
+        if limit == 0 || limit > 100 {
+            return Err(Error::Query("limit must be between 1 and 100".into()));
+        }
+        let searcher = self.reader.searcher();
+        let filter = self.filter(&searcher, &Self::access(gate, visible))?;
+        // Text fields are lower-cased by the tokenizer; selectors are stored
+        // as typed by the normaliser.
+        let lower = prefix.to_lowercase();
+        let mut candidates: BTreeSet<(bool, String)> = BTreeSet::new();
+        for seg in searcher.segment_readers() {
+            for (field, key) in [
+                (self.f.title, &lower),
+                (self.f.body, &lower),
+                (self.f.entity, &lower),
+            ] {
+                let inv = seg.inverted_index(field)?;
+                let mut stream = inv.terms().range().ge(key.as_bytes()).into_stream()?;
+                while stream.advance() {
+                    let k = stream.key();
+                    if !k.starts_with(key.as_bytes()) {
+                        break;
+                    }
+                    if let Ok(t) = std::str::from_utf8(k) {
+                        candidates.insert((field == self.f.entity, t.to_owned()));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (is_entity, term) in candidates {
+            let matches: Box<dyn Query> = if is_entity {
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.f.entity, &term),
+                    IndexRecordOption::Basic,
+                ))
+            } else {
+                Box::new(BooleanQuery::new(
+                    [self.f.title, self.f.body]
+                        .into_iter()
+                        .map(|field| {
+                            let q: Box<dyn Query> = Box::new(TermQuery::new(
+                                Term::from_field_text(field, &term),
+                                IndexRecordOption::Basic,
+                            ));
+                            (Occur::Should, q)
+                        })
+                        .collect(),
+                ))
+            };
+            let q = BooleanQuery::new(vec![
+                (Occur::Must, matches),
+                (Occur::Must, Box::new(filter.clone())),
+            ]);
+            let items = searcher.search(&q, &Count)? as u64;
+            if items > 0 {
+                out.push(Suggestion { text: term, items });
+            }
+        }
+        out.sort_by(|a, b| b.items.cmp(&a.items).then_with(|| a.text.cmp(&b.text)));
+        out.dedup_by(|a, b| a.text == b.text);
+        out.truncate(limit);
+        Ok(out)
     }
 
     fn parse_user_query(

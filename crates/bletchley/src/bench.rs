@@ -394,6 +394,60 @@ fn bench_search(docs: usize) -> Result<()> {
 }
 
 /// Runs every benchmark and prints a table.
+/// Neighbours at two hops on a synthetic graph of `edges` links among
+/// `edges / 5` selectors with a skewed degree distribution (a few hubs, a
+/// long tail), as the visible graph of a principal would be built.
+fn bench_graph(edges: usize, queries: usize) {
+    use bletchley_index::graph::{ItemLinks, LinkGraph};
+    let nodes = (edges / 5).max(10) as u64;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        // xorshift64*: deterministic, no dependency for a benchmark.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut skewed = move || {
+        let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((u * u * u) * nodes as f64) as u64
+    };
+    let t = Instant::now();
+    let items: Vec<ItemLinks> = (0..edges)
+        .map(|i| {
+            let (a, b) = (skewed(), skewed());
+            ItemLinks {
+                id: format!("i{i}"),
+                entities: vec![format!("phone:+{a:012}"), format!("phone:+{b:012}")],
+                title: String::new(),
+                marking: String::new(),
+                created_ms: 0,
+                events: Vec::new(),
+            }
+        })
+        .collect();
+    let g = LinkGraph::build(&items);
+    let build_s = t.elapsed().as_secs_f64();
+    drop(items);
+    let mut lat = Vec::with_capacity(queries);
+    let mut reached = Vec::with_capacity(queries);
+    let mut pick = 0x1234_5678u64;
+    for _ in 0..queries {
+        pick = pick.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let start = format!("phone:+{:012}", (pick >> 33) % nodes);
+        let t = Instant::now();
+        let n = g.neighbours(&start, 2);
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        reached.push(n.len() as f64);
+    }
+    println!(
+        "graph {edges} edges: built in {build_s:.1} s; neighbours at 2 hops p50 {:.2} ms p99 {:.2} ms (median {:.0} selectors reached)",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat.clone(), 0.99),
+        percentile(&mut reached, 0.5)
+    );
+}
+
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
     println!("bletchley bench (medians of {reps} runs; one core unless noted)");
@@ -438,5 +492,11 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         a.search_docs
     };
     bench_search(search_docs).context("search benchmark")?;
+    let edges = if a.quick {
+        a.graph_edges.min(100_000)
+    } else {
+        a.graph_edges
+    };
+    bench_graph(edges, 1000);
     Ok(ExitCode::SUCCESS)
 }

@@ -50,6 +50,20 @@ pub enum Command {
     Ls(LsArgs),
     /// Search the text of what you may see.
     Search(SearchArgs),
+    /// Complete a word or selector from what you may see, with counts.
+    Suggest {
+        /// The start of a word (`harb`) or selector term (`phone:+4479`).
+        prefix: String,
+        /// How many suggestions.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
     /// The selectors an item mentions (phones, e-mails, IPs, domains, URLs,
     /// IBANs, wallets, IMEIs, coordinates), normalised.
     Entities {
@@ -387,6 +401,9 @@ pub struct BenchArgs {
     /// Documents for the search benchmark.
     #[arg(long, default_value_t = 30_000)]
     pub search_docs: usize,
+    /// Links in the graph benchmark's synthetic graph.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub graph_edges: usize,
     /// Fewer repetitions, for a smoke run.
     #[arg(long)]
     pub quick: bool,

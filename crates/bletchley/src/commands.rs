@@ -81,6 +81,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Get(a) => get(&cli, a),
         Command::Ls(a) => ls(&cli, a),
         Command::Search(a) => search(&cli, a),
+        Command::Suggest {
+            prefix,
+            limit,
+            json,
+            justification,
+        } => suggest(&cli, prefix, *limit, *json, justification.as_deref()),
         Command::Entities {
             id,
             json,
@@ -644,6 +650,42 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         }
     }
     println!("{banner}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn suggest(
+    cli: &Cli,
+    prefix: &str,
+    limit: usize,
+    json: bool,
+    justification: Option<&str>,
+) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let mut p = open(cli)?;
+    let index = synced_index(&mut p)?;
+    let gate = p.gate(&who)?;
+    let (visible, _, _) = visible_collections(&p, &gate, justification)?;
+    let found = index.suggest(&gate, &visible, prefix, limit);
+    let outcome = match &found {
+        Ok(_) => (bletchley_audit::Outcome::Allowed, None),
+        Err(e) => (bletchley_audit::Outcome::Refused, Some(e.to_string())),
+    };
+    p.record(
+        bletchley_store::Actor::Principal(who),
+        "search.suggest",
+        vec![prefix.to_owned()],
+        justification,
+        outcome.0,
+        outcome.1,
+    )?;
+    let found = found?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        for s in &found {
+            println!("{}	{}", s.items, s.text);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

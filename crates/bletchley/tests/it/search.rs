@@ -226,6 +226,23 @@ fn no_side_channel_through_search() {
             "{args:?} found nothing: {a}"
         );
     }
+    // Suggestions: the same words, order and counts.
+    for prefix in ["ha", "cour", "net", "po"] {
+        let a = small.ok(&["--as", "bob", "suggest", prefix, "--json"]);
+        let b = big.ok(&["--as", "bob", "suggest", prefix, "--json"]);
+        assert_eq!(
+            a, b,
+            "suggest {prefix:?} differs when invisible items exist"
+        );
+        assert!(a.contains("\"items\""), "{prefix}: {a}");
+    }
+    // Words only invisible items hold are never suggested.
+    for prefix in ["stra", "withd", "logis"] {
+        let b: Value = serde_json::from_str(&big.ok(&["--as", "bob", "suggest", prefix, "--json"]))
+            .expect("json");
+        assert_eq!(b, serde_json::json!([]), "{prefix}");
+    }
+    big.fails(&["--as", "bob", "suggest", "h"]);
     let v = search(&big, &["harbour", "--facets"]);
     for h in v["hits"].as_array().expect("hits") {
         assert!(
