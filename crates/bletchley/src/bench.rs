@@ -450,53 +450,72 @@ fn bench_graph(edges: usize, queries: usize) {
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
+    const NAMES: [&str; 6] = ["policy", "seal", "audit", "ingest", "search", "graph"];
+    if let Some(o) = &a.only
+        && !NAMES.contains(&o.as_str())
+    {
+        anyhow::bail!("--only {o:?}: expected one of {}", NAMES.join(", "));
+    }
+    let want = |name: &str| a.only.as_deref().is_none_or(|o| o == name);
     println!("bletchley bench (medians of {reps} runs; one core unless noted)");
-    let d = bench_policy(reps);
-    println!(
-        "policy decisions/s            {:>14.0}   goal >= 20,000,000   ratio to goal {:.2}",
-        d,
-        d / 20e6
-    );
-    let (s, o) = bench_seal(reps).context("seal benchmark")?;
-    match openssl_speed() {
-        Some(ref_gbs) => {
-            println!(
-                "seal GB/s                     {s:>14.2}   openssl aes-256-gcm {ref_gbs:.2} GB/s   ratio {:.2} (goal >= 0.70)",
-                s / ref_gbs
-            );
-            println!(
-                "open GB/s                     {o:>14.2}   openssl aes-256-gcm {ref_gbs:.2} GB/s   ratio {:.2} (goal >= 0.70)",
-                o / ref_gbs
-            );
-        }
-        None => {
-            println!(
-                "seal GB/s                     {s:>14.2}   (openssl not installed: no reference)"
-            );
-            println!("open GB/s                     {o:>14.2}");
+    if want("policy") {
+        let d = bench_policy(reps);
+        println!(
+            "policy decisions/s            {:>14.0}   goal >= 20,000,000   ratio to goal {:.2}",
+            d,
+            d / 20e6
+        );
+    }
+    if want("seal") {
+        let (s, o) = bench_seal(reps).context("seal benchmark")?;
+        match openssl_speed() {
+            Some(ref_gbs) => {
+                println!(
+                    "seal GB/s                     {s:>14.2}   openssl aes-256-gcm {ref_gbs:.2} GB/s   ratio {:.2} (goal >= 0.70)",
+                    s / ref_gbs
+                );
+                println!(
+                    "open GB/s                     {o:>14.2}   openssl aes-256-gcm {ref_gbs:.2} GB/s   ratio {:.2} (goal >= 0.70)",
+                    o / ref_gbs
+                );
+            }
+            None => {
+                println!(
+                    "seal GB/s                     {s:>14.2}   (openssl not installed: no reference)"
+                );
+                println!("open GB/s                     {o:>14.2}");
+            }
         }
     }
-    let batches = if a.quick { 10 } else { 50 };
-    let r = bench_audit(1000, batches, reps).context("audit benchmark")?;
-    println!(
-        "durable audit appends/s       {r:>14.0}   batches of 1000, fsync + signed checkpoint each; goal >= 50,000 (Tessera ~2,900)"
-    );
-    let docs = if a.quick { a.docs.min(1000) } else { a.docs };
-    let (ips, mbs) = bench_ingest(docs, 256).context("ingest benchmark")?;
-    println!(
-        "ingest {docs} x 10 KB docs     {ips:>10.0} items/s  {mbs:.1} MB/s (sealed, placed, audited, cataloged; batches of 256)"
-    );
-    let search_docs = if a.quick {
-        a.search_docs.min(3000)
-    } else {
-        a.search_docs
-    };
-    bench_search(search_docs).context("search benchmark")?;
-    let edges = if a.quick {
-        a.graph_edges.min(100_000)
-    } else {
-        a.graph_edges
-    };
-    bench_graph(edges, 1000);
+    if want("audit") {
+        let batches = if a.quick { 10 } else { 50 };
+        let r = bench_audit(1000, batches, reps).context("audit benchmark")?;
+        println!(
+            "durable audit appends/s       {r:>14.0}   batches of 1000, fsync + signed checkpoint each; goal >= 50,000 (Tessera ~2,900)"
+        );
+    }
+    if want("ingest") {
+        let docs = if a.quick { a.docs.min(1000) } else { a.docs };
+        let (ips, mbs) = bench_ingest(docs, 256).context("ingest benchmark")?;
+        println!(
+            "ingest {docs} x 10 KB docs     {ips:>10.0} items/s  {mbs:.1} MB/s (sealed, placed, audited, cataloged; batches of 256)"
+        );
+    }
+    if want("search") {
+        let search_docs = if a.quick {
+            a.search_docs.min(3000)
+        } else {
+            a.search_docs
+        };
+        bench_search(search_docs).context("search benchmark")?;
+    }
+    if want("graph") {
+        let edges = if a.quick {
+            a.graph_edges.min(100_000)
+        } else {
+            a.graph_edges
+        };
+        bench_graph(edges, 1000);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -407,6 +407,9 @@ pub struct BenchArgs {
     /// Fewer repetitions, for a smoke run.
     #[arg(long)]
     pub quick: bool,
+    /// Run one benchmark only: policy, seal, audit, ingest, search or graph.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 /// `search` options.

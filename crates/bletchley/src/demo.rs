@@ -169,6 +169,92 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Files in the generated part of the demo corpus.
+const CORPUS_DOCS: usize = 400;
+
+/// Generates a corpus beside the data directory and ingests it across the
+/// collections as their agencies would: call records into the bulk
+/// intercept collection, e-mails into SIGINT, network reports into
+/// counter-terrorism, background notes into HUMINT and MOD logistics.
+/// Returns the number of items and a planted selector to try.
+fn ingest_corpus(p: &mut Platform) -> Result<(usize, String)> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        file: String,
+        kind: String,
+        marking: String,
+        network: Option<String>,
+    }
+    // Generated in plaintext outside the data directory, which only ever
+    // holds sealed bytes, and removed once ingested.
+    let scratch = tempfile::tempdir().context("scratch directory for the demo corpus")?;
+    let corpus = scratch.path().join("corpus");
+    bletchley_corpus::generate(
+        &corpus,
+        &bletchley_corpus::Options {
+            docs: CORPUS_DOCS,
+            seed: 2026,
+        },
+    )?;
+    let manifest = std::fs::read_to_string(corpus.join("manifest.jsonl"))?;
+    let mut batches: std::collections::BTreeMap<(&str, &str, String), Vec<NewItem>> =
+        Default::default();
+    for (i, line) in manifest.lines().enumerate() {
+        let e: Entry = serde_json::from_str(line).context("corpus manifest")?;
+        let (collection, who, marking) = match (e.kind.as_str(), e.network.is_some()) {
+            ("call", _) => (
+                "mi5/intercepts",
+                "alice",
+                format!("{}//PERSONAL DATA", e.marking.replace("//UK EYES ONLY", "")),
+            ),
+            ("email", _) if e.marking.starts_with("TOP") || e.marking.contains("UK EYES") => {
+                ("gchq/sigint", "carol", e.marking.clone())
+            }
+            ("email", _) => (
+                "gchq/sigint",
+                "carol",
+                format!("{}//REL TO GBR, USA", e.marking),
+            ),
+            (_, true) => ("mi5/counter-terrorism", "alice", e.marking.clone()),
+            (_, false) if e.marking == "OFFICIAL" && i % 2 == 0 => {
+                ("mod/logistics", "frank", e.marking.clone())
+            }
+            (_, false) if e.marking.starts_with("SECRET") && i % 3 == 0 => (
+                "mi6/humint",
+                "dave",
+                format!("{}//REL TO GBR, USA", e.marking),
+            ),
+            (_, false) => ("mi6/humint", "dave", e.marking.clone()),
+        };
+        let content = std::fs::read(corpus.join(&e.file))?;
+        let title = e.file.rsplit('/').next().unwrap_or(&e.file).to_owned();
+        batches
+            .entry((collection, who, marking))
+            .or_default()
+            .push(NewItem { title, content });
+    }
+    let mut n = 0;
+    for ((collection, who, marking), items) in batches {
+        n += items.len();
+        let opts = IngestOptions {
+            collection: collection.into(),
+            marking: Marking::parse(&marking)?,
+            authority: Some("DEMO-WARRANT-002".into()),
+            retain_until_ms: None,
+            justification: Some("demo corpus".into()),
+        };
+        p.ingest(who, &opts, items)
+            .with_context(|| format!("ingesting demo corpus into {collection} as {who}"))?;
+    }
+    let key: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(corpus.join("answer-key.json"))?)?;
+    let selector = key["networks"][0]["members"][0]["phone"]
+        .as_str()
+        .unwrap_or("+447911123456")
+        .to_owned();
+    Ok((n, selector))
+}
+
 /// Creates the demo data directory and prints what each principal sees.
 pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     let dir = cli
@@ -279,6 +365,8 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         )?;
         total += 1;
     }
+    let (corpus_items, selector) = ingest_corpus(&mut p)?;
+    total += corpus_items;
     println!("Bletchley demo platform created in {}", dir.display());
     println!(
         "  4 agencies (gchq, mi5, mi6, mod), {} principals, 5 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
@@ -299,6 +387,22 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         println!("  export BLETCHLEY_PASSPHRASE={DEMO_PASSPHRASE}");
     }
     println!("  bletchley --data {} --as erin ls", dir.display());
+    println!(
+        "  bletchley --data {} --as alice search \"harbour OR port\" --facets",
+        dir.display()
+    );
+    println!(
+        "  bletchley --data {} --as bob search \"harbour OR port\" --facets   (fewer hits, other counts)",
+        dir.display()
+    );
+    println!(
+        "  bletchley --data {} --as alice graph neighbours {selector} --hops 2",
+        dir.display()
+    );
+    println!(
+        "  bletchley --data {} --as alice timeline {selector} --justification \"demo\"",
+        dir.display()
+    );
     println!("  bletchley --data {} audit verify", dir.display());
     println!("  bletchley --data {} audit show", dir.display());
     println!(
