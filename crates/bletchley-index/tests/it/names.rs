@@ -55,3 +55,20 @@ fn precision_and_recall_on_labelled_sentences() {
     assert!(precision >= 0.85, "precision {precision:.3}");
     assert!(recall >= 0.70, "recall {recall:.3}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Any text, including mixed scripts and stray capitals: no panic, and
+    /// every name is a slice of the text on character boundaries.
+    #[test]
+    fn any_text_yields_well_formed_names(text in "(\\PC|[A-Z][a-z]+ |Mr |Bank of |Ltd )*") {
+        for n in find(&text) {
+            proptest::prop_assert!(text.is_char_boundary(n.start) && text.is_char_boundary(n.end));
+            proptest::prop_assert!(n.start < n.end && !n.value.is_empty());
+        }
+        for m in bletchley_index::entities::extract(&text) {
+            proptest::prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+        }
+    }
+}
