@@ -111,7 +111,7 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
         "mi5/counter-terrorism",
         "SECRET//UK EYES ONLY",
         "ct-brief-harbour.txt",
-        "Subject VIKING met an associate at the harbour cafe on 3 March. Phone +44 7700 900123 used.",
+        "Subject VIKING met an associate at the harbour cafe on 3 March. Phone +44 7911 123456 used.",
     ),
     (
         "mi5/counter-terrorism",
@@ -129,7 +129,7 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
         "mi5/intercepts",
         "SECRET//UK EYES ONLY//PERSONAL DATA",
         "intercept-0412.txt",
-        "Call from +44 7700 900123 to +33 6 12 34 56 78 lasting 4 minutes.",
+        "Call from +44 7911 123456 to +33 6 12 34 56 78 lasting 4 minutes.",
     ),
     (
         "gchq/sigint",
