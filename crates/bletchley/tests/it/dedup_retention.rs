@@ -122,7 +122,22 @@ fn demo_builds_a_platform_and_shows_differences() {
         count("erin") < count("dave"),
         "the liaison officer sees less: {text}"
     );
-    assert_eq!(count("frank"), 1, "{text}");
+    // MOD's OFFICIAL reader sees MOD's OFFICIAL items and nothing else.
+    assert!(count("frank") >= 1, "{text}");
+    let frank = std::process::Command::new(env!("CARGO_BIN_EXE_bletchley"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--as", "frank", "ls", "--json"])
+        .env("BLETCHLEY_PASSPHRASE", "bletchley-demo")
+        .output()
+        .expect("run ls");
+    let items: serde_json::Value = serde_json::from_slice(&frank.stdout).expect("json");
+    let items = items.as_array().expect("array");
+    assert_eq!(items.len(), count("frank"));
+    for it in items {
+        assert_eq!(it["marking"], "OFFICIAL", "{it}");
+        assert_eq!(it["collection"], "mod/logistics", "{it}");
+    }
     // Rerunning needs --force, and --force only deletes a demo directory.
     assert!(!run(&[]).status.success());
     assert!(run(&["--force"]).status.success());
