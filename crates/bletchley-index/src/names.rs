@@ -146,7 +146,7 @@ pub fn find(text: &str) -> Vec<Name> {
     let mut add = |rank: u8, kind: NameKind, start: usize, end: usize| {
         let raw = &text[start..end];
         let first = raw.split_whitespace().next().unwrap_or("");
-        if kind != NameKind::Place && STOP.contains(first) && kind != NameKind::Organisation {
+        if kind == NameKind::Person && STOP.contains(first) {
             return;
         }
         out.push((

@@ -453,15 +453,16 @@ impl SearchIndex {
         }
         let searcher = self.reader.searcher();
         let filter = self.filter(&searcher, &Self::access(gate, visible))?;
-        // Text fields are lower-cased by the tokenizer; selectors are stored
-        // as typed by the normaliser.
+        // Text fields are lower-cased by the tokenizer; selector terms keep
+        // the normaliser's case (IBANs and Bitcoin addresses are not lower).
         let lower = prefix.to_lowercase();
+        let exact = prefix.to_owned();
         let mut candidates: BTreeSet<(bool, String)> = BTreeSet::new();
         for seg in searcher.segment_readers() {
             for (field, key) in [
                 (self.f.title, &lower),
                 (self.f.body, &lower),
-                (self.f.entity, &lower),
+                (self.f.entity, &exact),
             ] {
                 let inv = seg.inverted_index(field)?;
                 let mut stream = inv.terms().range().ge(key.as_bytes()).into_stream()?;

@@ -443,7 +443,7 @@ fn bench_graph(edges: usize, queries: usize) {
     println!(
         "graph {edges} edges: built in {build_s:.1} s; neighbours at 2 hops p50 {:.2} ms p99 {:.2} ms (median {:.0} selectors reached)",
         percentile(&mut lat, 0.5),
-        percentile(&mut lat.clone(), 0.99),
+        percentile(&mut lat, 0.99),
         percentile(&mut reached, 0.5)
     );
 }
