@@ -3,6 +3,7 @@
 //! The index rests sealed (`sealed_dir`); the gate is pushed into every
 //! query and into the scoring statistics (`search`).
 
+pub mod access;
 pub mod comms;
 pub mod entities;
 mod error;

@@ -593,7 +593,8 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
     let gate = p.gate(&who)?;
-    let (visible, names, _skipped) = visible_collections(&p, &gate, a.justification.as_deref())?;
+    let v = visible_collections(&p, &gate, a.justification.as_deref())?;
+    let (visible, names) = (v.ids, v.names);
     let req = SearchRequest {
         query: a.query.clone(),
         limit: a.limit,
@@ -664,7 +665,7 @@ fn suggest(
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
     let gate = p.gate(&who)?;
-    let (visible, _, _) = visible_collections(&p, &gate, justification)?;
+    let visible = visible_collections(&p, &gate, justification)?.ids;
     let found = index.suggest(&gate, &visible, prefix, limit);
     let outcome = match &found {
         Ok(_) => (bletchley_audit::Outcome::Allowed, None),
@@ -691,54 +692,28 @@ fn suggest(
 
 /// The search index, brought up to date with the catalog.
 fn synced_index(p: &mut Platform) -> Result<bletchley_index::SearchIndex> {
-    let mut index = bletchley_index::SearchIndex::open(
-        &p.root().join("index"),
-        p.derived_key("search-index"),
-        p.home(),
-    )?;
-    let known = index.known_ids()?;
-    let (added, removed) = p.index_feed(&known)?;
-    index.apply(&added, &removed)?;
-    Ok(index)
+    Ok(bletchley_index::access::open_synced(p)?)
 }
 
-/// The collections a gate lets its principal see, less bulk collections
-/// when no justification was given (named in the third value).
-#[allow(clippy::type_complexity)]
+/// The collections a gate lets its principal see; says on stderr which bulk
+/// collections were left out for want of a justification.
 fn visible_collections(
     p: &Platform,
     gate: &bletchley_policy::Gate,
     justification: Option<&str>,
-) -> Result<(
-    Vec<bletchley_policy::CollectionId>,
-    std::collections::HashMap<String, bletchley_policy::CollectionId>,
-    Vec<String>,
-)> {
-    let justified = justification.is_some_and(|j| !j.trim().is_empty());
-    let mut visible = Vec::new();
-    let mut names = std::collections::HashMap::new();
-    let mut skipped = Vec::new();
-    for c in p
-        .collections()?
-        .into_iter()
-        .filter(|c| gate.visibility().contains(c.id))
-    {
-        let name = format!("{}/{}", c.agency, c.name);
-        if c.bulk && !justified {
-            eprintln!("note: bulk collection {name} left out: give --justification TEXT");
-            skipped.push(name);
-            continue;
-        }
-        names.insert(name, c.id);
-        visible.push(c.id);
+) -> Result<bletchley_index::access::Visible> {
+    let v = bletchley_index::access::visible(p, gate, justification)?;
+    for name in &v.skipped_bulk {
+        eprintln!("note: bulk collection {name} left out: give --justification TEXT");
     }
-    Ok((visible, names, skipped))
+    Ok(v)
 }
 
 fn entities(cli: &Cli, id: &str, json: bool, justification: Option<&str>) -> Result<ExitCode> {
     let who = principal(cli)?;
     let (meta, content) = open(cli)?.get(&who, id, justification)?;
-    let text = String::from_utf8_lossy(&content);
+    // Offsets are into the extracted text, as the index sees it.
+    let text = bletchley_index::extract::extract(&meta.title, &content).text;
     let found = bletchley_index::entities::extract(&text);
     if json {
         println!(
@@ -792,7 +767,7 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
     let gate = p.gate(&who)?;
-    let (visible, _, _) = visible_collections(&p, &gate, justification)?;
+    let visible = visible_collections(&p, &gate, justification)?.ids;
     let lg = LinkGraph::build(&index.visible_links(&gate, &visible)?);
     let (action, targets, out): (&str, Vec<String>, serde_json::Value) = match g {
         GraphCmd::Neighbours { selector, hops, .. } => {
@@ -926,7 +901,7 @@ fn timeline(
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
     let gate = p.gate(&who)?;
-    let (visible, _, _) = visible_collections(&p, &gate, justification)?;
+    let visible = visible_collections(&p, &gate, justification)?.ids;
     let events = bletchley_index::graph::timeline(&index.visible_links(&gate, &visible)?, &chosen);
     let mut targets = chosen.clone();
     targets.extend(events.iter().map(|e| e.id.clone()));
