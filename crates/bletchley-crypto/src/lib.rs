@@ -12,6 +12,7 @@ mod error;
 pub mod keyfile;
 pub mod keys;
 pub mod oversight;
+pub mod password;
 pub mod record;
 pub mod signing;
 pub mod stream;

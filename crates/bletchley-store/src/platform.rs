@@ -1,6 +1,10 @@
 //! The platform: a data directory, its catalog, keys, locations and audit
 //! log, and every act on items — each through the gate and into the log.
 
+mod credentials;
+
+pub use credentials::{TokenRecord, TokenScope};
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -1447,6 +1451,7 @@ fn table_label(t: SealedTable) -> &'static str {
         SealedTable::Principals => "principal:",
         SealedTable::Collections => "collection:",
         SealedTable::Operations => "operation:",
+        SealedTable::Credentials => "credentials:",
     }
 }
 

@@ -244,6 +244,46 @@ pub enum PrincipalCmd {
         /// Login name.
         name: String,
     },
+    /// Set a principal's web login password (from `BLETCHLEY_NEW_PASSWORD`
+    /// or asked twice on the terminal).
+    Passwd {
+        /// Login name.
+        name: String,
+    },
+    /// API tokens for scripts.
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+/// `principal token` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Make a token; the secret is printed once.
+    Create {
+        /// Login name.
+        name: String,
+        /// What it may do: read, write (comma-separated).
+        #[arg(long, default_value = "read")]
+        scopes: String,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Login name.
+        name: String,
+        /// Token id.
+        id: String,
+    },
+    /// List a principal's tokens.
+    Ls {
+        /// Login name.
+        name: String,
+    },
 }
 
 /// `collection` subcommands.

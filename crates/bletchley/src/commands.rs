@@ -301,6 +301,51 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
             let p = open(cli)?.principal(name)?;
             println!("{}", serde_json::to_string_pretty(&p)?);
         }
+        PrincipalCmd::Passwd { name } => {
+            let mut p = open(cli)?;
+            p.principal(name)?;
+            let pw = crate::unlock::new_password(name)?;
+            p.set_password(name, &pw)?;
+            println!("password set for {name}");
+        }
+        PrincipalCmd::Token(TokenCmd::Create {
+            name,
+            scopes,
+            days,
+            label,
+        }) => {
+            let scopes = list(scopes)
+                .iter()
+                .map(|s| bletchley_store::TokenScope::parse(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            if *days == 0 || *days > 366 {
+                bail!("--days {days}: a token lives 1 to 366 days");
+            }
+            let expires = bletchley_store::now_ms() + i64::from(*days) * 86_400_000;
+            let (rec, secret) = open(cli)?.create_token(name, label, scopes, expires)?;
+            println!(
+                "token {} for {name}, expires {}",
+                rec.id,
+                fmt_time(rec.expires_ms)
+            );
+            println!("{secret}");
+        }
+        PrincipalCmd::Token(TokenCmd::Revoke { name, id }) => {
+            open(cli)?.revoke_token(name, id)?;
+            println!("token {id} revoked");
+        }
+        PrincipalCmd::Token(TokenCmd::Ls { name }) => {
+            for t in open(cli)?.tokens(name)? {
+                println!(
+                    "{}\t{:?}\texpires {}\t{}\t{}",
+                    t.id,
+                    t.scopes,
+                    fmt_time(t.expires_ms),
+                    if t.revoked { "revoked" } else { "active" },
+                    t.label
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

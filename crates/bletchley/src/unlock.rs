@@ -37,3 +37,22 @@ impl Unlock for EnvUnlock {
         ))
     }
 }
+
+/// A new login password: `BLETCHLEY_NEW_PASSWORD`, or asked twice on a
+/// terminal.
+pub fn new_password(name: &str) -> anyhow::Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("BLETCHLEY_NEW_PASSWORD") {
+        return Ok(Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("no password: set BLETCHLEY_NEW_PASSWORD or run on a terminal");
+    }
+    let a = Zeroizing::new(rpassword::prompt_password(format!(
+        "new password for {name}: "
+    ))?);
+    let b = Zeroizing::new(rpassword::prompt_password("again: ")?);
+    if a != b {
+        anyhow::bail!("the two passwords differ; nothing changed");
+    }
+    Ok(a)
+}

@@ -1,0 +1,222 @@
+//! How principals prove who they are to the server: a password (argon2id),
+//! and API tokens for scripts (scoped, expiring, revocable). Kept in the
+//! catalog as a sealed row per principal, found by blind index.
+
+use bletchley_audit::Outcome;
+use bletchley_crypto::password::{hash_password, verify_password};
+
+use super::{Actor, Platform, now_ms};
+use crate::catalog::{Catalog, SealedTable};
+use crate::error::{Error, Result};
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// Search, read, graph: every read path (each still gated).
+    Read,
+    /// Upload items.
+    Write,
+}
+
+impl TokenScope {
+    /// Parses `read` or `write`.
+    pub fn parse(s: &str) -> Result<TokenScope> {
+        match s {
+            "read" => Ok(TokenScope::Read),
+            "write" => Ok(TokenScope::Write),
+            other => Err(Error::Invalid(format!(
+                "token scope {other:?}: expected read or write"
+            ))),
+        }
+    }
+}
+
+/// One API token as stored: only a hash of its secret.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TokenRecord {
+    /// Public identifier (shown in listings and the audit log).
+    pub id: String,
+    /// What it was made for.
+    pub label: String,
+    /// SHA-256 of the secret part, hex.
+    secret_hash: String,
+    /// What it may do.
+    pub scopes: Vec<TokenScope>,
+    /// Unix milliseconds after which it is refused.
+    pub expires_ms: i64,
+    /// Revoked tokens stay listed so the record shows what existed.
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Credentials {
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    tokens: Vec<TokenRecord>,
+}
+
+fn hex_sha256(s: &str) -> String {
+    bletchley_crypto::sha256(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Platform {
+    fn credentials(&self, name: &str) -> Result<(Vec<u8>, Option<i64>, Credentials)> {
+        // The principal must exist.
+        self.principal(name)?;
+        let tag = self.tag("credentials", name);
+        match self.catalog.find_sealed(SealedTable::Credentials, &tag)? {
+            Some(row) => {
+                let c = self.open_row(SealedTable::Credentials, &tag, &row.sealed)?;
+                Ok((tag, Some(row.id), c))
+            }
+            None => Ok((tag, None, Credentials::default())),
+        }
+    }
+
+    fn save_credentials(&self, tag: &[u8], row: Option<i64>, c: &Credentials) -> Result<()> {
+        let sealed = self.seal_row(SealedTable::Credentials, tag, c)?;
+        match row {
+            Some(id) => self
+                .catalog
+                .update_sealed(SealedTable::Credentials, id, &sealed),
+            None => self
+                .catalog
+                .insert_sealed(SealedTable::Credentials, tag, None, &sealed)
+                .map(|_| ()),
+        }
+    }
+
+    /// Sets (or replaces) a principal's login password.
+    pub fn set_password(&mut self, name: &str, password: &str) -> Result<()> {
+        let (tag, row, mut c) = self.credentials(name)?;
+        c.password = Some(hash_password(password).map_err(|e| Error::Invalid(e.to_string()))?);
+        self.save_credentials(&tag, row, &c)?;
+        self.record(
+            Actor::Operator,
+            "principal.passwd",
+            vec![name.to_owned()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Whether `password` is the principal's. Unknown principals and
+    /// principals without a password get `false` after the same hashing
+    /// work, so timing does not tell which names exist.
+    pub fn check_password(&self, name: &str, password: &str) -> Result<bool> {
+        const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let stored = match self.credentials(name) {
+            Ok((_, _, c)) => c.password,
+            Err(Error::Unknown { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        match stored {
+            Some(h) => Ok(verify_password(password, &h)),
+            None => {
+                let _ = verify_password(password, DECOY);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Makes an API token for `name`; returns its record and the secret,
+    /// shown once (`bt1.NAME.ID.SECRET`).
+    pub fn create_token(
+        &mut self,
+        name: &str,
+        label: &str,
+        scopes: Vec<TokenScope>,
+        expires_ms: i64,
+    ) -> Result<(TokenRecord, String)> {
+        if scopes.is_empty() {
+            return Err(Error::Invalid("a token needs at least one scope".into()));
+        }
+        if expires_ms <= now_ms() {
+            return Err(Error::Invalid(
+                "a token's expiry must be in the future".into(),
+            ));
+        }
+        let (tag, row, mut c) = self.credentials(name)?;
+        let mut raw = [0u8; 32];
+        bletchley_crypto::random_bytes(&mut raw).map_err(Error::from)?;
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let (id, secret) = (hex[..12].to_owned(), hex[12..].to_owned());
+        let rec = TokenRecord {
+            id: id.clone(),
+            label: label.to_owned(),
+            secret_hash: hex_sha256(&secret),
+            scopes,
+            expires_ms,
+            revoked: false,
+        };
+        c.tokens.push(rec.clone());
+        self.save_credentials(&tag, row, &c)?;
+        self.record(
+            Actor::Operator,
+            "token.create",
+            vec![name.to_owned(), id.clone()],
+            None,
+            Outcome::Allowed,
+            Some(label.to_owned()),
+        )?;
+        Ok((rec, format!("bt1.{name}.{id}.{secret}")))
+    }
+
+    /// The principal and scopes a token stands for, if it is valid now.
+    pub fn check_token(&self, token: &str) -> Result<Option<(String, Vec<TokenScope>)>> {
+        let mut parts = token.splitn(4, '.');
+        let (Some("bt1"), Some(name), Some(id), Some(secret)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(None);
+        };
+        let c = match self.credentials(name) {
+            Ok((_, _, c)) => c,
+            Err(Error::Unknown { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let want = hex_sha256(secret);
+        Ok(c.tokens
+            .iter()
+            .find(|t| t.id == id)
+            .filter(|t| !t.revoked && t.expires_ms > now_ms())
+            // Comparing hashes, not secrets: an early exit tells a guesser
+            // nothing about the secret.
+            .filter(|t| t.secret_hash == want)
+            .map(|t| (name.to_owned(), t.scopes.clone())))
+    }
+
+    /// Revokes a token; revoking twice is harmless.
+    pub fn revoke_token(&mut self, name: &str, id: &str) -> Result<()> {
+        let (tag, row, mut c) = self.credentials(name)?;
+        let t = c
+            .tokens
+            .iter_mut()
+            .find(|t| t.id == id)
+            .ok_or_else(|| Error::Unknown {
+                kind: "token",
+                name: id.to_owned(),
+            })?;
+        t.revoked = true;
+        self.save_credentials(&tag, row, &c)?;
+        self.record(
+            Actor::Operator,
+            "token.revoke",
+            vec![name.to_owned(), id.to_owned()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// A principal's tokens (without secrets).
+    pub fn tokens(&self, name: &str) -> Result<Vec<TokenRecord>> {
+        Ok(self.credentials(name)?.2.tokens)
+    }
+}
