@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
+use bletchley_audit::Outcome;
 use bletchley_policy::{CollectionId, Gate};
-use bletchley_store::Platform;
+use bletchley_store::{Actor, Platform};
 
 use crate::{Result, SearchIndex};
 
@@ -57,4 +58,93 @@ pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
     let known = index.known_ids()?;
     let (added, removed) = p.index_feed(&known)?;
     index.apply(&added, &removed)
+}
+
+/// A search by `who`, gated and audited (allowed with the hit ids, or
+/// refused with the reason). Returns the results and the bulk collections
+/// left out.
+pub fn search(
+    p: &mut Platform,
+    index: &SearchIndex,
+    who: &str,
+    req: &crate::SearchRequest,
+    justification: Option<&str>,
+) -> Result<(crate::SearchResults, Vec<String>)> {
+    let gate = p.gate(who)?;
+    let v = visible(p, &gate, justification)?;
+    let found = index.search(&gate, &v.ids, &v.names, req);
+    let (outcome, reason, mut targets) = match &found {
+        Ok(r) => (
+            Outcome::Allowed,
+            Some(format!("{} visible matches", r.total)),
+            r.hits.iter().map(|h| h.id.clone()).collect(),
+        ),
+        Err(e) => (Outcome::Refused, Some(e.to_string()), Vec::new()),
+    };
+    targets.insert(0, req.query.clone());
+    p.record(
+        Actor::Principal(who.to_owned()),
+        "search",
+        targets,
+        justification,
+        outcome,
+        reason,
+    )?;
+    Ok((found?, v.skipped_bulk))
+}
+
+/// Completions for `who`, gated and audited.
+pub fn suggest(
+    p: &mut Platform,
+    index: &SearchIndex,
+    who: &str,
+    prefix: &str,
+    limit: usize,
+    justification: Option<&str>,
+) -> Result<Vec<crate::Suggestion>> {
+    let gate = p.gate(who)?;
+    let v = visible(p, &gate, justification)?;
+    let found = index.suggest(&gate, &v.ids, prefix, limit);
+    let (outcome, reason) = match &found {
+        Ok(_) => (Outcome::Allowed, None),
+        Err(e) => (Outcome::Refused, Some(e.to_string())),
+    };
+    p.record(
+        Actor::Principal(who.to_owned()),
+        "search.suggest",
+        vec![prefix.to_owned()],
+        justification,
+        outcome,
+        reason,
+    )?;
+    found
+}
+
+/// The link graph of what `who` may see (audit the query that uses it
+/// with [`Platform::record`]).
+pub fn visible_graph(
+    p: &Platform,
+    index: &SearchIndex,
+    who: &str,
+    justification: Option<&str>,
+) -> Result<crate::graph::LinkGraph> {
+    Ok(crate::graph::LinkGraph::build(&visible_links(
+        p,
+        index,
+        who,
+        justification,
+    )?))
+}
+
+/// Every visible item with its selectors and events, for graphs and
+/// timelines.
+pub fn visible_links(
+    p: &Platform,
+    index: &SearchIndex,
+    who: &str,
+    justification: Option<&str>,
+) -> Result<Vec<crate::graph::ItemLinks>> {
+    let gate = p.gate(who)?;
+    let v = visible(p, &gate, justification)?;
+    index.visible_links(&gate, &v.ids)
 }

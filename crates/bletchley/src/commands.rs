@@ -637,9 +637,6 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
     };
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
-    let gate = p.gate(&who)?;
-    let v = visible_collections(&p, &gate, a.justification.as_deref())?;
-    let (visible, names) = (v.ids, v.names);
     let req = SearchRequest {
         query: a.query.clone(),
         limit: a.limit,
@@ -647,30 +644,9 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         sort,
         facets: a.facets,
     };
-    let results = match index.search(&gate, &visible, &names, &req) {
-        Ok(r) => r,
-        Err(e) => {
-            p.record(
-                bletchley_store::Actor::Principal(who.clone()),
-                "search",
-                vec![a.query.clone()],
-                a.justification.as_deref(),
-                bletchley_audit::Outcome::Refused,
-                Some(e.to_string()),
-            )?;
-            return Err(e.into());
-        }
-    };
-    let mut targets = vec![a.query.clone()];
-    targets.extend(results.hits.iter().map(|h| h.id.clone()));
-    p.record(
-        bletchley_store::Actor::Principal(who),
-        "search",
-        targets,
-        a.justification.as_deref(),
-        bletchley_audit::Outcome::Allowed,
-        Some(format!("{} visible matches", results.total)),
-    )?;
+    let (results, skipped) =
+        bletchley_index::access::search(&mut p, &index, &who, &req, a.justification.as_deref())?;
+    note_skipped(&skipped);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
         return Ok(ExitCode::SUCCESS);
@@ -709,22 +685,8 @@ fn suggest(
     let who = principal(cli)?;
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
-    let gate = p.gate(&who)?;
-    let visible = visible_collections(&p, &gate, justification)?.ids;
-    let found = index.suggest(&gate, &visible, prefix, limit);
-    let outcome = match &found {
-        Ok(_) => (bletchley_audit::Outcome::Allowed, None),
-        Err(e) => (bletchley_audit::Outcome::Refused, Some(e.to_string())),
-    };
-    p.record(
-        bletchley_store::Actor::Principal(who),
-        "search.suggest",
-        vec![prefix.to_owned()],
-        justification,
-        outcome.0,
-        outcome.1,
-    )?;
-    let found = found?;
+    let found =
+        bletchley_index::access::suggest(&mut p, &index, &who, prefix, limit, justification)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
@@ -740,17 +702,22 @@ fn synced_index(p: &mut Platform) -> Result<bletchley_index::SearchIndex> {
     Ok(bletchley_index::access::open_synced(p)?)
 }
 
-/// The collections a gate lets its principal see; says on stderr which bulk
-/// collections were left out for want of a justification.
+/// Says on stderr which bulk collections were left out for want of a
+/// justification.
+fn note_skipped(skipped: &[String]) {
+    for name in skipped {
+        eprintln!("note: bulk collection {name} left out: give --justification TEXT");
+    }
+}
+
+/// The collections a gate lets its principal see, noting skipped bulk ones.
 fn visible_collections(
     p: &Platform,
     gate: &bletchley_policy::Gate,
     justification: Option<&str>,
 ) -> Result<bletchley_index::access::Visible> {
     let v = bletchley_index::access::visible(p, gate, justification)?;
-    for name in &v.skipped_bulk {
-        eprintln!("note: bulk collection {name} left out: give --justification TEXT");
-    }
+    note_skipped(&v.skipped_bulk);
     Ok(v)
 }
 
