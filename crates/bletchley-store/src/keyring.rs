@@ -30,7 +30,7 @@ impl std::fmt::Display for KeyName {
 
 /// Supplies passphrases. The binary implements it from the environment or a
 /// prompt; nothing below the binary knows where passphrases come from.
-pub trait Unlock {
+pub trait Unlock: Send {
     /// The passphrase for `key`, or a message saying how to provide one.
     fn passphrase(&self, key: &KeyName) -> std::result::Result<Zeroizing<String>, String>;
 }

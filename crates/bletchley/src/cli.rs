@@ -107,6 +107,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the benchmarks and print medians and ratios.
     Bench(BenchArgs),
+    /// Serve the JSON API and the web console over HTTPS.
+    Serve(ServeArgs),
     /// Synthetic corpora for tests, demos and benchmarks.
     #[command(subcommand)]
     Corpus(CorpusCmd),
@@ -424,12 +426,32 @@ pub enum AuditCmd {
     Checkpoint,
 }
 
+/// `serve` options.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port (port 0 picks a free one; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: String,
+    /// Certificate chain (PEM) instead of the generated localhost one.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
 /// `demo` options.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Replace an existing demo directory.
     #[arg(long)]
     pub force: bool,
+    /// Build the platform and stop, without serving the console.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Where the console listens.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: String,
 }
 
 /// `bench` options.

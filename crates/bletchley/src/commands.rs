@@ -111,6 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Audit(c) => audit(&cli, c),
         Command::Demo(a) => crate::demo::run(&cli, a),
+        Command::Serve(a) => serve(&cli, a),
         Command::Bench(a) => crate::bench::run(a),
         Command::Corpus(CorpusCmd::Generate {
             out_dir,
@@ -152,8 +153,9 @@ fn init(cli: &Cli, a: &InitArgs) -> Result<ExitCode> {
             p: 1,
         },
     };
-    Platform::init(&dir, &opts, Box::new(EnvUnlock))
+    let p = Platform::init(&dir, &opts, Box::new(EnvUnlock))
         .with_context(|| format!("initialising {}", dir.display()))?;
+    let cert = bletchley_server::tls::ensure_certificate(&p)?;
     println!(
         "initialised {} (home {}, default location in {})",
         dir.display(),
@@ -164,6 +166,22 @@ fn init(cli: &Cli, a: &InitArgs) -> Result<ExitCode> {
         "audit verifier key: {}",
         dir.join("audit/verifier.vkey").display()
     );
+    println!("TLS certificate for localhost: {}", cert.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(cli: &Cli, a: &ServeArgs) -> Result<ExitCode> {
+    let listen: std::net::SocketAddr = a
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?}: expected ADDRESS:PORT", a.listen))?;
+    let tls = match (&a.cert, &a.key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (None, None) => None,
+        _ => bail!("--cert and --key go together"),
+    };
+    let p = open(cli)?;
+    bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls })?;
     Ok(ExitCode::SUCCESS)
 }
 

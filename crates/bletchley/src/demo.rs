@@ -304,6 +304,9 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
             roles: w.roles.iter().copied().collect(),
         })?;
     }
+    for w in PEOPLE {
+        p.set_password(w.name, DEMO_PASSPHRASE)?;
+    }
     for (c, bulk) in [
         ("mi5/counter-terrorism", false),
         ("mi5/intercepts", true),
@@ -408,8 +411,24 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     println!(
         "Key files are sealed with the passphrase {DEMO_PASSPHRASE:?} (or $BLETCHLEY_PASSPHRASE when set)."
     );
+    if a.no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let listen: std::net::SocketAddr = a
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?}: expected ADDRESS:PORT", a.listen))?;
+    bletchley_server::tls::ensure_certificate(&p)?;
+    println!();
+    println!("Web console: log in as any principal above with the password {DEMO_PASSPHRASE:?}");
     println!(
-        "The web console is not built yet; this demo is the command line over the secure core."
+        "  (the certificate is self-signed for localhost: {}; accept it in the browser or trust that file)",
+        bletchley_server::tls::paths(&dir).0.display()
     );
+    println!(
+        "  alice and bob run the same search and see different hits and banners; erin sees only REL TO USA."
+    );
+    println!("Press Ctrl-C to stop.");
+    bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls: None })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -99,6 +99,7 @@ fn demo_builds_a_platform_and_shows_differences() {
             .arg("--data")
             .arg(&data)
             .arg("demo")
+            .arg("--no-serve")
             .args(extra)
             .env_remove("BLETCHLEY_PASSPHRASE")
             .output()
@@ -144,7 +145,13 @@ fn demo_builds_a_platform_and_shows_differences() {
     let other = dir.path().join("precious");
     std::fs::create_dir_all(&other).expect("mkdir");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_bletchley"))
-        .args(["--data", other.to_str().expect("p"), "demo", "--force"])
+        .args([
+            "--data",
+            other.to_str().expect("p"),
+            "demo",
+            "--no-serve",
+            "--force",
+        ])
         .output()
         .expect("run");
     assert!(!o.status.success());

@@ -1,0 +1,690 @@
+//! The JSON API: every command-line capability over HTTPS, each call
+//! authenticated, gated by the platform, and audited there.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bletchley_audit::Outcome;
+use bletchley_index::{SearchRequest, SortBy};
+use bletchley_policy::Marking;
+use bletchley_store::{Actor, IngestOptions, NewItem, TokenScope};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{self, Caller, authenticate};
+use crate::error::ApiError;
+use crate::{ClientAddr, Shared};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Largest upload accepted, bytes.
+pub const MAX_UPLOAD: usize = 64 * 1024 * 1024;
+
+pub(crate) async fn caller(s: &Shared, headers: &HeaderMap) -> ApiResult<Caller> {
+    authenticate(headers, &s.sessions, &s.worker).await
+}
+
+fn csrf_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
+}
+
+/// `POST /api/login` body.
+#[derive(Deserialize)]
+pub struct Login {
+    name: String,
+    password: String,
+}
+
+/// Checks a password with throttling by account and by client address;
+/// audits success and failure. Returns the cookie value and CSRF token.
+pub(crate) async fn login_as(
+    s: &Shared,
+    addr: &ClientAddr,
+    name: &str,
+    password: &str,
+) -> ApiResult<(String, String)> {
+    if name.is_empty() || name.len() > 64 || password.len() > 1024 {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "wrong name or password",
+        ));
+    }
+    let (user_key, ip_key) = (format!("user:{name}"), format!("ip:{}", addr.0.ip()));
+    for k in [&user_key, &ip_key] {
+        if let Err(secs) = s.throttle.check(k) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!("too many failed logins: try again in {secs} s"),
+            ));
+        }
+    }
+    let (n, pw) = (name.to_owned(), password.to_owned());
+    let ok = s
+        .worker
+        .run(move |st| {
+            let ok = st.platform.check_password(&n, &pw)?;
+            st.platform.record(
+                Actor::Principal(n.clone()),
+                "login",
+                vec![n.clone()],
+                None,
+                if ok {
+                    Outcome::Allowed
+                } else {
+                    Outcome::Refused
+                },
+                (!ok).then(|| "wrong name or password".to_owned()),
+            )?;
+            Ok(ok)
+        })
+        .await?;
+    if !ok {
+        s.throttle.fail(&user_key);
+        s.throttle.fail(&ip_key);
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "wrong name or password",
+        ));
+    }
+    s.throttle.clear(&user_key);
+    Ok(s.sessions.create(name))
+}
+
+/// `POST /api/login`.
+pub async fn login(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(addr): axum::Extension<ClientAddr>,
+    Json(l): Json<Login>,
+) -> ApiResult<Response> {
+    let (token, csrf) = login_as(&s, &addr, &l.name, &l.password).await?;
+    let mut r = Json(json!({ "principal": l.name, "csrf": csrf })).into_response();
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_str(&auth::set_cookie(&token))
+            .map_err(|_| ApiError::internal("cookie header"))?,
+    );
+    Ok(r)
+}
+
+/// `POST /api/logout`.
+pub async fn logout(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<Response> {
+    let c = caller(&s, &headers).await?;
+    c.check_csrf(csrf_header(&headers))?;
+    if let auth::Via::Session { token, .. } = &c.via {
+        s.sessions.revoke(token);
+    }
+    let who = c.principal.clone();
+    s.worker
+        .run(move |st| {
+            Ok(st.platform.record(
+                Actor::Principal(who),
+                "logout",
+                vec![],
+                None,
+                Outcome::Allowed,
+                None,
+            )?)
+        })
+        .await?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_str(&auth::clear_cookie())
+            .map_err(|_| ApiError::internal("cookie header"))?,
+    );
+    Ok(r)
+}
+
+/// `GET /api/me`.
+pub async fn me(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    let who = c.principal.clone();
+    let p = s
+        .worker
+        .run(move |st| Ok(st.platform.principal(&who)?))
+        .await?;
+    let csrf = match &c.via {
+        auth::Via::Session { csrf, .. } => Some(csrf.clone()),
+        auth::Via::Token { .. } => None,
+    };
+    Ok(Json(json!({
+        "name": p.name,
+        "agency": p.agency,
+        "clearance": p.clearance.as_str(),
+        "compartments": p.compartments,
+        "nationality": p.nationality.alpha3(),
+        "roles": p.roles,
+        "csrf": csrf,
+    })))
+}
+
+/// `GET /api/search` query.
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    q: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+    #[serde(default)]
+    offset: usize,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    facets: bool,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+fn default_limit() -> usize {
+    20
+}
+
+/// Runs a search for a caller (shared by the API and the console).
+pub(crate) async fn run_search(
+    s: &Shared,
+    who: String,
+    q: SearchQuery,
+) -> ApiResult<bletchley_index::SearchResults> {
+    let sort = match q.sort.as_deref() {
+        None | Some("relevance") => SortBy::Relevance,
+        Some("time") => SortBy::Time,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort {other:?}: expected relevance or time"
+            )));
+        }
+    };
+    if q.offset > 100_000 {
+        return Err(ApiError::bad_request("offset must be at most 100000"));
+    }
+    s.worker
+        .run(move |st| {
+            st.sync()?;
+            let req = SearchRequest {
+                query: q.q,
+                limit: q.limit,
+                offset: q.offset,
+                sort,
+                facets: q.facets,
+            };
+            let (r, _) = bletchley_index::access::search(
+                &mut st.platform,
+                &st.index,
+                &who,
+                &req,
+                q.justification.as_deref(),
+            )?;
+            Ok(r)
+        })
+        .await
+}
+
+impl SearchQuery {
+    /// A console search.
+    pub(crate) fn new(q: String, offset: usize, justification: Option<String>) -> SearchQuery {
+        SearchQuery {
+            q,
+            limit: default_limit(),
+            offset,
+            sort: None,
+            facets: true,
+            justification,
+        }
+    }
+}
+
+/// `GET /api/search`.
+pub async fn search(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<Json<bletchley_index::SearchResults>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    Ok(Json(run_search(&s, c.principal, q).await?))
+}
+
+/// `GET /api/suggest` query.
+#[derive(Deserialize)]
+pub struct SuggestQuery {
+    prefix: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// `GET /api/suggest`.
+pub async fn suggest(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<SuggestQuery>,
+) -> ApiResult<Json<Vec<bletchley_index::Suggestion>>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let who = c.principal;
+    let out = s
+        .worker
+        .run(move |st| {
+            st.sync()?;
+            Ok(bletchley_index::access::suggest(
+                &mut st.platform,
+                &st.index,
+                &who,
+                &q.prefix,
+                q.limit,
+                q.justification.as_deref(),
+            )?)
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+/// Query with only a justification.
+#[derive(Deserialize, Default)]
+pub struct Why {
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// `GET /api/items`: what the caller may list.
+pub async fn list(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(w): Query<Why>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let who = c.principal;
+    let l = s
+        .worker
+        .run(move |st| Ok(st.platform.list(&who, None, w.justification.as_deref())?))
+        .await?;
+    Ok(Json(
+        json!({ "items": l.items, "skipped_bulk": l.skipped_bulk }),
+    ))
+}
+
+/// Reads an item for a caller: metadata and content, gated and audited.
+pub(crate) async fn read_item(
+    s: &Shared,
+    who: String,
+    id: String,
+    justification: Option<String>,
+) -> ApiResult<(bletchley_store::ItemMeta, Vec<u8>)> {
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        // Not an id this platform makes; same answer as any other miss.
+        return Err(ApiError::not_found());
+    }
+    s.worker
+        .run(move |st| Ok(st.platform.get(&who, &id, justification.as_deref())?))
+        .await
+}
+
+/// `GET /api/items/{id}`: metadata, extracted text and entities.
+pub async fn item(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(w): Query<Why>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let (meta, content) = read_item(&s, c.principal, id, w.justification).await?;
+    let ex = bletchley_index::extract::extract(&meta.title, &content);
+    let entities = bletchley_index::entities::extract(&ex.text);
+    Ok(Json(json!({
+        "item": meta,
+        "type": ex.kind,
+        "flag": ex.flag,
+        "text": ex.text,
+        "entities": entities,
+    })))
+}
+
+/// `GET /api/items/{id}/content`: the original bytes, as a download.
+pub async fn content(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(w): Query<Why>,
+) -> ApiResult<Response> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let (meta, content) = read_item(&s, c.principal, id, w.justification).await?;
+    let mut r = content.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    // Only safe characters reach the header; the title is in the metadata.
+    let safe: String = meta
+        .title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        h.insert(CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        "x-marking",
+        HeaderValue::from_str(&meta.marking).map_err(|_| ApiError::internal("marking header"))?,
+    );
+    Ok(r)
+}
+
+/// `POST /api/items` query (the body is the file's bytes).
+#[derive(Deserialize)]
+pub struct Upload {
+    collection: String,
+    marking: String,
+    title: String,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// Checks an upload's title: a plain file name, no path.
+pub(crate) fn valid_title(t: &str) -> ApiResult<()> {
+    if t.is_empty()
+        || t.len() > 255
+        || t.contains(['/', '\\', '\0'])
+        || t.chars().any(char::is_control)
+        || t == "."
+        || t == ".."
+    {
+        return Err(ApiError::bad_request(
+            "title: a file name of 1 to 255 characters without path separators or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Ingests one uploaded file for a caller.
+pub(crate) async fn ingest(s: &Shared, who: String, u: Upload, body: Vec<u8>) -> ApiResult<String> {
+    valid_title(&u.title)?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty upload"));
+    }
+    let marking = Marking::parse(&u.marking)?;
+    let ids = s
+        .worker
+        .run(move |st| {
+            let opts = IngestOptions {
+                collection: u.collection,
+                marking,
+                authority: u.authority,
+                retain_until_ms: None,
+                justification: u.justification,
+            };
+            Ok(st.platform.ingest(
+                &who,
+                &opts,
+                vec![NewItem {
+                    title: u.title,
+                    content: body,
+                }],
+            )?)
+        })
+        .await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("ingest returned no id"))
+}
+
+impl Upload {
+    /// A console upload.
+    pub(crate) fn new(
+        collection: String,
+        marking: String,
+        title: String,
+        authority: Option<String>,
+    ) -> Upload {
+        Upload {
+            collection,
+            marking,
+            title,
+            authority,
+            justification: None,
+        }
+    }
+}
+
+/// `POST /api/items`.
+pub async fn upload(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(u): Query<Upload>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Write)?;
+    c.check_csrf(csrf_header(&headers))?;
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct != "application/octet-stream" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the file's bytes as application/octet-stream",
+        ));
+    }
+    let id = ingest(&s, c.principal, u, body.to_vec()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+/// Graph queries.
+#[derive(Deserialize)]
+pub struct GraphQuery {
+    #[serde(default)]
+    selector: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    hops: Option<usize>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+impl GraphQuery {
+    /// Neighbours of a selector (console).
+    pub(crate) fn neighbours(
+        selector: String,
+        hops: Option<usize>,
+        justification: Option<String>,
+    ) -> GraphQuery {
+        GraphQuery {
+            selector: Some(selector),
+            from: None,
+            to: None,
+            hops,
+            justification,
+        }
+    }
+
+    /// A path between two selectors (console).
+    pub(crate) fn path(from: String, to: String, justification: Option<String>) -> GraphQuery {
+        GraphQuery {
+            selector: None,
+            from: Some(from),
+            to: Some(to),
+            hops: None,
+            justification,
+        }
+    }
+}
+
+fn selector(s: Option<&str>, what: &str) -> ApiResult<String> {
+    let s = s.ok_or_else(|| ApiError::bad_request(format!("{what} is required")))?;
+    bletchley_index::entities::normalise(s)
+        .ok_or_else(|| ApiError::bad_request(format!("{what}: {s:?} is not a recognised selector")))
+}
+
+/// Runs a graph query for a caller.
+pub(crate) async fn run_graph(
+    s: &Shared,
+    who: String,
+    kind: &'static str,
+    q: GraphQuery,
+) -> ApiResult<Value> {
+    let (a, b) = match kind {
+        "neighbours" => (Some(selector(q.selector.as_deref(), "selector")?), None),
+        "path" | "common" => (
+            Some(selector(q.from.as_deref(), "from")?),
+            Some(selector(q.to.as_deref(), "to")?),
+        ),
+        _ => (None, None),
+    };
+    let hops = q.hops.unwrap_or(1).clamp(1, 4);
+    s.worker
+        .run(move |st| {
+            st.sync()?;
+            let g = bletchley_index::access::visible_graph(
+                &st.platform,
+                &st.index,
+                &who,
+                q.justification.as_deref(),
+            )?;
+            let (out, targets) = match (kind, &a, &b) {
+                ("neighbours", Some(a), _) => (
+                    json!({ "selector": a, "neighbours": g.neighbours(a, hops) }),
+                    vec![a.clone()],
+                ),
+                ("path", Some(a), Some(b)) => {
+                    let path = g.path(a, b).map(|v| {
+                        v.into_iter()
+                            .map(|(e, items)| json!({ "entity": e, "via_items": items }))
+                            .collect::<Vec<_>>()
+                    });
+                    (
+                        json!({ "from": a, "to": b, "path": path }),
+                        vec![a.clone(), b.clone()],
+                    )
+                }
+                ("common", Some(a), Some(b)) => (
+                    json!({ "a": a, "b": b, "common": g.common(a, b) }),
+                    vec![a.clone(), b.clone()],
+                ),
+                ("centrality", _, _) => (json!({ "centrality": g.centrality(50) }), vec![]),
+                _ => (json!({ "communities": g.communities() }), vec![]),
+            };
+            st.platform.record(
+                Actor::Principal(who),
+                &format!("graph.{kind}"),
+                targets,
+                q.justification.as_deref(),
+                Outcome::Allowed,
+                None,
+            )?;
+            Ok(out)
+        })
+        .await
+}
+
+macro_rules! graph_endpoint {
+    ($name:ident, $kind:literal, $doc:literal) => {
+        #[doc = $doc]
+        pub async fn $name(
+            State(s): State<Arc<Shared>>,
+            headers: HeaderMap,
+            Query(q): Query<GraphQuery>,
+        ) -> ApiResult<Json<Value>> {
+            let c = caller(&s, &headers).await?;
+            c.require(TokenScope::Read)?;
+            Ok(Json(run_graph(&s, c.principal, $kind, q).await?))
+        }
+    };
+}
+
+graph_endpoint!(neighbours, "neighbours", "`GET /api/graph/neighbours`.");
+graph_endpoint!(path, "path", "`GET /api/graph/path`.");
+graph_endpoint!(common, "common", "`GET /api/graph/common`.");
+graph_endpoint!(communities, "communities", "`GET /api/graph/communities`.");
+graph_endpoint!(centrality, "centrality", "`GET /api/graph/centrality`.");
+
+/// `GET /api/timeline` query.
+#[derive(Deserialize)]
+pub struct TimelineQuery {
+    /// Comma-separated selectors.
+    selectors: String,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// `GET /api/timeline`.
+pub async fn timeline(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<TimelineQuery>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let chosen: Vec<String> = q
+        .selectors
+        .split(',')
+        .filter(|x| !x.trim().is_empty())
+        .map(|x| selector(Some(x.trim()), "selectors"))
+        .collect::<ApiResult<_>>()?;
+    if chosen.is_empty() || chosen.len() > 20 {
+        return Err(ApiError::bad_request("selectors: 1 to 20, comma-separated"));
+    }
+    let who = c.principal;
+    let events = s
+        .worker
+        .run(move |st| {
+            st.sync()?;
+            let links = bletchley_index::access::visible_links(
+                &st.platform,
+                &st.index,
+                &who,
+                q.justification.as_deref(),
+            )?;
+            let events = bletchley_index::graph::timeline(&links, &chosen);
+            let mut targets = chosen.clone();
+            targets.extend(events.iter().map(|e| e.id.clone()));
+            st.platform.record(
+                Actor::Principal(who),
+                "timeline",
+                targets,
+                q.justification.as_deref(),
+                Outcome::Allowed,
+                None,
+            )?;
+            Ok(events)
+        })
+        .await?;
+    Ok(Json(json!({ "events": events })))
+}
+
+/// `GET /api/openapi.json`: the API described, public.
+pub async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+/// Any other `/api/…` path.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_endpoint",
+        "no such endpoint",
+    )
+}

@@ -1,0 +1,588 @@
+//! The web console: server-rendered pages over the same gated calls as the
+//! API. Every page carries the high-water mark of what it shows in its top
+//! and bottom banners; a page about something denied says "not found or not
+//! permitted" and nothing more.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Multipart, Path, Query, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use bletchley_policy::Marking;
+use serde::Deserialize;
+
+use crate::api::{self, GraphQuery, SearchQuery, Upload};
+use crate::auth::{self, Via};
+use crate::error::ApiError;
+use crate::html::{CSS, Viewer, esc, page, url};
+use crate::{ClientAddr, Shared};
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/", get(|| async { redirect("/search") }))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/search", get(search))
+        .route("/items/{id}", get(item))
+        .route("/graph", get(graph))
+        .route("/upload", get(upload_form).post(upload))
+        .route(
+            "/static/console.css",
+            get(|| async { ([(CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
+        )
+        .fallback(|| async { not_found(None) })
+}
+
+fn redirect(to: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, to)]).into_response()
+}
+
+/// A logged-in browser: name and CSRF token.
+struct Who {
+    name: String,
+    csrf: String,
+    token: String,
+}
+
+impl Who {
+    fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            name: &self.name,
+            csrf: &self.csrf,
+        }
+    }
+}
+
+/// The session behind the request, or a redirect to the login page.
+fn who(s: &Shared, headers: &HeaderMap) -> Result<Who, Box<Response>> {
+    let token = auth::cookie_token(headers).ok_or_else(|| Box::new(redirect("/login")))?;
+    let sess = s
+        .sessions
+        .get(&token)
+        .ok_or_else(|| Box::new(redirect("/login")))?;
+    Ok(Who {
+        name: sess.principal,
+        csrf: sess.csrf,
+        token,
+    })
+}
+
+/// Cross-site form posts are refused before anything else.
+fn same_site(headers: &HeaderMap) -> Result<(), Box<Response>> {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        None | Some("same-origin") | Some("none") => Ok(()),
+        Some(_) => Err(Box::new(error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "cross-site form submissions are refused",
+        ))),
+    }
+}
+
+fn not_found(viewer: Option<&Viewer<'_>>) -> Response {
+    error_page(StatusCode::NOT_FOUND, viewer, "not found or not permitted")
+}
+
+fn error_page(status: StatusCode, viewer: Option<&Viewer<'_>>, msg: &str) -> Response {
+    (
+        status,
+        Html(page(
+            "Error",
+            "OFFICIAL",
+            viewer,
+            &format!("<p class=\"error\" id=\"error\">{}</p>", esc(msg)),
+        )),
+    )
+        .into_response()
+}
+
+fn api_error_page(e: ApiError, viewer: Option<&Viewer<'_>>) -> Response {
+    if e.status == StatusCode::NOT_FOUND {
+        return not_found(viewer);
+    }
+    error_page(e.status, viewer, &e.message)
+}
+
+fn login_page(msg: Option<&str>) -> String {
+    let err = msg
+        .map(|m| format!("<p class=\"error\" id=\"error\">{}</p>", esc(m)))
+        .unwrap_or_default();
+    page(
+        "Log in",
+        "OFFICIAL",
+        None,
+        &format!(
+            "<h1>Log in</h1>{err}<form method=\"post\" action=\"/login\">\
+<p><label>Name <input name=\"name\" id=\"name\" autocomplete=\"username\" required></label></p>\
+<p><label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label></p>\
+<p><button type=\"submit\" id=\"login\">Log in</button></p></form>"
+        ),
+    )
+}
+
+async fn login_form() -> Html<String> {
+    Html(login_page(None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+}
+
+async fn login(
+    State(s): State<Arc<Shared>>,
+    axum::Extension(addr): axum::Extension<ClientAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if let Err(r) = same_site(&headers) {
+        return *r;
+    }
+    match api::login_as(&s, &addr, &f.name, &f.password).await {
+        Ok((token, _)) => {
+            let mut r = redirect("/search");
+            if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(&token)) {
+                r.headers_mut().insert(SET_COOKIE, v);
+            }
+            r
+        }
+        Err(e) => (e.status, Html(login_page(Some(&e.message)))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = same_site(&headers) {
+        return *r;
+    }
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let caller = auth::Caller {
+        principal: w.name.clone(),
+        via: Via::Session {
+            token: w.token.clone(),
+            csrf: w.csrf.clone(),
+        },
+    };
+    if let Err(e) = caller.check_csrf(Some(&f.csrf)) {
+        return api_error_page(e, Some(&w.viewer()));
+    }
+    s.sessions.revoke(&w.token);
+    let mut r = redirect("/login");
+    if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie()) {
+        r.headers_mut().insert(SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(Deserialize, Default)]
+struct SearchForm {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    offset: usize,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+async fn search(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<SearchForm>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let just = f.justification.clone().filter(|j| !j.trim().is_empty());
+    let mut body = format!(
+        "<form method=\"get\" action=\"/search\" class=\"searchbox\">\
+<input name=\"q\" id=\"q\" size=\"50\" value=\"{}\" placeholder=\"harbour AND courier, \\\"exact phrase\\\", entity:+447911123456\" autofocus>\
+<input name=\"justification\" id=\"justification\" size=\"24\" value=\"{}\" placeholder=\"justification (bulk collections)\">\
+<button type=\"submit\" id=\"go\">Search</button></form>",
+        esc(&f.q),
+        esc(just.as_deref().unwrap_or(""))
+    );
+    if f.q.trim().is_empty() {
+        return Html(page("Search", "OFFICIAL", Some(&w.viewer()), &body)).into_response();
+    }
+    let r = match api::run_search(
+        &s,
+        w.name.clone(),
+        SearchQuery::new(f.q.clone(), f.offset, just.clone()),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            body.push_str(&format!(
+                "<p class=\"error\" id=\"error\">{}</p>",
+                esc(&e.message)
+            ));
+            return (
+                e.status,
+                Html(page("Search", "OFFICIAL", Some(&w.viewer()), &body)),
+            )
+                .into_response();
+        }
+    };
+    let marking = r.page_marking.clone().unwrap_or_else(|| "OFFICIAL".into());
+    body.push_str(&format!(
+        "<p class=\"meta\" id=\"total\" data-total=\"{}\">{} matches</p><div class=\"layout\"><section id=\"hits\">",
+        r.total, r.total
+    ));
+    for h in &r.hits {
+        body.push_str(&format!(
+            "<article class=\"hit\"><h3><a href=\"/items/{}{}\">{}</a></h3>\
+<div class=\"meta\"><span class=\"mark\">{}</span> · {} · score {:.2}</div><p>{}</p></article>",
+            esc(&h.id),
+            just.as_deref()
+                .map(|j| format!("?justification={}", url(j)))
+                .unwrap_or_default(),
+            esc(&h.title),
+            esc(&h.marking),
+            esc(&h.collection),
+            h.score,
+            // Highlights arrive HTML-escaped with <b> marks from tantivy.
+            h.highlight
+        ));
+    }
+    let base = format!(
+        "/search?q={}{}",
+        url(&f.q),
+        just.as_deref()
+            .map(|j| format!("&justification={}", url(j)))
+            .unwrap_or_default()
+    );
+    body.push_str("<p class=\"paging\">");
+    if f.offset > 0 {
+        body.push_str(&format!(
+            "<a href=\"{}&offset={}\" id=\"prev\">← previous</a> ",
+            esc(&base),
+            f.offset.saturating_sub(20)
+        ));
+    }
+    if f.offset + r.hits.len() < r.total {
+        body.push_str(&format!(
+            "<a href=\"{}&offset={}\" id=\"next\">next →</a>",
+            esc(&base),
+            f.offset + 20
+        ));
+    }
+    body.push_str("</p></section><aside class=\"facets\" id=\"facets\">");
+    for (name, values) in &r.facets {
+        body.push_str(&format!("<h4>{}</h4><ul>", esc(name)));
+        for (v, n) in values {
+            body.push_str(&format!(
+                "<li>{} <span class=\"meta\">({n})</span></li>",
+                esc(v)
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("</aside></div>");
+    Html(page("Search", &marking, Some(&w.viewer()), &body)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct ItemQuery {
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+async fn item(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ItemQuery>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let (meta, content) =
+        match api::read_item(&s, w.name.clone(), id, q.justification.clone()).await {
+            Ok(x) => x,
+            Err(e) => return api_error_page(e, Some(&w.viewer())),
+        };
+    let ex = bletchley_index::extract::extract(&meta.title, &content);
+    let entities = bletchley_index::entities::extract(&ex.text);
+    let mut terms: Vec<String> = entities.iter().map(|m| m.term()).collect();
+    terms.sort();
+    terms.dedup();
+    let preview: String = ex.text.chars().take(100_000).collect();
+    let mut body = format!(
+        "<h1 id=\"title\">{}</h1><table class=\"meta\" id=\"provenance\">\
+<tr><th>Marking</th><td id=\"marking\">{}</td></tr><tr><th>Collection</th><td>{}</td></tr>\
+<tr><th>Legal authority</th><td>{}</td></tr><tr><th>Ingested by</th><td>{}</td></tr>\
+<tr><th>Type</th><td>{}</td></tr><tr><th>Size</th><td>{} bytes</td></tr></table>",
+        esc(&meta.title),
+        esc(&meta.marking),
+        esc(&meta.collection),
+        esc(meta.authority.as_deref().unwrap_or("—")),
+        esc(&meta.ingested_by),
+        esc(ex.kind),
+        meta.size
+    );
+    if let Some(flag) = &ex.flag {
+        body.push_str(&format!("<p class=\"error\">{}</p>", esc(flag)));
+    }
+    body.push_str(&format!(
+        "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre><h2>Entities</h2><ul id=\"entities\">",
+        esc(&preview)
+    ));
+    for t in &terms {
+        body.push_str(&format!(
+            "<li><a href=\"/graph?selector={}\">{}</a></li>",
+            url(t),
+            esc(t)
+        ));
+    }
+    body.push_str("</ul>");
+    Html(page(&meta.title, &meta.marking, Some(&w.viewer()), &body)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct GraphForm {
+    #[serde(default)]
+    selector: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    hops: Option<usize>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+async fn graph(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<GraphForm>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let sel = f.selector.clone().unwrap_or_default();
+    let to = f.to.clone().unwrap_or_default();
+    let mut body = format!(
+        "<h1>Link graph</h1><form method=\"get\" action=\"/graph\">\
+<input name=\"selector\" id=\"selector\" size=\"36\" value=\"{}\" placeholder=\"selector, e.g. +447911123456\">\
+<input name=\"to\" id=\"to\" size=\"30\" value=\"{}\" placeholder=\"path to (optional)\">\
+<select name=\"hops\" id=\"hops\"><option>1</option><option{}>2</option><option{}>3</option></select>\
+<button type=\"submit\" id=\"explore\">Explore</button></form>",
+        esc(&sel),
+        esc(&to),
+        if f.hops == Some(2) { " selected" } else { "" },
+        if f.hops == Some(3) { " selected" } else { "" },
+    );
+    if sel.trim().is_empty() {
+        return Html(page("Graph", "OFFICIAL", Some(&w.viewer()), &body)).into_response();
+    }
+    let (kind, q) = if to.trim().is_empty() {
+        (
+            "neighbours",
+            GraphQuery::neighbours(sel, f.hops, f.justification.clone()),
+        )
+    } else {
+        ("path", GraphQuery::path(sel, to, f.justification.clone()))
+    };
+    match api::run_graph(&s, w.name.clone(), kind, q).await {
+        Ok(v) => {
+            if kind == "neighbours" {
+                body.push_str("<table id=\"neighbours\"><tr><th>Hops</th><th>Selector</th><th>Supported by</th></tr>");
+                for n in v["neighbours"].as_array().into_iter().flatten() {
+                    let e = n["entity"].as_str().unwrap_or_default();
+                    let items: Vec<String> = n["via_items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|i| i.as_str())
+                        .map(|i| format!("<a href=\"/items/{}\">item</a>", esc(i)))
+                        .collect();
+                    body.push_str(&format!(
+                        "<tr><td>{}</td><td><a href=\"/graph?selector={}\">{}</a></td><td>{}</td></tr>",
+                        n["hops"],
+                        url(e),
+                        esc(e),
+                        items.join(" ")
+                    ));
+                }
+                body.push_str("</table>");
+            } else {
+                match v["path"].as_array() {
+                    Some(steps) => {
+                        body.push_str("<ol id=\"path\">");
+                        for st in steps {
+                            let e = st["entity"].as_str().unwrap_or_default();
+                            body.push_str(&format!(
+                                "<li><a href=\"/graph?selector={}\">{}</a></li>",
+                                url(e),
+                                esc(e)
+                            ));
+                        }
+                        body.push_str("</ol>");
+                    }
+                    None => body
+                        .push_str("<p id=\"path\">No path between them in what you may see.</p>"),
+                }
+            }
+        }
+        Err(e) => body.push_str(&format!(
+            "<p class=\"error\" id=\"error\">{}</p>",
+            esc(&e.message)
+        )),
+    }
+    // The graph shows selectors and item links, never item content or
+    // markings; its banner is the platform floor.
+    Html(page("Graph", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+}
+
+async fn upload_form(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let who_name = w.name.clone();
+    let choices = s
+        .worker
+        .run(move |st| {
+            let gate = st.platform.gate(&who_name)?;
+            let agency = gate.principal().agency.clone();
+            let clearance = gate.principal().clearance.as_str().to_owned();
+            let cols: Vec<String> = st
+                .platform
+                .collections()?
+                .into_iter()
+                .filter(|c| c.agency == agency)
+                .map(|c| format!("{}/{}", c.agency, c.name))
+                .collect();
+            Ok((cols, clearance))
+        })
+        .await;
+    let (cols, clearance) = match choices {
+        Ok(x) => x,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let options: String = cols
+        .iter()
+        .map(|c| format!("<option>{}</option>", esc(c)))
+        .collect();
+    let body = format!(
+        "<h1>Upload</h1><form method=\"post\" action=\"/upload\" enctype=\"multipart/form-data\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<p><label>Collection <select name=\"collection\" id=\"collection\">{options}</select></label></p>\
+<p><label>Marking <input name=\"marking\" id=\"marking\" size=\"40\" value=\"OFFICIAL\" required></label> \
+<span class=\"meta\">up to {}</span></p>\
+<p><label>Legal authority <input name=\"authority\" id=\"authority\" size=\"30\"></label></p>\
+<p><input type=\"file\" name=\"file\" id=\"file\" required></p>\
+<p><button type=\"submit\" id=\"send\">Upload</button></p></form>",
+        esc(&w.csrf),
+        esc(&clearance)
+    );
+    Html(page("Upload", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+}
+
+async fn upload(State(s): State<Arc<Shared>>, headers: HeaderMap, mut form: Multipart) -> Response {
+    if let Err(r) = same_site(&headers) {
+        return *r;
+    }
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let (mut csrf, mut collection, mut marking, mut authority, mut file) =
+        (None, None, None, None, None);
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let fname = field.file_name().map(str::to_owned);
+                let Ok(bytes) = field.bytes().await else {
+                    return error_page(
+                        StatusCode::BAD_REQUEST,
+                        Some(&w.viewer()),
+                        "upload interrupted or too large",
+                    );
+                };
+                let text = || String::from_utf8_lossy(&bytes).into_owned();
+                match name.as_str() {
+                    "csrf" => csrf = Some(text()),
+                    "collection" => collection = Some(text()),
+                    "marking" => marking = Some(text()),
+                    "authority" => authority = Some(text()).filter(|a| !a.trim().is_empty()),
+                    "file" => file = Some((fname.unwrap_or_default(), bytes.to_vec())),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    Some(&w.viewer()),
+                    "malformed upload form",
+                );
+            }
+        }
+    }
+    let caller = auth::Caller {
+        principal: w.name.clone(),
+        via: Via::Session {
+            token: w.token.clone(),
+            csrf: w.csrf.clone(),
+        },
+    };
+    if let Err(e) = caller.check_csrf(csrf.as_deref()) {
+        return api_error_page(e, Some(&w.viewer()));
+    }
+    let (Some(collection), Some(marking), Some((title, bytes))) = (collection, marking, file)
+    else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            Some(&w.viewer()),
+            "collection, marking and file are required",
+        );
+    };
+    if let Err(e) = Marking::parse(&marking) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            Some(&w.viewer()),
+            &format!("marking: {e}"),
+        );
+    }
+    match api::ingest(
+        &s,
+        w.name.clone(),
+        Upload::new(collection, marking.clone(), title, authority),
+        bytes,
+    )
+    .await
+    {
+        Ok(id) => Html(page(
+            "Uploaded",
+            &marking,
+            Some(&w.viewer()),
+            &format!(
+                "<p id=\"uploaded\">Stored as <a href=\"/items/{}\">{}</a>.</p>",
+                esc(&id),
+                esc(&id)
+            ),
+        ))
+        .into_response(),
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
+}

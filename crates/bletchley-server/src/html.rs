@@ -1,0 +1,99 @@
+//! HTML for the console: escaping, the page frame and the classification
+//! banners at the top and bottom of every page.
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// Percent-encodes a query value.
+pub fn url(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            o.push(char::from(b));
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+/// The CSS class of a banner: its classification's colour.
+fn banner_class(marking: &str) -> &'static str {
+    if marking.starts_with("TOP SECRET") {
+        "b-ts"
+    } else if marking.starts_with("SECRET") {
+        "b-s"
+    } else {
+        "b-o"
+    }
+}
+
+/// Who is looking, for the header.
+pub struct Viewer<'a> {
+    /// Principal name.
+    pub name: &'a str,
+    /// CSRF token for the logout form.
+    pub csrf: &'a str,
+}
+
+/// A whole page: banner, navigation, body, banner. `marking` is the
+/// high-water mark of everything on the page.
+pub fn page(title: &str, marking: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
+    let banner = format!(
+        "<div class=\"banner {}\" role=\"note\" aria-label=\"classification\">{}</div>",
+        banner_class(marking),
+        esc(marking)
+    );
+    let nav = match viewer {
+        Some(v) => format!(
+            "<nav><a href=\"/search\">Search</a> <a href=\"/graph\">Graph</a> <a href=\"/upload\">Upload</a>\
+<span class=\"who\">{}</span><form method=\"post\" action=\"/logout\" class=\"inline\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"logout\">Log out</button></form></nav>",
+            esc(v.name),
+            esc(v.csrf)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{} · Bletchley</title><link rel=\"stylesheet\" href=\"/static/console.css\"></head>\
+<body>{banner}<header><a class=\"brand\" href=\"/search\">Bletchley</a>{nav}</header><main>{body}</main>{banner}</body></html>",
+        esc(title)
+    )
+}
+
+/// The stylesheet (served from `/static/console.css`; the content policy
+/// forbids inline styles and scripts).
+pub const CSS: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2733;background:#f5f7fa}
+.banner{text-align:center;font-weight:700;letter-spacing:.06em;padding:.3em;color:#fff}
+.b-o{background:#2f6f3e}.b-s{background:#c0392b}.b-ts{background:#e67e22;color:#111}
+header{display:flex;align-items:center;gap:1.5em;padding:.6em 1.2em;background:#1d2733;color:#fff}
+header a{color:#fff;text-decoration:none;margin-right:1em}.brand{font-weight:700;font-size:1.2em}
+nav{display:flex;align-items:center;gap:.4em;flex:1}.who{margin-left:auto;margin-right:1em;opacity:.8}
+.inline{display:inline}button,input,select{font:inherit;padding:.35em .6em}
+main{max-width:70em;margin:1.5em auto;padding:0 1.2em}
+.hit{background:#fff;border:1px solid #dde3ea;border-radius:6px;padding:.8em 1em;margin:.6em 0}
+.hit h3{margin:0 0 .3em 0;font-size:1.05em}.meta{color:#5b6b7c;font-size:.85em}
+.mark{display:inline-block;font-size:.75em;font-weight:700;padding:.1em .4em;border-radius:3px;color:#fff}
+.layout{display:grid;grid-template-columns:1fr 16em;gap:1.5em}
+.facets h4{margin:.8em 0 .2em 0;text-transform:capitalize}.facets ul{list-style:none;padding:0;margin:0}
+pre.text{white-space:pre-wrap;background:#fff;border:1px solid #dde3ea;padding:1em;border-radius:6px;max-height:40em;overflow:auto}
+.error{background:#fdecea;border:1px solid #e0b4b4;padding:.8em 1em;border-radius:6px}
+table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde3ea;padding:.3em .6em;text-align:left}
+b{background:#fff2a8}
+"#;

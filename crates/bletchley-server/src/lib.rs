@@ -1,0 +1,171 @@
+//! `bletchley serve`: the platform over HTTPS. A JSON API for every
+//! command-line capability and a server-rendered web console, behind
+//! password sessions (secure cookies, CSRF tokens, throttled logins) or
+//! scoped API tokens. Every data path goes through the same gated,
+//! audited platform calls as the command line.
+
+mod api;
+mod auth;
+mod console;
+mod error;
+mod html;
+mod openapi;
+pub mod tls;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Request, header};
+use axum::routing::{get, post};
+use bletchley_store::Platform;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::ServiceExt;
+
+pub use error::ApiError;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Certificate or key trouble.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Files and sockets.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// Opening the index.
+    #[error(transparent)]
+    Index(#[from] bletchley_index::Error),
+}
+
+/// How to serve.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// A certificate and key (PEM) to use instead of the generated one.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub(crate) worker: worker::Worker,
+    pub(crate) sessions: auth::Sessions,
+    pub(crate) throttle: auth::Throttle,
+}
+
+/// The client's address, for login throttling.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/login", post(api::login))
+        .route("/logout", post(api::logout))
+        .route("/me", get(api::me))
+        .route("/search", get(api::search))
+        .route("/suggest", get(api::suggest))
+        .route("/items", get(api::list).post(api::upload))
+        .route("/items/{id}", get(api::item))
+        .route("/items/{id}/content", get(api::content))
+        .route("/graph/neighbours", get(api::neighbours))
+        .route("/graph/path", get(api::path))
+        .route("/graph/common", get(api::common))
+        .route("/graph/communities", get(api::communities))
+        .route("/graph/centrality", get(api::centrality))
+        .route("/timeline", get(api::timeline))
+        .route("/openapi.json", get(api::openapi))
+        .fallback(api::not_found);
+    Router::new()
+        .nest("/api", api)
+        .merge(console::routes())
+        .layer(DefaultBodyLimit::max(api::MAX_UPLOAD))
+        .with_state(shared)
+}
+
+/// Headers every answer carries: no caching of intelligence, no framing,
+/// no sniffing, a strict content policy, HTTPS only.
+fn harden(h: &mut axum::http::HeaderMap) {
+    for (k, v) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+}
+
+/// Serves until the process is stopped. Prints the URL once listening.
+pub fn serve(platform: Platform, opts: &ServeOptions) -> Result<(), ServeError> {
+    let tls = tls::server_config(
+        &platform,
+        opts.tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+    )?;
+    let mut platform = platform;
+    let index = bletchley_index::access::open_synced(&mut platform)?;
+    let shared = Arc::new(Shared {
+        worker: worker::Worker::start(worker::State { platform, index }),
+        sessions: auth::Sessions::default(),
+        throttle: auth::Throttle::default(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Io("tokio runtime".into(), e))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| ServeError::Io(opts.listen.to_string(), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| ServeError::Io(opts.listen.to_string(), e))?;
+        println!("listening on https://{local}/");
+        let app = router(shared);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("bletchley serve: accept: {e}");
+                    continue;
+                }
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                // A handshake that stalls is dropped rather than held open.
+                let tls = match tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    acceptor.accept(tcp),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => s,
+                    _ => return,
+                };
+                let svc =
+                    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ClientAddr(peer));
+                        let app = app.clone();
+                        async move {
+                            let mut resp = app.oneshot(req.map(axum::body::Body::new)).await?;
+                            harden(resp.headers_mut());
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    })
+}

@@ -1,0 +1,122 @@
+//! The OpenAPI 3.1 description of the JSON API, served at
+//! `/api/openapi.json`. Kept beside the routes it describes.
+
+use serde_json::{Value, json};
+
+fn q(name: &str, required: bool, schema: Value, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": required, "schema": schema, "description": description })
+}
+
+fn err(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn ok_json(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } })
+}
+
+fn read_op(summary: &str, params: Vec<Value>) -> Value {
+    json!({
+        "summary": summary,
+        "security": [{ "session": [] }, { "token": [] }],
+        "parameters": params,
+        "responses": {
+            "200": ok_json("result over what the caller may see"),
+            "400": err("malformed request"),
+            "401": err("not authenticated"),
+            "403": err("authenticated but not allowed (scope, justification)"),
+            "404": err("not found or not permitted"),
+        }
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let just = || {
+        q(
+            "justification",
+            false,
+            json!({ "type": "string", "maxLength": 1000 }),
+            "why (required to include bulk collections)",
+        )
+    };
+    let s = || json!({ "type": "string", "minLength": 1, "maxLength": 500 });
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Bletchley API", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Every answer is computed over what the caller may see; denied and absent items read alike." },
+        "components": {
+            "securitySchemes": {
+                "session": { "type": "apiKey", "in": "cookie", "name": "__Host-bletchley" },
+                "token": { "type": "http", "scheme": "bearer" }
+            },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } }
+            }
+        },
+        "paths": {
+            "/api/login": { "post": {
+                "summary": "Start a browser session",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["name", "password"],
+                    "properties": { "name": { "type": "string" }, "password": { "type": "string" } } } } } },
+                "responses": { "200": ok_json("session started; cookie set; CSRF token returned"),
+                               "400": err("malformed request"), "401": err("wrong name or password"),
+                               "415": err("not JSON"), "422": err("missing fields"), "429": err("throttled") } } },
+            "/api/logout": { "post": { "summary": "End the session (needs X-CSRF-Token)",
+                "security": [{ "session": [] }],
+                "responses": { "204": { "description": "ended" }, "401": err("not authenticated"), "403": err("CSRF token missing or wrong") } } },
+            "/api/me": { "get": read_op("Who the caller is", vec![]) },
+            "/api/search": { "get": read_op("Full-text search", vec![
+                q("q", true, s(), "query: terms, \"phrases\", AND/OR/NOT, type:, lang:, collection:, from:, to:, entity:, term~"),
+                q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "hits per page"),
+                q("offset", false, json!({ "type": "integer", "minimum": 0, "maximum": 100000 }), "hits to skip"),
+                q("sort", false, json!({ "type": "string", "enum": ["relevance", "time"] }), "order"),
+                q("facets", false, json!({ "type": "boolean" }), "count facets"),
+                just() ]) },
+            "/api/suggest": { "get": read_op("Complete a word or selector", vec![
+                q("prefix", true, json!({ "type": "string", "minLength": 2, "maxLength": 100 }), "start of a word or selector"),
+                q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 100 }), "how many"),
+                just() ]) },
+            "/api/items": {
+                "get": read_op("Items the caller may see", vec![just()]),
+                "post": {
+                    "summary": "Upload one file (needs X-CSRF-Token with a session, or a write-scoped token)",
+                    "security": [{ "session": [] }, { "token": [] }],
+                    "parameters": [
+                        q("collection", true, s(), "agency/name"),
+                        q("marking", true, s(), "banner, e.g. SECRET//UK EYES ONLY"),
+                        q("title", true, json!({ "type": "string", "minLength": 1, "maxLength": 255 }), "file name"),
+                        q("authority", false, s(), "legal authority"),
+                        just() ],
+                    "requestBody": { "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
+                    "responses": { "201": ok_json("stored; id returned"), "400": err("bad marking, title or collection"),
+                                   "401": err("not authenticated"), "403": err("not allowed"), "413": err("too large"),
+                                   "415": err("wrong content type") } } },
+            "/api/items/{id}": { "get": {
+                "summary": "An item: metadata, text, entities",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
+                "responses": { "200": ok_json("the item"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+            "/api/items/{id}/content": { "get": {
+                "summary": "An item's original bytes",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
+                "responses": { "200": { "description": "the bytes", "content": { "application/octet-stream": {} } },
+                               "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+            "/api/graph/neighbours": { "get": read_op("Selectors near one", vec![
+                q("selector", true, s(), "a selector"), q("hops", false, json!({ "type": "integer", "minimum": 1, "maximum": 4 }), "links out"), just() ]) },
+            "/api/graph/path": { "get": read_op("Shortest chain between two selectors", vec![
+                q("from", true, s(), "a selector"), q("to", true, s(), "a selector"), just() ]) },
+            "/api/graph/common": { "get": read_op("Contacts common to two selectors", vec![
+                q("from", true, s(), "a selector"), q("to", true, s(), "a selector"), just() ]) },
+            "/api/graph/communities": { "get": read_op("Communities", vec![just()]) },
+            "/api/graph/centrality": { "get": read_op("Most central selectors", vec![just()]) },
+            "/api/timeline": { "get": read_op("Events between selectors", vec![
+                q("selectors", true, s(), "comma-separated selectors"), just() ]) },
+            "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok_json("OpenAPI 3.1") } } }
+        }
+    })
+}
