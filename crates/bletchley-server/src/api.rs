@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{self, Caller, authenticate};
 use crate::error::ApiError;
+use crate::extract::{J, Q, Raw};
 use crate::{ClientAddr, Shared};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -102,7 +102,7 @@ pub(crate) async fn login_as(
 pub async fn login(
     State(s): State<Arc<Shared>>,
     axum::Extension(addr): axum::Extension<ClientAddr>,
-    Json(l): Json<Login>,
+    J(l): J<Login>,
 ) -> ApiResult<Response> {
     let (token, csrf) = login_as(&s, &addr, &l.name, &l.password).await?;
     let mut r = Json(json!({ "principal": l.name, "csrf": csrf })).into_response();
@@ -244,7 +244,7 @@ impl SearchQuery {
 pub async fn search(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<SearchQuery>,
+    Q(q): Q<SearchQuery>,
 ) -> ApiResult<Json<bletchley_index::SearchResults>> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;
@@ -265,7 +265,7 @@ pub struct SuggestQuery {
 pub async fn suggest(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<SuggestQuery>,
+    Q(q): Q<SuggestQuery>,
 ) -> ApiResult<Json<Vec<bletchley_index::Suggestion>>> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;
@@ -298,7 +298,7 @@ pub struct Why {
 pub async fn list(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(w): Query<Why>,
+    Q(w): Q<Why>,
 ) -> ApiResult<Json<Value>> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;
@@ -333,7 +333,7 @@ pub async fn item(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(w): Query<Why>,
+    Q(w): Q<Why>,
 ) -> ApiResult<Json<Value>> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;
@@ -354,7 +354,7 @@ pub async fn content(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(w): Query<Why>,
+    Q(w): Q<Why>,
 ) -> ApiResult<Response> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;
@@ -469,8 +469,8 @@ impl Upload {
 pub async fn upload(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(u): Query<Upload>,
-    body: Bytes,
+    Q(u): Q<Upload>,
+    Raw(body): Raw,
 ) -> ApiResult<Response> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Write)?;
@@ -606,7 +606,7 @@ macro_rules! graph_endpoint {
         pub async fn $name(
             State(s): State<Arc<Shared>>,
             headers: HeaderMap,
-            Query(q): Query<GraphQuery>,
+            Q(q): Q<GraphQuery>,
         ) -> ApiResult<Json<Value>> {
             let c = caller(&s, &headers).await?;
             c.require(TokenScope::Read)?;
@@ -634,7 +634,7 @@ pub struct TimelineQuery {
 pub async fn timeline(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<TimelineQuery>,
+    Q(q): Q<TimelineQuery>,
 ) -> ApiResult<Json<Value>> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;

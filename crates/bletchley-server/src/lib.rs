@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod console;
 mod error;
+mod extract;
 mod html;
 mod openapi;
 pub mod tls;

@@ -10,5 +10,6 @@ mod dedup_retention;
 mod graph;
 mod residency;
 mod search;
+mod server;
 mod shred;
 mod tamper;

@@ -1,0 +1,527 @@
+//! The HTTPS server driven over real TLS: authentication on every endpoint,
+//! CSRF on state changes, token scopes, throttling, bad input refused with
+//! nothing stored, denials indistinguishable from absence, and no side
+//! channel through the API.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::common::Env;
+
+const PW: &str = "correct horse battery staple";
+
+/// A running `bletchley serve` on a free port.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    cert: Vec<u8>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn start(env: &Env) -> Server {
+        let mut child = env
+            .cmd(&["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read url");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let cert = std::fs::read(env.data.join("tls/cert.pem")).expect("cert");
+        Server { child, url, cert }
+    }
+
+    /// A client that trusts only this server's certificate and keeps cookies.
+    pub fn client(&self) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&self.cert) {
+            roots.add(c.expect("pem")).expect("add root");
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Client::builder()
+            .use_preconfigured_tls(tls)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    pub fn get(&self, c: &Client, path: &str) -> (StatusCode, Value) {
+        let r = c.get(format!("{}{path}", self.url)).send().expect("send");
+        let status = r.status();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// Logs in; returns the CSRF token.
+    pub fn login(&self, c: &Client, name: &str) -> String {
+        let r = c
+            .post(format!("{}/api/login", self.url))
+            .json(&serde_json::json!({ "name": name, "password": PW }))
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::OK, "login {name}");
+        let v: Value = r.json().expect("json");
+        v["csrf"].as_str().expect("csrf").to_owned()
+    }
+}
+
+pub fn set_password(env: &Env, name: &str) {
+    let o = env
+        .cmd(&["principal", "passwd", name])
+        .env("BLETCHLEY_NEW_PASSWORD", PW)
+        .output()
+        .expect("passwd");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn token(env: &Env, name: &str, scopes: &str) -> String {
+    let out = env.ok(&[
+        "principal",
+        "token",
+        "create",
+        name,
+        "--scopes",
+        scopes,
+        "--label",
+        "test",
+    ]);
+    out.lines().last().expect("token line").trim().to_owned()
+}
+
+fn count_items(s: &Server, c: &Client) -> usize {
+    let (st, v) = s.get(c, "/api/items?justification=test");
+    assert_eq!(st, StatusCode::OK);
+    v["items"].as_array().expect("items").len()
+}
+
+#[test]
+fn api_authenticates_enforces_csrf_scopes_and_refuses_bad_input() {
+    let env = Env::new();
+    env.basic();
+    env.ok(&[
+        "principal",
+        "add",
+        "sid",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "SECRET",
+        "--nationality",
+        "GBR",
+    ]);
+    for p in ["alice", "boss", "sid"] {
+        set_password(&env, p);
+    }
+    let ts = env.file("ts.txt", b"top secret harbour plan");
+    let ts_id = env.ingest("alice", "mi5/ct", "TOP SECRET", &[&ts])[0].clone();
+    let s_file = env.file("s.txt", b"secret harbour note");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&s_file]);
+    let read = token(&env, "alice", "read");
+    let write = token(&env, "alice", "read,write");
+    let revoked = token(&env, "alice", "read");
+    let revoked_id = revoked.split('.').nth(2).expect("id").to_owned();
+    env.ok(&["principal", "token", "revoke", "alice", &revoked_id]);
+
+    let s = Server::start(&env);
+    let anon = s.client();
+
+    // Every endpoint needs credentials; 401 is distinct from 403.
+    for path in [
+        "/api/me",
+        "/api/search?q=harbour",
+        "/api/suggest?prefix=ha",
+        "/api/items",
+        &format!("/api/items/{ts_id}"),
+        &format!("/api/items/{ts_id}/content"),
+        "/api/graph/neighbours?selector=x@example.org",
+        "/api/graph/path?from=a@example.org&to=b@example.org",
+        "/api/graph/common?from=a@example.org&to=b@example.org",
+        "/api/graph/communities",
+        "/api/graph/centrality",
+        "/api/timeline?selectors=a@example.org",
+    ] {
+        let (st, v) = s.get(&anon, path);
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(v["error"]["code"], "unauthenticated", "{path}");
+    }
+    let r = anon
+        .post(format!(
+            "{}/api/items?collection=mi5/ct&marking=OFFICIAL&title=a.txt",
+            s.url
+        ))
+        .header("content-type", "application/octet-stream")
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (st, doc) = s.get(&anon, "/api/openapi.json");
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/search"].is_object());
+    // Unknown API paths: JSON, not HTML.
+    let (st, v) = s.get(&anon, "/api/nothing-here");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_such_endpoint"))
+    );
+
+    // Wrong password, malformed login.
+    let r = anon
+        .post(format!("{}/api/login", s.url))
+        .json(&serde_json::json!({ "name": "alice", "password": "wrong wrong wrong" }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = anon
+        .post(format!("{}/api/login", s.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+
+    // A session: me, search, CSRF on state changes.
+    let alice = s.client();
+    let csrf = s.login(&alice, "alice");
+    let (st, me) = s.get(&alice, "/api/me");
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me["name"], "alice");
+    let (_, res) = s.get(&alice, "/api/search?q=harbour&facets=true");
+    assert_eq!(res["total"], 2);
+    let before = count_items(&s, &alice);
+    let up = |c: &Client, q: &str, ct: &str, csrf: Option<&str>, body: Vec<u8>| {
+        let mut r = c
+            .post(format!("{}/api/items?{q}", s.url))
+            .header("content-type", ct)
+            .body(body);
+        if let Some(t) = csrf {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send().unwrap()
+    };
+    let good = "collection=mi5/ct&marking=SECRET&title=up.txt";
+    let r = up(
+        &alice,
+        good,
+        "application/octet-stream",
+        None,
+        b"no csrf".to_vec(),
+    );
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = up(
+        &alice,
+        good,
+        "application/octet-stream",
+        Some("0000"),
+        b"bad csrf".to_vec(),
+    );
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    for (q, ct, body, want) in [
+        (
+            good,
+            "text/plain",
+            b"wrong type".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "collection=mi5/ct&marking=SECRET&title=..%2F..%2Fetc%2Fpasswd",
+            "application/octet-stream",
+            b"x".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "collection=mi5/ct&marking=SECRET&title=a%0D%0ASet-Cookie:%20x",
+            "application/octet-stream",
+            b"x".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "collection=mi5/ct&marking=SECRET%2F%2FBOGUS%20THING&title=a.txt",
+            "application/octet-stream",
+            b"x".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "collection=mi5/ct&title=a.txt",
+            "application/octet-stream",
+            b"x".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            good,
+            "application/octet-stream",
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            good,
+            "application/octet-stream",
+            vec![b'x'; 65 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ] {
+        let r = up(&alice, q, ct, Some(&csrf), body);
+        assert_eq!(r.status(), want, "{q} {ct}");
+        if want != StatusCode::PAYLOAD_TOO_LARGE {
+            let v: Value = r.json().unwrap_or(Value::Null);
+            assert!(v["error"]["message"].is_string(), "{q}: {v}");
+        }
+    }
+    assert_eq!(
+        count_items(&s, &alice),
+        before,
+        "a refused upload stored something"
+    );
+    let r = up(
+        &alice,
+        good,
+        "application/octet-stream",
+        Some(&csrf),
+        b"uploaded harbour text".to_vec(),
+    );
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let new_id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(count_items(&s, &alice), before + 1);
+    let (st, it) = s.get(&alice, &format!("/api/items/{new_id}"));
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(it["text"], "uploaded harbour text");
+    let r = alice
+        .get(format!("{}/api/items/{new_id}/content", s.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["x-marking"], "SECRET");
+    assert_eq!(r.bytes().unwrap().as_ref(), b"uploaded harbour text");
+
+    // A denied item reads exactly like a missing one.
+    let sid = s.client();
+    s.login(&sid, "sid");
+    let denied = s.get(&sid, &format!("/api/items/{ts_id}"));
+    let missing = s.get(&sid, "/api/items/01a00000-0000-7000-8000-000000000000");
+    assert_eq!(denied.0, StatusCode::NOT_FOUND);
+    assert_eq!(denied, missing);
+    assert_eq!(denied.1["error"]["message"], "not found or not permitted");
+    let (_, res) = s.get(&sid, "/api/search?q=harbour&facets=true");
+    assert_eq!(
+        res["total"], 2,
+        "sid sees the SECRET note and the upload, not the TOP SECRET plan"
+    );
+
+    // Tokens: scopes, revocation, garbage.
+    let bearer = |t: &str, q: &str| {
+        anon.get(format!("{}{q}", s.url))
+            .bearer_auth(t)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(bearer(&read, "/api/search?q=harbour"), StatusCode::OK);
+    assert_eq!(
+        bearer(&revoked, "/api/search?q=harbour"),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bearer("bt1.alice.nope.nope", "/api/me"),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(bearer("not a token", "/api/me"), StatusCode::UNAUTHORIZED);
+    let r = anon
+        .post(format!("{}/api/items?{good}", s.url))
+        .bearer_auth(&read)
+        .header("content-type", "application/octet-stream")
+        .body("read-only token")
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "a read token cannot upload"
+    );
+    let r = anon
+        .post(format!("{}/api/items?{good}", s.url))
+        .bearer_auth(&write)
+        .header("content-type", "application/octet-stream")
+        .body("written by a token")
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "a write token needs no CSRF token"
+    );
+
+    // Logout needs CSRF and ends the session server-side.
+    let r = alice.post(format!("{}/api/logout", s.url)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = alice
+        .post(format!("{}/api/logout", s.url))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(s.get(&alice, "/api/me").0, StatusCode::UNAUTHORIZED);
+
+    // Guessing is throttled: after five failures even the right password waits.
+    for _ in 0..6 {
+        let r = anon
+            .post(format!("{}/api/login", s.url))
+            .json(&serde_json::json!({ "name": "boss", "password": "guess guess guess" }))
+            .send()
+            .unwrap();
+        assert!(matches!(
+            r.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+        ));
+    }
+    let r = anon
+        .post(format!("{}/api/login", s.url))
+        .json(&serde_json::json!({ "name": "boss", "password": PW }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Security headers on every answer.
+    let r = anon.get(format!("{}/login", s.url)).send().unwrap();
+    for h in [
+        "content-security-policy",
+        "x-frame-options",
+        "cache-control",
+        "strict-transport-security",
+    ] {
+        assert!(r.headers().contains_key(h), "{h}");
+    }
+    drop(s);
+    // Logins and uploads are in the audit log.
+    let audit = env.ok(&["audit", "show"]);
+    assert!(
+        audit.contains("login") && audit.contains("ingest"),
+        "{audit}"
+    );
+}
+
+/// The console: banners follow what is on the page, denied items say
+/// nothing, logout ends the session.
+#[test]
+fn console_pages_show_banners_and_deny_plainly() {
+    let env = Env::new();
+    env.basic();
+    env.ok(&[
+        "principal",
+        "add",
+        "sid",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "SECRET",
+        "--nationality",
+        "GBR",
+    ]);
+    for p in ["alice", "sid"] {
+        set_password(&env, p);
+    }
+    let ts = env.file("plan.txt", b"harbour plan for +44 7911 123456");
+    let ts_id = env.ingest("alice", "mi5/ct", "TOP SECRET", &[&ts])[0].clone();
+    let o = env.file("note.txt", b"harbour note mentioning +44 7911 123456");
+    env.ingest("alice", "mi5/ct", "OFFICIAL", &[&o]);
+    let x = env.file("x.txt", b"<script>alert(1)</script> harbour");
+    env.ingest("alice", "mi5/ct", "OFFICIAL", &[&x]);
+    let s = Server::start(&env);
+    let c = s.client();
+    // Not logged in: the console sends you to the login page.
+    let r = c.get(format!("{}/search?q=harbour", s.url)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = |c: &Client, path: &str| {
+        let r = c.get(format!("{}{path}", s.url)).send().unwrap();
+        (r.status(), r.text().unwrap())
+    };
+    let login = |c: &Client, name: &str| {
+        let r = c
+            .post(format!("{}/login", s.url))
+            .form(&[("name", name), ("password", PW)])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name}");
+    };
+    login(&c, "alice");
+    let (st, html) = page(&c, "/search?q=harbour");
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        html.matches("class=\"banner b-ts\"").count(),
+        2,
+        "top and bottom TOP SECRET banners"
+    );
+    assert!(html.contains("plan.txt") && html.contains("note.txt"));
+    let sid = s.client();
+    login(&sid, "sid");
+    let (_, html) = page(&sid, "/search?q=harbour");
+    assert_eq!(
+        html.matches("class=\"banner b-o\"").count(),
+        2,
+        "OFFICIAL banners for sid"
+    );
+    assert!(!html.contains("plan.txt"));
+    let (st, html) = page(&sid, &format!("/items/{ts_id}"));
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(html.contains("not found or not permitted") && !html.contains("plan"));
+    let (st, html) = page(&c, &format!("/items/{ts_id}"));
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("phone:+447911123456"), "entities listed");
+    let (st, html) = page(&c, "/graph?selector=%2B447911123456");
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("id=\"neighbours\""));
+    // Hostile text is escaped.
+    let (_, html) = page(&c, "/search?q=harbour");
+    assert!(html.contains("x.txt"));
+    assert!(
+        !html.contains("<script>alert"),
+        "unescaped script in the page"
+    );
+    // Logout: the form needs the CSRF token; then the session is gone.
+    let r = c
+        .post(format!("{}/logout", s.url))
+        .form(&[("csrf", "wrong")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let csrf = {
+        let (_, html) = page(&c, "/search");
+        let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+        html[at..at + 32].to_owned()
+    };
+    let r = c
+        .post(format!("{}/logout", s.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c.get(format!("{}/search?q=harbour", s.url)).send().unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "logged out");
+}
