@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::common::Env;
 
-fn setup(env: &Env) {
+pub(crate) fn setup(env: &Env) {
     for a in ["mi5", "gchq", "mod"] {
         env.ok(&["agency", "add", a]);
     }
@@ -66,7 +66,7 @@ fn setup(env: &Env) {
     env.ok(&["operation", "share", "ENDED", "mod/old"]);
 }
 
-const VISIBLE: &[(&str, &str, &str, &str, &str)] = &[
+pub(crate) const VISIBLE: &[(&str, &str, &str, &str, &str)] = &[
     (
         "alice",
         "mi5/ct",
@@ -111,7 +111,7 @@ const VISIBLE: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
-const INVISIBLE: &[(&str, &str, &str, &str, &str)] = &[
+pub(crate) const INVISIBLE: &[(&str, &str, &str, &str, &str)] = &[
     // A higher classification.
     (
         "alice",
@@ -162,7 +162,7 @@ const INVISIBLE: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
-fn ingest(env: &Env, items: &[(&str, &str, &str, &str, &str)]) {
+pub(crate) fn ingest(env: &Env, items: &[(&str, &str, &str, &str, &str)]) {
     for (who, coll, marking, title, text) in items {
         let f = env.file(title, text.as_bytes());
         env.ingest(who, coll, marking, &[&f]);
@@ -295,7 +295,7 @@ fn bad_queries_are_refused_clearly() {
     );
 }
 
-const VISIBLE_LINKS: &[(&str, &str, &str, &str, &str)] = &[
+pub(crate) const VISIBLE_LINKS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "alice",
         "mi5/ct",
@@ -326,7 +326,7 @@ const VISIBLE_LINKS: &[(&str, &str, &str, &str, &str)] = &[
     ),
 ];
 
-const INVISIBLE_LINKS: &[(&str, &str, &str, &str, &str)] = &[
+pub(crate) const INVISIBLE_LINKS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "alice",
         "mi5/ct",

@@ -525,3 +525,87 @@ fn console_pages_show_banners_and_deny_plainly() {
     let r = c.get(format!("{}/search?q=harbour", s.url)).send().unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "logged out");
 }
+
+/// What bob gets over the API is the same whether or not items he may not
+/// see exist: hits, counts, facets, suggestions, graph and timeline.
+#[test]
+fn no_side_channel_through_the_api() {
+    use crate::search::{INVISIBLE, INVISIBLE_LINKS, VISIBLE, VISIBLE_LINKS, ingest, setup};
+    let small = Env::new();
+    let big = Env::new();
+    setup(&small);
+    setup(&big);
+    ingest(&small, VISIBLE);
+    ingest(&small, VISIBLE_LINKS);
+    ingest(&big, INVISIBLE);
+    ingest(&big, INVISIBLE_LINKS);
+    ingest(&big, VISIBLE);
+    ingest(&big, VISIBLE_LINKS);
+    set_password(&small, "bob");
+    set_password(&big, "bob");
+    let (ss, bs) = (Server::start(&small), Server::start(&big));
+    let (sc, bc) = (ss.client(), bs.client());
+    ss.login(&sc, "bob");
+    bs.login(&bc, "bob");
+    // Item ids differ between the stores; compare with ids replaced by titles.
+    let titles = |s: &Server, c: &Client| -> Vec<(String, String)> {
+        let (_, v) = s.get(c, "/api/items");
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap().to_owned(),
+                    i["title"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (st, bt) = (titles(&ss, &sc), titles(&bs, &bc));
+    let get = |s: &Server, c: &Client, ids: &[(String, String)], path: &str| -> String {
+        let (status, v) = s.get(c, path);
+        assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        let mut v = v;
+        strip_times(&mut v);
+        let mut text = v.to_string();
+        for (id, title) in ids {
+            text = text.replace(id, title);
+        }
+        text
+    };
+    for path in [
+        "/api/search?q=harbour&facets=true",
+        "/api/search?q=courier%20network&facets=true&limit=2&offset=1",
+        "/api/search?q=harbor~&facets=true",
+        "/api/suggest?prefix=ha",
+        "/api/suggest?prefix=cour",
+        "/api/graph/neighbours?selector=%2B44%2020%207946%200018&hops=3",
+        "/api/graph/path?from=%2B44%2020%207946%200018&to=https://drop.example.net/x",
+        "/api/graph/communities",
+        "/api/graph/centrality",
+        "/api/timeline?selectors=viking@example.org,203.0.113.7,%2B44%2020%207946%200018",
+    ] {
+        let a = get(&ss, &sc, &st, path);
+        let b = get(&bs, &bc, &bt, path);
+        assert_eq!(a, b, "{path} differs when invisible items exist");
+        // Each query finds something, so equality is not of two empties.
+        assert!(
+            !a.contains("\"total\":0") && a != "[]" && !a.contains("\"path\":null"),
+            "{path} found nothing: {a}"
+        );
+    }
+}
+
+/// Removes ingest times, which differ between two stores.
+fn strip_times(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("created_ms");
+            o.remove("time_ms");
+            o.values_mut().for_each(strip_times);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_times),
+        _ => {}
+    }
+}
