@@ -118,8 +118,13 @@ pub async fn login(
 pub async fn logout(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<Response> {
     let c = caller(&s, &headers).await?;
     c.check_csrf(csrf_header(&headers))?;
-    if let auth::Via::Session { token, .. } = &c.via {
-        s.sessions.revoke(token);
+    match &c.via {
+        auth::Via::Session { token, .. } => s.sessions.revoke(token),
+        auth::Via::Token { .. } => {
+            return Err(ApiError::bad_request(
+                "logout ends a browser session; revoke a token with `bletchley principal token revoke`",
+            ));
+        }
     }
     let who = c.principal.clone();
     s.worker

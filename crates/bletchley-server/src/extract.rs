@@ -9,6 +9,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// Longest justification accepted.
+pub const MAX_JUSTIFICATION: usize = 1000;
+/// Longest other query parameter accepted.
+pub const MAX_PARAM: usize = 500;
+
 /// Query parameters.
 pub struct Q<T>(pub T);
 
@@ -16,6 +21,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Bounds that hold for every endpoint: a justification is a
+        // sentence for the audit log, not a payload.
+        if let Ok(Query(all)) =
+            Query::<Vec<(String, String)>>::from_request_parts(parts, state).await
+        {
+            for (k, v) in &all {
+                let max = if k == "justification" {
+                    MAX_JUSTIFICATION
+                } else {
+                    MAX_PARAM
+                };
+                if v.chars().count() > max {
+                    return Err(ApiError::bad_request(format!(
+                        "{k} is longer than {max} characters"
+                    )));
+                }
+            }
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(t)| Q(t))

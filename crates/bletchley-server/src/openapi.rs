@@ -12,16 +12,24 @@ fn err(description: &str) -> Value {
 }
 
 fn ok_json(description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } })
+    ok_schema(description, json!({ "type": "object" }))
+}
+
+fn ok_schema(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
 fn read_op(summary: &str, params: Vec<Value>) -> Value {
+    read_op_returning(summary, params, json!({ "type": "object" }))
+}
+
+fn read_op_returning(summary: &str, params: Vec<Value>, schema: Value) -> Value {
     json!({
         "summary": summary,
         "security": [{ "session": [] }, { "token": [] }],
         "parameters": params,
         "responses": {
-            "200": ok_json("result over what the caller may see"),
+            "200": ok_schema("result over what the caller may see", schema),
             "400": err("malformed request"),
             "401": err("not authenticated"),
             "403": err("authenticated but not allowed (scope, justification)"),
@@ -36,11 +44,11 @@ pub fn document() -> Value {
         q(
             "justification",
             false,
-            json!({ "type": "string", "maxLength": 1000 }),
+            json!({ "type": "string", "maxLength": crate::extract::MAX_JUSTIFICATION }),
             "why (required to include bulk collections)",
         )
     };
-    let s = || json!({ "type": "string", "minLength": 1, "maxLength": 500 });
+    let s = || json!({ "type": "string", "minLength": 1, "maxLength": crate::extract::MAX_PARAM });
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Bletchley API", "version": env!("CARGO_PKG_VERSION"),
@@ -67,7 +75,7 @@ pub fn document() -> Value {
                                "415": err("not JSON"), "422": err("missing fields"), "429": err("throttled") } } },
             "/api/logout": { "post": { "summary": "End the session (needs X-CSRF-Token)",
                 "security": [{ "session": [] }],
-                "responses": { "204": { "description": "ended" }, "401": err("not authenticated"), "403": err("CSRF token missing or wrong") } } },
+                "responses": { "204": { "description": "ended" }, "400": err("not a browser session"), "401": err("not authenticated"), "403": err("CSRF token missing or wrong") } } },
             "/api/me": { "get": read_op("Who the caller is", vec![]) },
             "/api/search": { "get": read_op("Full-text search", vec![
                 q("q", true, s(), "query: terms, \"phrases\", AND/OR/NOT, type:, lang:, collection:, from:, to:, entity:, term~"),
@@ -76,10 +84,12 @@ pub fn document() -> Value {
                 q("sort", false, json!({ "type": "string", "enum": ["relevance", "time"] }), "order"),
                 q("facets", false, json!({ "type": "boolean" }), "count facets"),
                 just() ]) },
-            "/api/suggest": { "get": read_op("Complete a word or selector", vec![
+            "/api/suggest": { "get": read_op_returning("Complete a word or selector", vec![
                 q("prefix", true, json!({ "type": "string", "minLength": 2, "maxLength": 100 }), "start of a word or selector"),
                 q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 100 }), "how many"),
-                just() ]) },
+                just() ], json!({ "type": "array", "items": { "type": "object",
+                    "required": ["text", "items"],
+                    "properties": { "text": { "type": "string" }, "items": { "type": "integer" } } } })) },
             "/api/items": {
                 "get": read_op("Items the caller may see", vec![just()]),
                 "post": {
@@ -99,13 +109,13 @@ pub fn document() -> Value {
                 "summary": "An item: metadata, text, entities",
                 "security": [{ "session": [] }, { "token": [] }],
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
-                "responses": { "200": ok_json("the item"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+                "responses": { "200": ok_json("the item"), "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
             "/api/items/{id}/content": { "get": {
                 "summary": "An item's original bytes",
                 "security": [{ "session": [] }, { "token": [] }],
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
                 "responses": { "200": { "description": "the bytes", "content": { "application/octet-stream": {} } },
-                               "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+                               "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
             "/api/graph/neighbours": { "get": read_op("Selectors near one", vec![
                 q("selector", true, s(), "a selector"), q("hops", false, json!({ "type": "integer", "minimum": 1, "maximum": 4 }), "links out"), just() ]) },
             "/api/graph/path": { "get": read_op("Shortest chain between two selectors", vec![
