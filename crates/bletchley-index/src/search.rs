@@ -112,6 +112,10 @@ pub struct SearchIndex {
     /// Visible-set totals (document count, field lengths) per access
     /// profile, valid until the next commit.
     totals: std::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Ids of indexed items, read from the index once and then kept in step
+    /// by `apply`, so reconciling before each query does not reread every
+    /// stored document.
+    known: std::sync::Mutex<Option<HashSet<String>>>,
 }
 
 /// Everything the gate filter needs, taken from the gate.
@@ -194,6 +198,7 @@ impl SearchIndex {
             f,
             home,
             totals: Default::default(),
+            known: Default::default(),
         })
     }
 
@@ -272,6 +277,19 @@ impl SearchIndex {
 
     /// Ids of every indexed item.
     pub fn known_ids(&self) -> Result<HashSet<String>> {
+        if let Ok(guard) = self.known.lock()
+            && let Some(k) = guard.as_ref()
+        {
+            return Ok(k.clone());
+        }
+        let out = self.read_known_ids()?;
+        if let Ok(mut guard) = self.known.lock() {
+            *guard = Some(out.clone());
+        }
+        Ok(out)
+    }
+
+    fn read_known_ids(&self) -> Result<HashSet<String>> {
         let searcher = self.reader.searcher();
         let mut out = HashSet::new();
         for seg in searcher.segment_readers() {
@@ -363,6 +381,14 @@ impl SearchIndex {
         self.reader.reload()?;
         if let Ok(mut t) = self.totals.lock() {
             t.clear();
+        }
+        if let Ok(mut k) = self.known.lock()
+            && let Some(k) = k.as_mut()
+        {
+            for id in removed {
+                k.remove(id);
+            }
+            k.extend(added.iter().map(|a| a.meta.id.clone()));
         }
         Ok(())
     }

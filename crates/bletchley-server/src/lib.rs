@@ -108,9 +108,21 @@ fn harden(h: &mut axum::http::HeaderMap) {
 
 /// Serves until the process is stopped. Prints the URL once listening.
 pub fn serve(platform: Platform, opts: &ServeOptions) -> Result<(), ServeError> {
+    let listener = std::net::TcpListener::bind(opts.listen)
+        .map_err(|e| ServeError::Io(opts.listen.to_string(), e))?;
+    serve_on(platform, listener, opts.tls.clone())
+}
+
+/// Serves on a listener already bound (benchmarks and embedding pick the
+/// port first). Prints the URL once listening.
+pub fn serve_on(
+    platform: Platform,
+    listener: std::net::TcpListener,
+    tls_files: Option<(PathBuf, PathBuf)>,
+) -> Result<(), ServeError> {
     let tls = tls::server_config(
         &platform,
-        opts.tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
     )?;
     let mut platform = platform;
     let index = bletchley_index::access::open_synced(&mut platform)?;
@@ -124,12 +136,14 @@ pub fn serve(platform: Platform, opts: &ServeOptions) -> Result<(), ServeError> 
         .build()
         .map_err(|e| ServeError::Io("tokio runtime".into(), e))?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(opts.listen)
-            .await
-            .map_err(|e| ServeError::Io(opts.listen.to_string(), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ServeError::Io("listener".into(), e))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| ServeError::Io("listener".into(), e))?;
         let local = listener
             .local_addr()
-            .map_err(|e| ServeError::Io(opts.listen.to_string(), e))?;
+            .map_err(|e| ServeError::Io("listener".into(), e))?;
         println!("listening on https://{local}/");
         let app = router(shared);
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);

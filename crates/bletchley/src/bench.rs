@@ -448,9 +448,205 @@ fn bench_graph(edges: usize, queries: usize) {
     );
 }
 
+/// The server under load: `clients` concurrent HTTPS clients, each logged
+/// in, mixing searches (60 %), item reads (30 %) and uploads (10 %) for
+/// `seconds`; reports errors and p50/p99 per endpoint.
+fn bench_server(clients: usize, seconds: u64) -> Result<()> {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("data");
+    let opts = InitOptions {
+        home: Nation::gbr(),
+        jurisdiction: Jurisdiction::parse("GB/london")?,
+        kdf: KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        },
+    };
+    let mut p = Platform::init(&root, &opts, Box::new(FixedUnlock))?;
+    p.add_agency("mi5")?;
+    p.add_principal(&Principal {
+        name: "alice".into(),
+        agency: "mi5".into(),
+        clearance: Classification::TopSecret,
+        compartments: Default::default(),
+        nationality: Nation::gbr(),
+        roles: [Role::Analyst].into_iter().collect(),
+    })?;
+    p.set_password("alice", "bench-password-1")?;
+    p.add_collection("mi5/bench", false)?;
+    // A realistic body of text to search: a generated corpus.
+    let corpus = dir.path().join("corpus");
+    bletchley_corpus::generate(
+        &corpus,
+        &bletchley_corpus::Options {
+            docs: 2_000,
+            seed: 5,
+        },
+    )?;
+    let mut items = Vec::new();
+    for f in crate::bench::files(&corpus)? {
+        let title = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        items.push(NewItem {
+            title,
+            content: std::fs::read(&f)?,
+        });
+    }
+    let ids = p.ingest(
+        "alice",
+        &IngestOptions {
+            collection: "mi5/bench".into(),
+            marking: Marking::parse("SECRET")?,
+            authority: None,
+            retain_until_ms: None,
+            justification: None,
+        },
+        items,
+    )?;
+    bletchley_server::tls::ensure_certificate(&p)?;
+    let cert = std::fs::read(bletchley_server::tls::paths(&root).0)?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("https://{}", listener.local_addr()?);
+    std::thread::spawn(move || bletchley_server::serve_on(p, listener, None));
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&cert) {
+        roots.add(c?)?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let ids = Arc::new(ids);
+    let words = [
+        "harbour", "port", "Porto", "meeting", "phone", "contact", "bank", "report",
+    ];
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let handles: Vec<_> = (0..clients)
+        .map(|n| {
+            let (tls, url, ids) = (tls.clone(), url.clone(), Arc::clone(&ids));
+            std::thread::spawn(move || -> Result<(Vec<(usize, f64)>, usize)> {
+                let c = reqwest::blocking::Client::builder()
+                    .use_preconfigured_tls(tls)
+                    .cookie_store(true)
+                    .build()?;
+                let mut csrf = String::new();
+                for _ in 0..50 {
+                    // The server may still be starting.
+                    if let Ok(r) = c
+                        .post(format!("{url}/api/login"))
+                        .json(&serde_json::json!({ "name": "alice", "password": "bench-password-1" }))
+                        .send()
+                        && r.status().is_success()
+                    {
+                        let v: serde_json::Value = r.json()?;
+                        csrf = v["csrf"].as_str().unwrap_or_default().to_owned();
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let (mut lat, mut errors) = (Vec::new(), 0usize);
+                let mut state = 0x2545_f491_4f6c_dd1du64 ^ (n as u64);
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    i += 1;
+                    let roll = state % 10;
+                    let t = Instant::now();
+                    let r = if roll < 6 {
+                        let w = words[(state >> 8) as usize % words.len()];
+                        c.get(format!("{url}/api/search?q={w}&facets=true")).send()
+                    } else if roll < 9 {
+                        let id = &ids[(state >> 8) as usize % ids.len()];
+                        c.get(format!("{url}/api/items/{id}")).send()
+                    } else {
+                        c.post(format!(
+                            "{url}/api/items?collection=mi5/bench&marking=SECRET&title=load-{n}-{i}.txt"
+                        ))
+                        .header("content-type", "application/octet-stream")
+                        .header("x-csrf-token", &csrf)
+                        .body(format!("load test upload {n} {i} harbour"))
+                        .send()
+                    };
+                    let kind = if roll < 6 { 0 } else if roll < 9 { 1 } else { 2 };
+                    match r {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes();
+                            lat.push((kind, t.elapsed().as_secs_f64() * 1000.0));
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                Ok((lat, errors))
+            })
+        })
+        .collect();
+    let (mut per, mut errors) = (vec![Vec::new(), Vec::new(), Vec::new()], 0);
+    for h in handles {
+        let (lat, e) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("load client panicked"))??;
+        errors += e;
+        for (k, ms) in lat {
+            per[k].push(ms);
+        }
+    }
+    let total: usize = per.iter().map(Vec::len).sum();
+    println!(
+        "server: {clients} clients for {seconds} s: {total} requests ({:.0}/s), {errors} errors",
+        total as f64 / seconds as f64
+    );
+    for (name, mut v) in ["GET /api/search", "GET /api/items/{id}", "POST /api/items"]
+        .into_iter()
+        .zip(per)
+    {
+        if v.is_empty() {
+            continue;
+        }
+        let n = v.len();
+        println!(
+            "  {name:<22} {n:>7} requests  p50 {:>7.1} ms  p99 {:>7.1} ms",
+            percentile(&mut v, 0.5),
+            percentile(&mut v, 0.99)
+        );
+    }
+    Ok(())
+}
+
+/// Files under a directory, recursively, sorted; the corpus's answer key
+/// and manifest left out.
+fn files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let path = e?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|x| x == "txt" || x == "eml" || x == "csv")
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
-    const NAMES: [&str; 6] = ["policy", "seal", "audit", "ingest", "search", "graph"];
+    const NAMES: [&str; 7] = [
+        "policy", "seal", "audit", "ingest", "search", "graph", "server",
+    ];
     if let Some(o) = &a.only
         && !NAMES.contains(&o.as_str())
     {
@@ -516,6 +712,10 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
             a.graph_edges
         };
         bench_graph(edges, 1000);
+    }
+    if want("server") {
+        let (clients, secs) = if a.quick { (10, 10) } else { (50, 60) };
+        bench_server(clients, secs).context("server benchmark")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -469,7 +469,8 @@ pub struct BenchArgs {
     /// Fewer repetitions, for a smoke run.
     #[arg(long)]
     pub quick: bool,
-    /// Run one benchmark only: policy, seal, audit, ingest, search or graph.
+    /// Run one benchmark only: policy, seal, audit, ingest, search, graph or
+    /// server (50 HTTPS clients for 60 s).
     #[arg(long)]
     pub only: Option<String>,
 }
