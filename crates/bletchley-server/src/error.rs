@@ -72,7 +72,9 @@ impl From<bletchley_store::Error> for ApiError {
         match e {
             E::NotFoundOrNotPermitted { .. } => ApiError::not_found(),
             E::Invalid(m) => ApiError::bad_request(m),
-            E::Unknown { kind, name } => ApiError::bad_request(format!("unknown {kind} {name:?}")),
+            // Whether a collection or principal of another agency exists is
+            // not the caller's to learn either.
+            E::Unknown { .. } => ApiError::not_found(),
             E::JustificationRequired { .. } | E::RoleRequired { .. } | E::Residency { .. } => {
                 ApiError::forbidden(e.to_string())
             }

@@ -103,6 +103,7 @@ pub fn document() -> Value {
                         just() ],
                     "requestBody": { "required": true, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
                     "responses": { "201": ok_json("stored; id returned"), "400": err("bad marking, title or collection"),
+                                   "404": err("collection not found or not permitted"),
                                    "401": err("not authenticated"), "403": err("not allowed"), "413": err("too large"),
                                    "415": err("wrong content type") } } },
             "/api/items/{id}": { "get": {
