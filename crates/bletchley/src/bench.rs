@@ -179,9 +179,9 @@ impl Unlock for FixedUnlock {
 }
 
 /// End-to-end ingest of `docs` documents of 10 KB: items/s and MB/s.
-fn bench_ingest(docs: usize, batch: usize) -> Result<(f64, f64)> {
-    let dir = tempfile::tempdir()?;
-    let root = dir.path().join("data");
+/// A fresh platform for a benchmark: cheap key-file cost, agency mi5 and
+/// alice, a TOP SECRET analyst.
+fn bench_platform(root: &std::path::Path) -> Result<Platform> {
     let opts = InitOptions {
         home: Nation::gbr(),
         jurisdiction: Jurisdiction::parse("GB/london")?,
@@ -191,7 +191,7 @@ fn bench_ingest(docs: usize, batch: usize) -> Result<(f64, f64)> {
             p: 1,
         },
     };
-    let mut p = Platform::init(&root, &opts, Box::new(FixedUnlock))?;
+    let mut p = Platform::init(root, &opts, Box::new(FixedUnlock))?;
     p.add_agency("mi5")?;
     p.add_principal(&Principal {
         name: "alice".into(),
@@ -201,6 +201,13 @@ fn bench_ingest(docs: usize, batch: usize) -> Result<(f64, f64)> {
         nationality: Nation::gbr(),
         roles: [Role::Analyst].into_iter().collect(),
     })?;
+    Ok(p)
+}
+
+fn bench_ingest(docs: usize, batch: usize) -> Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("data");
+    let mut p = bench_platform(&root)?;
     p.add_collection("mi5/bench", false)?;
     let opts = IngestOptions {
         collection: "mi5/bench".into(),
@@ -455,25 +462,7 @@ fn bench_server(clients: usize, seconds: u64) -> Result<()> {
     use std::sync::Arc;
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("data");
-    let opts = InitOptions {
-        home: Nation::gbr(),
-        jurisdiction: Jurisdiction::parse("GB/london")?,
-        kdf: KdfParams {
-            m_kib: 1024,
-            t: 1,
-            p: 1,
-        },
-    };
-    let mut p = Platform::init(&root, &opts, Box::new(FixedUnlock))?;
-    p.add_agency("mi5")?;
-    p.add_principal(&Principal {
-        name: "alice".into(),
-        agency: "mi5".into(),
-        clearance: Classification::TopSecret,
-        compartments: Default::default(),
-        nationality: Nation::gbr(),
-        roles: [Role::Analyst].into_iter().collect(),
-    })?;
+    let mut p = bench_platform(&root)?;
     p.set_password("alice", "bench-password-1")?;
     p.add_collection("mi5/bench", false)?;
     // A realistic body of text to search: a generated corpus.

@@ -120,8 +120,8 @@ fn count_items(s: &Server, c: &Client) -> usize {
     v["items"].as_array().expect("items").len()
 }
 
-#[test]
-fn api_authenticates_enforces_csrf_scopes_and_refuses_bad_input() {
+/// The basic platform plus sid, a SECRET analyst of mi5.
+fn basic_with_sid() -> Env {
     let env = Env::new();
     env.basic();
     env.ok(&[
@@ -135,6 +135,12 @@ fn api_authenticates_enforces_csrf_scopes_and_refuses_bad_input() {
         "--nationality",
         "GBR",
     ]);
+    env
+}
+
+#[test]
+fn api_authenticates_enforces_csrf_scopes_and_refuses_bad_input() {
+    let env = basic_with_sid();
     for p in ["alice", "boss", "sid"] {
         set_password(&env, p);
     }
@@ -431,19 +437,7 @@ fn api_authenticates_enforces_csrf_scopes_and_refuses_bad_input() {
 /// nothing, logout ends the session.
 #[test]
 fn console_pages_show_banners_and_deny_plainly() {
-    let env = Env::new();
-    env.basic();
-    env.ok(&[
-        "principal",
-        "add",
-        "sid",
-        "--agency",
-        "mi5",
-        "--clearance",
-        "SECRET",
-        "--nationality",
-        "GBR",
-    ]);
+    let env = basic_with_sid();
     for p in ["alice", "sid"] {
         set_password(&env, p);
     }
