@@ -635,16 +635,15 @@ pub struct TimelineQuery {
     justification: Option<String>,
 }
 
-/// `GET /api/timeline`.
-pub async fn timeline(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Q(q): Q<TimelineQuery>,
-) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let chosen: Vec<String> = q
-        .selectors
+/// The timeline between comma-separated selectors, for a caller; gated
+/// and audited.
+pub(crate) async fn run_timeline(
+    s: &Shared,
+    who: String,
+    selectors: &str,
+    justification: Option<String>,
+) -> ApiResult<(Vec<bletchley_index::graph::Event>, Option<String>)> {
+    let chosen: Vec<String> = selectors
         .split(',')
         .filter(|x| !x.trim().is_empty())
         .map(|x| selector(Some(x.trim()), "selectors"))
@@ -652,16 +651,14 @@ pub async fn timeline(
     if chosen.is_empty() || chosen.len() > 20 {
         return Err(ApiError::bad_request("selectors: 1 to 20, comma-separated"));
     }
-    let who = c.principal;
-    let events = s
-        .worker
+    s.worker
         .run(move |st| {
             st.sync()?;
             let links = bletchley_index::access::visible_links(
                 &st.platform,
                 &st.index,
                 &who,
-                q.justification.as_deref(),
+                justification.as_deref(),
             )?;
             let events = bletchley_index::graph::timeline(&links, &chosen);
             let mut targets = chosen.clone();
@@ -670,13 +667,30 @@ pub async fn timeline(
                 Actor::Principal(who),
                 "timeline",
                 targets,
-                q.justification.as_deref(),
+                justification.as_deref(),
                 Outcome::Allowed,
                 None,
             )?;
-            Ok(events)
+            // The page's banner: the high-water mark of the items listed.
+            let markings: Vec<Marking> = events
+                .iter()
+                .filter_map(|e| Marking::parse(&e.marking).ok())
+                .collect();
+            let hwm = Marking::high_water_mark(&markings, st.platform.home()).map(|m| m.render());
+            Ok((events, hwm))
         })
-        .await?;
+        .await
+}
+
+/// `GET /api/timeline`.
+pub async fn timeline(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Q(q): Q<TimelineQuery>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let (events, _) = run_timeline(&s, c.principal, &q.selectors, q.justification).await?;
     Ok(Json(json!({ "events": events })))
 }
 

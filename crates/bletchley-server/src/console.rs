@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/search", get(search))
         .route("/items/{id}", get(item))
         .route("/graph", get(graph))
+        .route("/timeline", get(timeline))
         .route("/upload", get(upload_form).post(upload))
         .route(
             "/static/console.css",
@@ -585,4 +586,103 @@ async fn upload(State(s): State<Arc<Shared>>, headers: HeaderMap, mut form: Mult
         .into_response(),
         Err(e) => api_error_page(e, Some(&w.viewer())),
     }
+}
+
+#[derive(Deserialize, Default)]
+struct TimelineForm {
+    #[serde(default)]
+    selectors: String,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// Events between chosen selectors, oldest first: calls and messages at
+/// their own times, other items at ingest. The banner is the high-water
+/// mark of the items listed.
+async fn timeline(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<TimelineForm>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let mut body = format!(
+        "<h1>Timeline</h1><form method=\"get\" action=\"/timeline\">\
+<input name=\"selectors\" id=\"selectors\" size=\"60\" value=\"{}\" placeholder=\"selectors, comma-separated\">\
+<button type=\"submit\" id=\"show\">Show</button></form>",
+        esc(&f.selectors)
+    );
+    if f.selectors.trim().is_empty() {
+        return Html(page("Timeline", "OFFICIAL", Some(&w.viewer()), &body)).into_response();
+    }
+    let (events, hwm) =
+        match api::run_timeline(&s, w.name.clone(), &f.selectors, f.justification.clone()).await {
+            Ok(e) => e,
+            Err(e) => {
+                body.push_str(&format!(
+                    "<p class=\"error\" id=\"error\">{}</p>",
+                    esc(&e.message)
+                ));
+                return (
+                    e.status,
+                    Html(page("Timeline", "OFFICIAL", Some(&w.viewer()), &body)),
+                )
+                    .into_response();
+            }
+        };
+    let banner = hwm.unwrap_or_else(|| "OFFICIAL".into());
+    body.push_str("<table id=\"events\"><tr><th>When (UTC)</th><th>What</th><th>Between</th><th>Item</th><th>Marking</th></tr>");
+    for e in &events {
+        let secs = e.time_ms.div_euclid(1000);
+        let when = time_text(secs);
+        let what = match &e.call {
+            Some(c) => format!(
+                "{} → {}{}{}",
+                esc(&c.from),
+                esc(&c.to),
+                if c.duration_s > 0 {
+                    format!(", {} s", c.duration_s)
+                } else {
+                    String::new()
+                },
+                c.place
+                    .as_deref()
+                    .map(|p| format!(", at {}", esc(p)))
+                    .unwrap_or_default()
+            ),
+            None => "mentioned together".into(),
+        };
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><a href=\"/items/{}\">{}</a></td><td>{}</td></tr>",
+            esc(&when),
+            what,
+            esc(&e.entities.join(", ")),
+            esc(&e.id),
+            esc(&e.title),
+            esc(&e.marking)
+        ));
+    }
+    body.push_str("</table>");
+    Html(page("Timeline", &banner, Some(&w.viewer()), &body)).into_response()
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC from Unix seconds (civil-from-days).
+fn time_text(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }

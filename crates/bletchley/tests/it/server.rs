@@ -491,6 +491,17 @@ fn console_pages_show_banners_and_deny_plainly() {
     let (st, html) = page(&c, "/graph?selector=%2B447911123456");
     assert_eq!(st, StatusCode::OK);
     assert!(html.contains("id=\"neighbours\""));
+    // The timeline's banner is the high-water mark of the items it lists.
+    let (st, html) = page(&c, "/timeline?selectors=%2B447911123456");
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        html.contains("plan.txt") && html.contains("note.txt"),
+        "{html}"
+    );
+    assert_eq!(html.matches("class=\"banner b-ts\"").count(), 2);
+    let (_, html) = page(&sid, "/timeline?selectors=%2B447911123456");
+    assert!(html.contains("note.txt") && !html.contains("plan.txt"));
+    assert_eq!(html.matches("class=\"banner b-o\"").count(), 2);
     // Hostile text is escaped.
     let (_, html) = page(&c, "/search?q=harbour");
     assert!(html.contains("x.txt"));
