@@ -148,3 +148,27 @@ pub fn visible_links(
     let v = visible(p, &gate, justification)?;
     index.visible_links(&gate, &v.ids)
 }
+
+/// The timeline between `chosen` selector terms for `who`, gated and
+/// audited (the selectors and the items listed).
+pub fn timeline(
+    p: &mut Platform,
+    index: &SearchIndex,
+    who: &str,
+    chosen: &[String],
+    justification: Option<&str>,
+) -> Result<Vec<crate::graph::Event>> {
+    let links = visible_links(p, index, who, justification)?;
+    let events = crate::graph::timeline(&links, chosen);
+    let mut targets = chosen.to_vec();
+    targets.extend(events.iter().map(|e| e.id.clone()));
+    p.record(
+        Actor::Principal(who.to_owned()),
+        "timeline",
+        targets,
+        justification,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok(events)
+}

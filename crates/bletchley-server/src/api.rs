@@ -654,22 +654,12 @@ pub(crate) async fn run_timeline(
     s.worker
         .run(move |st| {
             st.sync()?;
-            let links = bletchley_index::access::visible_links(
-                &st.platform,
+            let events = bletchley_index::access::timeline(
+                &mut st.platform,
                 &st.index,
                 &who,
+                &chosen,
                 justification.as_deref(),
-            )?;
-            let events = bletchley_index::graph::timeline(&links, &chosen);
-            let mut targets = chosen.clone();
-            targets.extend(events.iter().map(|e| e.id.clone()));
-            st.platform.record(
-                Actor::Principal(who),
-                "timeline",
-                targets,
-                justification.as_deref(),
-                Outcome::Allowed,
-                None,
             )?;
             // The page's banner: the high-water mark of the items listed.
             let markings: Vec<Marking> = events

@@ -930,19 +930,10 @@ fn timeline(
         .collect::<Result<_>>()?;
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
-    let gate = p.gate(&who)?;
-    let visible = visible_collections(&p, &gate, justification)?.ids;
-    let events = bletchley_index::graph::timeline(&index.visible_links(&gate, &visible)?, &chosen);
-    let mut targets = chosen.clone();
-    targets.extend(events.iter().map(|e| e.id.clone()));
-    p.record(
-        bletchley_store::Actor::Principal(who),
-        "timeline",
-        targets,
-        justification,
-        bletchley_audit::Outcome::Allowed,
-        None,
-    )?;
+    note_skipped(
+        &bletchley_index::access::visible(&p, &p.gate(&who)?, justification)?.skipped_bulk,
+    );
+    let events = bletchley_index::access::timeline(&mut p, &index, &who, &chosen, justification)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&events)?);
     } else {
