@@ -13,6 +13,7 @@ pub mod names;
 pub mod schema;
 pub mod sealed_dir;
 pub mod search;
+mod visible_set;
 
 pub use error::{Error, Result};
 pub use search::{Hit, SearchIndex, SearchRequest, SearchResults, SortBy, Suggestion};

@@ -12,22 +12,24 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use bletchley_crypto::SecretKey;
 use bletchley_policy::{Classification, CollectionId, Gate, Nation};
 use bletchley_store::IndexFeedItem;
 use tantivy::collector::{Count, FacetCollector, TopDocs};
 use tantivy::query::{
-    Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, EnableScoring, FuzzyTermQuery, Occur,
-    Query, QueryParser, RangeQuery, TermQuery, TermSetQuery,
+    Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query,
+    QueryParser, RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Facet, Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DocSet, Index, IndexReader, Order, ReloadPolicy, TERMINATED, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, Order, ReloadPolicy, TantivyDocument, Term};
 
 use crate::error::{Error, Result};
 use crate::schema::{self, Fields};
 use crate::sealed_dir::SealedDirectory;
+use crate::visible_set::{VisibleCache, VisibleSet};
 
 /// How to order hits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,9 +111,9 @@ pub struct SearchIndex {
     reader: IndexReader,
     f: Fields,
     home: Nation,
-    /// Visible-set totals (document count, field lengths) per access
-    /// profile, valid until the next commit.
-    totals: std::sync::Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// The gate's filter evaluated per access profile, valid for one
+    /// searcher generation.
+    visible: VisibleCache,
     /// Ids of indexed items, read from the index once and then kept in step
     /// by `apply`, so reconciling before each query does not reread every
     /// stored document.
@@ -197,7 +199,7 @@ impl SearchIndex {
             reader,
             f,
             home,
-            totals: Default::default(),
+            visible: VisibleCache::default(),
             known: Default::default(),
         })
     }
@@ -210,8 +212,8 @@ impl SearchIndex {
         visible: &[CollectionId],
     ) -> Result<Vec<crate::graph::ItemLinks>> {
         let searcher = self.reader.searcher();
-        let filter = self.filter(&searcher, &Self::access(gate, visible))?;
-        let docs = searcher.search(&filter, &tantivy::collector::DocSetCollector)?;
+        let filter = self.visible_set(&searcher, &Self::access(gate, visible))?;
+        let docs = searcher.search(&filter.query(), &tantivy::collector::DocSetCollector)?;
         let mut out = Vec::with_capacity(docs.len());
         for addr in docs {
             let d: TantivyDocument = searcher.doc(addr)?;
@@ -379,9 +381,6 @@ impl SearchIndex {
         }
         w.commit()?;
         self.reader.reload()?;
-        if let Ok(mut t) = self.totals.lock() {
-            t.clear();
-        }
         if let Ok(mut k) = self.known.lock()
             && let Some(k) = k.as_mut()
         {
@@ -416,7 +415,19 @@ impl SearchIndex {
         Ok(out)
     }
 
-    fn filter(&self, searcher: &tantivy::Searcher, a: &Access) -> Result<BooleanQuery> {
+    /// The documents `a` may see, from the cache or evaluated now.
+    fn visible_set(&self, searcher: &tantivy::Searcher, a: &Access) -> Result<Arc<VisibleSet>> {
+        let profile = format!(
+            "{:?}|{}|{}|{:?}",
+            a.collections, a.level, a.nationality, a.held
+        );
+        self.visible.get_or_build(searcher, &profile, || {
+            let q = self.filter_query(searcher, a)?;
+            Ok(VisibleSet::build(searcher, &q)?)
+        })
+    }
+
+    fn filter_query(&self, searcher: &tantivy::Searcher, a: &Access) -> Result<BooleanQuery> {
         let f = &self.f;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (
@@ -478,7 +489,7 @@ impl SearchIndex {
             return Err(Error::Query("limit must be between 1 and 100".into()));
         }
         let searcher = self.reader.searcher();
-        let filter = self.filter(&searcher, &Self::access(gate, visible))?;
+        let filter = self.visible_set(&searcher, &Self::access(gate, visible))?;
         // Text fields are lower-cased by the tokenizer; selector terms keep
         // the normaliser's case (IBANs and Bitcoin addresses are not lower).
         let lower = prefix.to_lowercase();
@@ -526,7 +537,7 @@ impl SearchIndex {
             };
             let q = BooleanQuery::new(vec![
                 (Occur::Must, matches),
-                (Occur::Must, Box::new(filter.clone())),
+                (Occur::Must, Box::new(filter.query())),
             ]);
             let items = searcher.search(&q, &Count)? as u64;
             if items > 0 {
@@ -659,54 +670,53 @@ impl SearchIndex {
         }
         let searcher = self.reader.searcher();
         let access = Self::access(gate, visible);
-        let filter = self.filter(&searcher, &access)?;
+        let set = self.visible_set(&searcher, &access)?;
         let user = self.parse_user_query(&req.query, collections)?;
         let query = BooleanQuery::new(vec![
             (Occur::Must, user.box_clone()),
             (
                 Occur::Must,
-                Box::new(ConstScoreQuery::new(Box::new(filter.clone()), 0.0)),
+                Box::new(ConstScoreQuery::new(Box::new(set.query()), 0.0)),
             ),
         ]);
-        let profile = format!(
-            "{:?}|{}|{}|{:?}",
-            access.collections, access.level, access.nationality, access.held
-        );
-        let seeded = self
-            .totals
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&profile).cloned())
-            .unwrap_or_default();
         let stats = VisibleStats {
             searcher: &searcher,
-            filter: &filter,
-            cache: RefCell::new(seeded),
+            set: &set,
+            df: RefCell::default(),
         };
-        let total = searcher.search_with_statistics_provider(&query, &Count, &stats)?;
 
         // Ties are broken by item id, not by where a document happens to sit in
         // the index, so the page is the same whatever else the index holds.
-        // Fetch until the tie group at the page boundary is complete.
+        // Fetch until the tie group at the page boundary is complete; the
+        // first pass counts the matches as well.
         let want = req.offset + req.limit;
-        let mut scored: Vec<(f32, i64, String, tantivy::DocAddress)> = Vec::new();
-        let fetch = |k: usize| -> Result<Vec<(f64, tantivy::DocAddress)>> {
+        let mut total = 0;
+        let mut fetch = |k: usize| -> Result<Vec<(f64, tantivy::DocAddress)>> {
             let top = TopDocs::with_limit(k);
             Ok(match req.sort {
-                SortBy::Relevance => searcher
-                    .search_with_statistics_provider(&query, &top.order_by_score(), &stats)?
-                    .into_iter()
-                    .map(|(s, a)| (f64::from(s), a))
-                    .collect(),
-                SortBy::Time => searcher
-                    .search_with_statistics_provider(
+                SortBy::Relevance => {
+                    let (n, top) = searcher.search_with_statistics_provider(
                         &query,
-                        &top.order_by_fast_field::<i64>("created", Order::Desc),
+                        &(Count, top.order_by_score()),
                         &stats,
-                    )?
-                    .into_iter()
-                    .map(|(c, a)| (c.unwrap_or_default() as f64, a))
-                    .collect(),
+                    )?;
+                    total = n;
+                    top.into_iter().map(|(s, a)| (f64::from(s), a)).collect()
+                }
+                SortBy::Time => {
+                    let (n, top) = searcher.search_with_statistics_provider(
+                        &query,
+                        &(
+                            Count,
+                            top.order_by_fast_field::<i64>("created", Order::Desc),
+                        ),
+                        &stats,
+                    )?;
+                    total = n;
+                    top.into_iter()
+                        .map(|(c, a)| (c.unwrap_or_default() as f64, a))
+                        .collect()
+                }
             })
         };
         let mut k = want + 16;
@@ -717,20 +727,14 @@ impl SearchIndex {
             }
             k *= 4;
         };
-        let addrs: Vec<(f32, tantivy::DocAddress)> = fetched
-            .into_iter()
-            .map(|(key, a)| {
-                (
-                    if req.sort == SortBy::Relevance {
-                        key as f32
-                    } else {
-                        0.0
-                    },
-                    a,
-                )
-            })
-            .collect();
-        for (score, addr) in addrs {
+        // Past the page, only documents tied with its last one can move into
+        // it (by id); the rest are not read at all.
+        let boundary = fetched.get(want - 1).map(|(key, _)| *key);
+        let mut scored: Vec<(f32, i64, String, TantivyDocument)> = Vec::new();
+        for (i, (key, addr)) in fetched.into_iter().enumerate() {
+            if i >= want && boundary.is_some_and(|b| key != b) {
+                break;
+            }
             let d: TantivyDocument = searcher.doc(addr)?;
             let id = d
                 .get_first(self.f.id)
@@ -741,7 +745,12 @@ impl SearchIndex {
                 .get_first(self.f.created)
                 .and_then(|v| v.as_i64())
                 .unwrap_or_default();
-            scored.push((score, created, id, addr));
+            let score = if req.sort == SortBy::Relevance {
+                key as f32
+            } else {
+                0.0
+            };
+            scored.push((score, created, id, d));
         }
         match req.sort {
             SortBy::Relevance => {
@@ -770,8 +779,7 @@ impl SearchIndex {
         snippets.set_max_num_chars(200);
 
         let mut hits = Vec::new();
-        for (score, created, id, addr) in scored.into_iter().skip(req.offset).take(req.limit) {
-            let d: TantivyDocument = searcher.doc(addr)?;
+        for (score, created, id, d) in scored.into_iter().skip(req.offset).take(req.limit) {
             let text = |field: Field| {
                 d.get_first(field)
                     .and_then(|v| v.as_str())
@@ -818,17 +826,6 @@ impl SearchIndex {
                 facets.insert(name.to_owned(), v);
             }
         }
-        // Keep the totals for this access profile; term statistics vary by query.
-        if let Ok(mut t) = self.totals.lock() {
-            let keep: HashMap<String, u64> = stats
-                .cache
-                .borrow()
-                .iter()
-                .filter(|(k, _)| !k.starts_with("df:"))
-                .map(|(k, v)| (k.clone(), *v))
-                .collect();
-            t.insert(profile, keep);
-        }
         let markings: Vec<bletchley_policy::Marking> =
             hits.iter().filter_map(|h| h.marking.parse().ok()).collect();
         let page_marking =
@@ -842,69 +839,31 @@ impl SearchIndex {
     }
 }
 
-/// BM25 statistics over the documents the filter admits, so that scores
+/// BM25 statistics over the documents the gate admits, so that scores
 /// depend on the visible set alone.
 struct VisibleStats<'a> {
     searcher: &'a tantivy::Searcher,
-    filter: &'a BooleanQuery,
-    cache: RefCell<HashMap<String, u64>>,
-}
-
-impl VisibleStats<'_> {
-    fn cached(
-        &self,
-        key: String,
-        f: impl FnOnce() -> tantivy::Result<u64>,
-    ) -> tantivy::Result<u64> {
-        if let Some(v) = self.cache.borrow().get(&key) {
-            return Ok(*v);
-        }
-        let v = f()?;
-        self.cache.borrow_mut().insert(key, v);
-        Ok(v)
-    }
+    set: &'a VisibleSet,
+    /// Document frequencies already counted in this query.
+    df: RefCell<HashMap<Term, u64>>,
 }
 
 impl Bm25StatisticsProvider for VisibleStats<'_> {
     fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
-        self.cached(format!("tokens:{}", field.field_id()), || {
-            let weight = self
-                .filter
-                .weight(EnableScoring::disabled_from_searcher(self.searcher))?;
-            let mut total = 0u64;
-            for seg in self.searcher.segment_readers() {
-                let norms = seg.get_fieldnorms_reader(field)?;
-                let alive = seg.alive_bitset();
-                let mut scorer = weight.scorer(seg, 1.0)?;
-                let mut doc = scorer.doc();
-                while doc != TERMINATED {
-                    if alive.is_none_or(|a| a.is_alive(doc)) {
-                        total += u64::from(norms.fieldnorm(doc));
-                    }
-                    doc = scorer.advance();
-                }
-            }
-            Ok(total)
-        })
+        self.set.total_tokens(self.searcher, field)
     }
 
     fn total_num_docs(&self) -> tantivy::Result<u64> {
-        self.cached("docs".into(), || {
-            Ok(self.searcher.search(self.filter, &Count)? as u64)
-        })
+        Ok(self.set.docs())
     }
 
     fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
-        self.cached(format!("df:{term:?}"), || {
-            let q = BooleanQuery::new(vec![
-                (Occur::Must, Box::new(self.filter.clone()) as Box<dyn Query>),
-                (
-                    Occur::Must,
-                    Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic)),
-                ),
-            ]);
-            Ok(self.searcher.search(&q, &Count)? as u64)
-        })
+        if let Some(n) = self.df.borrow().get(term) {
+            return Ok(*n);
+        }
+        let n = self.set.doc_freq(self.searcher, term)?;
+        self.df.borrow_mut().insert(term.clone(), n);
+        Ok(n)
     }
 }
 
