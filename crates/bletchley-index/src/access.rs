@@ -60,6 +60,21 @@ pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
     index.apply(&added, &removed)
 }
 
+/// The items derived from `id` that `who` may see (attachments, archive
+/// members, transcripts), for showing beside an item already read through
+/// the gate (whose read was audited).
+pub fn derived(
+    p: &Platform,
+    index: &SearchIndex,
+    who: &str,
+    id: &str,
+    justification: Option<&str>,
+) -> Result<Vec<crate::search::DerivedItem>> {
+    let gate = p.gate(who)?;
+    let v = visible(p, &gate, justification)?;
+    index.derived(&gate, &v.ids, id)
+}
+
 /// A search by `who`, gated and audited (allowed with the hit ids, or
 /// refused with the reason). Returns the results and the bulk collections
 /// left out.

@@ -23,7 +23,13 @@ pub struct ItemLinks {
     pub created_ms: i64,
     /// Communications it records (calls, messages), each a timed link.
     pub events: Vec<crate::comms::CommEvent>,
+    /// The item it was derived from (an attachment's e-mail), if any.
+    pub parent: Option<String>,
 }
+
+/// Largest number of links one derived item adds to its source's selectors;
+/// past it (a huge attachment of a huge message) only its own links count.
+const MAX_FAMILY_LINKS: usize = 10_000;
 
 /// One item on a timeline.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -184,6 +190,39 @@ impl LinkGraph {
             for (i, a) in ents.iter().enumerate() {
                 for b in &ents[i + 1..] {
                     edges.entry((*a, *b)).or_default().insert(it.id.clone());
+                }
+            }
+        }
+        // A derived item belongs with its source: what an attachment
+        // mentions is linked to the e-mail's correspondents (the ends of its
+        // messages), or to whatever the source mentions when it records no
+        // messages. Both are visible together or not at all (same marking,
+        // same collection), and the link is supported by the derived item.
+        let by_id: HashMap<&str, &ItemLinks> = items.iter().map(|i| (i.id.as_str(), i)).collect();
+        for it in items {
+            let Some(source) = it.parent.as_deref().and_then(|p| by_id.get(p)) else {
+                continue;
+            };
+            let anchors: BTreeSet<&String> = if source.events.is_empty() {
+                source.entities.iter().collect()
+            } else {
+                source
+                    .events
+                    .iter()
+                    .flat_map(|e| [&e.from, &e.to])
+                    .collect()
+            };
+            if anchors.len() * it.entities.len() > MAX_FAMILY_LINKS {
+                continue;
+            }
+            for a in anchors.iter().filter_map(|e| g.nodes.get(*e).copied()) {
+                for b in it.entities.iter().filter_map(|e| g.nodes.get(e).copied()) {
+                    if a != b {
+                        edges
+                            .entry((a.min(b), a.max(b)))
+                            .or_default()
+                            .insert(it.id.clone());
+                    }
                 }
             }
         }
@@ -508,7 +547,25 @@ mod tests {
             marking: "OFFICIAL".into(),
             created_ms: id.len() as i64,
             events: Vec::new(),
+            parent: None,
         }
+    }
+
+    #[test]
+    fn a_derived_item_is_linked_to_its_source() {
+        let source = item("mail", &["email:viking@example.org"]);
+        let mut part = item("part", &["phone:+33142685300"]);
+        let alone = LinkGraph::build(&[source.clone(), part.clone()]);
+        assert!(alone.neighbours("email:viking@example.org", 1).is_empty());
+        part.parent = Some("mail".into());
+        let g = LinkGraph::build(&[source.clone(), part.clone()]);
+        let n = g.neighbours("email:viking@example.org", 1);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].entity, "phone:+33142685300");
+        assert_eq!(n[0].via_items, ["part"]);
+        // A source the principal cannot see (absent) links nothing.
+        let g = LinkGraph::build(&[part]);
+        assert!(g.neighbours("phone:+33142685300", 1).is_empty());
     }
 
     #[test]

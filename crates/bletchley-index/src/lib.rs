@@ -9,6 +9,7 @@ pub mod entities;
 mod error;
 pub mod extract;
 pub mod graph;
+pub mod ingest;
 pub mod names;
 pub mod schema;
 pub mod sealed_dir;

@@ -38,6 +38,10 @@ pub struct Fields {
     pub collection_name: Field,
     /// Communications the item records, [`crate::comms::CommEvent::encode`]d.
     pub event: Field,
+    /// The item this one was derived from (exact), if any.
+    pub parent: Field,
+    /// How it was derived: `attachment`, `member`, …
+    pub derivation: Field,
 }
 
 /// Builds the schema.
@@ -60,6 +64,8 @@ pub fn build() -> (Schema, Fields) {
         marking: b.add_text_field("marking", STORED),
         collection_name: b.add_text_field("collection_name", STORED),
         event: b.add_text_field("event", STORED),
+        parent: b.add_text_field("parent", STRING | STORED),
+        derivation: b.add_text_field("derivation", STORED),
     };
     (b.build(), f)
 }

@@ -78,6 +78,9 @@ pub struct Hit {
     /// Why the item's text is incomplete or missing (unparsable format).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flag: Option<String>,
+    /// The item it was derived from (an attachment's e-mail), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
 }
 
 /// What a search returns.
@@ -91,6 +94,21 @@ pub struct SearchResults {
     pub facets: BTreeMap<String, Vec<(String, u64)>>,
     /// The high-water mark of the markings on this page.
     pub page_marking: Option<String>,
+}
+
+/// An item derived from another, as the item view lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DerivedItem {
+    /// Item id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Banner.
+    pub marking: String,
+    /// `attachment`, `member`, …
+    pub derivation: String,
+    /// Ingest time, Unix milliseconds.
+    pub created_ms: i64,
 }
 
 /// Shortest prefix completed: shorter ones would count most of the dictionary.
@@ -240,6 +258,10 @@ impl SearchIndex {
                 id,
                 entities,
                 events,
+                parent: d
+                    .get_first(self.f.parent)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
                 title: text(self.f.title),
                 marking: text(self.f.marking),
                 created_ms: d
@@ -249,6 +271,52 @@ impl SearchIndex {
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Visible items derived from `id` (attachments, archive members,
+    /// transcripts), oldest first. Through the gate like any search: a part
+    /// the principal may not see is not listed, nor counted.
+    pub fn derived(
+        &self,
+        gate: &Gate,
+        visible: &[CollectionId],
+        id: &str,
+    ) -> Result<Vec<DerivedItem>> {
+        let searcher = self.reader.searcher();
+        let set = self.visible_set(&searcher, &Self::access(gate, visible))?;
+        let q = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(self.f.parent, id),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (Occur::Must, Box::new(set.query())),
+        ]);
+        let docs = searcher.search(&q, &tantivy::collector::DocSetCollector)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for addr in docs {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            let text = |field: Field| {
+                d.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            out.push(DerivedItem {
+                id: text(self.f.id),
+                title: text(self.f.title),
+                marking: text(self.f.marking),
+                derivation: text(self.f.derivation),
+                created_ms: d
+                    .get_first(self.f.created)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or_default(),
+            });
+        }
+        out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         Ok(out)
     }
 
@@ -319,13 +387,20 @@ impl SearchIndex {
         }
         for it in added {
             let f = &self.f;
-            let extracted = crate::extract::extract(&it.meta.title, &it.content);
+            let extracted =
+                crate::extract::extract_item(&it.meta.title, &it.content, it.meta.generation);
             let (body, kind) = (extracted.text, extracted.kind);
             let flag = extracted.flag;
             let mut d = TantivyDocument::default();
             d.add_text(f.id, &it.meta.id);
             d.add_text(f.title, &it.meta.title);
             d.add_text(f.body, &body);
+            if let Some(parent) = &it.meta.derived_from {
+                d.add_text(f.parent, parent);
+            }
+            if let Some(how) = &it.meta.derivation {
+                d.add_text(f.derivation, how);
+            }
             d.add_u64(f.collection, u64::from(it.collection.0));
             d.add_u64(f.level, level(it.marking.classification()));
             for c in it.marking.compartments() {
@@ -796,6 +871,10 @@ impl SearchIndex {
                 highlight: snippets.snippet_from_doc(&d).to_html(),
                 flag: d
                     .get_first(self.f.flag)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+                derived_from: d
+                    .get_first(self.f.parent)
                     .and_then(|v| v.as_str())
                     .map(str::to_owned),
             });

@@ -323,14 +323,42 @@ pub(crate) async fn read_item(
     who: String,
     id: String,
     justification: Option<String>,
-) -> ApiResult<(bletchley_store::ItemMeta, Vec<u8>)> {
+    with_derived: bool,
+) -> ApiResult<ItemRead> {
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         // Not an id this platform makes; same answer as any other miss.
         return Err(ApiError::not_found());
     }
     s.worker
-        .run(move |st| Ok(st.platform.get(&who, &id, justification.as_deref())?))
+        .run(move |st| {
+            let (meta, content) = st.platform.get(&who, &id, justification.as_deref())?;
+            let derived = if with_derived {
+                st.sync()?;
+                bletchley_index::access::derived(
+                    &st.platform,
+                    &st.index,
+                    &who,
+                    &id,
+                    justification.as_deref(),
+                )?
+            } else {
+                Vec::new()
+            };
+            Ok(ItemRead {
+                meta,
+                content,
+                derived,
+            })
+        })
         .await
+}
+
+/// An item read through the gate, with what was derived from it that the
+/// reader may see.
+pub(crate) struct ItemRead {
+    pub(crate) meta: bletchley_store::ItemMeta,
+    pub(crate) content: Vec<u8>,
+    pub(crate) derived: Vec<bletchley_index::search::DerivedItem>,
 }
 
 /// `GET /api/items/{id}`: metadata, extracted text and entities.
@@ -342,8 +370,12 @@ pub async fn item(
 ) -> ApiResult<Json<Value>> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;
-    let (meta, content) = read_item(&s, c.principal, id, w.justification).await?;
-    let ex = bletchley_index::extract::extract(&meta.title, &content);
+    let ItemRead {
+        meta,
+        content,
+        derived,
+    } = read_item(&s, c.principal, id, w.justification, true).await?;
+    let ex = bletchley_index::extract::extract_item(&meta.title, &content, meta.generation);
     let entities = bletchley_index::entities::extract(&ex.text);
     Ok(Json(json!({
         "item": meta,
@@ -351,6 +383,7 @@ pub async fn item(
         "flag": ex.flag,
         "text": ex.text,
         "entities": entities,
+        "derived": derived,
     })))
 }
 
@@ -363,7 +396,8 @@ pub async fn content(
 ) -> ApiResult<Response> {
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Read)?;
-    let (meta, content) = read_item(&s, c.principal, id, w.justification).await?;
+    let ItemRead { meta, content, .. } =
+        read_item(&s, c.principal, id, w.justification, false).await?;
     let mut r = content.into_response();
     let h = r.headers_mut();
     h.insert(
@@ -437,14 +471,16 @@ pub(crate) async fn ingest(s: &Shared, who: String, u: Upload, body: Vec<u8>) ->
                 retain_until_ms: None,
                 justification: u.justification,
             };
-            Ok(st.platform.ingest(
+            Ok(bletchley_index::ingest::ingest(
+                &mut st.platform,
                 &who,
                 &opts,
                 vec![NewItem {
                     title: u.title,
                     content: body,
                 }],
-            )?)
+            )?
+            .ids)
         })
         .await?;
     ids.into_iter()

@@ -251,9 +251,7 @@ async fn search(
             "<article class=\"hit\"><h3><a href=\"/items/{}{}\">{}</a></h3>\
 <div class=\"meta\"><span class=\"mark\">{}</span> · {} · score {:.2}</div><p>{}</p></article>",
             esc(&h.id),
-            just.as_deref()
-                .map(|j| format!("?justification={}", url(j)))
-                .unwrap_or_default(),
+            justification_query(just.as_deref()),
             esc(&h.title),
             esc(&h.marking),
             esc(&h.collection),
@@ -315,12 +313,15 @@ async fn item(
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let (meta, content) =
-        match api::read_item(&s, w.name.clone(), id, q.justification.clone()).await {
-            Ok(x) => x,
-            Err(e) => return api_error_page(e, Some(&w.viewer())),
-        };
-    let ex = bletchley_index::extract::extract(&meta.title, &content);
+    let api::ItemRead {
+        meta,
+        content,
+        derived,
+    } = match api::read_item(&s, w.name.clone(), id, q.justification.clone(), true).await {
+        Ok(x) => x,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let ex = bletchley_index::extract::extract_item(&meta.title, &content, meta.generation);
     let entities = bletchley_index::entities::extract(&ex.text);
     let mut terms: Vec<String> = entities.iter().map(|m| m.term()).collect();
     terms.sort();
@@ -339,8 +340,30 @@ async fn item(
         esc(ex.kind),
         meta.size
     );
+    if let Some(source) = &meta.derived_from {
+        body.push_str(&format!(
+            "<p id=\"derived-from\">{} of <a href=\"/items/{}{}\">its source item</a></p>",
+            esc(meta.derivation.as_deref().unwrap_or("derived")),
+            url(source),
+            justification_query(q.justification.as_deref()),
+        ));
+    }
     if let Some(flag) = &ex.flag {
         body.push_str(&format!("<p class=\"error\">{}</p>", esc(flag)));
+    }
+    if !derived.is_empty() {
+        body.push_str("<h2>Derived items</h2><ul id=\"derived\">");
+        for d in &derived {
+            body.push_str(&format!(
+                "<li><a href=\"/items/{}{}\">{}</a> <span class=\"kind\">{}</span> <span class=\"marking\">{}</span></li>",
+                url(&d.id),
+                justification_query(q.justification.as_deref()),
+                esc(&d.title),
+                esc(&d.derivation),
+                esc(&d.marking)
+            ));
+        }
+        body.push_str("</ul>");
     }
     body.push_str(&format!(
         "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre><h2>Entities</h2><ul id=\"entities\">",
@@ -685,4 +708,11 @@ fn time_text(secs: i64) -> String {
         rem / 3600,
         rem % 3600 / 60
     )
+}
+
+/// `?justification=…` to carry a justification along a link, or nothing.
+fn justification_query(j: Option<&str>) -> String {
+    j.filter(|j| !j.trim().is_empty())
+        .map(|j| format!("?justification={}", url(j)))
+        .unwrap_or_default()
 }

@@ -67,6 +67,10 @@ pub struct ItemRow {
     pub kek_version: u32,
     /// Metadata sealed under the item data key.
     pub sealed_meta: Vec<u8>,
+    /// For a derived item, a keyed tag of its source item's id: lets a
+    /// shred of the source find what was derived from it, without telling
+    /// the host which item that source is.
+    pub lineage: Option<Vec<u8>>,
 }
 
 /// A configured location as stored.
@@ -155,6 +159,8 @@ pub trait Catalog {
     fn item_ids(&self) -> Result<Vec<String>>;
     /// Items whose retention has passed.
     fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>>;
+    /// Items derived directly from the item whose lineage tag is `lineage`.
+    fn derived_from(&self, lineage: &[u8]) -> Result<Vec<ItemRow>>;
     /// Deletes an item and, if no other item uses its content, the content
     /// row; returns the content row that became unreferenced. Deleted bytes
     /// must not stay readable in the database files.
@@ -205,8 +211,9 @@ CREATE TABLE IF NOT EXISTS locations(id INTEGER PRIMARY KEY, name TEXT NOT NULL 
 CREATE TABLE IF NOT EXISTS residency(scope TEXT NOT NULL, target TEXT NOT NULL, allow TEXT NOT NULL, PRIMARY KEY(scope, target));
 CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), tag BLOB NOT NULL, location_id INTEGER NOT NULL REFERENCES locations(id), object TEXT NOT NULL UNIQUE, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS contents_tag ON contents(agency_id, tag);
-CREATE TABLE IF NOT EXISTS items(id TEXT PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), collection_id INTEGER NOT NULL REFERENCES collections(id), content_id INTEGER NOT NULL REFERENCES contents(id), created_ms INTEGER NOT NULL, retain_until_ms INTEGER, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, sealed_meta BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS items(id TEXT PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), collection_id INTEGER NOT NULL REFERENCES collections(id), content_id INTEGER NOT NULL REFERENCES contents(id), created_ms INTEGER NOT NULL, retain_until_ms INTEGER, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, sealed_meta BLOB NOT NULL, lineage BLOB);
 CREATE INDEX IF NOT EXISTS items_collection ON items(collection_id, created_ms);
+CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;
 ";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
@@ -220,6 +227,7 @@ fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         wrapped_key: r.get(6)?,
         kek_version: r.get(7)?,
         sealed_meta: r.get(8)?,
+        lineage: r.get(9)?,
     })
 }
 
@@ -236,7 +244,7 @@ fn content_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContentRow> {
     })
 }
 
-const ITEM_COLS: &str = "id, agency_id, collection_id, content_id, created_ms, retain_until_ms, wrapped_key, kek_version, sealed_meta";
+const ITEM_COLS: &str = "id, agency_id, collection_id, content_id, created_ms, retain_until_ms, wrapped_key, kek_version, sealed_meta, lineage";
 const CONTENT_COLS: &str =
     "id, agency_id, tag, location_id, object, wrapped_key, kek_version, size";
 
@@ -258,6 +266,17 @@ impl SqliteCatalog {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         if create {
             conn.execute_batch(SCHEMA)?;
+        } else {
+            // Catalogs from before derived items: add the lineage column.
+            let has_lineage = conn
+                .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'lineage'")?
+                .exists([])?;
+            if !has_lineage {
+                conn.execute_batch(
+                    "ALTER TABLE items ADD COLUMN lineage BLOB;
+                     CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;",
+                )?;
+            }
         }
         Ok(SqliteCatalog { conn })
     }
@@ -410,7 +429,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn find_content(&self, agency_id: i64, tag: &[u8]) -> Result<Vec<ContentRow>> {
-        let mut st = self.conn.prepare(&format!(
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT {CONTENT_COLS} FROM contents WHERE agency_id = ?1 AND tag = ?2"
         ))?;
         let rows = st.query_map(params![agency_id, tag], content_from_row)?;
@@ -457,22 +476,21 @@ impl Catalog for SqliteCatalog {
                     }
                 }
             };
-            tx.execute(
-                &format!(
-                    "INSERT INTO items({ITEM_COLS}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                ),
-                params![
-                    item.id,
-                    item.agency_id,
-                    item.collection_id,
-                    content_id,
-                    item.created_ms,
-                    item.retain_until_ms,
-                    item.wrapped_key,
-                    item.kek_version,
-                    item.sealed_meta
-                ],
-            )?;
+            tx.prepare_cached(&format!(
+                "INSERT INTO items({ITEM_COLS}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))?
+            .execute(params![
+                item.id,
+                item.agency_id,
+                item.collection_id,
+                content_id,
+                item.created_ms,
+                item.retain_until_ms,
+                item.wrapped_key,
+                item.kek_version,
+                item.sealed_meta,
+                item.lineage
+            ])?;
         }
         tx.commit()?;
         Ok(())
@@ -515,6 +533,14 @@ impl Catalog for SqliteCatalog {
             "SELECT {ITEM_COLS} FROM items WHERE retain_until_ms IS NOT NULL AND retain_until_ms <= ?1"
         ))?;
         let rows = st.query_map([now_ms], item_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn derived_from(&self, lineage: &[u8]) -> Result<Vec<ItemRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ITEM_COLS} FROM items WHERE lineage = ?1 ORDER BY created_ms, id"
+        ))?;
+        let rows = st.query_map([lineage], item_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -23,8 +23,30 @@ pub struct ItemMeta {
     /// Unix milliseconds after which retention shreds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_until_ms: Option<i64>,
-    /// Who ingested it.
+    /// Who ingested it (or, for a derived item, who or what derived it).
     pub ingested_by: String,
+    /// The item this one was derived from, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<String>,
+    /// How it was derived: `attachment`, `member`, `transcript`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation: Option<String>,
+    /// Steps from the ingested item it descends from (0 for that item).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Where a derived item comes from, as its ingest records it.
+#[derive(Clone, Debug)]
+pub(crate) struct Lineage {
+    pub(crate) source: String,
+    pub(crate) derivation: String,
+    pub(crate) tag: Vec<u8>,
+    pub(crate) generation: u32,
 }
 
 impl ItemMeta {

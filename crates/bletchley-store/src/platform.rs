@@ -23,7 +23,7 @@ use crate::catalog::{
     Catalog, ContentRef, ContentRow, ItemRow, SealedTable, SqliteCatalog, WrappedKeyRow,
 };
 use crate::error::{Error, Result, io};
-use crate::item::{IngestOptions, ItemMeta, Listing, NewItem};
+use crate::item::{IngestOptions, ItemMeta, Lineage, Listing, NewItem};
 use crate::keyring::{AgencyKeys, KeyName, PlatformKeys, Unlock, create_keyfile, open_keyfile};
 use crate::location::{Location, LocationSpec};
 use crate::residency::{self, Jurisdiction, Scope};
@@ -975,6 +975,100 @@ impl Platform {
                 },
             ));
         }
+        self.store_items(&p.name, &coll, opts, items, None)
+    }
+
+    /// Stores items derived from `source` (attachments, archive members,
+    /// transcripts): in its collection, at its marking (rule 4: the
+    /// high-water mark of a single input is its own), with its authority and
+    /// retention, linked to it so that shredding the source shreds them too.
+    /// A principal acting must be able to read the source.
+    pub fn derive(
+        &mut self,
+        actor: &Actor,
+        source: &str,
+        derivation: &str,
+        items: Vec<NewItem>,
+    ) -> Result<Vec<String>> {
+        let targets = vec![source.to_owned()];
+        let Some(row) = self.catalog.item(source)? else {
+            let e = Error::NotFoundOrNotPermitted { reason: None };
+            return Err(self.refuse(actor, "item.derive", targets, None, e));
+        };
+        let (meta, marking) = self.open_meta(&row)?;
+        if let Actor::Principal(name) = actor {
+            let gate = match self.gate(name) {
+                Ok(g) => g,
+                Err(e) => return Err(self.refuse(actor, "item.derive", targets, None, e)),
+            };
+            if let Err(d) = gate.check(&marking, CollectionId(row.collection_id)) {
+                let e = Error::NotFoundOrNotPermitted { reason: Some(d) };
+                return Err(self.refuse(actor, "item.derive", targets, None, e));
+            }
+        }
+        if derivation.is_empty() || derivation.len() > 40 {
+            return Err(Error::Invalid(
+                "a derivation is named in 1 to 40 characters".into(),
+            ));
+        }
+        let Some(coll) = self
+            .collections()?
+            .into_iter()
+            .find(|c| c.id.0 == row.collection_id)
+        else {
+            return Err(Error::Layout(format!(
+                "item {source} is in an unknown collection"
+            )));
+        };
+        let lineage = self.lineage_tag(&coll.agency, source)?;
+        let opts = IngestOptions {
+            collection: meta.collection.clone(),
+            marking,
+            authority: meta.authority.clone(),
+            retain_until_ms: meta.retain_until_ms,
+            justification: None,
+        };
+        let from = Lineage {
+            source: source.to_owned(),
+            derivation: derivation.to_owned(),
+            tag: lineage,
+            generation: meta.generation.saturating_add(1),
+        };
+        self.store_items(&actor.name(), &coll, &opts, items, Some(&from))
+    }
+
+    /// The keyed tag that links derived items to `source`.
+    fn lineage_tag(&mut self, agency: &str, source: &str) -> Result<Vec<u8>> {
+        self.agency_keys(agency)?;
+        let keys = self.agencies.get(agency).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: agency.to_owned(),
+        })?;
+        Ok(keyed_tag(&keys.dedup, "lineage", source.as_bytes()).to_vec())
+    }
+
+    /// Seals, places, audits and catalogs items whose checks are done.
+    fn store_items(
+        &mut self,
+        actor: &str,
+        coll: &Collection,
+        opts: &IngestOptions,
+        items: Vec<NewItem>,
+        from: Option<&Lineage>,
+    ) -> Result<Vec<String>> {
+        let action = if from.is_some() {
+            "item.derive"
+        } else {
+            "item.ingest"
+        };
+        let just = opts.justification.as_deref();
+        let targets = vec![opts.collection.clone()];
+        let actor_name = actor.to_owned();
+        let actor = if actor == "operator" {
+            Actor::Operator
+        } else {
+            Actor::Principal(actor_name.clone())
+        };
         // Residency: the first writable location every applicable rule allows.
         let rules = self.allowed_rules(
             &coll.agency,
@@ -999,7 +1093,7 @@ impl Platform {
                 .collect::<Vec<_>>()
                 .join(" and ");
             let e = Error::Residency { allowed };
-            return Err(self.refuse(&actor, "item.ingest", targets, just, e));
+            return Err(self.refuse(&actor, action, targets, just, e));
         };
         let target = target.clone();
         let allowed_ids: BTreeSet<i64> = allowed_locs.iter().map(|l| l.id).collect();
@@ -1064,7 +1158,10 @@ impl Platform {
                 size: it.content.len() as u64,
                 created_ms: now,
                 retain_until_ms: opts.retain_until_ms,
-                ingested_by: p.name.clone(),
+                ingested_by: actor_name.clone(),
+                derived_from: from.map(|f| f.source.clone()),
+                derivation: from.map(|f| f.derivation.clone()),
+                generation: from.map_or(0, |f| f.generation),
             };
             let idek = DataKey::generate()?;
             let w = keys.provider.wrap(&idek, &wrap_aad("items", &id))?;
@@ -1081,6 +1178,7 @@ impl Platform {
                     wrapped_key: w.bytes,
                     kek_version: w.kek_version,
                     sealed_meta,
+                    lineage: from.map(|f| f.tag.clone()),
                 },
                 content,
             ));
@@ -1089,13 +1187,18 @@ impl Platform {
             .iter()
             .map(|(r, _)| Entry {
                 time_ms: now,
-                principal: p.name.clone(),
-                action: "item.ingest".into(),
-                targets: vec![
-                    r.id.clone(),
-                    opts.collection.clone(),
-                    format!("location {}", target.name),
-                ],
+                principal: actor_name.clone(),
+                action: action.into(),
+                targets: [
+                    vec![
+                        r.id.clone(),
+                        opts.collection.clone(),
+                        format!("location {}", target.name),
+                    ],
+                    from.map(|f| vec![format!("derived from {} ({})", f.source, f.derivation)])
+                        .unwrap_or_default(),
+                ]
+                .concat(),
                 justification: opts.justification.clone(),
                 outcome: Outcome::Allowed,
                 reason: None,
@@ -1113,7 +1216,7 @@ impl Platform {
             let ids = rows.iter().map(|(r, _)| r.id.clone()).collect();
             let _ = self.record(
                 actor,
-                "item.ingest",
+                action,
                 ids,
                 just,
                 Outcome::Failed,
@@ -1372,6 +1475,13 @@ impl Platform {
     }
 
     fn shred_row(&mut self, actor: Actor, row: &ItemRow, action: &str) -> Result<()> {
+        // What was derived from it goes first (rule 4: a derived item must
+        // not outlive its source's shredding), depth first.
+        let agency = self.agency_name(row.agency_id)?;
+        let tag = self.lineage_tag(&agency, &row.id)?;
+        for child in self.catalog.derived_from(&tag)? {
+            self.shred_row(actor.clone(), &child, action)?;
+        }
         self.record(
             actor.clone(),
             action,
@@ -1439,10 +1549,15 @@ impl Platform {
     /// Shreds every item whose retention has passed; returns how many.
     pub fn enforce_retention(&mut self) -> Result<usize> {
         let rows = self.catalog.expired_items(now_ms())?;
+        let mut shredded = 0;
         for r in &rows {
-            self.shred_row(Actor::Operator, r, "retention.shred")?;
+            // A derived item may already have gone with its source.
+            if self.catalog.item(&r.id)?.is_some() {
+                self.shred_row(Actor::Operator, r, "retention.shred")?;
+                shredded += 1;
+            }
         }
-        Ok(rows.len())
+        Ok(shredded)
     }
 }
 

@@ -430,6 +430,7 @@ fn bench_graph(edges: usize, queries: usize) {
                 marking: String::new(),
                 created_ms: 0,
                 events: Vec::new(),
+                parent: None,
             }
         })
         .collect();

@@ -490,6 +490,7 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
         b
     });
     let mut failed = 0usize;
+    let mut derived = 0usize;
     let stdout = std::io::stdout();
     for chunk in a.files.chunks(a.batch.max(1)) {
         let mut batch = Vec::with_capacity(chunk.len());
@@ -511,7 +512,9 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
             continue;
         }
         let n = batch.len() as u64;
-        let ids = p.ingest(&who, &opts, batch)?;
+        let stored = bletchley_index::ingest::ingest(&mut p, &who, &opts, batch)?;
+        derived += stored.parts;
+        let ids = stored.ids;
         let mut out = stdout.lock();
         for id in ids {
             writeln!(out, "{id}")?;
@@ -523,6 +526,11 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
     }
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if derived > 0 {
+        eprintln!(
+            "note: {derived} attachments and archive entries stored as items derived from their containers"
+        );
     }
     if failed > 0 {
         eprintln!(
@@ -743,7 +751,7 @@ fn entities(cli: &Cli, id: &str, json: bool, justification: Option<&str>) -> Res
     let who = principal(cli)?;
     let (meta, content) = open(cli)?.get(&who, id, justification)?;
     // Offsets are into the extracted text, as the index sees it.
-    let text = bletchley_index::extract::extract(&meta.title, &content).text;
+    let text = bletchley_index::extract::extract_item(&meta.title, &content, meta.generation).text;
     let found = bletchley_index::entities::extract(&text);
     if json {
         println!(

@@ -243,7 +243,7 @@ fn ingest_corpus(p: &mut Platform) -> Result<(usize, String)> {
             retain_until_ms: None,
             justification: Some("demo corpus".into()),
         };
-        p.ingest(who, &opts, items)
+        bletchley_index::ingest::ingest(p, who, &opts, items)
             .with_context(|| format!("ingesting demo corpus into {collection} as {who}"))?;
     }
     let key: serde_json::Value =

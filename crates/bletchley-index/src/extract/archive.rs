@@ -53,8 +53,38 @@ fn open(content: &[u8]) -> Result<zip::ZipArchive<Cursor<&[u8]>>, String> {
     zip::ZipArchive::new(Cursor::new(content)).map_err(|e| format!("malformed archive ({e})"))
 }
 
-/// Text of every entry of a ZIP archive, each through the format dispatch.
-pub(super) fn zip(content: &[u8], depth: usize) -> Extracted {
+/// Every file entry of a ZIP archive as a part, within the archive limits;
+/// reading stops at the first entry that breaks them.
+pub(super) fn members(content: &[u8]) -> Vec<super::Part> {
+    let Ok(mut archive) = open(content) else {
+        return Vec::new();
+    };
+    let mut budget = MAX_INFLATED;
+    let mut out = Vec::new();
+    for i in 0..archive.len().min(MAX_ENTRIES) {
+        let Ok(mut file) = archive.by_index(i) else {
+            continue;
+        };
+        if file.is_dir() {
+            continue;
+        }
+        let name = entry_name(&file);
+        match read_entry(&mut file, &mut budget) {
+            Ok(bytes) => out.push(super::Part {
+                title: super::sanitise_name(&name),
+                content: bytes,
+                derivation: "member",
+            }),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Text of every entry of a ZIP archive, each through the format dispatch
+/// when `inline`, or only its name when entries are items of their own.
+/// Entries are read (within the limits) either way, so a bomb is flagged.
+pub(super) fn zip(content: &[u8], depth: usize, inline: bool) -> Extracted {
     let mut archive = match open(content) {
         Ok(a) => a,
         Err(e) => {
@@ -86,9 +116,10 @@ pub(super) fn zip(content: &[u8], depth: usize) -> Extracted {
         }
         let name = entry_name(&file);
         match read_entry(&mut file, &mut budget) {
+            Ok(_) if !inline => text.push_str(&format!("\n[entry {name}]\n")),
             Ok(bytes) => {
                 text.push_str(&format!("\n[entry {name}]\n"));
-                let sub = super::extract_at(&name, &bytes, depth + 1);
+                let sub = super::extract_at(&name, &bytes, depth + 1, super::Parts::Inline);
                 text.push_str(&sub.text);
                 if let Some(f) = sub.flag {
                     flag = Some(format!("{name}: {f}"));

@@ -41,16 +41,111 @@ mod pdf;
 
 pub use archive::MAX_INFLATED;
 
-/// Extracts the text of an item named `title`.
+/// Generations of derived parts: an attachment of an attachment of an
+/// attachment is still stored as an item, but its own parts are not.
+pub const MAX_GENERATIONS: u32 = MAX_DEPTH as u32;
+
+/// Extracts the whole text of `title`, containers with the text of their
+/// parts inline (for one-off use; stored items use [`extract_item`]).
 pub fn extract(title: &str, content: &[u8]) -> Extracted {
-    extract_at(title, content, 0)
+    extract_at(title, content, 0, Parts::Inline)
+}
+
+/// Extracts the text of a stored item whose `generation` says how deep it
+/// sits among derived parts (0 for what was ingested). A container's parts
+/// are items of their own (see [`parts`]), so its text is its own: headers,
+/// body and the names of its parts, not their contents twice over.
+pub fn extract_item(title: &str, content: &[u8], generation: u32) -> Extracted {
+    let mut out = extract_at(title, content, 0, Parts::Names);
+    if generation >= MAX_GENERATIONS && is_container(title, content) {
+        out.flag = Some(format!(
+            "containers nested more than {MAX_GENERATIONS} deep: parts not extracted"
+        ));
+    }
+    out
+}
+
+/// Whether parts of an item are stored as items of their own or inlined.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    Inline,
+    Names,
+}
+
+fn is_container(title: &str, content: &[u8]) -> bool {
+    matches!(ext(title).as_str(), "eml" | "zip") || looks_like_email(content)
+}
+
+/// A part of a container, to be stored as an item derived from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// File name (the attachment's or entry's name).
+    pub title: String,
+    /// Its bytes.
+    pub content: Vec<u8>,
+    /// `attachment` (of an e-mail) or `member` (of an archive).
+    pub derivation: &'static str,
+}
+
+/// The parts of a container item: e-mail attachments (an attached message
+/// as an `.eml` of its own) and archive entries, within the same limits as
+/// text extraction (count, inflated bytes, compression ratio). Anything
+/// else has none. Parts beyond the limits are left out; the container's
+/// own extraction flags why.
+pub fn parts(title: &str, content: &[u8]) -> Vec<Part> {
+    match ext(title).as_str() {
+        "zip" => archive::members(content),
+        "docx" | "pdf" => Vec::new(),
+        _ if is_container(title, content) => attachments(content),
+        _ => Vec::new(),
+    }
+}
+
+fn attachments(content: &[u8]) -> Vec<Part> {
+    let Some(msg) = MessageParser::default().parse(content) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, part) in msg.attachments().enumerate().take(MAX_ATTACHMENTS) {
+        let (title, bytes) = if let Some(inner) = part.message() {
+            let name = part
+                .attachment_name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("attached-message-{}.eml", i + 1));
+            (name, inner.raw_message().to_vec())
+        } else {
+            let name = part
+                .attachment_name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("attachment-{}", i + 1));
+            (name, part.contents().to_vec())
+        };
+        out.push(Part {
+            title: sanitise_name(&title),
+            content: bytes,
+            derivation: "attachment",
+        });
+    }
+    out
+}
+
+/// A part's name as a title: the last path component, no control
+/// characters, at most 200 characters, never empty.
+pub(crate) fn sanitise_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean: String = last.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.trim().is_empty() || clean == "." || clean == ".." {
+        "part".to_owned()
+    } else {
+        clean
+    }
 }
 
 /// Extracts at a nesting depth: containers (e-mail, archives) inside
 /// containers stop at [`MAX_DEPTH`].
-fn extract_at(title: &str, content: &[u8], depth: usize) -> Extracted {
+fn extract_at(title: &str, content: &[u8], depth: usize, mode: Parts) -> Extracted {
     let e = ext(title);
-    let container = matches!(e.as_str(), "eml" | "zip") || looks_like_email(content);
+    let container = is_container(title, content);
     if container && depth >= MAX_DEPTH {
         return Extracted {
             text: String::new(),
@@ -61,9 +156,9 @@ fn extract_at(title: &str, content: &[u8], depth: usize) -> Extracted {
     let mut out = match e.as_str() {
         "pdf" => pdf::extract(content),
         "docx" => archive::docx(content),
-        "zip" => archive::zip(content, depth),
+        "zip" => archive::zip(content, depth, mode == Parts::Inline),
         _ if content.starts_with(b"%PDF-") => pdf::extract(content),
-        "eml" => email(content, depth),
+        "eml" => email(content, depth, mode),
         "csv" => csv_text(content),
         "jsonl" | "ndjson" => jsonl(content),
         "html" | "htm" => utf8(content).map_or_else(binary, |t| Extracted {
@@ -71,7 +166,7 @@ fn extract_at(title: &str, content: &[u8], depth: usize) -> Extracted {
             kind: "html",
             flag: None,
         }),
-        _ if looks_like_email(content) => email(content, depth),
+        _ if looks_like_email(content) => email(content, depth, mode),
         _ => utf8(content).map_or_else(binary, |t| Extracted {
             text: t,
             kind: "text",
@@ -124,7 +219,7 @@ fn strip_tags(html: &str) -> String {
     out
 }
 
-fn email(content: &[u8], depth: usize) -> Extracted {
+fn email(content: &[u8], depth: usize, mode: Parts) -> Extracted {
     let Some(msg) = MessageParser::default().parse(content) else {
         return Extracted {
             text: String::new(),
@@ -162,17 +257,20 @@ fn email(content: &[u8], depth: usize) -> Extracted {
         }
         let name = part.attachment_name().unwrap_or("attachment");
         text.push_str(&format!("\n[attachment {name}]\n"));
+        if mode == Parts::Names {
+            continue;
+        }
         if let Some(inner) = part.message() {
             if depth + 1 >= MAX_DEPTH {
                 flag = Some("attached messages nested too deep: inner ones not indexed".into());
                 continue;
             }
             let raw = inner.raw_message();
-            let sub = email(raw, depth + 1);
+            let sub = email(raw, depth + 1, mode);
             text.push_str(&sub.text);
             flag = flag.or(sub.flag);
         } else {
-            let sub = extract_at(name, part.contents(), depth + 1);
+            let sub = extract_at(name, part.contents(), depth + 1, mode);
             text.push_str(&sub.text);
             if let Some(f) = sub.flag {
                 flag = Some(format!("attachment {name}: {f}"));

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use bletchley_index::extract::{MAX_TEXT, extract};
+use bletchley_index::extract::{MAX_GENERATIONS, MAX_TEXT, extract, extract_item, parts};
 
 /// A minimal, valid PDF: one page whose content stream shows `text`,
 /// optionally Flate-compressed; byte offsets in the xref table are exact.
@@ -217,6 +217,55 @@ fn zip_bomb_inside_an_email_is_flagged_not_expanded() {
     let n = extract("nested.zip", &nested);
     assert!(n.flag.is_some());
     assert!(n.text.len() < 1 << 20);
+}
+
+#[test]
+fn containers_yield_their_parts_within_the_same_limits() {
+    // An e-mail's attachment comes out whole, named as attached.
+    let inner = zip_of(&[
+        ("dir/../notes.txt", b"GREENFINCH at noon"),
+        ("b.txt", b"second"),
+    ]);
+    let mail = email_with("bundle.zip", "application/zip", &inner);
+    let p = parts("msg.eml", &mail);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].title, "bundle.zip");
+    assert_eq!(p[0].derivation, "attachment");
+    assert_eq!(p[0].content, inner);
+    // The archive's entries come out as members, names reduced to their
+    // last component.
+    let m = parts("bundle.zip", &inner);
+    let titles: Vec<&str> = m.iter().map(|x| x.title.as_str()).collect();
+    assert_eq!(titles, ["notes.txt", "b.txt"]);
+    assert!(m.iter().all(|x| x.derivation == "member"));
+    assert_eq!(m[0].content, b"GREENFINCH at noon");
+    // As a stored item, the container's text names its parts without their
+    // contents (they are items of their own) ...
+    let own = extract_item("msg.eml", &mail, 0);
+    assert!(own.text.contains("bundle.zip") && own.text.contains("See attached"));
+    assert!(!own.text.contains("GREENFINCH"), "{}", own.text);
+    let own = extract_item("bundle.zip", &inner, 1);
+    assert!(own.text.contains("notes.txt") && !own.text.contains("GREENFINCH"));
+    // ... and past the last generation it says its parts were not extracted.
+    let deep = extract_item("bundle.zip", &inner, MAX_GENERATIONS);
+    assert!(deep.flag.is_some_and(|f| f.contains("not extracted")));
+    // Plain files have no parts.
+    assert!(parts("notes.txt", b"From: nobody").len() <= 1);
+    assert!(parts("report.pdf", &pdf(&page("x"), false)).is_empty());
+}
+
+#[test]
+fn a_zip_bomb_yields_no_expanded_part() {
+    let zeros = vec![0u8; 200 << 20];
+    let bomb = zip_of(&[("a.txt", b"innocent"), ("zeros.bin", &zeros)]);
+    drop(zeros);
+    let m = parts("bomb.zip", &bomb);
+    // The innocent entry before it, then reading stops.
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].title, "a.txt");
+    // Its own extraction says why.
+    let own = extract_item("bomb.zip", &bomb, 0);
+    assert!(own.flag.is_some_and(|f| f.contains("zip bomb")));
 }
 
 #[test]

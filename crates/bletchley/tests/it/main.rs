@@ -7,6 +7,7 @@ mod canary;
 mod common;
 mod crash;
 mod dedup_retention;
+mod derived;
 mod graph;
 mod residency;
 mod search;

@@ -482,7 +482,8 @@ fn formats_are_extracted_and_failures_flagged() {
         serde_json::from_str(&env.ok(&["--as", "alice", "search", "lighthouse", "--json"]))
             .expect("json");
     assert_eq!(v["total"], 1);
-    // Attachment text is searchable, selectors in it are linked to the sender.
+    // Attachment text is searchable as an item of its own, derived from the
+    // e-mail, and selectors in it are linked to the sender.
     let v: Value = serde_json::from_str(&env.ok(&[
         "--as",
         "alice",
@@ -491,7 +492,12 @@ fn formats_are_extracted_and_failures_flagged() {
         "--json",
     ]))
     .expect("json");
-    assert_eq!(v["hits"][0]["title"], "meeting.eml");
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["hits"][0]["title"], "calls.csv");
+    let mail: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "lighthouse", "--json"]))
+            .expect("json");
+    assert_eq!(v["hits"][0]["derived_from"], mail["hits"][0]["id"]);
     let g = env.ok(&[
         "--as",
         "alice",

@@ -1,0 +1,162 @@
+//! Derived items: what an e-mail carries (attachments, attached messages and
+//! their attachments) is stored as items of its own, at the e-mail's
+//! marking, linked to it, searchable on its own, and shredded with it.
+
+use serde_json::Value;
+
+use crate::common::Env;
+
+/// An e-mail with a CSV attachment and an attached message that itself
+/// carries a text attachment: three generations.
+fn email() -> String {
+    let inner = "From: Osprey <osprey@example.org>\r\nTo: viking@example.org\r\nSubject: notes\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"in\"\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\nSee my notes.\r\n--in\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"notes.txt\"\r\n\r\nThe KINGFISHER courier crosses on Thursday.\r\n--in--\r\n";
+    format!(
+        "From: Viking <viking@example.org>\r\nTo: handler@example.net\r\nSubject: Harbour meeting\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"out\"\r\n\r\n--out\r\nContent-Type: text/plain\r\n\r\nMeet at the lighthouse.\r\n--out\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"calls.csv\"\r\n\r\ncaller,callee\r\n+442079460018,+33142685300\r\n--out\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"forwarded.eml\"\r\n\r\n{inner}\r\n--out--\r\n"
+    )
+}
+
+fn items(env: &Env, who: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(&env.ok(&["--as", who, "ls", "--json"])).expect("ls json");
+    v.as_array().expect("array").clone()
+}
+
+fn by_title<'a>(items: &'a [Value], title: &str) -> &'a Value {
+    items
+        .iter()
+        .find(|i| i["title"] == title)
+        .unwrap_or_else(|| panic!("no item titled {title} in {items:?}"))
+}
+
+#[test]
+fn attachments_are_derived_items_that_inherit_the_marking_and_go_with_their_source() {
+    let env = Env::new();
+    env.basic();
+    let f = env.file("meeting.eml", email().as_bytes());
+    let ids = env.ingest("alice", "mi5/ct", "SECRET//UK EYES ONLY", &[&f]);
+    assert_eq!(ids.len(), 1, "one id for the one file given: {ids:?}");
+    let mail = &ids[0];
+
+    let all = items(&env, "alice");
+    assert_eq!(all.len(), 4, "{all:#?}");
+    let csv = by_title(&all, "calls.csv");
+    let fwd = by_title(&all, "forwarded.eml");
+    let notes = by_title(&all, "notes.txt");
+    for (it, parent, generation) in [(csv, mail, 1), (fwd, mail, 1)] {
+        assert_eq!(it["derived_from"], parent.as_str());
+        assert_eq!(it["derivation"], "attachment");
+        assert_eq!(it["generation"], generation);
+    }
+    assert_eq!(notes["derived_from"], fwd["id"]);
+    assert_eq!(notes["generation"], 2);
+    for it in &all {
+        assert_eq!(it["marking"], "SECRET//UK EYES ONLY", "{it}");
+        assert_eq!(it["collection"], "mi5/ct", "{it}");
+    }
+    // The part is the item's bytes, exactly.
+    let notes_id = notes["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        env.ok(&["--as", "alice", "get", &notes_id]).trim(),
+        "The KINGFISHER courier crosses on Thursday."
+    );
+
+    // A word only the innermost attachment holds finds that item alone: the
+    // containers index their own text and the names of their parts.
+    let hits: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "kingfisher", "--json"]))
+            .expect("search json");
+    assert_eq!(hits["total"], 1, "{hits}");
+    assert_eq!(hits["hits"][0]["title"], "notes.txt");
+    assert_eq!(hits["hits"][0]["derived_from"], fwd["id"]);
+    // The e-mail still names its attachments.
+    let named: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "calls.csv", "--json"]))
+            .expect("search json");
+    assert!(
+        named["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .any(|h| h["title"] == "meeting.eml"),
+        "{named}"
+    );
+
+    // Each derivation is audited, naming its source.
+    let audit = env.ok(&["audit", "show"]);
+    assert_eq!(audit.matches("item.derive").count(), 3, "{audit}");
+    assert!(audit.contains(&format!("derived from {mail} (attachment)")));
+
+    // Shredding the e-mail shreds every generation derived from it.
+    env.ok(&["--as", "boss", "shred", mail]);
+    assert!(items(&env, "alice").is_empty());
+    assert_eq!(
+        env.fails(&["--as", "alice", "get", &notes_id]).trim(),
+        "error: not found or not permitted"
+    );
+    let hits: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "kingfisher", "--json"]))
+            .expect("search json");
+    assert_eq!(hits["total"], 0, "{hits}");
+}
+
+#[test]
+fn a_principal_who_cannot_see_the_source_sees_none_of_its_parts() {
+    let env = Env::new();
+    env.basic();
+    // boss lacks STRAP1: the parts carry it as the e-mail does.
+    let f = env.file("meeting.eml", email().as_bytes());
+    env.ingest("alice", "mi5/ct", "SECRET//STRAP1", &[&f]);
+    assert!(items(&env, "boss").is_empty());
+    let hits: Value =
+        serde_json::from_str(&env.ok(&["--as", "boss", "search", "kingfisher", "--json"]))
+            .expect("search json");
+    assert_eq!(hits["total"], 0, "{hits}");
+}
+
+#[test]
+fn the_item_view_lists_derived_items_and_links_back_to_the_source() {
+    use crate::server::{Server, set_password};
+    let env = Env::new();
+    env.basic();
+    set_password(&env, "alice");
+    let f = env.file("meeting.eml", email().as_bytes());
+    let mail = env.ingest("alice", "mi5/ct", "SECRET", &[&f])[0].clone();
+    let s = Server::start(&env);
+    let c = s.client();
+    s.login(&c, "alice");
+    let (st, v) = s.get(&c, &format!("/api/items/{mail}"));
+    assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    let derived = v["derived"].as_array().expect("derived");
+    let titles: Vec<&str> = derived.iter().filter_map(|d| d["title"].as_str()).collect();
+    assert_eq!(titles.len(), 2, "{v}");
+    assert!(titles.contains(&"calls.csv") && titles.contains(&"forwarded.eml"));
+    assert!(
+        derived
+            .iter()
+            .all(|d| d["derivation"] == "attachment" && d["marking"] == "SECRET")
+    );
+    let csv = derived
+        .iter()
+        .find(|d| d["title"] == "calls.csv")
+        .and_then(|d| d["id"].as_str())
+        .expect("csv id");
+    let html = c
+        .get(format!("{}/items/{mail}", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(
+        html.contains("id=\"derived\"") && html.contains("calls.csv"),
+        "{html}"
+    );
+    let html = c
+        .get(format!("{}/items/{csv}", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(
+        html.contains("id=\"derived-from\"") && html.contains(&format!("/items/{mail}")),
+        "{html}"
+    );
+}
