@@ -111,6 +111,20 @@ pub struct DerivedItem {
     pub created_ms: i64,
 }
 
+/// Text enough to tell a language: detection cost grows with the text,
+/// its answer does not after a few kilobytes.
+fn language_sample(text: &str) -> &str {
+    const SAMPLE: usize = 4096;
+    if text.len() <= SAMPLE {
+        return text;
+    }
+    let mut cut = SAMPLE;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
 /// Shortest prefix completed: shorter ones would count most of the dictionary.
 pub const MIN_SUGGEST_PREFIX: usize = 2;
 
@@ -381,79 +395,37 @@ impl SearchIndex {
         }
         let mut w = self
             .index
-            .writer_with_num_threads::<TantivyDocument>(1, 50_000_000)?;
+            .writer_with_num_threads::<TantivyDocument>(1, 100_000_000)?;
         for id in removed {
             w.delete_term(Term::from_field_text(self.f.id, id));
         }
-        for it in added {
-            let f = &self.f;
-            let extracted =
-                crate::extract::extract_item(&it.meta.title, &it.content, it.meta.generation);
-            let (body, kind) = (extracted.text, extracted.kind);
-            let flag = extracted.flag;
-            let mut d = TantivyDocument::default();
-            d.add_text(f.id, &it.meta.id);
-            d.add_text(f.title, &it.meta.title);
-            d.add_text(f.body, &body);
-            if let Some(parent) = &it.meta.derived_from {
-                d.add_text(f.parent, parent);
+        // Extraction, entities and language detection dominate indexing and
+        // are independent per item: spread them over the cores, each thread
+        // handing its documents straight to the writer.
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let chunk = added.len().div_ceil(threads).max(1);
+        let (writer, this) = (&w, &*self);
+        std::thread::scope(|scope| -> Result<()> {
+            let workers: Vec<_> = added
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || -> Result<()> {
+                        for it in part {
+                            writer.add_document(this.document(it))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in workers {
+                h.join()
+                    .map_err(|_| Error::Query("an indexing thread panicked".into()))??;
             }
-            if let Some(how) = &it.meta.derivation {
-                d.add_text(f.derivation, how);
-            }
-            d.add_u64(f.collection, u64::from(it.collection.0));
-            d.add_u64(f.level, level(it.marking.classification()));
-            for c in it.marking.compartments() {
-                d.add_text(f.comp, c);
-            }
-            for n in it.marking.releasable_to(self.home).iter() {
-                d.add_text(f.rel, n.alpha3());
-            }
-            d.add_i64(f.created, it.meta.created_ms);
-            let lang = whatlang::detect(&body)
-                .filter(|i| i.is_reliable())
-                .map(|i| i.lang().code().to_owned())
-                .unwrap_or_else(|| "und".to_owned());
-            d.add_text(f.lang, &lang);
-            d.add_text(f.kind, kind);
-            d.add_facet(f.facets, Facet::from_path(["type", kind]));
-            d.add_facet(f.facets, Facet::from_path(["lang", lang.as_str()]));
-            d.add_facet(
-                f.facets,
-                Facet::from_path(["collection", it.meta.collection.as_str()]),
-            );
-            d.add_facet(
-                f.facets,
-                Facet::from_path(["classification", it.marking.classification().as_str()]),
-            );
-            d.add_facet(
-                f.facets,
-                Facet::from_path(["month", month(it.meta.created_ms).as_str()]),
-            );
-            let mut seen = BTreeSet::new();
-            for m in crate::entities::extract(&body) {
-                let term = m.term();
-                if seen.insert(term.clone()) {
-                    d.add_text(f.entity, &term);
-                }
-            }
-            if let Some(flag) = &flag {
-                d.add_text(f.flag, flag);
-            }
-            for e in crate::comms::events_of(kind, &it.content) {
-                // Both ends are selectors of the item even when the text
-                // extractor did not see them as such.
-                for t in [&e.from, &e.to] {
-                    if seen.insert(t.clone()) {
-                        d.add_text(f.entity, t);
-                    }
-                }
-                d.add_text(f.event, e.encode());
-            }
-            d.add_text(f.marking, &it.meta.marking);
-            d.add_text(f.collection_name, &it.meta.collection);
-            w.add_document(d)?;
-        }
+            Ok(())
+        })?;
         w.commit()?;
         self.reader.reload()?;
         if let Ok(mut k) = self.known.lock()
@@ -465,6 +437,78 @@ impl SearchIndex {
             k.extend(added.iter().map(|a| a.meta.id.clone()));
         }
         Ok(())
+    }
+
+    /// The index document of one item: extracted text, access attributes,
+    /// facets, selectors and events.
+    fn document(&self, it: &IndexFeedItem) -> TantivyDocument {
+        let f = &self.f;
+        let extracted =
+            crate::extract::extract_item(&it.meta.title, &it.content, it.meta.generation);
+        let (body, kind) = (extracted.text, extracted.kind);
+        let flag = extracted.flag;
+        let mut d = TantivyDocument::default();
+        d.add_text(f.id, &it.meta.id);
+        d.add_text(f.title, &it.meta.title);
+        d.add_text(f.body, &body);
+        if let Some(parent) = &it.meta.derived_from {
+            d.add_text(f.parent, parent);
+        }
+        if let Some(how) = &it.meta.derivation {
+            d.add_text(f.derivation, how);
+        }
+        d.add_u64(f.collection, u64::from(it.collection.0));
+        d.add_u64(f.level, level(it.marking.classification()));
+        for c in it.marking.compartments() {
+            d.add_text(f.comp, c);
+        }
+        for n in it.marking.releasable_to(self.home).iter() {
+            d.add_text(f.rel, n.alpha3());
+        }
+        d.add_i64(f.created, it.meta.created_ms);
+        let lang = whatlang::detect(language_sample(&body))
+            .filter(|i| i.is_reliable())
+            .map(|i| i.lang().code().to_owned())
+            .unwrap_or_else(|| "und".to_owned());
+        d.add_text(f.lang, &lang);
+        d.add_text(f.kind, kind);
+        d.add_facet(f.facets, Facet::from_path(["type", kind]));
+        d.add_facet(f.facets, Facet::from_path(["lang", lang.as_str()]));
+        d.add_facet(
+            f.facets,
+            Facet::from_path(["collection", it.meta.collection.as_str()]),
+        );
+        d.add_facet(
+            f.facets,
+            Facet::from_path(["classification", it.marking.classification().as_str()]),
+        );
+        d.add_facet(
+            f.facets,
+            Facet::from_path(["month", month(it.meta.created_ms).as_str()]),
+        );
+        let mut seen = BTreeSet::new();
+        for m in crate::entities::extract(&body) {
+            let term = m.term();
+            if seen.insert(term.clone()) {
+                d.add_text(f.entity, &term);
+            }
+        }
+        if let Some(flag) = &flag {
+            d.add_text(f.flag, flag);
+        }
+        for e in crate::comms::events_of(kind, &it.content) {
+            // Both ends are selectors of the item even when the text
+            // extractor did not see them as such.
+            for t in [&e.from, &e.to] {
+                if seen.insert(t.clone()) {
+                    d.add_text(f.entity, t);
+                }
+            }
+            d.add_text(f.event, e.encode());
+        }
+        d.add_text(f.marking, &it.meta.marking);
+        d.add_text(f.collection_name, &it.meta.collection);
+        d
     }
 
     fn access(gate: &Gate, visible: &[CollectionId]) -> Access {
