@@ -109,6 +109,9 @@ pub fn timeline(items: &[ItemLinks], chosen: &[String]) -> Vec<Event> {
 pub struct LinkGraph {
     graph: UnGraph<String, BTreeSet<String>>,
     nodes: BTreeMap<String, NodeIndex>,
+    /// Banner of every item the graph was built from, so an answer can be
+    /// marked at the high-water mark of the items supporting it (rule 4).
+    markings: HashMap<String, String>,
 }
 
 /// A selector reached from another.
@@ -157,6 +160,10 @@ impl LinkGraph {
         let mut g = LinkGraph {
             graph: UnGraph::default(),
             nodes: BTreeMap::new(),
+            markings: items
+                .iter()
+                .map(|i| (i.id.clone(), i.marking.clone()))
+                .collect(),
         };
         let all: BTreeSet<&String> = items.iter().flat_map(|i| i.entities.iter()).collect();
         for e in all {
@@ -230,6 +237,27 @@ impl LinkGraph {
             g.graph.add_edge(a, b, support);
         }
         g
+    }
+
+    /// Banners of the given items (those the graph was built from), for
+    /// marking an answer they support.
+    pub fn markings_of<'a>(&self, items: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut out: Vec<String> = items
+            .into_iter()
+            .filter_map(|i| self.markings.get(i).cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Banners of every item the graph was built from: what an answer about
+    /// the whole graph (communities, centrality) rests on.
+    pub fn all_markings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.markings.values().cloned().collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Whether the graph knows the selector.

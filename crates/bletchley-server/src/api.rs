@@ -628,6 +628,22 @@ pub(crate) async fn run_graph(
                 ("centrality", _, _) => (json!({ "centrality": g.centrality(50) }), vec![]),
                 _ => (json!({ "communities": g.communities() }), vec![]),
             };
+            // Rule 4: the answer is marked at the high-water mark of the
+            // items that support it (for the whole graph, all of them).
+            let banners = if matches!(kind, "neighbours" | "path" | "common") {
+                let mut ids = Vec::new();
+                supporting_items(&out, &mut ids);
+                g.markings_of(ids.iter().map(String::as_str))
+            } else {
+                g.all_markings()
+            };
+            let markings: Vec<Marking> = banners
+                .iter()
+                .filter_map(|b| Marking::parse(b).ok())
+                .collect();
+            let mut out = out;
+            out["marking"] =
+                json!(Marking::high_water_mark(&markings, st.platform.home()).map(|m| m.render()));
             st.platform.record(
                 Actor::Principal(who),
                 &format!("graph.{kind}"),
@@ -639,6 +655,28 @@ pub(crate) async fn run_graph(
             Ok(out)
         })
         .await
+}
+
+/// Item ids under `via_items`, `via_a` and `via_b` anywhere in `v`.
+fn supporting_items(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if matches!(k.as_str(), "via_items" | "via_a" | "via_b") {
+                    out.extend(
+                        x.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|i| i.as_str().map(str::to_owned)),
+                    );
+                } else {
+                    supporting_items(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| supporting_items(x, out)),
+        _ => {}
+    }
 }
 
 macro_rules! graph_endpoint {

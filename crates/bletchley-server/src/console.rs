@@ -408,11 +408,13 @@ async fn graph(
 <input name=\"selector\" id=\"selector\" size=\"36\" value=\"{}\" placeholder=\"selector, e.g. +447911123456\">\
 <input name=\"to\" id=\"to\" size=\"30\" value=\"{}\" placeholder=\"path to (optional)\">\
 <select name=\"hops\" id=\"hops\"><option>1</option><option{}>2</option><option{}>3</option></select>\
+<input name=\"justification\" id=\"justification\" size=\"24\" value=\"{}\" placeholder=\"justification (bulk collections)\">\
 <button type=\"submit\" id=\"explore\">Explore</button></form>",
         esc(&sel),
         esc(&to),
         if f.hops == Some(2) { " selected" } else { "" },
         if f.hops == Some(3) { " selected" } else { "" },
+        esc(f.justification.as_deref().unwrap_or_default()),
     );
     if sel.trim().is_empty() {
         return Html(page("Graph", "OFFICIAL", Some(&w.viewer()), &body)).into_response();
@@ -425,8 +427,15 @@ async fn graph(
     } else {
         ("path", GraphQuery::path(sel, to, f.justification.clone()))
     };
+    let mut banner = "OFFICIAL".to_owned();
+    // Links keep the justification given, so following one does not drop
+    // the bulk collections it opened.
+    let carry = justification_query(f.justification.as_deref()).replacen('?', "&amp;", 1);
     match api::run_graph(&s, w.name.clone(), kind, q).await {
         Ok(v) => {
+            if let Some(m) = v["marking"].as_str() {
+                banner = m.to_owned();
+            }
             if kind == "neighbours" {
                 body.push_str("<table id=\"neighbours\"><tr><th>Hops</th><th>Selector</th><th>Supported by</th></tr>");
                 for n in v["neighbours"].as_array().into_iter().flatten() {
@@ -436,12 +445,19 @@ async fn graph(
                         .into_iter()
                         .flatten()
                         .filter_map(|i| i.as_str())
-                        .map(|i| format!("<a href=\"/items/{}\">item</a>", esc(i)))
+                        .map(|i| {
+                            format!(
+                                "<a href=\"/items/{}{}\">item</a>",
+                                esc(i),
+                                justification_query(f.justification.as_deref())
+                            )
+                        })
                         .collect();
                     body.push_str(&format!(
-                        "<tr><td>{}</td><td><a href=\"/graph?selector={}\">{}</a></td><td>{}</td></tr>",
+                        "<tr><td>{}</td><td><a href=\"/graph?selector={}{}\">{}</a></td><td>{}</td></tr>",
                         n["hops"],
                         url(e),
+                        carry,
                         esc(e),
                         items.join(" ")
                     ));
@@ -454,8 +470,9 @@ async fn graph(
                         for st in steps {
                             let e = st["entity"].as_str().unwrap_or_default();
                             body.push_str(&format!(
-                                "<li><a href=\"/graph?selector={}\">{}</a></li>",
+                                "<li><a href=\"/graph?selector={}{}\">{}</a></li>",
                                 url(e),
+                                carry,
                                 esc(e)
                             ));
                         }
@@ -471,9 +488,9 @@ async fn graph(
             esc(&e.message)
         )),
     }
-    // The graph shows selectors and item links, never item content or
-    // markings; its banner is the platform floor.
-    Html(page("Graph", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+    // Links are derived from the items that support them: the banner is
+    // their high-water mark (the platform floor when nothing is shown).
+    Html(page("Graph", &banner, Some(&w.viewer()), &body)).into_response()
 }
 
 async fn upload_form(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {

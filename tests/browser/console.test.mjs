@@ -1,0 +1,175 @@
+// The web console in a real browser (Debian's headless Chromium, driven by
+// playwright-core) against a real `bletchley serve` over TLS on the demo
+// platform. scripts/browser-test starts the server and sets:
+//   BLETCHLEY_URL   https://127.0.0.1:PORT
+//   BLETCHLEY_OUT   folder for screenshots
+//   CHROMIUM        the browser binary (default /usr/bin/chromium)
+// Demo principals: alice (TOP SECRET, STRAP1, MI5) and bob (SECRET, MI5).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL = process.env.BLETCHLEY_URL;
+const OUT = process.env.BLETCHLEY_OUT ?? 'target/browser';
+const PASSWORD = 'bletchley-demo';
+const QUERY = 'harbour OR GREENFINCH';
+
+let browser;
+
+before(async () => {
+  assert.ok(URL, 'BLETCHLEY_URL must be set (run scripts/browser-test)');
+  mkdirSync(OUT, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A fresh browser context (its own cookies) that trusts the test server. */
+async function session() {
+  // The server's certificate is self-signed for localhost, generated at init.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    // A page answered 404 on purpose (a denial) logs a load failure; a
+    // missing stylesheet or script is caught below by its response.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) {
+      errors.push(m.text());
+    }
+  });
+  page.on('response', (r) => {
+    if (r.request().resourceType() !== 'document' && r.status() >= 400) {
+      errors.push(`${r.status()} ${r.url()}`);
+    }
+  });
+  return { context, page, errors };
+}
+
+async function login(page, name) {
+  await page.goto(`${URL}/login`);
+  await page.fill('input[name=name]', name);
+  await page.fill('input[name=password]', PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  assert.doesNotMatch(page.url(), /\/login/, `${name} should be logged in`);
+}
+
+async function banners(page) {
+  return page.$$eval('.banner', (els) => els.map((e) => e.textContent.trim()));
+}
+
+async function search(page, q) {
+  await page.goto(`${URL}/search?q=${encodeURIComponent(q)}`);
+  const titles = await page.$$eval('#hits article h3 a', (as) =>
+    as.map((a) => ({ title: a.textContent.trim(), href: a.getAttribute('href') })),
+  );
+  const total = Number(await page.getAttribute('#total', 'data-total'));
+  return { titles, total, banners: await banners(page) };
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+}
+
+test('two clearances: the same search shows different hits and banners; items, graph, denial and logout work', async () => {
+  const a = await session();
+  const b = await session();
+  try {
+    await login(a.page, 'alice');
+    await login(b.page, 'bob');
+
+    // The same search, two principals.
+    const ra = await search(a.page, QUERY);
+    await shot(a.page, 'search-alice');
+    const rb = await search(b.page, QUERY);
+    await shot(b.page, 'search-bob');
+    const ta = ra.titles.map((t) => t.title);
+    const tb = rb.titles.map((t) => t.title);
+    assert.ok(ta.includes('ct-source-report.txt'), `alice sees the TOP SECRET report: ${ta}`);
+    assert.ok(!tb.includes('ct-source-report.txt'), `bob must not: ${tb}`);
+    assert.ok(tb.includes('ct-brief-harbour.txt'), `bob sees the SECRET brief: ${tb}`);
+    assert.ok(ra.total > rb.total, `alice ${ra.total} matches, bob ${rb.total}`);
+    // A banner at top and bottom, the same, at the high-water mark of the page.
+    for (const r of [ra, rb]) {
+      assert.equal(r.banners.length, 2);
+      assert.equal(r.banners[0], r.banners[1]);
+    }
+    assert.match(ra.banners[0], /^TOP SECRET/);
+    assert.doesNotMatch(rb.banners[0], /TOP SECRET/);
+    assert.match(rb.banners[0], /SECRET/);
+
+    // Alice opens the report from her results.
+    const report = ra.titles.find((t) => t.title === 'ct-source-report.txt');
+    await a.page.click(`#hits a[href="${report.href}"]`);
+    await a.page.waitForSelector('#text');
+    assert.match(await a.page.textContent('#title'), /ct-source-report\.txt/);
+    assert.match(await a.page.textContent('#text'), /GREENFINCH/);
+    assert.match(await a.page.textContent('#marking'), /TOP SECRET\/\/STRAP1/);
+    assert.match((await banners(a.page))[0], /^TOP SECRET\/\/STRAP1/);
+    await shot(a.page, 'item-alice');
+
+    // Bob asks for the same item by its address: nothing but the denial.
+    const res = await b.page.goto(`${URL}${report.href}`);
+    assert.equal(res.status(), 404);
+    const body = await b.page.textContent('main');
+    assert.match(body, /not found or not permitted/);
+    assert.doesNotMatch(await b.page.content(), /GREENFINCH|ct-source-report|STRAP1/);
+    await shot(b.page, 'denied-bob');
+
+    // The link graph: from a phone in the brief to its neighbours, then a
+    // neighbour expanded by following it.
+    await a.page.goto(`${URL}/graph`);
+    await a.page.fill('#selector', '+44 7911 123456');
+    // The call that links it is in a bulk collection: it needs a reason.
+    await a.page.fill('#justification', 'browser test: following the VIKING phone');
+    await Promise.all([a.page.waitForNavigation(), a.page.click('#explore')]);
+    const neighbours = await a.page.$$eval('#neighbours td a', (as) => as.map((x) => x.textContent.trim()));
+    assert.ok(neighbours.includes('phone:+33612345678'), `neighbours: ${neighbours}`);
+    // Links are marked at the high-water mark of the items behind them.
+    const gb = await banners(a.page);
+    assert.match(gb[0], /SECRET/, `graph banner ${gb[0]}`);
+    await shot(a.page, 'graph-alice');
+    await Promise.all([
+      a.page.waitForNavigation(),
+      a.page.click('#neighbours a:text("phone:+33612345678")'),
+    ]);
+    assert.match(a.page.url(), /selector=phone%3A%2B33612345678/);
+    const back = await a.page.$$eval('#neighbours td a', (as) => as.map((x) => x.textContent.trim()));
+    assert.ok(back.includes('phone:+447911123456'), `expanded: ${back}`);
+
+    // Logout ends the session on the server, not just in this browser.
+    const cookies = await b.context.cookies();
+    await b.page.goto(`${URL}/search`);
+    await Promise.all([b.page.waitForNavigation(), b.page.click('#logout')]);
+    assert.match(b.page.url(), /\/login/);
+    await shot(b.page, 'logged-out-bob');
+    const replay = await browser.newContext({ ignoreHTTPSErrors: true });
+    await replay.addCookies(cookies);
+    const p = await replay.newPage();
+    await p.goto(`${URL}/search?q=harbour`);
+    assert.match(p.url(), /\/login/, 'the old session cookie must be dead');
+    await replay.close();
+
+    assert.deepEqual(a.errors, [], 'no script errors in the console');
+    assert.deepEqual(b.errors, [], 'no script errors in the console');
+  } finally {
+    await a.context.close();
+    await b.context.close();
+  }
+});
