@@ -187,3 +187,139 @@ pub fn timeline(
     )?;
     Ok(events)
 }
+
+/// A question to the link graph, with selectors already normalised.
+#[derive(Clone, Debug)]
+pub enum GraphAsk {
+    /// Selectors within `hops` of one.
+    Neighbours {
+        /// The start.
+        selector: String,
+        /// Hops, 1 to 6.
+        hops: usize,
+    },
+    /// The shortest chain between two.
+    Path {
+        /// One end.
+        from: String,
+        /// The other.
+        to: String,
+    },
+    /// Contacts two selectors share.
+    Common {
+        /// One.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// Communities of the whole visible graph.
+    Communities,
+    /// The most central selectors.
+    Centrality {
+        /// How many.
+        top: usize,
+    },
+}
+
+/// A graph answer: JSON for the caller (with `marking`, the high-water mark
+/// of the items that support it), and the action and targets to audit.
+#[derive(Clone, Debug)]
+pub struct GraphAnswer {
+    /// `graph.neighbours`, `graph.path`, …
+    pub action: &'static str,
+    /// Selectors asked about.
+    pub targets: Vec<String>,
+    /// The answer.
+    pub json: serde_json::Value,
+}
+
+/// Answers `ask` over `g`. The command line and the API both answer
+/// through here, so they agree, and both mark the answer by rule 4: at the
+/// high-water mark of the items behind the links shown (for communities
+/// and centrality, every item of the graph).
+pub fn answer(
+    g: &crate::graph::LinkGraph,
+    ask: &GraphAsk,
+    home: bletchley_policy::Nation,
+) -> GraphAnswer {
+    use serde_json::json;
+    let (action, targets, mut out, whole) = match ask {
+        GraphAsk::Neighbours { selector, hops } => (
+            "graph.neighbours",
+            vec![selector.clone()],
+            json!({ "selector": selector, "neighbours": g.neighbours(selector, (*hops).clamp(1, 6)) }),
+            false,
+        ),
+        GraphAsk::Path { from, to } => {
+            let path = g.path(from, to).map(|v| {
+                v.into_iter()
+                    .map(|(e, items)| json!({ "entity": e, "via_items": items }))
+                    .collect::<Vec<_>>()
+            });
+            (
+                "graph.path",
+                vec![from.clone(), to.clone()],
+                json!({ "from": from, "to": to, "path": path }),
+                false,
+            )
+        }
+        GraphAsk::Common { a, b } => (
+            "graph.common",
+            vec![a.clone(), b.clone()],
+            json!({ "a": a, "b": b, "common": g.common(a, b) }),
+            false,
+        ),
+        GraphAsk::Communities => (
+            "graph.communities",
+            vec![],
+            json!({ "communities": g.communities() }),
+            true,
+        ),
+        GraphAsk::Centrality { top } => (
+            "graph.centrality",
+            vec![],
+            json!({ "centrality": g.centrality((*top).clamp(1, 10_000)) }),
+            true,
+        ),
+    };
+    let banners = if whole {
+        g.all_markings()
+    } else {
+        let mut ids = Vec::new();
+        supporting_items(&out, &mut ids);
+        g.markings_of(ids.iter().map(String::as_str))
+    };
+    let markings: Vec<bletchley_policy::Marking> = banners
+        .iter()
+        .filter_map(|b| bletchley_policy::Marking::parse(b).ok())
+        .collect();
+    out["marking"] =
+        json!(bletchley_policy::Marking::high_water_mark(&markings, home).map(|m| m.render()));
+    GraphAnswer {
+        action,
+        targets,
+        json: out,
+    }
+}
+
+/// Item ids under `via_items`, `via_a` and `via_b` anywhere in `v`.
+fn supporting_items(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                if matches!(k.as_str(), "via_items" | "via_a" | "via_b") {
+                    out.extend(
+                        x.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|i| i.as_str().map(str::to_owned)),
+                    );
+                } else {
+                    supporting_items(x, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| supporting_items(x, out)),
+        _ => {}
+    }
+}

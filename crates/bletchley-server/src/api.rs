@@ -9,6 +9,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bletchley_audit::Outcome;
+use bletchley_index::access::GraphAsk;
 use bletchley_index::{SearchRequest, SortBy};
 use bletchley_policy::Marking;
 use bletchley_store::{Actor, IngestOptions, NewItem, TokenScope};
@@ -605,78 +606,25 @@ pub(crate) async fn run_graph(
                 &who,
                 q.justification.as_deref(),
             )?;
-            let (out, targets) = match (kind, &a, &b) {
-                ("neighbours", Some(a), _) => (
-                    json!({ "selector": a, "neighbours": g.neighbours(a, hops) }),
-                    vec![a.clone()],
-                ),
-                ("path", Some(a), Some(b)) => {
-                    let path = g.path(a, b).map(|v| {
-                        v.into_iter()
-                            .map(|(e, items)| json!({ "entity": e, "via_items": items }))
-                            .collect::<Vec<_>>()
-                    });
-                    (
-                        json!({ "from": a, "to": b, "path": path }),
-                        vec![a.clone(), b.clone()],
-                    )
-                }
-                ("common", Some(a), Some(b)) => (
-                    json!({ "a": a, "b": b, "common": g.common(a, b) }),
-                    vec![a.clone(), b.clone()],
-                ),
-                ("centrality", _, _) => (json!({ "centrality": g.centrality(50) }), vec![]),
-                _ => (json!({ "communities": g.communities() }), vec![]),
+            let ask = match (kind, a, b) {
+                ("neighbours", Some(selector), _) => GraphAsk::Neighbours { selector, hops },
+                ("path", Some(from), Some(to)) => GraphAsk::Path { from, to },
+                ("common", Some(a), Some(b)) => GraphAsk::Common { a, b },
+                ("centrality", _, _) => GraphAsk::Centrality { top: 50 },
+                _ => GraphAsk::Communities,
             };
-            // Rule 4: the answer is marked at the high-water mark of the
-            // items that support it (for the whole graph, all of them).
-            let banners = if matches!(kind, "neighbours" | "path" | "common") {
-                let mut ids = Vec::new();
-                supporting_items(&out, &mut ids);
-                g.markings_of(ids.iter().map(String::as_str))
-            } else {
-                g.all_markings()
-            };
-            let markings: Vec<Marking> = banners
-                .iter()
-                .filter_map(|b| Marking::parse(b).ok())
-                .collect();
-            let mut out = out;
-            out["marking"] =
-                json!(Marking::high_water_mark(&markings, st.platform.home()).map(|m| m.render()));
+            let ans = bletchley_index::access::answer(&g, &ask, st.platform.home());
             st.platform.record(
                 Actor::Principal(who),
-                &format!("graph.{kind}"),
-                targets,
+                ans.action,
+                ans.targets,
                 q.justification.as_deref(),
                 Outcome::Allowed,
                 None,
             )?;
-            Ok(out)
+            Ok(ans.json)
         })
         .await
-}
-
-/// Item ids under `via_items`, `via_a` and `via_b` anywhere in `v`.
-fn supporting_items(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if matches!(k.as_str(), "via_items" | "via_a" | "via_b") {
-                    out.extend(
-                        x.as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|i| i.as_str().map(str::to_owned)),
-                    );
-                } else {
-                    supporting_items(x, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| supporting_items(x, out)),
-        _ => {}
-    }
 }
 
 macro_rules! graph_endpoint {

@@ -771,6 +771,7 @@ fn entities(cli: &Cli, id: &str, json: bool, justification: Option<&str>) -> Res
 }
 
 fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
+    use bletchley_index::access::GraphAsk;
     use bletchley_index::graph::LinkGraph;
     let who = principal(cli)?;
     let (json, justification) = match g {
@@ -807,50 +808,27 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
     let gate = p.gate(&who)?;
     let visible = visible_collections(&p, &gate, justification)?.ids;
     let lg = LinkGraph::build(&index.visible_links(&gate, &visible)?);
-    let (action, targets, out): (&str, Vec<String>, serde_json::Value) = match g {
-        GraphCmd::Neighbours { selector, hops, .. } => {
-            let s = norm(selector)?;
-            let n = lg.neighbours(&s, (*hops).min(6));
-            (
-                "graph.neighbours",
-                vec![s.clone()],
-                serde_json::json!({ "selector": s, "neighbours": n }),
-            )
-        }
-        GraphCmd::Path { from, to, .. } => {
-            let (a, b) = (norm(from)?, norm(to)?);
-            let path = lg.path(&a, &b);
-            let steps: Option<Vec<serde_json::Value>> = path.map(|v| {
-                v.into_iter()
-                    .map(|(e, items)| serde_json::json!({ "entity": e, "via_items": items }))
-                    .collect()
-            });
-            (
-                "graph.path",
-                vec![a.clone(), b.clone()],
-                serde_json::json!({ "from": a, "to": b, "path": steps }),
-            )
-        }
-        GraphCmd::Communities { .. } => (
-            "graph.communities",
-            vec![],
-            serde_json::json!({ "communities": lg.communities() }),
-        ),
-        GraphCmd::Common { a, b, .. } => {
-            let (a, b) = (norm(a)?, norm(b)?);
-            let common = lg.common(&a, &b);
-            (
-                "graph.common",
-                vec![a.clone(), b.clone()],
-                serde_json::json!({ "a": a, "b": b, "common": common }),
-            )
-        }
-        GraphCmd::Centrality { top, .. } => (
-            "graph.centrality",
-            vec![],
-            serde_json::json!({ "centrality": lg.centrality((*top).min(10_000)) }),
-        ),
+    let ask = match g {
+        GraphCmd::Neighbours { selector, hops, .. } => GraphAsk::Neighbours {
+            selector: norm(selector)?,
+            hops: *hops,
+        },
+        GraphCmd::Path { from, to, .. } => GraphAsk::Path {
+            from: norm(from)?,
+            to: norm(to)?,
+        },
+        GraphCmd::Communities { .. } => GraphAsk::Communities,
+        GraphCmd::Common { a, b, .. } => GraphAsk::Common {
+            a: norm(a)?,
+            b: norm(b)?,
+        },
+        GraphCmd::Centrality { top, .. } => GraphAsk::Centrality { top: *top },
     };
+    let bletchley_index::access::GraphAnswer {
+        action,
+        targets,
+        json: out,
+    } = bletchley_index::access::answer(&lg, &ask, p.home());
     p.record(
         bletchley_store::Actor::Principal(who),
         action,
@@ -859,9 +837,13 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
         bletchley_audit::Outcome::Allowed,
         None,
     )?;
+    let banner = out["marking"].as_str().map(str::to_owned);
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        if let Some(b) = &banner {
+            println!("{b}");
+        }
         match g {
             GraphCmd::Neighbours { .. } => {
                 for n in out["neighbours"].as_array().into_iter().flatten() {
@@ -917,6 +899,9 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
                     );
                 }
             }
+        }
+        if let Some(b) = &banner {
+            println!("{b}");
         }
     }
     Ok(ExitCode::SUCCESS)

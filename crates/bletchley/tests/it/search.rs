@@ -507,6 +507,9 @@ fn formats_are_extracted_and_failures_flagged() {
         "--json",
     ]);
     assert!(g.contains("phone:+33142685300"), "{g}");
+    // Links are marked at the high-water mark of the items behind them.
+    let gv: Value = serde_json::from_str(&g).expect("graph json");
+    assert_eq!(gv["marking"], "SECRET", "{g}");
     // Malformed lines and unreadable files are flagged, not dropped.
     let v: Value = serde_json::from_str(&env.ok(&["--as", "alice", "search", "ferry", "--json"]))
         .expect("json");
