@@ -16,6 +16,7 @@ pub mod password;
 pub mod record;
 pub mod signing;
 pub mod stream;
+pub mod totp;
 
 pub use error::{Context, Error, Result};
 pub use keyfile::{KdfParams, KeyFile};

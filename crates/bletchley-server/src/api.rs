@@ -39,7 +39,14 @@ fn csrf_header(headers: &HeaderMap) -> Option<&str> {
 pub struct Login {
     name: String,
     password: String,
+    /// The one-time code, for principals with a second factor.
+    #[serde(default)]
+    code: Option<String>,
 }
+
+/// The one answer to every failed login, whichever part was wrong, so a
+/// guesser learns nothing (not even that a password was right).
+const LOGIN_FAILED: &str = "wrong name, password or one-time code";
 
 /// Checks a password with throttling by account and by client address;
 /// audits success and failure. Returns the cookie value and CSRF token.
@@ -48,12 +55,17 @@ pub(crate) async fn login_as(
     addr: &ClientAddr,
     name: &str,
     password: &str,
+    code: Option<&str>,
 ) -> ApiResult<(String, String)> {
-    if name.is_empty() || name.len() > 64 || password.len() > 1024 {
+    if name.is_empty()
+        || name.len() > 64
+        || password.len() > 1024
+        || code.is_some_and(|c| c.len() > 16)
+    {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "login_failed",
-            "wrong name or password",
+            LOGIN_FAILED,
         ));
     }
     let (user_key, ip_key) = (format!("user:{name}"), format!("ip:{}", addr.0.ip()));
@@ -66,24 +78,42 @@ pub(crate) async fn login_as(
             ));
         }
     }
-    let (n, pw) = (name.to_owned(), password.to_owned());
+    let (n, pw, code) = (
+        name.to_owned(),
+        password.to_owned(),
+        code.map(str::to_owned).filter(|c| !c.trim().is_empty()),
+    );
     let ok = s
         .worker
         .run(move |st| {
-            let ok = st.platform.check_password(&n, &pw)?;
+            let mut refusal = None;
+            if !st.platform.check_password(&n, &pw)? {
+                refusal = Some("wrong name or password");
+            } else if st.platform.totp_enrolled(&n)? {
+                // The second factor, when enrolled, is checked (and the
+                // code spent) only after the password.
+                let now = u64::try_from(bletchley_store::now_ms() / 1000).unwrap_or(0);
+                refusal = match code.as_deref() {
+                    None => Some("one-time code missing"),
+                    Some(c) => match st.platform.check_totp(&n, c, now)? {
+                        bletchley_store::SecondFactor::Accepted => None,
+                        _ => Some("wrong, expired or reused one-time code"),
+                    },
+                };
+            }
             st.platform.record(
                 Actor::Principal(n.clone()),
                 "login",
                 vec![n.clone()],
                 None,
-                if ok {
+                if refusal.is_none() {
                     Outcome::Allowed
                 } else {
                     Outcome::Refused
                 },
-                (!ok).then(|| "wrong name or password".to_owned()),
+                refusal.map(str::to_owned),
             )?;
-            Ok(ok)
+            Ok(refusal.is_none())
         })
         .await?;
     if !ok {
@@ -92,7 +122,7 @@ pub(crate) async fn login_as(
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "login_failed",
-            "wrong name or password",
+            LOGIN_FAILED,
         ));
     }
     s.throttle.clear(&user_key);
@@ -105,7 +135,7 @@ pub async fn login(
     axum::Extension(addr): axum::Extension<ClientAddr>,
     J(l): J<Login>,
 ) -> ApiResult<Response> {
-    let (token, csrf) = login_as(&s, &addr, &l.name, &l.password).await?;
+    let (token, csrf) = login_as(&s, &addr, &l.name, &l.password, l.code.as_deref()).await?;
     let mut r = Json(json!({ "principal": l.name, "csrf": csrf })).into_response();
     r.headers_mut().insert(
         SET_COOKIE,

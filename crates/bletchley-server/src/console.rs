@@ -119,6 +119,7 @@ fn login_page(msg: Option<&str>) -> String {
             "<h1>Log in</h1>{err}<form method=\"post\" action=\"/login\">\
 <p><label>Name <input name=\"name\" id=\"name\" autocomplete=\"username\" required></label></p>\
 <p><label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label></p>\
+<p><label>One-time code <input name=\"code\" id=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" placeholder=\"if enrolled\"></label></p>\
 <p><button type=\"submit\" id=\"login\">Log in</button></p></form>"
         ),
     )
@@ -132,6 +133,8 @@ async fn login_form() -> Html<String> {
 struct LoginForm {
     name: String,
     password: String,
+    #[serde(default)]
+    code: Option<String>,
 }
 
 async fn login(
@@ -143,7 +146,7 @@ async fn login(
     if let Err(r) = same_site(&headers) {
         return *r;
     }
-    match api::login_as(&s, &addr, &f.name, &f.password).await {
+    match api::login_as(&s, &addr, &f.name, &f.password, f.code.as_deref()).await {
         Ok((token, _)) => {
             let mut r = redirect("/search");
             if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(&token)) {

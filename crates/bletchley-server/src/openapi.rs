@@ -69,9 +69,10 @@ pub fn document() -> Value {
                 "summary": "Start a browser session",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {
                     "type": "object", "required": ["name", "password"],
-                    "properties": { "name": { "type": "string" }, "password": { "type": "string" } } } } } },
+                    "properties": { "name": { "type": "string" }, "password": { "type": "string" },
+                                       "code": { "type": "string", "description": "one-time code (TOTP), for principals with a second factor" } } } } } },
                 "responses": { "200": ok_json("session started; cookie set; CSRF token returned"),
-                               "400": err("malformed request"), "401": err("wrong name or password"),
+                               "400": err("malformed request"), "401": err("wrong name, password or one-time code"),
                                "415": err("not JSON"), "422": err("missing fields"), "429": err("throttled") } } },
             "/api/logout": { "post": { "summary": "End the session (needs X-CSRF-Token)",
                 "security": [{ "session": [] }],

@@ -17,5 +17,7 @@ pub use error::{Error, Result};
 pub use item::{IndexFeedItem, IngestOptions, ItemMeta, Listing, NewItem};
 pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
-pub use platform::{Actor, InitOptions, Platform, TokenRecord, TokenScope, now_ms, read_audit};
+pub use platform::{
+    Actor, InitOptions, Platform, SecondFactor, TokenRecord, TokenScope, now_ms, read_audit,
+};
 pub use residency::{Jurisdiction, Scope};

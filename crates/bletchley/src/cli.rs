@@ -255,6 +255,25 @@ pub enum PrincipalCmd {
     /// API tokens for scripts.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The second login factor: one-time codes from an authenticator app.
+    #[command(subcommand)]
+    Totp(TotpCmd),
+}
+
+/// `principal totp` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum TotpCmd {
+    /// Enrol (or re-enrol) a second factor; prints the otpauth:// URL and
+    /// the secret once, to load into an authenticator app.
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Remove the second factor.
+    Disable {
+        /// Login name.
+        name: String,
+    },
 }
 
 /// `principal token` subcommands.

@@ -326,6 +326,16 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
             p.set_password(name, &pw)?;
             println!("password set for {name}");
         }
+        PrincipalCmd::Totp(TotpCmd::Enable { name }) => {
+            let (url, secret) = open(cli)?.enable_totp(name)?;
+            println!("second factor enrolled for {name}: logins now need a one-time code");
+            println!("secret (base32, shown once): {secret}");
+            println!("{url}");
+        }
+        PrincipalCmd::Totp(TotpCmd::Disable { name }) => {
+            open(cli)?.disable_totp(name)?;
+            println!("second factor removed for {name}");
+        }
         PrincipalCmd::Token(TokenCmd::Create {
             name,
             scopes,

@@ -614,3 +614,98 @@ fn strip_times(v: &mut Value) {
         _ => {}
     }
 }
+
+/// RFC 4648 base32 (no padding), to read the secret enrolment prints.
+fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, Vec::new());
+    for c in s.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base32 digit") as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_second_factor_is_required_once_enrolled_and_codes_cannot_be_replayed() {
+    let env = basic_with_sid();
+    set_password(&env, "alice");
+    set_password(&env, "sid");
+    let out = env.ok(&["principal", "totp", "enable", "alice"]);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret (base32, shown once): "))
+        .expect("secret line");
+    let url = out.lines().last().expect("url");
+    assert!(
+        url.starts_with("otpauth://totp/") && url.contains(secret),
+        "{out}"
+    );
+    let secret = base32_decode(secret);
+    assert_eq!(secret.len(), 20);
+
+    let s = Server::start(&env);
+    let c = s.client();
+    let login = |code: Option<&str>| {
+        let mut body = serde_json::json!({ "name": "alice", "password": PW });
+        if let Some(code) = code {
+            body["code"] = code.into();
+        }
+        let r = c
+            .post(format!("{}/api/login", s.url))
+            .json(&body)
+            .send()
+            .expect("login");
+        let status = r.status();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    // The right password alone is not enough, and the answer does not say
+    // that the password was right.
+    let (st, v) = login(None);
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        v["error"]["message"], "wrong name, password or one-time code",
+        "{v}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let code = bletchley_crypto::totp::code_at(&secret, now).expect("code");
+    let wrong = format!(
+        "{:06}",
+        (code.parse::<u32>().expect("digits") + 1) % 1_000_000
+    );
+    let (st, _) = login(Some(&wrong));
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, v) = login(Some(&code));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // A code is spent once used.
+    let (st, _) = login(Some(&code));
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Principals without a second factor log in as before.
+    let other = s.client();
+    s.login(&other, "sid");
+    // The console's login form asks for the code.
+    let html = other
+        .get(format!("{}/login", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(html.contains("id=\"code\""), "{html}");
+    // The audit log says why each refusal happened; the client never did.
+    let audit = env.ok(&["audit", "show"]);
+    assert!(audit.contains("one-time code missing"), "{audit}");
+    assert!(
+        audit.contains("wrong, expired or reused one-time code"),
+        "{audit}"
+    );
+    // Disabling it returns to password-only logins.
+    env.ok(&["principal", "totp", "disable", "alice"]);
+}
