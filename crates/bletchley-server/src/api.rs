@@ -156,6 +156,11 @@ pub async fn logout(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResu
                 "logout ends a browser session; revoke a token with `bletchley principal token revoke`",
             ));
         }
+        auth::Via::Certificate { .. } => {
+            return Err(ApiError::bad_request(
+                "logout ends a browser session; revoke a certificate with `bletchley principal cert revoke`",
+            ));
+        }
     }
     let who = c.principal.clone();
     s.worker
@@ -190,8 +195,16 @@ pub async fn me(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<J
     let csrf = match &c.via {
         auth::Via::Session { csrf, .. } => Some(csrf.clone()),
         auth::Via::Token { .. } => None,
+        auth::Via::Certificate { .. } => Some("certificate".to_owned()),
+    };
+    let (via, certificate) = match &c.via {
+        auth::Via::Session { .. } => ("session", None),
+        auth::Via::Token { .. } => ("token", None),
+        auth::Via::Certificate { serial } => ("certificate", Some(serial.clone())),
     };
     Ok(Json(json!({
+        "via": via,
+        "certificate": certificate,
         "name": p.name,
         "agency": p.agency,
         "clearance": p.clearance.as_str(),

@@ -154,7 +154,19 @@ pub enum Via {
         /// What it may do.
         scopes: Vec<TokenScope>,
     },
+    /// A client certificate issued by the platform's client CA (mutual
+    /// TLS). A browser could present one on its own, so state changes need
+    /// the `X-CSRF-Token: certificate` header, which no cross-site form can
+    /// send.
+    Certificate {
+        /// Its serial, hex.
+        serial: String,
+    },
 }
+
+/// Where the accept loop puts the verified client certificate's identity
+/// (`NAME SERIAL`), after removing any header of that name a client sent.
+pub const CLIENT_CERT_HEADER: &str = "x-bletchley-client-certificate";
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
@@ -196,6 +208,15 @@ impl Caller {
                 }
             }
             Via::Token { .. } => Ok(()),
+            Via::Certificate { .. } => {
+                if presented == Some("certificate") {
+                    Ok(())
+                } else {
+                    Err(ApiError::forbidden(
+                        "a client-certificate caller must send X-CSRF-Token: certificate to change anything",
+                    ))
+                }
+            }
         }
     }
 }
@@ -235,7 +256,9 @@ pub async fn authenticate(
             via: Via::Token { scopes },
         });
     }
-    let token = cookie_token(headers).ok_or_else(ApiError::unauthenticated)?;
+    let Some(token) = cookie_token(headers) else {
+        return certificate_caller(headers, worker).await;
+    };
     let s = sessions.get(&token).ok_or_else(ApiError::unauthenticated)?;
     Ok(Caller {
         principal: s.principal,
@@ -243,6 +266,29 @@ pub async fn authenticate(
             token,
             csrf: s.csrf,
         },
+    })
+}
+
+/// A caller by client certificate: the identity the TLS layer verified,
+/// accepted only while the platform holds the certificate as issued to that
+/// principal, unexpired and unrevoked.
+async fn certificate_caller(headers: &HeaderMap, worker: &Worker) -> Result<Caller, ApiError> {
+    let (name, serial) = headers
+        .get(CLIENT_CERT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(n, s)| (n.to_owned(), s.to_owned()))
+        .ok_or_else(ApiError::unauthenticated)?;
+    let (n, s) = (name.clone(), serial.clone());
+    let ok = worker
+        .run(move |st| Ok(st.platform.check_certificate(&n, &s)?))
+        .await?;
+    if !ok {
+        return Err(ApiError::unauthenticated());
+    }
+    Ok(Caller {
+        principal: name,
+        via: Via::Certificate { serial },
     })
 }
 

@@ -167,9 +167,26 @@ pub fn serve_on(
                     Ok(Ok(s)) => s,
                     _ => return,
                 };
+                // A client certificate, if one was presented, has been
+                // verified against the platform's client CA by now.
+                let identity = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| tls::client_identity(c.as_ref()))
+                    .and_then(|(cn, serial)| HeaderValue::from_str(&format!("{cn} {serial}")).ok());
                 let svc =
                     hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(ClientAddr(peer));
+                        // The client-certificate header is the TLS layer's
+                        // alone: whatever a client sent under that name is
+                        // dropped before the verified identity is added.
+                        req.headers_mut().remove(auth::CLIENT_CERT_HEADER);
+                        if let Some(id) = &identity {
+                            req.headers_mut()
+                                .insert(auth::CLIENT_CERT_HEADER, id.clone());
+                        }
                         let app = app.clone();
                         async move {
                             let mut resp = app.oneshot(req.map(axum::body::Body::new)).await?;

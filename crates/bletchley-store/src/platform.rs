@@ -3,7 +3,7 @@
 
 mod credentials;
 
-pub use credentials::{SecondFactor, TokenRecord, TokenScope};
+pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -258,6 +258,38 @@ pub enum PrincipalCmd {
     /// The second login factor: one-time codes from an authenticator app.
     #[command(subcommand)]
     Totp(TotpCmd),
+    /// Client certificates for mutual TLS (scripts, other sites).
+    #[command(subcommand)]
+    Cert(CertCmd),
+}
+
+/// `principal cert` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CertCmd {
+    /// Issue a client certificate from the platform's client CA; writes
+    /// NAME.crt.pem and NAME.key.pem (the key is not kept by the platform).
+    Issue {
+        /// Login name.
+        name: String,
+        /// Directory to write the certificate and key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+    /// Revoke a certificate by serial.
+    Revoke {
+        /// Login name.
+        name: String,
+        /// Serial, hex.
+        serial: String,
+    },
+    /// List a principal's certificates.
+    Ls {
+        /// Login name.
+        name: String,
+    },
 }
 
 /// `principal totp` subcommands.

@@ -332,6 +332,50 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
             println!("secret (base32, shown once): {secret}");
             println!("{url}");
         }
+        PrincipalCmd::Cert(CertCmd::Issue { name, out, days }) => {
+            if *days == 0 || *days > 825 {
+                bail!("--days {days}: a client certificate lives 1 to 825 days");
+            }
+            let mut p = open(cli)?;
+            p.principal(name)?;
+            let issued = bletchley_server::tls::issue_client_certificate(&p, name, *days)
+                .context("issuing the client certificate")?;
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            let (crt, key) = (
+                out.join(format!("{name}.crt.pem")),
+                out.join(format!("{name}.key.pem")),
+            );
+            for f in [&crt, &key] {
+                if f.exists() {
+                    bail!("{} exists: choose another --out", f.display());
+                }
+            }
+            write_private(&key, issued.key_pem.as_bytes())?;
+            std::fs::write(&crt, issued.cert_pem.as_bytes())
+                .with_context(|| format!("writing {}", crt.display()))?;
+            p.register_certificate(name, &issued.serial, issued.not_after_ms)?;
+            println!(
+                "certificate {} for {name}, expires {}",
+                issued.serial,
+                fmt_time(issued.not_after_ms)
+            );
+            println!("{}", crt.display());
+            println!("{}", key.display());
+        }
+        PrincipalCmd::Cert(CertCmd::Revoke { name, serial }) => {
+            open(cli)?.revoke_certificate(name, serial)?;
+            println!("certificate {serial} of {name} revoked");
+        }
+        PrincipalCmd::Cert(CertCmd::Ls { name }) => {
+            for c in open(cli)?.certificates(name)? {
+                println!(
+                    "{}\t{}\t{}",
+                    c.serial,
+                    fmt_time(c.not_after_ms),
+                    if c.revoked { "revoked" } else { "valid" }
+                );
+            }
+        }
         PrincipalCmd::Totp(TotpCmd::Disable { name }) => {
             open(cli)?.disable_totp(name)?;
             println!("second factor removed for {name}");
@@ -952,4 +996,19 @@ fn timeline(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a private key readable by its owner only, never over a file.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }

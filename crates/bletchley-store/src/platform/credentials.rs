@@ -59,6 +59,21 @@ struct Credentials {
     /// password hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     totp: Option<TotpState>,
+    /// Client certificates issued to the principal (mutual TLS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    certificates: Vec<CertificateRecord>,
+}
+
+/// A client certificate issued to a principal, as the platform remembers
+/// it: only what identifies it, so it can be refused once revoked.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertificateRecord {
+    /// Serial number, hex.
+    pub serial: String,
+    /// Unix milliseconds after which it is refused.
+    pub not_after_ms: i64,
+    /// Revoked certificates stay listed so the record shows what existed.
+    pub revoked: bool,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -309,6 +324,80 @@ impl Platform {
             Err(Error::Unknown { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Records a client certificate issued to `name` (by the server's
+    /// client CA), so that it is accepted until it expires or is revoked.
+    pub fn register_certificate(
+        &mut self,
+        name: &str,
+        serial: &str,
+        not_after_ms: i64,
+    ) -> Result<()> {
+        if serial.is_empty() || serial.len() > 64 || !serial.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::Invalid(format!(
+                "certificate serial {serial:?}: expected hex"
+            )));
+        }
+        let (tag, row, mut c) = self.credentials(name)?;
+        c.certificates.push(CertificateRecord {
+            serial: serial.to_ascii_lowercase(),
+            not_after_ms,
+            revoked: false,
+        });
+        self.save_credentials(&tag, row, &c)?;
+        self.record(
+            Actor::Operator,
+            "certificate.issue",
+            vec![name.to_owned(), serial.to_owned()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Whether the certificate with `serial` stands for `name` now: issued
+    /// to that principal, not revoked, not expired. Unknown names are not.
+    pub fn check_certificate(&self, name: &str, serial: &str) -> Result<bool> {
+        let c = match self.credentials(name) {
+            Ok((_, _, c)) => c,
+            Err(Error::Unknown { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let serial = serial.to_ascii_lowercase();
+        Ok(c.certificates
+            .iter()
+            .any(|r| r.serial == serial && !r.revoked && r.not_after_ms > now_ms()))
+    }
+
+    /// Revokes a client certificate; revoking twice is harmless.
+    pub fn revoke_certificate(&mut self, name: &str, serial: &str) -> Result<()> {
+        let (tag, row, mut c) = self.credentials(name)?;
+        let serial = serial.to_ascii_lowercase();
+        let r = c
+            .certificates
+            .iter_mut()
+            .find(|r| r.serial == serial)
+            .ok_or_else(|| Error::Unknown {
+                kind: "certificate",
+                name: serial.clone(),
+            })?;
+        r.revoked = true;
+        self.save_credentials(&tag, row, &c)?;
+        self.record(
+            Actor::Operator,
+            "certificate.revoke",
+            vec![name.to_owned(), serial],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Client certificates issued to a principal.
+    pub fn certificates(&self, name: &str) -> Result<Vec<CertificateRecord>> {
+        Ok(self.credentials(name)?.2.certificates)
     }
 
     /// A principal's tokens (without secrets).

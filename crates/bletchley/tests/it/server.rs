@@ -51,6 +51,34 @@ impl Server {
         Server { child, url, cert }
     }
 
+    /// A client that presents a client certificate (PEM files), trusts only
+    /// this server, and keeps no cookies.
+    pub fn client_with_certificate(&self, cert: &std::path::Path, key: &std::path::Path) -> Client {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&self.cert) {
+            roots.add(c.expect("pem")).expect("add root");
+        }
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .expect("cert file")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cert pem");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("key pem");
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client auth");
+        Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
     /// A client that trusts only this server's certificate and keeps cookies.
     pub fn client(&self) -> Client {
         let mut roots = rustls::RootCertStore::empty();
@@ -708,4 +736,93 @@ fn a_second_factor_is_required_once_enrolled_and_codes_cannot_be_replayed() {
     );
     // Disabling it returns to password-only logins.
     env.ok(&["principal", "totp", "disable", "alice"]);
+}
+
+#[test]
+fn client_certificates_from_the_platform_ca_authenticate_until_revoked() {
+    let env = basic_with_sid();
+    let out_dir = env.root.join("certs");
+    let issued = env.ok(&[
+        "principal",
+        "cert",
+        "issue",
+        "sid",
+        "--out",
+        out_dir.to_str().expect("utf-8 path"),
+        "--days",
+        "30",
+    ]);
+    let serial = issued
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("serial")
+        .to_owned();
+    let (crt, key) = (out_dir.join("sid.crt.pem"), out_dir.join("sid.key.pem"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key file is private: {mode:o}");
+    }
+    // A certificate from another platform's CA (same principal name).
+    let other = basic_with_sid();
+    let other_dir = other.root.join("certs");
+    other.ok(&[
+        "principal",
+        "cert",
+        "issue",
+        "sid",
+        "--out",
+        other_dir.to_str().expect("utf-8"),
+    ]);
+
+    let s = Server::start(&env);
+    let c = s.client_with_certificate(&crt, &key);
+    let (st, me) = s.get(&c, "/api/me");
+    assert_eq!(st, StatusCode::OK, "{me}");
+    assert_eq!(me["name"], "sid");
+    assert_eq!(me["via"], "certificate");
+    assert_eq!(me["certificate"], serial.as_str());
+    // Reads are gated as for anyone else.
+    let (st, _) = s.get(&c, "/api/search?q=anything");
+    assert_eq!(st, StatusCode::OK);
+    // A client cannot claim an identity by sending the internal header.
+    let plain = s.client();
+    let r = plain
+        .get(format!("{}/api/me", s.url))
+        .header("x-bletchley-client-certificate", format!("sid {serial}"))
+        .send()
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // State changes need the CSRF header a cross-site form cannot send.
+    let upload = |csrf: Option<&str>| {
+        let mut r = c
+            .post(format!(
+                "{}/api/items?collection=mi5/ct&marking=SECRET&title=cert.txt",
+                s.url
+            ))
+            .header("content-type", "application/octet-stream")
+            .body("uploaded over mutual TLS");
+        if let Some(v) = csrf {
+            r = r.header("x-csrf-token", v);
+        }
+        r.send().expect("upload").status()
+    };
+    assert_eq!(upload(None), StatusCode::FORBIDDEN);
+    assert!(upload(Some("certificate")).is_success());
+    // Another platform's certificate does not get past the handshake.
+    let stranger = s.client_with_certificate(
+        &other_dir.join("sid.crt.pem"),
+        &other_dir.join("sid.key.pem"),
+    );
+    assert!(stranger.get(format!("{}/api/me", s.url)).send().is_err());
+    // Revoked: refused at once, no restart needed.
+    env.ok(&["principal", "cert", "revoke", "sid", &serial]);
+    assert!(
+        env.ok(&["principal", "cert", "ls", "sid"])
+            .contains("revoked")
+    );
+    let (st, _) = s.get(&c, "/api/me");
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
