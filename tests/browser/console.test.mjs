@@ -145,6 +145,21 @@ test('two clearances: the same search shows different hits and banners; items, g
     const gb = await banners(a.page);
     assert.match(gb[0], /SECRET/, `graph banner ${gb[0]}`);
     await shot(a.page, 'graph-alice');
+    // The drawing: a node per selector, laid out by the page's script.
+    await a.page.waitForSelector('#graph-canvas g.node');
+    const drawn = await a.page.$$eval('#graph-canvas g.node', (gs) => gs.map((g) => g.getAttribute('data-selector')));
+    assert.ok(drawn.includes('phone:+447911123456') && drawn.includes('phone:+33612345678'), `drawn: ${drawn}`);
+    assert.ok((await a.page.$$('#graph-canvas line.edge')).length >= 1);
+    // Clicking a node expands it in place: the server answers again for it.
+    await Promise.all([
+      a.page.waitForNavigation(),
+      a.page.click('#graph-canvas g.node[data-selector="phone:+33612345678"] circle'),
+    ]);
+    assert.match(a.page.url(), /expand=phone%3A%2B33612345678/);
+    await a.page.waitForSelector('#graph-canvas g.node.expanded');
+    const expanded = await a.page.$$eval('#graph-canvas g.node.expanded', (gs) => gs.map((g) => g.getAttribute('data-selector')));
+    assert.ok(expanded.includes('phone:+33612345678'), `expanded: ${expanded}`);
+    await shot(a.page, 'graph-expanded-alice');
     await Promise.all([
       a.page.waitForNavigation(),
       a.page.click('#neighbours a:text("phone:+33612345678")'),

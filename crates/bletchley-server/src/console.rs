@@ -34,6 +34,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/static/console.css",
             get(|| async { ([(CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
         )
+        .route(
+            "/static/graph.js",
+            get(|| async {
+                (
+                    [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("static/graph.js"),
+                )
+            }),
+        )
         .fallback(|| async { not_found(None) })
 }
 
@@ -393,7 +402,13 @@ struct GraphForm {
     hops: Option<usize>,
     #[serde(default)]
     justification: Option<String>,
+    /// Selectors expanded in the drawing, `|`-separated.
+    #[serde(default)]
+    expand: Option<String>,
 }
+
+/// Most selectors one drawing expands.
+const MAX_EXPANDED: usize = 20;
 
 async fn graph(
     State(s): State<Arc<Shared>>,
@@ -439,6 +454,43 @@ async fn graph(
             if let Some(m) = v["marking"].as_str() {
                 banner = m.to_owned();
             }
+            // The drawing: the answer shown, plus each selector expanded in
+            // it, one hop each; every answer gated and audited like this one,
+            // and the banner raised to cover them all.
+            let mut drawing = Drawing::default();
+            let mut banners: Vec<String> = vec![banner.clone()];
+            if kind == "neighbours" {
+                let root = v["selector"].as_str().unwrap_or_default().to_owned();
+                drawing.root = root.clone();
+                drawing.add_answer(&root, &v, f.hops.unwrap_or(1) == 1);
+                let expand: Vec<String> = f
+                    .expand
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split('|')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .take(MAX_EXPANDED)
+                    .map(str::to_owned)
+                    .collect();
+                for e in &expand {
+                    let q = GraphQuery::neighbours(e.clone(), Some(1), f.justification.clone());
+                    if let Ok(x) = api::run_graph(&s, w.name.clone(), "neighbours", q).await {
+                        let at = x["selector"].as_str().unwrap_or_default().to_owned();
+                        drawing.add_answer(&at, &x, true);
+                        drawing.expanded.push(at);
+                        if let Some(m) = x["marking"].as_str() {
+                            banners.push(m.to_owned());
+                        }
+                    }
+                }
+            } else if let Some(steps) = v["path"].as_array() {
+                drawing.add_path(steps);
+            }
+            banner = high_water(&banners, s.home).unwrap_or(banner);
+            drawing.hops = f.hops.unwrap_or(1).clamp(1, 3);
+            drawing.justification = f.justification.clone().unwrap_or_default();
+            body.push_str(&drawing.html());
             if kind == "neighbours" {
                 body.push_str("<table id=\"neighbours\"><tr><th>Hops</th><th>Selector</th><th>Supported by</th></tr>");
                 for n in v["neighbours"].as_array().into_iter().flatten() {
@@ -735,4 +787,120 @@ fn justification_query(j: Option<&str>) -> String {
     j.filter(|j| !j.trim().is_empty())
         .map(|j| format!("?justification={}", url(j)))
         .unwrap_or_default()
+}
+
+/// The high-water mark of several banners (rule 4), or `None` when none
+/// parses.
+fn high_water(banners: &[String], home: bletchley_policy::Nation) -> Option<String> {
+    let ms: Vec<bletchley_policy::Marking> = banners
+        .iter()
+        .filter_map(|b| bletchley_policy::Marking::parse(b).ok())
+        .collect();
+    bletchley_policy::Marking::high_water_mark(&ms, home).map(|m| m.render())
+}
+
+/// What the graph page draws: selectors and the links between them, as
+/// data for `/static/graph.js`.
+#[derive(Default, serde::Serialize)]
+struct Drawing {
+    root: String,
+    hops: usize,
+    justification: String,
+    expanded: Vec<String>,
+    nodes: Vec<DrawnNode>,
+    edges: Vec<DrawnEdge>,
+}
+
+#[derive(serde::Serialize)]
+struct DrawnNode {
+    id: String,
+    expanded: bool,
+}
+
+#[derive(serde::Serialize)]
+struct DrawnEdge {
+    a: String,
+    b: String,
+    items: usize,
+}
+
+impl Drawing {
+    fn node(&mut self, id: &str, expanded: bool) {
+        match self.nodes.iter_mut().find(|n| n.id == id) {
+            Some(n) => n.expanded |= expanded,
+            None => self.nodes.push(DrawnNode {
+                id: id.to_owned(),
+                expanded,
+            }),
+        }
+    }
+
+    fn edge(&mut self, a: &str, b: &str, items: usize) {
+        if a == b
+            || self
+                .edges
+                .iter()
+                .any(|e| (e.a == a && e.b == b) || (e.a == b && e.b == a))
+        {
+            return;
+        }
+        self.edges.push(DrawnEdge {
+            a: a.to_owned(),
+            b: b.to_owned(),
+            items,
+        });
+    }
+
+    /// A neighbours answer around `at`; links drawn for one-hop answers
+    /// only (a farther neighbour's path is not in the answer).
+    fn add_answer(&mut self, at: &str, v: &serde_json::Value, one_hop: bool) {
+        self.node(at, true);
+        for n in v["neighbours"].as_array().into_iter().flatten() {
+            let (Some(e), Some(h)) = (n["entity"].as_str(), n["hops"].as_u64()) else {
+                continue;
+            };
+            self.node(e, false);
+            if one_hop && h == 1 {
+                let items = n["via_items"].as_array().map_or(1, Vec::len);
+                self.edge(at, e, items);
+            }
+        }
+    }
+
+    fn add_path(&mut self, steps: &[serde_json::Value]) {
+        let ids: Vec<(String, usize)> = steps
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s["entity"].as_str()?.to_owned(),
+                    s["via_items"].as_array().map_or(1, Vec::len),
+                ))
+            })
+            .collect();
+        if let Some((first, _)) = ids.first() {
+            self.root = first.clone();
+        }
+        for (id, _) in &ids {
+            self.node(id, false);
+        }
+        for w in ids.windows(2) {
+            self.edge(&w[0].0, &w[1].0, w[1].1.max(1));
+        }
+    }
+
+    /// The canvas, the data (a JSON block: never executed, `<` escaped so
+    /// it cannot close the element) and the script that draws it.
+    fn html(&self) -> String {
+        if self.nodes.is_empty() {
+            return String::new();
+        }
+        let json = serde_json::to_string(self)
+            .unwrap_or_else(|_| "{}".to_owned())
+            .replace('<', "\\u003c");
+        format!(
+            "<figure class=\"graph\"><svg id=\"graph-canvas\" role=\"img\" aria-label=\"link graph\"></svg>\
+<figcaption>Click a selector to expand it here; shift-click to centre on it.</figcaption></figure>\
+<script type=\"application/json\" id=\"graph-data\">{json}</script><script src=\"/static/graph.js\" defer></script>"
+        )
+    }
 }

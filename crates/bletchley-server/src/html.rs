@@ -96,4 +96,13 @@ pre.text{white-space:pre-wrap;background:#fff;border:1px solid #dde3ea;padding:1
 .error{background:#fdecea;border:1px solid #e0b4b4;padding:.8em 1em;border-radius:6px}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde3ea;padding:.3em .6em;text-align:left}
 b{background:#fff2a8}
+figure.graph{margin:1em 0;background:#fff;border:1px solid #dde3ea;border-radius:6px}
+#graph-canvas{width:100%;height:32em;display:block}
+#graph-canvas .edge{stroke:#9aa8b6}
+#graph-canvas .node{cursor:pointer}#graph-canvas .node circle{fill:#2b6cb0;stroke:#fff;stroke-width:2}
+#graph-canvas .node.expanded circle{fill:#1d2733}#graph-canvas .kind-email circle{fill:#8e44ad}
+#graph-canvas .kind-ip circle,#graph-canvas .kind-domain circle,#graph-canvas .kind-url circle{fill:#16a085}
+#graph-canvas .kind-person circle,#graph-canvas .kind-org circle{fill:#d35400}#graph-canvas .kind-place circle{fill:#27ae60}
+#graph-canvas text{font-size:11px;fill:#1d2733;pointer-events:none}
+figcaption{color:#5b6b7c;font-size:.85em;padding:.3em .8em}
 "#;

@@ -54,6 +54,8 @@ pub struct ServeOptions {
 
 /// What every handler shares.
 pub(crate) struct Shared {
+    /// The platform's home nation, for rendering markings.
+    pub(crate) home: bletchley_policy::Nation,
     pub(crate) worker: worker::Worker,
     pub(crate) sessions: auth::Sessions,
     pub(crate) throttle: auth::Throttle,
@@ -127,6 +129,7 @@ pub fn serve_on(
     let mut platform = platform;
     let index = bletchley_index::access::open_synced(&mut platform)?;
     let shared = Arc::new(Shared {
+        home: platform.home(),
         worker: worker::Worker::start(worker::State { platform, index }),
         sessions: auth::Sessions::default(),
         throttle: auth::Throttle::default(),
