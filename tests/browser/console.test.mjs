@@ -168,6 +168,18 @@ test('two clearances: the same search shows different hits and banners; items, g
     const back = await a.page.$$eval('#neighbours td a', (as) => as.map((x) => x.textContent.trim()));
     assert.ok(back.includes('phone:+447911123456'), `expanded: ${back}`);
 
+    // The timeline of the two phones, as a chart and a table.
+    await a.page.goto(`${URL}/timeline`);
+    await a.page.fill('#selectors', '+44 7911 123456, +33 6 12 34 56 78');
+    await a.page.fill('#justification', 'browser test: when did the phones meet');
+    await Promise.all([a.page.waitForNavigation(), a.page.click('#show')]);
+    const marks = await a.page.$$('#timeline-chart circle, #timeline-chart rect');
+    assert.ok(marks.length >= 1, 'the chart marks the events');
+    const rows = await a.page.$$('#events tr');
+    assert.ok(rows.length >= 2, 'the table lists the events');
+    assert.match((await banners(a.page))[0], /SECRET/);
+    await shot(a.page, 'timeline-alice');
+
     // Logout ends the session on the server, not just in this browser.
     const cookies = await b.context.cookies();
     await b.page.goto(`${URL}/search`);

@@ -706,8 +706,10 @@ async fn timeline(
     let mut body = format!(
         "<h1>Timeline</h1><form method=\"get\" action=\"/timeline\">\
 <input name=\"selectors\" id=\"selectors\" size=\"60\" value=\"{}\" placeholder=\"selectors, comma-separated\">\
+<input name=\"justification\" id=\"justification\" size=\"24\" value=\"{}\" placeholder=\"justification (bulk collections)\">\
 <button type=\"submit\" id=\"show\">Show</button></form>",
-        esc(&f.selectors)
+        esc(&f.selectors),
+        esc(f.justification.as_deref().unwrap_or_default())
     );
     if f.selectors.trim().is_empty() {
         return Html(page("Timeline", "OFFICIAL", Some(&w.viewer()), &body)).into_response();
@@ -728,6 +730,7 @@ async fn timeline(
             }
         };
     let banner = hwm.unwrap_or_else(|| "OFFICIAL".into());
+    body.push_str(&timeline_chart(&events));
     body.push_str("<table id=\"events\"><tr><th>When (UTC)</th><th>What</th><th>Between</th><th>Item</th><th>Marking</th></tr>");
     for e in &events {
         let secs = e.time_ms.div_euclid(1000);
@@ -903,4 +906,111 @@ impl Drawing {
 <script type=\"application/json\" id=\"graph-data\">{json}</script><script src=\"/static/graph.js\" defer></script>"
         )
     }
+}
+
+/// The timeline as a chart: one lane per selector, time across, a mark for
+/// each event in the lanes of the selectors it involves (calls as circles
+/// sized by duration, outgoing filled; messages and mentions as squares),
+/// each with its details on hover. Drawn on the server as SVG: no script.
+fn timeline_chart(events: &[bletchley_index::graph::Event]) -> String {
+    const W: f64 = 900.0;
+    const LEFT: f64 = 190.0;
+    const RIGHT: f64 = 20.0;
+    const LANE: f64 = 34.0;
+    if events.is_empty() {
+        return String::new();
+    }
+    let mut lanes: Vec<&str> = Vec::new();
+    for e in events {
+        for s in &e.entities {
+            if !lanes.contains(&s.as_str()) {
+                lanes.push(s);
+            }
+        }
+    }
+    let (t0, t1) = events.iter().fold((i64::MAX, i64::MIN), |(a, b), e| {
+        (a.min(e.time_ms), b.max(e.time_ms))
+    });
+    // One moment alone sits in the middle of a two-hour window.
+    let (t0, t1) = if t1 == t0 {
+        (t0 - 3_600_000, t1 + 3_600_000)
+    } else {
+        (t0, t1)
+    };
+    let span = (t1 - t0) as f64;
+    let x = |t: i64| LEFT + (t - t0) as f64 / span * (W - LEFT - RIGHT);
+    let h = 40.0 + LANE * lanes.len() as f64;
+    let mut svg = format!(
+        "<figure class=\"timeline\"><svg id=\"timeline-chart\" viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"timeline of {} events\">",
+        events.len()
+    );
+    for (i, lane) in lanes.iter().enumerate() {
+        let y = 20.0 + LANE * i as f64 + LANE / 2.0;
+        svg.push_str(&format!(
+            "<line class=\"lane\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\"/><text class=\"lane-label\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT,
+            LEFT - 8.0,
+            y + 4.0,
+            esc(lane)
+        ));
+    }
+    // Ticks: start, end and three between.
+    for k in 0..=4 {
+        let t = t0 + ((t1 - t0) as f64 * f64::from(k) / 4.0) as i64;
+        let tx = x(t);
+        svg.push_str(&format!(
+            "<line class=\"tick\" x1=\"{tx}\" x2=\"{tx}\" y1=\"14\" y2=\"{}\"/><text class=\"tick-label\" x=\"{tx}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            h - 16.0,
+            h - 4.0,
+            esc(&time_text(t.div_euclid(1000)))
+        ));
+    }
+    for e in events {
+        let ex = x(e.time_ms);
+        let when = time_text(e.time_ms.div_euclid(1000));
+        for s in &e.entities {
+            let Some(i) = lanes.iter().position(|l| l == s) else {
+                continue;
+            };
+            let y = 20.0 + LANE * i as f64 + LANE / 2.0;
+            let tip = match &e.call {
+                Some(c) => format!(
+                    "{when}: {} → {}{}{} ({})",
+                    c.from,
+                    c.to,
+                    if c.duration_s > 0 {
+                        format!(", {} s", c.duration_s)
+                    } else {
+                        String::new()
+                    },
+                    c.place
+                        .as_deref()
+                        .map(|p| format!(", at {p}"))
+                        .unwrap_or_default(),
+                    e.title
+                ),
+                None => format!("{when}: mentioned in {}", e.title),
+            };
+            let mark = match &e.call {
+                Some(c) if c.duration_s > 0 => {
+                    let r = (3.0 + (f64::from(c.duration_s) / 60.0).sqrt() * 2.0).min(12.0);
+                    let class = if c.from == *s { "call out" } else { "call in" };
+                    format!("<circle class=\"{class}\" cx=\"{ex:.1}\" cy=\"{y}\" r=\"{r:.1}\">")
+                }
+                _ => format!(
+                    "<rect class=\"mention\" x=\"{:.1}\" y=\"{}\" width=\"8\" height=\"8\">",
+                    ex - 4.0,
+                    y - 4.0
+                ),
+            };
+            let close = if mark.starts_with("<circle") {
+                "</circle>"
+            } else {
+                "</rect>"
+            };
+            svg.push_str(&format!("{mark}<title>{}</title>{close}", esc(&tip)));
+        }
+    }
+    svg.push_str("</svg><figcaption>Calls as circles (size: duration; filled: outgoing from that lane), messages and mentions as squares. Hover for details.</figcaption></figure>");
+    svg
 }

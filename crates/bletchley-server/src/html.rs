@@ -105,4 +105,9 @@ figure.graph{margin:1em 0;background:#fff;border:1px solid #dde3ea;border-radius
 #graph-canvas .kind-person circle,#graph-canvas .kind-org circle{fill:#d35400}#graph-canvas .kind-place circle{fill:#27ae60}
 #graph-canvas text{font-size:11px;fill:#1d2733;pointer-events:none}
 figcaption{color:#5b6b7c;font-size:.85em;padding:.3em .8em}
+figure.timeline{margin:1em 0;background:#fff;border:1px solid #dde3ea;border-radius:6px}
+#timeline-chart{width:100%;display:block}#timeline-chart .lane{stroke:#dde3ea}#timeline-chart .tick{stroke:#eef1f4}
+#timeline-chart text{font-size:11px;fill:#1d2733}#timeline-chart .tick-label{fill:#5b6b7c;font-size:10px}
+#timeline-chart .call{stroke:#2b6cb0;stroke-width:2}#timeline-chart .call.out{fill:#2b6cb0}#timeline-chart .call.in{fill:#fff}
+#timeline-chart .mention{fill:#d35400}
 "#;
