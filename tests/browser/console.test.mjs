@@ -180,6 +180,14 @@ test('two clearances: the same search shows different hits and banners; items, g
     assert.match((await banners(a.page))[0], /SECRET/);
     await shot(a.page, 'timeline-alice');
 
+    // The joint operations alice is in: NIMROD, with what is shared into it.
+    await a.page.click('nav a[href="/operations"]');
+    await a.page.waitForSelector('#op-NIMROD');
+    const op = await a.page.textContent('#op-NIMROD');
+    assert.match(op, /gchq\/sigint/);
+    assert.match(op, /mi6\/humint/);
+    await shot(a.page, 'operations-alice');
+
     // Logout ends the session on the server, not just in this browser.
     const cookies = await b.context.cookies();
     await b.page.goto(`${URL}/search`);

@@ -361,6 +361,28 @@ pub async fn list(
     ))
 }
 
+/// The operations the caller is a member of.
+pub(crate) async fn operations_of(
+    s: &Shared,
+    who: String,
+) -> ApiResult<Vec<bletchley_store::OperationView>> {
+    s.worker
+        .run(move |st| Ok(st.platform.operations_of(&who)?))
+        .await
+}
+
+/// `GET /api/operations`: the caller's joint operations, their members,
+/// dates and shared collections.
+pub async fn operations(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let ops = operations_of(&s, c.principal).await?;
+    Ok(Json(json!({ "operations": ops })))
+}
+
 /// Reads an item for a caller: metadata and content, gated and audited.
 pub(crate) async fn read_item(
     s: &Shared,

@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/items/{id}", get(item))
         .route("/graph", get(graph))
         .route("/timeline", get(timeline))
+        .route("/operations", get(operations))
         .route("/upload", get(upload_form).post(upload))
         .route(
             "/static/console.css",
@@ -1013,4 +1014,54 @@ fn timeline_chart(events: &[bletchley_index::graph::Event]) -> String {
     }
     svg.push_str("</svg><figcaption>Calls as circles (size: duration; filled: outgoing from that lane), messages and mentions as squares. Hover for details.</figcaption></figure>");
     svg
+}
+
+/// The joint operations the viewer is a member of: who is in them, when
+/// they run, and which collections are shared into them (and withdrawn).
+/// Names and dates only, no item data: the banner is the platform floor.
+async fn operations(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let ops = match api::operations_of(&s, w.name.clone()).await {
+        Ok(o) => o,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let mut body = String::from("<h1>Operations</h1>");
+    if ops.is_empty() {
+        body.push_str("<p id=\"none\">You are not a member of any joint operation.</p>");
+    }
+    let date = |secs: i64| time_text(secs).chars().take(10).collect::<String>();
+    for o in &ops {
+        let op = &o.operation;
+        body.push_str(&format!(
+            "<section class=\"operation\" id=\"op-{}\"><h2>{} <span class=\"status\">{}</span></h2>\
+<table class=\"meta\"><tr><th>Runs</th><td>{} to {}</td></tr><tr><th>Agencies</th><td>{}</td></tr><tr><th>Members</th><td>{}</td></tr></table>",
+            esc(&op.name),
+            esc(&op.name),
+            if o.active { "active" } else { "not running" },
+            esc(&date(op.start)),
+            op.end.map(|e| esc(&date(e))).unwrap_or_else(|| "open end".into()),
+            esc(&op.agencies.iter().cloned().collect::<Vec<_>>().join(", ")),
+            if op.members.is_empty() {
+                "everyone in the member agencies".to_owned()
+            } else {
+                esc(&op.members.iter().cloned().collect::<Vec<_>>().join(", "))
+            },
+        ));
+        body.push_str("<h3>Shared collections</h3><table class=\"shares\"><tr><th>Collection</th><th>Shared</th><th>Withdrawn</th></tr>");
+        for sh in &o.shares {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&sh.collection),
+                esc(&date(sh.since)),
+                sh.withdrawn
+                    .map(|x| esc(&date(x)))
+                    .unwrap_or_else(|| "—".into())
+            ));
+        }
+        body.push_str("</table></section>");
+    }
+    Html(page("Operations", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
 }

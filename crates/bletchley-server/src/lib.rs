@@ -81,6 +81,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/graph/communities", get(api::communities))
         .route("/graph/centrality", get(api::centrality))
         .route("/timeline", get(api::timeline))
+        .route("/operations", get(api::operations))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
     Router::new()

@@ -78,6 +78,7 @@ pub fn document() -> Value {
                 "security": [{ "session": [] }],
                 "responses": { "204": { "description": "ended" }, "400": err("not a browser session"), "401": err("not authenticated"), "403": err("CSRF token missing or wrong") } } },
             "/api/me": { "get": read_op("Who the caller is", vec![]) },
+            "/api/operations": { "get": read_op("The caller's joint operations: members, dates, shared collections", vec![]) },
             "/api/search": { "get": read_op("Full-text search", vec![
                 q("q", true, s(), "query: terms, \"phrases\", AND/OR/NOT, type:, lang:, collection:, from:, to:, entity:, term~"),
                 q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "hits per page"),

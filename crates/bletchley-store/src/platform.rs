@@ -28,6 +28,28 @@ use crate::keyring::{AgencyKeys, KeyName, PlatformKeys, Unlock, create_keyfile, 
 use crate::location::{Location, LocationSpec};
 use crate::residency::{self, Jurisdiction, Scope};
 
+/// An operation as one of its members sees it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OperationView {
+    /// The operation (members, dates, raw shares).
+    pub operation: Operation,
+    /// Whether it runs now.
+    pub active: bool,
+    /// Its shares with collection names.
+    pub shares: Vec<SharedCollection>,
+}
+
+/// A collection shared into an operation.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SharedCollection {
+    /// `agency/name`.
+    pub collection: String,
+    /// Unix seconds when shared.
+    pub since: i64,
+    /// Unix seconds when withdrawn, if it was.
+    pub withdrawn: Option<i64>,
+}
+
 /// Who performs an act, for the audit log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
@@ -806,6 +828,56 @@ impl Platform {
             .into_iter()
             .map(|r| self.open_row(SealedTable::Operations, &r.name_tag, &r.sealed))
             .collect()
+    }
+
+    /// The operations `principal` is a member of, with their shared
+    /// collections by name (current and withdrawn), for the operations
+    /// page. Audited; other operations are not mentioned at all.
+    pub fn operations_of(&mut self, principal: &str) -> Result<Vec<OperationView>> {
+        let actor = Actor::Principal(principal.to_owned());
+        let p = match self.principal(principal) {
+            Ok(p) => p,
+            Err(e) => return Err(self.refuse(&actor, "operation.list", vec![], None, e)),
+        };
+        let names: HashMap<u32, String> = self
+            .collections()?
+            .into_iter()
+            .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
+            .collect();
+        let mut out: Vec<OperationView> = self
+            .operations()?
+            .into_iter()
+            .filter(|o| o.is_member(&p))
+            .map(|o| {
+                let shares = o
+                    .shares
+                    .iter()
+                    .map(|s| SharedCollection {
+                        collection: names
+                            .get(&s.collection.0)
+                            .cloned()
+                            .unwrap_or_else(|| format!("#{}", s.collection.0)),
+                        since: s.since,
+                        withdrawn: s.withdrawn,
+                    })
+                    .collect();
+                OperationView {
+                    active: o.active(now_ms() / 1000),
+                    operation: o,
+                    shares,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.operation.name.cmp(&b.operation.name));
+        self.record(
+            actor,
+            "operation.list",
+            out.iter().map(|o| o.operation.name.clone()).collect(),
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(out)
     }
 
     fn update_operation(

@@ -199,6 +199,7 @@ fn api_authenticates_enforces_csrf_scopes_and_refuses_bad_input() {
         "/api/graph/communities",
         "/api/graph/centrality",
         "/api/timeline?selectors=a@example.org",
+        "/api/operations",
     ] {
         let (st, v) = s.get(&anon, path);
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{path}");
