@@ -188,6 +188,22 @@ test('two clearances: the same search shows different hits and banners; items, g
     assert.match(op, /mi6\/humint/);
     await shot(a.page, 'operations-alice');
 
+    // The audit trail: refused to an analyst, shown to the auditor, and it
+    // records what alice just did, verified.
+    const denied = await a.page.goto(`${URL}/audit`);
+    assert.equal(denied.status(), 403);
+    const o = await session();
+    try {
+      await login(o.page, 'olivia');
+      await o.page.goto(`${URL}/audit?principal=alice&action=item.get`);
+      assert.equal(await o.page.getAttribute('#integrity', 'data-verified'), 'true');
+      const got = await o.page.$$eval('#audit-entries tr td:nth-child(4)', (tds) => tds.map((t) => t.textContent));
+      assert.ok(got.length >= 1 && got.every((x) => x === 'item.get'), `entries: ${got}`);
+      await shot(o.page, 'audit-olivia');
+    } finally {
+      await o.context.close();
+    }
+
     // Logout ends the session on the server, not just in this browser.
     const cookies = await b.context.cookies();
     await b.page.goto(`${URL}/search`);

@@ -361,6 +361,81 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/audit` query.
+#[derive(Deserialize, Default)]
+pub struct AuditFilter {
+    #[serde(default)]
+    principal: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default = "default_audit_limit")]
+    limit: usize,
+}
+
+fn default_audit_limit() -> usize {
+    200
+}
+
+/// The audit trail for an auditor (others are refused).
+pub(crate) async fn audit_review(
+    s: &Shared,
+    who: String,
+    principal: Option<String>,
+    action: Option<String>,
+    limit: usize,
+) -> ApiResult<bletchley_store::AuditReview> {
+    let blank = |v: Option<String>| v.filter(|x| !x.trim().is_empty());
+    let q = bletchley_store::AuditQuery {
+        principal: blank(principal),
+        action: blank(action),
+        limit,
+    };
+    if q.principal
+        .as_deref()
+        .is_some_and(|p| p.len() > crate::extract::MAX_PARAM)
+        || q.action
+            .as_deref()
+            .is_some_and(|a| a.len() > crate::extract::MAX_PARAM)
+    {
+        return Err(ApiError::bad_request("filter too long"));
+    }
+    s.worker
+        .run(move |st| Ok(st.platform.audit_review(&who, &q)?))
+        .await
+}
+
+/// `GET /api/audit`: integrity and entries of the audit trail, for
+/// auditors.
+pub async fn audit(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Q(f): Q<AuditFilter>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let r = audit_review(&s, c.principal, f.principal, f.action, f.limit).await?;
+    let (verified, integrity) = match &r.integrity {
+        Ok(rep) => (true, json!(rep)),
+        Err(e) => (false, json!(e)),
+    };
+    let entries: Vec<Value> = r
+        .entries
+        .iter()
+        .map(|(seq, e)| {
+            let mut v = json!(e);
+            v["seq"] = json!(seq);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "verified": verified,
+        "integrity": integrity,
+        "matched": r.matched,
+        "entries": entries,
+        "unreadable": r.unreadable,
+    })))
+}
+
 /// The operations the caller is a member of.
 pub(crate) async fn operations_of(
     s: &Shared,

@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/graph", get(graph))
         .route("/timeline", get(timeline))
         .route("/operations", get(operations))
+        .route("/audit", get(audit))
         .route("/upload", get(upload_form).post(upload))
         .route(
             "/static/console.css",
@@ -1064,4 +1065,83 @@ async fn operations(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         body.push_str("</table></section>");
     }
     Html(page("Operations", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct AuditForm {
+    #[serde(default)]
+    principal: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+}
+
+/// The audit trail for auditors: whether the log verifies (chain,
+/// checkpoint signature), then the entries, newest first, filtered by
+/// principal or action. Entries name what was touched and why; the banner
+/// is the platform's highest level, as the trail can name anything.
+async fn audit(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<AuditForm>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let r = match api::audit_review(
+        &s,
+        w.name.clone(),
+        f.principal.clone(),
+        f.action.clone(),
+        500,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let mut body = format!(
+        "<h1>Audit trail</h1><form method=\"get\" action=\"/audit\">\
+<input name=\"principal\" id=\"principal\" size=\"20\" value=\"{}\" placeholder=\"principal\">\
+<input name=\"action\" id=\"action\" size=\"20\" value=\"{}\" placeholder=\"action, e.g. item. or search\">\
+<button type=\"submit\" id=\"filter\">Filter</button></form>",
+        esc(f.principal.as_deref().unwrap_or_default()),
+        esc(f.action.as_deref().unwrap_or_default()),
+    );
+    match &r.integrity {
+        Ok(rep) => body.push_str(&format!(
+            "<p class=\"ok\" id=\"integrity\" data-verified=\"true\">Verified: {} entries, the signed checkpoint covers {}, root {}, {} earlier checkpoints consistent.</p>",
+            rep.entries, rep.checkpoint_size, esc(&rep.root), rep.checkpoints_checked
+        )),
+        Err(e) => body.push_str(&format!(
+            "<p class=\"error\" id=\"integrity\" data-verified=\"false\">Verification FAILED: {}</p>",
+            esc(e)
+        )),
+    }
+    if let Some(why) = &r.unreadable {
+        body.push_str(&format!(
+            "<p class=\"error\" id=\"unreadable\">{}</p>",
+            esc(why)
+        ));
+    }
+    body.push_str(&format!(
+        "<p class=\"meta\">{} matching entries{}</p><table id=\"audit-entries\"><tr><th>#</th><th>When (UTC)</th><th>Principal</th><th>Action</th><th>Outcome</th><th>Targets</th><th>Justification</th><th>Reason</th></tr>",
+        r.matched,
+        if r.matched > r.entries.len() { format!(", newest {} shown", r.entries.len()) } else { String::new() }
+    ));
+    for (seq, e) in &r.entries {
+        body.push_str(&format!(
+            "<tr class=\"outcome-{:?}\"><td>{seq}</td><td>{}</td><td>{}</td><td>{}</td><td>{:?}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.outcome,
+            esc(&time_text(e.time_ms.div_euclid(1000))),
+            esc(&e.principal),
+            esc(&e.action),
+            e.outcome,
+            esc(&e.targets.join(", ")),
+            esc(e.justification.as_deref().unwrap_or_default()),
+            esc(e.reason.as_deref().unwrap_or_default()),
+        ));
+    }
+    body.push_str("</table>");
+    Html(page("Audit trail", "TOP SECRET", Some(&w.viewer()), &body)).into_response()
 }

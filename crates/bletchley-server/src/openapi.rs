@@ -78,6 +78,11 @@ pub fn document() -> Value {
                 "security": [{ "session": [] }],
                 "responses": { "204": { "description": "ended" }, "400": err("not a browser session"), "401": err("not authenticated"), "403": err("CSRF token missing or wrong") } } },
             "/api/me": { "get": read_op("Who the caller is", vec![]) },
+            "/api/audit": { "get": read_op("The audit trail for auditors: integrity and entries, newest first", vec![
+                q("principal", false, s(), "only entries by this principal"),
+                q("action", false, s(), "only actions starting with this"),
+                q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "entries at most"),
+            ]) },
             "/api/operations": { "get": read_op("The caller's joint operations: members, dates, shared collections", vec![]) },
             "/api/search": { "get": read_op("Full-text search", vec![
                 q("q", true, s(), "query: terms, \"phrases\", AND/OR/NOT, type:, lang:, collection:, from:, to:, entity:, term~"),

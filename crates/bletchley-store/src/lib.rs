@@ -18,7 +18,7 @@ pub use item::{IndexFeedItem, IngestOptions, ItemMeta, Listing, NewItem};
 pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{
-    Actor, CertificateRecord, InitOptions, OperationView, Platform, SecondFactor, SharedCollection,
-    TokenRecord, TokenScope, now_ms, read_audit,
+    Actor, AuditQuery, AuditReview, CertificateRecord, InitOptions, OperationView, Platform,
+    SecondFactor, SharedCollection, TokenRecord, TokenScope, now_ms, read_audit,
 };
 pub use residency::{Jurisdiction, Scope};

@@ -104,6 +104,15 @@ const PEOPLE: &[Who] = &[
         roles: &[Role::Admin, Role::Analyst],
         note: "MI5 administrator: may shred MI5 items",
     },
+    Who {
+        name: "olivia",
+        agency: "mod",
+        clearance: Classification::TopSecret,
+        compartments: &[],
+        nationality: "GBR",
+        roles: &[Role::Auditor],
+        note: "Oversight auditor: reviews the audit trail (Audit page); reads no items",
+    },
 ];
 
 const DOCS: &[(&str, &str, &str, &str)] = &[

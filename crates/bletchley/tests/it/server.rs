@@ -200,6 +200,7 @@ fn api_authenticates_enforces_csrf_scopes_and_refuses_bad_input() {
         "/api/graph/centrality",
         "/api/timeline?selectors=a@example.org",
         "/api/operations",
+        "/api/audit",
     ] {
         let (st, v) = s.get(&anon, path);
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{path}");
@@ -785,9 +786,11 @@ fn client_certificates_from_the_platform_ca_authenticate_until_revoked() {
     assert_eq!(me["name"], "sid");
     assert_eq!(me["via"], "certificate");
     assert_eq!(me["certificate"], serial.as_str());
-    // Reads are gated as for anyone else.
+    // Reads are gated as for anyone else; the audit trail is for auditors.
     let (st, _) = s.get(&c, "/api/search?q=anything");
     assert_eq!(st, StatusCode::OK);
+    let (st, v) = s.get(&c, "/api/audit");
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     // A client cannot claim an identity by sending the internal header.
     let plain = s.client();
     let r = plain
