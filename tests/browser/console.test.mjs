@@ -180,6 +180,18 @@ test('two clearances: the same search shows different hits and banners; items, g
     assert.match((await banners(a.page))[0], /SECRET/);
     await shot(a.page, 'timeline-alice');
 
+    // Calls with a position go on the bundled map: take the most central
+    // phone of alice's graph (the demo's call records carry lat/lon).
+    const central = await a.page.request.get(`${URL}/api/graph/centrality?justification=browser%20test`);
+    assert.equal(central.status(), 200);
+    const phone = (await central.json()).centrality.map((c) => c.entity).find((e) => e.startsWith('phone:'));
+    assert.ok(phone, 'a phone among the central selectors');
+    await a.page.goto(`${URL}/timeline?selectors=${encodeURIComponent(phone)}&justification=browser%20test`);
+    const dots = await a.page.$$('#event-map circle.event');
+    assert.ok(dots.length >= 1, `located calls of ${phone} on the map`);
+    assert.ok((await a.page.getAttribute('#event-map path.land', 'd')).length > 10000, 'the land outline is drawn');
+    await shot(a.page, 'map-alice');
+
     // The joint operations alice is in: NIMROD, with what is shared into it.
     await a.page.click('nav a[href="/operations"]');
     await a.page.waitForSelector('#op-NIMROD');

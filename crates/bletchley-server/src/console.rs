@@ -733,6 +733,28 @@ async fn timeline(
         };
     let banner = hwm.unwrap_or_else(|| "OFFICIAL".into());
     body.push_str(&timeline_chart(&events));
+    // Calls placed by latitude and longitude go on the map.
+    let located: Vec<crate::map::Located> = events
+        .iter()
+        .filter_map(|e| {
+            let c = e.call.as_ref()?;
+            let (lat, lon) = crate::map::parse_place(c.place.as_deref()?)?;
+            Some(crate::map::Located {
+                lat,
+                lon,
+                label: format!(
+                    "{}: {} → {} ({})",
+                    time_text(e.time_ms.div_euclid(1000)),
+                    c.from,
+                    c.to,
+                    e.title
+                ),
+            })
+        })
+        .collect();
+    if !located.is_empty() {
+        body.push_str(&crate::map::svg(&located));
+    }
     body.push_str("<table id=\"events\"><tr><th>When (UTC)</th><th>What</th><th>Between</th><th>Item</th><th>Marking</th></tr>");
     for e in &events {
         let secs = e.time_ms.div_euclid(1000);

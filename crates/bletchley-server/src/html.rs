@@ -110,4 +110,8 @@ figure.timeline{margin:1em 0;background:#fff;border:1px solid #dde3ea;border-rad
 #timeline-chart text{font-size:11px;fill:#1d2733}#timeline-chart .tick-label{fill:#5b6b7c;font-size:10px}
 #timeline-chart .call{stroke:#2b6cb0;stroke-width:2}#timeline-chart .call.out{fill:#2b6cb0}#timeline-chart .call.in{fill:#fff}
 #timeline-chart .mention{fill:#d35400}
+figure.map{margin:1em 0;background:#fff;border:1px solid #dde3ea;border-radius:6px}
+#event-map{width:100%;display:block;max-height:30em}#event-map .sea{fill:#dfeaf3}
+#event-map .land{fill:#f4f1e8;stroke:#b9b3a3;stroke-width:.3}#event-map .graticule{stroke:#c9d6e2;stroke-width:.2}
+#event-map .event{fill:#c0392b;fill-opacity:.75;stroke:#fff;stroke-width:.15}
 "#;
