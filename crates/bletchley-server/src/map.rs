@@ -106,7 +106,7 @@ pub(crate) fn svg(points: &[Located]) -> String {
         (0.0, 0.0, W, H)
     } else {
         // Pad, keep 2:1, stay on the map.
-        let w = ((x1 - x0) * 1.4).max(40.0).min(W);
+        let w = ((x1 - x0) * 1.4).clamp(40.0, W);
         let h = (w / 2.0).max((y1 - y0) * 1.4).min(H);
         let w = (h * 2.0).min(W);
         let cx = ((x0 + x1) / 2.0 - w / 2.0).clamp(0.0, W - w);
