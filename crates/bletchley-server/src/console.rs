@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/logout", axum::routing::post(logout))
         .route("/search", get(search))
         .route("/items/{id}", get(item))
+        .route("/items/{id}/media", get(media))
         .route("/graph", get(graph))
         .route("/timeline", get(timeline))
         .route("/operations", get(operations))
@@ -378,6 +379,13 @@ async fn item(
             ));
         }
         body.push_str("</ul>");
+    }
+    if let Some(mime) = audio_type(&meta.title) {
+        body.push_str(&format!(
+            "<h2>Recording</h2><audio id=\"player\" controls preload=\"metadata\" src=\"/items/{}/media{}\" data-type=\"{mime}\"></audio>",
+            url(&meta.id),
+            justification_query(q.justification.as_deref()),
+        ));
     }
     body.push_str(&format!(
         "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre><h2>Entities</h2><ul id=\"entities\">",
@@ -1166,4 +1174,52 @@ async fn audit(
     }
     body.push_str("</table>");
     Html(page("Audit trail", "TOP SECRET", Some(&w.viewer()), &body)).into_response()
+}
+
+/// The media type of a recording the browser can play, by file name.
+fn audio_type(title: &str) -> Option<&'static str> {
+    let ext = title.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "wav" => "audio/wav",
+        "mp3" => "audio/mpeg",
+        "ogg" | "oga" => "audio/ogg",
+        "opus" => "audio/ogg; codecs=opus",
+        "flac" => "audio/flac",
+        "m4a" | "aac" => "audio/mp4",
+        _ => return None,
+    })
+}
+
+/// A recording's bytes for the page's audio player: read through the gate
+/// and audited like any read, served inline only as audio (anything else is
+/// "not found or not permitted"), never sniffed.
+async fn media(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ItemQuery>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let api::ItemRead { meta, content, .. } =
+        match api::read_item(&s, w.name.clone(), id, q.justification.clone(), false).await {
+            Ok(x) => x,
+            Err(e) => return api_error_page(e, Some(&w.viewer())),
+        };
+    let Some(mime) = audio_type(&meta.title) else {
+        return not_found(Some(&w.viewer()));
+    };
+    let mut r = content.into_response();
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&meta.marking) {
+        h.insert("x-marking", v);
+    }
+    r
 }

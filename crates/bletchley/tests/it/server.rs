@@ -830,3 +830,74 @@ fn client_certificates_from_the_platform_ca_authenticate_until_revoked() {
     let (st, _) = s.get(&c, "/api/me");
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
+
+/// A valid 16-bit mono PCM WAV of `samples` samples at 16 kHz.
+fn wav(samples: &[i16]) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&16_000u32.to_le_bytes());
+    w.extend_from_slice(&32_000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    w
+}
+
+#[test]
+fn recordings_play_in_the_item_view_through_the_gate() {
+    let env = basic_with_sid();
+    set_password(&env, "alice");
+    set_password(&env, "sid");
+    let bytes = wav(&(0..1600)
+        .map(|i| ((i % 40) * 800 - 16_000) as i16)
+        .collect::<Vec<_>>());
+    let rec = env.file("intercept.wav", &bytes);
+    let id = env.ingest("alice", "mi5/ct", "TOP SECRET", &[&rec])[0].clone();
+    let txt = env.file("note.txt", b"not a recording");
+    let note = env.ingest("alice", "mi5/ct", "OFFICIAL", &[&txt])[0].clone();
+    let s = Server::start(&env);
+    let a = s.client();
+    s.login(&a, "alice");
+    let page = a
+        .get(format!("{}/items/{id}", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(
+        page.contains("<audio id=\"player\"") && page.contains(&format!("/items/{id}/media")),
+        "{page}"
+    );
+    let r = a
+        .get(format!("{}/items/{id}/media", s.url))
+        .send()
+        .expect("media");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "audio/wav");
+    assert_eq!(r.headers()["x-marking"], "TOP SECRET");
+    assert_eq!(r.bytes().expect("bytes").as_ref(), &bytes[..]);
+    // Only recordings are served inline.
+    let r = a
+        .get(format!("{}/items/{note}/media", s.url))
+        .send()
+        .expect("media");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // sid (SECRET) gets the same answer as for nothing at all.
+    let b = s.client();
+    s.login(&b, "sid");
+    let denied = b
+        .get(format!("{}/items/{id}/media", s.url))
+        .send()
+        .expect("media");
+    assert_eq!(denied.status(), StatusCode::NOT_FOUND);
+    let body = denied.text().expect("text");
+    assert!(body.contains("not found or not permitted") && !body.contains("intercept"));
+}
