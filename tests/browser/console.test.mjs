@@ -216,6 +216,27 @@ test('two clearances: the same search shows different hits and banners; items, g
       await o.context.close();
     }
 
+    // Upload offers the markings each may use, and stores what is sent.
+    await b.page.goto(`${URL}/upload`);
+    const bobMarks = await b.page.$$eval('#markings option', (os) => os.map((o) => o.value));
+    assert.ok(bobMarks.includes('SECRET') && !bobMarks.some((m) => m.startsWith('TOP SECRET')), `bob: ${bobMarks}`);
+    await a.page.goto(`${URL}/upload`);
+    const aliceMarks = await a.page.$$eval('#markings option', (os) => os.map((o) => o.value));
+    assert.ok(aliceMarks.includes('TOP SECRET//STRAP1'), `alice: ${aliceMarks}`);
+    await a.page.selectOption('#collection', 'mi5/counter-terrorism');
+    await a.page.fill('#marking', 'SECRET');
+    await a.page.setInputFiles('#file', {
+      name: 'browser-upload.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('Uploaded from the browser: KESTREL sighted at the docks.'),
+    });
+    await Promise.all([a.page.waitForNavigation(), a.page.click('#send')]);
+    await a.page.click('#uploaded a');
+    await a.page.waitForSelector('#text');
+    assert.match(await a.page.textContent('#text'), /KESTREL/);
+    assert.match(await a.page.textContent('#marking'), /^SECRET$/);
+    await shot(a.page, 'uploaded-alice');
+
     // Logout ends the session on the server, not just in this browser.
     const cookies = await b.context.cookies();
     await b.page.goto(`${URL}/search`);

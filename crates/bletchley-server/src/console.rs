@@ -577,10 +577,33 @@ async fn upload_form(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Respon
                 .filter(|c| c.agency == agency)
                 .map(|c| format!("{}/{}", c.agency, c.name))
                 .collect();
-            Ok((cols, clearance))
+            // Banners the uploader may use: every level up to the clearance,
+            // alone or with one codeword held, home-only or releasable to
+            // the Five Eyes; each parsed and put to the gate.
+            let mut banners: Vec<String> = Vec::new();
+            let held: Vec<String> = gate.principal().compartments.iter().cloned().collect();
+            for level in ["OFFICIAL", "OFFICIAL-SENSITIVE", "SECRET", "TOP SECRET"] {
+                for comp in std::iter::once(None).chain(held.iter().map(Some)) {
+                    for rel in ["", "//REL TO FVEY"] {
+                        let text = match comp {
+                            Some(c) => format!("{level}//{c}{rel}"),
+                            None => format!("{level}{rel}"),
+                        };
+                        if let Ok(m) = Marking::parse(&text)
+                            && gate.check_marking(&m).is_ok()
+                        {
+                            let r = m.render();
+                            if !banners.contains(&r) {
+                                banners.push(r);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok((cols, clearance, banners))
         })
         .await;
-    let (cols, clearance) = match choices {
+    let (cols, clearance, banners) = match choices {
         Ok(x) => x,
         Err(e) => return api_error_page(e, Some(&w.viewer())),
     };
@@ -592,13 +615,17 @@ async fn upload_form(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         "<h1>Upload</h1><form method=\"post\" action=\"/upload\" enctype=\"multipart/form-data\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
 <p><label>Collection <select name=\"collection\" id=\"collection\">{options}</select></label></p>\
-<p><label>Marking <input name=\"marking\" id=\"marking\" size=\"40\" value=\"OFFICIAL\" required></label> \
-<span class=\"meta\">up to {}</span></p>\
+<p><label>Marking <input name=\"marking\" id=\"marking\" size=\"40\" value=\"OFFICIAL\" list=\"markings\" required></label> \
+<span class=\"meta\">up to {}; any banner you could read yourself</span></p><datalist id=\"markings\">{}</datalist>\
 <p><label>Legal authority <input name=\"authority\" id=\"authority\" size=\"30\"></label></p>\
 <p><input type=\"file\" name=\"file\" id=\"file\" required></p>\
 <p><button type=\"submit\" id=\"send\">Upload</button></p></form>",
         esc(&w.csrf),
-        esc(&clearance)
+        esc(&clearance),
+        banners
+            .iter()
+            .map(|b| format!("<option value=\"{}\">", esc(b)))
+            .collect::<String>()
     );
     Html(page("Upload", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
 }
