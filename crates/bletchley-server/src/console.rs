@@ -973,7 +973,7 @@ impl Drawing {
 /// each with its details on hover. Drawn on the server as SVG: no script.
 fn timeline_chart(events: &[bletchley_index::graph::Event]) -> String {
     const W: f64 = 900.0;
-    const LEFT: f64 = 190.0;
+    const LEFT: f64 = 230.0;
     const RIGHT: f64 = 20.0;
     const LANE: f64 = 34.0;
     if events.is_empty() {
