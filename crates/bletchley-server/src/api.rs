@@ -528,6 +528,26 @@ pub async fn item(
     })))
 }
 
+/// `DELETE /api/items/{id}`: crypto-shreds the item and what was derived
+/// from it, for an admin of the owning agency (as `bletchley shred`).
+pub async fn shred(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Write)?;
+    c.check_csrf(csrf_header(&headers))?;
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(ApiError::not_found());
+    }
+    let who = c.principal;
+    s.worker
+        .run(move |st| Ok(st.platform.shred(&who, &id)?))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/items/{id}/content`: the original bytes, as a download.
 pub async fn content(
     State(s): State<Arc<Shared>>,

@@ -74,7 +74,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/search", get(api::search))
         .route("/suggest", get(api::suggest))
         .route("/items", get(api::list).post(api::upload))
-        .route("/items/{id}", get(api::item))
+        .route("/items/{id}", get(api::item).delete(api::shred))
         .route("/items/{id}/content", get(api::content))
         .route("/graph/neighbours", get(api::neighbours))
         .route("/graph/path", get(api::path))

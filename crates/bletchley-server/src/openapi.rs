@@ -117,7 +117,14 @@ pub fn document() -> Value {
                 "summary": "An item: metadata, text, entities",
                 "security": [{ "session": [] }, { "token": [] }],
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
-                "responses": { "200": ok_json("the item"), "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+                "responses": { "200": ok_json("the item"), "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } },
+              "delete": {
+                "summary": "Crypto-shred an item and everything derived from it (admins of the owning agency)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                                { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "responses": { "204": { "description": "shredded" }, "400": err("malformed request"), "401": err("not authenticated"),
+                               "403": err("not an admin of the owning agency, token lacks write, or CSRF token missing"), "404": err("not found or not permitted") } } },
             "/api/items/{id}/content": { "get": {
                 "summary": "An item's original bytes",
                 "security": [{ "session": [] }, { "token": [] }],

@@ -160,3 +160,39 @@ fn the_item_view_lists_derived_items_and_links_back_to_the_source() {
         "{html}"
     );
 }
+
+#[test]
+fn an_admin_shreds_through_the_api_and_the_parts_go_too() {
+    use crate::server::{Server, set_password};
+    use reqwest::StatusCode;
+    let env = Env::new();
+    env.basic();
+    set_password(&env, "alice");
+    set_password(&env, "boss");
+    let f = env.file("meeting.eml", email().as_bytes());
+    let mail = env.ingest("alice", "mi5/ct", "SECRET", &[&f])[0].clone();
+    assert_eq!(items(&env, "boss").len(), 4);
+    let s = Server::start(&env);
+    let delete = |who: &str, csrf: bool| {
+        let c = s.client();
+        let token = s.login(&c, who);
+        let mut r = c.delete(format!("{}/api/items/{mail}", s.url));
+        if csrf {
+            r = r.header("x-csrf-token", token);
+        }
+        (c, r.send().expect("delete").status())
+    };
+    // An analyst may not shred; an admin must echo the CSRF token.
+    assert_eq!(delete("alice", true).1, StatusCode::FORBIDDEN);
+    assert_eq!(delete("boss", false).1, StatusCode::FORBIDDEN);
+    let (c, st) = delete("boss", true);
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = s.get(&c, &format!("/api/items/{mail}"));
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(
+        items(&env, "boss").is_empty(),
+        "every part went with the e-mail"
+    );
+    let audit = env.ok(&["audit", "show"]);
+    assert!(audit.matches("item.shred").count() >= 4, "{audit}");
+}
