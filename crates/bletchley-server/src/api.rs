@@ -748,6 +748,23 @@ pub(crate) async fn run_graph(
     kind: &'static str,
     q: GraphQuery,
 ) -> ApiResult<Value> {
+    Ok(run_graph_expanding(s, who, kind, q, Vec::new()).await?.0)
+}
+
+/// A graph query, plus the one-hop neighbours of each selector in `expand`
+/// answered from the same visible graph (built once); each answer is
+/// audited. Selectors in `expand` that are not valid are left out.
+pub(crate) async fn run_graph_expanding(
+    s: &Shared,
+    who: String,
+    kind: &'static str,
+    q: GraphQuery,
+    expand: Vec<String>,
+) -> ApiResult<(Value, Vec<Value>)> {
+    let expand: Vec<String> = expand
+        .iter()
+        .filter_map(|e| selector(Some(e), "expand").ok())
+        .collect();
     let (a, b) = match kind {
         "neighbours" => (Some(selector(q.selector.as_deref(), "selector")?), None),
         "path" | "common" => (
@@ -773,16 +790,26 @@ pub(crate) async fn run_graph(
                 ("centrality", _, _) => GraphAsk::Centrality { top: 50 },
                 _ => GraphAsk::Communities,
             };
-            let ans = bletchley_index::access::answer(&g, &ask, st.platform.home());
-            st.platform.record(
-                Actor::Principal(who),
-                ans.action,
-                ans.targets,
-                q.justification.as_deref(),
-                Outcome::Allowed,
-                None,
-            )?;
-            Ok(ans.json)
+            let asks = std::iter::once(ask).chain(
+                expand
+                    .into_iter()
+                    .map(|selector| GraphAsk::Neighbours { selector, hops: 1 }),
+            );
+            let mut out = Vec::new();
+            for ask in asks {
+                let ans = bletchley_index::access::answer(&g, &ask, st.platform.home());
+                st.platform.record(
+                    Actor::Principal(who.clone()),
+                    ans.action,
+                    ans.targets,
+                    q.justification.as_deref(),
+                    Outcome::Allowed,
+                    None,
+                )?;
+                out.push(ans.json);
+            }
+            let first = out.remove(0);
+            Ok((first, out))
         })
         .await
 }

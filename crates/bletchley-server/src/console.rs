@@ -459,8 +459,23 @@ async fn graph(
     // Links keep the justification given, so following one does not drop
     // the bulk collections it opened.
     let carry = justification_query(f.justification.as_deref()).replacen('?', "&amp;", 1);
-    match api::run_graph(&s, w.name.clone(), kind, q).await {
-        Ok(v) => {
+    // Selectors expanded in the drawing (neighbours only), answered from the
+    // same visible graph as the main query.
+    let expand: Vec<String> = if kind == "neighbours" {
+        f.expand
+            .as_deref()
+            .unwrap_or_default()
+            .split('|')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .take(MAX_EXPANDED)
+            .map(str::to_owned)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match api::run_graph_expanding(&s, w.name.clone(), kind, q, expand).await {
+        Ok((v, expansions)) => {
             if let Some(m) = v["marking"].as_str() {
                 banner = m.to_owned();
             }
@@ -473,25 +488,12 @@ async fn graph(
                 let root = v["selector"].as_str().unwrap_or_default().to_owned();
                 drawing.root = root.clone();
                 drawing.add_answer(&root, &v, f.hops.unwrap_or(1) == 1);
-                let expand: Vec<String> = f
-                    .expand
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split('|')
-                    .map(str::trim)
-                    .filter(|e| !e.is_empty())
-                    .take(MAX_EXPANDED)
-                    .map(str::to_owned)
-                    .collect();
-                for e in &expand {
-                    let q = GraphQuery::neighbours(e.clone(), Some(1), f.justification.clone());
-                    if let Ok(x) = api::run_graph(&s, w.name.clone(), "neighbours", q).await {
-                        let at = x["selector"].as_str().unwrap_or_default().to_owned();
-                        drawing.add_answer(&at, &x, true);
-                        drawing.expanded.push(at);
-                        if let Some(m) = x["marking"].as_str() {
-                            banners.push(m.to_owned());
-                        }
+                for x in &expansions {
+                    let at = x["selector"].as_str().unwrap_or_default().to_owned();
+                    drawing.add_answer(&at, x, true);
+                    drawing.expanded.push(at);
+                    if let Some(m) = x["marking"].as_str() {
+                        banners.push(m.to_owned());
                     }
                 }
             } else if let Some(steps) = v["path"].as_array() {

@@ -1141,7 +1141,7 @@ impl Platform {
                 },
             ));
         }
-        self.store_items(&p.name, &coll, opts, items, None)
+        self.store_items(&actor, &coll, opts, items, None)
     }
 
     /// Stores items derived from `source` (attachments, archive members,
@@ -1200,7 +1200,7 @@ impl Platform {
             tag: lineage,
             generation: meta.generation.saturating_add(1),
         };
-        self.store_items(&actor.name(), &coll, &opts, items, Some(&from))
+        self.store_items(actor, &coll, &opts, items, Some(&from))
     }
 
     /// The keyed tag that links derived items to `source`.
@@ -1216,7 +1216,7 @@ impl Platform {
     /// Seals, places, audits and catalogs items whose checks are done.
     fn store_items(
         &mut self,
-        actor: &str,
+        actor: &Actor,
         coll: &Collection,
         opts: &IngestOptions,
         items: Vec<NewItem>,
@@ -1229,12 +1229,7 @@ impl Platform {
         };
         let just = opts.justification.as_deref();
         let targets = vec![opts.collection.clone()];
-        let actor_name = actor.to_owned();
-        let actor = if actor == "operator" {
-            Actor::Operator
-        } else {
-            Actor::Principal(actor_name.clone())
-        };
+        let actor_name = actor.name();
         // Residency: the first writable location every applicable rule allows.
         let rules = self.allowed_rules(
             &coll.agency,
@@ -1259,7 +1254,7 @@ impl Platform {
                 .collect::<Vec<_>>()
                 .join(" and ");
             let e = Error::Residency { allowed };
-            return Err(self.refuse(&actor, action, targets, just, e));
+            return Err(self.refuse(actor, action, targets, just, e));
         };
         let target = target.clone();
         let allowed_ids: BTreeSet<i64> = allowed_locs.iter().map(|l| l.id).collect();
@@ -1381,7 +1376,7 @@ impl Platform {
             }
             let ids = rows.iter().map(|(r, _)| r.id.clone()).collect();
             let _ = self.record(
-                actor,
+                actor.clone(),
                 action,
                 ids,
                 just,
