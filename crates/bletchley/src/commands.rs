@@ -113,6 +113,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(a) => crate::demo::run(&cli, a),
         Command::Serve(a) => serve(&cli, a),
         Command::Bench(a) => crate::bench::run(a),
+        Command::Models(c) => crate::speech::models(c),
+        Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Corpus(CorpusCmd::Generate {
             out_dir,
             docs,

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod demo;
+mod speech;
 mod unlock;
 
 use std::process::ExitCode;

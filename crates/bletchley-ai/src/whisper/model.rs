@@ -1,0 +1,474 @@
+//! The Whisper network: encoder, and a decoder that keeps its keys and values.
+//!
+//! The stock candle example recomputes the whole decoder prefix for every new token; here each
+//! self-attention layer appends to a cache, and the cross-attention keys and values are computed
+//! once per audio window, so one decoding step costs one token's worth of work. Several hypotheses
+//! (beam search) run as one batch; [`DecoderState::reorder`] follows the beams as they are pruned.
+
+use std::collections::HashMap;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+use super::config::ModelConfig;
+use crate::error::{Error, Result};
+
+/// Layer-norm epsilon of every Whisper checkpoint.
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// Weights by Hugging Face name (`model.encoder.layers.0.fc1.weight`, ...), as both loaders
+/// produce them.
+pub(crate) type Weights = HashMap<String, Tensor>;
+
+/// How linear layers hold their weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// 32-bit floats: exact, the reference.
+    F32,
+    /// 8-bit blocks (ggml `q8_0`): a quarter of the memory traffic in the decoder.
+    Q8,
+}
+
+fn take(w: &mut Weights, name: &str) -> Result<Tensor> {
+    w.remove(name)
+        .ok_or_else(|| Error::Model(format!("the model has no weight {name}")))
+}
+
+/// A linear layer, dense or quantised.
+enum Linear {
+    Dense { w: Tensor, b: Option<Tensor> },
+    Quant { w: QMatMul, b: Option<Tensor> },
+}
+
+impl Linear {
+    fn load(w: &mut Weights, prefix: &str, bias: bool, format: WeightFormat) -> Result<Self> {
+        let weight = take(w, &format!("{prefix}.weight"))?;
+        let b = if bias {
+            Some(take(w, &format!("{prefix}.bias"))?)
+        } else {
+            w.remove(&format!("{prefix}.bias"));
+            None
+        };
+        Ok(match format {
+            WeightFormat::F32 => Linear::Dense { w: weight, b },
+            WeightFormat::Q8 => {
+                let q = QTensor::quantize(&weight, GgmlDType::Q8_0)?;
+                Linear::Quant {
+                    w: QMatMul::from_qtensor(q)?,
+                    b,
+                }
+            }
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (y, b) = match self {
+            Linear::Dense { w, b } => {
+                // One matrix product over every row of every batch.
+                let dims = x.dims().to_vec();
+                let rows: usize = dims[..dims.len() - 1].iter().product();
+                let flat = x.reshape((rows, dims[dims.len() - 1]))?;
+                let y = flat.matmul(&w.t()?)?;
+                let mut out_dims = dims;
+                let last = out_dims.len() - 1;
+                out_dims[last] = y.dim(1)?;
+                (y.reshape(out_dims)?, b)
+            }
+            Linear::Quant { w, b } => (w.forward(x)?, b),
+        };
+        Ok(match b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+struct LayerNorm {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl LayerNorm {
+    fn load(w: &mut Weights, prefix: &str) -> Result<Self> {
+        Ok(LayerNorm {
+            w: take(w, &format!("{prefix}.weight"))?,
+            b: take(w, &format!("{prefix}.bias"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(candle_nn::ops::layer_norm(
+            &x.contiguous()?,
+            &self.w,
+            &self.b,
+            LAYER_NORM_EPS as f32,
+        )?)
+    }
+}
+
+/// Multi-head attention; `k` has no bias in Whisper.
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn load(w: &mut Weights, prefix: &str, heads: usize, format: WeightFormat) -> Result<Self> {
+        Ok(Attention {
+            q: Linear::load(w, &format!("{prefix}.q_proj"), true, format)?,
+            k: Linear::load(w, &format!("{prefix}.k_proj"), false, format)?,
+            v: Linear::load(w, &format!("{prefix}.v_proj"), true, format)?,
+            out: Linear::load(w, &format!("{prefix}.out_proj"), true, format)?,
+            heads,
+        })
+    }
+
+    /// [batch, time, d] → [batch, heads, time, d/heads].
+    fn split(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        Ok(x.reshape((b, t, self.heads, d / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split(&self.k.forward(x)?)?,
+            self.split(&self.v.forward(x)?)?,
+        ))
+    }
+
+    /// Attends `x`'s queries over the given keys and values. Returns the output and, when asked,
+    /// the attention weights (for word timestamps).
+    fn attend(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        want_weights: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (b, t, d) = x.dims3()?;
+        let hd = d / self.heads;
+        let scale = (hd as f64).powf(-0.5);
+        let q = (self.split(&self.q.forward(x)?)? * scale)?;
+        // Hypotheses of a beam share one audio: their queries are folded into one batch over the
+        // single copy of the cross-attention keys and values instead of copying those per beam.
+        let shared = k.dim(0)? == 1 && b > 1;
+        let q = if shared {
+            q.transpose(0, 1)?.reshape((1, self.heads, b * t, hd))?
+        } else {
+            q
+        };
+        let mut scores = q.matmul(&k.t()?.contiguous()?)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let y = weights.matmul(v)?;
+        let (y, weights) = if shared {
+            let unfold = |z: Tensor| -> Result<Tensor> {
+                let s = z.dim(3)?;
+                Ok(z.reshape((self.heads, b, t, s))?
+                    .transpose(0, 1)?
+                    .contiguous()?)
+            };
+            (unfold(y)?, unfold(weights)?)
+        } else {
+            (y, weights)
+        };
+        let y = y.transpose(1, 2)?.reshape((b, t, d))?;
+        let out = self.out.forward(&y)?;
+        Ok((out, want_weights.then_some(weights)))
+    }
+}
+
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+    }
+}
+
+struct EncoderLayer {
+    attn: Attention,
+    attn_ln: LayerNorm,
+    mlp: Mlp,
+    mlp_ln: LayerNorm,
+}
+
+struct DecoderLayer {
+    attn: Attention,
+    attn_ln: LayerNorm,
+    cross: Attention,
+    cross_ln: LayerNorm,
+    mlp: Mlp,
+    mlp_ln: LayerNorm,
+}
+
+/// The audio encoder: log-mel features of one 30-second window to 1,500 audio states.
+pub struct Encoder {
+    conv1: (Tensor, Tensor),
+    conv2: (Tensor, Tensor),
+    positions: Tensor,
+    layers: Vec<EncoderLayer>,
+    ln: LayerNorm,
+}
+
+/// The text decoder.
+pub struct Decoder {
+    tokens: Tensor,
+    positions: Tensor,
+    layers: Vec<DecoderLayer>,
+    ln: LayerNorm,
+    /// The output projection, tied to the token embedding.
+    logits: Linear,
+}
+
+/// A loaded Whisper model.
+pub struct Whisper {
+    /// Sizes read from the weights.
+    pub config: ModelConfig,
+    /// The audio encoder.
+    pub encoder: Encoder,
+    /// The text decoder.
+    pub decoder: Decoder,
+    /// Where the tensors live.
+    pub device: Device,
+}
+
+fn mlp(w: &mut Weights, prefix: &str, format: WeightFormat) -> Result<Mlp> {
+    Ok(Mlp {
+        fc1: Linear::load(w, &format!("{prefix}.fc1"), true, format)?,
+        fc2: Linear::load(w, &format!("{prefix}.fc2"), true, format)?,
+    })
+}
+
+impl Whisper {
+    /// Builds the network from weights named as Hugging Face names them.
+    pub(crate) fn from_weights(
+        mut w: Weights,
+        config: ModelConfig,
+        format: WeightFormat,
+        device: Device,
+    ) -> Result<Self> {
+        let w = &mut w;
+        let mut enc_layers = Vec::new();
+        for i in 0..config.encoder_layers {
+            let p = format!("model.encoder.layers.{i}");
+            enc_layers.push(EncoderLayer {
+                attn: Attention::load(w, &format!("{p}.self_attn"), config.encoder_heads, format)?,
+                attn_ln: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"))?,
+                mlp: mlp(w, &p, format)?,
+                mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
+            });
+        }
+        let encoder = Encoder {
+            conv1: (
+                take(w, "model.encoder.conv1.weight")?,
+                take(w, "model.encoder.conv1.bias")?,
+            ),
+            conv2: (
+                take(w, "model.encoder.conv2.weight")?,
+                take(w, "model.encoder.conv2.bias")?,
+            ),
+            positions: take(w, "model.encoder.embed_positions.weight")?,
+            layers: enc_layers,
+            ln: LayerNorm::load(w, "model.encoder.layer_norm")?,
+        };
+        let mut dec_layers = Vec::new();
+        for i in 0..config.decoder_layers {
+            let p = format!("model.decoder.layers.{i}");
+            dec_layers.push(DecoderLayer {
+                attn: Attention::load(w, &format!("{p}.self_attn"), config.decoder_heads, format)?,
+                attn_ln: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"))?,
+                cross: Attention::load(
+                    w,
+                    &format!("{p}.encoder_attn"),
+                    config.decoder_heads,
+                    format,
+                )?,
+                cross_ln: LayerNorm::load(w, &format!("{p}.encoder_attn_layer_norm"))?,
+                mlp: mlp(w, &p, format)?,
+                mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
+            });
+        }
+        let tokens = take(w, "model.decoder.embed_tokens.weight")?;
+        let logits = match format {
+            WeightFormat::F32 => Linear::Dense {
+                w: tokens.clone(),
+                b: None,
+            },
+            WeightFormat::Q8 => Linear::Quant {
+                w: QMatMul::from_qtensor(QTensor::quantize(&tokens, GgmlDType::Q8_0)?)?,
+                b: None,
+            },
+        };
+        let decoder = Decoder {
+            tokens,
+            positions: take(w, "model.decoder.embed_positions.weight")?,
+            layers: dec_layers,
+            ln: LayerNorm::load(w, "model.decoder.layer_norm")?,
+            logits,
+        };
+        Ok(Whisper {
+            config,
+            encoder,
+            decoder,
+            device,
+        })
+    }
+}
+
+impl Encoder {
+    /// Encodes log-mel features [batch, mels, 3000] into audio states [batch, 1500, d].
+    pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
+        let x = mel
+            .conv1d(&self.conv1.0, 1, 1, 1, 1)?
+            .broadcast_add(&self.conv1.1.reshape((1, (), 1))?)?
+            .gelu_erf()?;
+        let x = x
+            .conv1d(&self.conv2.0, 1, 2, 1, 1)?
+            .broadcast_add(&self.conv2.1.reshape((1, (), 1))?)?
+            .gelu_erf()?;
+        let x = x.transpose(1, 2)?;
+        let t = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.positions.narrow(0, 0, t)?)?;
+        for layer in &self.layers {
+            let h = layer.attn_ln.forward(&x)?;
+            let (k, v) = layer.attn.keys_values(&h)?;
+            let (a, _) = layer.attn.attend(&h, &k, &v, None, false)?;
+            x = (x + a)?;
+            let h = layer.mlp_ln.forward(&x)?;
+            x = (&x + layer.mlp.forward(&h)?)?;
+        }
+        self.ln.forward(&x)
+    }
+}
+
+/// Per-window decoder memory: the cross-attention keys and values of the audio, and the
+/// self-attention keys and values of every token decoded so far, per layer, batched by hypothesis.
+pub struct DecoderState {
+    cross: Vec<(Tensor, Tensor)>,
+    selfs: Vec<Option<(Tensor, Tensor)>>,
+    /// How many token positions are cached.
+    pub len: usize,
+}
+
+impl DecoderState {
+    /// Keeps only the hypotheses at `rows`, in that order (duplicates allowed): beam search
+    /// prunes and forks hypotheses between steps.
+    pub fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        let Some(Some((k, _))) = self.selfs.first() else {
+            return Ok(());
+        };
+        let idx = Tensor::new(rows, k.device())?;
+        for kv in self.selfs.iter_mut().flatten() {
+            *kv = (kv.0.index_select(&idx, 0)?, kv.1.index_select(&idx, 0)?);
+        }
+        Ok(())
+    }
+}
+
+impl Decoder {
+    /// Starts decoding over audio states [batch, 1500, d].
+    pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
+        let mut cross = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            cross.push(layer.cross.keys_values(audio)?);
+        }
+        Ok(DecoderState {
+            cross,
+            selfs: vec![None; self.layers.len()],
+            len: 0,
+        })
+    }
+
+    /// Feeds tokens [batch, n] after what the state holds; returns the logits of every new
+    /// position [batch, n, vocab] and, when asked, the cross-attention weights per layer
+    /// [batch, heads, n, 1500].
+    pub fn step(
+        &self,
+        tokens: &Tensor,
+        state: &mut DecoderState,
+        want_cross_weights: bool,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let (_, n) = tokens.dims2()?;
+        let past = state.len;
+        if past + n > self.positions.dim(0)? {
+            return Err(Error::Model(format!(
+                "the decoder holds at most {} tokens",
+                self.positions.dim(0)?
+            )));
+        }
+        let emb =
+            self.tokens
+                .embedding(&tokens.flatten_all()?)?
+                .reshape((tokens.dim(0)?, n, ()))?;
+        let mut x = emb.broadcast_add(&self.positions.narrow(0, past, n)?)?;
+        let mask = if n > 1 {
+            let mut m = vec![0f32; n * (past + n)];
+            for i in 0..n {
+                for j in (past + i + 1)..(past + n) {
+                    m[i * (past + n) + j] = f32::NEG_INFINITY;
+                }
+            }
+            Some(Tensor::from_vec(m, (n, past + n), tokens.device())?)
+        } else {
+            None
+        };
+        let mut weights = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.attn_ln.forward(&x)?;
+            let (k, v) = layer.attn.keys_values(&h)?;
+            let (k, v) = match &state.selfs[i] {
+                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+                None => (k, v),
+            };
+            let (a, _) = layer.attn.attend(&h, &k, &v, mask.as_ref(), false)?;
+            state.selfs[i] = Some((k, v));
+            x = (x + a)?;
+            let h = layer.cross_ln.forward(&x)?;
+            let (ck, cv) = &state.cross[i];
+            let (a, w) = layer.cross.attend(&h, ck, cv, None, want_cross_weights)?;
+            if let Some(w) = w {
+                weights.push(w);
+            }
+            x = (x + a)?;
+            let h = layer.mlp_ln.forward(&x)?;
+            x = (&x + layer.mlp.forward(&h)?)?;
+        }
+        state.len += n;
+        let x = self.ln.forward(&x)?;
+        let logits = self.logits.forward(&x)?;
+        Ok((logits, weights))
+    }
+}
+
+/// Logits of the last position of each hypothesis, as f32 rows.
+pub fn last_logits(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let n = logits.dim(1)?;
+    let last = logits
+        .narrow(1, n - 1, 1)?
+        .squeeze(1)?
+        .to_dtype(DType::F32)?;
+    Ok(last.to_vec2()?)
+}
+
+/// Log-softmax over the last dimension, on the host.
+pub fn log_softmax(row: &[f32]) -> Vec<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return vec![f32::NEG_INFINITY; row.len()];
+    }
+    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+    let lse = max + sum.ln();
+    row.iter().map(|&x| x - lse).collect()
+}
