@@ -104,6 +104,7 @@ mod tests {
                 no_speech_prob: 0.01,
                 temperature: 0.0,
             }],
+            timing: Default::default(),
         }
     }
 

@@ -154,7 +154,7 @@ pub struct DecodeArgs {
     /// Beam width; 1 decodes greedily.
     #[arg(long, default_value_t = 5)]
     pub beam_size: usize,
-    /// Weights in memory: f32 (exact) or q8 (8-bit, faster decoder).
+    /// Decoder weights in memory: f32 (exact) or int8 (a quarter of the memory traffic).
     #[arg(long, default_value = "f32")]
     pub weights: String,
 }

@@ -76,8 +76,8 @@ pub fn model_dir(decode: &DecodeArgs) -> Result<PathBuf> {
 pub fn load_model(decode: &DecodeArgs) -> Result<SpeechModel> {
     let weights = match decode.weights.as_str() {
         "f32" => WeightFormat::F32,
-        "q8" => WeightFormat::Q8,
-        other => bail!("unknown --weights {other:?}: use f32 or q8"),
+        "int8" => WeightFormat::Int8,
+        other => bail!("unknown --weights {other:?}: use f32 or int8"),
     };
     let dir = model_dir(decode)?;
     SpeechModel::load(&dir, weights).with_context(|| format!("loading {}", dir.display()))

@@ -6,6 +6,7 @@ pub mod decode;
 mod hf;
 pub mod mel;
 pub mod model;
+mod rows;
 pub mod tokens;
 mod transcribe;
 
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 
 pub use model::WeightFormat;
-pub use transcribe::{Progress, Segment, Task, TranscribeOptions, Transcript};
+pub use transcribe::{Progress, Segment, Task, Timing, TranscribeOptions, Transcript};
 
 use crate::error::{Error, Result};
 use config::TokenTables;

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
+use super::rows::RowMatrix;
 use crate::error::{Error, Result};
 
 /// Layer-norm epsilon of every Whisper checkpoint.
@@ -20,13 +20,14 @@ const LAYER_NORM_EPS: f64 = 1e-5;
 /// produce them.
 pub(crate) type Weights = HashMap<String, Tensor>;
 
-/// How linear layers hold their weights.
+/// How the decoder holds its weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightFormat {
     /// 32-bit floats: exact, the reference.
     F32,
-    /// 8-bit blocks (ggml `q8_0`): a quarter of the memory traffic in the decoder.
-    Q8,
+    /// int8 with one scale per output row, weights only (activations stay f32): a quarter of
+    /// the decoder's memory traffic per token. The encoder, bound by arithmetic, stays f32.
+    Int8,
 }
 
 fn take(w: &mut Weights, name: &str) -> Result<Tensor> {
@@ -34,14 +35,26 @@ fn take(w: &mut Weights, name: &str) -> Result<Tensor> {
         .ok_or_else(|| Error::Model(format!("the model has no weight {name}")))
 }
 
-/// A linear layer, dense or quantised.
+/// A linear layer.
 enum Linear {
+    /// A tensor, for many-row products (the encoder).
     Dense { w: Tensor, b: Option<Tensor> },
-    Quant { w: QMatMul, b: Option<Tensor> },
+    /// Host rows, for few-row products (decoder steps).
+    Rows { w: RowMatrix, b: Option<Tensor> },
 }
 
+/// Up to this many input rows, products run on host rows.
+const SMALL_ROWS: usize = 8;
+
 impl Linear {
-    fn load(w: &mut Weights, prefix: &str, bias: bool, format: WeightFormat) -> Result<Self> {
+    /// `steps`: the layer runs on a handful of rows at a time (the decoder).
+    fn load(
+        w: &mut Weights,
+        prefix: &str,
+        bias: bool,
+        format: WeightFormat,
+        steps: bool,
+    ) -> Result<Self> {
         let weight = take(w, &format!("{prefix}.weight"))?;
         let b = if bias {
             Some(take(w, &format!("{prefix}.bias"))?)
@@ -49,33 +62,45 @@ impl Linear {
             w.remove(&format!("{prefix}.bias"));
             None
         };
+        if !steps {
+            return Ok(Linear::Dense { w: weight, b });
+        }
+        Ok(Linear::Rows {
+            w: Self::rows(&weight, format)?,
+            b,
+        })
+    }
+
+    fn rows(weight: &Tensor, format: WeightFormat) -> Result<RowMatrix> {
+        let (out, inp) = weight.dims2()?;
+        let flat = weight.flatten_all()?.to_vec1::<f32>()?;
         Ok(match format {
-            WeightFormat::F32 => Linear::Dense { w: weight, b },
-            WeightFormat::Q8 => {
-                let q = QTensor::quantize(&weight, GgmlDType::Q8_0)?;
-                Linear::Quant {
-                    w: QMatMul::from_qtensor(q)?,
-                    b,
-                }
-            }
+            WeightFormat::F32 => RowMatrix::f32(flat, out, inp),
+            WeightFormat::Int8 => RowMatrix::int8(&flat, out, inp),
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let inp = dims[dims.len() - 1];
+        let n: usize = dims[..dims.len() - 1].iter().product();
+        let flat = x.reshape((n, inp))?;
         let (y, b) = match self {
-            Linear::Dense { w, b } => {
-                // One matrix product over every row of every batch.
-                let dims = x.dims().to_vec();
-                let rows: usize = dims[..dims.len() - 1].iter().product();
-                let flat = x.reshape((rows, dims[dims.len() - 1]))?;
-                let y = flat.matmul(&w.t()?)?;
-                let mut out_dims = dims;
-                let last = out_dims.len() - 1;
-                out_dims[last] = y.dim(1)?;
-                (y.reshape(out_dims)?, b)
+            Linear::Rows { w, b } if n <= SMALL_ROWS => {
+                let xs = flat.flatten_all()?.to_vec1::<f32>()?;
+                (Tensor::from_vec(w.matmul(&xs), (n, w.out), x.device())?, b)
             }
-            Linear::Quant { w, b } => (w.forward(x)?, b),
+            Linear::Rows { w, b } => {
+                // A long prompt, once per window: worth building the matrix as a tensor.
+                let wt = Tensor::from_vec(w.to_f32(), (w.out, w.inp), x.device())?;
+                (flat.matmul(&wt.t()?)?, b)
+            }
+            Linear::Dense { w, b } => (flat.matmul(&w.t()?)?, b),
         };
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = y.dim(1)?;
+        let y = y.reshape(out_dims)?;
         Ok(match b {
             Some(b) => y.broadcast_add(b)?,
             None => y,
@@ -116,12 +141,18 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(w: &mut Weights, prefix: &str, heads: usize, format: WeightFormat) -> Result<Self> {
+    fn load(
+        w: &mut Weights,
+        prefix: &str,
+        heads: usize,
+        format: WeightFormat,
+        steps: bool,
+    ) -> Result<Self> {
         Ok(Attention {
-            q: Linear::load(w, &format!("{prefix}.q_proj"), true, format)?,
-            k: Linear::load(w, &format!("{prefix}.k_proj"), false, format)?,
-            v: Linear::load(w, &format!("{prefix}.v_proj"), true, format)?,
-            out: Linear::load(w, &format!("{prefix}.out_proj"), true, format)?,
+            q: Linear::load(w, &format!("{prefix}.q_proj"), true, format, steps)?,
+            k: Linear::load(w, &format!("{prefix}.k_proj"), false, format, steps)?,
+            v: Linear::load(w, &format!("{prefix}.v_proj"), true, format, steps)?,
+            out: Linear::load(w, &format!("{prefix}.out_proj"), true, format, steps)?,
             heads,
         })
     }
@@ -141,12 +172,19 @@ impl Attention {
         ))
     }
 
-    /// Attends `x`'s queries over the given keys and values. Returns the output and, when asked,
+    /// Keys already transposed to [batch, heads, d/heads, time], for keys that are reused at
+    /// every step (the audio's): the transposition is paid once per window, not per token.
+    fn keys_t_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (k, v) = self.keys_values(x)?;
+        Ok((k.t()?.contiguous()?, v))
+    }
+
+    /// Attends `x`'s queries over the given (transposed) keys and values. Returns the output and, when asked,
     /// the attention weights (for word timestamps).
     fn attend(
         &self,
         x: &Tensor,
-        k: &Tensor,
+        k_t: &Tensor,
         v: &Tensor,
         mask: Option<&Tensor>,
         want_weights: bool,
@@ -157,13 +195,13 @@ impl Attention {
         let q = (self.split(&self.q.forward(x)?)? * scale)?;
         // Hypotheses of a beam share one audio: their queries are folded into one batch over the
         // single copy of the cross-attention keys and values instead of copying those per beam.
-        let shared = k.dim(0)? == 1 && b > 1;
+        let shared = k_t.dim(0)? == 1 && b > 1;
         let q = if shared {
             q.transpose(0, 1)?.reshape((1, self.heads, b * t, hd))?
         } else {
             q
         };
-        let mut scores = q.matmul(&k.t()?.contiguous()?)?;
+        let mut scores = q.matmul(k_t)?;
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?;
         }
@@ -244,10 +282,10 @@ pub struct Whisper {
     pub device: Device,
 }
 
-fn mlp(w: &mut Weights, prefix: &str, format: WeightFormat) -> Result<Mlp> {
+fn mlp(w: &mut Weights, prefix: &str, format: WeightFormat, steps: bool) -> Result<Mlp> {
     Ok(Mlp {
-        fc1: Linear::load(w, &format!("{prefix}.fc1"), true, format)?,
-        fc2: Linear::load(w, &format!("{prefix}.fc2"), true, format)?,
+        fc1: Linear::load(w, &format!("{prefix}.fc1"), true, format, steps)?,
+        fc2: Linear::load(w, &format!("{prefix}.fc2"), true, format, steps)?,
     })
 }
 
@@ -264,9 +302,16 @@ impl Whisper {
         for i in 0..config.encoder_layers {
             let p = format!("model.encoder.layers.{i}");
             enc_layers.push(EncoderLayer {
-                attn: Attention::load(w, &format!("{p}.self_attn"), config.encoder_heads, format)?,
+                // The encoder is bound by arithmetic, not memory: always f32.
+                attn: Attention::load(
+                    w,
+                    &format!("{p}.self_attn"),
+                    config.encoder_heads,
+                    WeightFormat::F32,
+                    false,
+                )?,
                 attn_ln: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"))?,
-                mlp: mlp(w, &p, format)?,
+                mlp: mlp(w, &p, WeightFormat::F32, false)?,
                 mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
             });
         }
@@ -287,29 +332,30 @@ impl Whisper {
         for i in 0..config.decoder_layers {
             let p = format!("model.decoder.layers.{i}");
             dec_layers.push(DecoderLayer {
-                attn: Attention::load(w, &format!("{p}.self_attn"), config.decoder_heads, format)?,
+                attn: Attention::load(
+                    w,
+                    &format!("{p}.self_attn"),
+                    config.decoder_heads,
+                    format,
+                    true,
+                )?,
                 attn_ln: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"))?,
                 cross: Attention::load(
                     w,
                     &format!("{p}.encoder_attn"),
                     config.decoder_heads,
                     format,
+                    true,
                 )?,
                 cross_ln: LayerNorm::load(w, &format!("{p}.encoder_attn_layer_norm"))?,
-                mlp: mlp(w, &p, format)?,
+                mlp: mlp(w, &p, format, true)?,
                 mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
             });
         }
         let tokens = take(w, "model.decoder.embed_tokens.weight")?;
-        let logits = match format {
-            WeightFormat::F32 => Linear::Dense {
-                w: tokens.clone(),
-                b: None,
-            },
-            WeightFormat::Q8 => Linear::Quant {
-                w: QMatMul::from_qtensor(QTensor::quantize(&tokens, GgmlDType::Q8_0)?)?,
-                b: None,
-            },
+        let logits = Linear::Rows {
+            w: Linear::rows(&tokens, format)?,
+            b: None,
         };
         let decoder = Decoder {
             tokens,
@@ -343,7 +389,7 @@ impl Encoder {
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, t)?)?;
         for layer in &self.layers {
             let h = layer.attn_ln.forward(&x)?;
-            let (k, v) = layer.attn.keys_values(&h)?;
+            let (k, v) = layer.attn.keys_t_values(&h)?;
             let (a, _) = layer.attn.attend(&h, &k, &v, None, false)?;
             x = (x + a)?;
             let h = layer.mlp_ln.forward(&x)?;
@@ -382,7 +428,7 @@ impl Decoder {
     pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
         let mut cross = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            cross.push(layer.cross.keys_values(audio)?);
+            cross.push(layer.cross.keys_t_values(audio)?);
         }
         Ok(DecoderState {
             cross,
@@ -427,9 +473,10 @@ impl Decoder {
         let mut weights = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_ln.forward(&x)?;
-            let (k, v) = layer.attn.keys_values(&h)?;
+            // The cache holds keys transposed, [batch, heads, d/heads, time].
+            let (k, v) = layer.attn.keys_t_values(&h)?;
             let (k, v) = match &state.selfs[i] {
-                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 3)?, Tensor::cat(&[pv, &v], 2)?),
                 None => (k, v),
             };
             let (a, _) = layer.attn.attend(&h, &k, &v, mask.as_ref(), false)?;

@@ -111,6 +111,22 @@ pub struct Transcript {
     pub duration: f64,
     /// The segments in time order.
     pub segments: Vec<Segment>,
+    /// Where the time went (not part of the transcript's content).
+    #[serde(skip)]
+    pub timing: Timing,
+}
+
+/// Time spent per stage, for benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timing {
+    /// Windows decoded.
+    pub windows: usize,
+    /// Seconds in the encoder.
+    pub encoder_s: f64,
+    /// Seconds in the decoder (every attempt).
+    pub decoder_s: f64,
+    /// Tokens kept.
+    pub tokens: usize,
 }
 
 impl Transcript {
@@ -196,6 +212,7 @@ impl SpeechModel {
         let mut seek = 0usize;
         let mut previous: Vec<u32> = Vec::new();
         let mut segments: Vec<Segment> = Vec::new();
+        let mut timing = Timing::default();
         loop {
             let ctx_start = seek.saturating_sub(half);
             let before = seek - ctx_start;
@@ -240,7 +257,9 @@ impl SpeechModel {
             let mel = fe.window(&samples, before, content_frames);
             let mel =
                 Tensor::from_vec(mel, (1, model.config.n_mels, WINDOW_FRAMES), &model.device)?;
+            let t0 = std::time::Instant::now();
             let states = model.encoder.forward(&mel)?;
+            let t_enc = t0.elapsed();
             if language.is_none() {
                 let ranked = decode::detect_language(model, vocab, &states)?;
                 language = ranked.into_iter().next();
@@ -257,6 +276,10 @@ impl SpeechModel {
             let prompt = decode::prompt(vocab, prompt_prev, lang_token, task_token);
             let (result, temperature, silent) =
                 self.decode_with_fallback(&rules, &states, &prompt, opts, seek as u64)?;
+            timing.windows += 1;
+            timing.encoder_s += t_enc.as_secs_f64();
+            timing.decoder_s += (t0.elapsed() - t_enc).as_secs_f64();
+            timing.tokens += result.tokens.len();
             let time_offset = seconds(seek);
             let window_end = seek + segment_frames * HOP;
             if silent {
@@ -297,6 +320,7 @@ impl SpeechModel {
             task: opts.task,
             duration,
             segments,
+            timing,
         })
     }
 
@@ -350,9 +374,7 @@ impl SpeechModel {
             if passes {
                 return Ok((r, t, false));
             }
-            if better && !looping {
-                best = Some((r, t));
-            } else if best.is_none() {
+            if (better && !looping) || best.is_none() {
                 best = Some((r, t));
             }
         }
