@@ -9,6 +9,9 @@ use bletchley_store::{Actor, IngestOptions, NewItem, Platform};
 
 use crate::extract::{MAX_GENERATIONS, parts};
 
+/// The job kind that turns a recording into a transcript and a translation.
+pub const TRANSCRIBE: &str = "transcribe";
+
 /// What an ingest stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ingested {
@@ -16,6 +19,8 @@ pub struct Ingested {
     pub ids: Vec<String>,
     /// Derived parts stored, all generations together.
     pub parts: usize,
+    /// Transcription jobs queued for the recordings among the items.
+    pub jobs: Vec<i64>,
 }
 
 /// Ingests `items` as [`Platform::ingest`] does, then stores the parts of
@@ -33,7 +38,17 @@ pub fn ingest(
         .iter()
         .map(|it| parts(&it.title, &it.content))
         .collect();
+    let audio: Vec<bool> = items
+        .iter()
+        .map(|it| crate::extract::is_audio(&it.title, &it.content))
+        .collect();
     let ids = p.ingest(principal, opts, items)?;
+    // Recordings get their text from the speech pipeline: queue it durably now, so a crash
+    // after this point loses no transcription.
+    let mut jobs = Vec::new();
+    for (id, _) in ids.iter().zip(&audio).filter(|(_, a)| **a) {
+        jobs.push(p.enqueue_job(principal, TRANSCRIBE, id)?);
+    }
     let actor = Actor::Principal(principal.to_owned());
     let mut stored = 0;
     let mut queue: Vec<(String, Vec<crate::extract::Part>, u32)> = ids
@@ -87,5 +102,9 @@ pub fn ingest(
             }
         }
     }
-    Ok(Ingested { ids, parts: stored })
+    Ok(Ingested {
+        ids,
+        parts: stored,
+        jobs,
+    })
 }

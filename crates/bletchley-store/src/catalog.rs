@@ -197,7 +197,7 @@ impl SealedTable {
 
 /// The embedded catalog.
 pub struct SqliteCatalog {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 const SCHEMA: &str = "
@@ -266,7 +266,9 @@ impl SqliteCatalog {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         if create {
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(crate::jobs::SCHEMA)?;
         } else {
+            conn.execute_batch(crate::jobs::SCHEMA)?;
             // Catalogs from before derived items: add the lineage column.
             let has_lineage = conn
                 .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'lineage'")?

@@ -8,6 +8,7 @@
 pub mod catalog;
 mod error;
 pub mod item;
+pub mod jobs;
 pub mod keyring;
 pub mod location;
 pub mod platform;
@@ -15,6 +16,7 @@ pub mod residency;
 
 pub use error::{Error, Result};
 pub use item::{IndexFeedItem, IngestOptions, ItemMeta, Listing, NewItem};
+pub use jobs::{Job, JobState};
 pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{

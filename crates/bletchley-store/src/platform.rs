@@ -2,6 +2,7 @@
 //! log, and every act on items — each through the gate and into the log.
 
 mod credentials;
+mod jobs;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 

@@ -117,6 +117,39 @@ pub enum Command {
     Models(ModelsCmd),
     /// Transcribe or translate one recording, without a data directory.
     Transcribe(TranscribeArgs),
+    /// The job queue: what is queued, running, done or failed.
+    Jobs {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run queued jobs (transcription); `serve` runs them too.
+    Work {
+        /// Stop when no job is ready instead of waiting for more.
+        #[arg(long)]
+        once: bool,
+        /// Decoding choices.
+        #[command(flatten)]
+        decode: DecodeArgs,
+    },
+    /// A recording's transcript (or its English translation).
+    Transcript(TranscriptArgs),
+}
+
+/// `transcript` options.
+#[derive(Args, Debug)]
+pub struct TranscriptArgs {
+    /// The recording's item id.
+    pub id: String,
+    /// The English translation instead of the transcript.
+    #[arg(long)]
+    pub translation: bool,
+    /// text, srt, vtt or json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Why (required for bulk collections).
+    #[arg(long)]
+    pub justification: Option<String>,
 }
 
 /// `models` subcommands.

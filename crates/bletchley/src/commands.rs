@@ -31,7 +31,7 @@ fn principal(cli: &Cli) -> Result<String> {
         .ok_or_else(|| anyhow!("this command acts for a principal: pass --as PRINCIPAL"))
 }
 
-fn open(cli: &Cli) -> Result<Platform> {
+pub fn open(cli: &Cli) -> Result<Platform> {
     let dir = data_dir(cli)?;
     Platform::open(&dir, Box::new(EnvUnlock)).with_context(|| format!("opening {}", dir.display()))
 }
@@ -114,6 +114,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve(&cli, a),
         Command::Bench(a) => crate::bench::run(a),
         Command::Models(c) => crate::speech::models(c),
+        Command::Jobs { json } => crate::speech::jobs(&open(&cli)?, *json),
+        Command::Work { once, decode } => crate::speech::work(&mut open(&cli)?, *once, decode),
+        Command::Transcript(a) => {
+            let who = principal(&cli)?;
+            crate::speech::transcript(&mut open(&cli)?, &who, a)
+        }
         Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Corpus(CorpusCmd::Generate {
             out_dir,
@@ -547,6 +553,7 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
     });
     let mut failed = 0usize;
     let mut derived = 0usize;
+    let mut jobs = 0usize;
     let stdout = std::io::stdout();
     for chunk in a.files.chunks(a.batch.max(1)) {
         let mut batch = Vec::with_capacity(chunk.len());
@@ -570,6 +577,7 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
         let n = batch.len() as u64;
         let stored = bletchley_index::ingest::ingest(&mut p, &who, &opts, batch)?;
         derived += stored.parts;
+        jobs += stored.jobs.len();
         let ids = stored.ids;
         let mut out = stdout.lock();
         for id in ids {
@@ -586,6 +594,11 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
     if derived > 0 {
         eprintln!(
             "note: {derived} attachments and archive entries stored as items derived from their containers"
+        );
+    }
+    if jobs > 0 {
+        eprintln!(
+            "note: {jobs} recordings queued for transcription and translation (`bletchley work` or `serve` runs them; `bletchley jobs` shows them)"
         );
     }
     if failed > 0 {

@@ -6,10 +6,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bletchley_ai::format::{Format, render};
-use bletchley_ai::{AudioStream, SpeechModel, Task, TranscribeOptions, WeightFormat, models};
+use bletchley_ai::pipeline::{self, WorkerEvent, WorkerOptions};
+use bletchley_ai::{
+    AudioStream, SpeechModel, Task, TranscribeOptions, Transcript, WeightFormat, models,
+};
+use bletchley_store::{JobState, Platform};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{DecodeArgs, ModelsCmd, TranscribeArgs};
+use crate::cli::{DecodeArgs, ModelsCmd, TranscribeArgs, TranscriptArgs};
 
 /// `models fetch|list`.
 pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
@@ -74,11 +78,7 @@ pub fn model_dir(decode: &DecodeArgs) -> Result<PathBuf> {
 
 /// Loads the model a command asked for.
 pub fn load_model(decode: &DecodeArgs) -> Result<SpeechModel> {
-    let weights = match decode.weights.as_str() {
-        "f32" => WeightFormat::F32,
-        "int8" => WeightFormat::Int8,
-        other => bail!("unknown --weights {other:?}: use f32 or int8"),
-    };
+    let weights = weights(decode)?;
     let dir = model_dir(decode)?;
     SpeechModel::load(&dir, weights).with_context(|| format!("loading {}", dir.display()))
 }
@@ -127,5 +127,154 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
         b.finish_and_clear();
     }
     print!("{}", render(&transcript, format));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_name(s: JobState) -> &'static str {
+    match s {
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Done => "done",
+        JobState::Failed => "failed",
+    }
+}
+
+/// `jobs`: the queue, operator view.
+pub fn jobs(p: &Platform, json: bool) -> Result<ExitCode> {
+    let all = p.jobs()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() {
+        println!("no jobs");
+    }
+    for j in &all {
+        println!(
+            "{}\t{}\t{}\t{:>3.0}%\tattempt {}/{}\t{}\tby {}{}",
+            j.id,
+            j.kind,
+            state_name(j.state),
+            j.progress * 100.0,
+            j.attempts,
+            j.max_attempts,
+            j.item,
+            j.principal,
+            j.error
+                .as_deref()
+                .map(|e| format!("\t{e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn weights(decode: &DecodeArgs) -> Result<WeightFormat> {
+    Ok(match decode.weights.as_str() {
+        "f32" => WeightFormat::F32,
+        "int8" => WeightFormat::Int8,
+        other => bail!("unknown --weights {other:?}: use f32 or int8"),
+    })
+}
+
+/// `work [--once]`: runs queued jobs with progress bars.
+pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCode> {
+    let opts = WorkerOptions {
+        model_dir: model_dir(decode)?,
+        weights: weights(decode)?,
+        beam_size: decode.beam_size.max(1),
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut bar: Option<ProgressBar> = None;
+    let summary = pipeline::work(p, &opts, once, &stop, &mut |e| match e {
+        WorkerEvent::Started(j) => {
+            bar = progress_bar(&format!("job {} {}", j.id, j.item)).map(|b| {
+                b.set_style(
+                    ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                b.set_length(1000);
+                b
+            });
+            if bar.is_none() {
+                eprintln!(
+                    "job {}: {} {} (attempt {})",
+                    j.id, j.kind, j.item, j.attempts
+                );
+            }
+        }
+        WorkerEvent::Progress(_, f) => {
+            if let Some(b) = &bar {
+                b.set_position((f * 1000.0) as u64);
+            }
+        }
+        WorkerEvent::Done(j, results) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            println!("job {} done: {}", j.id, results.join(" "));
+        }
+        WorkerEvent::Failed(j, err, state) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            eprintln!(
+                "job {} attempt {} failed ({}): {err}",
+                j.id,
+                j.attempts,
+                if state == JobState::Failed {
+                    "given up"
+                } else {
+                    "will retry"
+                }
+            );
+        }
+    })?;
+    eprintln!(
+        "{} jobs done, {} attempts failed",
+        summary.done, summary.failed
+    );
+    Ok(if summary.failed > 0 && summary.done == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `transcript ID`: a recording's transcript or translation, read through the gate.
+pub fn transcript(p: &mut Platform, who: &str, a: &TranscriptArgs) -> Result<ExitCode> {
+    let format: Format = a.format.parse()?;
+    let justification = a.justification.as_deref();
+    // The recording itself first: a principal who may not see it learns nothing more.
+    let (meta, _) = p.get(who, &a.id, justification)?;
+    let derivation = if a.translation {
+        pipeline::TRANSLATION
+    } else {
+        pipeline::TRANSCRIPT
+    };
+    let Some(child) = p.derived_by(&a.id, derivation)?.into_iter().next() else {
+        let job = p.jobs_of(who)?.into_iter().rev().find(|j| j.item == a.id);
+        match job {
+            Some(j) => bail!(
+                "no {derivation} of {} yet: job {} is {}{}",
+                a.id,
+                j.id,
+                state_name(j.state),
+                j.error.map(|e| format!(" ({e})")).unwrap_or_default()
+            ),
+            None => bail!("{} ({}) has no {derivation}", a.id, meta.title),
+        }
+    };
+    let (child_meta, content) = p.get(who, &child, justification)?;
+    let t: Transcript = serde_json::from_slice(&content)
+        .with_context(|| format!("{derivation} {child} is not a transcript"))?;
+    if format != Format::Json {
+        eprintln!("{}", child_meta.marking);
+    }
+    print!("{}", render(&t, format));
+    if format != Format::Json {
+        eprintln!("{}", child_meta.marking);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -161,6 +161,8 @@ fn extract_at(title: &str, content: &[u8], depth: usize, mode: Parts) -> Extract
         "eml" => email(content, depth, mode),
         "csv" => csv_text(content),
         "jsonl" | "ndjson" => jsonl(content),
+        "json" => json_text(content),
+        _ if is_audio(title, content) => audio(),
         "html" | "htm" => utf8(content).map_or_else(binary, |t| Extracted {
             text: strip_tags(&t),
             kind: "html",
@@ -185,6 +187,67 @@ fn extract_at(title: &str, content: &[u8], depth: usize, mode: Parts) -> Extract
         ));
     }
     out
+}
+
+/// Extensions of the recordings the speech pipeline decodes.
+const AUDIO_EXTENSIONS: &[&str] = &["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac"];
+
+/// Whether an item is a recording: by its leading bytes (WAVE, FLAC, Ogg, ID3, MP4 audio) or
+/// its extension. Recordings are not text; their text comes from transcription jobs.
+pub fn is_audio(title: &str, content: &[u8]) -> bool {
+    let head = &content[..content.len().min(12)];
+    let magic = (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE")
+        || head.starts_with(b"fLaC")
+        || head.starts_with(b"OggS")
+        || head.starts_with(b"ID3")
+        || (head.len() >= 12 && &head[4..8] == b"ftyp" && &head[8..11] == b"M4A");
+    magic || AUDIO_EXTENSIONS.contains(&ext(title).as_str())
+}
+
+fn audio() -> Extracted {
+    Extracted {
+        text: String::new(),
+        kind: "audio",
+        flag: None,
+    }
+}
+
+/// Text of a transcript or translation the speech pipeline stored (JSON with timed segments);
+/// other JSON documents are indexed by their string values.
+fn json_text(content: &[u8]) -> Extracted {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(content) else {
+        return utf8(content).map_or_else(binary, |t| Extracted {
+            text: t,
+            kind: "text",
+            flag: Some("not valid JSON: indexed as text".into()),
+        });
+    };
+    if let Some(segments) = value.get("segments").and_then(|s| s.as_array()) {
+        let text: Vec<&str> = segments
+            .iter()
+            .filter_map(|s| s.get("text").and_then(|t| t.as_str()))
+            .collect();
+        return Extracted {
+            text: text.join("\n"),
+            kind: "transcript",
+            flag: None,
+        };
+    }
+    let mut strings = Vec::new();
+    fn walk<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&value, &mut strings);
+    Extracted {
+        text: strings.join("\n"),
+        kind: "json",
+        flag: None,
+    }
 }
 
 fn binary() -> Extracted {

@@ -1,0 +1,212 @@
+//! Platform side of the job queue: sealing job bodies, auditing each transition.
+
+use bletchley_audit::Outcome;
+use bletchley_crypto::record;
+
+use super::{Actor, Platform, now_ms};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::jobs::{Job, JobBody, JobRow, JobState};
+
+/// How long a claimed job stays with its worker without a heartbeat.
+pub const LEASE_MS: i64 = 120_000;
+/// Attempts before a job is given up.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// Wait before a retry, times the attempt number.
+const RETRY_BACKOFF_MS: i64 = 5_000;
+
+fn job_aad(id: i64) -> Vec<u8> {
+    format!("jobs/{id}").into_bytes()
+}
+
+impl Platform {
+    fn seal_job(&self, id: i64, body: &JobBody) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(body).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(record::seal(&self.keys.catalog, &job_aad(id), &json)?)
+    }
+
+    fn open_job(&self, r: JobRow) -> Result<Job> {
+        let json = record::open(
+            &self.keys.catalog,
+            &job_aad(r.id),
+            &r.sealed,
+            bletchley_crypto::Context::Record,
+        )?;
+        let body: JobBody = serde_json::from_slice(&json)
+            .map_err(|e| Error::Layout(format!("job {} unreadable: {e}", r.id)))?;
+        Ok(Job {
+            id: r.id,
+            kind: body.kind,
+            item: body.item,
+            principal: body.principal,
+            state: r.state,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            progress: r.progress,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            error: body.error,
+            results: body.results,
+        })
+    }
+
+    /// Queues `kind` work on an item the principal has just stored. Audited as `job.enqueue`.
+    pub fn enqueue_job(&mut self, principal: &str, kind: &str, item: &str) -> Result<i64> {
+        if self.catalog.item(item)?.is_none() {
+            return Err(Error::NotFoundOrNotPermitted { reason: None });
+        }
+        let now = now_ms();
+        let id = self.catalog.insert_job(MAX_ATTEMPTS, now)?;
+        let body = JobBody {
+            kind: kind.to_owned(),
+            item: item.to_owned(),
+            principal: principal.to_owned(),
+            ..JobBody::default()
+        };
+        self.catalog.set_job_body(id, &self.seal_job(id, &body)?)?;
+        self.record(
+            Actor::Principal(principal.to_owned()),
+            "job.enqueue",
+            vec![item.to_owned()],
+            None,
+            Outcome::Allowed,
+            Some(format!("job {id}: {kind}")),
+        )?;
+        Ok(id)
+    }
+
+    /// Takes the next ready job for a worker, if any. A job whose worker died is taken again
+    /// once its lease lapses.
+    pub fn claim_job(&mut self) -> Result<Option<Job>> {
+        let Some(r) = self.catalog.claim_job(now_ms(), LEASE_MS)? else {
+            return Ok(None);
+        };
+        let job = self.open_job(r)?;
+        self.record(
+            Actor::Principal("worker".into()),
+            "job.start",
+            vec![job.item.clone()],
+            None,
+            Outcome::Allowed,
+            Some(format!("job {} attempt {}", job.id, job.attempts)),
+        )?;
+        Ok(Some(job))
+    }
+
+    /// Reports progress (0 to 1) and keeps the lease.
+    pub fn job_progress(&mut self, id: i64, progress: f32) -> Result<()> {
+        self.catalog
+            .job_heartbeat(id, progress.clamp(0.0, 1.0), now_ms(), LEASE_MS)
+    }
+
+    /// Marks a job done with the items it produced.
+    pub fn complete_job(&mut self, job: &Job, results: Vec<String>) -> Result<()> {
+        let body = JobBody {
+            kind: job.kind.clone(),
+            item: job.item.clone(),
+            principal: job.principal.clone(),
+            error: None,
+            results: results.clone(),
+        };
+        let now = now_ms();
+        self.catalog.finish_job(
+            job.id,
+            JobState::Done,
+            now,
+            now,
+            &self.seal_job(job.id, &body)?,
+        )?;
+        let mut targets = vec![job.item.clone()];
+        targets.extend(results);
+        self.record(
+            Actor::Principal("worker".into()),
+            "job.done",
+            targets,
+            None,
+            Outcome::Allowed,
+            Some(format!("job {}", job.id)),
+        )
+    }
+
+    /// Records a failed attempt: queued again after a pause while attempts remain, failed for
+    /// good after that (or at once when `permanent`: bad input does not improve on retry).
+    pub fn fail_job(&mut self, job: &Job, error: &str, permanent: bool) -> Result<JobState> {
+        let state = if permanent || job.attempts >= job.max_attempts {
+            JobState::Failed
+        } else {
+            JobState::Queued
+        };
+        let body = JobBody {
+            kind: job.kind.clone(),
+            item: job.item.clone(),
+            principal: job.principal.clone(),
+            error: Some(error.to_owned()),
+            results: Vec::new(),
+        };
+        let now = now_ms();
+        let not_before = now + RETRY_BACKOFF_MS * job.attempts as i64;
+        self.catalog.finish_job(
+            job.id,
+            state,
+            not_before,
+            now,
+            &self.seal_job(job.id, &body)?,
+        )?;
+        self.record(
+            Actor::Principal("worker".into()),
+            "job.fail",
+            vec![job.item.clone()],
+            None,
+            Outcome::Refused,
+            Some(format!("job {} attempt {}: {error}", job.id, job.attempts)),
+        )?;
+        Ok(state)
+    }
+
+    /// Every job (operator view).
+    pub fn jobs(&self) -> Result<Vec<Job>> {
+        self.catalog
+            .job_rows()?
+            .into_iter()
+            .map(|r| self.open_job(r))
+            .collect()
+    }
+
+    /// One job.
+    pub fn job(&self, id: i64) -> Result<Option<Job>> {
+        self.catalog.job(id)?.map(|r| self.open_job(r)).transpose()
+    }
+
+    /// The jobs a principal queued (what the API shows them).
+    pub fn jobs_of(&self, principal: &str) -> Result<Vec<Job>> {
+        Ok(self
+            .jobs()?
+            .into_iter()
+            .filter(|j| j.principal == principal)
+            .collect())
+    }
+
+    /// Ids of items already derived from `source` by `derivation`. System path for workers,
+    /// which must not make the same derived item twice after a restart.
+    pub fn derived_by(&mut self, source: &str, derivation: &str) -> Result<Vec<String>> {
+        let Some(row) = self.catalog.item(source)? else {
+            return Ok(Vec::new());
+        };
+        let Some(coll) = self
+            .collections()?
+            .into_iter()
+            .find(|c| c.id.0 == row.collection_id)
+        else {
+            return Ok(Vec::new());
+        };
+        let tag = self.lineage_tag(&coll.agency, source)?;
+        let mut out = Vec::new();
+        for child in self.catalog.derived_from(&tag)? {
+            let (meta, _) = self.open_meta(&child)?;
+            if meta.derivation.as_deref() == Some(derivation) {
+                out.push(meta.id);
+            }
+        }
+        Ok(out)
+    }
+}
