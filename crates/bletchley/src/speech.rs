@@ -188,14 +188,13 @@ pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCod
     let mut bar: Option<ProgressBar> = None;
     let summary = pipeline::work(p, &opts, once, &stop, &mut |e| match e {
         WorkerEvent::Started(j) => {
-            bar = progress_bar(&format!("job {} {}", j.id, j.item)).map(|b| {
+            bar = progress_bar(&format!("job {} {}", j.id, j.item)).inspect(|b| {
                 b.set_style(
                     ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
                 );
                 b.set_length(1000);
-                b
             });
             if bar.is_none() {
                 eprintln!(
