@@ -108,15 +108,11 @@ pub const KNOWN: &[Known] = &[
 /// The model transcription uses unless told otherwise.
 pub const DEFAULT_SPEECH_MODEL: &str = "whisper-base";
 
-/// Where models live: `$BLETCHLEY_MODELS`, else `$XDG_CACHE_HOME/bletchley/models`, else
-/// `~/.cache/bletchley/models`.
-pub fn default_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BLETCHLEY_MODELS") {
-        return PathBuf::from(d);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+/// Where models live by default: the user's cache, `XDG_CACHE_HOME/bletchley/models` or else
+/// `HOME/.cache/bletchley/models` (the binary reads those variables and an explicit override).
+pub fn default_dir(xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    let cache = xdg_cache_home
+        .or_else(|| home.map(|h| h.join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
     cache.join("bletchley").join("models")
 }
@@ -194,7 +190,12 @@ fn record(zip: &mut zip::ZipArchive<std::fs::File>) -> Result<Vec<(String, Strin
 
 /// Fetches models by name (all known ones when `names` is empty) into `dir`, reporting each
 /// step through `say`. Models already installed and intact are left alone.
-pub fn fetch(dir: &Path, names: &[String], say: &mut dyn FnMut(&str)) -> Result<Vec<Installed>> {
+pub fn fetch(
+    dir: &Path,
+    names: &[String],
+    python: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<Vec<Installed>> {
     for n in names {
         if !KNOWN.iter().any(|k| k.name == n) {
             let known: Vec<_> = KNOWN.iter().map(|k| k.name).collect();
@@ -225,12 +226,12 @@ pub fn fetch(dir: &Path, names: &[String], say: &mut dyn FnMut(&str)) -> Result<
             out.push(found);
             continue;
         }
-        out.push(install(dir, k, say)?);
+        out.push(install(dir, k, python, say)?);
     }
     Ok(out)
 }
 
-fn install(dir: &Path, k: &Known, say: &mut dyn FnMut(&str)) -> Result<Installed> {
+fn install(dir: &Path, k: &Known, python: &str, say: &mut dyn FnMut(&str)) -> Result<Installed> {
     let staging = dir.join(format!(".{}.partial", k.name));
     let _ = std::fs::remove_dir_all(&staging);
     let downloads = staging.join("wheels");
@@ -257,8 +258,7 @@ fn install(dir: &Path, k: &Known, say: &mut dyn FnMut(&str)) -> Result<Installed
             .collect::<Vec<_>>()
             .join(" ")
     ));
-    let python = std::env::var("BLETCHLEY_PYTHON").unwrap_or_else(|_| "python3".into());
-    let status = Command::new(&python)
+    let status = Command::new(python)
         .args([
             "-m",
             "pip",

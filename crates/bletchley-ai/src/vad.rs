@@ -48,6 +48,32 @@ pub fn first_active(samples: &[f32]) -> Option<usize> {
         .map(|f| f * FRAME)
 }
 
+/// Where to end a window that holds a silence of at least `min_len` samples after some sound:
+/// a little after the sound stops. `None` when there is no such silence.
+pub fn long_silence(samples: &[f32], min_len: usize) -> Option<usize> {
+    let active = active_frames(samples);
+    let need = min_len.div_ceil(FRAME);
+    let mut heard = false;
+    let mut run_start = 0;
+    let mut run = 0;
+    for (i, &a) in active.iter().enumerate() {
+        if a {
+            heard = true;
+            run = 0;
+        } else if heard {
+            if run == 0 {
+                run_start = i;
+            }
+            run += 1;
+            if run >= need {
+                // 200 ms of the silence stays with the speech before it.
+                return Some(((run_start + 10) * FRAME).min(samples.len()));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +85,24 @@ mod tests {
         let first = first_active(&s).expect("the tone is active");
         assert!((16_000..16_000 + FRAME).contains(&first), "{first}");
         assert_eq!(first_active(&vec![0f32; 48_000]), None);
+    }
+
+    #[test]
+    fn a_long_pause_after_sound_is_found() {
+        let tone = |n: usize| {
+            (0..n)
+                .map(|i| 0.3 * (i as f32 * 0.1).sin())
+                .collect::<Vec<_>>()
+        };
+        let mut s = vec![0f32; 32_000];
+        s.extend(tone(16_000));
+        s.extend(vec![0f32; 64_000]);
+        s.extend(tone(16_000));
+        let cut = long_silence(&s, 56_000).expect("a 4 s pause");
+        assert!((48_000..48_000 + 4_000).contains(&cut), "{cut}");
+        // Leading silence does not count, and a short pause is not long.
+        assert_eq!(long_silence(&s[..60_000], 56_000), None);
+        assert_eq!(long_silence(&s, 80_000), None);
     }
 
     #[test]

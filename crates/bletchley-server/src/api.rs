@@ -458,6 +458,19 @@ pub async fn operations(
     Ok(Json(json!({ "operations": ops })))
 }
 
+/// `GET /api/jobs`: the caller's jobs (transcription of what they ingested) with state,
+/// progress, attempts and the items produced.
+pub async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let who = c.principal;
+    let jobs = s
+        .worker
+        .run(move |st| Ok(st.platform.jobs_of(&who)?))
+        .await?;
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
 /// Reads an item for a caller: metadata and content, gated and audited.
 pub(crate) async fn read_item(
     s: &Shared,

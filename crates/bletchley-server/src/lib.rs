@@ -83,6 +83,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/graph/centrality", get(api::centrality))
         .route("/timeline", get(api::timeline))
         .route("/operations", get(api::operations))
+        .route("/jobs", get(api::jobs))
         .route("/audit", get(api::audit))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);

@@ -84,6 +84,7 @@ pub fn document() -> Value {
                 q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "entries at most"),
             ]) },
             "/api/operations": { "get": read_op("The caller's joint operations: members, dates, shared collections", vec![]) },
+            "/api/jobs": { "get": read_op("The caller's jobs (transcription and translation of recordings they ingested): state, progress, attempts, results", vec![]) },
             "/api/search": { "get": read_op("Full-text search", vec![
                 q("q", true, s(), "query: terms, \"phrases\", AND/OR/NOT, type:, lang:, collection:, from:, to:, entity:, term~"),
                 q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "hits per page"),

@@ -148,6 +148,7 @@ pub struct Platform {
     unlock: Box<dyn Unlock>,
     agencies: HashMap<String, AgencyKeys>,
     rt: tokio::runtime::Runtime,
+    job_lease_ms: i64,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -305,6 +306,7 @@ impl Platform {
             unlock,
             agencies: HashMap::new(),
             rt: runtime()?,
+            job_lease_ms: jobs::LEASE_MS,
         })
     }
 

@@ -181,7 +181,7 @@ impl Unlock for FixedUnlock {
 /// End-to-end ingest of `docs` documents of 10 KB: items/s and MB/s.
 /// A fresh platform for a benchmark: cheap key-file cost, agency mi5 and
 /// alice, a TOP SECRET analyst.
-fn bench_platform(root: &std::path::Path) -> Result<Platform> {
+pub fn bench_platform(root: &std::path::Path) -> Result<Platform> {
     let opts = InitOptions {
         home: Nation::gbr(),
         jurisdiction: Jurisdiction::parse("GB/london")?,
@@ -640,8 +640,8 @@ fn files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
-    const NAMES: [&str; 7] = [
-        "policy", "seal", "audit", "ingest", "search", "graph", "server",
+    const NAMES: [&str; 8] = [
+        "policy", "seal", "audit", "ingest", "search", "graph", "server", "speech",
     ];
     if let Some(o) = &a.only
         && !NAMES.contains(&o.as_str())
@@ -712,6 +712,9 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     if want("server") {
         let (clients, secs) = if a.quick { (10, 10) } else { (50, 60) };
         bench_server(clients, secs).context("server benchmark")?;
+    }
+    if want("speech") {
+        crate::bench_speech::bench_speech(a.quick).context("speech benchmark")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -617,8 +617,8 @@ pub struct BenchArgs {
     /// Fewer repetitions, for a smoke run.
     #[arg(long)]
     pub quick: bool,
-    /// Run one benchmark only: policy, seal, audit, ingest, search, graph or
-    /// server (50 HTTPS clients for 60 s).
+    /// Run one benchmark only: policy, seal, audit, ingest, search, graph,
+    /// server (50 HTTPS clients for 60 s) or speech (against faster-whisper).
     #[arg(long)]
     pub only: Option<String>,
 }

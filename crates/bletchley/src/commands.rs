@@ -189,6 +189,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<ExitCode> {
         _ => bail!("--cert and --key go together"),
     };
     let p = open(cli)?;
+    crate::speech::start_background_worker(data_dir(cli)?);
     bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -19,8 +19,9 @@ use crate::cli::{DecodeArgs, ModelsCmd, TranscribeArgs, TranscriptArgs};
 pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
     match cmd {
         ModelsCmd::Fetch { names, dir } => {
-            let dir = dir.clone().unwrap_or_else(models::default_dir);
-            let installed = models::fetch(&dir, names, &mut |line| eprintln!("{line}"))?;
+            let dir = dir.clone().unwrap_or_else(default_models_dir);
+            let python = std::env::var("BLETCHLEY_PYTHON").unwrap_or_else(|_| "python3".into());
+            let installed = models::fetch(&dir, names, &python, &mut |line| eprintln!("{line}"))?;
             for m in installed {
                 println!(
                     "{}\t{}\t{:.1} MB\t{}",
@@ -32,7 +33,7 @@ pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
             }
         }
         ModelsCmd::List { dir, verify, json } => {
-            let dir = dir.clone().unwrap_or_else(models::default_dir);
+            let dir = dir.clone().unwrap_or_else(default_models_dir);
             let found = models::list(&dir, *verify)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&found)?);
@@ -65,12 +66,34 @@ pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where models live: `BLETCHLEY_MODELS`, else the user's cache.
+pub fn default_models_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BLETCHLEY_MODELS") {
+        return PathBuf::from(d);
+    }
+    models::default_dir(
+        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
+/// Applies `BLETCHLEY_JOB_LEASE_SECS` (how long a silent worker keeps a job).
+pub fn configure_jobs(p: &mut Platform) {
+    if let Some(secs) = std::env::var("BLETCHLEY_JOB_LEASE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|&s| s > 0)
+    {
+        p.set_job_lease_ms(secs * 1000);
+    }
+}
+
 /// The model directory decoding uses.
 pub fn model_dir(decode: &DecodeArgs) -> Result<PathBuf> {
     match &decode.model {
         Some(d) => Ok(d.clone()),
         None => Ok(models::speech_model_dir(
-            &models::default_dir(),
+            &default_models_dir(),
             models::DEFAULT_SPEECH_MODEL,
         )?),
     }
@@ -177,10 +200,56 @@ fn weights(decode: &DecodeArgs) -> Result<WeightFormat> {
     })
 }
 
+/// Runs queued jobs beside the server, on its own platform handle (the audit log serialises
+/// writers across handles). Without a speech model, jobs wait and the operator is told why.
+pub fn start_background_worker(data: PathBuf) {
+    let model_dir =
+        match models::speech_model_dir(&default_models_dir(), models::DEFAULT_SPEECH_MODEL) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("note: transcription jobs will wait: {e}");
+                return;
+            }
+        };
+    let spawned = std::thread::Builder::new()
+        .name("jobs".into())
+        .spawn(move || {
+            let mut p = match Platform::open(&data, Box::new(crate::unlock::EnvUnlock)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: job worker: {e}");
+                    return;
+                }
+            };
+            configure_jobs(&mut p);
+            let opts = WorkerOptions {
+                model_dir,
+                weights: WeightFormat::F32,
+                beam_size: 5,
+            };
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let r = pipeline::work(&mut p, &opts, false, &stop, &mut |e| match e {
+                WorkerEvent::Done(j, _) => eprintln!("job {} done", j.id),
+                WorkerEvent::Failed(j, err, _) => eprintln!("job {} failed: {err}", j.id),
+                _ => {}
+            });
+            if let Err(e) = r {
+                eprintln!("error: job worker stopped: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("error: cannot start the job worker: {e}");
+    }
+}
+
 /// `work [--once]`: runs queued jobs with progress bars.
 pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCode> {
+    configure_jobs(p);
+    let dir = model_dir(decode)?;
+    // Without a model every job would fail: refuse before taking any.
+    bletchley_ai::whisper::detect_format(&dir)?;
     let opts = WorkerOptions {
-        model_dir: model_dir(decode)?,
+        model_dir: dir,
         weights: weights(decode)?,
         beam_size: decode.beam_size.max(1),
     };

@@ -170,6 +170,10 @@ pub struct Progress {
     pub complete: bool,
 }
 
+/// Silence inside a window longer than this ends the window (samples: 2 s, as faster-whisper's
+/// voice-activity filter splits speech).
+const MAX_PAUSE: usize = SAMPLE_RATE * 2;
+
 fn seconds(samples: usize) -> f64 {
     samples as f64 / SAMPLE_RATE as f64
 }
@@ -218,7 +222,7 @@ impl SpeechModel {
             let before = seek - ctx_start;
             let samples = audio.samples(ctx_start, before + WINDOW_SAMPLES + half)?;
             audio.forget_before(ctx_start);
-            let content = samples.len().saturating_sub(before).min(WINDOW_SAMPLES);
+            let mut content = samples.len().saturating_sub(before).min(WINDOW_SAMPLES);
             let report = |seek: usize, progress: &mut dyn FnMut(Progress), audio: &AudioStream| {
                 progress(Progress {
                     done: seconds(seek.min(audio.known_len())),
@@ -229,7 +233,7 @@ impl SpeechModel {
             if content == 0 {
                 break;
             }
-            let last_window = audio.finished() && audio.known_len() <= seek + WINDOW_SAMPLES;
+            let mut last_window = audio.finished() && audio.known_len() <= seek + WINDOW_SAMPLES;
             if opts.skip_silence {
                 match vad::first_active(&samples[before..before + content]) {
                     None => {
@@ -246,6 +250,15 @@ impl SpeechModel {
                         continue;
                     }
                     Some(_) => {}
+                }
+                // A long silence inside the window ends it there: the model's timestamps drift
+                // across long pauses, and the next window, started at a drifted timestamp, would
+                // decode the same sentence again. The window is padded past the cut as at the
+                // end of a recording, and the next one starts after the silence.
+                if let Some(cut) = vad::long_silence(&samples[before..before + content], MAX_PAUSE)
+                {
+                    content = cut;
+                    last_window = true;
                 }
             }
             let content_frames = if last_window {
@@ -285,7 +298,7 @@ impl SpeechModel {
             if silent {
                 seek = window_end;
                 report(seek, progress, audio);
-                if last_window {
+                if audio.finished() && seek >= audio.known_len() {
                     break;
                 }
                 continue;
@@ -304,7 +317,7 @@ impl SpeechModel {
                 previous.extend(result.tokens.iter().copied());
             }
             report(seek, progress, audio);
-            if last_window && seek >= audio.known_len() {
+            if audio.finished() && seek >= audio.known_len() {
                 break;
             }
         }

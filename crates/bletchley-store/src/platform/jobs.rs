@@ -8,7 +8,8 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::jobs::{Job, JobBody, JobRow, JobState};
 
-/// How long a claimed job stays with its worker without a heartbeat.
+/// How long a claimed job stays with its worker without a heartbeat, unless
+/// [`Platform::set_job_lease_ms`] says otherwise.
 pub const LEASE_MS: i64 = 120_000;
 /// Attempts before a job is given up.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -20,6 +21,13 @@ fn job_aad(id: i64) -> Vec<u8> {
 }
 
 impl Platform {
+    /// Sets how long a worker keeps a job without reporting progress. A shorter lease lets a
+    /// crashed worker's job be taken again sooner; it must exceed the time between two progress
+    /// reports (one per 30-second window of audio), or a live worker's job is taken from it.
+    pub fn set_job_lease_ms(&mut self, ms: i64) {
+        self.job_lease_ms = ms.max(1000);
+    }
+
     fn seal_job(&self, id: i64, body: &JobBody) -> Result<Vec<u8>> {
         let json = serde_json::to_vec(body).map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(record::seal(&self.keys.catalog, &job_aad(id), &json)?)
@@ -78,7 +86,7 @@ impl Platform {
     /// Takes the next ready job for a worker, if any. A job whose worker died is taken again
     /// once its lease lapses.
     pub fn claim_job(&mut self) -> Result<Option<Job>> {
-        let Some(r) = self.catalog.claim_job(now_ms(), LEASE_MS)? else {
+        let Some(r) = self.catalog.claim_job(now_ms(), self.job_lease_ms)? else {
             return Ok(None);
         };
         let job = self.open_job(r)?;
@@ -96,7 +104,7 @@ impl Platform {
     /// Reports progress (0 to 1) and keeps the lease.
     pub fn job_progress(&mut self, id: i64, progress: f32) -> Result<()> {
         self.catalog
-            .job_heartbeat(id, progress.clamp(0.0, 1.0), now_ms(), LEASE_MS)
+            .job_heartbeat(id, progress.clamp(0.0, 1.0), now_ms(), self.job_lease_ms)
     }
 
     /// Marks a job done with the items it produced.

@@ -13,4 +13,5 @@ mod residency;
 mod search;
 mod server;
 mod shred;
+mod speech;
 mod tamper;

@@ -1,0 +1,753 @@
+//! Speech: real models, real synthesised speech, the real binary.
+//!
+//! Speech is synthesised with espeak-ng from the known sentences in `../shared/data/speech/`
+//! (the test command installs espeak-ng and sox); the Whisper models are fetched once with
+//! `bletchley models fetch` into the user's cache (outside the repository). Error rates are
+//! computed here, independently of the code under test, by edit distance on normalised text.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::Env;
+
+fn shared(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/speech")
+        .join(name)
+}
+
+fn sentences(name: &str) -> Vec<String> {
+    std::fs::read_to_string(shared(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The models directory, fetched through the binary on first use.
+pub fn models() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var_os("BLETCHLEY_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                    .join(".cache/bletchley/models")
+            });
+        let out = Command::new(env!("CARGO_BIN_EXE_bletchley"))
+            .args(["models", "fetch", "--dir"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run models fetch");
+        assert!(
+            out.status.success(),
+            "bletchley models fetch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// A bletchley command with the models directory set.
+fn bletchley(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bletchley"));
+    c.args(args)
+        .env("BLETCHLEY_MODELS", models())
+        .stdin(Stdio::null());
+    c
+}
+
+/// Synthesises `text` with espeak-ng (22,050 Hz, as espeak writes it: the resampler is used).
+pub fn say(voice: &str, text: &str, out: &Path) {
+    let st = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "160", "-w"])
+        .arg(out)
+        .arg(text)
+        .status()
+        .expect("espeak-ng (the test command installs it)");
+    assert!(st.success(), "espeak-ng failed");
+}
+
+fn normalise(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c.is_whitespace() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn transcribe_json(file: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "transcribe",
+        file.to_str().expect("path"),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = bletchley(&args).output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "transcribe {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json transcript")
+}
+
+fn text_of(t: &Value) -> String {
+    t["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| s["text"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Word and character error rates over all clips, and the languages found.
+struct Scores {
+    wer: f64,
+    cer: f64,
+    languages: Vec<String>,
+    texts: Vec<String>,
+}
+
+fn score(voice: &str, lines: &[String], extra: &[&str]) -> Scores {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut werr, mut words, mut cerr, mut chars) = (0, 0, 0, 0);
+    let mut languages = Vec::new();
+    let mut texts = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let wav = dir.path().join(format!("{voice}-{i}.wav"));
+        say(voice, line, &wav);
+        let t = transcribe_json(&wav, extra);
+        languages.push(t["language"].as_str().unwrap_or_default().to_owned());
+        let hyp = normalise(&text_of(&t));
+        let want = normalise(line);
+        let (hw, rw): (Vec<&str>, Vec<&str>) =
+            (hyp.split(' ').collect(), want.split(' ').collect());
+        werr += edit_distance(&rw, &hw);
+        words += rw.len();
+        let (hc, rc): (Vec<char>, Vec<char>) = (hyp.chars().collect(), want.chars().collect());
+        cerr += edit_distance(&rc, &hc);
+        chars += rc.len();
+        texts.push(hyp);
+    }
+    Scores {
+        wer: werr as f64 / words as f64,
+        cer: cerr as f64 / chars as f64,
+        languages,
+        texts,
+    }
+}
+
+#[test]
+fn english_is_transcribed_within_the_word_error_rate_and_identified() {
+    let lines = sentences("en.txt");
+    let s = score("en-us", &lines, &[]);
+    eprintln!("English: WER {:.3}, CER {:.3}: {:?}", s.wer, s.cer, s.texts);
+    assert!(
+        s.wer <= 0.15,
+        "English WER {:.3} > 0.15: {:?}",
+        s.wer,
+        s.texts
+    );
+    assert!(
+        s.languages.iter().all(|l| l == "en"),
+        "languages {:?}",
+        s.languages
+    );
+}
+
+#[test]
+fn spanish_is_transcribed_identified_and_translated() {
+    let lines = sentences("es.txt");
+    let s = score("es", &lines, &[]);
+    eprintln!("Spanish: WER {:.3}, CER {:.3}: {:?}", s.wer, s.cer, s.texts);
+    assert!(
+        s.cer <= 0.2,
+        "Spanish CER {:.3} > 0.2: {:?}",
+        s.cer,
+        s.texts
+    );
+    let right = s.languages.iter().filter(|l| *l == "es").count();
+    assert!(
+        right >= 9,
+        "Spanish identified {right}/10: {:?}",
+        s.languages
+    );
+
+    // Translation to English: the key content words of the fixture.
+    let keywords = sentences("es_keywords.txt");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut found, mut total) = (0, 0);
+    let mut translations = Vec::new();
+    for (i, (line, keys)) in lines.iter().zip(&keywords).enumerate() {
+        let wav = dir.path().join(format!("es-{i}.wav"));
+        say("es", line, &wav);
+        let t = transcribe_json(&wav, &["--task", "translate", "--language", "es"]);
+        assert_eq!(t["task"], "translate");
+        let text = normalise(&text_of(&t));
+        for k in keys.split_whitespace() {
+            total += 1;
+            if text
+                .split(' ')
+                .any(|w| w == k || w.trim_end_matches('s') == k)
+            {
+                found += 1;
+            }
+        }
+        translations.push(text);
+    }
+    let recall = found as f64 / total as f64;
+    eprintln!("translation keyword recall {found}/{total} = {recall:.2}: {translations:?}");
+    // faster-whisper (int8, beam 5) finds 14 of 38 here; this engine is held to at least that.
+    assert!(found >= 14, "keywords {found}/{total}: {translations:?}");
+}
+
+/// The Whisper base model in Hugging Face layout, converted from the CTranslate2 one by an
+/// independent script (Python, numpy and safetensors), so the two loaders read different files.
+fn hf_copy() -> Option<PathBuf> {
+    let python = std::env::var("BLETCHLEY_TEST_PYTHON").ok()?;
+    let out = models().join(".test-whisper-base-hf");
+    if out.join("model.safetensors").exists() {
+        return Some(out);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ct2-to-hf.py");
+    let st = Command::new(python)
+        .arg(script)
+        .arg(models().join("whisper-base"))
+        .arg(&out)
+        .status()
+        .expect("run ct2-to-hf.py");
+    assert!(st.success(), "conversion failed");
+    Some(out)
+}
+
+#[test]
+fn ctranslate2_and_hugging_face_directories_give_the_same_tokens() {
+    let Some(hf) = hf_copy() else {
+        panic!(
+            "set BLETCHLEY_TEST_PYTHON to a Python with numpy and safetensors (scripts/test does)"
+        );
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("mixed.wav");
+    say("en-us", &sentences("en.txt")[1], &wav);
+    let ct2 = transcribe_json(&wav, &["--beam-size", "1"]);
+    let hf_t = transcribe_json(
+        &wav,
+        &["--beam-size", "1", "--model", hf.to_str().expect("path")],
+    );
+    // Same tokens: same text and the same timestamp tokens. (Log-probabilities may differ in
+    // the last bits: the matrix kernel rounds differently on views and fresh tensors.)
+    let timed = |t: &Value| -> Vec<(Value, Value, Value)> {
+        t["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .map(|s| (s["start"].clone(), s["end"].clone(), s["text"].clone()))
+            .collect()
+    };
+    assert_eq!(timed(&ct2), timed(&hf_t), "the two layouts disagree");
+    assert!(!text_of(&ct2).trim().is_empty());
+}
+
+/// Sentences with known placement, silences between them, about ten minutes in all.
+fn long_recording(dir: &Path) -> (PathBuf, Vec<(f64, String)>) {
+    let lines: Vec<String> = [sentences("en.txt"), sentences("en_extra.txt")].concat();
+    let mut placed = Vec::new();
+    let mut parts = Vec::new();
+    let mut at = 0.0f64;
+    let mut n = 0;
+    // Gaps of 0.6 to 3.0 seconds in a fixed pattern; every fifth gap is long (8 s) to put a
+    // stretch of silence that the detector must skip.
+    while at < 600.0 {
+        let line = &lines[n % lines.len()];
+        let text = format!("Report {}. {line}", n + 1);
+        let raw = dir.join(format!("raw{n}.wav"));
+        say("en-us", &text, &raw);
+        let clip = dir.join(format!("clip{n}.wav"));
+        let st = Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "16000", "-c", "1"])
+            .arg(&clip)
+            .status()
+            .expect("sox (the test command installs it)");
+        assert!(st.success());
+        let len = clip_seconds(&clip);
+        placed.push((at, text));
+        parts.push(clip);
+        at += len;
+        let gap = if n % 5 == 4 {
+            8.0
+        } else {
+            0.6 + (n % 4) as f64 * 0.8
+        };
+        let silence = dir.join(format!("gap{n}.wav"));
+        let st = Command::new("sox")
+            .args(["-n", "-r", "16000", "-c", "1"])
+            .arg(&silence)
+            .args(["trim", "0", &format!("{gap}")])
+            .status()
+            .expect("sox");
+        assert!(st.success());
+        parts.push(silence);
+        at += gap;
+        n += 1;
+    }
+    let out = dir.join("long.wav");
+    let st = Command::new("sox")
+        .args(&parts)
+        .arg(&out)
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    (out, placed)
+}
+
+fn clip_seconds(p: &Path) -> f64 {
+    // 16 kHz mono 16-bit WAV from sox: the data follows a 44-byte header.
+    let len = std::fs::metadata(p).expect("clip").len();
+    (len.saturating_sub(44)) as f64 / 32_000.0
+}
+
+/// Longest runs of consecutive inserted and deleted words when `hyp` is aligned to `reference`
+/// by edit distance, and the distance itself. A sentence lost shows as a run of deletions as
+/// long as the sentence; a sentence decoded twice as a run of insertions.
+fn alignment_runs(reference: &[&str], hyp: &[&str]) -> (usize, usize, usize) {
+    let (n, m) = (reference.len(), hyp.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let sub = d[i - 1][j - 1] + usize::from(reference[i - 1] != hyp[j - 1]);
+            d[i][j] = sub.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+        }
+    }
+    let (mut i, mut j) = (n, m);
+    let (mut ins, mut del, mut max_ins, mut max_del) = (0, 0, 0, 0);
+    while i > 0 || j > 0 {
+        if i > 0
+            && j > 0
+            && d[i][j] == d[i - 1][j - 1] + usize::from(reference[i - 1] != hyp[j - 1])
+        {
+            i -= 1;
+            j -= 1;
+            ins = 0;
+            del = 0;
+        } else if j > 0 && d[i][j] == d[i][j - 1] + 1 {
+            j -= 1;
+            ins += 1;
+            del = 0;
+            max_ins = max_ins.max(ins);
+        } else {
+            i -= 1;
+            del += 1;
+            ins = 0;
+            max_del = max_del.max(del);
+        }
+    }
+    (max_ins, max_del, d[n][m])
+}
+
+fn overlap(a: &str, b: &str) -> f64 {
+    let aw: Vec<&str> = a.split(' ').collect();
+    let bw: Vec<&str> = b.split(' ').collect();
+    let common = aw.iter().filter(|w| bw.contains(w)).count();
+    common as f64 / aw.len().max(bw.len()).max(1) as f64
+}
+
+#[test]
+fn ten_minutes_lose_and_repeat_no_sentence_and_keep_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wav, placed) = long_recording(dir.path());
+    let started = Instant::now();
+    let t = transcribe_json(&wav, &["--beam-size", "1"]);
+    eprintln!(
+        "{} s of audio in {:.1} s",
+        t["duration"],
+        started.elapsed().as_secs_f64()
+    );
+    let segments = t["segments"].as_array().expect("segments");
+
+    // Nothing lost, nothing twice: align every word heard to every word spoken.
+    let spoken = normalise(
+        &placed
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let heard = normalise(&text_of(&t));
+    let (sw, hw): (Vec<&str>, Vec<&str>) =
+        (spoken.split(' ').collect(), heard.split(' ').collect());
+    let (max_ins, max_del, dist) = alignment_runs(&sw, &hw);
+    let wer = dist as f64 / sw.len() as f64;
+    eprintln!("10 minutes: WER {wer:.3}, longest insertion {max_ins}, longest deletion {max_del}");
+    // The shortest sentence, with its number, is nine words.
+    assert!(
+        max_del < 5,
+        "a sentence was lost ({max_del} words in a row missing)"
+    );
+    assert!(
+        max_ins < 5,
+        "a sentence was repeated ({max_ins} words in a row extra)"
+    );
+    assert!(wer <= 0.15, "WER {wer:.3} over ten minutes");
+
+    // Timing: each segment that starts a sentence starts within 1 s of where it was placed.
+    // Sentences repeat every twenty with new numbers; the body and the nearest placement
+    // identify which one (a misheard number does not matter).
+    let mut late = Vec::new();
+    for s in segments {
+        let text = normalise(s["text"].as_str().unwrap_or_default());
+        if !text.starts_with("report ") {
+            continue;
+        }
+        let body = text.splitn(3, ' ').nth(2).unwrap_or_default().to_owned();
+        let start = s["start"].as_f64().expect("start");
+        let nearest = placed
+            .iter()
+            .filter(|(_, p)| {
+                let pb = normalise(p)
+                    .splitn(3, ' ')
+                    .nth(2)
+                    .unwrap_or_default()
+                    .to_owned();
+                overlap(&body, &pb) >= 0.6
+            })
+            .map(|(at, _)| *at)
+            .min_by(|a, b| (a - start).abs().total_cmp(&(b - start).abs()));
+        if let Some(at) = nearest
+            && (at - start).abs() > 1.0
+        {
+            late.push((text.clone(), at, start));
+        }
+    }
+    assert!(
+        late.is_empty(),
+        "segments more than 1 s off (text, placed, got): {late:?}"
+    );
+}
+
+#[test]
+fn bad_recordings_get_a_clear_error_or_an_empty_transcript_never_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.wav");
+    say("en-us", "The trucks crossed the border.", &good);
+    let bytes = std::fs::read(&good).expect("wav");
+    let mut corrupt = bytes.clone();
+    for b in corrupt.iter_mut().skip(44).step_by(3) {
+        *b = b.wrapping_mul(31).wrapping_add(7);
+    }
+    corrupt[8..12].copy_from_slice(b"JUNK");
+    let silence = dir.path().join("silence.wav");
+    let st = Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1"])
+        .arg(&silence)
+        .args(["trim", "0", "20"])
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.wav", Vec::new()),
+        ("truncated.wav", bytes[..30].to_vec()),
+        ("truncated-data.wav", bytes[..bytes.len() / 3].to_vec()),
+        ("corrupted.wav", corrupt),
+        ("wrong-extension.mp3", bytes.clone()),
+        (
+            "notes.mp3",
+            b"This is a text file, not a recording.\n".repeat(50),
+        ),
+        (
+            "random.flac",
+            (0..50_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+    ];
+    for (name, content) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).expect("write");
+        let started = Instant::now();
+        let out = bletchley(&["transcribe", p.to_str().expect("path"), "--format", "json"])
+            .output()
+            .expect("spawn");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{name} took too long"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{name} crashed: {stderr}");
+        if out.status.success() {
+            let t: Value = serde_json::from_slice(&out.stdout).expect("json");
+            assert!(t["segments"].is_array(), "{name}: {t}");
+        } else {
+            assert!(stderr.starts_with("error: "), "{name}: {stderr}");
+            assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        }
+    }
+    // Pure silence: nothing invented.
+    let t = transcribe_json(&silence, &[]);
+    assert_eq!(t["segments"], serde_json::json!([]), "silence gave {t}");
+    // A file that is not there, and a model that is not there.
+    let err = bletchley(&["transcribe", "/nonexistent.wav"])
+        .output()
+        .expect("spawn");
+    assert!(String::from_utf8_lossy(&err.stderr).contains("/nonexistent.wav"));
+    let err = bletchley(&[
+        "transcribe",
+        good.to_str().expect("path"),
+        "--model",
+        "/nonexistent-model",
+    ])
+    .output()
+    .expect("spawn");
+    let msg = String::from_utf8_lossy(&err.stderr);
+    assert!(msg.contains("bletchley models fetch"), "{msg}");
+}
+
+/// The platform pipeline: ingest queues a job, the worker makes derived items at the source's
+/// marking, they are searchable and as invisible as the source.
+#[test]
+fn ingested_recordings_are_transcribed_translated_searchable_and_gated() {
+    let env = Env::new();
+    env.basic();
+    env.ok(&[
+        "principal",
+        "add",
+        "bob",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "SECRET",
+        "--nationality",
+        "GBR",
+    ]);
+    let wav = env.root.join("in").join("intercept.wav");
+    std::fs::create_dir_all(wav.parent().expect("parent")).expect("mkdir");
+    // "Necesitamos más agua y comida para las familias del pueblo."
+    say("es", &sentences("es.txt")[5], &wav);
+    let ids = env.ingest("alice", "mi5/ct", "TOP SECRET//STRAP1", &[&wav]);
+    let rec = &ids[0];
+    let jobs: Value = serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs");
+    assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+    assert_eq!(jobs[0]["item"], rec.as_str());
+
+    let out = env
+        .cmd(&["work", "--once"])
+        .env("BLETCHLEY_MODELS", models())
+        .output()
+        .expect("work");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs: Value = serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs");
+    assert_eq!(jobs[0]["state"], "done", "{jobs}");
+
+    let items: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "ls", "--json"])).expect("ls");
+    let items = items.as_array().expect("items");
+    assert_eq!(items.len(), 3, "{items:#?}");
+    for kind in ["transcript", "translation"] {
+        let it = items
+            .iter()
+            .find(|i| i["derivation"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {items:#?}"));
+        assert_eq!(it["derived_from"], rec.as_str());
+        assert_eq!(it["marking"], "TOP SECRET//STRAP1");
+        assert_eq!(it["collection"], "mi5/ct");
+    }
+    let spanish = env.ok(&["--as", "alice", "transcript", rec]);
+    assert!(normalise(&spanish).contains("agua"), "{spanish}");
+    let english = env.ok(&[
+        "--as",
+        "alice",
+        "transcript",
+        rec,
+        "--translation",
+        "--format",
+        "json",
+    ]);
+    let english: Value = serde_json::from_str(&english).expect("json");
+    assert_eq!(english["language"], "es");
+    assert_eq!(english["task"], "translate");
+    let words = normalise(&text_of(&english));
+    assert!(words.contains("water"), "{words}");
+    let vtt = env.ok(&["--as", "alice", "transcript", rec, "--format", "vtt"]);
+    assert!(vtt.starts_with("WEBVTT\n\n00:00:0"), "{vtt}");
+
+    // Searchable by a word of the translation, for alice; invisible to bob.
+    let hits: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "water", "--json"]))
+            .expect("hits");
+    assert!(hits["total"].as_u64().unwrap_or(0) >= 1, "{hits}");
+    assert!(
+        hits["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .all(|h| h["derived_from"] == rec.as_str()),
+        "{hits}"
+    );
+    let bob: Value =
+        serde_json::from_str(&env.ok(&["--as", "bob", "search", "water", "--json"])).expect("hits");
+    assert_eq!(bob["total"], 0, "{bob}");
+    let err = env.fails(&["--as", "bob", "transcript", rec, "--translation"]);
+    assert!(err.contains("not found or not permitted"), "{err}");
+}
+
+#[test]
+fn a_worker_killed_mid_job_is_resumed_and_the_job_completes_once() {
+    let env = Env::new();
+    env.basic();
+    // Long enough that the worker is surely mid-job when it is killed.
+    let lines = sentences("en.txt");
+    let dir = env.root.join("in");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut parts = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let p = dir.join(format!("p{i}.wav"));
+        say("en-us", l, &p);
+        parts.push(p);
+    }
+    let wav = dir.join("long-call.wav");
+    let st = Command::new("sox")
+        .args(&parts)
+        .arg(&wav)
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&wav]);
+
+    let mut worker = env
+        .cmd(&["work"])
+        .env("BLETCHLEY_MODELS", models())
+        .env("BLETCHLEY_JOB_LEASE_SECS", "5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn worker");
+    // Wait until the job is running and has made progress, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let jobs: Value = serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs");
+        if jobs[0]["state"] == "running" && jobs[0]["progress"].as_f64().unwrap_or(0.0) > 0.0 {
+            break;
+        }
+        assert!(
+            jobs[0]["state"] != "done",
+            "finished before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "the job never started: {jobs}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    worker.kill().expect("SIGKILL");
+    worker.wait().expect("reap");
+    let jobs: Value = serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs");
+    assert_eq!(
+        jobs[0]["state"], "running",
+        "the killed worker's job stays claimed: {jobs}"
+    );
+
+    // After the lease lapses, the next worker takes the job again and finishes it.
+    std::thread::sleep(Duration::from_secs(6));
+    let out = env
+        .cmd(&["work", "--once"])
+        .env("BLETCHLEY_MODELS", models())
+        .output()
+        .expect("work");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs: Value = serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs");
+    assert_eq!(jobs[0]["state"], "done", "{jobs}");
+    assert_eq!(jobs[0]["attempts"], 2, "{jobs}");
+    let items: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "ls", "--json"])).expect("ls");
+    let items = items.as_array().expect("items");
+    for kind in ["transcript", "translation"] {
+        let n = items.iter().filter(|i| i["derivation"] == kind).count();
+        assert_eq!(n, 1, "{kind} made {n} times: {items:#?}");
+    }
+    // A second worker finds nothing to do.
+    let out = env
+        .cmd(&["work", "--once"])
+        .env("BLETCHLEY_MODELS", models())
+        .output()
+        .expect("work");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 jobs done"));
+    assert_eq!(ids.len(), 1);
+}
+
+#[test]
+fn a_recording_that_does_not_decode_fails_its_job_with_the_reason() {
+    let env = Env::new();
+    env.basic();
+    let f = env.file(
+        "not-audio.mp3",
+        &b"plain text pretending to be audio\n".repeat(40),
+    );
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&f]);
+    let out = env
+        .cmd(&["work", "--once"])
+        .env("BLETCHLEY_MODELS", models())
+        .output()
+        .expect("work");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let jobs: Value = serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs");
+    assert_eq!(
+        jobs[0]["state"], "failed",
+        "bad input is not retried: {jobs}"
+    );
+    assert_eq!(jobs[0]["attempts"], 1);
+    assert!(
+        jobs[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("decoded"),
+        "{jobs}"
+    );
+    let err = env.fails(&["--as", "alice", "transcript", &ids[0]]);
+    assert!(err.contains("failed"), "{err}");
+}
