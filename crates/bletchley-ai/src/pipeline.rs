@@ -192,7 +192,7 @@ pub fn work(
             continue;
         };
         on_event(WorkerEvent::Started(&job));
-        let outcome = if job.kind != crate::pipeline::TRANSCRIBE_KIND {
+        let outcome = if job.kind != bletchley_store::jobs::TRANSCRIBE {
             Err(JobError::Permanent(format!(
                 "unknown job kind {:?}",
                 job.kind
@@ -246,6 +246,3 @@ pub fn work(
     }
     Ok(summary)
 }
-
-/// The job kind this module runs (the index's ingest queues it for every recording).
-pub const TRANSCRIBE_KIND: &str = "transcribe";

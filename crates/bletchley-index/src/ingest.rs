@@ -5,12 +5,10 @@
 //! shredded with it, and each searchable, with entities, on its own. Every
 //! path that ingests (command line, API, console, demo) comes through here.
 
+use bletchley_store::jobs::TRANSCRIBE;
 use bletchley_store::{Actor, IngestOptions, NewItem, Platform};
 
 use crate::extract::{MAX_GENERATIONS, parts};
-
-/// The job kind that turns a recording into a transcript and a translation.
-pub const TRANSCRIBE: &str = "transcribe";
 
 /// What an ingest stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

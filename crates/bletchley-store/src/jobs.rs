@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS jobs(
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, not_before_ms);
 ";
 
+/// The job kind that turns a recording into a transcript and a translation: queued by ingest
+/// (`bletchley-index`), run by the speech worker (`bletchley-ai`).
+pub const TRANSCRIBE: &str = "transcribe";
+
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,7 +47,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn as_str(self) -> &'static str {
+    /// The state's name, as the queue stores and reports it.
+    pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
             JobState::Running => "running",

@@ -153,15 +153,6 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn state_name(s: JobState) -> &'static str {
-    match s {
-        JobState::Queued => "queued",
-        JobState::Running => "running",
-        JobState::Done => "done",
-        JobState::Failed => "failed",
-    }
-}
-
 /// `jobs`: the queue, operator view.
 pub fn jobs(p: &Platform, json: bool) -> Result<ExitCode> {
     let all = p.jobs()?;
@@ -177,7 +168,7 @@ pub fn jobs(p: &Platform, json: bool) -> Result<ExitCode> {
             "{}\t{}\t{}\t{:>3.0}%\tattempt {}/{}\t{}\tby {}{}",
             j.id,
             j.kind,
-            state_name(j.state),
+            j.state.as_str(),
             j.progress * 100.0,
             j.attempts,
             j.max_attempts,
@@ -328,7 +319,7 @@ pub fn transcript(p: &mut Platform, who: &str, a: &TranscriptArgs) -> Result<Exi
                 "no {derivation} of {} yet: job {} is {}{}",
                 a.id,
                 j.id,
-                state_name(j.state),
+                j.state.as_str(),
                 j.error.map(|e| format!(" ({e})")).unwrap_or_default()
             ),
             None => bail!("{} ({}) has no {derivation}", a.id, meta.title),

@@ -297,88 +297,64 @@ pub(crate) fn load(bytes: &[u8], device: &Device) -> Result<(Weights, ModelConfi
         }
         Ok(())
     };
-    for i in 0..encoder_layers {
-        let ct = format!("encoder/layer_{i}");
-        let hf = format!("model.encoder.layers.{i}");
-        split(
-            &mut w,
-            &format!("{ct}/self_attention/linear_0"),
-            &[
-                &format!("{hf}.self_attn.q_proj"),
-                &format!("{hf}.self_attn.k_proj"),
-                &format!("{hf}.self_attn.v_proj"),
-            ],
-        )?;
-        put_linear(
-            &mut w,
-            &format!("{ct}/self_attention/linear_1"),
-            &format!("{hf}.self_attn.out_proj"),
-        )?;
-        put_ln(
-            &mut w,
-            &format!("{ct}/self_attention/layer_norm"),
-            &format!("{hf}.self_attn_layer_norm"),
-        )?;
-        put_ln(
-            &mut w,
-            &format!("{ct}/ffn/layer_norm"),
-            &format!("{hf}.final_layer_norm"),
-        )?;
-        put_linear(&mut w, &format!("{ct}/ffn/linear_0"), &format!("{hf}.fc1"))?;
-        put_linear(&mut w, &format!("{ct}/ffn/linear_1"), &format!("{hf}.fc2"))?;
-    }
-    for i in 0..decoder_layers {
-        let ct = format!("decoder/layer_{i}");
-        let hf = format!("model.decoder.layers.{i}");
-        split(
-            &mut w,
-            &format!("{ct}/self_attention/linear_0"),
-            &[
-                &format!("{hf}.self_attn.q_proj"),
-                &format!("{hf}.self_attn.k_proj"),
-                &format!("{hf}.self_attn.v_proj"),
-            ],
-        )?;
-        put_linear(
-            &mut w,
-            &format!("{ct}/self_attention/linear_1"),
-            &format!("{hf}.self_attn.out_proj"),
-        )?;
-        put_ln(
-            &mut w,
-            &format!("{ct}/self_attention/layer_norm"),
-            &format!("{hf}.self_attn_layer_norm"),
-        )?;
-        put_linear(
-            &mut w,
-            &format!("{ct}/attention/linear_0"),
-            &format!("{hf}.encoder_attn.q_proj"),
-        )?;
-        split(
-            &mut w,
-            &format!("{ct}/attention/linear_1"),
-            &[
-                &format!("{hf}.encoder_attn.k_proj"),
-                &format!("{hf}.encoder_attn.v_proj"),
-            ],
-        )?;
-        put_linear(
-            &mut w,
-            &format!("{ct}/attention/linear_2"),
-            &format!("{hf}.encoder_attn.out_proj"),
-        )?;
-        put_ln(
-            &mut w,
-            &format!("{ct}/attention/layer_norm"),
-            &format!("{hf}.encoder_attn_layer_norm"),
-        )?;
-        put_ln(
-            &mut w,
-            &format!("{ct}/ffn/layer_norm"),
-            &format!("{hf}.final_layer_norm"),
-        )?;
-        put_linear(&mut w, &format!("{ct}/ffn/linear_0"), &format!("{hf}.fc1"))?;
-        put_linear(&mut w, &format!("{ct}/ffn/linear_1"), &format!("{hf}.fc2"))?;
+    let sides = [("encoder", encoder_layers), ("decoder", decoder_layers)];
+    for (side, layers) in sides {
+        for i in 0..layers {
+            let ct = format!("{side}/layer_{i}");
+            let hf = format!("model.{side}.layers.{i}");
+            split(
+                &mut w,
+                &format!("{ct}/self_attention/linear_0"),
+                &[
+                    &format!("{hf}.self_attn.q_proj"),
+                    &format!("{hf}.self_attn.k_proj"),
+                    &format!("{hf}.self_attn.v_proj"),
+                ],
+            )?;
+            put_linear(
+                &mut w,
+                &format!("{ct}/self_attention/linear_1"),
+                &format!("{hf}.self_attn.out_proj"),
+            )?;
+            put_ln(
+                &mut w,
+                &format!("{ct}/self_attention/layer_norm"),
+                &format!("{hf}.self_attn_layer_norm"),
+            )?;
+            if side == "decoder" {
+                // Cross-attention: queries from the text, fused keys and values from the audio.
+                put_linear(
+                    &mut w,
+                    &format!("{ct}/attention/linear_0"),
+                    &format!("{hf}.encoder_attn.q_proj"),
+                )?;
+                split(
+                    &mut w,
+                    &format!("{ct}/attention/linear_1"),
+                    &[
+                        &format!("{hf}.encoder_attn.k_proj"),
+                        &format!("{hf}.encoder_attn.v_proj"),
+                    ],
+                )?;
+                put_linear(
+                    &mut w,
+                    &format!("{ct}/attention/linear_2"),
+                    &format!("{hf}.encoder_attn.out_proj"),
+                )?;
+                put_ln(
+                    &mut w,
+                    &format!("{ct}/attention/layer_norm"),
+                    &format!("{hf}.encoder_attn_layer_norm"),
+                )?;
+            }
+            put_ln(
+                &mut w,
+                &format!("{ct}/ffn/layer_norm"),
+                &format!("{hf}.final_layer_norm"),
+            )?;
+            put_linear(&mut w, &format!("{ct}/ffn/linear_0"), &format!("{hf}.fc1"))?;
+            put_linear(&mut w, &format!("{ct}/ffn/linear_1"), &format!("{hf}.fc2"))?;
+        }
     }
     Ok((w, config))
 }

@@ -102,15 +102,6 @@ impl Vocabulary {
         self.tokenizer.decode(&plain, true).unwrap_or_default()
     }
 
-    /// The text of each token on its own (for word timing), decoded so that multi-byte
-    /// characters split over tokens come out whole.
-    pub fn pieces(&self, tokens: &[u32]) -> Vec<String> {
-        tokens
-            .iter()
-            .map(|&t| self.tokenizer.decode(&[t], true).unwrap_or_default())
-            .collect()
-    }
-
     /// Encodes text (the prompt of previous text).
     pub fn encode(&self, text: &str) -> Vec<u32> {
         self.tokenizer
