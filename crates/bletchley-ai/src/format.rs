@@ -103,6 +103,12 @@ mod tests {
                 confidence: 0.82,
                 no_speech_prob: 0.01,
                 temperature: 0.0,
+                words: vec![crate::whisper::Word {
+                    start: 3723.25,
+                    end: 3723.7,
+                    word: " Three".into(),
+                    probability: 0.9,
+                }],
             }],
             timing: Default::default(),
         }

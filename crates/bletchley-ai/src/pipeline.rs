@@ -63,6 +63,9 @@ pub fn run_transcription(
             task,
             language,
             beam_size,
+            // Analysts jump to a word in the original; the translation's word times would be
+            // the English words' guesses at the foreign audio, so they are not made.
+            word_timestamps: task == Task::Transcribe,
             ..TranscribeOptions::default()
         };
         model

@@ -206,6 +206,9 @@ pub struct TranscribeArgs {
     /// text, srt, vtt or json.
     #[arg(long, default_value = "text")]
     pub format: String,
+    /// Time every word too (shown in the json format).
+    #[arg(long)]
+    pub word_timestamps: bool,
     /// Decoding choices.
     #[command(flatten)]
     pub decode: DecodeArgs,

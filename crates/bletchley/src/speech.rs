@@ -135,6 +135,7 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
         task,
         language: a.language.clone(),
         beam_size: a.decode.beam_size,
+        word_timestamps: a.word_timestamps,
         ..TranscribeOptions::default()
     };
     let bar = progress_bar(&a.file.display().to_string());

@@ -1,5 +1,6 @@
 //! Whisper in process: loading either model format, and transcribing or translating a stream.
 
+mod align;
 pub mod config;
 mod ct2;
 pub mod decode;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
+pub use align::Word;
 pub use model::WeightFormat;
 pub use transcribe::{Progress, Segment, Task, Timing, TranscribeOptions, Transcript};
 

@@ -424,6 +424,11 @@ impl DecoderState {
 }
 
 impl Decoder {
+    /// How many token positions the decoder has (448 for every Whisper checkpoint).
+    pub fn max_tokens(&self) -> usize {
+        self.positions.dim(0).unwrap_or(0)
+    }
+
     /// Starts decoding over audio states [batch, 1500, d].
     pub fn start(&self, audio: &Tensor) -> Result<DecoderState> {
         let mut cross = Vec::with_capacity(self.layers.len());

@@ -11,6 +11,7 @@ use candle_core::Tensor;
 use serde::Serialize;
 
 use super::SpeechModel;
+use super::align::{self, Word};
 use super::decode::{self, Rules, Sampler, WindowResult};
 use super::mel::{HOP, MelFrontEnd, N_FFT, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES};
 use crate::audio::AudioStream;
@@ -61,6 +62,8 @@ pub struct TranscribeOptions {
     pub no_speech_threshold: f32,
     /// Skip stretches the energy detector finds silent.
     pub skip_silence: bool,
+    /// Time every word (one more decoder pass per window over its text).
+    pub word_timestamps: bool,
 }
 
 impl Default for TranscribeOptions {
@@ -75,6 +78,7 @@ impl Default for TranscribeOptions {
             log_prob_threshold: -1.0,
             no_speech_threshold: 0.6,
             skip_silence: true,
+            word_timestamps: false,
         }
     }
 }
@@ -96,6 +100,9 @@ pub struct Segment {
     pub no_speech_prob: f32,
     /// The temperature that produced it (0 unless the checks failed).
     pub temperature: f32,
+    /// Its words with their times, when word timestamps were asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
 }
 
 /// A whole recording's transcript or translation.
@@ -170,6 +177,9 @@ pub struct Progress {
     pub complete: bool,
 }
 
+/// Languages written without spaces between words: word timestamps split them by character.
+const SPACELESS: [&str; 6] = ["zh", "ja", "th", "lo", "my", "yue"];
+
 /// Silence inside a window longer than this ends the window (samples: 2 s, as faster-whisper's
 /// voice-activity filter splits speech).
 const MAX_PAUSE: usize = SAMPLE_RATE * 2;
@@ -217,6 +227,7 @@ impl SpeechModel {
         let mut previous: Vec<u32> = Vec::new();
         let mut segments: Vec<Segment> = Vec::new();
         let mut timing = Timing::default();
+        let mut last_speech = 0.0f64;
         loop {
             let ctx_start = seek.saturating_sub(half);
             let before = seek - ctx_start;
@@ -303,13 +314,44 @@ impl SpeechModel {
                 }
                 continue;
             }
+            let first_new = segments.len();
+            let mut segment_tokens = Vec::new();
             let advance = self.split_segments(
                 &result,
                 temperature,
                 time_offset,
                 segment_frames,
                 &mut segments,
+                &mut segment_tokens,
             );
+            if opts.word_timestamps && segments.len() > first_new {
+                let t1 = std::time::Instant::now();
+                let new = &mut segments[first_new..];
+                let mut bounds: Vec<(f64, f64, Vec<u32>)> = new
+                    .iter()
+                    .zip(segment_tokens)
+                    .map(|(s, t)| (s.start, s.end, t))
+                    .collect();
+                let active = vad::active_frames(&samples[before..before + content]);
+                let window = align::Window {
+                    states: &states,
+                    language: lang_token,
+                    task: task_token,
+                    frames: segment_frames,
+                    offset: time_offset,
+                    spaceless: language
+                        .as_ref()
+                        .is_some_and(|(code, _)| SPACELESS.contains(&code.as_str())),
+                    active: &active,
+                };
+                let words = align::words(model, vocab, &window, &mut bounds, &mut last_speech)?;
+                for ((s, (start, end, _)), w) in new.iter_mut().zip(bounds).zip(words) {
+                    s.start = start;
+                    s.end = end;
+                    s.words = w;
+                }
+                timing.decoder_s += t1.elapsed().as_secs_f64();
+            }
             seek += advance.max(1).min(segment_frames) * HOP;
             if temperature > 0.5 {
                 previous.clear();
@@ -325,6 +367,10 @@ impl SpeechModel {
         for s in &mut segments {
             s.end = s.end.min(duration);
             s.start = s.start.min(s.end);
+            for w in &mut s.words {
+                w.end = w.end.min(duration);
+                w.start = w.start.min(w.end);
+            }
         }
         let (language, language_probability) = language.unwrap_or_else(|| ("".into(), 0.0));
         Ok(Transcript {
@@ -406,6 +452,7 @@ impl SpeechModel {
         time_offset: f64,
         segment_frames: usize,
         out: &mut Vec<Segment>,
+        out_tokens: &mut Vec<Vec<u32>>,
     ) -> usize {
         let vocab = &self.vocab;
         let tokens = &r.tokens;
@@ -424,7 +471,9 @@ impl SpeechModel {
                 confidence: r.avg_logprob.exp(),
                 no_speech_prob: r.no_speech_prob,
                 temperature,
+                words: Vec::new(),
             });
+            out_tokens.push(toks.iter().copied().filter(|&t| t < vocab.eot).collect());
         };
         let n = tokens.len();
         let single_ending = n >= 2 && !ts(tokens[n - 2]) && ts(tokens[n - 1]);

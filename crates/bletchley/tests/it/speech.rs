@@ -283,6 +283,46 @@ fn ctranslate2_and_hugging_face_directories_give_the_same_tokens() {
 }
 
 /// Sentences with known placement, silences between them, about ten minutes in all.
+/// `text` spoken into a 16 kHz mono clip; returns the clip and its length in seconds.
+fn spoken_clip(dir: &Path, n: usize, text: &str) -> (PathBuf, f64) {
+    let raw = dir.join(format!("raw{n}.wav"));
+    say("en-us", text, &raw);
+    let clip = dir.join(format!("clip{n}.wav"));
+    let st = Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "16000", "-c", "1"])
+        .arg(&clip)
+        .status()
+        .expect("sox (the test command installs it)");
+    assert!(st.success());
+    let len = clip_seconds(&clip);
+    (clip, len)
+}
+
+/// `seconds` of digital silence as a 16 kHz mono clip.
+fn silent_clip(dir: &Path, n: usize, seconds: f64) -> PathBuf {
+    let silence = dir.join(format!("gap{n}.wav"));
+    let st = Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1"])
+        .arg(&silence)
+        .args(["trim", "0", &format!("{seconds}")])
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    silence
+}
+
+fn joined(dir: &Path, parts: &[PathBuf]) -> PathBuf {
+    let out = dir.join("joined.wav");
+    let st = Command::new("sox")
+        .args(parts)
+        .arg(&out)
+        .status()
+        .expect("sox");
+    assert!(st.success());
+    out
+}
+
 fn long_recording(dir: &Path) -> (PathBuf, Vec<(f64, String)>) {
     let lines: Vec<String> = [sentences("en.txt"), sentences("en_extra.txt")].concat();
     let mut placed = Vec::new();
@@ -294,17 +334,7 @@ fn long_recording(dir: &Path) -> (PathBuf, Vec<(f64, String)>) {
     while at < 600.0 {
         let line = &lines[n % lines.len()];
         let text = format!("Report {}. {line}", n + 1);
-        let raw = dir.join(format!("raw{n}.wav"));
-        say("en-us", &text, &raw);
-        let clip = dir.join(format!("clip{n}.wav"));
-        let st = Command::new("sox")
-            .arg(&raw)
-            .args(["-r", "16000", "-c", "1"])
-            .arg(&clip)
-            .status()
-            .expect("sox (the test command installs it)");
-        assert!(st.success());
-        let len = clip_seconds(&clip);
+        let (clip, len) = spoken_clip(dir, n, &text);
         placed.push((at, text));
         parts.push(clip);
         at += len;
@@ -313,26 +343,11 @@ fn long_recording(dir: &Path) -> (PathBuf, Vec<(f64, String)>) {
         } else {
             0.6 + (n % 4) as f64 * 0.8
         };
-        let silence = dir.join(format!("gap{n}.wav"));
-        let st = Command::new("sox")
-            .args(["-n", "-r", "16000", "-c", "1"])
-            .arg(&silence)
-            .args(["trim", "0", &format!("{gap}")])
-            .status()
-            .expect("sox");
-        assert!(st.success());
-        parts.push(silence);
+        parts.push(silent_clip(dir, n, gap));
         at += gap;
         n += 1;
     }
-    let out = dir.join("long.wav");
-    let st = Command::new("sox")
-        .args(&parts)
-        .arg(&out)
-        .status()
-        .expect("sox");
-    assert!(st.success());
-    (out, placed)
+    (joined(dir, &parts), placed)
 }
 
 fn clip_seconds(p: &Path) -> f64 {
@@ -463,6 +478,97 @@ fn ten_minutes_lose_and_repeat_no_sentence_and_keep_time() {
         late.is_empty(),
         "segments more than 1 s off (text, placed, got): {late:?}"
     );
+}
+
+#[test]
+fn words_are_timed_inside_the_sentences_that_hold_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = sentences("en.txt");
+    // Six sentences after 1 s of silence, with gaps of known, uneven length between them.
+    let gaps = [1.5, 0.7, 2.5, 1.2, 3.0, 0.5];
+    let mut parts = vec![silent_clip(dir.path(), 100, 1.0)];
+    let mut spans = Vec::new();
+    let mut at = 1.0f64;
+    for (n, (line, gap)) in lines.iter().zip(gaps).enumerate() {
+        let (clip, len) = spoken_clip(dir.path(), n, line);
+        spans.push((at, at + len, normalise(line)));
+        parts.push(clip);
+        parts.push(silent_clip(dir.path(), n, gap));
+        at += len + gap;
+    }
+    let wav = joined(dir.path(), &parts);
+    let t = transcribe_json(&wav, &["--beam-size", "1", "--word-timestamps"]);
+
+    let mut words: Vec<(f64, f64, String)> = Vec::new();
+    for s in t["segments"].as_array().expect("segments") {
+        let ws = s["words"].as_array().expect("every segment has words");
+        assert!(!ws.is_empty(), "a segment without words: {s}");
+        let text: String = ws
+            .iter()
+            .map(|w| w["word"].as_str().expect("word"))
+            .collect();
+        assert_eq!(
+            text.trim(),
+            s["text"].as_str().expect("text").trim(),
+            "the words make up the segment"
+        );
+        for w in ws {
+            let (a, b) = (
+                w["start"].as_f64().expect("start"),
+                w["end"].as_f64().expect("end"),
+            );
+            let p = w["probability"].as_f64().expect("probability");
+            assert!(a <= b && (0.0..=1.0).contains(&p), "word {w}");
+            words.push((a, b, w["word"].as_str().expect("word").to_owned()));
+        }
+    }
+    assert!(
+        words.windows(2).all(|w| w[0].0 <= w[1].0),
+        "word starts go back in time: {words:?}"
+    );
+    // Each sentence's words are the ones timed inside it: in the span (with 0.3 s slack for the
+    // synthesiser's own lead-in and tail), and none in the gaps.
+    for (a, b, w) in &words {
+        let mid = (a + b) / 2.0;
+        assert!(
+            spans
+                .iter()
+                .any(|(s, e, _)| mid >= s - 0.3 && mid <= e + 0.3),
+            "{w:?} at {a}..{b} lies in a silent gap; sentences at {spans:?}"
+        );
+    }
+    for (s, e, text) in &spans {
+        let inside: Vec<&(f64, f64, String)> = words
+            .iter()
+            .filter(|(a, b, _)| (a + b) / 2.0 >= s - 0.3 && (a + b) / 2.0 <= e + 0.3)
+            .collect();
+        let heard = normalise(
+            &inside
+                .iter()
+                .map(|(_, _, w)| w.as_str())
+                .collect::<String>(),
+        );
+        // Misheard words aside, they are this sentence's words and no other's.
+        let here = overlap(&heard, text);
+        let elsewhere = spans
+            .iter()
+            .filter(|(_, _, other)| other != text)
+            .map(|(_, _, other)| overlap(&heard, other))
+            .fold(0.0, f64::max);
+        assert!(
+            here >= 0.5 && here > elsewhere,
+            "the words timed in {s:.2}..{e:.2} are {heard:?}, the sentence there is {text:?}"
+        );
+        let first = inside.first().expect("words in the sentence").0;
+        let last = inside.last().expect("words in the sentence").1;
+        eprintln!("sentence {s:.2}..{e:.2}: words {first:.2}..{last:.2}");
+        // Measured: words start within 0.05 s of the placement; the synthesiser trails 0.3 to
+        // 0.6 s of near-silence after the last word.
+        assert!(
+            (first - s).abs() <= 0.25 && last <= e + 0.3 && last >= e - 1.0,
+            "sentence placed at {s:.2}..{e:.2}, its words at {first:.2}..{last:.2}"
+        );
+    }
 }
 
 #[test]
@@ -597,6 +703,23 @@ fn ingested_recordings_are_transcribed_translated_searchable_and_gated() {
     }
     let spanish = env.ok(&["--as", "alice", "transcript", rec]);
     assert!(normalise(&spanish).contains("agua"), "{spanish}");
+    // The original's words are timed; the translation's are not (their times would be guesses).
+    let original: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "transcript", rec, "--format", "json"]))
+            .expect("json");
+    let words: Vec<&Value> = original["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .flat_map(|s| s["words"].as_array().expect("words").iter())
+        .collect();
+    let agua = words
+        .iter()
+        .find(|w| normalise(w["word"].as_str().unwrap_or_default()) == "agua")
+        .unwrap_or_else(|| panic!("no timed word agua: {original}"));
+    let duration = original["duration"].as_f64().expect("duration");
+    assert!(agua["start"].as_f64() < agua["end"].as_f64(), "{agua}");
+    assert!(agua["end"].as_f64().expect("end") <= duration, "{agua}");
     let english = env.ok(&[
         "--as",
         "alice",
