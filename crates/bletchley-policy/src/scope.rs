@@ -117,6 +117,16 @@ impl Visibility {
         v
     }
 
+    /// Exactly these collections: what a site is assigned, which is not
+    /// derived from any principal's agency or operations.
+    pub fn of(ids: impl IntoIterator<Item = CollectionId>) -> Visibility {
+        let mut v = Visibility::default();
+        for id in ids {
+            v.insert(id);
+        }
+        v
+    }
+
     fn insert(&mut self, id: CollectionId) {
         let i = (id.0 / 64) as usize;
         if self.bits.len() <= i {

@@ -182,6 +182,8 @@ pub enum SealedTable {
     Operations,
     /// Passwords and API tokens of principals.
     Credentials,
+    /// Replication state: this node's site identity, its peers, the operation logs.
+    Sites,
 }
 
 impl SealedTable {
@@ -191,6 +193,7 @@ impl SealedTable {
             SealedTable::Collections => "collections",
             SealedTable::Operations => "operations",
             SealedTable::Credentials => "credentials",
+            SealedTable::Sites => "sites",
         }
     }
 }
@@ -207,6 +210,7 @@ CREATE TABLE IF NOT EXISTS principals(id INTEGER PRIMARY KEY, name_tag BLOB NOT 
 CREATE TABLE IF NOT EXISTS collections(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER REFERENCES agencies(id), sealed BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER, sealed BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS credentials(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sites(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER, sealed BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS locations(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, jurisdiction TEXT NOT NULL, spec TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS residency(scope TEXT NOT NULL, target TEXT NOT NULL, allow TEXT NOT NULL, PRIMARY KEY(scope, target));
 CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), tag BLOB NOT NULL, location_id INTEGER NOT NULL REFERENCES locations(id), object TEXT NOT NULL UNIQUE, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL);

@@ -21,6 +21,6 @@ pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{
     Actor, AuditQuery, AuditReview, CertificateRecord, InitOptions, OperationView, Platform,
-    SecondFactor, SharedCollection, TokenRecord, TokenScope, now_ms, read_audit,
+    SecondFactor, SharedCollection, SiteScope, TokenRecord, TokenScope, now_ms, read_audit,
 };
 pub use residency::{Jurisdiction, Scope};

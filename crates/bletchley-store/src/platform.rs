@@ -3,6 +3,9 @@
 
 mod credentials;
 mod jobs;
+mod sites;
+
+pub use sites::SiteScope;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 
@@ -1144,7 +1147,7 @@ impl Platform {
                 },
             ));
         }
-        self.store_items(&actor, &coll, opts, items, None)
+        self.store_items(&actor, &coll, opts, items, None, None)
     }
 
     /// Stores items derived from `source` (attachments, archive members,
@@ -1203,7 +1206,7 @@ impl Platform {
             tag: lineage,
             generation: meta.generation.saturating_add(1),
         };
-        self.store_items(actor, &coll, &opts, items, Some(&from))
+        self.store_items(actor, &coll, &opts, items, Some(&from), None)
     }
 
     /// The keyed tag that links derived items to `source`.
@@ -1217,6 +1220,8 @@ impl Platform {
     }
 
     /// Seals, places, audits and catalogs items whose checks are done.
+    /// `replica`: the one item is a copy received from another site and keeps
+    /// that site's id, time and author.
     fn store_items(
         &mut self,
         actor: &Actor,
@@ -1224,8 +1229,11 @@ impl Platform {
         opts: &IngestOptions,
         items: Vec<NewItem>,
         from: Option<&Lineage>,
+        replica: Option<&ItemMeta>,
     ) -> Result<Vec<String>> {
-        let action = if from.is_some() {
+        let action = if replica.is_some() {
+            "sync.receive"
+        } else if from.is_some() {
             "item.derive"
         } else {
             "item.ingest"
@@ -1312,7 +1320,7 @@ impl Platform {
                 batch_objects.insert(tag, c.clone());
                 ContentRef::New(c)
             };
-            let id = uuid::Uuid::now_v7().to_string();
+            let id = replica.map_or_else(|| uuid::Uuid::now_v7().to_string(), |r| r.id.clone());
             let meta = ItemMeta {
                 id: id.clone(),
                 title: it.title,
@@ -1320,9 +1328,9 @@ impl Platform {
                 collection: opts.collection.clone(),
                 authority: opts.authority.clone(),
                 size: it.content.len() as u64,
-                created_ms: now,
+                created_ms: replica.map_or(now, |r| r.created_ms),
                 retain_until_ms: opts.retain_until_ms,
-                ingested_by: actor_name.clone(),
+                ingested_by: replica.map_or_else(|| actor_name.clone(), |r| r.ingested_by.clone()),
                 derived_from: from.map(|f| f.source.clone()),
                 derivation: from.map(|f| f.derivation.clone()),
                 generation: from.map_or(0, |f| f.generation),
@@ -1731,6 +1739,7 @@ fn table_label(t: SealedTable) -> &'static str {
         SealedTable::Collections => "collection:",
         SealedTable::Operations => "operation:",
         SealedTable::Credentials => "credentials:",
+        SealedTable::Sites => "site:",
     }
 }
 

@@ -117,6 +117,12 @@ pub enum Command {
     Models(ModelsCmd),
     /// Transcribe or translate one recording, without a data directory.
     Transcribe(TranscribeArgs),
+    /// This node as a replication site: identity, enrolment, assignment, erase.
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// Signed, sealed bundles for removable media.
+    #[command(subcommand)]
+    Bundle(BundleCmd),
     /// The job queue: what is queued, running, done or failed.
     Jobs {
         /// JSON output.
@@ -715,5 +721,99 @@ pub enum GraphCmd {
         /// Why (required to include bulk collections).
         #[arg(long)]
         justification: Option<String>,
+    },
+}
+
+/// `site` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum SiteCmd {
+    /// Make this node a site (generates its signing and sealing keys).
+    Init {
+        /// Unique site name.
+        #[arg(long)]
+        name: String,
+        /// Where its bytes rest (CC/region).
+        #[arg(long)]
+        jurisdiction: String,
+        /// The highest marking it may hold, e.g. "SECRET" or "TOP SECRET//STRAP1".
+        #[arg(long)]
+        ceiling: String,
+        /// Staff nationalities, comma-separated (GBR,USA).
+        #[arg(long, value_delimiter = ',')]
+        nationalities: Vec<String>,
+        /// This is the hub.
+        #[arg(long, conflicts_with = "field", required_unless_present = "field")]
+        hub: bool,
+        /// This is a field site.
+        #[arg(long)]
+        field: bool,
+    },
+    /// Write this site's identity file (public keys, self-signed) for the other side.
+    Identity {
+        /// Where to write it (`-` for standard output).
+        out: PathBuf,
+    },
+    /// Enrol the other side from its identity file (a field site at the hub, the hub at a field
+    /// site); compare fingerprints over a separate channel.
+    Enrol {
+        /// The other side's identity file.
+        #[arg(long)]
+        identity: PathBuf,
+        /// The fingerprint read out by the other side; enrolment fails if it differs.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
+    /// Assign collections (agency/name) and operations to a field site.
+    Assign {
+        /// The field site.
+        name: String,
+        /// Collections and operations.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Take collections or operations away from a field site (its copies are removed).
+    Unassign {
+        /// The field site.
+        name: String,
+        /// Collections and operations.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// This site, its peers, and how far replication has come.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Crypto-erase: this site's own name destroys its keys now; a field site's name orders it
+    /// to do so at its next contact.
+    Erase {
+        /// A site name.
+        name: String,
+    },
+}
+
+/// `bundle` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
+    /// Write a bundle for a site: at the hub, everything it lacks; at a field site, an
+    /// acknowledgement for the hub.
+    Export {
+        /// The addressee.
+        #[arg(long)]
+        site: String,
+        /// Start at this operation instead of after the last acknowledged one.
+        #[arg(long)]
+        from: Option<u64>,
+        /// The bundle file to write.
+        out: PathBuf,
+    },
+    /// Verify and apply a bundle (importing it twice changes nothing).
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -114,6 +114,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve(&cli, a),
         Command::Bench(a) => crate::bench::run(a),
         Command::Models(c) => crate::speech::models(c),
+        Command::Site(c) => crate::sites::site(&mut open(&cli)?, &data_dir(&cli)?, c),
+        Command::Bundle(c) => crate::sites::bundle(&mut open(&cli)?, &data_dir(&cli)?, c),
         Command::Jobs { json } => crate::speech::jobs(&open(&cli)?, *json),
         Command::Work { once, decode } => crate::speech::work(&mut open(&cli)?, *once, decode),
         Command::Transcript(a) => {

@@ -14,6 +14,11 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_init(&[])
+    }
+
+    /// A data directory initialised with extra `init` arguments.
+    pub fn with_init(extra: &[&str]) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_owned();
         let env = Env {
@@ -21,7 +26,9 @@ impl Env {
             data: root.join("data"),
             root,
         };
-        env.ok(&["init", "--kdf-memory-kib", "256", "--kdf-passes", "1"]);
+        let mut args = vec!["init", "--kdf-memory-kib", "256", "--kdf-passes", "1"];
+        args.extend_from_slice(extra);
+        env.ok(&args);
         env
     }
 

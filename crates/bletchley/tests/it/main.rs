@@ -13,5 +13,6 @@ mod residency;
 mod search;
 mod server;
 mod shred;
+mod sites;
 mod speech;
 mod tamper;

@@ -1,0 +1,365 @@
+//! Platform side of replication between sites: what a site may hold, reading
+//! it out for that site, storing what a site receives under this node's own
+//! keys, and destroying this node's keys.
+//!
+//! The replication protocol itself (operation logs, bundles, signatures) is
+//! `bletchley-sync`'s; this module is where it meets the gate, the residency
+//! rules and the sealed catalog, so that no replication path can bypass them.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use bletchley_audit::{Entry, Outcome};
+use bletchley_policy::{
+    Classification, CollectionId, Gate, Marking, Nation, Principal, Role, Visibility,
+};
+
+use super::{Actor, Platform, now_ms};
+use crate::catalog::{Catalog, ItemRow, SealedTable};
+use crate::error::{Error, Result};
+use crate::item::{IngestOptions, ItemMeta, Lineage, NewItem};
+use crate::residency::{self, Jurisdiction};
+
+/// What one site may hold: the policy side of a site's record.
+#[derive(Clone, Debug)]
+pub struct SiteScope {
+    /// The site's name (for audit entries).
+    pub name: String,
+    /// The highest classification it may hold.
+    pub ceiling: Classification,
+    /// The codewords its staff are indoctrinated into.
+    pub compartments: BTreeSet<String>,
+    /// Nationalities of its staff: an item must be releasable to every one.
+    pub nationalities: Vec<Nation>,
+    /// Where its bytes rest: the residency rules must allow it.
+    pub jurisdiction: Jurisdiction,
+    /// Collections assigned to it (`agency/name`).
+    pub collections: Vec<String>,
+    /// Operations assigned to it: the collections shared into them, while
+    /// they run.
+    pub operations: Vec<String>,
+}
+
+/// The gate of a site: one per nationality of its staff, over the assigned
+/// collections only.
+struct SiteGate {
+    gates: Vec<Gate>,
+    visible: Vec<CollectionId>,
+}
+
+impl Platform {
+    /// Stores a replication record (sealed under the catalog key, found by
+    /// blind index), replacing one of the same key.
+    pub fn put_site_record<T: serde::Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
+        let tag = self.tag("site", key);
+        let sealed = self.seal_row(SealedTable::Sites, &tag, value)?;
+        match self.catalog.find_sealed(SealedTable::Sites, &tag)? {
+            Some(row) => self
+                .catalog
+                .update_sealed(SealedTable::Sites, row.id, &sealed)?,
+            None => {
+                self.catalog
+                    .insert_sealed(SealedTable::Sites, &tag, None, &sealed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a replication record.
+    pub fn site_record<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let tag = self.tag("site", key);
+        match self.catalog.find_sealed(SealedTable::Sites, &tag)? {
+            Some(row) => Ok(Some(self.open_row(
+                SealedTable::Sites,
+                &tag,
+                &row.sealed,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    fn site_gate(&self, scope: &SiteScope) -> Result<SiteGate> {
+        let collections = self.collections()?;
+        let mut visible = Vec::new();
+        for name in &scope.collections {
+            let c = collections
+                .iter()
+                .find(|c| format!("{}/{}", c.agency, c.name) == *name)
+                .ok_or_else(|| Error::Unknown {
+                    kind: "collection",
+                    name: name.clone(),
+                })?;
+            visible.push(c.id);
+        }
+        let now = now_ms() / 1000;
+        let operations = self.operations()?;
+        for name in &scope.operations {
+            let op = operations
+                .iter()
+                .find(|o| o.name == *name)
+                .ok_or_else(|| Error::Unknown {
+                    kind: "operation",
+                    name: name.clone(),
+                })?;
+            if !op.active(now) {
+                continue;
+            }
+            for id in op.shared_at(now) {
+                if collections
+                    .iter()
+                    .any(|c| c.id == id && op.agencies.contains(&c.agency))
+                {
+                    visible.push(id);
+                }
+            }
+        }
+        visible.sort_by_key(|c| c.0);
+        visible.dedup();
+        let gates = scope
+            .nationalities
+            .iter()
+            .map(|&nationality| {
+                let p = Principal {
+                    name: format!("site:{}", scope.name),
+                    agency: String::new(),
+                    clearance: scope.ceiling,
+                    compartments: scope.compartments.clone(),
+                    nationality,
+                    roles: BTreeSet::from([Role::Field]),
+                };
+                Gate::new(p, Visibility::of(visible.iter().copied()), self.home)
+            })
+            .collect();
+        Ok(SiteGate { gates, visible })
+    }
+
+    /// Whether a site may hold an item: every staff nationality passes the
+    /// gate, and the residency rules allow the site's jurisdiction.
+    fn site_may_hold(
+        &mut self,
+        scope: &SiteScope,
+        gate: &SiteGate,
+        row: &ItemRow,
+    ) -> Result<Option<ItemMeta>> {
+        let (meta, marking) = self.open_meta(row)?;
+        let coll = CollectionId(row.collection_id);
+        if gate.gates.is_empty() || gate.gates.iter().any(|g| g.check(&marking, coll).is_err()) {
+            return Ok(None);
+        }
+        let agency = self.agency_name(row.agency_id)?;
+        let rules = self.allowed_rules(&agency, coll, marking.classification().as_str())?;
+        let refs: Vec<&[Jurisdiction]> = rules.iter().map(|r| r.as_slice()).collect();
+        if !residency::allowed(&scope.jurisdiction, &refs) {
+            return Ok(None);
+        }
+        Ok(Some(meta))
+    }
+
+    /// Every item a site may hold now, by id. A system path for the sender
+    /// of replication; the content goes out only through
+    /// [`Platform::export_for_site`], which checks again and audits.
+    pub fn site_allowed(&mut self, scope: &SiteScope) -> Result<Vec<ItemMeta>> {
+        let gate = self.site_gate(scope)?;
+        let ids: Vec<u32> = gate.visible.iter().map(|c| c.0).collect();
+        let mut out = Vec::new();
+        for row in self.catalog.items_in(&ids)? {
+            if let Some(meta) = self.site_may_hold(scope, &gate, &row)? {
+                out.push(meta);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Reads items out for a site: each must pass the site's gate and
+    /// residency now; one audit entry per item, appended before any content
+    /// is returned. An item the site may not hold fails the whole call.
+    pub fn export_for_site(
+        &mut self,
+        scope: &SiteScope,
+        ids: &[String],
+    ) -> Result<Vec<(ItemMeta, Vec<u8>)>> {
+        let gate = self.site_gate(scope)?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = self.catalog.item(id)?;
+            let meta = match &row {
+                Some(r) => self.site_may_hold(scope, &gate, r)?,
+                None => None,
+            };
+            match (row, meta) {
+                (Some(r), Some(m)) => rows.push((r, m)),
+                _ => {
+                    let e = Error::NotFoundOrNotPermitted { reason: None };
+                    return Err(self.refuse(
+                        &Actor::Operator,
+                        "sync.export",
+                        vec![id.clone(), format!("site {}", scope.name)],
+                        None,
+                        e,
+                    ));
+                }
+            }
+        }
+        let now = now_ms();
+        let entries: Vec<Entry> = rows
+            .iter()
+            .map(|(r, _)| Entry {
+                time_ms: now,
+                principal: "operator".into(),
+                action: "sync.export".into(),
+                targets: vec![r.id.clone(), format!("site {}", scope.name)],
+                justification: None,
+                outcome: Outcome::Allowed,
+                reason: None,
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.audit.append(&entries)?;
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (row, meta) in rows {
+            let content = self.read_content(&row)?;
+            out.push((meta, content));
+        }
+        Ok(out)
+    }
+
+    /// Stores an item received from another site under this node's own keys,
+    /// with the sender's id, marking, collection and lineage. Creates the
+    /// agency (with a key of its own here) and the collection when they are
+    /// new here. Returns whether it was new (receiving twice changes nothing).
+    pub fn store_replica(
+        &mut self,
+        origin: &str,
+        meta: &ItemMeta,
+        content: Vec<u8>,
+    ) -> Result<bool> {
+        if self.catalog.item(&meta.id)?.is_some() {
+            return Ok(false);
+        }
+        if content.len() as u64 != meta.size {
+            return Err(Error::Invalid(format!(
+                "item {}: {} bytes received, {} announced",
+                meta.id,
+                content.len(),
+                meta.size
+            )));
+        }
+        let marking = Marking::parse(&meta.marking)
+            .map_err(|e| Error::Invalid(format!("item {}: marking: {e}", meta.id)))?;
+        let (agency, _) = meta.collection.split_once('/').ok_or_else(|| {
+            Error::Invalid(format!(
+                "item {}: collection {:?}",
+                meta.id, meta.collection
+            ))
+        })?;
+        if !self.agencies()?.iter().any(|a| a == agency) {
+            self.add_agency(agency)?;
+        }
+        let coll = match self.collection_by_name(&meta.collection)? {
+            Some(c) => c,
+            None => {
+                self.add_collection(&meta.collection, false)?;
+                self.collection_by_name(&meta.collection)?
+                    .ok_or_else(|| Error::Layout("collection vanished".into()))?
+            }
+        };
+        let from = match &meta.derived_from {
+            Some(source) => Some(Lineage {
+                source: source.clone(),
+                derivation: meta.derivation.clone().unwrap_or_else(|| "derived".into()),
+                tag: self.lineage_tag(agency, source)?,
+                generation: meta.generation,
+            }),
+            None => None,
+        };
+        let opts = IngestOptions {
+            collection: meta.collection.clone(),
+            marking,
+            authority: meta.authority.clone(),
+            retain_until_ms: meta.retain_until_ms,
+            justification: Some(format!("replicated from site {origin}")),
+        };
+        let item = NewItem {
+            title: meta.title.clone(),
+            content,
+        };
+        let actor = Actor::Principal(format!("site:{origin}"));
+        self.store_items(&actor, &coll, &opts, vec![item], from.as_ref(), Some(meta))?;
+        Ok(true)
+    }
+
+    /// Crypto-shreds an item (and what was derived from it) because the
+    /// sending site no longer allows this site to hold it. Returns whether it
+    /// was here.
+    pub fn remove_replica(&mut self, origin: &str, id: &str) -> Result<bool> {
+        let Some(row) = self.catalog.item(id)? else {
+            return Ok(false);
+        };
+        self.shred_row(
+            Actor::Principal(format!("site:{origin}")),
+            &row,
+            "sync.remove",
+        )?;
+        Ok(true)
+    }
+
+    /// Destroys this node's key files: the platform key (catalog, index,
+    /// TLS), every agency key and the oversight secret if it is still here.
+    /// Each is overwritten with random bytes and synced before it is
+    /// removed. What remains on disk is sealed under keys that no longer
+    /// exist. The audit entry is appended first. The platform must not be
+    /// used afterwards: the caller exits.
+    pub fn erase_keys(&mut self, reason: &str) -> Result<Vec<PathBuf>> {
+        self.record(
+            Actor::Operator,
+            "site.erase",
+            vec![self.root.display().to_string()],
+            None,
+            Outcome::Allowed,
+            Some(reason.to_owned()),
+        )?;
+        let dir = self.root.join("keys");
+        let mut destroyed = Vec::new();
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != "key") {
+                continue;
+            }
+            overwrite_and_remove(&path)?;
+            destroyed.push(path);
+        }
+        destroyed.sort();
+        Ok(destroyed)
+    }
+}
+
+fn overwrite_and_remove(path: &std::path::Path) -> Result<()> {
+    let io = |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len() as usize;
+    let mut noise = vec![0u8; len];
+    bletchley_crypto::random_bytes(&mut noise)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(&noise).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::remove_file(path).map_err(io)?;
+    if let Some(parent) = path.parent()
+        && let Ok(d) = std::fs::File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Replication between the hub and field sites.
+//!
+//! Each node may be a site: the hub, or a field site with a jurisdiction, a clearance ceiling and
+//! the nationalities of its staff. The hub keeps, per field site, an operation log (item added,
+//! item removed, erase ordered), hash-chained and signed; what a site may hold is decided by the
+//! store's site gate at the sender. Logs travel in sealed, signed bundles on removable media: only
+//! the addressee can open one, anyone can tell it was altered, and importing one twice changes
+//! nothing. Received items are sealed again under the receiving node's own keys, so a field site
+//! never holds a hub key.
+
+mod bundle;
+mod error;
+mod identity;
+mod oplog;
+mod site;
+
+pub use bundle::BundleHeader;
+pub use error::{Error, Result};
+pub use identity::{SiteIdentity, SiteRole};
+pub use oplog::{Op, OpKind};
+pub use site::{
+    Erased, Exported, ImportReport, PeerStatus, SiteInit, SiteStatus, assign, enrol, erase,
+    export_bundle, identity_file, import_bundle, init, status,
+};

@@ -1,0 +1,142 @@
+//! The operation log a sender keeps per receiving site: each operation names the one before it
+//! by hash, so a receiver can tell a gap, a fork or an altered history from a continuation.
+
+use bletchley_store::ItemMeta;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// What an operation does at the receiving site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OpKind {
+    /// The site may now hold this item; its content travels beside the log.
+    ItemAdded {
+        /// The item's metadata as the sender holds it.
+        meta: Box<ItemMeta>,
+    },
+    /// The site may no longer hold this item: crypto-shred it (and what was derived from it).
+    ItemRemoved {
+        /// The item.
+        id: String,
+    },
+    /// The hub orders the site to destroy its keys.
+    EraseOrdered,
+}
+
+/// One entry of the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// Hash of the previous entry (hex; zeros before the first).
+    pub prev: String,
+    /// Hash of this entry (hex), over `prev` and the rest.
+    pub hash: String,
+    /// What it does.
+    #[serde(flatten)]
+    pub kind: OpKind,
+}
+
+/// The hash before the first operation.
+pub fn genesis() -> String {
+    hex::encode([0u8; 32])
+}
+
+/// The hash of an operation given its predecessor's.
+pub fn chain_hash(prev: &str, seq: u64, kind: &OpKind) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(b"bletchley oplog v1\n");
+    h.update(prev.as_bytes());
+    h.update(seq.to_be_bytes());
+    h.update(serde_json::to_vec(kind).map_err(|e| Error::Invalid(e.to_string()))?);
+    Ok(hex::encode(h.finalize()))
+}
+
+impl Op {
+    /// A new entry after `prev`.
+    pub fn new(seq: u64, prev: &str, kind: OpKind) -> Result<Op> {
+        Ok(Op {
+            seq,
+            prev: prev.to_owned(),
+            hash: chain_hash(prev, seq, &kind)?,
+            kind,
+        })
+    }
+}
+
+/// Checks that `ops` are consecutive from `first_seq`, start after `prev`, each hash is right,
+/// and the last is `head`.
+pub fn verify_chain(ops: &[Op], first_seq: u64, prev: &str, head: &str) -> Result<()> {
+    let mut expect_prev = prev.to_owned();
+    for (i, op) in ops.iter().enumerate() {
+        if op.seq != first_seq + i as u64 {
+            return Err(Error::Tampered(format!(
+                "operation {} is out of order (expected {})",
+                op.seq,
+                first_seq + i as u64
+            )));
+        }
+        if op.prev != expect_prev || chain_hash(&op.prev, op.seq, &op.kind)? != op.hash {
+            return Err(Error::Tampered(format!(
+                "the operation log's hash chain is broken at operation {}",
+                op.seq
+            )));
+        }
+        expect_prev = op.hash.clone();
+    }
+    if expect_prev != head {
+        return Err(Error::Tampered(
+            "the operation log does not end at the head its header names".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn log(n: u64) -> Vec<Op> {
+        let mut prev = genesis();
+        (1..=n)
+            .map(|seq| {
+                let op = Op::new(
+                    seq,
+                    &prev,
+                    OpKind::ItemRemoved {
+                        id: format!("i{seq}"),
+                    },
+                )
+                .expect("op");
+                prev = op.hash.clone();
+                op
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_log_verifies() {
+        let ops = log(5);
+        let head = ops[4].hash.clone();
+        verify_chain(&ops, 1, &genesis(), &head).expect("intact");
+        verify_chain(&ops[2..], 3, &ops[1].hash, &head).expect("a tail");
+    }
+
+    proptest! {
+        #[test]
+        fn any_change_breaks_the_chain(n in 2u64..8, at in 0usize..8, what in 0u8..3) {
+            let mut ops = log(n);
+            let head = ops[ops.len() - 1].hash.clone();
+            let at = at % ops.len();
+            match what {
+                0 => ops[at].kind = OpKind::ItemRemoved { id: "other".into() },
+                1 => { ops.remove(at); }
+                _ => ops.swap(at, (at + 1) % n as usize),
+            }
+            prop_assert!(verify_chain(&ops, 1, &genesis(), &head).is_err());
+        }
+    }
+}

@@ -1,0 +1,836 @@
+//! Sites on a platform: identity, enrolment, assignment, the per-site operation log, and bundles
+//! out and in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bletchley_audit::Outcome;
+use bletchley_crypto::OversightSealer;
+use bletchley_crypto::oversight::OversightOpener;
+use bletchley_policy::{Marking, Nation};
+use bletchley_store::{Actor, Jurisdiction, Platform, SiteScope, now_ms};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{self, Body, BundleHeader, BundleKind};
+use crate::error::{Error, Result};
+use crate::identity::{SelfRecord, SignedIdentity, SiteIdentity, SiteRole};
+use crate::oplog::{Op, OpKind, genesis, verify_chain};
+
+const SELF: &str = "self";
+const PEERS: &str = "peers";
+
+fn peer_key(name: &str) -> String {
+    format!("peer/{name}")
+}
+
+fn log_key(peer: &str, seq: u64) -> String {
+    format!("log/{peer}/{seq}")
+}
+
+/// What this node sends to a peer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Outbound {
+    /// Operations logged so far.
+    last_seq: u64,
+    /// Hash of the last.
+    head: String,
+    /// The last operation the peer acknowledged.
+    acked_seq: u64,
+    /// Items the log says the peer holds (added and not removed).
+    present: BTreeSet<String>,
+    /// An erase order is pending or sent.
+    erase_ordered: bool,
+    /// The operation that carries it.
+    erase_seq: Option<u64>,
+}
+
+/// What this node has applied from a peer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Inbound {
+    applied_seq: u64,
+    head: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PeerRecord {
+    identity: SiteIdentity,
+    collections: Vec<String>,
+    operations: Vec<String>,
+    out: Outbound,
+    inbound: Inbound,
+    erase_confirmed: bool,
+}
+
+/// `site init` settings.
+#[derive(Clone, Debug)]
+pub struct SiteInit {
+    /// Unique name.
+    pub name: String,
+    /// Hub or field.
+    pub role: SiteRole,
+    /// `CC/region`.
+    pub jurisdiction: String,
+    /// A marking: its classification is the ceiling, its codewords those the site may hold.
+    pub ceiling: String,
+    /// Staff nationalities (alpha-3).
+    pub nationalities: Vec<String>,
+}
+
+fn valid_site_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid site name {name:?}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )))
+    }
+}
+
+fn parse_ceiling(ceiling: &str) -> Result<Marking> {
+    Marking::parse(ceiling).map_err(|e| Error::Invalid(format!("--ceiling {ceiling:?}: {e}")))
+}
+
+fn parse_nations(list: &[String]) -> Result<Vec<Nation>> {
+    if list.is_empty() {
+        return Err(Error::Invalid(
+            "a site needs the nationalities of its staff (--nationalities GBR[,USA..])".into(),
+        ));
+    }
+    list.iter()
+        .map(|n| {
+            Nation::from_alpha3(n.trim()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown nationality {n:?}: use ISO 3166 alpha-3 (GBR)"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Makes this node a site: generates its signing and sealing keys (kept sealed in the catalog).
+pub fn init(p: &mut Platform, s: &SiteInit) -> Result<SiteIdentity> {
+    valid_site_name(&s.name)?;
+    Jurisdiction::parse(&s.jurisdiction)?;
+    parse_ceiling(&s.ceiling)?;
+    parse_nations(&s.nationalities)?;
+    if p.site_record::<SelfRecord>(SELF)?.is_some() {
+        return Err(Error::Invalid(
+            "this node is already a site (see `bletchley site status`)".into(),
+        ));
+    }
+    let rec = SelfRecord::generate(SiteIdentity {
+        name: s.name.clone(),
+        role: s.role,
+        jurisdiction: s.jurisdiction.clone(),
+        ceiling: s.ceiling.clone(),
+        nationalities: s
+            .nationalities
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .collect(),
+        signing_key: String::new(),
+        sealing_key: String::new(),
+    })?;
+    p.put_site_record(SELF, &rec)?;
+    p.record(
+        Actor::Operator,
+        "site.init",
+        vec![s.name.clone()],
+        None,
+        Outcome::Allowed,
+        Some(format!(
+            "{:?}, fingerprint {}",
+            s.role,
+            rec.identity.fingerprint()
+        )),
+    )?;
+    Ok(rec.identity)
+}
+
+fn this(p: &Platform) -> Result<SelfRecord> {
+    p.site_record::<SelfRecord>(SELF)?.ok_or(Error::NotASite)
+}
+
+/// This site's identity file (public keys, self-signed), to hand to the other side.
+pub fn identity_file(p: &Platform) -> Result<String> {
+    let signed = this(p)?.signed_identity()?;
+    serde_json::to_string_pretty(&signed).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+fn peer_names(p: &Platform) -> Result<Vec<String>> {
+    Ok(p.site_record::<Vec<String>>(PEERS)?.unwrap_or_default())
+}
+
+fn peer(p: &Platform, name: &str) -> Result<PeerRecord> {
+    p.site_record::<PeerRecord>(&peer_key(name))?
+        .ok_or_else(|| Error::UnknownSite(name.to_owned()))
+}
+
+/// Enrols the other side: a field site at the hub, or the hub at a field site. The identity file
+/// came out of band; `fingerprint`, read over a separate channel, must match when given.
+pub fn enrol(
+    p: &mut Platform,
+    identity_text: &str,
+    fingerprint: Option<&str>,
+) -> Result<SiteIdentity> {
+    let me = this(p)?;
+    let id = SignedIdentity::parse(identity_text)?;
+    valid_site_name(&id.name)?;
+    Jurisdiction::parse(&id.jurisdiction)?;
+    parse_ceiling(&id.ceiling)?;
+    parse_nations(&id.nationalities)?;
+    if let Some(f) = fingerprint
+        && f.trim() != id.fingerprint()
+    {
+        return Err(Error::Invalid(format!(
+            "fingerprint mismatch: the file's is {}, you were told {}: do not enrol it",
+            id.fingerprint(),
+            f.trim()
+        )));
+    }
+    match (me.identity.role, id.role) {
+        (SiteRole::Hub, SiteRole::Field) | (SiteRole::Field, SiteRole::Hub) => {}
+        (a, b) => {
+            return Err(Error::Invalid(format!(
+                "a {a:?} site enrols {}, not a {b:?} site",
+                if a == SiteRole::Hub {
+                    "field sites"
+                } else {
+                    "its hub"
+                }
+            )));
+        }
+    }
+    if id.name == me.identity.name {
+        return Err(Error::Invalid("a site cannot enrol itself".into()));
+    }
+    let mut names = peer_names(p)?;
+    if me.identity.role == SiteRole::Field && names.iter().any(|n| n != &id.name) {
+        return Err(Error::Invalid("this field site already has a hub".into()));
+    }
+    if let Some(existing) = p.site_record::<PeerRecord>(&peer_key(&id.name))? {
+        if existing.identity == id {
+            return Ok(id);
+        }
+        return Err(Error::Invalid(format!(
+            "a different site named {:?} is already enrolled",
+            id.name
+        )));
+    }
+    let rec = PeerRecord {
+        identity: id.clone(),
+        collections: Vec::new(),
+        operations: Vec::new(),
+        out: Outbound {
+            head: genesis(),
+            ..Outbound::default()
+        },
+        inbound: Inbound {
+            applied_seq: 0,
+            head: genesis(),
+        },
+        erase_confirmed: false,
+    };
+    p.put_site_record(&peer_key(&id.name), &rec)?;
+    names.push(id.name.clone());
+    p.put_site_record(PEERS, &names)?;
+    p.record(
+        Actor::Operator,
+        "site.enrol",
+        vec![id.name.clone()],
+        None,
+        Outcome::Allowed,
+        Some(format!("{:?}, fingerprint {}", id.role, id.fingerprint())),
+    )?;
+    Ok(id)
+}
+
+/// Assigns collections (`agency/name`) and operations (names without `/`) to a field site, or
+/// takes them away. Nothing moves until the next bundle or sync, which carries the difference.
+pub fn assign(p: &mut Platform, name: &str, targets: &[String], remove: bool) -> Result<()> {
+    let mut rec = peer(p, name)?;
+    if rec.identity.role != SiteRole::Field {
+        return Err(Error::Invalid(format!("{name} is not a field site")));
+    }
+    let collections: BTreeSet<String> = p
+        .collections()?
+        .into_iter()
+        .map(|c| format!("{}/{}", c.agency, c.name))
+        .collect();
+    let operations: BTreeSet<String> = p.operations()?.into_iter().map(|o| o.name).collect();
+    for t in targets {
+        let (list, known) = if t.contains('/') {
+            (&mut rec.collections, collections.contains(t))
+        } else {
+            (&mut rec.operations, operations.contains(t))
+        };
+        if !known {
+            return Err(Error::Invalid(format!(
+                "no collection or operation named {t:?}"
+            )));
+        }
+        if remove {
+            list.retain(|x| x != t);
+        } else if !list.contains(t) {
+            list.push(t.clone());
+        }
+    }
+    p.put_site_record(&peer_key(name), &rec)?;
+    p.record(
+        Actor::Operator,
+        if remove {
+            "site.unassign"
+        } else {
+            "site.assign"
+        },
+        [vec![name.to_owned()], targets.to_vec()].concat(),
+        None,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok(())
+}
+
+fn scope(rec: &PeerRecord) -> Result<SiteScope> {
+    let ceiling = parse_ceiling(&rec.identity.ceiling)?;
+    Ok(SiteScope {
+        name: rec.identity.name.clone(),
+        ceiling: ceiling.classification(),
+        compartments: ceiling.compartments().map(str::to_owned).collect(),
+        nationalities: parse_nations(&rec.identity.nationalities)?,
+        jurisdiction: Jurisdiction::parse(&rec.identity.jurisdiction)?,
+        collections: rec.collections.clone(),
+        operations: rec.operations.clone(),
+    })
+}
+
+/// One peer as `site status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    /// Its identity.
+    pub identity: SiteIdentity,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// Collections assigned.
+    pub collections: Vec<String>,
+    /// Operations assigned.
+    pub operations: Vec<String>,
+    /// Operations logged for it.
+    pub logged: u64,
+    /// Operations it acknowledged.
+    pub acknowledged: u64,
+    /// Items it holds by the log.
+    pub items: usize,
+    /// Operations applied from it.
+    pub applied: u64,
+    /// `none`, `ordered`, `sent` or `confirmed`.
+    pub erase: String,
+}
+
+/// `site status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteStatus {
+    /// This site.
+    pub identity: SiteIdentity,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// The other side(s).
+    pub peers: Vec<PeerStatus>,
+}
+
+/// This site and its peers.
+pub fn status(p: &Platform) -> Result<SiteStatus> {
+    let me = this(p)?;
+    let mut peers = Vec::new();
+    for name in peer_names(p)? {
+        let r = peer(p, &name)?;
+        let erase = if r.erase_confirmed {
+            "confirmed"
+        } else if r.out.erase_seq.is_some() {
+            "sent"
+        } else if r.out.erase_ordered {
+            "ordered"
+        } else {
+            "none"
+        };
+        peers.push(PeerStatus {
+            fingerprint: r.identity.fingerprint(),
+            identity: r.identity,
+            collections: r.collections,
+            operations: r.operations,
+            logged: r.out.last_seq,
+            acknowledged: r.out.acked_seq,
+            items: r.out.present.len(),
+            applied: r.inbound.applied_seq,
+            erase: erase.into(),
+        });
+    }
+    Ok(SiteStatus {
+        fingerprint: me.identity.fingerprint(),
+        identity: me.identity,
+        peers,
+    })
+}
+
+/// What `erase` did.
+#[derive(Debug)]
+pub enum Erased {
+    /// This node's key files were destroyed.
+    Local(Vec<std::path::PathBuf>),
+    /// The order goes to the field site with the next bundle or sync.
+    Ordered,
+}
+
+/// `site erase NAME`: this node's own name destroys its keys now (a field officer under duress);
+/// an enrolled field site's name orders it to do so at its next contact.
+pub fn erase(p: &mut Platform, name: &str) -> Result<Erased> {
+    let me = this(p)?;
+    if me.identity.name == name {
+        let destroyed = p.erase_keys("erased locally by the operator")?;
+        return Ok(Erased::Local(destroyed));
+    }
+    let mut rec = peer(p, name)?;
+    if rec.identity.role != SiteRole::Field {
+        return Err(Error::Invalid(format!("{name} is not a field site")));
+    }
+    rec.out.erase_ordered = true;
+    p.put_site_record(&peer_key(name), &rec)?;
+    p.record(
+        Actor::Operator,
+        "site.erase_order",
+        vec![name.to_owned()],
+        None,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok(Erased::Ordered)
+}
+
+/// Brings the log for a field site up to date with what it may hold now: removals for items it
+/// may no longer hold, additions for new ones, and a pending erase order. Operations are written
+/// before the state that counts them, so a crash between leaves entries that are overwritten.
+fn extend_log(p: &mut Platform, rec: &mut PeerRecord) -> Result<BTreeMap<String, ()>> {
+    let allowed = p.site_allowed(&scope(rec)?)?;
+    let allowed_ids: BTreeMap<String, ()> = allowed.iter().map(|m| (m.id.clone(), ())).collect();
+    let mut kinds = Vec::new();
+    for id in &rec.out.present {
+        if !allowed_ids.contains_key(id) {
+            kinds.push(OpKind::ItemRemoved { id: id.clone() });
+        }
+    }
+    for meta in allowed {
+        if !rec.out.present.contains(&meta.id) {
+            kinds.push(OpKind::ItemAdded {
+                meta: Box::new(meta),
+            });
+        }
+    }
+    if rec.out.erase_ordered && rec.out.erase_seq.is_none() {
+        kinds.push(OpKind::EraseOrdered);
+    }
+    let name = rec.identity.name.clone();
+    for kind in kinds {
+        let seq = rec.out.last_seq + 1;
+        let op = Op::new(seq, &rec.out.head, kind)?;
+        p.put_site_record(&log_key(&name, seq), &op)?;
+        match &op.kind {
+            OpKind::ItemAdded { meta } => {
+                rec.out.present.insert(meta.id.clone());
+            }
+            OpKind::ItemRemoved { id } => {
+                rec.out.present.remove(id);
+            }
+            OpKind::EraseOrdered => rec.out.erase_seq = Some(seq),
+        }
+        rec.out.head = op.hash;
+        rec.out.last_seq = seq;
+    }
+    p.put_site_record(&peer_key(&name), rec)?;
+    Ok(allowed_ids)
+}
+
+/// A bundle ready to write, and what it holds.
+pub struct Exported {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// Its readable header.
+    pub header: BundleHeader,
+    /// Items whose content it carries.
+    pub items: usize,
+}
+
+fn seal_and_sign(
+    me: &SelfRecord,
+    to: &SiteIdentity,
+    mut header: BundleHeader,
+    body: &Body,
+) -> Result<Vec<u8>> {
+    let sealer = OversightSealer::new(&to.sealing_key()?)?;
+    header.ephemeral = hex::encode(sealer.ephemeral_public());
+    let hb = bundle::header_bytes(&header)?;
+    let sealed = sealer.seal(0, &hb, &bundle::encode_body(body)?)?;
+    let key = me.signing_key()?;
+    Ok(bundle::frame(&hb, &sealed, |m| key.sign(m)))
+}
+
+/// `bundle export --site NAME`: at the hub, every operation the field site has not acknowledged
+/// (or from `from`), with the contents of the items it adds; at a field site, an acknowledgement
+/// of what it has applied from the hub. `None` when there is nothing to send.
+pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<Option<Exported>> {
+    let me = this(p)?;
+    let mut rec = peer(p, site)?;
+    if me.identity.role == SiteRole::Field {
+        let header = BundleHeader {
+            version: 1,
+            kind: BundleKind::Ack,
+            from: me.identity.name.clone(),
+            to: site.to_owned(),
+            first_seq: rec.inbound.applied_seq,
+            last_seq: rec.inbound.applied_seq,
+            prev: rec.inbound.head.clone(),
+            head: rec.inbound.head.clone(),
+            created_ms: now_ms(),
+            ephemeral: String::new(),
+        };
+        let bytes = seal_and_sign(&me, &rec.identity, header.clone(), &Body::default())?;
+        p.record(
+            Actor::Operator,
+            "bundle.export",
+            vec![site.to_owned(), format!("ack {}", rec.inbound.applied_seq)],
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        return Ok(Some(Exported {
+            bytes,
+            header,
+            items: 0,
+        }));
+    }
+    let allowed = extend_log(p, &mut rec)?;
+    let first = from.unwrap_or(rec.out.acked_seq + 1).max(1);
+    if first > rec.out.last_seq + 1 {
+        return Err(Error::Invalid(format!(
+            "the log for {site} has {} operations: cannot start at {first}",
+            rec.out.last_seq
+        )));
+    }
+    if first > rec.out.last_seq {
+        return Ok(None);
+    }
+    let mut ops = Vec::new();
+    for seq in first..=rec.out.last_seq {
+        let op: Op = p
+            .site_record(&log_key(site, seq))?
+            .ok_or_else(|| Error::Invalid(format!("operation {seq} for {site} is missing")))?;
+        ops.push(op);
+    }
+    // Contents only for items the site may still hold; a later removal in the same bundle
+    // makes the addition a no-op at the site.
+    let wanted: Vec<String> = ops
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OpKind::ItemAdded { meta } if allowed.contains_key(&meta.id) => Some(meta.id.clone()),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let contents: Vec<(String, Vec<u8>)> = p
+        .export_for_site(&scope(&rec)?, &wanted)?
+        .into_iter()
+        .map(|(m, c)| (m.id, c))
+        .collect();
+    let header = BundleHeader {
+        version: 1,
+        kind: BundleKind::Ops,
+        from: me.identity.name.clone(),
+        to: site.to_owned(),
+        first_seq: first,
+        last_seq: rec.out.last_seq,
+        prev: ops[0].prev.clone(),
+        head: rec.out.head.clone(),
+        created_ms: now_ms(),
+        ephemeral: String::new(),
+    };
+    let items = contents.len();
+    let bytes = seal_and_sign(&me, &rec.identity, header.clone(), &Body { ops, contents })?;
+    p.record(
+        Actor::Operator,
+        "bundle.export",
+        vec![
+            site.to_owned(),
+            format!("operations {first}..{}", rec.out.last_seq),
+        ],
+        None,
+        Outcome::Allowed,
+        Some(format!("{items} items")),
+    )?;
+    Ok(Some(Exported {
+        bytes,
+        header,
+        items,
+    }))
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportReport {
+    /// The sender.
+    pub from: String,
+    /// Operations applied now (0 when the bundle was already imported).
+    pub applied: u64,
+    /// Items added.
+    pub added: usize,
+    /// Items removed (crypto-shredded).
+    pub removed: usize,
+    /// The sender's log position this site now holds.
+    pub position: u64,
+    /// Already imported: nothing changed.
+    pub already: bool,
+    /// An acknowledgement was recorded (at the hub).
+    pub acknowledged: Option<u64>,
+    /// The hub ordered an erase and this node's keys are destroyed; the signed confirmation
+    /// for the hub (a bundle) is here.
+    #[serde(skip)]
+    pub erased: Option<Vec<u8>>,
+}
+
+/// `bundle import FILE`: checks framing, addressee, signature, seal and chain before anything
+/// is applied; refusals are audited and change nothing else.
+pub fn import_bundle(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
+    match import_checked(p, bytes) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let _ = p.record(
+                Actor::Operator,
+                "bundle.import",
+                Vec::new(),
+                None,
+                Outcome::Refused,
+                Some(e.to_string()),
+            );
+            Err(e)
+        }
+    }
+}
+
+fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
+    let me = this(p)?;
+    let parsed = bundle::parse(bytes)?;
+    let h = parsed.header.clone();
+    if h.to != me.identity.name {
+        return Err(Error::Misaddressed {
+            to: h.to,
+            this: me.identity.name,
+        });
+    }
+    let mut rec = p
+        .site_record::<PeerRecord>(&peer_key(&h.from))?
+        .ok_or_else(|| {
+            Error::Tampered(format!(
+                "it comes from {:?}, which is not enrolled here",
+                h.from
+            ))
+        })?;
+    if !rec
+        .identity
+        .verifying_key()?
+        .verify(parsed.signed, parsed.signature)
+    {
+        return Err(Error::Tampered(format!(
+            "the signature of {:?} does not verify: the bundle was altered or forged",
+            h.from
+        )));
+    }
+    let epk: [u8; 32] = hex::decode(&h.ephemeral)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| Error::Malformed("the sealing key in the header".into()))?;
+    let plain = OversightOpener::new(&me.sealing_secret()?)
+        .open(&epk, 0, parsed.header_bytes, parsed.sealed)
+        .map_err(|_| {
+            Error::Tampered("the sealed body does not open with this site's key".into())
+        })?;
+    let body = bundle::decode_body(&plain)?;
+    match h.kind {
+        BundleKind::Ack => apply_ack(p, &mut rec, &h),
+        BundleKind::Ops => apply_ops(p, &mut rec, &h, body),
+    }
+}
+
+fn apply_ack(p: &mut Platform, rec: &mut PeerRecord, h: &BundleHeader) -> Result<ImportReport> {
+    let name = rec.identity.name.clone();
+    if h.last_seq > rec.out.last_seq {
+        return Err(Error::Fork(name));
+    }
+    let expected = if h.last_seq == 0 {
+        genesis()
+    } else {
+        p.site_record::<Op>(&log_key(&name, h.last_seq))?
+            .map(|o| o.hash)
+            .ok_or_else(|| Error::Fork(name.clone()))?
+    };
+    if expected != h.head {
+        return Err(Error::Fork(name));
+    }
+    if h.last_seq < rec.out.acked_seq {
+        return Err(Error::Replayed {
+            from: name,
+            ends: h.last_seq,
+            applied: rec.out.acked_seq,
+        });
+    }
+    let already = h.last_seq == rec.out.acked_seq;
+    rec.out.acked_seq = h.last_seq;
+    if rec.out.erase_seq.is_some_and(|s| s <= h.last_seq) {
+        rec.erase_confirmed = true;
+    }
+    p.put_site_record(&peer_key(&name), rec)?;
+    p.record(
+        Actor::Operator,
+        "bundle.import",
+        vec![name.clone(), format!("ack {}", h.last_seq)],
+        None,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok(ImportReport {
+        from: name,
+        position: h.last_seq,
+        already,
+        acknowledged: Some(h.last_seq),
+        ..ImportReport::default()
+    })
+}
+
+fn apply_ops(
+    p: &mut Platform,
+    rec: &mut PeerRecord,
+    h: &BundleHeader,
+    body: Body,
+) -> Result<ImportReport> {
+    let name = rec.identity.name.clone();
+    if body.ops.is_empty() || h.first_seq == 0 || h.last_seq < h.first_seq {
+        return Err(Error::Malformed("a bundle without operations".into()));
+    }
+    verify_chain(&body.ops, h.first_seq, &h.prev, &h.head)?;
+    if h.last_seq != h.first_seq + body.ops.len() as u64 - 1 {
+        return Err(Error::Tampered(
+            "the header's operation range does not match".into(),
+        ));
+    }
+    let applied = rec.inbound.applied_seq;
+    if h.last_seq < applied {
+        return Err(Error::Replayed {
+            from: name,
+            ends: h.last_seq,
+            applied,
+        });
+    }
+    if h.first_seq > applied + 1 {
+        return Err(Error::Gap {
+            from: name,
+            starts: h.first_seq,
+            applied,
+            next: applied + 1,
+        });
+    }
+    // The bundle must continue exactly the history already applied.
+    let held = if applied + 1 == h.first_seq {
+        h.prev.clone()
+    } else {
+        body.ops[(applied - h.first_seq) as usize].hash.clone()
+    };
+    if held != rec.inbound.head {
+        return Err(Error::Fork(name));
+    }
+    if h.last_seq == applied {
+        return Ok(ImportReport {
+            from: name,
+            position: applied,
+            already: true,
+            ..ImportReport::default()
+        });
+    }
+    let fresh: Vec<&Op> = body.ops.iter().filter(|o| o.seq > applied).collect();
+    // Check everything before changing anything: every addition that stays has its content.
+    let contents: BTreeMap<&str, &Vec<u8>> =
+        body.contents.iter().map(|(i, c)| (i.as_str(), c)).collect();
+    let mut last_op_of: BTreeMap<&str, u64> = BTreeMap::new();
+    for o in &fresh {
+        match &o.kind {
+            OpKind::ItemAdded { meta } => last_op_of.insert(meta.id.as_str(), o.seq),
+            OpKind::ItemRemoved { id } => last_op_of.insert(id.as_str(), o.seq),
+            OpKind::EraseOrdered => None,
+        };
+    }
+    for o in &fresh {
+        if let OpKind::ItemAdded { meta } = &o.kind {
+            let stays = last_op_of.get(meta.id.as_str()) == Some(&o.seq);
+            if stays && !contents.contains_key(meta.id.as_str()) {
+                return Err(Error::Malformed(format!(
+                    "item {} is added without its content",
+                    meta.id
+                )));
+            }
+            Marking::parse(&meta.marking)
+                .map_err(|e| Error::Malformed(format!("item {}: marking: {e}", meta.id)))?;
+        }
+    }
+    let mut report = ImportReport {
+        from: name.clone(),
+        ..ImportReport::default()
+    };
+    let mut erase = false;
+    for o in &fresh {
+        match &o.kind {
+            OpKind::ItemAdded { meta } => {
+                if let Some(content) = contents.get(meta.id.as_str())
+                    && last_op_of.get(meta.id.as_str()) == Some(&o.seq)
+                    && p.store_replica(&name, meta, (*content).clone())?
+                {
+                    report.added += 1;
+                }
+            }
+            OpKind::ItemRemoved { id } => {
+                if p.remove_replica(&name, id)? {
+                    report.removed += 1;
+                }
+            }
+            OpKind::EraseOrdered => erase = true,
+        }
+    }
+    rec.inbound.applied_seq = h.last_seq;
+    rec.inbound.head = h.head.clone();
+    p.put_site_record(&peer_key(&name), rec)?;
+    report.applied = fresh.len() as u64;
+    report.position = h.last_seq;
+    p.record(
+        Actor::Operator,
+        "bundle.import",
+        vec![
+            name.clone(),
+            format!("operations {}..{}", h.first_seq, h.last_seq),
+        ],
+        None,
+        Outcome::Allowed,
+        Some(format!(
+            "{} added, {} removed",
+            report.added, report.removed
+        )),
+    )?;
+    if erase {
+        // The confirmation is signed while the keys still exist; then they go.
+        let ack = export_bundle(p, &name, None)?
+            .ok_or_else(|| Error::Invalid("no confirmation could be written".into()))?;
+        p.erase_keys(&format!("erase ordered by {name}"))?;
+        report.erased = Some(ack.bytes);
+    }
+    Ok(report)
+}

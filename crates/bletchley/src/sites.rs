@@ -1,0 +1,202 @@
+//! `site` and `bundle`: this node as a replication site, and bundles on removable media.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use bletchley_store::Platform;
+use bletchley_sync::{Erased, SiteInit, SiteRole};
+
+use crate::cli::{BundleCmd, SiteCmd};
+
+/// Writes a file whole or not at all: a temporary file beside it, synced, then renamed.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// `site ...`.
+pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
+    match c {
+        SiteCmd::Init {
+            name,
+            jurisdiction,
+            ceiling,
+            nationalities,
+            hub,
+            field: _,
+        } => {
+            let id = bletchley_sync::init(
+                p,
+                &SiteInit {
+                    name: name.clone(),
+                    role: if *hub { SiteRole::Hub } else { SiteRole::Field },
+                    jurisdiction: jurisdiction.clone(),
+                    ceiling: ceiling.clone(),
+                    nationalities: nationalities.clone(),
+                },
+            )?;
+            println!(
+                "site {} ({:?}) initialised; fingerprint {}\nnext: `bletchley site identity FILE`, give FILE to the other side, read them the fingerprint",
+                id.name,
+                id.role,
+                id.fingerprint()
+            );
+        }
+        SiteCmd::Identity { out } => {
+            let text = bletchley_sync::identity_file(p)?;
+            if out.as_os_str() == "-" {
+                println!("{text}");
+            } else {
+                write_atomic(out, text.as_bytes())?;
+                println!("wrote {}", out.display());
+            }
+        }
+        SiteCmd::Enrol {
+            identity,
+            fingerprint,
+        } => {
+            let text = std::fs::read_to_string(identity)
+                .with_context(|| format!("reading {}", identity.display()))?;
+            let id = bletchley_sync::enrol(p, &text, fingerprint.as_deref())?;
+            println!(
+                "enrolled {} ({:?}, {}, ceiling {}, staff {}); fingerprint {}",
+                id.name,
+                id.role,
+                id.jurisdiction,
+                id.ceiling,
+                id.nationalities.join(","),
+                id.fingerprint()
+            );
+            if fingerprint.is_none() {
+                println!("check that fingerprint with the other side over a separate channel");
+            }
+        }
+        SiteCmd::Assign { name, targets } => {
+            bletchley_sync::assign(p, name, targets, false)?;
+            println!("assigned {} to {name}", targets.join(", "));
+        }
+        SiteCmd::Unassign { name, targets } => {
+            bletchley_sync::assign(p, name, targets, true)?;
+            println!("took {} from {name}", targets.join(", "));
+        }
+        SiteCmd::Status { json } => {
+            let s = bletchley_sync::status(p)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "site {} ({:?}) {} ceiling {} staff {} fingerprint {}",
+                    s.identity.name,
+                    s.identity.role,
+                    s.identity.jurisdiction,
+                    s.identity.ceiling,
+                    s.identity.nationalities.join(","),
+                    s.fingerprint
+                );
+                for peer in &s.peers {
+                    println!(
+                        "  {} ({:?}) {} ceiling {}: assigned [{}] ops logged {} acknowledged {} items {} applied {} erase {}",
+                        peer.identity.name,
+                        peer.identity.role,
+                        peer.identity.jurisdiction,
+                        peer.identity.ceiling,
+                        [peer.collections.clone(), peer.operations.clone()]
+                            .concat()
+                            .join(", "),
+                        peer.logged,
+                        peer.acknowledged,
+                        peer.items,
+                        peer.applied,
+                        peer.erase
+                    );
+                }
+            }
+        }
+        SiteCmd::Erase { name } => match bletchley_sync::erase(p, name)? {
+            Erased::Local(files) => {
+                println!(
+                    "erased: {} key files overwritten and removed; what is left in {} cannot be read",
+                    files.len(),
+                    data.display()
+                );
+            }
+            Erased::Ordered => {
+                println!("erase ordered: {name} destroys its keys when it next imports a bundle");
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bundle ...`.
+pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode> {
+    match c {
+        BundleCmd::Export { site, from, out } => {
+            match bletchley_sync::export_bundle(p, site, *from)? {
+                None => println!("nothing to send: {site} has acknowledged everything"),
+                Some(b) => {
+                    write_atomic(out, &b.bytes)?;
+                    println!(
+                        "wrote {} ({} bytes) for {site}: operations {}..{}, {} items",
+                        out.display(),
+                        b.bytes.len(),
+                        b.header.first_seq,
+                        b.header.last_seq,
+                        b.items
+                    );
+                }
+            }
+        }
+        BundleCmd::Import { file, json } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let r = bletchley_sync::import_bundle(p, &bytes)
+                .with_context(|| format!("importing {}", file.display()))?;
+            let confirmation = match &r.erased {
+                Some(ack) => {
+                    let path = PathBuf::from(format!("{}.erased", file.display()));
+                    write_atomic(&path, ack)?;
+                    Some(path)
+                }
+                None => None,
+            };
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else if r.already {
+                println!(
+                    "already imported: nothing changed (at operation {} of {})",
+                    r.position, r.from
+                );
+            } else if let Some(n) = r.acknowledged {
+                println!("{} acknowledged operations up to {n}", r.from);
+            } else {
+                println!(
+                    "imported from {}: {} operations, {} items added, {} removed; now at operation {}",
+                    r.from, r.applied, r.added, r.removed, r.position
+                );
+            }
+            if let Some(path) = confirmation {
+                println!(
+                    "ERASED on the order of {}: keys destroyed; carry the confirmation {} back",
+                    r.from,
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
