@@ -644,6 +644,7 @@ pub(crate) async fn ingest(s: &Shared, who: String, u: Upload, body: Vec<u8>) ->
                 authority: u.authority,
                 retain_until_ms: None,
                 justification: u.justification,
+                priority: Default::default(),
             };
             Ok(bletchley_index::ingest::ingest(
                 &mut st.platform,

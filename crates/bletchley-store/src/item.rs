@@ -34,6 +34,68 @@ pub struct ItemMeta {
     /// Steps from the ingested item it descends from (0 for that item).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub generation: u32,
+    /// Precedence in replication: a FLASH item overtakes ROUTINE transfers.
+    #[serde(default, skip_serializing_if = "Priority::is_routine")]
+    pub priority: Priority,
+}
+
+/// Message precedence, as signals traffic knows it: the order in which replication moves items
+/// when a link is narrow. Sorted most urgent first.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Priority {
+    /// First, pre-empting everything else.
+    Flash,
+    /// Before priority and routine traffic.
+    Immediate,
+    /// Before routine traffic.
+    Priority,
+    /// Everything else.
+    #[default]
+    Routine,
+}
+
+impl Priority {
+    fn is_routine(&self) -> bool {
+        *self == Priority::Routine
+    }
+
+    /// The name as written (`FLASH`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Flash => "FLASH",
+            Priority::Immediate => "IMMEDIATE",
+            Priority::Priority => "PRIORITY",
+            Priority::Routine => "ROUTINE",
+        }
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Priority> {
+        match s.to_ascii_uppercase().as_str() {
+            "FLASH" | "Z" => Ok(Priority::Flash),
+            "IMMEDIATE" | "O" => Ok(Priority::Immediate),
+            "PRIORITY" | "P" => Ok(Priority::Priority),
+            "ROUTINE" | "R" => Ok(Priority::Routine),
+            _ => Err(crate::Error::Invalid(format!(
+                "unknown priority {s:?}: use FLASH, IMMEDIATE, PRIORITY or ROUTINE"
+            ))),
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -78,6 +140,8 @@ pub struct IngestOptions {
     pub retain_until_ms: Option<i64>,
     /// Justification, recorded in the audit entries.
     pub justification: Option<String>,
+    /// Precedence in replication.
+    pub priority: Priority,
 }
 
 /// What a listing returns.

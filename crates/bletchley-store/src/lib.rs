@@ -15,7 +15,7 @@ pub mod platform;
 pub mod residency;
 
 pub use error::{Error, Result};
-pub use item::{IndexFeedItem, IngestOptions, ItemMeta, Listing, NewItem};
+pub use item::{IndexFeedItem, IngestOptions, ItemMeta, Listing, NewItem, Priority};
 pub use jobs::{Job, JobState};
 pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};

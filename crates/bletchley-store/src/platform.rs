@@ -1199,6 +1199,7 @@ impl Platform {
             authority: meta.authority.clone(),
             retain_until_ms: meta.retain_until_ms,
             justification: None,
+            priority: meta.priority,
         };
         let from = Lineage {
             source: source.to_owned(),
@@ -1334,6 +1335,7 @@ impl Platform {
                 derived_from: from.map(|f| f.source.clone()),
                 derivation: from.map(|f| f.derivation.clone()),
                 generation: from.map_or(0, |f| f.generation),
+                priority: opts.priority,
             };
             let idek = DataKey::generate()?;
             let w = keys.provider.wrap(&idek, &wrap_aad("items", &id))?;

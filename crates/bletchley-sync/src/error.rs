@@ -68,6 +68,15 @@ pub enum Error {
         /// What to ask for.
         next: u64,
     },
+    /// The other side broke the replication protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The other side refused the TLS session (an unknown or revoked certificate).
+    #[error("refused by the other side: {0}")]
+    Refused(String),
+    /// The link failed (cut, reset, timed out); replication resumes where it stopped.
+    #[error("link: {0}")]
+    Link(String),
     /// The log does not continue what was applied (a fork or a forged history).
     #[error(
         "bundle does not continue the operation log this site holds from {0:?}: nothing imported"

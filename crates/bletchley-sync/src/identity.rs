@@ -34,6 +34,9 @@ pub struct SiteIdentity {
     pub signing_key: String,
     /// X25519 key that bundles to it are sealed to (hex).
     pub sealing_key: String,
+    /// Its TLS certificate (DER, hex), pinned by the other side for mutual TLS.
+    #[serde(default)]
+    pub certificate: String,
 }
 
 /// An identity with its self-signature, as written to a file.
@@ -49,6 +52,9 @@ pub(crate) struct SelfRecord {
     pub identity: SiteIdentity,
     pub signing_seed: String,
     pub sealing_secret: String,
+    /// The TLS certificate's private key (PKCS#8 DER, hex).
+    #[serde(default)]
+    pub tls_key: String,
 }
 
 impl SelfRecord {
@@ -58,10 +64,15 @@ impl SelfRecord {
         let mut identity = identity_without_keys;
         identity.signing_key = hex::encode(signing.verifying_key().0);
         identity.sealing_key = hex::encode(sealing.public_key().0);
+        let tls =
+            rcgen::generate_simple_self_signed(vec![format!("{}.site.bletchley", identity.name)])
+                .map_err(|e| Error::Invalid(format!("making the TLS certificate: {e}")))?;
+        identity.certificate = hex::encode(tls.cert.der());
         Ok(SelfRecord {
             identity,
             signing_seed: hex::encode(signing.seed().expose()),
             sealing_secret: hex::encode(sealing.secret().expose()),
+            tls_key: hex::encode(tls.signing_key.serialize_der()),
         })
     }
 
@@ -110,6 +121,14 @@ impl SiteIdentity {
         Ok(OversightPublicKey(key32(&self.sealing_key, "sealing key")?))
     }
 
+    /// The TLS certificate, DER.
+    pub fn certificate_der(&self) -> Result<Vec<u8>> {
+        hex::decode(&self.certificate)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::Invalid("the identity has no TLS certificate".into()))
+    }
+
     /// A short digest of both public keys, read aloud over a separate channel at enrolment so
     /// that a substituted identity file is noticed.
     pub fn fingerprint(&self) -> String {
@@ -117,6 +136,8 @@ impl SiteIdentity {
         h.update(self.signing_key.as_bytes());
         h.update(b"/");
         h.update(self.sealing_key.as_bytes());
+        h.update(b"/");
+        h.update(self.certificate.as_bytes());
         let d = hex::encode(&h.finalize()[..10]);
         d.as_bytes()
             .chunks(4)
@@ -142,6 +163,7 @@ impl SignedIdentity {
             .map_err(|_| Error::Invalid("identity signature is not hex".into()))?;
         let key = s.identity.verifying_key()?;
         s.identity.sealing_key()?;
+        s.identity.certificate_der()?;
         if !key.verify(&identity_bytes(&s.identity)?, &sig) {
             return Err(Error::Invalid(
                 "the identity's signature does not verify: the file was altered".into(),

@@ -10,15 +10,23 @@
 
 mod bundle;
 mod error;
+mod field;
+mod hub;
 mod identity;
 mod oplog;
 mod site;
+mod staging;
+mod tls;
+mod wire;
 
 pub use bundle::BundleHeader;
 pub use error::{Error, Result};
+pub use field::{SyncOptions, SyncReport, sync};
+pub use hub::{ListenOptions, listen};
 pub use identity::{SiteIdentity, SiteRole};
 pub use oplog::{Op, OpKind};
 pub use site::{
     Erased, Exported, ImportReport, PeerStatus, SiteInit, SiteStatus, assign, enrol, erase,
-    export_bundle, identity_file, import_bundle, init, status,
+    export_bundle, identity_file, import_bundle, init, revoke, status,
 };
+pub use wire::parse_rate;

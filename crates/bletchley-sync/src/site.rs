@@ -15,49 +15,52 @@ use crate::error::{Error, Result};
 use crate::identity::{SelfRecord, SignedIdentity, SiteIdentity, SiteRole};
 use crate::oplog::{Op, OpKind, genesis, verify_chain};
 
-const SELF: &str = "self";
+pub(crate) const SELF: &str = "self";
 const PEERS: &str = "peers";
 
-fn peer_key(name: &str) -> String {
+pub(crate) fn peer_key(name: &str) -> String {
     format!("peer/{name}")
 }
 
-fn log_key(peer: &str, seq: u64) -> String {
+pub(crate) fn log_key(peer: &str, seq: u64) -> String {
     format!("log/{peer}/{seq}")
 }
 
 /// What this node sends to a peer.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Outbound {
+pub(crate) struct Outbound {
     /// Operations logged so far.
-    last_seq: u64,
+    pub last_seq: u64,
     /// Hash of the last.
-    head: String,
+    pub head: String,
     /// The last operation the peer acknowledged.
-    acked_seq: u64,
+    pub acked_seq: u64,
     /// Items the log says the peer holds (added and not removed).
-    present: BTreeSet<String>,
+    pub present: BTreeSet<String>,
     /// An erase order is pending or sent.
-    erase_ordered: bool,
+    pub erase_ordered: bool,
     /// The operation that carries it.
-    erase_seq: Option<u64>,
+    pub erase_seq: Option<u64>,
 }
 
 /// What this node has applied from a peer.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Inbound {
-    applied_seq: u64,
-    head: String,
+pub(crate) struct Inbound {
+    pub applied_seq: u64,
+    pub head: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct PeerRecord {
-    identity: SiteIdentity,
-    collections: Vec<String>,
-    operations: Vec<String>,
-    out: Outbound,
-    inbound: Inbound,
-    erase_confirmed: bool,
+pub(crate) struct PeerRecord {
+    pub identity: SiteIdentity,
+    pub collections: Vec<String>,
+    pub operations: Vec<String>,
+    pub out: Outbound,
+    pub inbound: Inbound,
+    pub erase_confirmed: bool,
+    /// Its certificate no longer opens a connection and its bundles are refused.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// `site init` settings.
@@ -135,6 +138,7 @@ pub fn init(p: &mut Platform, s: &SiteInit) -> Result<SiteIdentity> {
             .collect(),
         signing_key: String::new(),
         sealing_key: String::new(),
+        certificate: String::new(),
     })?;
     p.put_site_record(SELF, &rec)?;
     p.record(
@@ -152,7 +156,7 @@ pub fn init(p: &mut Platform, s: &SiteInit) -> Result<SiteIdentity> {
     Ok(rec.identity)
 }
 
-fn this(p: &Platform) -> Result<SelfRecord> {
+pub(crate) fn this(p: &Platform) -> Result<SelfRecord> {
     p.site_record::<SelfRecord>(SELF)?.ok_or(Error::NotASite)
 }
 
@@ -162,11 +166,11 @@ pub fn identity_file(p: &Platform) -> Result<String> {
     serde_json::to_string_pretty(&signed).map_err(|e| Error::Invalid(e.to_string()))
 }
 
-fn peer_names(p: &Platform) -> Result<Vec<String>> {
+pub(crate) fn peer_names(p: &Platform) -> Result<Vec<String>> {
     Ok(p.site_record::<Vec<String>>(PEERS)?.unwrap_or_default())
 }
 
-fn peer(p: &Platform, name: &str) -> Result<PeerRecord> {
+pub(crate) fn peer(p: &Platform, name: &str) -> Result<PeerRecord> {
     p.site_record::<PeerRecord>(&peer_key(name))?
         .ok_or_else(|| Error::UnknownSite(name.to_owned()))
 }
@@ -235,6 +239,7 @@ pub fn enrol(
             head: genesis(),
         },
         erase_confirmed: false,
+        revoked: false,
     };
     p.put_site_record(&peer_key(&id.name), &rec)?;
     names.push(id.name.clone());
@@ -296,7 +301,7 @@ pub fn assign(p: &mut Platform, name: &str, targets: &[String], remove: bool) ->
     Ok(())
 }
 
-fn scope(rec: &PeerRecord) -> Result<SiteScope> {
+pub(crate) fn scope(rec: &PeerRecord) -> Result<SiteScope> {
     let ceiling = parse_ceiling(&rec.identity.ceiling)?;
     Ok(SiteScope {
         name: rec.identity.name.clone(),
@@ -330,6 +335,8 @@ pub struct PeerStatus {
     pub applied: u64,
     /// `none`, `ordered`, `sent` or `confirmed`.
     pub erase: String,
+    /// Revoked: refused on every path.
+    pub revoked: bool,
 }
 
 /// `site status`.
@@ -368,6 +375,7 @@ pub fn status(p: &Platform) -> Result<SiteStatus> {
             items: r.out.present.len(),
             applied: r.inbound.applied_seq,
             erase: erase.into(),
+            revoked: r.revoked,
         });
     }
     Ok(SiteStatus {
@@ -375,6 +383,22 @@ pub fn status(p: &Platform) -> Result<SiteStatus> {
         identity: me.identity,
         peers,
     })
+}
+
+/// `site revoke NAME`: its certificate no longer opens a connection and its bundles are refused.
+pub fn revoke(p: &mut Platform, name: &str) -> Result<()> {
+    let mut rec = peer(p, name)?;
+    rec.revoked = true;
+    p.put_site_record(&peer_key(name), &rec)?;
+    p.record(
+        Actor::Operator,
+        "site.revoke",
+        vec![name.to_owned()],
+        None,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok(())
 }
 
 /// What `erase` did.
@@ -414,7 +438,7 @@ pub fn erase(p: &mut Platform, name: &str) -> Result<Erased> {
 /// Brings the log for a field site up to date with what it may hold now: removals for items it
 /// may no longer hold, additions for new ones, and a pending erase order. Operations are written
 /// before the state that counts them, so a crash between leaves entries that are overwritten.
-fn extend_log(p: &mut Platform, rec: &mut PeerRecord) -> Result<BTreeMap<String, ()>> {
+pub(crate) fn extend_log(p: &mut Platform, rec: &mut PeerRecord) -> Result<BTreeMap<String, ()>> {
     let allowed = p.site_allowed(&scope(rec)?)?;
     let allowed_ids: BTreeMap<String, ()> = allowed.iter().map(|m| (m.id.clone(), ())).collect();
     let mut kinds = Vec::new();
@@ -464,7 +488,7 @@ pub struct Exported {
     pub items: usize,
 }
 
-fn seal_and_sign(
+pub(crate) fn seal_and_sign(
     me: &SelfRecord,
     to: &SiteIdentity,
     mut header: BundleHeader,
@@ -622,15 +646,29 @@ pub fn import_bundle(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
 
 fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
     let me = this(p)?;
+    let (h, mut rec, body) = open_bundle(p, &me, bytes)?;
+    match h.kind {
+        BundleKind::Ack => apply_ack(p, &mut rec, &h),
+        BundleKind::Ops => apply_ops(p, &mut rec, &h, body),
+    }
+}
+
+/// Checks a bundle's framing, addressee, sender, signature and seal; returns its header, the
+/// sender's record and the opened body.
+pub(crate) fn open_bundle(
+    p: &Platform,
+    me: &SelfRecord,
+    bytes: &[u8],
+) -> Result<(BundleHeader, PeerRecord, Body)> {
     let parsed = bundle::parse(bytes)?;
     let h = parsed.header.clone();
     if h.to != me.identity.name {
         return Err(Error::Misaddressed {
             to: h.to,
-            this: me.identity.name,
+            this: me.identity.name.clone(),
         });
     }
-    let mut rec = p
+    let rec = p
         .site_record::<PeerRecord>(&peer_key(&h.from))?
         .ok_or_else(|| {
             Error::Tampered(format!(
@@ -638,6 +676,9 @@ fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
                 h.from
             ))
         })?;
+    if rec.revoked {
+        return Err(Error::Tampered(format!("{:?} is revoked here", h.from)));
+    }
     if !rec
         .identity
         .verifying_key()?
@@ -658,10 +699,7 @@ fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
             Error::Tampered("the sealed body does not open with this site's key".into())
         })?;
     let body = bundle::decode_body(&plain)?;
-    match h.kind {
-        BundleKind::Ack => apply_ack(p, &mut rec, &h),
-        BundleKind::Ops => apply_ops(p, &mut rec, &h, body),
-    }
+    Ok((h, rec, body))
 }
 
 fn apply_ack(p: &mut Platform, rec: &mut PeerRecord, h: &BundleHeader) -> Result<ImportReport> {

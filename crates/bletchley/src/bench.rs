@@ -215,6 +215,7 @@ fn bench_ingest(docs: usize, batch: usize) -> Result<(f64, f64)> {
         authority: None,
         retain_until_ms: None,
         justification: None,
+        priority: Default::default(),
     };
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut docs_v = Vec::with_capacity(docs);
@@ -307,6 +308,7 @@ fn bench_search(docs: usize) -> Result<()> {
             authority: None,
             retain_until_ms: None,
             justification: None,
+            priority: Default::default(),
         };
         let items = chunk
             .iter()
@@ -500,6 +502,7 @@ fn bench_server(clients: usize, seconds: u64) -> Result<()> {
             authority: None,
             retain_until_ms: None,
             justification: None,
+            priority: Default::default(),
         },
         items,
     )?;

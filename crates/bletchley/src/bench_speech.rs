@@ -226,6 +226,7 @@ pub fn bench_speech(quick: bool) -> Result<()> {
         authority: None,
         retain_until_ms: None,
         justification: None,
+        priority: Default::default(),
     };
     let n = if quick { 2 } else { 4 };
     let mut audio_s = 0.0;

@@ -123,6 +123,25 @@ pub enum Command {
     /// Signed, sealed bundles for removable media.
     #[command(subcommand)]
     Bundle(BundleCmd),
+    /// Replicate over mutual TLS: a field site pulls from its hub (`--peer`), the hub listens
+    /// (`--listen`).
+    Sync {
+        /// The hub, as https://HOST:PORT (at a field site).
+        #[arg(long, conflicts_with = "listen", required_unless_present = "listen")]
+        peer: Option<String>,
+        /// Address to listen on (at the hub), e.g. 0.0.0.0:8444.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Stop once caught up (at a field site).
+        #[arg(long)]
+        once: bool,
+        /// Bandwidth cap each way, e.g. 256kbit or 2mbit.
+        #[arg(long)]
+        max_rate: Option<String>,
+        /// JSON report at the end.
+        #[arg(long)]
+        json: bool,
+    },
     /// The job queue: what is queued, running, done or failed.
     Jobs {
         /// JSON output.
@@ -522,6 +541,9 @@ pub struct IngestArgs {
     /// Items per acknowledged batch.
     #[arg(long, default_value_t = 64, hide = true)]
     pub batch: usize,
+    /// Precedence when replicated to field sites: FLASH, IMMEDIATE, PRIORITY or ROUTINE.
+    #[arg(long, default_value = "ROUTINE")]
+    pub priority: String,
 }
 
 /// `get` options.
@@ -784,6 +806,11 @@ pub enum SiteCmd {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+    /// Revoke a site: its certificate no longer connects and its bundles are refused.
+    Revoke {
+        /// The site.
+        name: String,
     },
     /// Crypto-erase: this site's own name destroys its keys now; a field site's name orders it
     /// to do so at its next contact.

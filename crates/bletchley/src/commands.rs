@@ -116,6 +116,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Models(c) => crate::speech::models(c),
         Command::Site(c) => crate::sites::site(&mut open(&cli)?, &data_dir(&cli)?, c),
         Command::Bundle(c) => crate::sites::bundle(&mut open(&cli)?, &data_dir(&cli)?, c),
+        Command::Sync {
+            peer,
+            listen,
+            once,
+            max_rate,
+            json,
+        } => crate::sites::sync(
+            &mut open(&cli)?,
+            peer.as_deref(),
+            listen.as_deref(),
+            *once,
+            max_rate.as_deref(),
+            *json,
+        ),
         Command::Jobs { json } => crate::speech::jobs(&open(&cli)?, *json),
         Command::Work { once, decode } => crate::speech::work(&mut open(&cli)?, *once, decode),
         Command::Transcript(a) => {
@@ -543,6 +557,7 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
         authority: a.authority.clone(),
         retain_until_ms,
         justification: a.justification.clone(),
+        priority: a.priority.parse()?,
     };
     let bar = (a.files.len() > 1 && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(a.files.len() as u64);

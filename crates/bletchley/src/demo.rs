@@ -251,6 +251,7 @@ fn ingest_corpus(p: &mut Platform) -> Result<(usize, String)> {
             authority: Some("DEMO-WARRANT-002".into()),
             retain_until_ms: None,
             justification: Some("demo corpus".into()),
+            priority: Default::default(),
         };
         bletchley_index::ingest::ingest(p, who, &opts, items)
             .with_context(|| format!("ingesting demo corpus into {collection} as {who}"))?;
@@ -366,6 +367,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
             authority: Some("DEMO-WARRANT-001".into()),
             retain_until_ms: None,
             justification: Some("demo data".into()),
+            priority: Default::default(),
         };
         p.ingest(
             who,

@@ -126,6 +126,10 @@ pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
                 }
             }
         }
+        SiteCmd::Revoke { name } => {
+            bletchley_sync::revoke(p, name)?;
+            println!("revoked {name}: its certificate and bundles are refused from now on");
+        }
         SiteCmd::Erase { name } => match bletchley_sync::erase(p, name)? {
             Erased::Local(files) => {
                 println!(
@@ -197,6 +201,62 @@ pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode>
                 );
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sync`: a field site pulls from its hub until caught up (`--once`) or stopped; the hub
+/// listens.
+pub fn sync(
+    p: &mut Platform,
+    peer: Option<&str>,
+    listen: Option<&str>,
+    once: bool,
+    max_rate: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let max_rate = max_rate.map(bletchley_sync::parse_rate).transpose()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut say = |m: &str| println!("{m}");
+    if let Some(listen) = listen {
+        bletchley_sync::listen(
+            p,
+            &bletchley_sync::ListenOptions {
+                listen: listen.to_owned(),
+                max_rate,
+                stop,
+            },
+            &mut say,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let peer = peer.context("give --peer https://HOST:PORT (or --listen ADDR at the hub)")?;
+    let report = bletchley_sync::sync(
+        p,
+        &bletchley_sync::SyncOptions {
+            peer: peer.to_owned(),
+            once,
+            max_rate,
+            stop,
+        },
+        &mut say,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "synced: {} items received, {} removed, {} bytes, at operation {}, {} connections{}",
+            report.received,
+            report.removed,
+            report.bytes,
+            report.position,
+            report.connections,
+            if report.erased {
+                "; ERASED on the hub's order"
+            } else {
+                ""
+            }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -281,6 +281,7 @@ impl Platform {
             authority: meta.authority.clone(),
             retain_until_ms: meta.retain_until_ms,
             justification: Some(format!("replicated from site {origin}")),
+            priority: meta.priority,
         };
         let item = NewItem {
             title: meta.title.clone(),
@@ -289,6 +290,12 @@ impl Platform {
         let actor = Actor::Principal(format!("site:{origin}"));
         self.store_items(&actor, &coll, &opts, vec![item], from.as_ref(), Some(meta))?;
         Ok(true)
+    }
+
+    /// Whether an item with this id is here. For the replication layer,
+    /// which must not fetch twice what it holds; never shown to a principal.
+    pub fn holds(&self, id: &str) -> Result<bool> {
+        Ok(self.catalog.item(id)?.is_some())
     }
 
     /// Crypto-shreds an item (and what was derived from it) because the

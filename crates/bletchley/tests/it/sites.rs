@@ -533,3 +533,417 @@ fn an_erase_order_or_a_local_erase_leaves_nothing_readable() {
     );
     assert_no_plaintext(&s.bravo.root);
 }
+
+// ----- over the network ---------------------------------------------------------------------
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// `bletchley sync --listen` at the hub, its output lines on a channel.
+struct HubProcess {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn start_hub(hub: &Env, listen: &str) -> HubProcess {
+    let mut child = hub
+        .cmd(&["sync", "--listen", listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn hub");
+    let lines = lines_of(&mut child);
+    let first = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the hub says where it listens");
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    HubProcess { child, addr, lines }
+}
+
+/// A TCP relay that adds delay and cuts each connection after a random number of bytes, as a
+/// bad link does. Deterministic for a seed.
+struct Relay {
+    port: u16,
+    upstream: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+fn relay(upstream: &str, seed: u64, max_bytes: usize, delay: Duration) -> Relay {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let upstream = Arc::new(Mutex::new(upstream.to_owned()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (up, st) = (upstream.clone(), stop.clone());
+    std::thread::spawn(move || {
+        let mut seed = seed;
+        while !st.load(Ordering::SeqCst) {
+            let Ok((down, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = down.set_nonblocking(false);
+            let target = up.lock().expect("lock").clone();
+            let Ok(upstream) = TcpStream::connect(&target) else {
+                continue;
+            };
+            // Cut somewhere in the first `max_bytes` (both directions counted).
+            let budget = if max_bytes == 0 {
+                usize::MAX
+            } else {
+                20_000 + (next(&mut seed) as usize % max_bytes)
+            };
+            let moved = Arc::new(AtomicUsize::new(0));
+            for (mut from, mut to) in [
+                (
+                    down.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                ),
+                (upstream, down),
+            ] {
+                let moved = moved.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let n = match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        std::thread::sleep(delay);
+                        let total = moved.fetch_add(n, Ordering::SeqCst) + n;
+                        let n = if total > budget {
+                            n - (total - budget).min(n)
+                        } else {
+                            n
+                        };
+                        if to.write_all(&buf[..n]).is_err() || total > budget {
+                            break;
+                        }
+                    }
+                    let _ = from.shutdown(Shutdown::Both);
+                    let _ = to.shutdown(Shutdown::Both);
+                });
+            }
+        }
+    });
+    Relay {
+        port,
+        upstream,
+        stop,
+    }
+}
+
+fn sync_cmd(env: &Env, port: u16, rate: &str) -> Child {
+    env.cmd(&[
+        "sync",
+        "--peer",
+        &format!("https://127.0.0.1:{port}"),
+        "--once",
+        "--max-rate",
+        rate,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn sync")
+}
+
+fn add_big(s: &mut Sites, n: usize, bytes: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut seed = 99u64;
+    for i in 0..n {
+        let data: Vec<u8> = (0..bytes).map(|_| next(&mut seed) as u8).collect();
+        let f = s.hub.file(&format!("big{i}.bin"), &data);
+        ids.extend(
+            s.hub
+                .ingest("carol", "mi5/ct", "SECRET//REL TO GBR, USA", &[&f]),
+        );
+    }
+    ids
+}
+
+fn peer_status(hub: &Env, name: &str) -> Value {
+    let s: Value = serde_json::from_str(&hub.ok(&["site", "status", "--json"])).expect("status");
+    s["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .find(|p| p["identity"]["name"] == name)
+        .cloned()
+        .expect("peer")
+}
+
+#[test]
+fn sync_converges_through_cut_links_and_killed_nodes() {
+    let mut s = setup();
+    let big = add_big(&mut s, 2, 1_500_000);
+    let mut hub = start_hub(&s.hub, "127.0.0.1:0");
+    let relays = [
+        relay(&hub.addr, 7, 600_000, Duration::from_millis(1)),
+        relay(&hub.addr, 11, 600_000, Duration::from_millis(1)),
+    ];
+    let mut seed = 2024u64;
+    let started = Instant::now();
+    let (mut cut_total, mut kills_total) = (0, 0);
+    for (k, (field, relay)) in [(&s.alpha, &relays[0]), (&s.bravo, &relays[1])]
+        .into_iter()
+        .enumerate()
+    {
+        let mut done = false;
+        for attempt in 0..40 {
+            assert!(
+                started.elapsed() < Duration::from_secs(240),
+                "no convergence"
+            );
+            if k == 0 && attempt == 2 {
+                // The hub dies too, and comes back on another port.
+                let _ = hub.child.kill();
+                let _ = hub.child.wait();
+                hub = start_hub(&s.hub, "127.0.0.1:0");
+                for r in &relays {
+                    *r.upstream.lock().expect("lock") = hub.addr.clone();
+                }
+            }
+            let mut child = sync_cmd(field, relay.port, "16mbit");
+            // Kill most early attempts at a random moment; let later ones finish.
+            let kill_at =
+                (attempt < 5).then(|| Duration::from_millis(300 + next(&mut seed) % 1500));
+            let t0 = Instant::now();
+            loop {
+                if let Some(st) = child.try_wait().expect("wait") {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    let mut out = String::new();
+                    if let Some(mut o) = child.stdout.take() {
+                        let _ = o.read_to_string(&mut out);
+                    }
+                    assert!(st.success(), "sync failed: {err}");
+                    let cuts = out.lines().filter(|l| l.starts_with("link")).count();
+                    eprintln!("site {k}: finished on attempt {attempt} after {cuts} cut links");
+                    cut_total += cuts;
+                    kills_total += attempt;
+                    done = true;
+                    break;
+                }
+                if kill_at.is_some_and(|d| t0.elapsed() >= d) {
+                    child.kill().expect("SIGKILL");
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if done {
+                break;
+            }
+        }
+        assert!(done, "site {k} never finished");
+    }
+    drop(hub);
+    // The schedule really did cut links and kill nodes.
+    assert!(
+        cut_total >= 2 && kills_total >= 2,
+        "{cut_total} cuts, {kills_total} kills"
+    );
+    let mut want_alpha = expected(&s, |p| p.alpha);
+    let mut want_bravo = expected(&s, |p| p.bravo);
+    want_alpha.extend(big.iter().cloned());
+    want_bravo.extend(big.iter().cloned());
+    for (env, want, name) in [
+        (&s.alpha, &want_alpha, "alpha"),
+        (&s.bravo, &want_bravo, "bravo"),
+    ] {
+        let listing: Value =
+            serde_json::from_str(&env.ok(&["--as", "officer", "ls", "--json"])).expect("ls");
+        let ids: Vec<&str> = listing
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(
+            ids.len(),
+            want.len(),
+            "{name}: duplicates or losses: {ids:?}"
+        );
+        assert_eq!(&held(env), want, "{name} converged to the wrong set");
+        assert_no_plaintext(&env.data);
+        let staged = files_under(&env.data.join("sync"));
+        assert!(staged.is_empty(), "{name}: staging left behind: {staged:?}");
+        let st = peer_status(&s.hub, name);
+        assert_eq!(st["acknowledged"], st["logged"], "{name}: {st}");
+        // The big items arrived whole.
+        let got = env.run(&["--as", "officer", "get", &big[1]]).stdout;
+        assert_eq!(got.len(), 1_500_000);
+    }
+}
+
+#[test]
+fn a_flash_item_overtakes_a_routine_transfer() {
+    let mut s = setup();
+    let routine = add_big(&mut s, 1, 2_000_000).remove(0);
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let port: u16 = hub
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    // 2 Mbit/s: the routine item alone takes about eight seconds.
+    let mut child = sync_cmd(&s.bravo, port, "2mbit");
+    let lines = lines_of(&mut child);
+    std::thread::sleep(Duration::from_secs(3));
+    let f = s.hub.file("flash.txt", b"CANARY-flash contact report");
+    let sent = Instant::now();
+    let flash = s
+        .hub
+        .ok(&[
+            "--as",
+            "carol",
+            "ingest",
+            f.to_str().expect("p"),
+            "--collection",
+            "mi5/ct",
+            "--marking",
+            "SECRET//REL TO GBR, USA",
+            "--priority",
+            "FLASH",
+        ])
+        .trim()
+        .to_owned();
+    let mut order = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) if l.starts_with("received ") => {
+                if l.contains(&flash) {
+                    eprintln!(
+                        "FLASH arrived {:.1} s after it was ingested",
+                        sent.elapsed().as_secs_f64()
+                    );
+                }
+                order.push(l);
+            }
+            Ok(l) if l.starts_with("synced") => break,
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    assert!(child.wait().expect("wait").success());
+    let pos = |id: &str| order.iter().position(|l| l.contains(id));
+    let (f_at, r_at) = (pos(&flash), pos(&routine));
+    assert!(
+        f_at.is_some() && r_at.is_some() && f_at < r_at,
+        "the FLASH item did not overtake: {order:?}"
+    );
+    assert!(held(&s.bravo).contains(&flash));
+    drop(hub);
+}
+
+#[test]
+fn unknown_revoked_and_garbage_speaking_peers_are_refused_and_the_hub_carries_on() {
+    let s = setup();
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let port: u16 = hub
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+
+    // A field site the hub never enrolled (it trusts the hub, the hub does not know it).
+    let stranger = field("stranger", "GB/cyprus", "SECRET", "GBR");
+    enrol(&stranger, &s.hub);
+    let out = sync_cmd(&stranger, port, "100mbit")
+        .wait_with_output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused"), "{err}");
+    let st: Value =
+        serde_json::from_str(&stranger.ok(&["site", "status", "--json"])).expect("status");
+    assert_eq!(st["peers"][0]["applied"], 0, "{st}");
+
+    // Garbage and an oversized head on the TLS port.
+    let mut raw = TcpStream::connect(&hub.addr).expect("connect");
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\nnot TLS at all")
+        .expect("write");
+    drop(raw);
+    let mut raw = TcpStream::connect(&hub.addr).expect("connect");
+    let _ = raw.write_all(&vec![0x16; 1 << 20]);
+    drop(raw);
+
+    // The hub carries on: an enrolled site syncs.
+    let out = sync_cmd(&s.alpha, port, "100mbit")
+        .wait_with_output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(held(&s.alpha), expected(&s, |p| p.alpha));
+
+    // Revoked: refused from the next connection on.
+    s.hub.ok(&["site", "revoke", "alpha"]);
+    let out = sync_cmd(&s.alpha, port, "100mbit")
+        .wait_with_output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
+
+    // Every refusal was seen (and audited) by the hub.
+    let mut refused = 0;
+    while let Ok(l) = hub.lines.recv_timeout(Duration::from_millis(500)) {
+        if l.starts_with("refused ") {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 4, "the hub refused {refused} connections");
+    drop(hub);
+    let audit = s.hub.ok(&["audit", "show"]);
+    assert!(audit.contains("sync.refuse"), "no refusal in the audit log");
+}

@@ -1,0 +1,419 @@
+//! A field site's side of network replication: pull the hub's log, fetch contents chunk by
+//! chunk in order of precedence, apply, acknowledge.
+//!
+//! - Operations are applied in log order; the acknowledgement sent with every pull is the last
+//!   operation whose effect is durable here, so the hub's checkpoint never runs ahead of a
+//!   commit at the site.
+//! - Contents are fetched most urgent first (FLASH before IMMEDIATE, PRIORITY, ROUTINE; then log
+//!   order), one chunk at a time, and the log is pulled again between chunks at least every
+//!   `REPULL` so a FLASH item queued during a long ROUTINE transfer overtakes it at the next
+//!   chunk boundary. A finished item is stored at once, even ahead of its place in the log.
+//! - Chunks are staged sealed at rest; after a cut, the transfer resumes at the last whole
+//!   chunk. An item already held is never fetched again.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bletchley_store::{Platform, Priority};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::hub::Pull;
+use crate::identity::{SelfRecord, SiteRole};
+use crate::oplog::{Op, OpKind, verify_chain};
+use crate::site::{self, PeerRecord};
+use crate::staging::Staging;
+use crate::tls;
+use crate::wire::{self, Response, Throttled};
+
+/// Bytes per content request.
+const CHUNK: u64 = 64 * 1024;
+/// Pull the log again at least this often while contents are moving.
+const REPULL: Duration = Duration::from_secs(1);
+/// Pull this often when idle (without `--once`).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// How the site syncs.
+pub struct SyncOptions {
+    /// `https://HOST:PORT` of the hub.
+    pub peer: String,
+    /// Stop once everything is applied and acknowledged.
+    pub once: bool,
+    /// Bytes per second each way, if capped.
+    pub max_rate: Option<u64>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a sync run did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SyncReport {
+    /// Items stored.
+    pub received: usize,
+    /// Items removed.
+    pub removed: usize,
+    /// The hub's log position held here.
+    pub position: u64,
+    /// Content bytes received.
+    pub bytes: u64,
+    /// Connections made (more than one means the link was cut).
+    pub connections: usize,
+    /// The hub ordered an erase and this node's keys are destroyed.
+    pub erased: bool,
+}
+
+struct Link {
+    reader: BufReader<rustls::StreamOwned<rustls::ClientConnection, Throttled<TcpStream>>>,
+}
+
+impl Link {
+    fn open(addr: &str, config: Arc<rustls::ClientConfig>, rate: Option<u64>) -> Result<Link> {
+        let stream = TcpStream::connect(addr).map_err(|e| Error::Link(format!("{addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
+        let name = rustls::pki_types::ServerName::try_from("hub.site.bletchley")
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| Error::Invalid(format!("TLS: {e}")))?;
+        let mut tls = rustls::StreamOwned::new(conn, Throttled::new(stream, rate));
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| match crate::wire::io_error(e) {
+                    Error::Refused(m) => Error::Refused(format!("TLS handshake with {addr}: {m}")),
+                    other => other,
+                })?;
+        }
+        Ok(Link {
+            reader: BufReader::new(tls),
+        })
+    }
+
+    fn call(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Response> {
+        wire::write_request(self.reader.get_mut(), method, path, body)?;
+        wire::read_response(&mut self.reader)
+    }
+}
+
+fn host_port(url: &str) -> Result<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| Error::Invalid(format!("--peer {url:?}: expected https://HOST:PORT")))?;
+    let hp = rest.split('/').next().unwrap_or_default();
+    if !hp.contains(':') {
+        return Err(Error::Invalid(format!(
+            "--peer {url:?}: give the port (https://HOST:PORT)"
+        )));
+    }
+    Ok(hp.to_owned())
+}
+
+/// The state of one run against the hub.
+struct Run<'a> {
+    p: &'a mut Platform,
+    hub: String,
+    me: SelfRecord,
+    /// Operations after what is applied, in order.
+    pending: Vec<Op>,
+    staging: Staging,
+    report: SyncReport,
+    on_event: &'a mut dyn FnMut(&str),
+}
+
+/// Replicates from the hub until stopped (or, with `once`, until caught up). Link failures are
+/// retried with back-off; a refusal by the hub or a log that does not verify ends the run.
+pub fn sync(
+    p: &mut Platform,
+    opts: &SyncOptions,
+    on_event: &mut dyn FnMut(&str),
+) -> Result<SyncReport> {
+    let me = site::this(p)?;
+    if me.identity.role != SiteRole::Field {
+        return Err(Error::Invalid(
+            "only a field site runs `sync --peer`; the hub runs `sync --listen ADDR`".into(),
+        ));
+    }
+    let hub = site::peer_names(p)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Invalid("no hub is enrolled here: run `site enrol` first".into()))?;
+    let rec = site::peer(p, &hub)?;
+    let addr = host_port(&opts.peer)?;
+    let key = hex::decode(&me.tls_key).map_err(|_| Error::Invalid("stored TLS key".into()))?;
+    let config = Arc::new(tls::client_config(
+        &me.identity.certificate_der()?,
+        &key,
+        rec.identity.certificate_der()?,
+    )?);
+    let staging = Staging::new(
+        p.root().join("sync").join("partial"),
+        p.derived_key("sync staging"),
+    );
+    let mut run = Run {
+        p,
+        hub,
+        me,
+        pending: Vec::new(),
+        staging,
+        report: SyncReport::default(),
+        on_event,
+    };
+    let mut backoff = Duration::from_millis(200);
+    while !opts.stop.load(Ordering::SeqCst) {
+        let mut link = match Link::open(&addr, config.clone(), opts.max_rate) {
+            Ok(l) => l,
+            Err(Error::Link(m)) => {
+                (run.on_event)(&format!("link: {m}; retrying in {backoff:?}"));
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        run.report.connections += 1;
+        match run.session(&mut link, opts) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(Error::Link(m)) => {
+                (run.on_event)(&format!("link cut: {m}; resuming"));
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+        if run.report.erased {
+            break;
+        }
+    }
+    Ok(run.report)
+}
+
+impl Run<'_> {
+    fn record(&self) -> Result<PeerRecord> {
+        site::peer(self.p, &self.hub)
+    }
+
+    /// Pulls: sends the acknowledgement, takes the operations after it.
+    fn pull(&mut self, link: &mut Link) -> Result<()> {
+        let rec = self.record()?;
+        let body = serde_json::to_vec(&Pull {
+            applied_seq: rec.inbound.applied_seq,
+            head: rec.inbound.head.clone(),
+            max_ops: 2000,
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        let r = link.call("POST", "/sync/v1/pull", &body)?;
+        match r.status {
+            204 => {
+                self.pending.clear();
+                Ok(())
+            }
+            200 => {
+                let (h, _, body) = site::open_bundle(self.p, &self.me, &r.body)?;
+                if h.from != self.hub
+                    || h.first_seq != rec.inbound.applied_seq + 1
+                    || h.prev != rec.inbound.head
+                {
+                    return Err(Error::Fork(self.hub.clone()));
+                }
+                verify_chain(&body.ops, h.first_seq, &h.prev, &h.head)?;
+                self.pending = body.ops;
+                Ok(())
+            }
+            403 => Err(Error::Tampered(
+                "the hub refuses this site (revoked)".into(),
+            )),
+            s => Err(Error::Protocol(format!(
+                "the hub answered {s}: {}",
+                String::from_utf8_lossy(&r.body)
+            ))),
+        }
+    }
+
+    /// Items the pending log adds and that stay (no later removal), not held yet, most urgent
+    /// first.
+    fn wanted(&self) -> Result<Vec<(Priority, u64, String, u64)>> {
+        let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+        for o in &self.pending {
+            match &o.kind {
+                OpKind::ItemAdded { meta } => last.insert(meta.id.as_str(), o.seq),
+                OpKind::ItemRemoved { id } => last.insert(id.as_str(), o.seq),
+                OpKind::EraseOrdered => None,
+            };
+        }
+        let mut out = Vec::new();
+        for o in &self.pending {
+            if let OpKind::ItemAdded { meta } = &o.kind
+                && last.get(meta.id.as_str()) == Some(&o.seq)
+                && !self.p.holds(&meta.id)?
+            {
+                out.push((meta.priority, o.seq, meta.id.clone(), meta.size));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Applies the pending operations whose effect can be made now, in order, and records how
+    /// far the log is applied. Returns true when an erase was carried out.
+    fn apply_prefix(&mut self) -> Result<bool> {
+        let mut rec = self.record()?;
+        let mut done = 0usize;
+        for (i, o) in self.pending.iter().enumerate() {
+            let finished = match &o.kind {
+                OpKind::ItemAdded { meta } => {
+                    let superseded = self.pending[i + 1..].iter().any(|n| match &n.kind {
+                        OpKind::ItemRemoved { id } => *id == meta.id,
+                        _ => false,
+                    });
+                    superseded || self.p.holds(&meta.id)?
+                }
+                OpKind::ItemRemoved { id } => {
+                    if self.p.remove_replica(&self.hub, id)? {
+                        self.report.removed += 1;
+                        (self.on_event)(&format!("removed {id}"));
+                    }
+                    true
+                }
+                OpKind::EraseOrdered => {
+                    // Acknowledge everything before the order, then the order itself, then erase.
+                    rec.inbound.applied_seq = o.seq;
+                    rec.inbound.head = o.hash.clone();
+                    self.p.put_site_record(&site::peer_key(&self.hub), &rec)?;
+                    return Ok(true);
+                }
+            };
+            if !finished {
+                break;
+            }
+            rec.inbound.applied_seq = o.seq;
+            rec.inbound.head = o.hash.clone();
+            done += 1;
+        }
+        if done > 0 {
+            self.p.put_site_record(&site::peer_key(&self.hub), &rec)?;
+            self.pending.drain(..done);
+        }
+        self.report.position = rec.inbound.applied_seq;
+        Ok(false)
+    }
+
+    /// Fetches the next chunk of `id`; stores the item when it is whole. Returns false when the
+    /// hub no longer sends it (the next pull brings its removal).
+    fn fetch_chunk(&mut self, link: &mut Link, id: &str, size: u64) -> Result<bool> {
+        let have = self.staging.len(id)?;
+        let r = link.call(
+            "GET",
+            &format!("/sync/v1/object/{id}?offset={have}&len={CHUNK}"),
+            &[],
+        )?;
+        if r.status == 404 {
+            self.staging.remove(id)?;
+            return Ok(false);
+        }
+        if r.status != 200 {
+            return Err(Error::Protocol(format!(
+                "the hub answered {} for {id}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            )));
+        }
+        let total: u64 = r
+            .header("x-total")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::Protocol("a chunk without its total".into()))?;
+        if total != size
+            || have + r.body.len() as u64 > total
+            || (r.body.is_empty() && have < total)
+        {
+            return Err(Error::Protocol(format!(
+                "item {id}: chunk does not fit ({have}+{} of {total}, announced {size})",
+                r.body.len()
+            )));
+        }
+        if !r.body.is_empty() {
+            self.staging.append(id, have, &r.body)?;
+            self.report.bytes += r.body.len() as u64;
+        }
+        if have + r.body.len() as u64 == total {
+            let content = self.staging.read(id)?;
+            let digest = hex::encode(Sha256::digest(&content));
+            if Some(digest.as_str()) != r.header("x-sha256") {
+                self.staging.remove(id)?;
+                return Err(Error::Protocol(format!(
+                    "item {id}: content does not match its digest; fetching it again"
+                )));
+            }
+            let meta = self
+                .pending
+                .iter()
+                .find_map(|o| match &o.kind {
+                    OpKind::ItemAdded { meta } if meta.id == id => Some(meta.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| Error::Protocol(format!("item {id} is not in the log")))?;
+            if self.p.store_replica(&self.hub, &meta, content)? {
+                self.report.received += 1;
+                (self.on_event)(&format!("received {id} {}", meta.priority.as_str()));
+            }
+            self.staging.remove(id)?;
+        }
+        Ok(true)
+    }
+
+    /// One connection's work. Returns true when the run is over.
+    fn session(&mut self, link: &mut Link, opts: &SyncOptions) -> Result<bool> {
+        self.pull(link)?;
+        let mut pulled = Instant::now();
+        loop {
+            if opts.stop.load(Ordering::SeqCst) {
+                return Ok(true);
+            }
+            if self.apply_prefix()? {
+                // Tell the hub the order is carried out, then destroy the keys.
+                let _ = self.pull(link);
+                self.p
+                    .erase_keys(&format!("erase ordered by {}", self.hub))?;
+                self.report.erased = true;
+                (self.on_event)("ERASED on the hub's order");
+                return Ok(true);
+            }
+            let wanted = self.wanted()?;
+            if let Some((_, _, id, size)) = wanted.first().cloned() {
+                if !self.fetch_chunk(link, &id, size)? {
+                    std::thread::sleep(REPULL);
+                    self.pull(link)?;
+                    pulled = Instant::now();
+                    continue;
+                }
+                if pulled.elapsed() >= REPULL {
+                    self.pull(link)?;
+                    pulled = Instant::now();
+                }
+                continue;
+            }
+            if self.pending.is_empty() {
+                // Caught up: acknowledge and see whether anything new came.
+                self.pull(link)?;
+                pulled = Instant::now();
+                if self.pending.is_empty() {
+                    if opts.once {
+                        return Ok(true);
+                    }
+                    std::thread::sleep(IDLE_POLL);
+                    self.pull(link)?;
+                }
+                continue;
+            }
+            // Something pending that cannot be finished now (a refused item): ask again.
+            std::thread::sleep(REPULL);
+            self.pull(link)?;
+            pulled = Instant::now();
+        }
+    }
+}

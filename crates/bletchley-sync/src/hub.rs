@@ -1,0 +1,381 @@
+//! The hub's side of network replication: a mutual-TLS listener that answers enrolled field
+//! sites.
+//!
+//! Connection threads do TLS and HTTP; every request is handed to the thread that owns the
+//! platform, so the store is never shared across threads. Two requests exist:
+//!
+//! - `POST /sync/v1/pull` with what the site has durably applied (its acknowledgement): the hub
+//!   records the acknowledgement, brings the site's log up to date and answers with the next
+//!   operations as a signed bundle sealed to the site (contents travel separately);
+//! - `GET /sync/v1/object/ID?offset=N&len=M`: a chunk of an item's content, checked against the
+//!   site's gate and audited when the item is first read for that site.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bletchley_audit::Outcome;
+use bletchley_store::{Actor, Platform};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{Body, BundleHeader, BundleKind};
+use crate::error::{Error, Result};
+use crate::identity::SiteRole;
+use crate::oplog::{Op, genesis};
+use crate::site::{self, PeerRecord};
+use crate::tls;
+use crate::wire::{self, Request, Throttled};
+
+/// The largest content chunk a site may ask for.
+pub const MAX_CHUNK: u64 = 1024 * 1024;
+/// Operations per pull answer at most.
+const MAX_OPS: u64 = 2000;
+/// Item contents the hub keeps in memory between chunk requests.
+const CACHE_ITEMS: usize = 8;
+
+/// What a site says when it pulls.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Pull {
+    /// The last operation it has durably applied.
+    pub applied_seq: u64,
+    /// That operation's hash.
+    pub head: String,
+    /// How many operations it wants at most.
+    pub max_ops: u64,
+}
+
+/// How the listener runs.
+pub struct ListenOptions {
+    /// Address to bind (`0.0.0.0:8444`; port 0 picks one).
+    pub listen: String,
+    /// Bytes per second each way per connection, if capped.
+    pub max_rate: Option<u64>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+}
+
+type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+/// Contents recently read for a site: (site, item) → (content, its SHA-256).
+type ContentCache = VecDeque<((String, String), Arc<Vec<u8>>, String)>;
+
+enum Event {
+    Request {
+        site: String,
+        request: Request,
+        reply: mpsc::Sender<Reply>,
+    },
+    Rejected {
+        peer: SocketAddr,
+        reason: String,
+    },
+}
+
+/// Serves field sites until `stop` is set. `on_event` hears what happens (the bound address
+/// first, as `listening on ADDR`).
+pub fn listen(
+    p: &mut Platform,
+    opts: &ListenOptions,
+    on_event: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let me = site::this(p)?;
+    if me.identity.role != SiteRole::Hub {
+        return Err(Error::Invalid(
+            "only the hub listens; a field site runs `sync --peer URL`".into(),
+        ));
+    }
+    let cert = me.identity.certificate_der()?;
+    let key = hex::decode(&me.tls_key).map_err(|_| Error::Invalid("stored TLS key".into()))?;
+    let listener = TcpListener::bind(&opts.listen).map_err(|e| Error::Io {
+        path: opts.listen.clone(),
+        source: e,
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Link(e.to_string()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Link(e.to_string()))?;
+    on_event(&format!("listening on {addr}"));
+    let (tx, rx) = mpsc::channel::<Event>();
+    let mut cache = ContentCache::new();
+    while !opts.stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                // Who may connect is read afresh for every connection: a revocation or a new
+                // enrolment counts at once.
+                let mut clients = HashMap::new();
+                for name in site::peer_names(p)? {
+                    let r = site::peer(p, &name)?;
+                    if !r.revoked && r.identity.role == SiteRole::Field {
+                        clients.insert(r.identity.certificate_der()?, name);
+                    }
+                }
+                let config = Arc::new(tls::server_config(
+                    &cert,
+                    &key,
+                    clients.keys().cloned().collect(),
+                )?);
+                let tx = tx.clone();
+                let rate = opts.max_rate;
+                std::thread::spawn(move || {
+                    if let Err(reason) = connection(stream, config, clients, rate, &tx) {
+                        let _ = tx.send(Event::Rejected { peer, reason });
+                    }
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => on_event(&format!("accept: {e}")),
+        }
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Event::Request {
+                site,
+                request,
+                reply,
+            }) => {
+                let answer = match handle(p, &site, &request, &mut cache) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let status = match e {
+                            Error::Store(bletchley_store::Error::NotFoundOrNotPermitted {
+                                ..
+                            }) => 404,
+                            Error::Fork(_) => 409,
+                            Error::Protocol(_) | Error::Invalid(_) => 400,
+                            _ => 500,
+                        };
+                        on_event(&format!("{site}: {} {}: {e}", request.method, request.path));
+                        (status, Vec::new(), e.to_string().into_bytes())
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            Ok(Event::Rejected { peer, reason }) => {
+                on_event(&format!("refused {peer}: {reason}"));
+                p.record(
+                    Actor::Operator,
+                    "sync.refuse",
+                    vec![peer.to_string()],
+                    None,
+                    Outcome::Refused,
+                    Some(reason),
+                )?;
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// One connection: the handshake (which checks the client's certificate), then requests until
+/// the site closes it. Returns why it was refused, for the audit, when it was.
+fn connection(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    clients: HashMap<Vec<u8>, String>,
+    rate: Option<u64>,
+    tx: &mpsc::Sender<Event>,
+) -> std::result::Result<(), String> {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(120)));
+    let conn = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, Throttled::new(stream, rate));
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+    }
+    let site = tls
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| clients.get(c.as_ref()))
+        .cloned()
+        .ok_or("no enrolled client certificate")?;
+    let mut reader = BufReader::new(tls);
+    loop {
+        let request = match wire::read_request(&mut reader) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(Error::Link(_)) => return Ok(()),
+            Err(e) => {
+                let _ = wire::write_response(reader.get_mut(), 400, &[], e.to_string().as_bytes());
+                return Err(format!("{site}: {e}"));
+            }
+        };
+        let (reply_tx, reply_rx) = mpsc::channel();
+        tx.send(Event::Request {
+            site: site.clone(),
+            request,
+            reply: reply_tx,
+        })
+        .map_err(|_| "the hub is stopping".to_owned())?;
+        let (status, headers, body) = reply_rx
+            .recv()
+            .map_err(|_| "the hub is stopping".to_owned())?;
+        if wire::write_response(reader.get_mut(), status, &headers, &body).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn handle(
+    p: &mut Platform,
+    site: &str,
+    request: &Request,
+    cache: &mut ContentCache,
+) -> Result<Reply> {
+    let mut rec = site::peer(p, site)?;
+    if rec.revoked {
+        return Ok((403, Vec::new(), b"revoked".to_vec()));
+    }
+    let (path, query) = request
+        .path
+        .split_once('?')
+        .unwrap_or((request.path.as_str(), ""));
+    match (request.method.as_str(), path) {
+        ("POST", "/sync/v1/pull") => {
+            let pull: Pull = serde_json::from_slice(&request.body)
+                .map_err(|e| Error::Protocol(format!("pull: {e}")))?;
+            pull_answer(p, &mut rec, &pull)
+        }
+        ("GET", _) if path.starts_with("/sync/v1/object/") => {
+            let id = &path["/sync/v1/object/".len()..];
+            let mut offset = 0u64;
+            let mut len = MAX_CHUNK;
+            for kv in query.split('&') {
+                match kv.split_once('=') {
+                    Some(("offset", v)) => {
+                        offset = v.parse().map_err(|_| Error::Protocol("offset".into()))?
+                    }
+                    Some(("len", v)) => {
+                        len = v.parse().map_err(|_| Error::Protocol("len".into()))?
+                    }
+                    _ => {}
+                }
+            }
+            let key = (site.to_owned(), id.to_owned());
+            let (content, digest) = match cache.iter().find(|(k, _, _)| *k == key) {
+                Some((_, c, d)) => (c.clone(), d.clone()),
+                None => {
+                    let mut got = p.export_for_site(&site::scope(&rec)?, &[id.to_owned()])?;
+                    let (_, content) = got
+                        .pop()
+                        .ok_or_else(|| Error::Protocol("nothing read".into()))?;
+                    let digest = hex::encode(Sha256::digest(&content));
+                    let content = Arc::new(content);
+                    cache.push_back((key, content.clone(), digest.clone()));
+                    if cache.len() > CACHE_ITEMS {
+                        cache.pop_front();
+                    }
+                    (content, digest)
+                }
+            };
+            let total = content.len() as u64;
+            if offset > total {
+                return Err(Error::Protocol(format!(
+                    "offset {offset} past the end ({total})"
+                )));
+            }
+            let end = (offset + len.min(MAX_CHUNK)).min(total);
+            Ok((
+                200,
+                vec![("x-total", total.to_string()), ("x-sha256", digest)],
+                content[offset as usize..end as usize].to_vec(),
+            ))
+        }
+        _ => Err(Error::Protocol(format!(
+            "no such request: {} {}",
+            request.method, request.path
+        ))),
+    }
+}
+
+/// Records the site's acknowledgement, extends its log, and answers with the next operations.
+fn pull_answer(p: &mut Platform, rec: &mut PeerRecord, pull: &Pull) -> Result<Reply> {
+    let name = rec.identity.name.clone();
+    if pull.applied_seq > rec.out.last_seq {
+        return Err(Error::Fork(name));
+    }
+    let expected = if pull.applied_seq == 0 {
+        genesis()
+    } else {
+        p.site_record::<Op>(&site::log_key(&name, pull.applied_seq))?
+            .map(|o| o.hash)
+            .ok_or_else(|| Error::Fork(name.clone()))?
+    };
+    if expected != pull.head {
+        return Err(Error::Fork(name));
+    }
+    // What the site says it has durably applied is what it has: a site restored from an older
+    // state is sent the rest again.
+    let acked_changed = rec.out.acked_seq != pull.applied_seq;
+    rec.out.acked_seq = pull.applied_seq;
+    if rec.out.erase_seq.is_some_and(|s| s <= pull.applied_seq) {
+        rec.erase_confirmed = true;
+    }
+    site::extend_log(p, rec)?;
+    let first = pull.applied_seq + 1;
+    let last = rec
+        .out
+        .last_seq
+        .min(pull.applied_seq + pull.max_ops.clamp(1, MAX_OPS));
+    if acked_changed {
+        p.record(
+            Actor::Operator,
+            "sync.ack",
+            vec![name.clone(), format!("acknowledged {}", pull.applied_seq)],
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+    }
+    if first > last {
+        return Ok((204, Vec::new(), Vec::new()));
+    }
+    let mut ops = Vec::new();
+    for seq in first..=last {
+        let op: Op = p
+            .site_record(&site::log_key(&name, seq))?
+            .ok_or_else(|| Error::Invalid(format!("operation {seq} for {name} is missing")))?;
+        ops.push(op);
+    }
+    let me = site::this(p)?;
+    let header = BundleHeader {
+        version: 1,
+        kind: BundleKind::Ops,
+        from: me.identity.name.clone(),
+        to: name.clone(),
+        first_seq: first,
+        last_seq: last,
+        prev: ops[0].prev.clone(),
+        head: ops[ops.len() - 1].hash.clone(),
+        created_ms: bletchley_store::now_ms(),
+        ephemeral: String::new(),
+    };
+    let bytes = site::seal_and_sign(
+        &me,
+        &rec.identity,
+        header,
+        &Body {
+            ops,
+            contents: Vec::new(),
+        },
+    )?;
+    p.record(
+        Actor::Operator,
+        "sync.send",
+        vec![name, format!("operations {first}..{last}")],
+        None,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok((200, Vec::new(), bytes))
+}
