@@ -11,7 +11,7 @@
 //! - Chunks are staged sealed at rest; after a cut, the transfer resumes at the last whole
 //!   chunk. An item already held is never fetched again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::BufReader;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -34,6 +34,9 @@ use crate::wire::{self, Response, Throttled};
 const CHUNK: u64 = 64 * 1024;
 /// Pull the log again at least this often while contents are moving.
 const REPULL: Duration = Duration::from_secs(1);
+/// Requests kept in flight at most (and when the link's rate is not known): 8 chunks of 64 KiB
+/// cover the bandwidth-delay product of a 2 Mbit/s link with a 600 ms round trip twice over.
+const WINDOW: usize = 16;
 /// Pull this often when idle (without `--once`).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -94,8 +97,24 @@ impl Link {
         })
     }
 
-    fn call(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Response> {
-        wire::write_request(self.reader.get_mut(), method, path, body)?;
+    fn send(&mut self, method: &str, path: &str, body: &[u8]) -> Result<()> {
+        match wire::write_request(self.reader.get_mut(), method, path, body) {
+            Err(Error::Link(m)) => {
+                // The hub may have refused our certificate and closed: its alert waits to be
+                // read, and says so better than the broken pipe.
+                use std::io::BufRead;
+                match self.reader.fill_buf() {
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        Err(Error::Refused(e.to_string()))
+                    }
+                    _ => Err(Error::Link(m)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn recv(&mut self) -> Result<Response> {
         wire::read_response(&mut self.reader)
     }
 }
@@ -121,6 +140,10 @@ struct Run<'a> {
     /// Operations after what is applied, in order.
     pending: Vec<Op>,
     staging: Staging,
+    /// Bytes staged per item, known this run.
+    staged: HashMap<String, u64>,
+    /// Items to fetch, most urgent first (recomputed after pulls and completions).
+    wanted: Option<Vec<(Priority, u64, String, u64)>>,
     report: SyncReport,
     on_event: &'a mut dyn FnMut(&str),
 }
@@ -160,6 +183,8 @@ pub fn sync(
         me,
         pending: Vec::new(),
         staging,
+        staged: HashMap::new(),
+        wanted: None,
         report: SyncReport::default(),
         on_event,
     };
@@ -198,16 +223,23 @@ impl Run<'_> {
         site::peer(self.p, &self.hub)
     }
 
-    /// Pulls: sends the acknowledgement, takes the operations after it.
-    fn pull(&mut self, link: &mut Link) -> Result<()> {
+    /// The body of a pull: the acknowledgement.
+    fn pull_body(&self) -> Result<Vec<u8>> {
         let rec = self.record()?;
-        let body = serde_json::to_vec(&Pull {
+        serde_json::to_vec(&Pull {
             applied_seq: rec.inbound.applied_seq,
             head: rec.inbound.head.clone(),
             max_ops: 2000,
         })
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-        let r = link.call("POST", "/sync/v1/pull", &body)?;
+        .map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Takes a pull's answer: the operations after what was applied when it was sent. Some of
+    /// them may have been applied since (the answer crossed work in flight); the rest must
+    /// continue exactly what is applied now.
+    fn take_pull(&mut self, r: Response) -> Result<()> {
+        let rec = self.record()?;
+        let applied = rec.inbound.applied_seq;
         match r.status {
             204 => {
                 self.pending.clear();
@@ -215,24 +247,38 @@ impl Run<'_> {
             }
             200 => {
                 let (h, _, body) = site::open_bundle(self.p, &self.me, &r.body)?;
-                if h.from != self.hub
-                    || h.first_seq != rec.inbound.applied_seq + 1
-                    || h.prev != rec.inbound.head
-                {
+                if h.from != self.hub || h.first_seq == 0 || h.first_seq > applied + 1 {
                     return Err(Error::Fork(self.hub.clone()));
                 }
                 verify_chain(&body.ops, h.first_seq, &h.prev, &h.head)?;
-                self.pending = body.ops;
+                let continues = if h.first_seq == applied + 1 {
+                    h.prev == rec.inbound.head
+                } else {
+                    body.ops
+                        .get((applied - h.first_seq) as usize)
+                        .is_some_and(|o| o.hash == rec.inbound.head)
+                };
+                if !continues {
+                    return Err(Error::Fork(self.hub.clone()));
+                }
+                self.pending = body.ops.into_iter().filter(|o| o.seq > applied).collect();
+                self.wanted = None;
                 Ok(())
             }
-            403 => Err(Error::Tampered(
-                "the hub refuses this site (revoked)".into(),
-            )),
+            403 => Err(Error::Refused("the hub refuses this site (revoked)".into())),
             s => Err(Error::Protocol(format!(
                 "the hub answered {s}: {}",
                 String::from_utf8_lossy(&r.body)
             ))),
         }
+    }
+
+    /// Pulls and waits for the answer.
+    fn pull(&mut self, link: &mut Link) -> Result<()> {
+        let body = self.pull_body()?;
+        link.send("POST", "/sync/v1/pull", &body)?;
+        let r = link.recv()?;
+        self.take_pull(r)
     }
 
     /// Items the pending log adds and that stay (no later removal), not held yet, most urgent
@@ -274,6 +320,8 @@ impl Run<'_> {
                     superseded || self.p.holds(&meta.id)?
                 }
                 OpKind::ItemRemoved { id } => {
+                    self.staging.remove(id)?;
+                    self.staged.remove(id);
                     if self.p.remove_replica(&self.hub, id)? {
                         self.report.removed += 1;
                         (self.on_event)(&format!("removed {id}"));
@@ -303,17 +351,22 @@ impl Run<'_> {
         Ok(false)
     }
 
-    /// Fetches the next chunk of `id`; stores the item when it is whole. Returns false when the
-    /// hub no longer sends it (the next pull brings its removal).
-    fn fetch_chunk(&mut self, link: &mut Link, id: &str, size: u64) -> Result<bool> {
-        let have = self.staging.len(id)?;
-        let r = link.call(
-            "GET",
-            &format!("/sync/v1/object/{id}?offset={have}&len={CHUNK}"),
-            &[],
-        )?;
+    /// Bytes staged for `id` (read from the staging file once per run).
+    fn staged(&mut self, id: &str) -> Result<u64> {
+        if let Some(&n) = self.staged.get(id) {
+            return Ok(n);
+        }
+        let n = self.staging.len(id)?;
+        self.staged.insert(id.to_owned(), n);
+        Ok(n)
+    }
+
+    /// Takes the answer to a chunk request for `id` at `offset`; stores the item when it is
+    /// whole. Returns false when the hub no longer sends it (the next pull brings its removal).
+    fn take_chunk(&mut self, id: &str, offset: u64, size: u64, r: Response) -> Result<bool> {
         if r.status == 404 {
             self.staging.remove(id)?;
+            self.staged.remove(id);
             return Ok(false);
         }
         if r.status != 200 {
@@ -322,6 +375,11 @@ impl Run<'_> {
                 r.status,
                 String::from_utf8_lossy(&r.body)
             )));
+        }
+        let have = self.staged(id)?;
+        if have != offset || self.p.holds(id)? {
+            // An answer to a request overtaken by events (the item finished or restarted).
+            return Ok(true);
         }
         let total: u64 = r
             .header("x-total")
@@ -338,6 +396,8 @@ impl Run<'_> {
         }
         if !r.body.is_empty() {
             self.staging.append(id, have, &r.body)?;
+            self.staged
+                .insert(id.to_owned(), have + r.body.len() as u64);
             self.report.bytes += r.body.len() as u64;
         }
         if have + r.body.len() as u64 == total {
@@ -345,6 +405,7 @@ impl Run<'_> {
             let digest = hex::encode(Sha256::digest(&content));
             if Some(digest.as_str()) != r.header("x-sha256") {
                 self.staging.remove(id)?;
+                self.staged.remove(id);
                 return Err(Error::Protocol(format!(
                     "item {id}: content does not match its digest; fetching it again"
                 )));
@@ -362,20 +423,63 @@ impl Run<'_> {
                 (self.on_event)(&format!("received {id} {}", meta.priority.as_str()));
             }
             self.staging.remove(id)?;
+            self.staged.remove(id);
+            self.wanted = None;
         }
         Ok(true)
     }
 
-    /// One connection's work. Returns true when the run is over.
+    /// The next chunk to ask for: the most urgent item with bytes not yet asked for.
+    fn next_chunk(
+        &mut self,
+        asked: &mut BTreeMap<String, u64>,
+    ) -> Result<Option<(String, u64, u64)>> {
+        if self.wanted.is_none() {
+            self.wanted = Some(self.wanted()?);
+        }
+        let list = self.wanted.clone().unwrap_or_default();
+        for (_, _, id, size) in list {
+            let from = match asked.get(&id) {
+                Some(&n) => n,
+                None => self.staged(&id)?,
+            };
+            if from < size || (size == 0 && !asked.contains_key(&id)) {
+                asked.insert(id.clone(), from + CHUNK);
+                return Ok(Some((id, from, size)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One connection's work: a sliding window of requests (content chunks, and a pull at least
+    /// every `REPULL`) kept in flight so that a long, slow link stays full. Returns true when
+    /// the run is over.
     fn session(&mut self, link: &mut Link, opts: &SyncOptions) -> Result<bool> {
+        let t0 = Instant::now();
         self.pull(link)?;
-        let mut pulled = Instant::now();
+        let rtt = t0.elapsed();
+        // Enough in flight to fill the link for twice the round trip, and no more: what is
+        // already asked for is what a FLASH item waits behind.
+        let window = match opts.max_rate {
+            Some(rate) => {
+                let bdp = rate as f64 * rtt.as_secs_f64() * 2.0;
+                ((bdp / CHUNK as f64).ceil() as usize + 1).clamp(2, WINDOW)
+            }
+            None => WINDOW,
+        };
+        let mut last_pull = Instant::now();
+        let mut inflight: VecDeque<Asked> = VecDeque::new();
+        let mut asked: BTreeMap<String, u64> = BTreeMap::new();
         loop {
             if opts.stop.load(Ordering::SeqCst) {
                 return Ok(true);
             }
             if self.apply_prefix()? {
                 // Tell the hub the order is carried out, then destroy the keys.
+                while let Some(a) = inflight.pop_front() {
+                    let _ = link.recv();
+                    drop(a);
+                }
                 let _ = self.pull(link);
                 self.p
                     .erase_keys(&format!("erase ordered by {}", self.hub))?;
@@ -383,37 +487,73 @@ impl Run<'_> {
                 (self.on_event)("ERASED on the hub's order");
                 return Ok(true);
             }
-            let wanted = self.wanted()?;
-            if let Some((_, _, id, size)) = wanted.first().cloned() {
-                if !self.fetch_chunk(link, &id, size)? {
-                    std::thread::sleep(REPULL);
-                    self.pull(link)?;
-                    pulled = Instant::now();
+            // Fill the window.
+            while inflight.len() < window {
+                let pull_due = last_pull.elapsed() >= REPULL
+                    && !inflight.iter().any(|a| matches!(a, Asked::Pull));
+                if pull_due {
+                    let body = self.pull_body()?;
+                    link.send("POST", "/sync/v1/pull", &body)?;
+                    inflight.push_back(Asked::Pull);
+                    last_pull = Instant::now();
                     continue;
                 }
-                if pulled.elapsed() >= REPULL {
-                    self.pull(link)?;
-                    pulled = Instant::now();
+                match self.next_chunk(&mut asked)? {
+                    Some((id, offset, size)) => {
+                        link.send(
+                            "GET",
+                            &format!("/sync/v1/object/{id}?offset={offset}&len={CHUNK}"),
+                            &[],
+                        )?;
+                        inflight.push_back(Asked::Chunk { id, offset, size });
+                    }
+                    None => break,
                 }
-                continue;
             }
-            if self.pending.is_empty() {
+            let Some(next) = inflight.pop_front() else {
+                // Nothing to fetch and nothing in flight.
+                if !self.pending.is_empty() {
+                    // Operations that cannot be finished now (an item the hub stopped sending):
+                    // wait for the pull that brings their resolution.
+                    std::thread::sleep(REPULL);
+                    self.pull(link)?;
+                    last_pull = Instant::now();
+                    asked.clear();
+                    continue;
+                }
                 // Caught up: acknowledge and see whether anything new came.
                 self.pull(link)?;
-                pulled = Instant::now();
+                last_pull = Instant::now();
                 if self.pending.is_empty() {
                     if opts.once {
                         return Ok(true);
                     }
                     std::thread::sleep(IDLE_POLL);
                     self.pull(link)?;
+                    last_pull = Instant::now();
                 }
+                asked.clear();
                 continue;
+            };
+            let r = link.recv()?;
+            match next {
+                Asked::Pull => {
+                    self.take_pull(r)?;
+                }
+                Asked::Chunk { id, offset, size } => {
+                    if !self.take_chunk(&id, offset, size, r)? {
+                        // The hub stopped sending it: forget what was asked, pull soon.
+                        asked.remove(&id);
+                        last_pull = Instant::now() - REPULL;
+                    }
+                }
             }
-            // Something pending that cannot be finished now (a refused item): ask again.
-            std::thread::sleep(REPULL);
-            self.pull(link)?;
-            pulled = Instant::now();
         }
     }
+}
+
+/// A request in flight, answered in order.
+enum Asked {
+    Pull,
+    Chunk { id: String, offset: u64, size: u64 },
 }

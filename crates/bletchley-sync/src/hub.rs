@@ -185,12 +185,27 @@ fn connection(
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(120)));
+    let raw = stream.try_clone().map_err(|e| e.to_string())?;
     let conn = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, Throttled::new(stream, rate));
     while tls.conn.is_handshaking() {
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .map_err(|e| format!("TLS handshake: {e}"))?;
+        if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+            // The alert has been written. Closing with the client's first request unread would
+            // reset the connection and throw the alert away before the client reads it: stop
+            // writing, drain briefly, then close.
+            let _ = raw.shutdown(std::net::Shutdown::Write);
+            let _ = raw.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut sink = [0u8; 4096];
+            let mut drained = 0usize;
+            let mut r = &raw;
+            while drained < 256 * 1024 {
+                match std::io::Read::read(&mut r, &mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+            return Err(format!("TLS handshake: {e}"));
+        }
     }
     let site = tls
         .conn
