@@ -33,7 +33,7 @@ use crate::wire::{self, Response, Throttled};
 /// Bytes per content request.
 const CHUNK: u64 = 64 * 1024;
 /// Pull the log again at least this often while contents are moving.
-const REPULL: Duration = Duration::from_secs(1);
+const REPULL: Duration = Duration::from_millis(500);
 /// Requests kept in flight at most (and when the link's rate is not known): 8 chunks of 64 KiB
 /// cover the bandwidth-delay product of a 2 Mbit/s link with a 600 ms round trip twice over.
 const WINDOW: usize = 16;
@@ -226,10 +226,16 @@ impl Run<'_> {
     /// The body of a pull: the acknowledgement.
     fn pull_body(&self) -> Result<Vec<u8>> {
         let rec = self.record()?;
+        let (known_seq, known_head) = self
+            .pending
+            .last()
+            .map_or((0, String::new()), |o| (o.seq, o.hash.clone()));
         serde_json::to_vec(&Pull {
             applied_seq: rec.inbound.applied_seq,
             head: rec.inbound.head.clone(),
             max_ops: 2000,
+            known_seq,
+            known_head,
         })
         .map_err(|e| Error::Invalid(e.to_string()))
     }
@@ -241,16 +247,28 @@ impl Run<'_> {
         let rec = self.record()?;
         let applied = rec.inbound.applied_seq;
         match r.status {
-            204 => {
-                self.pending.clear();
-                Ok(())
-            }
+            // Nothing after what this site holds.
+            204 => Ok(()),
             200 => {
                 let (h, _, body) = site::open_bundle(self.p, &self.me, &r.body)?;
-                if h.from != self.hub || h.first_seq == 0 || h.first_seq > applied + 1 {
+                if h.from != self.hub || h.first_seq == 0 {
                     return Err(Error::Fork(self.hub.clone()));
                 }
                 verify_chain(&body.ops, h.first_seq, &h.prev, &h.head)?;
+                // The operations after those already held here.
+                if let Some(tail) = self.pending.last()
+                    && h.first_seq == tail.seq + 1
+                {
+                    if h.prev != tail.hash {
+                        return Err(Error::Fork(self.hub.clone()));
+                    }
+                    self.pending.extend(body.ops);
+                    self.wanted = None;
+                    return Ok(());
+                }
+                if h.first_seq > applied + 1 {
+                    return Err(Error::Fork(self.hub.clone()));
+                }
                 let continues = if h.first_seq == applied + 1 {
                     h.prev == rec.inbound.head
                 } else {
@@ -346,6 +364,7 @@ impl Run<'_> {
         if done > 0 {
             self.p.put_site_record(&site::peer_key(&self.hub), &rec)?;
             self.pending.drain(..done);
+            self.wanted = None;
         }
         self.report.position = rec.inbound.applied_seq;
         Ok(false)
@@ -439,6 +458,9 @@ impl Run<'_> {
         }
         let list = self.wanted.clone().unwrap_or_default();
         for (_, _, id, size) in list {
+            if self.p.holds(&id)? {
+                continue;
+            }
             let from = match asked.get(&id) {
                 Some(&n) => n,
                 None => self.staged(&id)?,
@@ -457,16 +479,18 @@ impl Run<'_> {
     fn session(&mut self, link: &mut Link, opts: &SyncOptions) -> Result<bool> {
         let t0 = Instant::now();
         self.pull(link)?;
-        let rtt = t0.elapsed();
-        // Enough in flight to fill the link for twice the round trip, and no more: what is
-        // already asked for is what a FLASH item waits behind.
-        let window = match opts.max_rate {
-            Some(rate) => {
-                let bdp = rate as f64 * rtt.as_secs_f64() * 2.0;
-                ((bdp / CHUNK as f64).ceil() as usize + 1).clamp(2, WINDOW)
-            }
-            None => WINDOW,
+        let rtt = t0.elapsed().as_secs_f64();
+        // Enough in flight to keep the link full for one and a half round trips, and no more:
+        // what is already asked for is what a FLASH item waits behind. The rate is the cap when
+        // one is given, else what the link delivered over the last interval.
+        let size_window = |rate: f64| -> usize {
+            ((rate * rtt * 1.5 / CHUNK as f64).ceil() as usize + 1).clamp(2, WINDOW)
         };
+        let mut window = match opts.max_rate {
+            Some(rate) => size_window(rate as f64),
+            None => 4,
+        };
+        let mut measured_since = (Instant::now(), self.report.bytes);
         let mut last_pull = Instant::now();
         let mut inflight: VecDeque<Asked> = VecDeque::new();
         let mut asked: BTreeMap<String, u64> = BTreeMap::new();
@@ -536,6 +560,18 @@ impl Run<'_> {
                 continue;
             };
             let r = link.recv()?;
+            let elapsed = measured_since.0.elapsed().as_secs_f64();
+            if elapsed >= 2.0 {
+                let delivered = (self.report.bytes - measured_since.1) as f64 / elapsed;
+                let rate = match opts.max_rate {
+                    Some(cap) => delivered.min(cap as f64),
+                    None => delivered,
+                };
+                // Grow by at most one at a time, so a window that was too small (and so
+                // delivered little) can still find the link's rate.
+                window = size_window(rate).max(2).min(window + 1);
+                measured_since = (Instant::now(), self.report.bytes);
+            }
             match next {
                 Asked::Pull => {
                     self.take_pull(r)?;

@@ -47,6 +47,12 @@ pub(crate) struct Pull {
     pub head: String,
     /// How many operations it wants at most.
     pub max_ops: u64,
+    /// The last operation it already holds (applied or not): only later ones are sent.
+    #[serde(default)]
+    pub known_seq: u64,
+    /// That operation's hash.
+    #[serde(default)]
+    pub known_head: String,
 }
 
 /// How the listener runs.
@@ -337,11 +343,18 @@ fn pull_answer(p: &mut Platform, rec: &mut PeerRecord, pull: &Pull) -> Result<Re
         rec.erase_confirmed = true;
     }
     site::extend_log(p, rec)?;
-    let first = pull.applied_seq + 1;
-    let last = rec
-        .out
-        .last_seq
-        .min(pull.applied_seq + pull.max_ops.clamp(1, MAX_OPS));
+    // Operations the site already holds are not sent again, if it holds them rightly.
+    let known = if pull.known_seq > pull.applied_seq
+        && pull.known_seq <= rec.out.last_seq
+        && p.site_record::<Op>(&site::log_key(&name, pull.known_seq))?
+            .is_some_and(|o| o.hash == pull.known_head)
+    {
+        pull.known_seq
+    } else {
+        pull.applied_seq
+    };
+    let first = known + 1;
+    let last = rec.out.last_seq.min(known + pull.max_ops.clamp(1, MAX_OPS));
     if acked_changed {
         p.record(
             Actor::Operator,
