@@ -52,6 +52,10 @@ pub struct BundleHeader {
     pub created_ms: i64,
     /// The sealing session's ephemeral X25519 key (hex).
     pub ephemeral: String,
+    /// With operations from a field site: its acknowledgement of the addressee's log (last
+    /// operation applied, its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<(u64, String)>,
 }
 
 /// The sealed part, opened.
@@ -226,6 +230,7 @@ mod tests {
             head: "h".into(),
             created_ms: 0,
             ephemeral: "00".into(),
+            ack: None,
         }
     }
 

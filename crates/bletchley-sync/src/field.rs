@@ -438,6 +438,9 @@ impl Run<'_> {
                 })
                 .ok_or_else(|| Error::Protocol(format!("item {id} is not in the log")))?;
             if self.p.store_replica(&self.hub, &meta, content)? {
+                let mut rec = self.record()?;
+                rec.inbound.received.insert(meta.id.clone());
+                self.p.put_site_record(&site::peer_key(&self.hub), &rec)?;
                 self.report.received += 1;
                 (self.on_event)(&format!("received {id} {}", meta.priority.as_str()));
             }
@@ -480,17 +483,18 @@ impl Run<'_> {
         let t0 = Instant::now();
         self.pull(link)?;
         let rtt = t0.elapsed().as_secs_f64();
-        // Enough in flight to keep the link full for one and a half round trips, and no more:
+        // Enough in flight to keep the link full for two round trips, and no more:
         // what is already asked for is what a FLASH item waits behind. The rate is the cap when
         // one is given, else what the link delivered over the last interval.
         let size_window = |rate: f64| -> usize {
-            ((rate * rtt * 1.5 / CHUNK as f64).ceil() as usize + 1).clamp(2, WINDOW)
+            ((rate * rtt * 2.0 / CHUNK as f64).ceil() as usize + 1).clamp(2, WINDOW)
         };
         let mut window = match opts.max_rate {
             Some(rate) => size_window(rate as f64),
-            None => 4,
+            None => 6,
         };
         let mut measured_since = (Instant::now(), self.report.bytes);
+        let mut stuck = 0usize;
         let mut last_pull = Instant::now();
         let mut inflight: VecDeque<Asked> = VecDeque::new();
         let mut asked: BTreeMap<String, u64> = BTreeMap::new();
@@ -511,19 +515,19 @@ impl Run<'_> {
                 (self.on_event)("ERASED on the hub's order");
                 return Ok(true);
             }
-            // Fill the window.
+            // Fill the window with chunk requests, and while contents move, a pull at least
+            // every REPULL among them (when idle, the branch below pulls and waits instead).
             while inflight.len() < window {
-                let pull_due = last_pull.elapsed() >= REPULL
-                    && !inflight.iter().any(|a| matches!(a, Asked::Pull));
-                if pull_due {
-                    let body = self.pull_body()?;
-                    link.send("POST", "/sync/v1/pull", &body)?;
-                    inflight.push_back(Asked::Pull);
-                    last_pull = Instant::now();
-                    continue;
-                }
                 match self.next_chunk(&mut asked)? {
                     Some((id, offset, size)) => {
+                        let pull_due = last_pull.elapsed() >= REPULL
+                            && !inflight.iter().any(|a| matches!(a, Asked::Pull));
+                        if pull_due {
+                            let body = self.pull_body()?;
+                            link.send("POST", "/sync/v1/pull", &body)?;
+                            inflight.push_back(Asked::Pull);
+                            last_pull = Instant::now();
+                        }
                         link.send(
                             "GET",
                             &format!("/sync/v1/object/{id}?offset={offset}&len={CHUNK}"),
@@ -539,6 +543,16 @@ impl Run<'_> {
                 if !self.pending.is_empty() {
                     // Operations that cannot be finished now (an item the hub stopped sending):
                     // wait for the pull that brings their resolution.
+                    stuck += 1;
+                    if stuck % 20 == 1 {
+                        let first = &self.pending[0];
+                        (self.on_event)(&format!(
+                            "waiting on operation {} ({} pending, {} wanted)",
+                            first.seq,
+                            self.pending.len(),
+                            self.wanted.as_ref().map_or(0, Vec::len)
+                        ));
+                    }
                     std::thread::sleep(REPULL);
                     self.pull(link)?;
                     last_pull = Instant::now();
@@ -567,9 +581,9 @@ impl Run<'_> {
                     Some(cap) => delivered.min(cap as f64),
                     None => delivered,
                 };
-                // Grow by at most one at a time, so a window that was too small (and so
+                // Grow by at most two at a time, so a window that was too small (and so
                 // delivered little) can still find the link's rate.
-                window = size_window(rate).max(2).min(window + 1);
+                window = size_window(rate).min(window + 2);
                 measured_since = (Instant::now(), self.report.bytes);
             }
             match next {

@@ -387,6 +387,7 @@ fn pull_answer(p: &mut Platform, rec: &mut PeerRecord, pull: &Pull) -> Result<Re
         head: ops[ops.len() - 1].hash.clone(),
         created_ms: bletchley_store::now_ms(),
         ephemeral: String::new(),
+        ack: None,
     };
     let bytes = site::seal_and_sign(
         &me,

@@ -48,6 +48,9 @@ pub(crate) struct Outbound {
 pub(crate) struct Inbound {
     pub applied_seq: u64,
     pub head: String,
+    /// Items received from this peer: never sent back to it.
+    #[serde(default)]
+    pub received: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -237,6 +240,7 @@ pub fn enrol(
         inbound: Inbound {
             applied_seq: 0,
             head: genesis(),
+            received: BTreeSet::new(),
         },
         erase_confirmed: false,
         revoked: false,
@@ -259,9 +263,9 @@ pub fn enrol(
 /// takes them away. Nothing moves until the next bundle or sync, which carries the difference.
 pub fn assign(p: &mut Platform, name: &str, targets: &[String], remove: bool) -> Result<()> {
     let mut rec = peer(p, name)?;
-    if rec.identity.role != SiteRole::Field {
-        return Err(Error::Invalid(format!("{name} is not a field site")));
-    }
+    // The hub assigns what flows down to a field site; a field site assigns which of its own
+    // collections flow up to the hub.
+    let _ = this(p)?;
     let collections: BTreeSet<String> = p
         .collections()?
         .into_iter()
@@ -439,7 +443,8 @@ pub fn erase(p: &mut Platform, name: &str) -> Result<Erased> {
 /// may no longer hold, additions for new ones, and a pending erase order. Operations are written
 /// before the state that counts them, so a crash between leaves entries that are overwritten.
 pub(crate) fn extend_log(p: &mut Platform, rec: &mut PeerRecord) -> Result<BTreeMap<String, ()>> {
-    let allowed = p.site_allowed(&scope(rec)?)?;
+    let mut allowed = p.site_allowed(&scope(rec)?)?;
+    allowed.retain(|m| !rec.inbound.received.contains(&m.id));
     let allowed_ids: BTreeMap<String, ()> = allowed.iter().map(|m| (m.id.clone(), ())).collect();
     let mut kinds = Vec::new();
     for id in &rec.out.present {
@@ -508,7 +513,18 @@ pub(crate) fn seal_and_sign(
 pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<Option<Exported>> {
     let me = this(p)?;
     let mut rec = peer(p, site)?;
-    if me.identity.role == SiteRole::Field {
+    let uplink = me.identity.role == SiteRole::Field
+        && (!rec.collections.is_empty() || !rec.operations.is_empty());
+    if me.identity.role == SiteRole::Field && !uplink {
+        return ack_bundle(p, &me, &rec, site).map(Some);
+    }
+    let allowed = extend_log(p, &mut rec)?;
+    export_ops(p, &me, &mut rec, site, from, allowed, uplink)
+}
+
+/// A field site's acknowledgement of what it has applied from the hub.
+fn ack_bundle(p: &mut Platform, me: &SelfRecord, rec: &PeerRecord, site: &str) -> Result<Exported> {
+    {
         let header = BundleHeader {
             version: 1,
             kind: BundleKind::Ack,
@@ -520,8 +536,9 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
             head: rec.inbound.head.clone(),
             created_ms: now_ms(),
             ephemeral: String::new(),
+            ack: None,
         };
-        let bytes = seal_and_sign(&me, &rec.identity, header.clone(), &Body::default())?;
+        let bytes = seal_and_sign(me, &rec.identity, header.clone(), &Body::default())?;
         p.record(
             Actor::Operator,
             "bundle.export",
@@ -530,13 +547,24 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
             Outcome::Allowed,
             None,
         )?;
-        return Ok(Some(Exported {
+        Ok(Exported {
             bytes,
             header,
             items: 0,
-        }));
+        })
     }
-    let allowed = extend_log(p, &mut rec)?;
+}
+
+/// Operations (and contents) of the log for `site` from `from` or after its acknowledgement.
+fn export_ops(
+    p: &mut Platform,
+    me: &SelfRecord,
+    rec: &mut PeerRecord,
+    site: &str,
+    from: Option<u64>,
+    allowed: BTreeMap<String, ()>,
+    uplink: bool,
+) -> Result<Option<Exported>> {
     let first = from.unwrap_or(rec.out.acked_seq + 1).max(1);
     if first > rec.out.last_seq + 1 {
         return Err(Error::Invalid(format!(
@@ -545,6 +573,10 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
         )));
     }
     if first > rec.out.last_seq {
+        if uplink {
+            // Nothing of its own to send up: the acknowledgement alone.
+            return ack_bundle(p, me, rec, site).map(Some);
+        }
         return Ok(None);
     }
     let mut ops = Vec::new();
@@ -566,7 +598,7 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
         .into_iter()
         .collect();
     let contents: Vec<(String, Vec<u8>)> = p
-        .export_for_site(&scope(&rec)?, &wanted)?
+        .export_for_site(&scope(rec)?, &wanted)?
         .into_iter()
         .map(|(m, c)| (m.id, c))
         .collect();
@@ -581,9 +613,10 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
         head: rec.out.head.clone(),
         created_ms: now_ms(),
         ephemeral: String::new(),
+        ack: uplink.then(|| (rec.inbound.applied_seq, rec.inbound.head.clone())),
     };
     let items = contents.len();
-    let bytes = seal_and_sign(&me, &rec.identity, header.clone(), &Body { ops, contents })?;
+    let bytes = seal_and_sign(me, &rec.identity, header.clone(), &Body { ops, contents })?;
     p.record(
         Actor::Operator,
         "bundle.export",
@@ -649,7 +682,36 @@ fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
     let (h, mut rec, body) = open_bundle(p, &me, bytes)?;
     match h.kind {
         BundleKind::Ack => apply_ack(p, &mut rec, &h),
-        BundleKind::Ops => apply_ops(p, &mut rec, &h, body),
+        BundleKind::Ops => {
+            if rec.identity.role == SiteRole::Field
+                && body.ops.iter().any(|o| o.kind == OpKind::EraseOrdered)
+            {
+                return Err(Error::Tampered(format!(
+                    "{:?} is a field site and cannot order an erase",
+                    h.from
+                )));
+            }
+            // The acknowledgement it carries is checked before anything is applied.
+            if let Some((seq, head)) = &h.ack {
+                check_ack(p, &rec, *seq, head)?;
+            }
+            let mut report = apply_ops(p, &mut rec, &h, body)?;
+            if let Some((seq, head)) = &h.ack {
+                let ack_header = BundleHeader {
+                    last_seq: *seq,
+                    head: head.clone(),
+                    ..h.clone()
+                };
+                let mut rec = peer(p, &rec.identity.name)?;
+                match apply_ack(p, &mut rec, &ack_header) {
+                    Ok(a) => report.acknowledged = a.acknowledged,
+                    // An older acknowledgement than one already recorded changes nothing.
+                    Err(Error::Replayed { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(report)
+        }
     }
 }
 
@@ -702,21 +764,28 @@ pub(crate) fn open_bundle(
     Ok((h, rec, body))
 }
 
-fn apply_ack(p: &mut Platform, rec: &mut PeerRecord, h: &BundleHeader) -> Result<ImportReport> {
+/// Checks that an acknowledgement names an operation of our log for that peer, rightly.
+fn check_ack(p: &Platform, rec: &PeerRecord, seq: u64, head: &str) -> Result<()> {
     let name = rec.identity.name.clone();
-    if h.last_seq > rec.out.last_seq {
+    if seq > rec.out.last_seq {
         return Err(Error::Fork(name));
     }
-    let expected = if h.last_seq == 0 {
+    let expected = if seq == 0 {
         genesis()
     } else {
-        p.site_record::<Op>(&log_key(&name, h.last_seq))?
+        p.site_record::<Op>(&log_key(&name, seq))?
             .map(|o| o.hash)
             .ok_or_else(|| Error::Fork(name.clone()))?
     };
-    if expected != h.head {
+    if expected != head {
         return Err(Error::Fork(name));
     }
+    Ok(())
+}
+
+fn apply_ack(p: &mut Platform, rec: &mut PeerRecord, h: &BundleHeader) -> Result<ImportReport> {
+    let name = rec.identity.name.clone();
+    check_ack(p, rec, h.last_seq, &h.head)?;
     if h.last_seq < rec.out.acked_seq {
         return Err(Error::Replayed {
             from: name,
@@ -834,8 +903,12 @@ fn apply_ops(
                     && p.store_replica(&name, meta, (*content).clone())?
                 {
                     report.added += 1;
+                    rec.inbound.received.insert(meta.id.clone());
                 }
             }
+            // What a field site sent up stays at the hub: a field site cannot delete the hub's
+            // copies (it can only stop sending).
+            OpKind::ItemRemoved { .. } if rec.identity.role == SiteRole::Field => {}
             OpKind::ItemRemoved { id } => {
                 if p.remove_replica(&name, id)? {
                     report.removed += 1;

@@ -185,13 +185,16 @@ pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode>
                     "already imported: nothing changed (at operation {} of {})",
                     r.position, r.from
                 );
-            } else if let Some(n) = r.acknowledged {
-                println!("{} acknowledged operations up to {n}", r.from);
             } else {
-                println!(
-                    "imported from {}: {} operations, {} items added, {} removed; now at operation {}",
-                    r.from, r.applied, r.added, r.removed, r.position
-                );
+                if r.applied > 0 || r.acknowledged.is_none() {
+                    println!(
+                        "imported from {}: {} operations, {} items added, {} removed; now at operation {}",
+                        r.from, r.applied, r.added, r.removed, r.position
+                    );
+                }
+                if let Some(n) = r.acknowledged {
+                    println!("{} acknowledged operations up to {n}", r.from);
+                }
             }
             if let Some(path) = confirmation {
                 println!(

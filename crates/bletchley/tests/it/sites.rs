@@ -947,3 +947,45 @@ fn unknown_revoked_and_garbage_speaking_peers_are_refused_and_the_hub_carries_on
     let audit = s.hub.ok(&["audit", "show"]);
     assert!(audit.contains("sync.refuse"), "no refusal in the audit log");
 }
+
+#[test]
+fn a_field_sites_own_collection_goes_up_to_the_hub_and_not_back_down() {
+    let s = setup();
+    import(&s.alpha, &export(&s.hub, "alpha", "a1.bundle"));
+    // Collected at the field, in a collection of its own.
+    s.alpha.ok(&["collection", "add", "mi5/cyprus-collect"]);
+    let f = s.alpha.file("report.txt", b"CANARY-collected in the field");
+    let id = s
+        .alpha
+        .ingest("officer", "mi5/cyprus-collect", "SECRET", &[&f])
+        .remove(0);
+    s.alpha.ok(&["site", "assign", "hub", "mi5/cyprus-collect"]);
+    let up = export(&s.alpha, "hub", "up1.bundle");
+    let out = import(&s.hub, &up);
+    assert!(out.contains("1 items added"), "{out}");
+    let got = s.hub.ok(&["--as", "carol", "get", &id]);
+    assert_eq!(got, "CANARY-collected in the field");
+    // The bundle also carried the field's acknowledgement of the hub's log.
+    let st = peer_status(&s.hub, "alpha");
+    assert_eq!(st["acknowledged"], st["logged"], "{st}");
+    // Importing it again changes nothing.
+    assert!(import(&s.hub, &up).contains("already imported"));
+    // The hub shares that collection down to the field: the field's own item is not sent back.
+    s.hub.ok(&["site", "assign", "alpha", "mi5/cyprus-collect"]);
+    let down = s.hub.ok(&[
+        "bundle",
+        "export",
+        "--site",
+        "alpha",
+        s.hub.root.join("a2.bundle").to_str().expect("p"),
+    ]);
+    assert!(down.contains("nothing to send"), "{down}");
+    // A field site cannot delete what it sent up.
+    s.alpha.ok(&["--as", "officer", "shred", &id]);
+    let up2 = export(&s.alpha, "hub", "up2.bundle");
+    import(&s.hub, &up2);
+    assert_eq!(
+        s.hub.ok(&["--as", "carol", "get", &id]),
+        "CANARY-collected in the field"
+    );
+}
