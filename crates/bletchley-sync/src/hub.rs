@@ -283,8 +283,21 @@ fn handle(
                 }
             }
             let key = (site.to_owned(), id.to_owned());
-            let (content, digest) = match cache.iter().find(|(k, _, _)| *k == key) {
-                Some((_, c, d)) => (c.clone(), d.clone()),
+            let cached = cache
+                .iter()
+                .find(|(k, _, _)| *k == key)
+                .map(|(_, c, d)| (c.clone(), d.clone()));
+            let (content, digest) = match cached {
+                // Content read out earlier is served again only if the site may still hold it.
+                Some((c, d)) => {
+                    if !p.site_may_hold_now(&site::scope(&rec)?, id)? {
+                        cache.retain(|(k, _, _)| *k != key);
+                        return Err(Error::Store(
+                            bletchley_store::Error::NotFoundOrNotPermitted { reason: None },
+                        ));
+                    }
+                    (c, d)
+                }
                 None => {
                     let mut got = p.export_for_site(&site::scope(&rec)?, &[id.to_owned()])?;
                     let (_, content) = got

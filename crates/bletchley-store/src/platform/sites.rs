@@ -172,6 +172,17 @@ impl Platform {
         Ok(out)
     }
 
+    /// Whether a site may hold an item now (a repeated read of content
+    /// already read out checks again: the assignment or the policy may have
+    /// changed since).
+    pub fn site_may_hold_now(&mut self, scope: &SiteScope, id: &str) -> Result<bool> {
+        let gate = self.site_gate(scope)?;
+        match self.catalog.item(id)? {
+            Some(row) => Ok(self.site_may_hold(scope, &gate, &row)?.is_some()),
+            None => Ok(false),
+        }
+    }
+
     /// Reads items out for a site: each must pass the site's gate and
     /// residency now; one audit entry per item, appended before any content
     /// is returned. An item the site may not hold fails the whole call.

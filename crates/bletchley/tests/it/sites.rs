@@ -995,3 +995,34 @@ fn a_field_sites_own_collection_goes_up_to_the_hub_and_not_back_down() {
         "CANARY-collected in the field"
     );
 }
+
+#[test]
+fn a_transfer_stops_when_the_site_may_no_longer_hold_the_item() {
+    let mut s = setup();
+    let big = add_big(&mut s, 1, 2_000_000).remove(0);
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let port: u16 = hub
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    // About eight seconds of transfer at 2 Mbit/s; the assignment is withdrawn after two.
+    let child = sync_cmd(&s.bravo, port, "2mbit");
+    std::thread::sleep(Duration::from_secs(2));
+    s.hub.ok(&["site", "unassign", "bravo", "mi5/ct"]);
+    let out = child.wait_with_output().expect("sync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains(&format!("received {big}")), "{stdout}");
+    let held = held(&s.bravo);
+    assert!(!held.contains(&big));
+    assert_eq!(held, expected(&s, |p| p.bravo && p.collection != "mi5/ct"));
+    let staged = files_under(&s.bravo.data.join("sync"));
+    assert!(staged.is_empty(), "staging left behind: {staged:?}");
+    drop(hub);
+}
