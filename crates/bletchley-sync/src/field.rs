@@ -10,10 +10,16 @@
 //!   chunk boundary. A finished item is stored at once, even ahead of its place in the log.
 //! - Chunks are staged sealed at rest; after a cut, the transfer resumes at the last whole
 //!   chunk. An item already held is never fetched again.
+//! - What the site collects in collections assigned to the hub (`site assign HUB COLLECTION`
+//!   here) goes up the same link, interleaved with the downloads: the site's own log in batches
+//!   (a signed bundle sealed to the hub, kept in `sync/outbox` until the hub confirms it), each
+//!   sent in chunks that the hub stages; after a cut the upload resumes where the hub's staging
+//!   ends.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::BufReader;
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +27,7 @@ use std::time::{Duration, Instant};
 use bletchley_store::{Platform, Priority};
 use sha2::{Digest, Sha256};
 
+use crate::bundle;
 use crate::error::{Error, Result};
 use crate::hub::Pull;
 use crate::identity::{SelfRecord, SiteRole};
@@ -39,6 +46,8 @@ const REPULL: Duration = Duration::from_millis(500);
 const WINDOW: usize = 16;
 /// Pull this often when idle (without `--once`).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Item contents per upload batch (a batch holds at least one operation).
+const UPLOAD_BATCH: u64 = 4 * 1024 * 1024;
 
 /// How the site syncs.
 pub struct SyncOptions {
@@ -67,6 +76,22 @@ pub struct SyncReport {
     pub connections: usize,
     /// The hub ordered an erase and this node's keys are destroyed.
     pub erased: bool,
+    /// This site's own items the hub stored from its uploads.
+    pub sent: usize,
+    /// Upload bytes put on the link (bundles, in chunks), whether or not a cut then lost them.
+    pub sent_bytes: u64,
+}
+
+/// A batch of this site's own log on its way to the hub.
+struct Outbox {
+    path: PathBuf,
+    digest: String,
+    bytes: Vec<u8>,
+    last_seq: u64,
+    /// Bytes asked to be staged at the hub so far.
+    sent: u64,
+    /// Bumped when the hub says the upload is out of step; older answers are then ignored.
+    generation: u64,
 }
 
 struct Link {
@@ -144,6 +169,8 @@ struct Run<'a> {
     staged: HashMap<String, u64>,
     /// Items to fetch, most urgent first (recomputed after pulls and completions).
     wanted: Option<Vec<(Priority, u64, String, u64)>>,
+    /// The batch of this site's own log being uploaded.
+    outbox: Option<Outbox>,
     report: SyncReport,
     on_event: &'a mut dyn FnMut(&str),
 }
@@ -185,6 +212,7 @@ pub fn sync(
         staging,
         staged: HashMap::new(),
         wanted: None,
+        outbox: None,
         report: SyncReport::default(),
         on_event,
     };
@@ -244,6 +272,9 @@ impl Run<'_> {
     /// them may have been applied since (the answer crossed work in flight); the rest must
     /// continue exactly what is applied now.
     fn take_pull(&mut self, r: Response) -> Result<()> {
+        if matches!(r.status, 200 | 204) {
+            self.take_receipt(&r)?;
+        }
         let rec = self.record()?;
         let applied = rec.inbound.applied_seq;
         match r.status {
@@ -286,6 +317,174 @@ impl Run<'_> {
             403 => Err(Error::Refused("the hub refuses this site (revoked)".into())),
             s => Err(Error::Protocol(format!(
                 "the hub answered {s}: {}",
+                String::from_utf8_lossy(&r.body)
+            ))),
+        }
+    }
+
+    /// Records what the hub says it has applied of this site's own log (`x-uplink`), and lets go
+    /// of an upload batch it holds.
+    fn take_receipt(&mut self, r: &Response) -> Result<()> {
+        let Some(v) = r.header("x-uplink") else {
+            return Ok(());
+        };
+        let (seq, head) = v
+            .split_once(' ')
+            .and_then(|(s, h)| Some((s.parse::<u64>().ok()?, h)))
+            .ok_or_else(|| Error::Protocol(format!("x-uplink {v:?}")))?;
+        let acked = site::take_receipt(self.p, &self.hub, seq, head)?;
+        if let Some(o) = &self.outbox
+            && acked >= o.last_seq
+        {
+            remove_file(&o.path)?;
+            self.outbox = None;
+        }
+        Ok(())
+    }
+
+    fn outbox_dir(&self) -> PathBuf {
+        self.p.root().join("sync").join("outbox")
+    }
+
+    /// The upload batch to send: one left by an earlier run (the hub may hold part of it), or a
+    /// new one when this site's own log has operations the hub has not applied. Returns true when
+    /// the hub should be asked how much of it it holds.
+    fn prepare_outbox(&mut self) -> Result<bool> {
+        if self.outbox.is_some() {
+            return Ok(false);
+        }
+        let dir = self.outbox_dir();
+        let acked = self.record()?.out.acked_seq;
+        let mut left = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "bundle") {
+                    left.push(path);
+                }
+            }
+        }
+        left.sort();
+        for path in left {
+            let bytes = std::fs::read(&path).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            // A batch the hub has applied, or one that no longer continues what it holds (the
+            // hub was restored from an older state): gone; the log is sent again from there.
+            let keep = match bundle::parse(&bytes) {
+                Ok(b) => b.header.last_seq > acked && b.header.first_seq <= acked + 1,
+                Err(_) => false,
+            };
+            if !keep || self.outbox.is_some() {
+                remove_file(&path)?;
+                continue;
+            }
+            let last_seq = bundle::parse(&bytes)?.header.last_seq;
+            self.outbox = Some(Outbox {
+                digest: hex::encode(Sha256::digest(&bytes)),
+                path,
+                bytes,
+                last_seq,
+                sent: 0,
+                generation: 0,
+            });
+        }
+        if self.outbox.is_some() {
+            return Ok(true);
+        }
+        let Some(batch) = site::export_uplink(self.p, &self.hub, UPLOAD_BATCH)? else {
+            return Ok(false);
+        };
+        let digest = hex::encode(Sha256::digest(&batch.bytes));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        let path = dir.join(format!("{:020}-{digest}.bundle", batch.header.first_seq));
+        bletchley_crypto::keyfile::write_atomic(&path, &batch.bytes)?;
+        (self.on_event)(&format!(
+            "uploading operations {}..{} ({} items, {} bytes)",
+            batch.header.first_seq,
+            batch.header.last_seq,
+            batch.items,
+            batch.bytes.len()
+        ));
+        self.outbox = Some(Outbox {
+            path,
+            digest,
+            last_seq: batch.header.last_seq,
+            bytes: batch.bytes,
+            sent: 0,
+            generation: 0,
+        });
+        Ok(false)
+    }
+
+    /// Asks the hub how much of the upload batch it holds, and goes on from there.
+    fn resume_upload(&mut self, link: &mut Link) -> Result<()> {
+        let Some(o) = &self.outbox else {
+            return Ok(());
+        };
+        link.send("GET", &format!("/sync/v1/upload/{}", o.digest), &[])?;
+        let r = link.recv()?;
+        if r.status != 200 {
+            return Err(Error::Protocol(format!(
+                "the hub answered {} about an upload: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            )));
+        }
+        let have = have_header(&r)?;
+        if let Some(o) = &mut self.outbox {
+            o.sent = have.min(o.bytes.len() as u64);
+        }
+        Ok(())
+    }
+
+    /// The next upload chunk to send: (offset, its bytes, generation).
+    fn next_upload(&mut self) -> Option<(String, u64, Vec<u8>, u64)> {
+        let o = self.outbox.as_mut()?;
+        let total = o.bytes.len() as u64;
+        if o.sent >= total {
+            return None;
+        }
+        let end = (o.sent + CHUNK).min(total);
+        let chunk = o.bytes[o.sent as usize..end as usize].to_vec();
+        let at = o.sent;
+        o.sent = end;
+        Some((o.digest.clone(), at, chunk, o.generation))
+    }
+
+    /// Takes the answer to an upload chunk.
+    fn take_upload(&mut self, digest: &str, generation: u64, r: Response) -> Result<()> {
+        let current = self
+            .outbox
+            .as_ref()
+            .is_some_and(|o| o.digest == digest && o.generation == generation);
+        match r.status {
+            200 => {
+                if let Some(added) = r.header("x-added").and_then(|v| v.parse::<usize>().ok()) {
+                    self.report.sent += added;
+                    (self.on_event)(&format!("the hub stored {added} items of ours"));
+                }
+                self.take_receipt(&r)?;
+                if self.outbox.is_none() {
+                    self.prepare_outbox()?;
+                }
+                Ok(())
+            }
+            409 if current => {
+                let have = have_header(&r)?;
+                if let Some(o) = &mut self.outbox {
+                    o.generation += 1;
+                    o.sent = have.min(o.bytes.len() as u64);
+                }
+                Ok(())
+            }
+            409 => Ok(()),
+            s => Err(Error::Protocol(format!(
+                "the hub refused our upload ({s}): {}",
                 String::from_utf8_lossy(&r.body)
             ))),
         }
@@ -483,6 +682,10 @@ impl Run<'_> {
         let t0 = Instant::now();
         self.pull(link)?;
         let rtt = t0.elapsed().as_secs_f64();
+        // This site's own log goes up on the same link, from where the hub's staging ends.
+        self.prepare_outbox()?;
+        self.resume_upload(link)?;
+        let mut up_turn = false;
         // Enough in flight to keep the link full for two round trips, and no more:
         // what is already asked for is what a FLASH item waits behind. The rate is the cap when
         // one is given, else what the link delivered over the last interval.
@@ -517,8 +720,33 @@ impl Run<'_> {
             }
             // Fill the window with chunk requests, and while contents move, a pull at least
             // every REPULL among them (when idle, the branch below pulls and waits instead).
+            // Uploads take every other place while both directions have work.
             while inflight.len() < window {
-                match self.next_chunk(&mut asked)? {
+                up_turn = !up_turn;
+                let down = if up_turn && self.outbox.is_some() {
+                    None
+                } else {
+                    self.next_chunk(&mut asked)?
+                };
+                if down.is_none()
+                    && let Some((digest, offset, chunk, generation)) = self.next_upload()
+                {
+                    let total = self.outbox.as_ref().map_or(0, |o| o.bytes.len());
+                    link.send(
+                        "PUT",
+                        &format!("/sync/v1/upload/{digest}?offset={offset}&total={total}"),
+                        &chunk,
+                    )?;
+                    self.report.sent_bytes += chunk.len() as u64;
+                    inflight.push_back(Asked::Upload { digest, generation });
+                    continue;
+                }
+                let down = match down {
+                    Some(d) => Some(d),
+                    None if up_turn => self.next_chunk(&mut asked)?,
+                    None => None,
+                };
+                match down {
                     Some((id, offset, size)) => {
                         let pull_due = last_pull.elapsed() >= REPULL
                             && !inflight.iter().any(|a| matches!(a, Asked::Pull));
@@ -559,10 +787,20 @@ impl Run<'_> {
                     asked.clear();
                     continue;
                 }
-                // Caught up: acknowledge and see whether anything new came.
+                // Caught up: acknowledge and see whether anything new came, either way.
                 self.pull(link)?;
                 last_pull = Instant::now();
-                if self.pending.is_empty() {
+                self.prepare_outbox()?;
+                if self
+                    .outbox
+                    .as_ref()
+                    .is_some_and(|o| o.sent >= o.bytes.len() as u64)
+                {
+                    // Sent whole, yet the pull's receipt does not cover it: ask the hub where
+                    // the upload stands rather than wait.
+                    self.resume_upload(link)?;
+                }
+                if self.pending.is_empty() && self.outbox.is_none() {
                     if opts.once {
                         return Ok(true);
                     }
@@ -590,6 +828,7 @@ impl Run<'_> {
                 Asked::Pull => {
                     self.take_pull(r)?;
                 }
+                Asked::Upload { digest, generation } => self.take_upload(&digest, generation, r)?,
                 Asked::Chunk { id, offset, size } => {
                     if !self.take_chunk(&id, offset, size, r)? {
                         // The hub stopped sending it: forget what was asked, pull soon.
@@ -606,4 +845,22 @@ impl Run<'_> {
 enum Asked {
     Pull,
     Chunk { id: String, offset: u64, size: u64 },
+    Upload { digest: String, generation: u64 },
+}
+
+fn have_header(r: &Response) -> Result<u64> {
+    r.header("x-have")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Protocol("an upload answer without x-have".into()))
+}
+
+fn remove_file(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        }),
+    }
 }

@@ -8,7 +8,11 @@
 //!   records the acknowledgement, brings the site's log up to date and answers with the next
 //!   operations as a signed bundle sealed to the site (contents travel separately);
 //! - `GET /sync/v1/object/ID?offset=N&len=M`: a chunk of an item's content, checked against the
-//!   site's gate and audited when the item is first read for that site.
+//!   site's gate and audited when the item is first read for that site;
+//! - `GET /sync/v1/upload/DIGEST` and `PUT /sync/v1/upload/DIGEST?offset=N&total=T`: a field
+//!   site's own log going up, as a signed bundle sealed to the hub, in chunks staged sealed here
+//!   so that a cut resumes where it stopped. A whole bundle is checked and imported exactly as
+//!   `bundle import` does; every answer to a pull says how far the site's log is applied here.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::BufReader;
@@ -28,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::identity::SiteRole;
 use crate::oplog::{Op, genesis};
 use crate::site::{self, PeerRecord};
+use crate::staging::Staging;
 use crate::tls;
 use crate::wire::{self, Request, Throttled};
 
@@ -37,6 +42,8 @@ pub const MAX_CHUNK: u64 = 1024 * 1024;
 const MAX_OPS: u64 = 2000;
 /// Item contents the hub keeps in memory between chunk requests.
 const CACHE_ITEMS: usize = 8;
+/// The largest upload bundle a field site may send.
+pub const MAX_UPLOAD: u64 = 256 * 1024 * 1024;
 
 /// What a site says when it pulls.
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,6 +76,15 @@ type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
 
 /// Contents recently read for a site: (site, item) → (content, its SHA-256).
 type ContentCache = VecDeque<((String, String), Arc<Vec<u8>>, String)>;
+
+/// What the platform thread keeps between requests.
+struct State {
+    cache: ContentCache,
+    /// Uploads in progress, staged sealed at rest.
+    uploads: Staging,
+    /// Bytes staged per upload, known since this listener started.
+    staged: HashMap<String, u64>,
+}
 
 enum Event {
     Request {
@@ -109,7 +125,14 @@ pub fn listen(
         .map_err(|e| Error::Link(e.to_string()))?;
     on_event(&format!("listening on {addr}"));
     let (tx, rx) = mpsc::channel::<Event>();
-    let mut cache = ContentCache::new();
+    let mut state = State {
+        cache: ContentCache::new(),
+        uploads: Staging::new(
+            p.root().join("sync").join("uploads"),
+            p.derived_key("sync upload staging"),
+        ),
+        staged: HashMap::new(),
+    };
     while !opts.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, peer)) => {
@@ -144,7 +167,7 @@ pub fn listen(
                 request,
                 reply,
             }) => {
-                let answer = match handle(p, &site, &request, &mut cache) {
+                let answer = match handle(p, &site, &request, &mut state) {
                     Ok(a) => a,
                     Err(e) => {
                         let status = match e {
@@ -153,6 +176,11 @@ pub fn listen(
                             }) => 404,
                             Error::Fork(_) => 409,
                             Error::Protocol(_) | Error::Invalid(_) => 400,
+                            Error::Tampered(_)
+                            | Error::Malformed(_)
+                            | Error::Misaddressed { .. }
+                            | Error::Gap { .. }
+                            | Error::Replayed { .. } => 422,
                             _ => 500,
                         };
                         on_event(&format!("{site}: {} {}: {e}", request.method, request.path));
@@ -247,12 +275,8 @@ fn connection(
     }
 }
 
-fn handle(
-    p: &mut Platform,
-    site: &str,
-    request: &Request,
-    cache: &mut ContentCache,
-) -> Result<Reply> {
+fn handle(p: &mut Platform, site: &str, request: &Request, state: &mut State) -> Result<Reply> {
+    let cache = &mut state.cache;
     let mut rec = site::peer(p, site)?;
     if rec.revoked {
         return Ok((403, Vec::new(), b"revoked".to_vec()));
@@ -265,7 +289,31 @@ fn handle(
         ("POST", "/sync/v1/pull") => {
             let pull: Pull = serde_json::from_slice(&request.body)
                 .map_err(|e| Error::Protocol(format!("pull: {e}")))?;
-            pull_answer(p, &mut rec, &pull)
+            let (status, mut headers, body) = pull_answer(p, &mut rec, &pull)?;
+            headers.push(receipt(p, site)?);
+            Ok((status, headers, body))
+        }
+        ("GET", _) if path.starts_with("/sync/v1/upload/") => {
+            let digest = &path["/sync/v1/upload/".len()..];
+            let have = staged(state, digest)?;
+            Ok((200, vec![("x-have", have.to_string())], Vec::new()))
+        }
+        ("PUT", _) if path.starts_with("/sync/v1/upload/") => {
+            let digest = path["/sync/v1/upload/".len()..].to_owned();
+            let (mut offset, mut total) = (None, None);
+            for kv in query.split('&') {
+                match kv.split_once('=') {
+                    Some(("offset", v)) => offset = v.parse::<u64>().ok(),
+                    Some(("total", v)) => total = v.parse::<u64>().ok(),
+                    _ => {}
+                }
+            }
+            let (Some(offset), Some(total)) = (offset, total) else {
+                return Err(Error::Protocol(
+                    "an upload chunk needs offset and total".into(),
+                ));
+            };
+            upload_chunk(p, site, state, &digest, offset, total, &request.body)
         }
         ("GET", _) if path.starts_with("/sync/v1/object/") => {
             let id = &path["/sync/v1/object/".len()..];
@@ -330,6 +378,96 @@ fn handle(
             request.method, request.path
         ))),
     }
+}
+
+/// Bytes of an upload staged here.
+fn staged(state: &mut State, digest: &str) -> Result<u64> {
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Protocol(format!(
+            "an upload named {digest:?}, not by its SHA-256"
+        )));
+    }
+    if let Some(&n) = state.staged.get(digest) {
+        return Ok(n);
+    }
+    let n = state.uploads.len(digest)?;
+    state.staged.insert(digest.to_owned(), n);
+    Ok(n)
+}
+
+/// How far the site's own log is applied here: `x-uplink: SEQ HASH`.
+fn receipt(p: &Platform, site: &str) -> Result<(&'static str, String)> {
+    let rec = site::peer(p, site)?;
+    Ok((
+        "x-uplink",
+        format!("{} {}", rec.inbound.applied_seq, rec.inbound.head),
+    ))
+}
+
+/// Stages one chunk of a site's upload; when the bundle is whole, checks its digest and
+/// imports it as `bundle import` would (every check before anything is applied).
+fn upload_chunk(
+    p: &mut Platform,
+    site: &str,
+    state: &mut State,
+    digest: &str,
+    offset: u64,
+    total: u64,
+    chunk: &[u8],
+) -> Result<Reply> {
+    if total == 0 || total > MAX_UPLOAD {
+        return Err(Error::Protocol(format!(
+            "an upload of {total} bytes (at most {MAX_UPLOAD})"
+        )));
+    }
+    let have = staged(state, digest)?;
+    if offset != have {
+        // Out of step (a resumed upload that guessed wrong): say where to go on.
+        return Ok((409, vec![("x-have", have.to_string())], Vec::new()));
+    }
+    if have + chunk.len() as u64 > total || (chunk.is_empty() && have < total) {
+        return Err(Error::Protocol(format!(
+            "upload chunk does not fit ({have}+{} of {total})",
+            chunk.len()
+        )));
+    }
+    state.uploads.append(digest, have, chunk)?;
+    let have = have + chunk.len() as u64;
+    state.staged.insert(digest.to_owned(), have);
+    if have < total {
+        return Ok((200, vec![("x-have", have.to_string())], Vec::new()));
+    }
+    let bytes = state.uploads.read(digest)?;
+    state.uploads.remove(digest)?;
+    state.staged.remove(digest);
+    if hex::encode(Sha256::digest(&bytes)) != digest {
+        return Err(Error::Protocol(
+            "the upload does not match its digest; send it again".into(),
+        ));
+    }
+    let from = crate::bundle::parse(&bytes)?.header.from.clone();
+    if from != site {
+        let reason = format!("{site} uploaded a bundle from {from:?}");
+        p.record(
+            Actor::Operator,
+            "sync.receive",
+            vec![site.to_owned()],
+            None,
+            Outcome::Refused,
+            Some(reason.clone()),
+        )?;
+        return Err(Error::Tampered(reason));
+    }
+    let report = site::import_bundle(p, &bytes)?;
+    Ok((
+        200,
+        vec![
+            ("x-have", have.to_string()),
+            ("x-added", report.added.to_string()),
+            receipt(p, site)?,
+        ],
+        Vec::new(),
+    ))
 }
 
 /// Records the site's acknowledgement, extends its log, and answers with the next operations.

@@ -519,7 +519,38 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
         return ack_bundle(p, &me, &rec, site).map(Some);
     }
     let allowed = extend_log(p, &mut rec)?;
-    export_ops(p, &me, &mut rec, site, from, allowed, uplink)
+    export_ops(p, &me, &mut rec, site, from, allowed, uplink, None)
+}
+
+/// At a field site, the next batch of its own log for the hub, to send over the network: the
+/// operations after what the hub has acknowledged, cut once the contents they carry pass
+/// `budget` bytes (at least one operation). `None` when nothing of its own is waiting.
+pub(crate) fn export_uplink(p: &mut Platform, hub: &str, budget: u64) -> Result<Option<Exported>> {
+    let me = this(p)?;
+    let mut rec = peer(p, hub)?;
+    if me.identity.role != SiteRole::Field
+        || (rec.collections.is_empty() && rec.operations.is_empty())
+    {
+        return Ok(None);
+    }
+    let allowed = extend_log(p, &mut rec)?;
+    if rec.out.acked_seq >= rec.out.last_seq {
+        return Ok(None);
+    }
+    export_ops(p, &me, &mut rec, hub, None, allowed, true, Some(budget))
+}
+
+/// At a field site: the hub says it has applied this site's log up to `seq` (hash `head`).
+/// Recorded when it names an operation of that log rightly; what the hub says it holds is what
+/// it holds, so a hub restored from an older state is sent the rest again.
+pub(crate) fn take_receipt(p: &mut Platform, hub: &str, seq: u64, head: &str) -> Result<u64> {
+    let mut rec = peer(p, hub)?;
+    check_ack(p, &rec, seq, head)?;
+    if seq != rec.out.acked_seq {
+        rec.out.acked_seq = seq;
+        p.put_site_record(&peer_key(hub), &rec)?;
+    }
+    Ok(seq)
 }
 
 /// A field site's acknowledgement of what it has applied from the hub.
@@ -564,6 +595,7 @@ fn export_ops(
     from: Option<u64>,
     allowed: BTreeMap<String, ()>,
     uplink: bool,
+    budget: Option<u64>,
 ) -> Result<Option<Exported>> {
     let first = from.unwrap_or(rec.out.acked_seq + 1).max(1);
     if first > rec.out.last_seq + 1 {
@@ -580,12 +612,20 @@ fn export_ops(
         return Ok(None);
     }
     let mut ops = Vec::new();
+    let mut carried = 0u64;
     for seq in first..=rec.out.last_seq {
+        if budget.is_some_and(|b| carried >= b) {
+            break;
+        }
         let op: Op = p
             .site_record(&log_key(site, seq))?
             .ok_or_else(|| Error::Invalid(format!("operation {seq} for {site} is missing")))?;
+        if let OpKind::ItemAdded { meta } = &op.kind {
+            carried += meta.size;
+        }
         ops.push(op);
     }
+    let last = ops[ops.len() - 1].seq;
     // Contents only for items the site may still hold; a later removal in the same bundle
     // makes the addition a no-op at the site.
     let wanted: Vec<String> = ops
@@ -608,9 +648,9 @@ fn export_ops(
         from: me.identity.name.clone(),
         to: site.to_owned(),
         first_seq: first,
-        last_seq: rec.out.last_seq,
+        last_seq: last,
         prev: ops[0].prev.clone(),
-        head: rec.out.head.clone(),
+        head: ops[ops.len() - 1].hash.clone(),
         created_ms: now_ms(),
         ephemeral: String::new(),
         ack: uplink.then(|| (rec.inbound.applied_seq, rec.inbound.head.clone())),
@@ -620,10 +660,7 @@ fn export_ops(
     p.record(
         Actor::Operator,
         "bundle.export",
-        vec![
-            site.to_owned(),
-            format!("operations {first}..{}", rec.out.last_seq),
-        ],
+        vec![site.to_owned(), format!("operations {first}..{last}")],
         None,
         Outcome::Allowed,
         Some(format!("{items} items")),

@@ -1,6 +1,5 @@
 //! `site` and `bundle`: this node as a replication site, and bundles on removable media.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,22 +9,10 @@ use bletchley_sync::{Erased, SiteInit, SiteRole};
 
 use crate::cli::{BundleCmd, SiteCmd};
 
-/// Writes a file whole or not at all: a temporary file beside it, synced, then renamed.
+/// Writes a file whole or not at all (the operator may point it at removable media).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    bletchley_crypto::keyfile::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `site ...`.
@@ -248,12 +235,14 @@ pub fn sync(
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "synced: {} items received, {} removed, {} bytes, at operation {}, {} connections{}",
+            "synced: {} items received, {} removed, {} bytes, at operation {}, {} connections, {} items sent up in {} bytes{}",
             report.received,
             report.removed,
             report.bytes,
             report.position,
             report.connections,
+            report.sent,
+            report.sent_bytes,
             if report.erased {
                 "; ERASED on the hub's order"
             } else {

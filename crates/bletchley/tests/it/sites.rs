@@ -550,6 +550,16 @@ struct HubProcess {
     lines: mpsc::Receiver<String>,
 }
 
+impl HubProcess {
+    fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+}
+
 impl Drop for HubProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -831,12 +841,7 @@ fn a_flash_item_overtakes_a_routine_transfer() {
     let mut s = setup();
     let routine = add_big(&mut s, 1, 2_000_000).remove(0);
     let hub = start_hub(&s.hub, "127.0.0.1:0");
-    let port: u16 = hub
-        .addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = hub.port();
     // 2 Mbit/s: the routine item alone takes about eight seconds.
     let mut child = sync_cmd(&s.bravo, port, "2mbit");
     let lines = lines_of(&mut child);
@@ -893,12 +898,7 @@ fn a_flash_item_overtakes_a_routine_transfer() {
 fn unknown_revoked_and_garbage_speaking_peers_are_refused_and_the_hub_carries_on() {
     let s = setup();
     let hub = start_hub(&s.hub, "127.0.0.1:0");
-    let port: u16 = hub
-        .addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = hub.port();
 
     // A field site the hub never enrolled (it trusts the hub, the hub does not know it).
     let stranger = field("stranger", "GB/cyprus", "SECRET", "GBR");
@@ -1001,12 +1001,7 @@ fn a_transfer_stops_when_the_site_may_no_longer_hold_the_item() {
     let mut s = setup();
     let big = add_big(&mut s, 1, 2_000_000).remove(0);
     let hub = start_hub(&s.hub, "127.0.0.1:0");
-    let port: u16 = hub
-        .addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = hub.port();
     // About eight seconds of transfer at 2 Mbit/s; the assignment is withdrawn after two.
     let child = sync_cmd(&s.bravo, port, "2mbit");
     std::thread::sleep(Duration::from_secs(2));
@@ -1024,5 +1019,101 @@ fn a_transfer_stops_when_the_site_may_no_longer_hold_the_item() {
     assert_eq!(held, expected(&s, |p| p.bravo && p.collection != "mi5/ct"));
     let staged = files_under(&s.bravo.data.join("sync"));
     assert!(staged.is_empty(), "staging left behind: {staged:?}");
+    drop(hub);
+}
+
+#[test]
+fn a_field_sites_own_items_go_up_over_sync_through_cut_links_and_are_not_sent_twice() {
+    let s = setup();
+    s.alpha.ok(&["collection", "add", "mi5/cyprus-collect"]);
+    let mut seed = 5u64;
+    let mut ids = Vec::new();
+    let mut contents = Vec::new();
+    for i in 0..2 {
+        let data: Vec<u8> = (0..1_200_000).map(|_| next(&mut seed) as u8).collect();
+        let f = s.alpha.file(&format!("collected{i}.bin"), &data);
+        ids.extend(
+            s.alpha
+                .ingest("officer", "mi5/cyprus-collect", "SECRET", &[&f]),
+        );
+        contents.push(data);
+    }
+    let f = s.alpha.file("report.txt", b"CANARY-collected in the field");
+    ids.extend(
+        s.alpha
+            .ingest("officer", "mi5/cyprus-collect", "SECRET", &[&f]),
+    );
+    contents.push(b"CANARY-collected in the field".to_vec());
+    s.alpha.ok(&["site", "assign", "hub", "mi5/cyprus-collect"]);
+
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let cutting = relay(&hub.addr, 3, 900_000, Duration::from_millis(1));
+    let out = sync_cmd(&s.alpha, cutting.port, "16mbit")
+        .wait_with_output()
+        .expect("sync");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cuts = stdout.lines().filter(|l| l.starts_with("link")).count();
+    assert!(cuts >= 1, "the relay never cut the link: {stdout}");
+    // Every item arrived whole at the hub, readable there under the hub's own gate.
+    for (id, want) in ids.iter().zip(&contents) {
+        let got = s.hub.run(&["--as", "carol", "get", id]).stdout;
+        assert!(got == *want, "item {id} differs at the hub");
+    }
+    // What the upload batches held went over the link once, plus at most the chunks in flight
+    // when each cut came (a window of at most 16 chunks of 64 KiB).
+    let batches: u64 = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("uploading operations "))
+        .filter_map(|l| {
+            l.rsplit_once(", ")?
+                .1
+                .strip_suffix(" bytes)")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let sent: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("synced: "))
+        .and_then(|l| l.split(" items sent up in ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("bytes sent up");
+    eprintln!("{cuts} cuts; upload batches {batches} bytes, {sent} bytes put on the link");
+    assert!(batches > 2_400_000, "{stdout}");
+    assert!(sent >= batches, "{sent} < {batches}");
+    assert!(
+        sent <= batches + cuts as u64 * 16 * 65_536,
+        "re-sent more than the chunks in flight at the cuts: {sent} for {batches}"
+    );
+    // Nothing left in flight on either side; the hub confirmed the whole log.
+    let left = files_under(&s.alpha.data.join("sync"));
+    assert!(left.is_empty(), "outbox left behind: {left:?}");
+    let left = files_under(&s.hub.data.join("sync"));
+    assert!(left.is_empty(), "upload staging left behind: {left:?}");
+    let st = peer_status(&s.alpha, "hub");
+    assert_eq!(st["acknowledged"], st["logged"], "{st}");
+    assert_no_plaintext(&s.hub.data.join("sync"));
+    // Run again: nothing more goes up, and the hub's own items came down meanwhile.
+    let again = sync_cmd(&s.alpha, hub.port(), "100mbit")
+        .wait_with_output()
+        .expect("sync");
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert!(again.contains("0 items sent up in 0 bytes"), "{again}");
+    let mut want = expected(&s, |p| p.alpha);
+    want.extend(ids.iter().cloned());
+    assert_eq!(held(&s.alpha), want);
+    // Shared back down, the field's own items are not sent to it again.
+    s.hub.ok(&["site", "assign", "alpha", "mi5/cyprus-collect"]);
+    let back = sync_cmd(&s.alpha, hub.port(), "100mbit")
+        .wait_with_output()
+        .expect("sync");
+    let back = String::from_utf8_lossy(&back.stdout);
+    assert!(back.contains("synced: 0 items received"), "{back}");
     drop(hub);
 }
