@@ -519,7 +519,12 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
         return ack_bundle(p, &me, &rec, site).map(Some);
     }
     let allowed = extend_log(p, &mut rec)?;
-    export_ops(p, &me, &mut rec, site, from, allowed, uplink, None)
+    let batch = Batch {
+        from,
+        uplink,
+        budget: None,
+    };
+    export_ops(p, &me, &mut rec, site, allowed, batch)
 }
 
 /// At a field site, the next batch of its own log for the hub, to send over the network: the
@@ -537,7 +542,12 @@ pub(crate) fn export_uplink(p: &mut Platform, hub: &str, budget: u64) -> Result<
     if rec.out.acked_seq >= rec.out.last_seq {
         return Ok(None);
     }
-    export_ops(p, &me, &mut rec, hub, None, allowed, true, Some(budget))
+    let batch = Batch {
+        from: None,
+        uplink: true,
+        budget: Some(budget),
+    };
+    export_ops(p, &me, &mut rec, hub, allowed, batch)
 }
 
 /// At a field site: the hub says it has applied this site's log up to `seq` (hash `head`).
@@ -586,17 +596,30 @@ fn ack_bundle(p: &mut Platform, me: &SelfRecord, rec: &PeerRecord, site: &str) -
     }
 }
 
-/// Operations (and contents) of the log for `site` from `from` or after its acknowledgement.
+/// Which part of a log a bundle carries.
+struct Batch {
+    /// The first operation; after the peer's acknowledgement when `None`.
+    from: Option<u64>,
+    /// A field site's own log going up (it carries the site's acknowledgement too).
+    uplink: bool,
+    /// Stop adding operations once their contents pass this many bytes.
+    budget: Option<u64>,
+}
+
+/// Operations (and contents) of the log for `site`.
 fn export_ops(
     p: &mut Platform,
     me: &SelfRecord,
     rec: &mut PeerRecord,
     site: &str,
-    from: Option<u64>,
     allowed: BTreeMap<String, ()>,
-    uplink: bool,
-    budget: Option<u64>,
+    batch: Batch,
 ) -> Result<Option<Exported>> {
+    let Batch {
+        from,
+        uplink,
+        budget,
+    } = batch;
     let first = from.unwrap_or(rec.out.acked_seq + 1).max(1);
     if first > rec.out.last_seq + 1 {
         return Err(Error::Invalid(format!(
