@@ -20,7 +20,8 @@ pub use jobs::{Job, JobState};
 pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{
-    Actor, AuditQuery, AuditReview, CertificateRecord, InitOptions, OperationView, Platform,
-    SecondFactor, SharedCollection, SiteScope, TokenRecord, TokenScope, now_ms, read_audit,
+    ANNOTATION, Actor, Annotation, AuditQuery, AuditReview, CertificateRecord, InitOptions,
+    OperationView, Platform, SecondFactor, SharedCollection, SiteScope, TokenRecord, TokenScope,
+    now_ms, read_audit,
 };
 pub use residency::{Jurisdiction, Scope};

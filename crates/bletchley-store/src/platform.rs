@@ -1,9 +1,12 @@
 //! The platform: a data directory, its catalog, keys, locations and audit
 //! log, and every act on items — each through the gate and into the log.
 
+mod annotations;
 mod credentials;
 mod jobs;
 mod sites;
+
+pub use annotations::{ANNOTATION, Annotation, MAX_ANNOTATION};
 
 pub use sites::SiteScope;
 

@@ -315,6 +315,9 @@ pub(crate) fn scope(rec: &PeerRecord) -> Result<SiteScope> {
         jurisdiction: Jurisdiction::parse(&rec.identity.jurisdiction)?,
         collections: rec.collections.clone(),
         operations: rec.operations.clone(),
+        // The notes made here on what the peer sent: it holds those items, so it gets the
+        // notes too (the other half of merging annotations by union).
+        annotations_on: rec.inbound.received.clone(),
     })
 }
 
@@ -513,11 +516,9 @@ pub(crate) fn seal_and_sign(
 pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<Option<Exported>> {
     let me = this(p)?;
     let mut rec = peer(p, site)?;
-    let uplink = me.identity.role == SiteRole::Field
-        && (!rec.collections.is_empty() || !rec.operations.is_empty());
-    if me.identity.role == SiteRole::Field && !uplink {
-        return ack_bundle(p, &me, &rec, site).map(Some);
-    }
+    // A field site's bundle for the hub carries its own log (its collections assigned to the
+    // hub, and its notes on what the hub sent) with its acknowledgement.
+    let uplink = me.identity.role == SiteRole::Field;
     let allowed = extend_log(p, &mut rec)?;
     let batch = Batch {
         from,
@@ -533,9 +534,7 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
 pub(crate) fn export_uplink(p: &mut Platform, hub: &str, budget: u64) -> Result<Option<Exported>> {
     let me = this(p)?;
     let mut rec = peer(p, hub)?;
-    if me.identity.role != SiteRole::Field
-        || (rec.collections.is_empty() && rec.operations.is_empty())
-    {
+    if me.identity.role != SiteRole::Field {
         return Ok(None);
     }
     let allowed = extend_log(p, &mut rec)?;
@@ -706,6 +705,9 @@ pub struct ImportReport {
     pub added: usize,
     /// Items removed (crypto-shredded).
     pub removed: usize,
+    /// Items a field site sent that were not stored: derived from an item this hub no longer
+    /// holds.
+    pub dropped: usize,
     /// The sender's log position this site now holds.
     pub position: u64,
     /// Already imported: nothing changed.
@@ -955,10 +957,19 @@ fn apply_ops(
         ..ImportReport::default()
     };
     let mut erase = false;
+    let mut orphans = Vec::new();
     for o in &fresh {
         match &o.kind {
+            // A field site's part or note of an item the hub no longer holds (it was shredded
+            // here): storing it would bring back what was destroyed.
             OpKind::ItemAdded { meta } => {
-                if let Some(content) = contents.get(meta.id.as_str())
+                let orphan = match &meta.derived_from {
+                    Some(source) if rec.identity.role == SiteRole::Field => !p.holds(source)?,
+                    _ => false,
+                };
+                if orphan {
+                    orphans.push(meta.id.clone());
+                } else if let Some(content) = contents.get(meta.id.as_str())
                     && last_op_of.get(meta.id.as_str()) == Some(&o.seq)
                     && p.store_replica(&name, meta, (*content).clone())?
                 {
@@ -977,6 +988,17 @@ fn apply_ops(
             OpKind::EraseOrdered => erase = true,
         }
     }
+    if !orphans.is_empty() {
+        p.record(
+            Actor::Principal(format!("site:{name}")),
+            "sync.receive",
+            orphans.clone(),
+            None,
+            Outcome::Refused,
+            Some("derived from an item not held here (shredded?): not stored".into()),
+        )?;
+    }
+    report.dropped = orphans.len();
     rec.inbound.applied_seq = h.last_seq;
     rec.inbound.head = h.head.clone();
     p.put_site_record(&peer_key(&name), rec)?;

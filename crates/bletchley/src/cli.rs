@@ -46,6 +46,25 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Write an item's content to standard output.
     Get(GetArgs),
+    /// Note something on an item you may read. Notes are items of their own (same marking,
+    /// shredded with the item) and travel to every site that holds the item.
+    Annotate {
+        /// Item id.
+        id: String,
+        /// The note.
+        text: String,
+    },
+    /// The notes on an item, merged from every site, oldest first.
+    Annotations {
+        /// Item id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
     /// List the items you may see.
     Ls(LsArgs),
     /// Search the text of what you may see.

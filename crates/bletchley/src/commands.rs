@@ -79,6 +79,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Operation(c) => operation(&cli, c),
         Command::Ingest(a) => ingest(&cli, a),
         Command::Get(a) => get(&cli, a),
+        Command::Annotate { id, text } => annotate(&cli, id, text),
+        Command::Annotations {
+            id,
+            json,
+            justification,
+        } => annotations(&cli, id, *json, justification.as_deref()),
         Command::Ls(a) => ls(&cli, a),
         Command::Search(a) => search(&cli, a),
         Command::Suggest {
@@ -638,6 +644,38 @@ fn get(cli: &Cli, a: &GetArgs) -> Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         out.write_all(&content)?;
         out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn annotate(cli: &Cli, id: &str, text: &str) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let mut p = open(cli)?;
+    // At a site, the note says where it was written: it will be read at other sites too.
+    let author = match bletchley_sync::status(&p) {
+        Ok(s) => format!("{who}@{}", s.identity.name),
+        Err(_) => who.clone(),
+    };
+    let note = p.annotate(&who, id, &author, text)?;
+    println!("{note}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn annotations(cli: &Cli, id: &str, json: bool, justification: Option<&str>) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let notes = open(cli)?.annotations(&who, id, justification)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&notes)?);
+    } else {
+        for n in &notes {
+            println!(
+                "{}\t{}\t{}\t{}",
+                fmt_time(n.created_ms),
+                n.author,
+                n.id,
+                n.text.replace('\n', " ")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -175,8 +175,20 @@ pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode>
             } else {
                 if r.applied > 0 || r.acknowledged.is_none() {
                     println!(
-                        "imported from {}: {} operations, {} items added, {} removed; now at operation {}",
-                        r.from, r.applied, r.added, r.removed, r.position
+                        "imported from {}: {} operations, {} items added, {} removed{}; now at operation {}",
+                        r.from,
+                        r.applied,
+                        r.added,
+                        r.removed,
+                        if r.dropped > 0 {
+                            format!(
+                                ", {} not stored (derived from items no longer held here)",
+                                r.dropped
+                            )
+                        } else {
+                            String::new()
+                        },
+                        r.position
                     );
                 }
                 if let Some(n) = r.acknowledged {

@@ -15,7 +15,7 @@ use bletchley_policy::{
     Classification, CollectionId, Gate, Marking, Nation, Principal, Role, Visibility,
 };
 
-use super::{Actor, Platform, now_ms};
+use super::{ANNOTATION, Actor, Platform, now_ms};
 use crate::catalog::{Catalog, ItemRow, SealedTable};
 use crate::error::{Error, Result};
 use crate::item::{IngestOptions, ItemMeta, Lineage, NewItem};
@@ -39,6 +39,9 @@ pub struct SiteScope {
     /// Operations assigned to it: the collections shared into them, while
     /// they run.
     pub operations: Vec<String>,
+    /// Items the site sent here: it may also hold the notes made here on
+    /// them (if their marking passes its gate), wherever they are.
+    pub annotations_on: BTreeSet<String>,
 }
 
 /// The gate of a site: one per nationality of its staff, over the assigned
@@ -144,7 +147,21 @@ impl Platform {
     ) -> Result<Option<ItemMeta>> {
         let (meta, marking) = self.open_meta(row)?;
         let coll = CollectionId(row.collection_id);
-        if gate.gates.is_empty() || gate.gates.iter().any(|g| g.check(&marking, coll).is_err()) {
+        // A note on an item the site itself sent: its collection need not be assigned, its
+        // marking must still pass.
+        let note_on_theirs = meta.derivation.as_deref() == Some(ANNOTATION)
+            && meta
+                .derived_from
+                .as_ref()
+                .is_some_and(|s| scope.annotations_on.contains(s));
+        let refused = |g: &Gate| {
+            if note_on_theirs {
+                g.check_marking(&marking).is_err()
+            } else {
+                g.check(&marking, coll).is_err()
+            }
+        };
+        if gate.gates.is_empty() || gate.gates.iter().any(refused) {
             return Ok(None);
         }
         let agency = self.agency_name(row.agency_id)?;
@@ -159,6 +176,9 @@ impl Platform {
     /// Every item a site may hold now, by id. A system path for the sender
     /// of replication; the content goes out only through
     /// [`Platform::export_for_site`], which checks again and audits.
+    ///
+    /// Sources come before what was derived from them (by generation, then
+    /// age), so a receiver meets an item before its parts and notes.
     pub fn site_allowed(&mut self, scope: &SiteScope) -> Result<Vec<ItemMeta>> {
         let gate = self.site_gate(scope)?;
         let ids: Vec<u32> = gate.visible.iter().map(|c| c.0).collect();
@@ -168,7 +188,22 @@ impl Platform {
                 out.push(meta);
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        let listed: BTreeSet<String> = out.iter().map(|m| m.id.clone()).collect();
+        for source in &scope.annotations_on {
+            for id in self.derived_by(source, ANNOTATION)? {
+                if listed.contains(&id) {
+                    continue;
+                }
+                if let Some(row) = self.catalog.item(&id)?
+                    && let Some(meta) = self.site_may_hold(scope, &gate, &row)?
+                {
+                    out.push(meta);
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.generation, a.created_ms, &a.id).cmp(&(b.generation, b.created_ms, &b.id))
+        });
         Ok(out)
     }
 

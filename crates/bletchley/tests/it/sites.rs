@@ -1117,3 +1117,150 @@ fn a_field_sites_own_items_go_up_over_sync_through_cut_links_and_are_not_sent_tw
     assert!(back.contains("synced: 0 items received"), "{back}");
     drop(hub);
 }
+
+fn notes(env: &Env, who: &str, id: &str) -> Vec<(String, String, String)> {
+    let v: Value =
+        serde_json::from_str(&env.ok(&["--as", who, "annotations", id, "--json"])).expect("json");
+    v.as_array()
+        .expect("notes")
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().expect("id").to_owned(),
+                n["author"].as_str().expect("author").to_owned(),
+                n["text"].as_str().expect("text").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn sync_ok(env: &Env, port: u16) -> String {
+    let out = sync_cmd(env, port, "100mbit")
+        .wait_with_output()
+        .expect("sync");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn notes_written_at_the_same_time_at_the_hub_and_two_field_sites_all_reach_every_site() {
+    let s = setup();
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let port = hub.port();
+    sync_ok(&s.alpha, port);
+    sync_ok(&s.bravo, port);
+    // Held by the hub and both sites.
+    let shared = s.ids[1].clone();
+    assert!(held(&s.alpha).contains(&shared) && held(&s.bravo).contains(&shared));
+    // Three notes on the same item, written while the sites are apart.
+    let written = [
+        s.hub
+            .ok(&["--as", "carol", "annotate", &shared, "hub: source reliable"]),
+        s.alpha.ok(&[
+            "--as",
+            "officer",
+            "annotate",
+            &shared,
+            "alpha: seen at the port on Tuesday",
+        ]),
+        s.bravo.ok(&[
+            "--as",
+            "officer",
+            "annotate",
+            &shared,
+            "bravo: phone matches",
+        ]),
+    ];
+    let written: BTreeSet<String> = written.iter().map(|w| w.trim().to_owned()).collect();
+    assert_eq!(written.len(), 3);
+    // Each site meets the hub once or twice, in no particular order.
+    sync_ok(&s.alpha, port);
+    sync_ok(&s.bravo, port);
+    sync_ok(&s.alpha, port);
+    // bravo's own policy keeps its bytes in the US (the default is the home country): its note
+    // stays there, and the hub's and alpha's reach it.
+    assert_eq!(notes(&s.hub, "carol", &shared).len(), 2);
+    assert_eq!(notes(&s.bravo, "officer", &shared).len(), 3);
+    // Once bravo's policy lets them rest in GB too, the held-back note goes up.
+    s.bravo
+        .ok(&["residency", "set", "--default", "--allow", "US,GB"]);
+    sync_ok(&s.bravo, port);
+    sync_ok(&s.alpha, port);
+    let at_hub = notes(&s.hub, "carol", &shared);
+    for (env, who, name) in [
+        (&s.hub, "carol", "hub"),
+        (&s.alpha, "officer", "alpha"),
+        (&s.bravo, "officer", "bravo"),
+    ] {
+        let got = notes(env, who, &shared);
+        let ids: BTreeSet<String> = got.iter().map(|n| n.0.clone()).collect();
+        assert_eq!(ids, written, "{name} holds another set of notes: {got:?}");
+        assert_eq!(got.len(), 3, "{name}: a note twice: {got:?}");
+        // The same merged list, in the same order, everywhere.
+        assert_eq!(got, at_hub, "{name} lists the notes differently");
+    }
+    let authors: BTreeSet<&str> = at_hub.iter().map(|n| n.1.as_str()).collect();
+    assert_eq!(
+        authors,
+        BTreeSet::from(["carol@hub", "officer@alpha", "officer@bravo"])
+    );
+    // Nothing more moves when everything is merged.
+    for env in [&s.alpha, &s.bravo] {
+        let again = sync_ok(env, port);
+        assert!(
+            again.contains("synced: 0 items received, 0 removed")
+                && again.contains(", 0 items sent up"),
+            "{again}"
+        );
+    }
+    // A note on an item alpha may not hold never reaches it: bravo's note on a TOP SECRET item.
+    let ts = s.ids[2].clone();
+    let secret_note = s
+        .bravo
+        .ok(&["--as", "officer", "annotate", &ts, "bravo: TS detail"])
+        .trim()
+        .to_owned();
+    sync_ok(&s.bravo, port);
+    sync_ok(&s.alpha, port);
+    assert!(
+        notes(&s.hub, "carol", &ts)
+            .iter()
+            .any(|n| n.0 == secret_note)
+    );
+    assert!(!held(&s.alpha).contains(&secret_note));
+    // A reader who may not see the item sees neither it nor its notes.
+    let denied = s.hub.run(&["--as", "alice", "annotations", &s.ids[4]]);
+    assert!(!denied.status.success());
+    drop(hub);
+}
+
+#[test]
+fn a_note_on_an_item_the_hub_has_shredded_is_not_brought_back() {
+    let s = setup();
+    import(&s.alpha, &export(&s.hub, "alpha", "a1.bundle"));
+    let uk_only = s.ids[0].clone();
+    let note = s
+        .alpha
+        .ok(&["--as", "officer", "annotate", &uk_only, "alpha: follow up"])
+        .trim()
+        .to_owned();
+    // The hub destroys the item meanwhile.
+    s.hub.ok(&["--as", "boss", "shred", &uk_only]);
+    let out = import(&s.hub, &export(&s.alpha, "hub", "up.bundle"));
+    assert!(out.contains("1 not stored"), "{out}");
+    assert!(!s.hub.run(&["--as", "carol", "get", &note]).status.success());
+    let audit = s.hub.ok(&["audit", "show"]);
+    assert!(audit.contains("not held here"), "no refusal audited");
+    // And the site loses the item and its note at its next import.
+    import(&s.alpha, &export(&s.hub, "alpha", "a2.bundle"));
+    let left = held(&s.alpha);
+    assert!(
+        !left.contains(&uk_only) && !left.contains(&note),
+        "{left:?}"
+    );
+}
