@@ -56,6 +56,10 @@ pub struct BundleHeader {
     /// operation applied, its hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack: Option<(u64, String)>,
+    /// Until first contact is confirmed: the sender's proof that it holds the one-time
+    /// enrolment code (see `code.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrol_proof: Option<String>,
 }
 
 /// The sealed part, opened.
@@ -231,6 +235,7 @@ mod tests {
             created_ms: 0,
             ephemeral: "00".into(),
             ack: None,
+            enrol_proof: None,
         }
     }
 

@@ -264,6 +264,7 @@ impl Run<'_> {
             max_ops: 2000,
             known_seq,
             known_head,
+            enrol_proof: site::field_proof(self.p, &rec)?,
         })
         .map_err(|e| Error::Invalid(e.to_string()))
     }
@@ -273,6 +274,8 @@ impl Run<'_> {
     /// continue exactly what is applied now.
     fn take_pull(&mut self, r: Response) -> Result<()> {
         if matches!(r.status, 200 | 204) {
+            // First contact: nothing from the hub counts before it has proved the code.
+            site::confirm_hub(self.p, &self.hub, r.header("x-enrol-proof"))?;
             self.take_receipt(&r)?;
         }
         let rec = self.record()?;
@@ -314,7 +317,10 @@ impl Run<'_> {
                 self.wanted = None;
                 Ok(())
             }
-            403 => Err(Error::Refused("the hub refuses this site (revoked)".into())),
+            403 => Err(Error::Refused(format!(
+                "the hub refuses this site: {}",
+                String::from_utf8_lossy(&r.body)
+            ))),
             s => Err(Error::Protocol(format!(
                 "the hub answered {s}: {}",
                 String::from_utf8_lossy(&r.body)

@@ -60,6 +60,9 @@ pub(crate) struct Pull {
     /// That operation's hash.
     #[serde(default)]
     pub known_head: String,
+    /// Until the hub has confirmed the site's enrolment: its proof of the one-time code.
+    #[serde(default)]
+    pub enrol_proof: Option<String>,
 }
 
 /// How the listener runs.
@@ -285,12 +288,25 @@ fn handle(p: &mut Platform, site: &str, request: &Request, state: &mut State) ->
         .path
         .split_once('?')
         .unwrap_or((request.path.as_str(), ""));
+    if !rec.enrolment.confirmed && (request.method.as_str(), path) != ("POST", "/sync/v1/pull") {
+        return Ok((
+            403,
+            Vec::new(),
+            b"enrolment not confirmed: pull first, with the proof of the one-time code".to_vec(),
+        ));
+    }
     match (request.method.as_str(), path) {
         ("POST", "/sync/v1/pull") => {
             let pull: Pull = serde_json::from_slice(&request.body)
                 .map_err(|e| Error::Protocol(format!("pull: {e}")))?;
+            if let Err(e) = site::confirm_field(p, &mut rec, pull.enrol_proof.as_deref()) {
+                return Ok((403, Vec::new(), e.to_string().into_bytes()));
+            }
             let (status, mut headers, body) = pull_answer(p, &mut rec, &pull)?;
             headers.push(receipt(p, site)?);
+            if let Some(proof) = &rec.enrolment.hub_proof {
+                headers.push(("x-enrol-proof", proof.clone()));
+            }
             Ok((status, headers, body))
         }
         ("GET", _) if path.starts_with("/sync/v1/upload/") => {
@@ -539,6 +555,7 @@ fn pull_answer(p: &mut Platform, rec: &mut PeerRecord, pull: &Pull) -> Result<Re
         created_ms: bletchley_store::now_ms(),
         ephemeral: String::new(),
         ack: None,
+        enrol_proof: rec.enrolment.hub_proof.clone(),
     };
     let bytes = site::seal_and_sign(
         &me,

@@ -64,6 +64,25 @@ pub(crate) struct PeerRecord {
     /// Its certificate no longer opens a connection and its bundles are refused.
     #[serde(default)]
     pub revoked: bool,
+    /// The one-time code and whether the other side has proved it.
+    #[serde(default)]
+    pub enrolment: Enrolment,
+}
+
+/// Enrolment by one-time code (see [`crate::code`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Enrolment {
+    /// The code (normalised) until first contact; forgotten once the other side has proved it,
+    /// and when it expires or too many wrong proofs came.
+    pub code: Option<String>,
+    /// At the hub: when the code stops being accepted (Unix ms).
+    pub expires_ms: i64,
+    /// At the hub: wrong proofs so far.
+    pub attempts: u32,
+    /// The other side proved it holds the code.
+    pub confirmed: bool,
+    /// At the hub: its own proof, which it sends the field site with every answer and bundle.
+    pub hub_proof: Option<String>,
 }
 
 /// `site init` settings.
@@ -178,13 +197,26 @@ pub(crate) fn peer(p: &Platform, name: &str) -> Result<PeerRecord> {
         .ok_or_else(|| Error::UnknownSite(name.to_owned()))
 }
 
+/// What `enrol` did.
+pub struct Enrolled {
+    /// The other side.
+    pub identity: SiteIdentity,
+    /// At the hub: the one-time code for the field site's operator, to be given over a separate
+    /// channel.
+    pub code: Option<String>,
+}
+
 /// Enrols the other side: a field site at the hub, or the hub at a field site. The identity file
-/// came out of band; `fingerprint`, read over a separate channel, must match when given.
+/// came out of band; `fingerprint`, read over a separate channel, must match when given. The hub
+/// makes a one-time code; the field site enrols the hub with it (`code`). Enrolling the same
+/// identity again before first contact makes a new code (at the hub) or takes a new one (at the
+/// field site).
 pub fn enrol(
     p: &mut Platform,
     identity_text: &str,
     fingerprint: Option<&str>,
-) -> Result<SiteIdentity> {
+    code: Option<&str>,
+) -> Result<Enrolled> {
     let me = this(p)?;
     let id = SignedIdentity::parse(identity_text)?;
     valid_site_name(&id.name)?;
@@ -216,19 +248,76 @@ pub fn enrol(
     if id.name == me.identity.name {
         return Err(Error::Invalid("a site cannot enrol itself".into()));
     }
+    let enrolment = match (me.identity.role, code) {
+        (SiteRole::Hub, Some(_)) => {
+            return Err(Error::Invalid(
+                "the hub makes the one-time code (it prints one when it enrols a field site); it takes none".into(),
+            ));
+        }
+        (SiteRole::Hub, None) => {
+            let code = crate::code::new_code()?;
+            let n = crate::code::normalise(&code)?;
+            Enrolment {
+                hub_proof: Some(crate::code::proof(
+                    &n,
+                    crate::code::Prover::Hub,
+                    &me.identity.fingerprint(),
+                    &id.fingerprint(),
+                )),
+                code: Some(n),
+                expires_ms: now_ms() + crate::code::VALID_MS,
+                attempts: 0,
+                confirmed: false,
+            }
+        }
+        (SiteRole::Field, None) => {
+            return Err(Error::Invalid(
+                "enrolling the hub needs the one-time code its operator gave you: --code XXXXX-XXXXX-XXXXX".into(),
+            ));
+        }
+        (SiteRole::Field, Some(c)) => Enrolment {
+            code: Some(crate::code::normalise(c)?),
+            ..Enrolment::default()
+        },
+    };
+    let printed = |e: &Enrolment| {
+        e.code
+            .as_ref()
+            .filter(|_| me.identity.role == SiteRole::Hub)
+            .map(|c| format!("{}-{}-{}", &c[..5], &c[5..10], &c[10..]))
+    };
     let mut names = peer_names(p)?;
     if me.identity.role == SiteRole::Field && names.iter().any(|n| n != &id.name) {
         return Err(Error::Invalid("this field site already has a hub".into()));
     }
-    if let Some(existing) = p.site_record::<PeerRecord>(&peer_key(&id.name))? {
-        if existing.identity == id {
-            return Ok(id);
+    if let Some(mut existing) = p.site_record::<PeerRecord>(&peer_key(&id.name))? {
+        if existing.identity != id {
+            return Err(Error::Invalid(format!(
+                "a different site named {:?} is already enrolled",
+                id.name
+            )));
         }
-        return Err(Error::Invalid(format!(
-            "a different site named {:?} is already enrolled",
-            id.name
-        )));
+        // The same identity again: a new code (the old one was lost, expired or void).
+        if existing.enrolment.confirmed && me.identity.role == SiteRole::Hub {
+            return Err(Error::Invalid(format!(
+                "{:?} is enrolled and has proved its code already",
+                id.name
+            )));
+        }
+        existing.enrolment = enrolment;
+        let code = printed(&existing.enrolment);
+        p.put_site_record(&peer_key(&id.name), &existing)?;
+        p.record(
+            Actor::Operator,
+            "site.enrol",
+            vec![id.name.clone()],
+            None,
+            Outcome::Allowed,
+            Some("a new one-time code".into()),
+        )?;
+        return Ok(Enrolled { identity: id, code });
     }
+    let code = printed(&enrolment);
     let rec = PeerRecord {
         identity: id.clone(),
         collections: Vec::new(),
@@ -244,6 +333,7 @@ pub fn enrol(
         },
         erase_confirmed: false,
         revoked: false,
+        enrolment,
     };
     p.put_site_record(&peer_key(&id.name), &rec)?;
     names.push(id.name.clone());
@@ -256,7 +346,155 @@ pub fn enrol(
         Outcome::Allowed,
         Some(format!("{:?}, fingerprint {}", id.role, id.fingerprint())),
     )?;
-    Ok(id)
+    Ok(Enrolled { identity: id, code })
+}
+
+/// At the hub: checks a field site's proof of its one-time code, once. Until it has, the site
+/// is sent nothing. A wrong proof counts; the fifth, or an expired code, voids the code (the
+/// site must be enrolled again). Refusals are audited.
+pub(crate) fn confirm_field(
+    p: &mut Platform,
+    rec: &mut PeerRecord,
+    proof: Option<&str>,
+) -> Result<()> {
+    if rec.enrolment.confirmed {
+        return Ok(());
+    }
+    let name = rec.identity.name.clone();
+    let me = this(p)?;
+    let verdict = match (&rec.enrolment.code, proof) {
+        (None, _) => Err(format!(
+            "the enrolment of {name:?} is void: enrol it again (`site enrol`) for a new code"
+        )),
+        (Some(_), _) if now_ms() > rec.enrolment.expires_ms => {
+            rec.enrolment.code = None;
+            Err(format!(
+                "the one-time code of {name:?} expired before first contact: enrol it again"
+            ))
+        }
+        (Some(_), None) => Err(format!(
+            "{name:?} has not proved its one-time code (enrol the hub at the field with --code)"
+        )),
+        (Some(code), Some(got)) => {
+            let want = crate::code::proof(
+                code,
+                crate::code::Prover::Field,
+                &me.identity.fingerprint(),
+                &rec.identity.fingerprint(),
+            );
+            if crate::code::same(&want, got) {
+                Ok(())
+            } else {
+                rec.enrolment.attempts += 1;
+                if rec.enrolment.attempts >= crate::code::MAX_ATTEMPTS {
+                    rec.enrolment.code = None;
+                    Err(format!(
+                        "{name:?} proved a wrong one-time code {} times: the code is void, enrol it again",
+                        rec.enrolment.attempts
+                    ))
+                } else {
+                    Err(format!(
+                        "{name:?} proved a wrong one-time code (attempt {} of {})",
+                        rec.enrolment.attempts,
+                        crate::code::MAX_ATTEMPTS
+                    ))
+                }
+            }
+        }
+    };
+    match verdict {
+        Ok(()) => {
+            rec.enrolment.confirmed = true;
+            rec.enrolment.code = None;
+            p.put_site_record(&peer_key(&name), rec)?;
+            p.record(
+                Actor::Operator,
+                "site.enrol.confirm",
+                vec![name],
+                None,
+                Outcome::Allowed,
+                None,
+            )?;
+            Ok(())
+        }
+        Err(reason) => {
+            p.put_site_record(&peer_key(&name), rec)?;
+            p.record(
+                Actor::Operator,
+                "site.enrol.confirm",
+                vec![name],
+                None,
+                Outcome::Refused,
+                Some(reason.clone()),
+            )?;
+            Err(Error::Refused(reason))
+        }
+    }
+}
+
+/// At a field site: the proof it sends the hub until the hub has answered with its own.
+pub(crate) fn field_proof(p: &Platform, hub: &PeerRecord) -> Result<Option<String>> {
+    if hub.enrolment.confirmed {
+        return Ok(None);
+    }
+    let Some(code) = &hub.enrolment.code else {
+        return Ok(None);
+    };
+    let me = this(p)?;
+    Ok(Some(crate::code::proof(
+        code,
+        crate::code::Prover::Field,
+        &hub.identity.fingerprint(),
+        &me.identity.fingerprint(),
+    )))
+}
+
+/// At a field site: checks the hub's proof of the code, once; until then nothing from the hub is
+/// applied.
+pub(crate) fn confirm_hub(p: &mut Platform, hub: &str, proof: Option<&str>) -> Result<()> {
+    let mut rec = peer(p, hub)?;
+    if rec.enrolment.confirmed {
+        return Ok(());
+    }
+    let me = this(p)?;
+    let ok = match (&rec.enrolment.code, proof) {
+        (Some(code), Some(got)) => crate::code::same(
+            &crate::code::proof(
+                code,
+                crate::code::Prover::Hub,
+                &rec.identity.fingerprint(),
+                &me.identity.fingerprint(),
+            ),
+            got,
+        ),
+        _ => false,
+    };
+    if !ok {
+        let reason = format!(
+            "{hub:?} did not prove the one-time code this site was enrolled with: check the code, and that the identity file came from the hub"
+        );
+        p.record(
+            Actor::Operator,
+            "site.enrol.confirm",
+            vec![hub.to_owned()],
+            None,
+            Outcome::Refused,
+            Some(reason.clone()),
+        )?;
+        return Err(Error::Refused(reason));
+    }
+    rec.enrolment.confirmed = true;
+    rec.enrolment.code = None;
+    p.put_site_record(&peer_key(hub), &rec)?;
+    p.record(
+        Actor::Operator,
+        "site.enrol.confirm",
+        vec![hub.to_owned()],
+        None,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok(())
 }
 
 /// Assigns collections (`agency/name`) and operations (names without `/`) to a field site, or
@@ -344,6 +582,9 @@ pub struct PeerStatus {
     pub erase: String,
     /// Revoked: refused on every path.
     pub revoked: bool,
+    /// `awaiting first contact` (the code is not proved yet), `confirmed`, or `void` (enrol it
+    /// again for a new code).
+    pub enrolment: String,
 }
 
 /// `site status`.
@@ -383,6 +624,12 @@ pub fn status(p: &Platform) -> Result<SiteStatus> {
             applied: r.inbound.applied_seq,
             erase: erase.into(),
             revoked: r.revoked,
+            enrolment: match (&r.enrolment.confirmed, &r.enrolment.code) {
+                (true, _) => "confirmed",
+                (false, Some(_)) => "awaiting first contact",
+                (false, None) => "void",
+            }
+            .into(),
         });
     }
     Ok(SiteStatus {
@@ -516,8 +763,18 @@ pub(crate) fn seal_and_sign(
 pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<Option<Exported>> {
     let me = this(p)?;
     let mut rec = peer(p, site)?;
+    if me.identity.role == SiteRole::Hub && !rec.enrolment.confirmed {
+        return Err(Error::Invalid(format!(
+            "{site} has not proved its one-time enrolment code yet, so nothing is sent to it: import its first bundle (`bundle export --site {} OUT` at {site}) or let it sync",
+            me.identity.name
+        )));
+    }
     // A field site's bundle for the hub carries its own log (its collections assigned to the
-    // hub, and its notes on what the hub sent) with its acknowledgement.
+    // hub, and its notes on what the hub sent) with its acknowledgement; until the hub has
+    // proved the enrolment code, only the acknowledgement (which carries this site's proof).
+    if me.identity.role == SiteRole::Field && !rec.enrolment.confirmed {
+        return ack_bundle(p, &me, &rec, site).map(Some);
+    }
     let uplink = me.identity.role == SiteRole::Field;
     let allowed = extend_log(p, &mut rec)?;
     let batch = Batch {
@@ -534,7 +791,7 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
 pub(crate) fn export_uplink(p: &mut Platform, hub: &str, budget: u64) -> Result<Option<Exported>> {
     let me = this(p)?;
     let mut rec = peer(p, hub)?;
-    if me.identity.role != SiteRole::Field {
+    if me.identity.role != SiteRole::Field || !rec.enrolment.confirmed {
         return Ok(None);
     }
     let allowed = extend_log(p, &mut rec)?;
@@ -577,6 +834,7 @@ fn ack_bundle(p: &mut Platform, me: &SelfRecord, rec: &PeerRecord, site: &str) -
             created_ms: now_ms(),
             ephemeral: String::new(),
             ack: None,
+            enrol_proof: field_proof(p, rec)?,
         };
         let bytes = seal_and_sign(me, &rec.identity, header.clone(), &Body::default())?;
         p.record(
@@ -676,6 +934,11 @@ fn export_ops(
         created_ms: now_ms(),
         ephemeral: String::new(),
         ack: uplink.then(|| (rec.inbound.applied_seq, rec.inbound.head.clone())),
+        enrol_proof: if uplink {
+            field_proof(p, rec)?
+        } else {
+            rec.enrolment.hub_proof.clone()
+        },
     };
     let items = contents.len();
     let bytes = seal_and_sign(me, &rec.identity, header.clone(), &Body { ops, contents })?;
@@ -742,6 +1005,14 @@ pub fn import_bundle(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
 fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
     let me = this(p)?;
     let (h, mut rec, body) = open_bundle(p, &me, bytes)?;
+    // First contact: nothing is applied before the sender has proved the one-time code.
+    match rec.identity.role {
+        SiteRole::Field => confirm_field(p, &mut rec, h.enrol_proof.as_deref())?,
+        SiteRole::Hub => {
+            confirm_hub(p, &h.from, h.enrol_proof.as_deref())?;
+            rec = peer(p, &h.from)?;
+        }
+    }
     match h.kind {
         BundleKind::Ack => apply_ack(p, &mut rec, &h),
         BundleKind::Ops => {

@@ -794,8 +794,9 @@ pub enum SiteCmd {
         /// Where to write it (`-` for standard output).
         out: PathBuf,
     },
-    /// Enrol the other side from its identity file (a field site at the hub, the hub at a field
-    /// site); compare fingerprints over a separate channel.
+    /// Enrol the other side from its identity file: a field site at the hub (which prints a
+    /// one-time code for the field's operator), or the hub at a field site (with that code).
+    /// Neither side sends anything until the other has proved the code at first contact.
     Enrol {
         /// The other side's identity file.
         #[arg(long)]
@@ -803,6 +804,9 @@ pub enum SiteCmd {
         /// The fingerprint read out by the other side; enrolment fails if it differs.
         #[arg(long)]
         fingerprint: Option<String>,
+        /// At a field site: the one-time code the hub's operator gave (XXXXX-XXXXX-XXXXX).
+        #[arg(long)]
+        code: Option<String>,
     },
     /// Assign collections (agency/name) and operations to a field site.
     Assign {

@@ -55,10 +55,13 @@ pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
         SiteCmd::Enrol {
             identity,
             fingerprint,
+            code,
         } => {
             let text = std::fs::read_to_string(identity)
                 .with_context(|| format!("reading {}", identity.display()))?;
-            let id = bletchley_sync::enrol(p, &text, fingerprint.as_deref())?;
+            let enrolled =
+                bletchley_sync::enrol(p, &text, fingerprint.as_deref(), code.as_deref())?;
+            let id = &enrolled.identity;
             println!(
                 "enrolled {} ({:?}, {}, ceiling {}, staff {}); fingerprint {}",
                 id.name,
@@ -70,6 +73,13 @@ pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
             );
             if fingerprint.is_none() {
                 println!("check that fingerprint with the other side over a separate channel");
+            }
+            if let Some(code) = &enrolled.code {
+                println!("one-time code: {code}");
+                println!(
+                    "give it to {}'s operator by another channel than the identity file (`site enrol --code` there); it is good for one first contact within 7 days",
+                    id.name
+                );
             }
         }
         SiteCmd::Assign { name, targets } => {
@@ -96,11 +106,12 @@ pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
                 );
                 for peer in &s.peers {
                     println!(
-                        "  {} ({:?}) {} ceiling {}: assigned [{}] ops logged {} acknowledged {} items {} applied {} erase {}",
+                        "  {} ({:?}) {} ceiling {}: enrolment {}; assigned [{}] ops logged {} acknowledged {} items {} applied {} erase {}",
                         peer.identity.name,
                         peer.identity.role,
                         peer.identity.jurisdiction,
                         peer.identity.ceiling,
+                        peer.enrolment,
                         [peer.collections.clone(), peer.operations.clone()]
                             .concat()
                             .join(", "),

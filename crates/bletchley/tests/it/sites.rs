@@ -117,17 +117,34 @@ fn fingerprint(env: &Env) -> String {
     s["fingerprint"].as_str().expect("fingerprint").to_owned()
 }
 
-fn enrol(a: &Env, b: &Env) {
+/// `a` enrols `b` (with the hub's one-time `code` when `a` is a field site); returns the code
+/// the hub printed when `a` is the hub.
+fn enrol(a: &Env, b: &Env, code: Option<&str>) -> Option<String> {
     let id = identity(b);
     let f = fingerprint(b);
-    a.ok(&[
+    let mut args = vec![
         "site",
         "enrol",
         "--identity",
         id.to_str().expect("path"),
         "--fingerprint",
         &f,
-    ]);
+    ];
+    if let Some(c) = code {
+        args.extend(["--code", c]);
+    }
+    let out = a.ok(&args);
+    out.lines()
+        .find_map(|l| l.strip_prefix("one-time code: "))
+        .map(str::to_owned)
+}
+
+/// Enrols a field site at its hub (named `hub`) and the hub there, with the one-time code, and
+/// makes first contact by bundle: the field's acknowledgement proves the code to the hub.
+fn pair(hub: &Env, field: &Env) {
+    let code = enrol(hub, field, None).expect("the hub prints a one-time code");
+    enrol(field, hub, Some(&code));
+    import(hub, &export(field, "hub", "first-contact.bundle"));
 }
 
 fn setup() -> Sites {
@@ -181,8 +198,7 @@ fn setup() -> Sites {
     let alpha = field("alpha", "GB/cyprus", "SECRET", "GBR");
     let bravo = field("bravo", "US/virginia", "TOP SECRET//STRAP1", "GBR,USA");
     for f in [&alpha, &bravo] {
-        enrol(&hub, f);
-        enrol(f, &hub);
+        pair(&hub, f);
         // Someone at the field to read what arrives: cleared for everything, so listings show
         // everything the site holds.
         f.ok(&["agency", "add", "mi5"]);
@@ -414,7 +430,9 @@ fn tampered_truncated_replayed_misaddressed_and_foreign_bundles_change_nothing()
         "GBR",
         "--hub",
     ]);
-    enrol(&rogue, &s.alpha);
+    // It enrols an impostor under alpha's name, which proves the code to it.
+    let impostor = field("alpha", "GB/cyprus", "SECRET", "GBR");
+    pair(&rogue, &impostor);
     rogue.ok(&["agency", "add", "mi5"]);
     rogue.ok(&["collection", "add", "mi5/ct"]);
     rogue.ok(&["site", "assign", "alpha", "mi5/ct"]);
@@ -462,8 +480,7 @@ fn tampered_truncated_replayed_misaddressed_and_foreign_bundles_change_nothing()
     rejected(&s.alpha, &second, "replayed");
     // A bundle that skips operations the site has not seen is refused with what to ask for.
     let fresh = field("charlie", "GB/cyprus", "SECRET", "GBR");
-    enrol(&s.hub, &fresh);
-    enrol(&fresh, &s.hub);
+    pair(&s.hub, &fresh);
     s.hub.ok(&["site", "assign", "charlie", "mi5/ct"]);
     export(&s.hub, "charlie", "c1.bundle");
     let src = s.hub.file("u.txt", b"CANARY-fourth item");
@@ -902,7 +919,7 @@ fn unknown_revoked_and_garbage_speaking_peers_are_refused_and_the_hub_carries_on
 
     // A field site the hub never enrolled (it trusts the hub, the hub does not know it).
     let stranger = field("stranger", "GB/cyprus", "SECRET", "GBR");
-    enrol(&stranger, &s.hub);
+    enrol(&stranger, &s.hub, Some("ABCDE-FGHJK-MNPQR"));
     let out = sync_cmd(&stranger, port, "100mbit")
         .wait_with_output()
         .expect("run");
@@ -1262,5 +1279,136 @@ fn a_note_on_an_item_the_hub_has_shredded_is_not_brought_back() {
     assert!(
         !left.contains(&uk_only) && !left.contains(&note),
         "{left:?}"
+    );
+}
+
+fn enrolment_state(env: &Env, name: &str) -> String {
+    peer_status(env, name)["enrolment"]
+        .as_str()
+        .expect("enrolment")
+        .to_owned()
+}
+
+#[test]
+fn nothing_moves_until_both_sides_have_proved_the_one_time_code() {
+    let s = setup();
+    // charlie's identity file reaches the hub; its operator is told a code by telephone.
+    let charlie = field("charlie", "GB/cyprus", "SECRET", "GBR");
+    charlie.ok(&["agency", "add", "mi5"]);
+    charlie.ok(&[
+        "principal",
+        "add",
+        "officer",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "SECRET",
+        "--nationality",
+        "GBR",
+    ]);
+    let code = enrol(&s.hub, &charlie, None).expect("code");
+    assert_eq!(code.len(), 17, "{code}");
+    s.hub.ok(&["site", "assign", "charlie", "mi5/ct"]);
+    assert_eq!(enrolment_state(&s.hub, "charlie"), "awaiting first contact");
+    // Without a code the hub cannot be enrolled at all.
+    let id = identity(&s.hub);
+    let err = charlie.fails(&["site", "enrol", "--identity", id.to_str().expect("p")]);
+    assert!(err.contains("--code"), "{err}");
+    let err = charlie.fails(&[
+        "site",
+        "enrol",
+        "--identity",
+        id.to_str().expect("p"),
+        "--code",
+        "not a code",
+    ]);
+    assert!(err.contains("is not an enrolment code"), "{err}");
+    // Nothing is sent to a site that has not proved the code.
+    let err = s.hub.fails(&[
+        "bundle",
+        "export",
+        "--site",
+        "charlie",
+        s.hub.root.join("c.bundle").to_str().expect("p"),
+    ]);
+    assert!(
+        err.contains("has not proved its one-time enrolment code"),
+        "{err}"
+    );
+
+    // A misheard code: the first contact is refused, counted and audited, and changes nothing.
+    let wrong = if code.starts_with('A') {
+        format!("B{}", &code[1..])
+    } else {
+        format!("A{}", &code[1..])
+    };
+    enrol(&charlie, &s.hub, Some(&wrong));
+    let first = export(&charlie, "hub", "first.bundle");
+    let err = s
+        .hub
+        .fails(&["bundle", "import", first.to_str().expect("p")]);
+    assert!(
+        err.contains("wrong one-time code (attempt 1 of 5)"),
+        "{err}"
+    );
+    assert_eq!(enrolment_state(&s.hub, "charlie"), "awaiting first contact");
+    // Over the network too: refused before anything is sent.
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let out = sync_cmd(&charlie, hub.port(), "100mbit")
+        .wait_with_output()
+        .expect("sync");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("wrong one-time code (attempt 2 of 5)"),
+        "{err}"
+    );
+    assert!(held(&charlie).is_empty());
+    // Three more wrong proofs void the code.
+    for _ in 0..3 {
+        let _ = s.hub.run(&["bundle", "import", first.to_str().expect("p")]);
+    }
+    assert_eq!(enrolment_state(&s.hub, "charlie"), "void");
+    // The right code no longer helps; enrolling again gives a new one, which does.
+    enrol(&charlie, &s.hub, Some(&code));
+    let out = sync_cmd(&charlie, hub.port(), "100mbit")
+        .wait_with_output()
+        .expect("sync");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("void"));
+    let fresh = enrol(&s.hub, &charlie, None).expect("a new code");
+    assert_ne!(fresh, code);
+    enrol(&charlie, &s.hub, Some(&fresh));
+    let out = sync_cmd(&charlie, hub.port(), "100mbit")
+        .wait_with_output()
+        .expect("sync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(enrolment_state(&s.hub, "charlie"), "confirmed");
+    assert_eq!(enrolment_state(&charlie, "hub"), "confirmed");
+    assert!(!held(&charlie).is_empty());
+    // One use: the hub makes no further code for a site that has proved one.
+    let id = identity(&charlie);
+    let err = s
+        .hub
+        .fails(&["site", "enrol", "--identity", id.to_str().expect("p")]);
+    assert!(err.contains("proved its code already"), "{err}");
+    drop(hub);
+
+    // The field checks the hub as well: given another code than the hub holds, it refuses what
+    // the hub sends, and applies nothing.
+    enrol(&charlie, &s.hub, Some("ABCDE-FGHJK-MNPQR"));
+    let src = s.hub.file("later.txt", b"CANARY-later");
+    let later = s.hub.ingest("carol", "mi5/ct", "SECRET", &[&src]).remove(0);
+    let b = export(&s.hub, "charlie", "c2.bundle");
+    let err = charlie.fails(&["bundle", "import", b.to_str().expect("p")]);
+    assert!(err.contains("did not prove the one-time code"), "{err}");
+    assert!(!held(&charlie).contains(&later));
+    let audit = s.hub.ok(&["audit", "show"]);
+    assert!(
+        audit.contains("site.enrol.confirm"),
+        "no enrolment in the audit log"
     );
 }
