@@ -1337,10 +1337,9 @@ fn nothing_moves_until_both_sides_have_proved_the_one_time_code() {
     );
 
     // A misheard code: the first contact is refused, counted and audited, and changes nothing.
-    let wrong = if code.starts_with('A') {
-        format!("B{}", &code[1..])
-    } else {
-        format!("A{}", &code[1..])
+    let wrong = match code.strip_prefix('A') {
+        Some(rest) => format!("B{rest}"),
+        None => format!("A{}", &code[1..]),
     };
     enrol(&charlie, &s.hub, Some(&wrong));
     let first = export(&charlie, "hub", "first.bundle");
