@@ -74,6 +74,10 @@ pub enum Error {
     /// The other side refused the TLS session (an unknown or revoked certificate).
     #[error("refused by the other side: {0}")]
     Refused(String),
+    /// This node's policy refuses the other side's request (an unproved enrolment code, a
+    /// collection not accepted from it); audited where decided.
+    #[error("refused: {0}")]
+    Denied(String),
     /// The link failed (cut, reset, timed out); replication resumes where it stopped.
     #[error("link: {0}")]
     Link(String),

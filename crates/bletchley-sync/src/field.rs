@@ -80,6 +80,8 @@ pub struct SyncReport {
     pub sent: usize,
     /// Upload bytes put on the link (bundles, in chunks), whether or not a cut then lost them.
     pub sent_bytes: u64,
+    /// The hub refused this site's upload (why); nothing more was sent up in this run.
+    pub upload_refused: Option<String>,
 }
 
 /// A batch of this site's own log on its way to the hub.
@@ -356,7 +358,7 @@ impl Run<'_> {
     /// new one when this site's own log has operations the hub has not applied. Returns true when
     /// the hub should be asked how much of it it holds.
     fn prepare_outbox(&mut self) -> Result<bool> {
-        if self.outbox.is_some() {
+        if self.outbox.is_some() || self.report.upload_refused.is_some() {
             return Ok(false);
         }
         let dir = self.outbox_dir();
@@ -386,7 +388,14 @@ impl Run<'_> {
                 remove_file(&path)?;
                 continue;
             }
-            let last_seq = bundle::parse(&bytes)?.header.last_seq;
+            let header = bundle::parse(&bytes)?.header;
+            let last_seq = header.last_seq;
+            (self.on_event)(&format!(
+                "uploading operations {}..{} ({} bytes), left by an earlier run",
+                header.first_seq,
+                last_seq,
+                bytes.len()
+            ));
             self.outbox = Some(Outbox {
                 digest: hex::encode(Sha256::digest(&bytes)),
                 path,
@@ -410,11 +419,11 @@ impl Run<'_> {
         let path = dir.join(format!("{:020}-{digest}.bundle", batch.header.first_seq));
         bletchley_crypto::keyfile::write_atomic(&path, &batch.bytes)?;
         (self.on_event)(&format!(
-            "uploading operations {}..{} ({} items, {} bytes)",
+            "uploading operations {}..{} ({} bytes), {} items",
             batch.header.first_seq,
             batch.header.last_seq,
-            batch.items,
-            batch.bytes.len()
+            batch.bytes.len(),
+            batch.items
         ));
         self.outbox = Some(Outbox {
             path,
@@ -489,6 +498,15 @@ impl Run<'_> {
                 Ok(())
             }
             409 => Ok(()),
+            // Refused by policy (a collection the hub does not accept from this site): the batch
+            // stays here for a later run; the downloads go on.
+            403 => {
+                let why = String::from_utf8_lossy(&r.body).into_owned();
+                (self.on_event)(&format!("upload refused: {why}"));
+                self.report.upload_refused = Some(why);
+                self.outbox = None;
+                Ok(())
+            }
             s => Err(Error::Protocol(format!(
                 "the hub refused our upload ({s}): {}",
                 String::from_utf8_lossy(&r.body)

@@ -178,6 +178,7 @@ pub fn listen(
                                 ..
                             }) => 404,
                             Error::Fork(_) => 409,
+                            Error::Denied(_) => 403,
                             Error::Protocol(_) | Error::Invalid(_) => 400,
                             Error::Tampered(_)
                             | Error::Malformed(_)
@@ -187,7 +188,11 @@ pub fn listen(
                             _ => 500,
                         };
                         on_event(&format!("{site}: {} {}: {e}", request.method, request.path));
-                        (status, Vec::new(), e.to_string().into_bytes())
+                        let body = match &e {
+                            Error::Denied(why) => why.clone(),
+                            other => other.to_string(),
+                        };
+                        (status, Vec::new(), body.into_bytes())
                     }
                 };
                 let _ = reply.send(answer);
@@ -299,8 +304,10 @@ fn handle(p: &mut Platform, site: &str, request: &Request, state: &mut State) ->
         ("POST", "/sync/v1/pull") => {
             let pull: Pull = serde_json::from_slice(&request.body)
                 .map_err(|e| Error::Protocol(format!("pull: {e}")))?;
-            if let Err(e) = site::confirm_field(p, &mut rec, pull.enrol_proof.as_deref()) {
-                return Ok((403, Vec::new(), e.to_string().into_bytes()));
+            match site::confirm_field(p, &mut rec, pull.enrol_proof.as_deref()) {
+                Ok(()) => {}
+                Err(Error::Denied(why)) => return Ok((403, Vec::new(), why.into_bytes())),
+                Err(e) => return Err(e),
             }
             let (status, mut headers, body) = pull_answer(p, &mut rec, &pull)?;
             headers.push(receipt(p, site)?);

@@ -27,7 +27,7 @@ pub use hub::{ListenOptions, listen};
 pub use identity::{SiteIdentity, SiteRole};
 pub use oplog::{Op, OpKind};
 pub use site::{
-    Enrolled, Erased, Exported, ImportReport, PeerStatus, SiteInit, SiteStatus, assign, enrol,
-    erase, export_bundle, identity_file, import_bundle, init, revoke, status,
+    Enrolled, Erased, Exported, ImportReport, PeerStatus, SiteInit, SiteStatus, accept, assign,
+    enrol, erase, export_bundle, identity_file, import_bundle, init, revoke, status,
 };
 pub use wire::parse_rate;

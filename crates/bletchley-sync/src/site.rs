@@ -7,7 +7,7 @@ use bletchley_audit::Outcome;
 use bletchley_crypto::OversightSealer;
 use bletchley_crypto::oversight::OversightOpener;
 use bletchley_policy::{Marking, Nation};
-use bletchley_store::{Actor, Jurisdiction, Platform, SiteScope, now_ms};
+use bletchley_store::{ANNOTATION, Actor, Jurisdiction, Platform, SiteScope, now_ms};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, Body, BundleHeader, BundleKind};
@@ -67,6 +67,9 @@ pub(crate) struct PeerRecord {
     /// The one-time code and whether the other side has proved it.
     #[serde(default)]
     pub enrolment: Enrolment,
+    /// At the hub: the collections this field site may send items into (`site accept`).
+    #[serde(default)]
+    pub accepts: Vec<String>,
 }
 
 /// Enrolment by one-time code (see [`crate::code`]).
@@ -334,6 +337,7 @@ pub fn enrol(
         erase_confirmed: false,
         revoked: false,
         enrolment,
+        accepts: Vec::new(),
     };
     p.put_site_record(&peer_key(&id.name), &rec)?;
     names.push(id.name.clone());
@@ -427,7 +431,7 @@ pub(crate) fn confirm_field(
                 Outcome::Refused,
                 Some(reason.clone()),
             )?;
-            Err(Error::Refused(reason))
+            Err(Error::Denied(reason))
         }
     }
 }
@@ -481,7 +485,7 @@ pub(crate) fn confirm_hub(p: &mut Platform, hub: &str, proof: Option<&str>) -> R
             Outcome::Refused,
             Some(reason.clone()),
         )?;
-        return Err(Error::Refused(reason));
+        return Err(Error::Denied(reason));
     }
     rec.enrolment.confirmed = true;
     rec.enrolment.code = None;
@@ -543,6 +547,52 @@ pub fn assign(p: &mut Platform, name: &str, targets: &[String], remove: bool) ->
     Ok(())
 }
 
+/// `site accept NAME COLLECTION...` at the hub: the collections a field site may send its own
+/// items into (they need not exist here yet). Without it a site can send up only its notes on
+/// what the hub sent it. `remove` withdraws (what it sent stays).
+pub fn accept(p: &mut Platform, name: &str, collections: &[String], remove: bool) -> Result<()> {
+    let me = this(p)?;
+    let mut rec = peer(p, name)?;
+    if me.identity.role != SiteRole::Hub || rec.identity.role != SiteRole::Field {
+        return Err(Error::Invalid(
+            "the hub accepts collections from a field site".into(),
+        ));
+    }
+    for c in collections {
+        let ok = c.split_once('/').is_some_and(|(a, n)| {
+            !a.is_empty()
+                && !n.is_empty()
+                && !n.contains('/')
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        });
+        if !ok {
+            return Err(Error::Invalid(format!(
+                "{c:?} is not a collection name (agency/name)"
+            )));
+        }
+        if remove {
+            rec.accepts.retain(|x| x != c);
+        } else if !rec.accepts.contains(c) {
+            rec.accepts.push(c.clone());
+        }
+    }
+    p.put_site_record(&peer_key(name), &rec)?;
+    p.record(
+        Actor::Operator,
+        if remove {
+            "site.unaccept"
+        } else {
+            "site.accept"
+        },
+        [vec![name.to_owned()], collections.to_vec()].concat(),
+        None,
+        Outcome::Allowed,
+        None,
+    )?;
+    Ok(())
+}
+
 pub(crate) fn scope(rec: &PeerRecord) -> Result<SiteScope> {
     let ceiling = parse_ceiling(&rec.identity.ceiling)?;
     Ok(SiteScope {
@@ -585,6 +635,8 @@ pub struct PeerStatus {
     /// `awaiting first contact` (the code is not proved yet), `confirmed`, or `void` (enrol it
     /// again for a new code).
     pub enrolment: String,
+    /// At the hub: collections it may send items into.
+    pub accepts: Vec<String>,
 }
 
 /// `site status`.
@@ -624,6 +676,7 @@ pub fn status(p: &Platform) -> Result<SiteStatus> {
             applied: r.inbound.applied_seq,
             erase: erase.into(),
             revoked: r.revoked,
+            accepts: r.accepts,
             enrolment: match (&r.enrolment.confirmed, &r.enrolment.code) {
                 (true, _) => "confirmed",
                 (false, Some(_)) => "awaiting first contact",
@@ -1221,6 +1274,21 @@ fn apply_ops(
             }
             Marking::parse(&meta.marking)
                 .map_err(|e| Error::Malformed(format!("item {}: marking: {e}", meta.id)))?;
+            // At the hub, a field site adds only into the collections accepted from it, and notes
+            // on what the hub sent it.
+            if stays && rec.identity.role == SiteRole::Field {
+                let note_on_ours = meta.derivation.as_deref() == Some(ANNOTATION)
+                    && meta
+                        .derived_from
+                        .as_ref()
+                        .is_some_and(|s| rec.out.present.contains(s));
+                if !note_on_ours && !rec.accepts.contains(&meta.collection) {
+                    return Err(Error::Denied(format!(
+                        "{name} may not send items into {}: `site accept {name} {}` at the hub allows it",
+                        meta.collection, meta.collection
+                    )));
+                }
+            }
         }
     }
     let mut report = ImportReport {

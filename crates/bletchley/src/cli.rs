@@ -824,6 +824,24 @@ pub enum SiteCmd {
         #[arg(required = true)]
         targets: Vec<String>,
     },
+    /// At the hub: let a field site send its own items into these collections (`agency/name`;
+    /// they need not exist yet). Without it a site sends up only its notes on what it was sent.
+    Accept {
+        /// The field site.
+        name: String,
+        /// Collections.
+        #[arg(required = true)]
+        collections: Vec<String>,
+    },
+    /// At the hub: stop accepting items from a field site into these collections (what it sent
+    /// stays).
+    Unaccept {
+        /// The field site.
+        name: String,
+        /// Collections.
+        #[arg(required = true)]
+        collections: Vec<String>,
+    },
     /// This site, its peers, and how far replication has come.
     Status {
         /// JSON output.

@@ -86,6 +86,17 @@ pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
             bletchley_sync::assign(p, name, targets, false)?;
             println!("assigned {} to {name}", targets.join(", "));
         }
+        SiteCmd::Accept { name, collections } => {
+            bletchley_sync::accept(p, name, collections, false)?;
+            println!("{name} may send items into {}", collections.join(", "));
+        }
+        SiteCmd::Unaccept { name, collections } => {
+            bletchley_sync::accept(p, name, collections, true)?;
+            println!(
+                "{name} may no longer send items into {}",
+                collections.join(", ")
+            );
+        }
         SiteCmd::Unassign { name, targets } => {
             bletchley_sync::assign(p, name, targets, true)?;
             println!("took {} from {name}", targets.join(", "));
@@ -254,6 +265,7 @@ pub fn sync(
         },
         &mut say,
     )?;
+    let refused = report.upload_refused.clone();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -272,6 +284,9 @@ pub fn sync(
                 ""
             }
         );
+    }
+    if let Some(why) = refused {
+        anyhow::bail!("the hub refused this site's upload: {why}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -984,6 +984,14 @@ fn a_field_sites_own_collection_goes_up_to_the_hub_and_not_back_down() {
         .remove(0);
     s.alpha.ok(&["site", "assign", "hub", "mi5/cyprus-collect"]);
     let up = export(&s.alpha, "hub", "up1.bundle");
+    // The hub takes a field site's items only into collections it accepts from that site.
+    let err = s.hub.fails(&["bundle", "import", up.to_str().expect("p")]);
+    assert!(
+        err.contains("alpha may not send items into mi5/cyprus-collect"),
+        "{err}"
+    );
+    assert!(!s.hub.run(&["--as", "carol", "get", &id]).status.success());
+    s.hub.ok(&["site", "accept", "alpha", "mi5/cyprus-collect"]);
     let out = import(&s.hub, &up);
     assert!(out.contains("1 items added"), "{out}");
     let got = s.hub.ok(&["--as", "carol", "get", &id]);
@@ -1064,6 +1072,22 @@ fn a_field_sites_own_items_go_up_over_sync_through_cut_links_and_are_not_sent_tw
     s.alpha.ok(&["site", "assign", "hub", "mi5/cyprus-collect"]);
 
     let hub = start_hub(&s.hub, "127.0.0.1:0");
+    // Not accepted at the hub yet: the upload is refused, the downloads go on, and the run says
+    // so and fails.
+    let out = sync_cmd(&s.alpha, hub.port(), "100mbit")
+        .wait_with_output()
+        .expect("sync");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("alpha may not send items into mi5/cyprus-collect"),
+        "{err}"
+    );
+    assert_eq!(
+        held(&s.alpha).len(),
+        expected(&s, |p| p.alpha).len() + ids.len()
+    );
+    s.hub.ok(&["site", "accept", "alpha", "mi5/cyprus-collect"]);
     let cutting = relay(&hub.addr, 3, 900_000, Duration::from_millis(1));
     let out = sync_cmd(&s.alpha, cutting.port, "16mbit")
         .wait_with_output()
@@ -1087,9 +1111,10 @@ fn a_field_sites_own_items_go_up_over_sync_through_cut_links_and_are_not_sent_tw
         .lines()
         .filter_map(|l| l.strip_prefix("uploading operations "))
         .filter_map(|l| {
-            l.rsplit_once(", ")?
+            l.split_once(" (")?
                 .1
-                .strip_suffix(" bytes)")?
+                .split_once(" bytes)")?
+                .0
                 .parse::<u64>()
                 .ok()
         })
