@@ -34,7 +34,19 @@ impl Env {
 
     /// The command with `--data` and the passphrase set.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_bletchley"));
+        self.cmd_in(None, args)
+    }
+
+    /// The command, run inside network namespace `netns` when one is given.
+    pub fn cmd_in(&self, netns: Option<&str>, args: &[&str]) -> Command {
+        let mut c = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_bletchley")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_bletchley")),
+        };
         c.arg("--data").arg(&self.data).args(args);
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

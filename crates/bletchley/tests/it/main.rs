@@ -14,5 +14,6 @@ mod search;
 mod server;
 mod shred;
 mod sites;
+mod sites_link;
 mod speech;
 mod tamper;

@@ -12,12 +12,12 @@ use crate::common::{Env, contains, files_under};
 
 /// One item on the hub: its canary content, collection and marking, and whether each field site
 /// may hold it.
-struct Planted {
+pub(crate) struct Planted {
     canary: &'static str,
     collection: &'static str,
     marking: &'static str,
-    alpha: bool,
-    bravo: bool,
+    pub alpha: bool,
+    pub bravo: bool,
 }
 
 /// alpha: GB/cyprus, ceiling SECRET, staff GBR. bravo: US/virginia, ceiling TOP SECRET//STRAP1,
@@ -80,12 +80,12 @@ const PLANTED: &[Planted] = &[
     },
 ];
 
-struct Sites {
-    hub: Env,
-    alpha: Env,
-    bravo: Env,
+pub(crate) struct Sites {
+    pub hub: Env,
+    pub alpha: Env,
+    pub bravo: Env,
     /// Item id per planted entry.
-    ids: Vec<String>,
+    pub ids: Vec<String>,
 }
 
 fn field(name: &str, jurisdiction: &str, ceiling: &str, nations: &str) -> Env {
@@ -147,7 +147,7 @@ fn pair(hub: &Env, field: &Env) {
     import(hub, &export(field, "hub", "first-contact.bundle"));
 }
 
-fn setup() -> Sites {
+pub(crate) fn setup() -> Sites {
     let hub = Env::new();
     hub.basic();
     hub.ok(&[
@@ -245,7 +245,7 @@ fn import(to: &Env, file: &Path) -> String {
     to.ok(&["bundle", "import", file.to_str().expect("path")])
 }
 
-fn held(env: &Env) -> BTreeSet<String> {
+pub(crate) fn held(env: &Env) -> BTreeSet<String> {
     let v: Value = serde_json::from_str(&env.ok(&["--as", "officer", "ls", "--json"])).expect("ls");
     v.as_array()
         .expect("items")
@@ -254,7 +254,7 @@ fn held(env: &Env) -> BTreeSet<String> {
         .collect()
 }
 
-fn expected(s: &Sites, pick: impl Fn(&Planted) -> bool) -> BTreeSet<String> {
+pub(crate) fn expected(s: &Sites, pick: impl Fn(&Planted) -> bool) -> BTreeSet<String> {
     PLANTED
         .iter()
         .zip(&s.ids)
@@ -264,7 +264,7 @@ fn expected(s: &Sites, pick: impl Fn(&Planted) -> bool) -> BTreeSet<String> {
 }
 
 /// No plaintext of any planted item anywhere under `dir`.
-fn assert_no_plaintext(dir: &Path) {
+pub(crate) fn assert_no_plaintext(dir: &Path) {
     for f in files_under(dir) {
         let bytes = std::fs::read(&f).expect("read");
         for p in PLANTED {
@@ -561,10 +561,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// `bletchley sync --listen` at the hub, its output lines on a channel.
-struct HubProcess {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
+pub(crate) struct HubProcess {
+    pub child: Child,
+    pub addr: String,
+    pub lines: mpsc::Receiver<String>,
 }
 
 impl HubProcess {
@@ -584,7 +584,7 @@ impl Drop for HubProcess {
     }
 }
 
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+pub(crate) fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     let out = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -597,9 +597,14 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-fn start_hub(hub: &Env, listen: &str) -> HubProcess {
+pub(crate) fn start_hub(hub: &Env, listen: &str) -> HubProcess {
+    start_hub_in(hub, listen, None)
+}
+
+/// The hub, inside network namespace `netns` when one is given.
+pub(crate) fn start_hub_in(hub: &Env, listen: &str, netns: Option<&str>) -> HubProcess {
     let mut child = hub
-        .cmd(&["sync", "--listen", listen])
+        .cmd_in(netns, &["sync", "--listen", listen])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -629,7 +634,7 @@ impl Drop for Relay {
     }
 }
 
-fn next(seed: &mut u64) -> u64 {
+pub(crate) fn next(seed: &mut u64) -> u64 {
     *seed = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -716,7 +721,7 @@ fn sync_cmd(env: &Env, port: u16, rate: &str) -> Child {
     .expect("spawn sync")
 }
 
-fn add_big(s: &mut Sites, n: usize, bytes: usize) -> Vec<String> {
+pub(crate) fn add_big(s: &mut Sites, n: usize, bytes: usize) -> Vec<String> {
     let mut ids = Vec::new();
     let mut seed = 99u64;
     for i in 0..n {
@@ -730,7 +735,7 @@ fn add_big(s: &mut Sites, n: usize, bytes: usize) -> Vec<String> {
     ids
 }
 
-fn peer_status(hub: &Env, name: &str) -> Value {
+pub(crate) fn peer_status(hub: &Env, name: &str) -> Value {
     let s: Value = serde_json::from_str(&hub.ok(&["site", "status", "--json"])).expect("status");
     s["peers"]
         .as_array()
@@ -820,8 +825,15 @@ fn sync_converges_through_cut_links_and_killed_nodes() {
         cut_total >= 2 && kills_total >= 2,
         "{cut_total} cuts, {kills_total} kills"
     );
-    let mut want_alpha = expected(&s, |p| p.alpha);
-    let mut want_bravo = expected(&s, |p| p.bravo);
+    assert_converged(&s, &big);
+}
+
+/// Each field site holds exactly what it may (plus `big`, which both may hold): no duplicates,
+/// no losses, no plaintext at rest, no staging left, everything logged acknowledged, and the big
+/// items whole.
+pub(crate) fn assert_converged(s: &Sites, big: &[String]) {
+    let mut want_alpha = expected(s, |p| p.alpha);
+    let mut want_bravo = expected(s, |p| p.bravo);
     want_alpha.extend(big.iter().cloned());
     want_bravo.extend(big.iter().cloned());
     for (env, want, name) in [
