@@ -561,6 +561,67 @@ pub async fn shred(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The text of a note to add.
+#[derive(Deserialize)]
+pub struct NewNote {
+    text: String,
+}
+
+/// An item id as this platform makes them; anything else reads as a miss.
+fn item_id(id: &str) -> ApiResult<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(ApiError::not_found());
+    }
+    Ok(())
+}
+
+/// `GET /api/items/{id}/annotations`: the notes on an item, merged from every
+/// site, oldest first (the item and each note read through the gate).
+pub async fn annotations(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Q(w): Q<Why>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    item_id(&id)?;
+    let who = c.principal;
+    let notes = s
+        .worker
+        .run(move |st| {
+            Ok(st
+                .platform
+                .annotations(&who, &id, w.justification.as_deref())?)
+        })
+        .await?;
+    Ok(Json(json!(notes)))
+}
+
+/// `POST /api/items/{id}/annotations`: notes something on an item the caller
+/// may read; the note is an item of its own at the item's marking.
+pub async fn annotate(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    J(n): J<NewNote>,
+) -> ApiResult<Response> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Write)?;
+    c.check_csrf(csrf_header(&headers))?;
+    item_id(&id)?;
+    let author = match &s.site {
+        Some(site) => format!("{}@{site}", c.principal),
+        None => c.principal.clone(),
+    };
+    let who = c.principal;
+    let note = s
+        .worker
+        .run(move |st| Ok(st.platform.annotate(&who, &id, &author, &n.text)?))
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": note }))).into_response())
+}
+
 /// `GET /api/items/{id}/content`: the original bytes, as a download.
 pub async fn content(
     State(s): State<Arc<Shared>>,

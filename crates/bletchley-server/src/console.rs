@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/search", get(search))
         .route("/items/{id}", get(item))
         .route("/items/{id}/media", get(media))
+        .route("/items/{id}/notes", axum::routing::post(add_note))
         .route("/graph", get(graph))
         .route("/timeline", get(timeline))
         .route("/operations", get(operations))
@@ -336,6 +337,17 @@ async fn item(
         Ok(x) => x,
         Err(e) => return api_error_page(e, Some(&w.viewer())),
     };
+    let notes = {
+        let (who, id, just) = (w.name.clone(), meta.id.clone(), q.justification.clone());
+        match s
+            .worker
+            .run(move |st| Ok(st.platform.annotations(&who, &id, just.as_deref())?))
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => return api_error_page(e, Some(&w.viewer())),
+        }
+    };
     let ex = bletchley_index::extract::extract_item(&meta.title, &content, meta.generation);
     let entities = bletchley_index::entities::extract(&ex.text);
     let mut terms: Vec<String> = entities.iter().map(|m| m.term()).collect();
@@ -388,8 +400,28 @@ async fn item(
         ));
     }
     body.push_str(&format!(
-        "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre><h2>Entities</h2><ul id=\"entities\">",
+        "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre>",
         esc(&preview)
+    ));
+    // Notes: every site's, merged, oldest first; a new one is an item at this item's marking.
+    body.push_str("<h2 id=\"notes\">Notes</h2><ul id=\"note-list\">");
+    for n in &notes {
+        body.push_str(&format!(
+            "<li><span class=\"meta\">{} · {}</span> {}</li>",
+            esc(&n.author),
+            esc(&time_label(n.created_ms)),
+            esc(&n.text)
+        ));
+    }
+    body.push_str(&format!(
+        "</ul><form method=\"post\" action=\"/items/{}/notes\" id=\"add-note\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"justification\" value=\"{}\">\
+<textarea name=\"text\" required maxlength=\"{}\" placeholder=\"A note for everyone who may read this item, here and at the sites that hold it\"></textarea>\
+<button type=\"submit\">Add note</button></form><h2>Entities</h2><ul id=\"entities\">",
+        url(&meta.id),
+        esc(&w.csrf),
+        esc(q.justification.as_deref().unwrap_or("")),
+        bletchley_store::MAX_ANNOTATION
     ));
     for t in &terms {
         body.push_str(&format!(
@@ -400,6 +432,82 @@ async fn item(
     }
     body.push_str("</ul>");
     Html(page(&meta.title, &meta.marking, Some(&w.viewer()), &body)).into_response()
+}
+
+/// A time for people: `2026-11-29 18:05 UTC`.
+fn time_label(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// The note form on an item's page.
+#[derive(Deserialize)]
+struct NoteForm {
+    csrf: String,
+    text: String,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+async fn add_note(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<NoteForm>,
+) -> Response {
+    if let Err(r) = same_site(&headers) {
+        return *r;
+    }
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let caller = auth::Caller {
+        principal: w.name.clone(),
+        via: Via::Session {
+            token: w.token.clone(),
+            csrf: w.csrf.clone(),
+        },
+    };
+    if let Err(e) = caller.check_csrf(Some(&f.csrf)) {
+        return api_error_page(e, Some(&w.viewer()));
+    }
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return not_found(Some(&w.viewer()));
+    }
+    let author = match &s.site {
+        Some(site) => format!("{}@{site}", w.name),
+        None => w.name.clone(),
+    };
+    let (who, item, text) = (w.name.clone(), id.clone(), f.text);
+    match s
+        .worker
+        .run(move |st| Ok(st.platform.annotate(&who, &item, &author, &text)?))
+        .await
+    {
+        Ok(_) => {
+            let to = format!(
+                "/items/{}{}#notes",
+                url(&id),
+                justification_query(f.justification.as_deref())
+            );
+            match HeaderValue::from_str(&to) {
+                Ok(v) => (StatusCode::SEE_OTHER, [(LOCATION, v)]).into_response(),
+                Err(_) => redirect("/search"),
+            }
+        }
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
 }
 
 #[derive(Deserialize, Default)]

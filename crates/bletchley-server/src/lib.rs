@@ -51,6 +51,9 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// A certificate and key (PEM) to use instead of the generated one.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// This node's site name when it replicates: notes written here say where
+    /// (`alice@cyprus`), since they are read at other sites too.
+    pub site: Option<String>,
 }
 
 /// What every handler shares.
@@ -60,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) worker: worker::Worker,
     pub(crate) sessions: auth::Sessions,
     pub(crate) throttle: auth::Throttle,
+    /// This node's site name, if it is one.
+    pub(crate) site: Option<String>,
 }
 
 /// The client's address, for login throttling.
@@ -76,6 +81,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/items", get(api::list).post(api::upload))
         .route("/items/{id}", get(api::item).delete(api::shred))
         .route("/items/{id}/content", get(api::content))
+        .route(
+            "/items/{id}/annotations",
+            get(api::annotations).post(api::annotate),
+        )
         .route("/graph/neighbours", get(api::neighbours))
         .route("/graph/path", get(api::path))
         .route("/graph/common", get(api::common))
@@ -116,7 +125,7 @@ fn harden(h: &mut axum::http::HeaderMap) {
 pub fn serve(platform: Platform, opts: &ServeOptions) -> Result<(), ServeError> {
     let listener = std::net::TcpListener::bind(opts.listen)
         .map_err(|e| ServeError::Io(opts.listen.to_string(), e))?;
-    serve_on(platform, listener, opts.tls.clone())
+    serve_on(platform, listener, opts.tls.clone(), opts.site.clone())
 }
 
 /// Serves on a listener already bound (benchmarks and embedding pick the
@@ -125,6 +134,7 @@ pub fn serve_on(
     platform: Platform,
     listener: std::net::TcpListener,
     tls_files: Option<(PathBuf, PathBuf)>,
+    site: Option<String>,
 ) -> Result<(), ServeError> {
     let tls = tls::server_config(
         &platform,
@@ -137,6 +147,7 @@ pub fn serve_on(
         worker: worker::Worker::start(worker::State { platform, index }),
         sessions: auth::Sessions::default(),
         throttle: auth::Throttle::default(),
+        site,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

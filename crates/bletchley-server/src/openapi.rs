@@ -132,6 +132,29 @@ pub fn document() -> Value {
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
                 "responses": { "200": { "description": "the bytes", "content": { "application/octet-stream": {} } },
                                "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+            "/api/items/{id}/annotations": {
+              "get": {
+                "summary": "The notes on an item, merged from every site, oldest first",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
+                "responses": { "200": ok_schema("the notes the caller may read", json!({ "type": "array", "items": { "type": "object",
+                                   "required": ["id", "author", "created_ms", "marking", "text"],
+                                   "properties": { "id": { "type": "string" }, "author": { "type": "string" },
+                                                   "created_ms": { "type": "integer" }, "marking": { "type": "string" },
+                                                   "text": { "type": "string" } } } })),
+                               "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"),
+                               "404": err("not found or not permitted") } },
+              "post": {
+                "summary": "Note something on an item the caller may read (needs X-CSRF-Token with a session, or a write-scoped token); the note is an item at the item's marking, replicated to every site that holds it",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                                { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["text"],
+                    "properties": { "text": { "type": "string", "minLength": 1, "maxLength": bletchley_store::MAX_ANNOTATION } } } } } },
+                "responses": { "201": ok_json("stored; the note's id returned"), "400": err("empty or too long, or malformed"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, or residency forbids"),
+                               "404": err("not found or not permitted"), "415": err("not JSON") } } },
             "/api/graph/neighbours": { "get": read_op("Selectors near one", vec![
                 q("selector", true, s(), "a selector"), q("hops", false, json!({ "type": "integer", "minimum": 1, "maximum": 4 }), "links out"), just() ]) },
             "/api/graph/path": { "get": read_op("Shortest chain between two selectors", vec![

@@ -21,7 +21,7 @@ pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{
     ANNOTATION, Actor, Annotation, AuditQuery, AuditReview, CertificateRecord, InitOptions,
-    OperationView, Platform, SecondFactor, SharedCollection, SiteScope, TokenRecord, TokenScope,
-    now_ms, read_audit,
+    MAX_ANNOTATION, OperationView, Platform, SecondFactor, SharedCollection, SiteScope,
+    TokenRecord, TokenScope, now_ms, read_audit,
 };
 pub use residency::{Jurisdiction, Scope};

@@ -510,7 +510,7 @@ fn bench_server(clients: usize, seconds: u64) -> Result<()> {
     let cert = std::fs::read(bletchley_server::tls::paths(&root).0)?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let url = format!("https://{}", listener.local_addr()?);
-    std::thread::spawn(move || bletchley_server::serve_on(p, listener, None));
+    std::thread::spawn(move || bletchley_server::serve_on(p, listener, None, None));
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&cert) {
         roots.add(c?)?;

@@ -212,7 +212,8 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<ExitCode> {
     };
     let p = open(cli)?;
     crate::speech::start_background_worker(data_dir(cli)?);
-    bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls })?;
+    let site = bletchley_sync::status(&p).ok().map(|s| s.identity.name);
+    bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls, site })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -440,6 +440,13 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         "  alice and bob run the same search and see different hits and banners; erin sees only REL TO USA."
     );
     println!("Press Ctrl-C to stop.");
-    bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls: None })?;
+    bletchley_server::serve(
+        p,
+        &bletchley_server::ServeOptions {
+            listen,
+            tls: None,
+            site: None,
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -901,3 +901,97 @@ fn recordings_play_in_the_item_view_through_the_gate() {
     let body = denied.text().expect("text");
     assert!(body.contains("not found or not permitted") && !body.contains("intercept"));
 }
+
+#[test]
+fn notes_are_written_and_read_through_the_gate_in_the_api_and_the_console() {
+    let env = basic_with_sid();
+    let s_file = env.file("report.txt", b"meeting at the harbour on Friday");
+    let secret = env.ingest("alice", "mi5/ct", "SECRET", &[&s_file])[0].clone();
+    let ts_file = env.file("ts.txt", b"top secret source");
+    let ts = env.ingest("alice", "mi5/ct", "TOP SECRET", &[&ts_file])[0].clone();
+    set_password(&env, "sid");
+    let read_token = token(&env, "sid", "read");
+    let srv = Server::start(&env);
+    let c = srv.client();
+    let csrf = srv.login(&c, "sid");
+    let post = |id: &str, csrf: Option<&str>, body: Value| {
+        let mut r = c
+            .post(format!("{}/api/items/{id}/annotations", srv.url))
+            .json(&body);
+        if let Some(t) = csrf {
+            r = r.header("X-CSRF-Token", t);
+        }
+        let r = r.send().expect("post");
+        let status = r.status();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let note = serde_json::json!({ "text": "the harbour master is our contact" });
+    // A session needs its CSRF token to write.
+    assert_eq!(post(&secret, None, note.clone()).0, StatusCode::FORBIDDEN);
+    let (st, v) = post(&secret, Some(&csrf), note.clone());
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let note_id = v["id"].as_str().expect("id").to_owned();
+    // Empty notes and items the caller may not see are refused, alike for absent ones.
+    let (st, _) = post(&secret, Some(&csrf), serde_json::json!({ "text": "  " }));
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&ts, Some(&csrf), note.clone()).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post("0000-0000", Some(&csrf), note.clone()).0,
+        StatusCode::NOT_FOUND
+    );
+    // A read-only token cannot write.
+    let r = c
+        .post(format!("{}/api/items/{secret}/annotations", srv.url))
+        .bearer_auth(&read_token)
+        .json(&note)
+        .send()
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Read back: one note, by sid, at the item's marking; searchable like any item.
+    let (st, v) = srv.get(&c, &format!("/api/items/{secret}/annotations"));
+    assert_eq!(st, StatusCode::OK);
+    let notes = v.as_array().expect("notes");
+    assert_eq!(notes.len(), 1, "{v}");
+    assert_eq!(notes[0]["id"], note_id.as_str());
+    assert_eq!(notes[0]["author"], "sid");
+    assert_eq!(notes[0]["marking"], "SECRET");
+    let (_, hits) = srv.get(&c, "/api/search?q=%22harbour%20master%22");
+    assert!(hits.to_string().contains(&note_id), "{hits}");
+    assert_eq!(
+        srv.get(&c, &format!("/api/items/{ts}/annotations")).0,
+        StatusCode::NOT_FOUND
+    );
+    // The console lists the note and adds another with its form.
+    let page = |c: &Client| {
+        c.get(format!("{}/items/{secret}", srv.url))
+            .send()
+            .expect("page")
+            .text()
+            .expect("text")
+    };
+    assert!(page(&c).contains("the harbour master is our contact"));
+    let r = c
+        .post(format!("{}/items/{secret}/notes", srv.url))
+        .form(&[("csrf", csrf.as_str()), ("text", "seen again on Monday")])
+        .send()
+        .expect("form");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = page(&c);
+    let (first, second) = (
+        html.find("the harbour master is our contact")
+            .expect("first"),
+        html.find("seen again on Monday").expect("second"),
+    );
+    assert!(first < second, "notes out of order");
+    // A forged form (wrong CSRF token) writes nothing.
+    let r = c
+        .post(format!("{}/items/{secret}/notes", srv.url))
+        .form(&[("csrf", "forged"), ("text", "forged note")])
+        .send()
+        .expect("form");
+    assert_ne!(r.status(), StatusCode::SEE_OTHER);
+    assert!(!page(&c).contains("forged note"));
+}
