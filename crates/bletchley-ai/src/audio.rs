@@ -110,7 +110,7 @@ impl AudioStream {
                 "the audio track has a sample rate of 0".into(),
             ));
         }
-        let decoder = symphonia::default::get_codecs()
+        let decoder = crate::opus::codecs()
             .make(&track.codec_params, &DecoderOptions::default())
             .map_err(|e| Error::Audio(format!("no decoder for this codec: {}", describe(e))))?;
         let track_id = track.id;
@@ -260,7 +260,9 @@ impl AudioStream {
         if let Some(rs) = self.resampler.as_mut() {
             self.source_samples += self.pending.len() as u64;
             let expected = self.source_samples * SAMPLE_RATE as u64 / self.source_rate as u64;
-            let mut input = Some(std::mem::take(&mut self.pending));
+            // An empty tail (the recording ended on a chunk boundary) is not a partial chunk:
+            // the resampler refuses a zero-length input, so flush it instead.
+            let mut input = Some(std::mem::take(&mut self.pending)).filter(|p| !p.is_empty());
             // Flush the resampler until the output covers the input.
             for _ in 0..16 {
                 if self.produced >= expected {
@@ -326,5 +328,47 @@ fn describe(e: SymError) -> String {
             "the file ends before any audio".into()
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16-bit mono PCM WAV file.
+    fn wav(rate: u32, samples: &[i16]) -> Vec<u8> {
+        let data = (samples.len() * 2) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(b"RIFF");
+        out.extend_from_slice(&(36 + data).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&rate.to_le_bytes());
+        out.extend_from_slice(&(rate * 2).to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&16u16.to_le_bytes());
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&data.to_le_bytes());
+        for s in samples {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn a_recording_that_ends_on_a_resampler_chunk_boundary_decodes_whole() {
+        // 20 chunks of 1024 source samples exactly, and one sample more or less.
+        for n in [20 * 1024, 20 * 1024 + 1, 20 * 1024 - 1] {
+            let tone: Vec<i16> = (0..n)
+                .map(|i| ((i as f32 * 0.05).sin() * 8000.0) as i16)
+                .collect();
+            let mut s = AudioStream::from_bytes(wav(22_050, &tone), Some("wav")).expect("open");
+            s.fill_to(usize::MAX).expect("decode");
+            assert!(s.finished());
+            let want = n as u64 * SAMPLE_RATE as u64 / 22_050;
+            assert_eq!(s.known_len() as u64, want, "{n} source samples");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod audio;
 mod error;
 pub mod format;
 pub mod models;
+mod opus;
 pub mod pipeline;
 pub mod vad;
 pub mod whisper;

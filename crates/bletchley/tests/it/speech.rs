@@ -571,6 +571,71 @@ fn words_are_timed_inside_the_sentences_that_hold_them() {
     }
 }
 
+/// Runs a converter; its output file.
+fn converted(program: &str, args: &[&str], out: &Path) -> PathBuf {
+    let st = Command::new(program)
+        .args(args)
+        .arg(out)
+        .status()
+        .unwrap_or_else(|e| panic!("{program} (the test command installs it): {e}"));
+    assert!(st.success(), "{program} {args:?} failed");
+    out.to_owned()
+}
+
+/// Opus in Ogg, made by opusenc from `wav`.
+fn opus_of(wav: &Path, out: &Path) -> PathBuf {
+    converted("opusenc", &["--quiet", wav.to_str().expect("path")], out)
+}
+
+#[test]
+fn every_format_gives_the_same_words_and_the_same_length() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = &sentences("en.txt")[0];
+    let wav = dir.path().join("s.wav");
+    say("en-us", line, &wav);
+    let w = wav.to_str().expect("path");
+    let stereo = converted(
+        "sox",
+        &[w, "-c", "2", "-r", "44100"],
+        &dir.path().join("st.wav"),
+    );
+    let files = [
+        ("WAV", wav.clone()),
+        ("FLAC", converted("sox", &[w], &dir.path().join("s.flac"))),
+        ("MP3", converted("sox", &[w], &dir.path().join("s.mp3"))),
+        (
+            "Ogg Vorbis",
+            converted("sox", &[w], &dir.path().join("s.ogg")),
+        ),
+        ("Opus", opus_of(&wav, &dir.path().join("s.opus"))),
+        (
+            "Opus, stereo from 44.1 kHz",
+            opus_of(&stereo, &dir.path().join("st.opus")),
+        ),
+    ];
+    let want = normalise(line);
+    let reference: Vec<&str> = want.split(' ').collect();
+    // The WAV's length as the decoder reads it; the other formats must agree.
+    let length = transcribe_json(&wav, &[])["duration"]
+        .as_f64()
+        .expect("duration");
+    assert!(length > 2.0, "{length}");
+    for (name, file) in &files {
+        let t = transcribe_json(file, &[]);
+        let got = normalise(&text_of(&t));
+        let hyp: Vec<&str> = got.split(' ').collect();
+        let wer = edit_distance(&reference, &hyp) as f64 / reference.len() as f64;
+        eprintln!("{name}: WER {wer:.2}: {got}");
+        assert!(wer <= 0.15, "{name}: {got:?} for {want:?}");
+        // MP3 and Vorbis pad the end a little; Opus drops its pre-skip.
+        let seconds = t["duration"].as_f64().expect("duration");
+        assert!(
+            (seconds - length).abs() < 0.1,
+            "{name}: {seconds} s for a {length} s recording"
+        );
+    }
+}
+
 #[test]
 fn bad_recordings_get_a_clear_error_or_an_empty_transcript_never_a_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -590,8 +655,16 @@ fn bad_recordings_get_a_clear_error_or_an_empty_transcript_never_a_crash() {
         .status()
         .expect("sox");
     assert!(st.success());
+    let opus = std::fs::read(opus_of(&good, &dir.path().join("good.opus"))).expect("opus");
+    let mut mangled_opus = opus.clone();
+    for b in mangled_opus.iter_mut().skip(200).step_by(7) {
+        *b ^= 0x5a;
+    }
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty.wav", Vec::new()),
+        ("truncated.opus", opus[..opus.len() / 2].to_vec()),
+        ("header-only.opus", opus[..120].to_vec()),
+        ("corrupted.opus", mangled_opus),
         ("truncated.wav", bytes[..30].to_vec()),
         ("truncated-data.wav", bytes[..bytes.len() / 3].to_vec()),
         ("corrupted.wav", corrupt),
