@@ -583,3 +583,91 @@ fn pull_answer(p: &mut Platform, rec: &mut PeerRecord, pull: &Pull) -> Result<Re
     )?;
     Ok((200, Vec::new(), bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{SelfRecord, SiteIdentity};
+    use std::io::{Read, Write};
+
+    fn site(name: &str, role: SiteRole) -> SelfRecord {
+        SelfRecord::generate(SiteIdentity {
+            name: name.into(),
+            role,
+            jurisdiction: "GB/london".into(),
+            ceiling: "SECRET".into(),
+            nationalities: vec!["GBR".into()],
+            signing_key: String::new(),
+            sealing_key: String::new(),
+            certificate: String::new(),
+        })
+        .expect("site")
+    }
+
+    /// An enrolled field site (its certificate pinned by the hub) that sends `bytes` after the
+    /// handshake; returns what the hub answered and why it refused the connection.
+    fn enrolled_client_sends(bytes: Vec<u8>) -> (String, std::result::Result<(), String>) {
+        let hub = site("hub", SiteRole::Hub);
+        let field = site("alpha", SiteRole::Field);
+        let field_cert = field.identity.certificate_der().expect("cert");
+        let server = Arc::new(
+            tls::server_config(
+                &hub.identity.certificate_der().expect("cert"),
+                &hex::decode(&hub.tls_key).expect("key"),
+                vec![field_cert.clone()],
+            )
+            .expect("server config"),
+        );
+        let client = Arc::new(
+            tls::client_config(
+                &field_cert,
+                &hex::decode(&field.tls_key).expect("key"),
+                hub.identity.certificate_der().expect("cert"),
+            )
+            .expect("client config"),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = mpsc::channel::<Event>();
+        let hub_side = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let clients = HashMap::from([(field_cert, "alpha".to_owned())]);
+            connection(stream, server, clients, None, &tx)
+        });
+        let tcp = TcpStream::connect(addr).expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("hub.site.bletchley").expect("name");
+        let conn = rustls::ClientConnection::new(client, name).expect("client");
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        // Whatever the hub makes of it, nothing reaches the platform thread.
+        let _ = tls.write_all(&bytes);
+        let _ = tls.flush();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer);
+        let verdict = hub_side.join().expect("hub thread");
+        assert!(rx.try_recv().is_err(), "a request was handed on");
+        (String::from_utf8_lossy(&answer).into_owned(), verdict)
+    }
+
+    #[test]
+    fn an_enrolled_peer_that_sends_oversized_frames_is_refused_and_nothing_is_applied() {
+        let long_head = format!(
+            "GET /sync/v1/object/{} HTTP/1.1\r\n\r\n",
+            "a".repeat(wire::MAX_HEAD + 100)
+        );
+        let big_body = format!(
+            "POST /sync/v1/pull HTTP/1.1\r\ncontent-length: {}\r\n\r\n",
+            wire::MAX_BODY + 1
+        );
+        for (bytes, why) in [
+            (long_head.into_bytes(), "head longer"),
+            (big_body.into_bytes(), "a body of"),
+            (b"\x00\x01garbage that is not HTTP\r\n\r\n".to_vec(), ""),
+        ] {
+            let (answer, verdict) = enrolled_client_sends(bytes);
+            assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+            let reason = verdict.expect_err("the connection is refused");
+            assert!(reason.starts_with("alpha: "), "{reason}");
+            assert!(reason.contains(why), "{reason}");
+        }
+    }
+}
