@@ -479,10 +479,7 @@ pub(crate) async fn read_item(
     justification: Option<String>,
     with_derived: bool,
 ) -> ApiResult<ItemRead> {
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        // Not an id this platform makes; same answer as any other miss.
-        return Err(ApiError::not_found());
-    }
+    item_id(&id)?;
     s.worker
         .run(move |st| {
             let (meta, content) = st.platform.get(&who, &id, justification.as_deref())?;
@@ -551,9 +548,7 @@ pub async fn shred(
     let c = caller(&s, &headers).await?;
     c.require(TokenScope::Write)?;
     c.check_csrf(csrf_header(&headers))?;
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(ApiError::not_found());
-    }
+    item_id(&id)?;
     let who = c.principal;
     s.worker
         .run(move |st| Ok(st.platform.shred(&who, &id)?))
@@ -568,7 +563,7 @@ pub struct NewNote {
 }
 
 /// An item id as this platform makes them; anything else reads as a miss.
-fn item_id(id: &str) -> ApiResult<()> {
+pub(crate) fn item_id(id: &str) -> ApiResult<()> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
         return Err(ApiError::not_found());
     }

@@ -482,7 +482,7 @@ async fn add_note(
     if let Err(e) = caller.check_csrf(Some(&f.csrf)) {
         return api_error_page(e, Some(&w.viewer()));
     }
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+    if api::item_id(&id).is_err() {
         return not_found(Some(&w.viewer()));
     }
     let author = match &s.site {

@@ -531,15 +531,22 @@ pub fn assign(p: &mut Platform, name: &str, targets: &[String], remove: bool) ->
             list.push(t.clone());
         }
     }
-    p.put_site_record(&peer_key(name), &rec)?;
+    let action = if remove {
+        "site.unassign"
+    } else {
+        "site.assign"
+    };
+    save_audited(p, &rec, action, targets)
+}
+
+/// Stores a peer record changed by the operator, and audits what changed.
+fn save_audited(p: &mut Platform, rec: &PeerRecord, action: &str, what: &[String]) -> Result<()> {
+    let name = rec.identity.name.clone();
+    p.put_site_record(&peer_key(&name), rec)?;
     p.record(
         Actor::Operator,
-        if remove {
-            "site.unassign"
-        } else {
-            "site.assign"
-        },
-        [vec![name.to_owned()], targets.to_vec()].concat(),
+        action,
+        [vec![name], what.to_vec()].concat(),
         None,
         Outcome::Allowed,
         None,
@@ -577,20 +584,12 @@ pub fn accept(p: &mut Platform, name: &str, collections: &[String], remove: bool
             rec.accepts.push(c.clone());
         }
     }
-    p.put_site_record(&peer_key(name), &rec)?;
-    p.record(
-        Actor::Operator,
-        if remove {
-            "site.unaccept"
-        } else {
-            "site.accept"
-        },
-        [vec![name.to_owned()], collections.to_vec()].concat(),
-        None,
-        Outcome::Allowed,
-        None,
-    )?;
-    Ok(())
+    let action = if remove {
+        "site.unaccept"
+    } else {
+        "site.accept"
+    };
+    save_audited(p, &rec, action, collections)
 }
 
 pub(crate) fn scope(rec: &PeerRecord) -> Result<SiteScope> {
