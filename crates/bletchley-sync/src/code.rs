@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// The alphabet of codes: no 0/O, 1/I/L, so that a code read aloud is not misheard.
 const ALPHABET: &[u8; 32] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789#";
-/// Characters in a code (in groups of four): 15 × 5 bits = 75 bits.
+/// Characters in a code (three groups of five): 31^15, about 74 bits.
 const LEN: usize = 15;
 /// How long a code may wait for its first contact.
 pub const VALID_MS: i64 = 7 * 24 * 3600 * 1000;
