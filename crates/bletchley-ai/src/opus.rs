@@ -67,11 +67,19 @@ impl Decoder for OpusAdapter {
 
     fn decode(&mut self, packet: &Packet) -> Result<AudioBufferRef<'_>> {
         self.buf.clear();
-        let Ok(n) = self
-            .decoder
-            .decode_float(&packet.data, &mut self.pcm, false)
-        else {
-            return decode_error("opus: a packet does not decode");
+        // A decoder bug must not take the process down with it (rule 7): a panic inside the
+        // codec reads as a packet that does not decode, and the decoder starts afresh.
+        let (decoder, pcm) = (&mut self.decoder, &mut self.pcm);
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decoder.decode_float(&packet.data, pcm, false)
+        }));
+        let n = match decoded {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => return decode_error("opus: a packet does not decode"),
+            Err(_) => {
+                self.decoder.reset();
+                return decode_error("opus: a packet made the decoder fail");
+            }
         };
         let n = n.min(MAX_FRAME);
         let dropped = self.skip.min(n);

@@ -691,7 +691,10 @@ impl Run<'_> {
                 Some(&n) => n,
                 None => self.staged(&id)?,
             };
-            if from < size || (size == 0 && !asked.contains_key(&id)) {
+            // All bytes staged but the item not stored (an empty item, or a run killed between
+            // the last chunk and the store): one request at the end brings the digest, with no
+            // content, and the item is stored from staging.
+            if from < size || (from == size && !asked.contains_key(&id)) {
                 asked.insert(id.clone(), from + CHUNK);
                 return Ok(Some((id, from, size)));
             }

@@ -799,6 +799,16 @@ fn sync_converges_through_cut_links_and_killed_nodes() {
                     done = true;
                     break;
                 }
+                if t0.elapsed() > Duration::from_secs(150) {
+                    // A run that never ends is a bug: show what it was doing.
+                    child.kill().expect("SIGKILL");
+                    let _ = child.wait();
+                    let mut out = String::new();
+                    if let Some(mut o) = child.stdout.take() {
+                        let _ = o.read_to_string(&mut out);
+                    }
+                    panic!("site {k}, attempt {attempt}: sync did not end in 150 s:\n{out}");
+                }
                 if kill_at.is_some_and(|d| t0.elapsed() >= d) {
                     child.kill().expect("SIGKILL");
                     let _ = child.wait();
