@@ -163,7 +163,7 @@ pub fn bench_speech(quick: bool) -> Result<()> {
         "speech: Whisper base, {} compute threads, median of {reps}; RTF = seconds per second of audio",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
     );
-    for weights in [WeightFormat::F32, WeightFormat::Int8] {
+    for weights in [WeightFormat::F16, WeightFormat::F32, WeightFormat::Int8] {
         let model = SpeechModel::load(&model_dir, weights)?;
         for (name, audio, secs) in [("English", &en, en_s), ("Spanish", &es, es_s)] {
             for beam in [1usize, 5] {
@@ -242,7 +242,7 @@ pub fn bench_speech(quick: bool) -> Result<()> {
     bletchley_index::ingest::ingest(&mut p, "alice", &opts, items)?;
     let worker = WorkerOptions {
         model_dir: model_dir.clone(),
-        weights: WeightFormat::F32,
+        weights: WeightFormat::F16,
         beam_size: 5,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);

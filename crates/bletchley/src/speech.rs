@@ -186,9 +186,10 @@ pub fn jobs(p: &Platform, json: bool) -> Result<ExitCode> {
 
 fn weights(decode: &DecodeArgs) -> Result<WeightFormat> {
     Ok(match decode.weights.as_str() {
+        "f16" => WeightFormat::F16,
         "f32" => WeightFormat::F32,
         "int8" => WeightFormat::Int8,
-        other => bail!("unknown --weights {other:?}: use f32 or int8"),
+        other => bail!("unknown --weights {other:?}: use f16, f32 or int8"),
     })
 }
 
@@ -216,7 +217,7 @@ pub fn start_background_worker(data: PathBuf) {
             configure_jobs(&mut p);
             let opts = WorkerOptions {
                 model_dir,
-                weights: WeightFormat::F32,
+                weights: WeightFormat::F16,
                 beam_size: 5,
             };
             let stop = std::sync::atomic::AtomicBool::new(false);

@@ -8,6 +8,7 @@ mod hf;
 pub mod mel;
 pub mod model;
 mod rows;
+mod simd;
 pub mod tokens;
 mod transcribe;
 

@@ -10,10 +10,14 @@
 
 use rayon::prelude::*;
 
+use super::simd::{Kernels, Row};
+
 /// Weight rows [out × inp].
 pub(crate) enum HostRows {
     /// Exact.
     F32(Vec<f32>),
+    /// Half precision: exact for the float16 packages Whisper ships in, half the bytes of f32.
+    F16(Vec<u16>),
     /// q[o][i] * scale[o] ≈ w[o][i], with scale = max |w[o]| / 127.
     I8 { q: Vec<i8>, scale: Vec<f32> },
 }
@@ -23,19 +27,34 @@ pub(crate) struct RowMatrix {
     pub rows: HostRows,
     pub out: usize,
     pub inp: usize,
+    kernels: Kernels,
 }
 
 /// Weight rows per parallel task.
 const CHUNK: usize = 128;
 
 impl RowMatrix {
-    /// Keeps f32 rows as they are.
-    pub fn f32(w: Vec<f32>, out: usize, inp: usize) -> Self {
+    fn new(rows: HostRows, out: usize, inp: usize) -> Self {
         RowMatrix {
-            rows: HostRows::F32(w),
+            rows,
             out,
             inp,
+            kernels: Kernels::detect(),
         }
+    }
+
+    /// Keeps f32 rows as they are.
+    pub fn f32(w: Vec<f32>, out: usize, inp: usize) -> Self {
+        Self::new(HostRows::F32(w), out, inp)
+    }
+
+    /// Rounds rows to half precision (nearest, ties to even).
+    pub fn f16(w: &[f32], out: usize, inp: usize) -> Self {
+        let h = w
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits())
+            .collect();
+        Self::new(HostRows::F16(h), out, inp)
     }
 
     /// Rounds rows to int8 with a per-row scale.
@@ -51,17 +70,17 @@ impl RowMatrix {
                     .map(|&x| (x / s).round().clamp(-127.0, 127.0) as i8),
             );
         }
-        RowMatrix {
-            rows: HostRows::I8 { q, scale },
-            out,
-            inp,
-        }
+        Self::new(HostRows::I8 { q, scale }, out, inp)
     }
 
     /// All weights as f32, row-major (for the occasional many-row product).
     pub fn to_f32(&self) -> Vec<f32> {
         match &self.rows {
             HostRows::F32(w) => w.clone(),
+            HostRows::F16(h) => h
+                .iter()
+                .map(|&b| half::f16::from_bits(b).to_f32())
+                .collect(),
             HostRows::I8 { q, scale } => q
                 .chunks_exact(self.inp.max(1))
                 .zip(scale)
@@ -70,67 +89,50 @@ impl RowMatrix {
         }
     }
 
+    /// Weight row `o`.
+    fn row(&self, o: usize) -> Row<'_> {
+        let span = o * self.inp..(o + 1) * self.inp;
+        match &self.rows {
+            HostRows::F32(w) => Row::F32(&w[span]),
+            HostRows::F16(h) => Row::F16(&h[span]),
+            HostRows::I8 { q, .. } => Row::I8(&q[span]),
+        }
+    }
+
     /// `x` [n × inp] times the transposed weights: [n × out].
     pub fn matmul(&self, x: &[f32]) -> Vec<f32> {
         let inp = self.inp;
         let n = x.len() / inp.max(1);
-        let mut by_out = vec![0f32; self.out * n];
-        by_out
+        let mut y = vec![0f32; n * self.out];
+        // Each task owns CHUNK output columns of every input row: its weight rows are read once
+        // from memory and stay in cache across the (few) input rows.
+        let mut columns = vec![0f32; n * self.out];
+        columns
             .par_chunks_mut(n * CHUNK)
             .enumerate()
             .for_each(|(chunk, dst)| {
-                for (k, slot) in dst.chunks_mut(n).enumerate() {
-                    let o = chunk * CHUNK + k;
-                    for (r, s) in slot.iter_mut().enumerate() {
-                        let xr = &x[r * inp..(r + 1) * inp];
-                        *s = match &self.rows {
-                            HostRows::F32(w) => dot_f32(xr, &w[o * inp..(o + 1) * inp]),
-                            HostRows::I8 { q, scale } => {
-                                dot_i8(xr, &q[o * inp..(o + 1) * inp]) * scale[o]
-                            }
-                        };
+                let first = chunk * CHUNK;
+                let count = dst.len() / n.max(1);
+                let rows: Vec<Row<'_>> = (first..first + count).map(|o| self.row(o)).collect();
+                for (r, out) in dst.chunks_mut(count).enumerate() {
+                    self.kernels.dots(&x[r * inp..(r + 1) * inp], &rows, out);
+                    if let HostRows::I8 { scale, .. } = &self.rows {
+                        out.iter_mut()
+                            .zip(&scale[first..first + count])
+                            .for_each(|(v, s)| *v *= s);
                     }
                 }
             });
-        if n == 1 {
-            return by_out;
-        }
-        let mut y = vec![0f32; n * self.out];
-        for o in 0..self.out {
+        // columns: per chunk, [n × count] blocks; y: [n × out].
+        for (chunk, block) in columns.chunks(n * CHUNK).enumerate() {
+            let count = block.len() / n.max(1);
             for r in 0..n {
-                y[r * self.out + o] = by_out[o * n + r];
+                let dst = &mut y[r * self.out + chunk * CHUNK..][..count];
+                dst.copy_from_slice(&block[r * count..(r + 1) * count]);
             }
         }
         y
     }
-}
-
-/// Sixteen independent accumulators over fixed-size blocks, so the compiler vectorises the loop
-/// without bounds checks.
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let (ba, ta) = a.as_chunks::<16>();
-    let (bb, tb) = b.as_chunks::<16>();
-    let mut acc = [0f32; 16];
-    for (pa, pb) in ba.iter().zip(bb) {
-        for i in 0..16 {
-            acc[i] += pa[i] * pb[i];
-        }
-    }
-    let tail: f32 = ta.iter().zip(tb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-fn dot_i8(a: &[f32], b: &[i8]) -> f32 {
-    let (ba, ta) = a.as_chunks::<16>();
-    let (bb, tb) = b.as_chunks::<16>();
-    let mut acc = [0f32; 16];
-    for (pa, pb) in ba.iter().zip(bb) {
-        for i in 0..16 {
-            acc[i] += pa[i] * pb[i] as f32;
-        }
-    }
-    let tail: f32 = ta.iter().zip(tb).map(|(x, &y)| x * y as f32).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -161,6 +163,11 @@ mod tests {
         let got = RowMatrix::f32(w.clone(), out, inp).matmul(&x);
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        let h = RowMatrix::f16(&w, out, inp).matmul(&x);
+        for (a, b) in h.iter().zip(&want) {
+            // Rounding each weight by at most 2^-11 of itself.
+            assert!((a - b).abs() < 0.01, "{a} vs {b}");
         }
         let q = RowMatrix::int8(&w, out, inp).matmul(&x);
         for (a, b) in q.iter().zip(&want) {

@@ -1,0 +1,318 @@
+//! Vector kernels for the hot loops candle does not cover well on a CPU: the decoder's
+//! one-token products (dot products over weight rows held as f32, f16 or int8) and softmax.
+//!
+//! The build targets plain x86-64, so the compiler may not use AVX-512 on its own. The CPU is
+//! asked once (through `pulp`, which wraps the intrinsics safely behind a detected-feature
+//! token) and each kernel runs its AVX-512 body where the CPU has it, and the same arithmetic in
+//! plain loops elsewhere. Both paths compute the same sums in a different order, so results agree
+//! to rounding, not bit for bit.
+
+/// The kernels this CPU can run, detected once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kernels {
+    #[cfg(target_arch = "x86_64")]
+    v4: Option<pulp::x86::V4>,
+}
+
+/// A borrowed weight row in one of the layouts the decoder keeps.
+#[derive(Clone, Copy)]
+pub(crate) enum Row<'a> {
+    /// Exact.
+    F32(&'a [f32]),
+    /// IEEE half-precision bit patterns.
+    F16(&'a [u16]),
+    /// int8, scaled by the caller.
+    I8(&'a [i8]),
+}
+
+impl Kernels {
+    /// Asks the CPU which kernels it can run.
+    pub fn detect() -> Self {
+        Kernels {
+            #[cfg(target_arch = "x86_64")]
+            v4: pulp::x86::V4::try_new(),
+        }
+    }
+
+    /// `dst[k] = x · rows(k)` for every row `k` (`x` has as many elements as each row).
+    pub fn dots(self, x: &[f32], rows: &[Row<'_>], dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v4) = self.v4 {
+            return v4.vectorize(
+                #[inline(always)]
+                || {
+                    for (d, row) in dst.iter_mut().zip(rows) {
+                        *d = match *row {
+                            Row::F32(w) => avx512::dot_f32(v4, x, w),
+                            Row::F16(w) => avx512::dot_f16(v4, x, w),
+                            Row::I8(w) => avx512::dot_i8(v4, x, w),
+                        };
+                    }
+                },
+            );
+        }
+        for (d, row) in dst.iter_mut().zip(rows) {
+            *d = match *row {
+                Row::F32(w) => portable::dot(x, w, |v| v),
+                Row::F16(w) => portable::dot(x, w, |v| half::f16::from_bits(v).to_f32()),
+                Row::I8(w) => portable::dot(x, w, f32::from),
+            };
+        }
+    }
+
+    /// Softmax of each `width`-long row of `data`, in place.
+    pub fn softmax_rows(self, data: &mut [f32], width: usize) {
+        let width = width.max(1);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v4) = self.v4 {
+            return v4.vectorize(
+                #[inline(always)]
+                || {
+                    for row in data.chunks_mut(width) {
+                        avx512::softmax(v4, row);
+                    }
+                },
+            );
+        }
+        for row in data.chunks_mut(width) {
+            portable::softmax(row);
+        }
+    }
+}
+
+mod portable {
+    /// Sixteen independent accumulators over fixed-size blocks, so the compiler vectorises
+    /// the loop without bounds checks.
+    pub fn dot<T: Copy>(a: &[f32], b: &[T], widen: impl Fn(T) -> f32) -> f32 {
+        let (ba, ta) = a.as_chunks::<16>();
+        let (bb, tb) = b.as_chunks::<16>();
+        let mut acc = [0f32; 16];
+        for (pa, pb) in ba.iter().zip(bb) {
+            for i in 0..16 {
+                acc[i] += pa[i] * widen(pb[i]);
+            }
+        }
+        let tail: f32 = ta.iter().zip(tb).map(|(x, &y)| x * widen(y)).sum();
+        acc.iter().sum::<f32>() + tail
+    }
+
+    pub fn softmax(row: &mut [f32]) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use core::arch::x86_64::{__m128i, __m256i, __m512};
+
+    use pulp::x86::V4;
+
+    /// Four accumulators of sixteen lanes, so consecutive fused multiply-adds do not wait on each
+    /// other; `widen` turns sixteen stored weights into sixteen f32 lanes, `scalar` one weight
+    /// (for a row whose length is not a multiple of sixteen).
+    #[inline(always)]
+    fn dot<T: Copy>(
+        v4: V4,
+        a: &[f32],
+        b: &[T],
+        widen: impl Fn(&[T; 16]) -> __m512,
+        scalar: impl Fn(T) -> f32,
+    ) -> f32 {
+        let f = v4.avx512f;
+        let (a64, a_rest) = a.as_chunks::<64>();
+        let (b64, b_rest) = b.as_chunks::<64>();
+        let mut acc = [f._mm512_setzero_ps(); 4];
+        for (pa, pb) in a64.iter().zip(b64) {
+            let (qa, _) = pa.as_chunks::<16>();
+            let (qb, _) = pb.as_chunks::<16>();
+            for k in 0..4 {
+                let x: __m512 = pulp::cast(qa[k]);
+                acc[k] = f._mm512_fmadd_ps(x, widen(&qb[k]), acc[k]);
+            }
+        }
+        let (a16, a_tail) = a_rest.as_chunks::<16>();
+        let (b16, b_tail) = b_rest.as_chunks::<16>();
+        for (pa, pb) in a16.iter().zip(b16) {
+            let x: __m512 = pulp::cast(*pa);
+            acc[0] = f._mm512_fmadd_ps(x, widen(pb), acc[0]);
+        }
+        let sum = f._mm512_add_ps(
+            f._mm512_add_ps(acc[0], acc[1]),
+            f._mm512_add_ps(acc[2], acc[3]),
+        );
+        let tail: f32 = a_tail
+            .iter()
+            .zip(b_tail)
+            .map(|(&x, &y)| x * scalar(y))
+            .sum();
+        f._mm512_reduce_add_ps(sum) + tail
+    }
+
+    #[inline(always)]
+    pub fn dot_f32(v4: V4, a: &[f32], b: &[f32]) -> f32 {
+        dot(v4, a, b, |w| pulp::cast(*w), |w| w)
+    }
+
+    #[inline(always)]
+    pub fn dot_f16(v4: V4, a: &[f32], b: &[u16]) -> f32 {
+        let f = v4.avx512f;
+        dot(
+            v4,
+            a,
+            b,
+            |w| f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(*w)),
+            |w| half::f16::from_bits(w).to_f32(),
+        )
+    }
+
+    #[inline(always)]
+    pub fn dot_i8(v4: V4, a: &[f32], b: &[i8]) -> f32 {
+        let f = v4.avx512f;
+        dot(
+            v4,
+            a,
+            b,
+            |w| f._mm512_cvtepi32_ps(f._mm512_cvtepi8_epi32(pulp::cast::<[i8; 16], __m128i>(*w))),
+            f32::from,
+        )
+    }
+
+    /// e^x for sixteen lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by Cephes' degree-6
+    /// polynomial (about 1 ulp), scaled by 2^n. Lanes below -104 (masked scores) give 0.
+    #[inline(always)]
+    fn exp(v4: V4, x: __m512) -> __m512 {
+        let f = v4.avx512f;
+        let c = |v: f32| f._mm512_set1_ps(v);
+        let x = f._mm512_max_ps(x, c(-104.0));
+        let x = f._mm512_min_ps(x, c(88.7));
+        // Round to nearest, exceptions suppressed.
+        let n = f._mm512_roundscale_ps::<0x08>(f._mm512_mul_ps(x, c(std::f32::consts::LOG2_E)));
+        let r = f._mm512_fnmadd_ps(n, c(0.693_359_4), x);
+        let r = f._mm512_fnmadd_ps(n, c(-2.121_944_4e-4), r);
+        let mut p = c(1.987_569_1e-4);
+        for k in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ] {
+            p = f._mm512_fmadd_ps(p, r, c(k));
+        }
+        let r2 = f._mm512_mul_ps(r, r);
+        let e = f._mm512_fmadd_ps(p, r2, f._mm512_add_ps(r, c(1.0)));
+        f._mm512_scalef_ps(e, n)
+    }
+
+    #[inline(always)]
+    pub fn softmax(v4: V4, row: &mut [f32]) {
+        let f = v4.avx512f;
+        let (body, tail) = row.as_chunks_mut::<16>();
+        let mut m = f._mm512_set1_ps(f32::NEG_INFINITY);
+        for b in body.iter() {
+            m = f._mm512_max_ps(m, pulp::cast(*b));
+        }
+        let max = tail
+            .iter()
+            .copied()
+            .fold(f._mm512_reduce_max_ps(m), f32::max);
+        let vmax = f._mm512_set1_ps(max);
+        let mut s = f._mm512_setzero_ps();
+        for b in body.iter_mut() {
+            let e = exp(v4, f._mm512_sub_ps(pulp::cast(*b), vmax));
+            s = f._mm512_add_ps(s, e);
+            *b = pulp::cast(e);
+        }
+        let mut sum = f._mm512_reduce_add_ps(s);
+        for v in tail.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        let vinv = f._mm512_set1_ps(inv);
+        for b in body.iter_mut() {
+            *b = pulp::cast(f._mm512_mul_ps(pulp::cast(*b), vinv));
+        }
+        tail.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (v % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dots_match_a_double_precision_reference_in_every_layout() {
+        let k = Kernels::detect();
+        for len in [1, 15, 16, 17, 64, 100, 512, 2048] {
+            let x = data(len, 1);
+            let w = data(len, 2);
+            let h: Vec<u16> = w
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let q: Vec<i8> = w.iter().map(|&v| (v * 127.0).round() as i8).collect();
+            let refs = |wide: &dyn Fn(usize) -> f64| -> f64 {
+                (0..len).map(|i| f64::from(x[i]) * wide(i)).sum()
+            };
+            let want = [
+                refs(&|i| f64::from(w[i])),
+                refs(&|i| f64::from(half::f16::from_bits(h[i]).to_f32())),
+                refs(&|i| f64::from(q[i])),
+            ];
+            let mut got = [0f32; 3];
+            k.dots(&x, &[Row::F32(&w), Row::F16(&h), Row::I8(&q)], &mut got);
+            for (g, w) in got.iter().zip(want) {
+                let tol = 1e-4 * (1.0 + w.abs()) * (len as f64).sqrt();
+                assert!((f64::from(*g) - w).abs() < tol, "len {len}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_matches_the_definition_and_masks_to_zero() {
+        let k = Kernels::detect();
+        for width in [1, 7, 16, 33, 1500] {
+            let mut rows = data(width * 3, 7);
+            rows.iter_mut().for_each(|v| *v *= 30.0);
+            rows[0] = f32::NEG_INFINITY;
+            let want: Vec<f64> = rows
+                .chunks(width)
+                .flat_map(|r| {
+                    let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let e: Vec<f64> = r.iter().map(|&v| f64::from(v - m).exp()).collect();
+                    let s: f64 = e.iter().sum();
+                    e.into_iter().map(move |v| v / s)
+                })
+                .collect();
+            k.softmax_rows(&mut rows, width);
+            for (i, (g, w)) in rows.iter().zip(&want).enumerate() {
+                if width > 1 || i > 0 {
+                    assert!(
+                        (f64::from(*g) - w).abs() < 2e-6 * (1.0 + w),
+                        "{width}: {g} vs {w}"
+                    );
+                }
+            }
+            if width > 1 {
+                assert!(rows[0] < 1e-30, "a masked score weighs nothing");
+            }
+        }
+    }
+}
