@@ -143,14 +143,34 @@ fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
         return Ok(candle_nn::ops::softmax_last_dim(x)?);
     }
     Ok(x.contiguous()?
-        .apply_op1_no_bwd(&CpuSoftmax(Kernels::detect()))?)
+        .apply_op1_no_bwd(&CpuKernel(Pointwise::Softmax, Kernels::detect()))?)
 }
 
-struct CpuSoftmax(Kernels);
+/// GELU (erf form) with our vector kernel on the CPU, candle's elsewhere.
+fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return Ok(x.gelu_erf()?);
+    }
+    Ok(x.contiguous()?
+        .apply_op1_no_bwd(&CpuKernel(Pointwise::Gelu, Kernels::detect()))?)
+}
 
-impl candle_core::CustomOp1 for CpuSoftmax {
+/// What [`CpuKernel`] computes.
+#[derive(Clone, Copy)]
+enum Pointwise {
+    Softmax,
+    Gelu,
+}
+
+/// A tensor operation run by our own vector kernels (`simd.rs`) over a contiguous f32 tensor.
+struct CpuKernel(Pointwise, Kernels);
+
+impl candle_core::CustomOp1 for CpuKernel {
     fn name(&self) -> &'static str {
-        "softmax-last-dim"
+        match self.0 {
+            Pointwise::Softmax => "softmax-last-dim",
+            Pointwise::Gelu => "gelu-erf",
+        }
     }
 
     fn cpu_fwd(
@@ -160,20 +180,31 @@ impl candle_core::CustomOp1 for CpuSoftmax {
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
         let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("softmax: f32 tensors only");
+            candle_core::bail!("{}: f32 tensors only", self.name());
         };
         let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softmax: contiguous tensors only");
+            candle_core::bail!("{}: contiguous tensors only", self.name());
         };
-        let width = layout.dims().last().copied().unwrap_or(1).max(1);
         let mut out = data[start..end].to_vec();
-        // Enough rows per task to outweigh handing work between the two threads.
-        let per_task = width * (4096 / width).max(1);
-        out.par_chunks_mut(per_task)
-            .for_each(|rows| self.0.softmax_rows(rows, width));
+        let kernels = self.1;
+        match self.0 {
+            Pointwise::Softmax => {
+                let width = layout.dims().last().copied().unwrap_or(1).max(1);
+                // Enough rows per task to outweigh handing work between threads.
+                let per_task = width * (4096 / width).max(1);
+                out.par_chunks_mut(per_task)
+                    .for_each(|rows| kernels.softmax_rows(rows, width));
+            }
+            Pointwise::Gelu => out
+                .par_chunks_mut(16 * 1024)
+                .for_each(|part| kernels.gelu_erf(part)),
+        }
         Ok((candle_core::CpuStorage::F32(out), layout.shape().clone()))
     }
 }
+
+/// Query rows per block in the encoder's attention (see [`Attention::attend_blocked`]).
+const QUERY_BLOCK: usize = 250;
 
 /// Multi-head attention; `k` has no bias in Whisper.
 struct Attention {
@@ -223,6 +254,25 @@ impl Attention {
         Ok((k.t()?.contiguous()?, v))
     }
 
+    /// The encoder's attention one head and one block of queries at a time: the scores of a
+    /// block (QUERY_BLOCK × 1,500) stay in cache, where all heads' at once (8 × 1,500 × 1,500,
+    /// 72 MB) are written to fresh memory and read back twice per layer.
+    fn attend_blocked(q: &Tensor, k_t: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let (_, heads, t, _) = q.dims4()?;
+        let mut per_head = Vec::with_capacity(heads);
+        for h in 0..heads {
+            let (qh, kh, vh) = (q.narrow(1, h, 1)?, k_t.narrow(1, h, 1)?, v.narrow(1, h, 1)?);
+            let mut blocks = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
+            for start in (0..t).step_by(QUERY_BLOCK) {
+                let rows = qh.narrow(2, start, QUERY_BLOCK.min(t - start))?;
+                let weights = softmax_last_dim(&rows.matmul(&kh)?)?;
+                blocks.push(weights.matmul(&vh)?);
+            }
+            per_head.push(Tensor::cat(&blocks, 2)?);
+        }
+        Ok(Tensor::cat(&per_head, 1)?)
+    }
+
     /// Attends `x`'s queries over the given (transposed) keys and values. Returns the output and, when asked,
     /// the attention weights (for word timestamps).
     fn attend(
@@ -245,6 +295,11 @@ impl Attention {
         } else {
             q
         };
+        if b == 1 && mask.is_none() && !want_weights && t >= 2 * QUERY_BLOCK {
+            let y = Self::attend_blocked(&q, k_t, v)?;
+            let y = y.transpose(1, 2)?.reshape((b, t, d))?;
+            return Ok((self.out.forward(&y)?, None));
+        }
         let mut scores = q.matmul(k_t)?;
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?;
@@ -275,7 +330,7 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        self.fc2.forward(&gelu_erf(&self.fc1.forward(x)?)?)
     }
 }
 
@@ -420,14 +475,14 @@ impl Whisper {
 impl Encoder {
     /// Encodes log-mel features [batch, mels, 3000] into audio states [batch, 1500, d].
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
-        let x = mel
-            .conv1d(&self.conv1.0, 1, 1, 1, 1)?
-            .broadcast_add(&self.conv1.1.reshape((1, (), 1))?)?
-            .gelu_erf()?;
-        let x = x
-            .conv1d(&self.conv2.0, 1, 2, 1, 1)?
-            .broadcast_add(&self.conv2.1.reshape((1, (), 1))?)?
-            .gelu_erf()?;
+        let x = gelu_erf(
+            &mel.conv1d(&self.conv1.0, 1, 1, 1, 1)?
+                .broadcast_add(&self.conv1.1.reshape((1, (), 1))?)?,
+        )?;
+        let x = gelu_erf(
+            &x.conv1d(&self.conv2.0, 1, 2, 1, 1)?
+                .broadcast_add(&self.conv2.1.reshape((1, (), 1))?)?,
+        )?;
         let x = x.transpose(1, 2)?;
         let t = x.dim(1)?;
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, t)?)?;

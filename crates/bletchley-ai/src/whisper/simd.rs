@@ -80,7 +80,42 @@ impl Kernels {
     }
 }
 
+impl Kernels {
+    /// GELU with the exact (erf) form Whisper was trained with, in place.
+    pub fn gelu_erf(self, data: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v4) = self.v4 {
+            return v4.vectorize(
+                #[inline(always)]
+                || avx512::gelu_erf(v4, data),
+            );
+        }
+        data.iter_mut().for_each(|v| *v = portable::gelu_erf(*v));
+    }
+}
+
+/// Abramowitz and Stegun 7.1.26: erf(x) = 1 - t·(a1 + t·(a2 + ...))·e^(-x²) with
+/// t = 1 / (1 + p·x), for x ≥ 0; absolute error under 1.5e-7, f32's own resolution.
+const ERF_P: f32 = 0.327_591_1;
+const ERF_A: [f32; 5] = [
+    0.254_829_6,
+    -0.284_496_74,
+    1.421_413_8,
+    -1.453_152_1,
+    1.061_405_4,
+];
+
 mod portable {
+    use super::{ERF_A, ERF_P};
+
+    pub fn gelu_erf(x: f32) -> f32 {
+        let z = (x * std::f32::consts::FRAC_1_SQRT_2).abs();
+        let t = 1.0 / (1.0 + ERF_P * z);
+        let poly = ERF_A.iter().rev().fold(0f32, |acc, &a| acc * t + a) * t;
+        let erf = 1.0 - poly * (-z * z).exp();
+        0.5 * x * (1.0 + erf.copysign(x))
+    }
+
     /// Sixteen independent accumulators over fixed-size blocks, so the compiler vectorises
     /// the loop without bounds checks.
     pub fn dot<T: Copy>(a: &[f32], b: &[T], widen: impl Fn(T) -> f32) -> f32 {
@@ -113,6 +148,8 @@ mod avx512 {
     use core::arch::x86_64::{__m128i, __m256i, __m512};
 
     use pulp::x86::V4;
+
+    use super::{ERF_A, ERF_P};
 
     /// Four accumulators of sixteen lanes, so consecutive fused multiply-adds do not wait on each
     /// other; `widen` turns sixteen stored weights into sixteen f32 lanes, `scalar` one weight
@@ -212,6 +249,31 @@ mod avx512 {
     }
 
     #[inline(always)]
+    pub fn gelu_erf(v4: V4, data: &mut [f32]) {
+        let f = v4.avx512f;
+        let c = |v: f32| f._mm512_set1_ps(v);
+        let (body, tail) = data.as_chunks_mut::<16>();
+        for b in body.iter_mut() {
+            let x: __m512 = pulp::cast(*b);
+            let z = f._mm512_abs_ps(f._mm512_mul_ps(x, c(std::f32::consts::FRAC_1_SQRT_2)));
+            let t = f._mm512_div_ps(c(1.0), f._mm512_fmadd_ps(c(ERF_P), z, c(1.0)));
+            let mut poly = c(ERF_A[4]);
+            for &a in ERF_A[..4].iter().rev() {
+                poly = f._mm512_fmadd_ps(poly, t, c(a));
+            }
+            poly = f._mm512_mul_ps(poly, t);
+            let e = exp(v4, f._mm512_mul_ps(f._mm512_sub_ps(c(0.0), z), z));
+            // erf(|x|/√2), then 0.5·x·(1 + sign(x)·erf) = 0.5·x + 0.5·|x|·erf.
+            let erf = f._mm512_fnmadd_ps(poly, e, c(1.0));
+            let half_x = f._mm512_mul_ps(x, c(0.5));
+            let half_abs = f._mm512_abs_ps(half_x);
+            *b = pulp::cast(f._mm512_fmadd_ps(half_abs, erf, half_x));
+        }
+        tail.iter_mut()
+            .for_each(|v| *v = super::portable::gelu_erf(*v));
+    }
+
+    #[inline(always)]
     pub fn softmax(v4: V4, row: &mut [f32]) {
         let f = v4.avx512f;
         let (body, tail) = row.as_chunks_mut::<16>();
@@ -282,6 +344,47 @@ mod tests {
                 let tol = 1e-4 * (1.0 + w.abs()) * (len as f64).sqrt();
                 assert!((f64::from(*g) - w).abs() < tol, "len {len}: {g} vs {w}");
             }
+        }
+    }
+
+    /// erf by its Taylor series, in f64 (converges fast for |x| ≤ 6).
+    fn erf(x: f64) -> f64 {
+        let mut term = x;
+        let mut sum = x;
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn gelu_matches_the_erf_definition() {
+        let k = Kernels::detect();
+        let mut xs: Vec<f32> = (-600..=600).map(|i| i as f32 / 100.0).collect();
+        xs.push(-0.0);
+        let want: Vec<f64> = xs
+            .iter()
+            .map(|&x| {
+                let x = f64::from(x);
+                0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
+            })
+            .collect();
+        let mut got = xs.clone();
+        k.gelu_erf(&mut got);
+        for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-6 * (1.0 + w.abs()),
+                "{x}: {g} vs {w}"
+            );
+        }
+        let mut one: Vec<f32> = xs.iter().map(|&x| portable::gelu_erf(x)).collect();
+        k.gelu_erf(&mut one[..0]);
+        for ((x, g), w) in xs.iter().zip(&one).zip(&want) {
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-6 * (1.0 + w.abs()),
+                "{x}: {g} vs {w}"
+            );
         }
     }
 
