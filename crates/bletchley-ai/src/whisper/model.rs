@@ -254,6 +254,31 @@ impl Attention {
         Ok((k.t()?.contiguous()?, v))
     }
 
+    /// Cross-attention of a decoding step over host rows (see [`CrossRows`]).
+    fn attend_rows(
+        &self,
+        x: &Tensor,
+        rows: &CrossRows,
+        want_weights: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (b, t, d) = x.dims3()?;
+        let scale = (rows.head_dim as f64).powf(-0.5);
+        let q = (self.q.forward(x)? * scale)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let (y, weights) = rows.attend(&q);
+        let y = Tensor::from_vec(y, (b, t, d), x.device())?;
+        let out = self.out.forward(&y)?;
+        let weights = if want_weights {
+            // [rows, heads, time] → [batch, heads, t, time].
+            let w = Tensor::from_vec(weights, (b, t, rows.heads, rows.time), x.device())?;
+            Some(w.transpose(1, 2)?.contiguous()?)
+        } else {
+            None
+        };
+        Ok((out, weights))
+    }
+
     /// The encoder's attention one head and one block of queries at a time: the scores of a
     /// block (QUERY_BLOCK × 1,500) stay in cache, where all heads' at once (8 × 1,500 × 1,500,
     /// 72 MB) are written to fresh memory and read back twice per layer.
@@ -498,10 +523,71 @@ impl Encoder {
     }
 }
 
+/// One layer's cross-attention keys and values of one audio window as host rows, so that a
+/// decoding step attends with our dot-product kernel: one query against 1,500 keys is a
+/// handful of microseconds of arithmetic, which a general matrix call buries in overhead.
+struct CrossRows {
+    /// [heads][time][d/heads]: one row per key.
+    k: Vec<f32>,
+    /// [heads][d/heads][time]: one row per value dimension.
+    v_t: Vec<f32>,
+    heads: usize,
+    time: usize,
+    head_dim: usize,
+    kernels: Kernels,
+}
+
+impl CrossRows {
+    /// From the keys [1, heads, d/heads, time] and values [1, heads, time, d/heads] of one
+    /// audio (beams share it); `None` off the CPU or for a batch of several audios.
+    fn new(k_t: &Tensor, v: &Tensor) -> Result<Option<Self>> {
+        let (b, heads, head_dim, time) = k_t.dims4()?;
+        if b != 1 || !k_t.device().is_cpu() {
+            return Ok(None);
+        }
+        let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        Ok(Some(CrossRows {
+            k: flat(k_t.transpose(2, 3)?.contiguous()?)?,
+            v_t: flat(v.transpose(2, 3)?.contiguous()?)?,
+            heads,
+            time,
+            head_dim,
+            kernels: Kernels::detect(),
+        }))
+    }
+
+    /// Attends `q` [rows × heads·head_dim] (already scaled); returns the outputs
+    /// [rows × heads·head_dim] and the attention weights [rows × heads × time].
+    fn attend(&self, q: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        use rayon::prelude::*;
+        let (hd, s) = (self.head_dim, self.time);
+        let d = self.heads * hd;
+        let rows = q.len() / d.max(1);
+        let mut weights = vec![0f32; rows * self.heads * s];
+        let mut y = vec![0f32; rows * d];
+        weights
+            .par_chunks_mut(s)
+            .zip(y.par_chunks_mut(hd))
+            .enumerate()
+            .for_each(|(task, (w, out))| {
+                let (r, h) = (task / self.heads, task % self.heads);
+                let qh = &q[r * d + h * hd..][..hd];
+                self.kernels
+                    .dots_packed(qh, &self.k[h * s * hd..][..s * hd], w);
+                self.kernels.softmax_rows(w, s);
+                self.kernels
+                    .dots_packed(w, &self.v_t[h * hd * s..][..hd * s], out);
+            });
+        (y, weights)
+    }
+}
+
 /// Per-window decoder memory: the cross-attention keys and values of the audio, and the
 /// self-attention keys and values of every token decoded so far, per layer, batched by hypothesis.
 pub struct DecoderState {
     cross: Vec<(Tensor, Tensor)>,
+    /// The same keys and values as host rows, when the decoder runs on the CPU.
+    cross_rows: Vec<Option<CrossRows>>,
     selfs: Vec<Option<(Tensor, Tensor)>>,
     /// How many token positions are cached.
     pub len: usize,
@@ -534,8 +620,13 @@ impl Decoder {
         for layer in &self.layers {
             cross.push(layer.cross.keys_t_values(audio)?);
         }
+        let cross_rows = cross
+            .iter()
+            .map(|(k_t, v)| CrossRows::new(k_t, v))
+            .collect::<Result<_>>()?;
         Ok(DecoderState {
             cross,
+            cross_rows,
             selfs: vec![None; self.layers.len()],
             len: 0,
         })
@@ -588,7 +679,10 @@ impl Decoder {
             x = (x + a)?;
             let h = layer.cross_ln.forward(&x)?;
             let (ck, cv) = &state.cross[i];
-            let (a, w) = layer.cross.attend(&h, ck, cv, None, want_cross_weights)?;
+            let (a, w) = match &state.cross_rows[i] {
+                Some(rows) => layer.cross.attend_rows(&h, rows, want_cross_weights)?,
+                None => layer.cross.attend(&h, ck, cv, None, want_cross_weights)?,
+            };
             if let Some(w) = w {
                 weights.push(w);
             }

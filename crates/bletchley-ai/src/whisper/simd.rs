@@ -60,6 +60,25 @@ impl Kernels {
         }
     }
 
+    /// `dst[k] = x · w[k·n .. (k+1)·n]` with `n = x.len()`: rows laid end to end.
+    pub fn dots_packed(self, x: &[f32], w: &[f32], dst: &mut [f32]) {
+        let n = x.len().max(1);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v4) = self.v4 {
+            return v4.vectorize(
+                #[inline(always)]
+                || {
+                    for (d, row) in dst.iter_mut().zip(w.chunks_exact(n)) {
+                        *d = avx512::dot_f32(v4, x, row);
+                    }
+                },
+            );
+        }
+        for (d, row) in dst.iter_mut().zip(w.chunks_exact(n)) {
+            *d = portable::dot(x, row, |v| v);
+        }
+    }
+
     /// Softmax of each `width`-long row of `data`, in place.
     pub fn softmax_rows(self, data: &mut [f32], width: usize) {
         let width = width.max(1);
