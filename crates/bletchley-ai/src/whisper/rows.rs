@@ -77,10 +77,11 @@ impl RowMatrix {
     pub fn to_f32(&self) -> Vec<f32> {
         match &self.rows {
             HostRows::F32(w) => w.clone(),
-            HostRows::F16(h) => h
-                .iter()
-                .map(|&b| half::f16::from_bits(b).to_f32())
-                .collect(),
+            HostRows::F16(h) => {
+                let mut w = vec![0f32; h.len()];
+                self.kernels.widen_f16(h, &mut w);
+                w
+            }
             HostRows::I8 { q, scale } => q
                 .chunks_exact(self.inp.max(1))
                 .zip(scale)

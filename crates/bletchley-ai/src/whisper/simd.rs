@@ -79,6 +79,20 @@ impl Kernels {
         }
     }
 
+    /// Widens half-precision bit patterns to f32 (`dst` as long as `src`).
+    pub fn widen_f16(self, src: &[u16], dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v4) = self.v4 {
+            return v4.vectorize(
+                #[inline(always)]
+                || avx512::widen_f16(v4, src, dst),
+            );
+        }
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = half::f16::from_bits(s).to_f32();
+        }
+    }
+
     /// Softmax of each `width`-long row of `data`, in place.
     pub fn softmax_rows(self, data: &mut [f32], width: usize) {
         let width = width.max(1);
@@ -268,6 +282,19 @@ mod avx512 {
     }
 
     #[inline(always)]
+    pub fn widen_f16(v4: V4, src: &[u16], dst: &mut [f32]) {
+        let f = v4.avx512f;
+        let (s16, s_tail) = src.as_chunks::<16>();
+        let (d16, d_tail) = dst.as_chunks_mut::<16>();
+        for (s, d) in s16.iter().zip(d16) {
+            *d = pulp::cast(f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(*s)));
+        }
+        for (d, &s) in d_tail.iter_mut().zip(s_tail) {
+            *d = half::f16::from_bits(s).to_f32();
+        }
+    }
+
+    #[inline(always)]
     pub fn gelu_erf(v4: V4, data: &mut [f32]) {
         let f = v4.avx512f;
         let c = |v: f32| f._mm512_set1_ps(v);
@@ -403,6 +430,23 @@ mod tests {
             assert!(
                 (f64::from(*g) - w).abs() < 1e-6 * (1.0 + w.abs()),
                 "{x}: {g} vs {w}"
+            );
+        }
+    }
+
+    #[test]
+    fn widening_half_precision_is_exact() {
+        let bits: Vec<u16> = (0..=u16::MAX)
+            .step_by(7)
+            .chain([0x7c00, 0xfc00, 1])
+            .collect();
+        let mut got = vec![0f32; bits.len()];
+        Kernels::detect().widen_f16(&bits, &mut got);
+        for (b, g) in bits.iter().zip(&got) {
+            let want = half::f16::from_bits(*b).to_f32();
+            assert!(
+                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                "{b:#x}"
             );
         }
     }
