@@ -115,9 +115,9 @@ impl RowMatrix {
                 let first = chunk * CHUNK;
                 let count = dst.len() / n.max(1);
                 let rows: Vec<Row<'_>> = (first..first + count).map(|o| self.row(o)).collect();
-                for (r, out) in dst.chunks_mut(count).enumerate() {
-                    self.kernels.dots(&x[r * inp..(r + 1) * inp], &rows, out);
-                    if let HostRows::I8 { scale, .. } = &self.rows {
+                self.kernels.dots_many(x, inp, &rows, dst);
+                if let HostRows::I8 { scale, .. } = &self.rows {
+                    for out in dst.chunks_mut(count) {
                         out.iter_mut()
                             .zip(&scale[first..first + count])
                             .for_each(|(v, s)| *v *= s);

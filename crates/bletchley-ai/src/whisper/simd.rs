@@ -60,6 +60,34 @@ impl Kernels {
         }
     }
 
+    /// `dst[r·rows.len() + k] = xs[r] · rows(k)` for every input row `r` of `xs` (each `width`
+    /// long). A beam's hypotheses share each weight row: it is loaded and widened once for up
+    /// to eight input rows, where one product at a time would widen it for every hypothesis.
+    pub fn dots_many(self, xs: &[f32], width: usize, rows: &[Row<'_>], dst: &mut [f32]) {
+        let width = width.max(1);
+        let count = rows.len();
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v4) = self.v4 {
+            let group = |xs: &[f32], dst: &mut [f32]| match xs.len() / width {
+                2 => avx512::dots_group::<2>(v4, xs, width, rows, dst),
+                3 => avx512::dots_group::<3>(v4, xs, width, rows, dst),
+                4 => avx512::dots_group::<4>(v4, xs, width, rows, dst),
+                5 => avx512::dots_group::<5>(v4, xs, width, rows, dst),
+                6 => avx512::dots_group::<6>(v4, xs, width, rows, dst),
+                7 => avx512::dots_group::<7>(v4, xs, width, rows, dst),
+                8 => avx512::dots_group::<8>(v4, xs, width, rows, dst),
+                _ => self.dots(xs, rows, dst),
+            };
+            for (xs, dst) in xs.chunks(8 * width).zip(dst.chunks_mut(8 * count)) {
+                group(xs, dst);
+            }
+            return;
+        }
+        for (x, dst) in xs.chunks(width).zip(dst.chunks_mut(count.max(1))) {
+            self.dots(x, rows, dst);
+        }
+    }
+
     /// `dst[k] = x · w[k·n .. (k+1)·n]` with `n = x.len()`: rows laid end to end.
     pub fn dots_packed(self, x: &[f32], w: &[f32], dst: &mut [f32]) {
         let n = x.len().max(1);
@@ -281,6 +309,86 @@ mod avx512 {
         f._mm512_scalef_ps(e, n)
     }
 
+    /// `R` input rows against each weight row, one accumulator per input row; see
+    /// [`super::Kernels::dots_many`].
+    #[inline(always)]
+    fn dot_many<T: Copy, const R: usize>(
+        v4: V4,
+        xs: &[&[f32]; R],
+        w: &[T],
+        widen: impl Fn(&[T; 16]) -> __m512,
+        scalar: impl Fn(T) -> f32,
+    ) -> [f32; R] {
+        let f = v4.avx512f;
+        let chunks: [&[[f32; 16]]; R] = std::array::from_fn(|r| xs[r].as_chunks::<16>().0);
+        let (w16, w_tail) = w.as_chunks::<16>();
+        let mut acc = [f._mm512_setzero_ps(); R];
+        for (i, wc) in w16.iter().enumerate() {
+            let wv = widen(wc);
+            for r in 0..R {
+                let x: __m512 = pulp::cast(chunks[r][i]);
+                acc[r] = f._mm512_fmadd_ps(x, wv, acc[r]);
+            }
+        }
+        let body = w16.len() * 16;
+        std::array::from_fn(|r| {
+            let tail: f32 = xs[r][body..]
+                .iter()
+                .zip(w_tail)
+                .map(|(&x, &y)| x * scalar(y))
+                .sum();
+            f._mm512_reduce_add_ps(acc[r]) + tail
+        })
+    }
+
+    /// `R` rows of `xs` (each `width` long) against every weight row; `dst` is [R × rows].
+    pub fn dots_group<const R: usize>(
+        v4: V4,
+        xs: &[f32],
+        width: usize,
+        rows: &[super::Row<'_>],
+        dst: &mut [f32],
+    ) {
+        use super::Row;
+        let count = rows.len();
+        let f = v4.avx512f;
+        v4.vectorize(
+            #[inline(always)]
+            || {
+                let x: [&[f32]; R] = std::array::from_fn(|r| &xs[r * width..(r + 1) * width]);
+                for (k, row) in rows.iter().enumerate() {
+                    let sums = match *row {
+                        Row::F32(w) => dot_many(v4, &x, w, |c| pulp::cast(*c), |v| v),
+                        Row::F16(w) => dot_many(
+                            v4,
+                            &x,
+                            w,
+                            |c| f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(*c)),
+                            |v| half::f16::from_bits(v).to_f32(),
+                        ),
+                        Row::I8(w) => dot_many(
+                            v4,
+                            &x,
+                            w,
+                            |c| {
+                                f._mm512_cvtepi32_ps(f._mm512_cvtepi8_epi32(pulp::cast::<
+                                    [i8; 16],
+                                    __m128i,
+                                >(
+                                    *c
+                                )))
+                            },
+                            f32::from,
+                        ),
+                    };
+                    for (r, s) in sums.into_iter().enumerate() {
+                        dst[r * count + k] = s;
+                    }
+                }
+            },
+        )
+    }
+
     #[inline(always)]
     pub fn widen_f16(v4: V4, src: &[u16], dst: &mut [f32]) {
         let f = v4.avx512f;
@@ -431,6 +539,44 @@ mod tests {
                 (f64::from(*g) - w).abs() < 1e-6 * (1.0 + w.abs()),
                 "{x}: {g} vs {w}"
             );
+        }
+    }
+
+    #[test]
+    fn many_rows_at_once_match_one_at_a_time() {
+        let k = Kernels::detect();
+        for (n, width) in [(1, 64), (2, 100), (5, 512), (8, 33), (11, 64)] {
+            let xs = data(n * width, 3);
+            let w = data(7 * width, 4);
+            let h: Vec<u16> = w
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let q: Vec<i8> = w.iter().map(|&v| (v * 127.0).round() as i8).collect();
+            for layout in 0..3 {
+                let rows: Vec<Row<'_>> = (0..7)
+                    .map(|o| {
+                        let span = o * width..(o + 1) * width;
+                        match layout {
+                            0 => Row::F32(&w[span]),
+                            1 => Row::F16(&h[span]),
+                            _ => Row::I8(&q[span]),
+                        }
+                    })
+                    .collect();
+                let mut many = vec![0f32; n * 7];
+                k.dots_many(&xs, width, &rows, &mut many);
+                for r in 0..n {
+                    let mut one = [0f32; 7];
+                    k.dots(&xs[r * width..(r + 1) * width], &rows, &mut one);
+                    for (a, b) in many[r * 7..(r + 1) * 7].iter().zip(one) {
+                        assert!(
+                            (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+                            "{n}×{width}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
         }
     }
 
