@@ -1,6 +1,7 @@
 //! Whisper in process: loading either model format, and transcribing or translating a stream.
 
 mod align;
+mod attention_rows;
 pub mod config;
 mod ct2;
 pub mod decode;

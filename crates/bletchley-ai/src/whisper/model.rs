@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::attention_rows::{CrossRows, SelfRows};
 use super::config::ModelConfig;
 use super::rows::RowMatrix;
 use super::simd::Kernels;
@@ -252,6 +253,26 @@ impl Attention {
     fn keys_t_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let (k, v) = self.keys_values(x)?;
         Ok((k.t()?.contiguous()?, v))
+    }
+
+    /// Self-attention of a decoding step over the host cache (see [`SelfRows`]): appends the
+    /// new tokens' keys and values, each token attending up to itself.
+    fn attend_self_rows(
+        &self,
+        x: &Tensor,
+        cache: &mut SelfRows,
+        layer: usize,
+        past: usize,
+    ) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let scale = ((d / self.heads.max(1)) as f64).powf(-0.5);
+        let host = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let q = host((self.q.forward(x)? * scale)?)?;
+        let k = host(self.k.forward(x)?)?;
+        let v = host(self.v.forward(x)?)?;
+        let y = cache.attend(layer, past, b, &q, &k, &v)?;
+        self.out
+            .forward(&Tensor::from_vec(y, (b, t, d), x.device())?)
     }
 
     /// Cross-attention of a decoding step over host rows (see [`CrossRows`]).
@@ -523,79 +544,6 @@ impl Encoder {
     }
 }
 
-/// One layer's cross-attention keys and values of one audio window as host rows, so that a
-/// decoding step attends with our dot-product kernel: one query against 1,500 keys is a
-/// handful of microseconds of arithmetic, which a general matrix call buries in overhead.
-struct CrossRows {
-    /// [heads][time][d/heads]: one row per key.
-    k: Vec<f32>,
-    /// [heads][d/heads][time]: one row per value dimension.
-    v_t: Vec<f32>,
-    heads: usize,
-    time: usize,
-    head_dim: usize,
-    kernels: Kernels,
-}
-
-impl CrossRows {
-    /// From the keys [1, heads, d/heads, time] and values [1, heads, time, d/heads] of one
-    /// audio (beams share it); `None` off the CPU or for a batch of several audios.
-    fn new(k_t: &Tensor, v: &Tensor) -> Result<Option<Self>> {
-        let (b, heads, head_dim, time) = k_t.dims4()?;
-        if b != 1 || !k_t.device().is_cpu() {
-            return Ok(None);
-        }
-        let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-        Ok(Some(CrossRows {
-            k: flat(k_t.transpose(2, 3)?.contiguous()?)?,
-            v_t: flat(v.transpose(2, 3)?.contiguous()?)?,
-            heads,
-            time,
-            head_dim,
-            kernels: Kernels::detect(),
-        }))
-    }
-
-    /// Attends `q` [rows × heads·head_dim] (already scaled); returns the outputs
-    /// [rows × heads·head_dim] and the attention weights [rows × heads × time].
-    ///
-    /// One task per head takes every row (the hypotheses of a beam), so the head's keys and
-    /// values (2 × 384 KB in Whisper base) are read from memory once per step, not once per
-    /// hypothesis.
-    fn attend(&self, q: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        use rayon::prelude::*;
-        let (hd, s, heads) = (self.head_dim, self.time, self.heads);
-        let d = heads * hd;
-        let rows = q.len() / d.max(1);
-        let per_head: Vec<(Vec<f32>, Vec<f32>)> = (0..heads)
-            .into_par_iter()
-            .map(|h| {
-                let (k, v_t) = (
-                    &self.k[h * s * hd..][..s * hd],
-                    &self.v_t[h * hd * s..][..hd * s],
-                );
-                let mut w = vec![0f32; rows * s];
-                let mut out = vec![0f32; rows * hd];
-                for (r, (w, out)) in w.chunks_mut(s).zip(out.chunks_mut(hd)).enumerate() {
-                    self.kernels.dots_packed(&q[r * d + h * hd..][..hd], k, w);
-                    self.kernels.softmax_rows(w, s);
-                    self.kernels.dots_packed(w, v_t, out);
-                }
-                (w, out)
-            })
-            .collect();
-        let mut weights = vec![0f32; rows * heads * s];
-        let mut y = vec![0f32; rows * d];
-        for (h, (w, out)) in per_head.iter().enumerate() {
-            for r in 0..rows {
-                weights[(r * heads + h) * s..][..s].copy_from_slice(&w[r * s..][..s]);
-                y[r * d + h * hd..][..hd].copy_from_slice(&out[r * hd..][..hd]);
-            }
-        }
-        (y, weights)
-    }
-}
-
 /// Per-window decoder memory: the cross-attention keys and values of the audio, and the
 /// self-attention keys and values of every token decoded so far, per layer, batched by hypothesis.
 pub struct DecoderState {
@@ -603,6 +551,9 @@ pub struct DecoderState {
     /// The same keys and values as host rows, when the decoder runs on the CPU.
     cross_rows: Vec<Option<CrossRows>>,
     selfs: Vec<Option<(Tensor, Tensor)>>,
+    /// The tokens' keys and values as host rows, when the decoder runs on the CPU (then
+    /// `selfs` stays empty).
+    self_rows: Option<SelfRows>,
     /// How many token positions are cached.
     pub len: usize,
 }
@@ -611,6 +562,9 @@ impl DecoderState {
     /// Keeps only the hypotheses at `rows`, in that order (duplicates allowed): beam search
     /// prunes and forks hypotheses between steps.
     pub fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        if let Some(cache) = &mut self.self_rows {
+            return cache.reorder(rows, self.len);
+        }
         let Some(Some((k, _))) = self.selfs.first() else {
             return Ok(());
         };
@@ -638,9 +592,23 @@ impl Decoder {
             .iter()
             .map(|(k_t, v)| CrossRows::new(k_t, v))
             .collect::<Result<_>>()?;
+        let self_rows = match self.layers.first() {
+            Some(layer) if audio.device().is_cpu() => {
+                let d = self.positions.dim(1)?;
+                let heads = layer.attn.heads;
+                Some(SelfRows::new(
+                    self.layers.len(),
+                    heads,
+                    d / heads.max(1),
+                    self.max_tokens(),
+                ))
+            }
+            _ => None,
+        };
         Ok(DecoderState {
             cross,
             cross_rows,
+            self_rows,
             selfs: vec![None; self.layers.len()],
             len: 0,
         })
@@ -682,14 +650,20 @@ impl Decoder {
         let mut weights = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.attn_ln.forward(&x)?;
-            // The cache holds keys transposed, [batch, heads, d/heads, time].
-            let (k, v) = layer.attn.keys_t_values(&h)?;
-            let (k, v) = match &state.selfs[i] {
-                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 3)?, Tensor::cat(&[pv, &v], 2)?),
-                None => (k, v),
+            let a = match &mut state.self_rows {
+                Some(cache) => layer.attn.attend_self_rows(&h, cache, i, past)?,
+                None => {
+                    // The cache holds keys transposed, [batch, heads, d/heads, time].
+                    let (k, v) = layer.attn.keys_t_values(&h)?;
+                    let (k, v) = match &state.selfs[i] {
+                        Some((pk, pv)) => (Tensor::cat(&[pk, &k], 3)?, Tensor::cat(&[pv, &v], 2)?),
+                        None => (k, v),
+                    };
+                    let (a, _) = layer.attn.attend(&h, &k, &v, mask.as_ref(), false)?;
+                    state.selfs[i] = Some((k, v));
+                    a
+                }
             };
-            let (a, _) = layer.attn.attend(&h, &k, &v, mask.as_ref(), false)?;
-            state.selfs[i] = Some((k, v));
             x = (x + a)?;
             let h = layer.cross_ln.forward(&x)?;
             let (ck, cv) = &state.cross[i];

@@ -1,0 +1,264 @@
+//! Attention of a decoding step over host rows: the audio's keys and values (fixed for a
+//! window) and the tokens' own keys and values (growing by one row per step), attended with the
+//! dot-product kernels of `simd.rs`. One query against a few hundred or 1,500 keys is a few
+//! microseconds of arithmetic, which general matrix calls and tensor concatenation bury in
+//! overhead and copies.
+
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+use super::simd::{Kernels, Row};
+use crate::error::{Error, Result};
+
+/// One layer's cross-attention keys and values of one audio window as host rows, so that a
+/// decoding step attends with our dot-product kernel: one query against 1,500 keys is a
+/// handful of microseconds of arithmetic, which a general matrix call buries in overhead.
+pub(crate) struct CrossRows {
+    /// [heads][time][d/heads]: one row per key.
+    k: Vec<f32>,
+    /// [heads][d/heads][time]: one row per value dimension.
+    v_t: Vec<f32>,
+    pub heads: usize,
+    pub time: usize,
+    pub head_dim: usize,
+    kernels: Kernels,
+}
+
+impl CrossRows {
+    /// From the keys [1, heads, d/heads, time] and values [1, heads, time, d/heads] of one
+    /// audio (beams share it); `None` off the CPU or for a batch of several audios.
+    pub fn new(k_t: &Tensor, v: &Tensor) -> Result<Option<Self>> {
+        let (b, heads, head_dim, time) = k_t.dims4()?;
+        if b != 1 || !k_t.device().is_cpu() {
+            return Ok(None);
+        }
+        let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        Ok(Some(CrossRows {
+            k: flat(k_t.transpose(2, 3)?.contiguous()?)?,
+            v_t: flat(v.transpose(2, 3)?.contiguous()?)?,
+            heads,
+            time,
+            head_dim,
+            kernels: Kernels::detect(),
+        }))
+    }
+
+    /// Attends `q` [rows × heads·head_dim] (already scaled); returns the outputs
+    /// [rows × heads·head_dim] and the attention weights [rows × heads × time].
+    ///
+    /// One task per head takes every row (the hypotheses of a beam), so the head's keys and
+    /// values (2 × 384 KB in Whisper base) are read from memory once per step, not once per
+    /// hypothesis.
+    pub fn attend(&self, q: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (hd, s, heads) = (self.head_dim, self.time, self.heads);
+        let d = heads * hd;
+        let rows = q.len() / d.max(1);
+        let per_head: Vec<(Vec<f32>, Vec<f32>)> = (0..heads)
+            .into_par_iter()
+            .map(|h| {
+                let (k, v_t) = (
+                    &self.k[h * s * hd..][..s * hd],
+                    &self.v_t[h * hd * s..][..hd * s],
+                );
+                let mut w = vec![0f32; rows * s];
+                let mut out = vec![0f32; rows * hd];
+                for (r, (w, out)) in w.chunks_mut(s).zip(out.chunks_mut(hd)).enumerate() {
+                    self.kernels.dots_packed(&q[r * d + h * hd..][..hd], k, w);
+                    self.kernels.softmax_rows(w, s);
+                    self.kernels.dots_packed(w, v_t, out);
+                }
+                (w, out)
+            })
+            .collect();
+        let mut weights = vec![0f32; rows * heads * s];
+        let mut y = vec![0f32; rows * d];
+        for (h, (w, out)) in per_head.iter().enumerate() {
+            for r in 0..rows {
+                weights[(r * heads + h) * s..][..s].copy_from_slice(&w[r * s..][..s]);
+                y[r * d + h * hd..][..hd].copy_from_slice(&out[r * hd..][..hd]);
+            }
+        }
+        (y, weights)
+    }
+}
+
+/// One hypothesis's self-attention keys and values for every layer.
+struct HypCache {
+    /// Per layer: keys [heads][capacity][head_dim] and values transposed
+    /// [heads][head_dim][capacity]; positions past the decoded length are unused.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// The decoder's self-attention keys and values as host rows, one [`HypCache`] per hypothesis,
+/// sized once for the decoder's whole context so that a step appends in place.
+pub(crate) struct SelfRows {
+    hyps: Vec<HypCache>,
+    layers: usize,
+    heads: usize,
+    head_dim: usize,
+    capacity: usize,
+    kernels: Kernels,
+}
+
+impl SelfRows {
+    /// An empty cache for `layers` layers of `heads` heads over `capacity` positions.
+    pub fn new(layers: usize, heads: usize, head_dim: usize, capacity: usize) -> Self {
+        SelfRows {
+            hyps: Vec::new(),
+            layers,
+            heads,
+            head_dim,
+            capacity,
+            kernels: Kernels::detect(),
+        }
+    }
+
+    fn empty(&self) -> HypCache {
+        let size = self.heads * self.capacity * self.head_dim;
+        HypCache {
+            layers: (0..self.layers)
+                .map(|_| (vec![0f32; size], vec![0f32; size]))
+                .collect(),
+        }
+    }
+
+    /// Copies the first `len` positions of `src` into `dst`.
+    fn copy_prefix(&self, src: &HypCache, dst: &mut HypCache, len: usize) {
+        let (cap, hd) = (self.capacity, self.head_dim);
+        for ((sk, sv), (dk, dv)) in src.layers.iter().zip(dst.layers.iter_mut()) {
+            for h in 0..self.heads {
+                let k = h * cap * hd..h * cap * hd + len * hd;
+                dk[k.clone()].copy_from_slice(&sk[k]);
+                for e in 0..hd {
+                    let v = (h * hd + e) * cap..(h * hd + e) * cap + len;
+                    dv[v.clone()].copy_from_slice(&sv[v]);
+                }
+            }
+        }
+    }
+
+    /// Keeps the hypotheses at `rows`, in that order (duplicates allowed), of which `len`
+    /// positions are filled. A hypothesis kept once moves without a copy; each further copy
+    /// reuses the memory of a dropped one, and copies only the filled positions.
+    pub fn reorder(&mut self, rows: &[u32], len: usize) -> Result<()> {
+        if self.hyps.is_empty() {
+            return Ok(());
+        }
+        let mut old: Vec<Option<HypCache>> = std::mem::take(&mut self.hyps)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut uses = vec![0usize; old.len()];
+        for &r in rows {
+            *uses.get_mut(r as usize).ok_or_else(|| {
+                Error::Model(format!("hypothesis {r} of {} does not exist", old.len()))
+            })? += 1;
+        }
+        let mut spares: Vec<HypCache> = old
+            .iter_mut()
+            .zip(&uses)
+            .filter(|(_, u)| **u == 0)
+            .filter_map(|(h, _)| h.take())
+            .collect();
+        let mut kept: Vec<Option<HypCache>> = rows.iter().map(|_| None).collect();
+        // Every use of a hypothesis but its last is a copy, made while the source is in place.
+        for (slot, &r) in kept.iter_mut().zip(rows) {
+            let r = r as usize;
+            if uses[r] > 1 {
+                uses[r] -= 1;
+                let mut copy = spares.pop().unwrap_or_else(|| self.empty());
+                if let Some(src) = &old[r] {
+                    self.copy_prefix(src, &mut copy, len);
+                }
+                *slot = Some(copy);
+            }
+        }
+        for (slot, &r) in kept.iter_mut().zip(rows) {
+            if slot.is_none() {
+                *slot = old[r as usize].take();
+            }
+        }
+        self.hyps = kept.into_iter().flatten().collect();
+        if self.hyps.len() != rows.len() {
+            return Err(Error::Model("beam reorder lost a hypothesis".into()));
+        }
+        Ok(())
+    }
+
+    /// Appends the keys and values `k`, `v` [batch × n × heads·head_dim] of layer `layer` at
+    /// positions `past..past+n`, then attends the queries `q` (same shape, already scaled),
+    /// each over the positions up to its own. Returns the outputs, same shape.
+    pub fn attend(
+        &mut self,
+        layer: usize,
+        past: usize,
+        batch: usize,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+    ) -> Result<Vec<f32>> {
+        let (heads, hd, cap) = (self.heads, self.head_dim, self.capacity);
+        let d = heads * hd;
+        let n = q.len() / (batch * d).max(1);
+        if past + n > cap || layer >= self.layers {
+            return Err(Error::Model(format!(
+                "the decoder holds at most {cap} tokens"
+            )));
+        }
+        if self.hyps.is_empty() {
+            self.hyps = (0..batch).map(|_| self.empty()).collect();
+        }
+        if self.hyps.len() != batch {
+            return Err(Error::Model(format!(
+                "{batch} hypotheses fed to a cache of {}",
+                self.hyps.len()
+            )));
+        }
+        for (b, hyp) in self.hyps.iter_mut().enumerate() {
+            let (kc, vc) = &mut hyp.layers[layer];
+            for t in 0..n {
+                let (row, pos) = ((b * n + t) * d, past + t);
+                for h in 0..heads {
+                    kc[(h * cap + pos) * hd..][..hd].copy_from_slice(&k[row + h * hd..][..hd]);
+                    for e in 0..hd {
+                        vc[(h * hd + e) * cap + pos] = v[row + h * hd + e];
+                    }
+                }
+            }
+        }
+        let kernels = self.kernels;
+        let hyps = &self.hyps;
+        let per_task: Vec<Vec<f32>> = (0..batch * heads)
+            .into_par_iter()
+            .map(|task| {
+                let (b, h) = (task / heads, task % heads);
+                let (kc, vc) = &hyps[b].layers[layer];
+                let mut out = vec![0f32; n * hd];
+                let mut w = vec![0f32; past + n];
+                for t in 0..n {
+                    let len = past + t + 1;
+                    let w = &mut w[..len];
+                    kernels.dots_packed(
+                        &q[(b * n + t) * d + h * hd..][..hd],
+                        &kc[h * cap * hd..][..len * hd],
+                        w,
+                    );
+                    kernels.softmax_rows(w, len);
+                    let rows: Vec<Row<'_>> = (0..hd)
+                        .map(|e| Row::F32(&vc[(h * hd + e) * cap..][..len]))
+                        .collect();
+                    kernels.dots(w, &rows, &mut out[t * hd..][..hd]);
+                }
+                out
+            })
+            .collect();
+        let mut y = vec![0f32; batch * n * d];
+        for (task, out) in per_task.iter().enumerate() {
+            let (b, h) = (task / heads, task % heads);
+            for t in 0..n {
+                y[(b * n + t) * d + h * hd..][..hd].copy_from_slice(&out[t * hd..][..hd]);
+            }
+        }
+        Ok(y)
+    }
+}
