@@ -701,7 +701,6 @@ pub fn log_softmax(row: &[f32]) -> Vec<f32> {
     if !max.is_finite() {
         return vec![f32::NEG_INFINITY; row.len()];
     }
-    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-    let lse = max + sum.ln();
+    let lse = max + Kernels::detect().sum_exp(row, max).ln();
     row.iter().map(|&x| x - lse).collect()
 }
