@@ -10,9 +10,7 @@ use rayon::prelude::*;
 use super::simd::{Kernels, Row};
 use crate::error::{Error, Result};
 
-/// One layer's cross-attention keys and values of one audio window as host rows, so that a
-/// decoding step attends with our dot-product kernel: one query against 1,500 keys is a
-/// handful of microseconds of arithmetic, which a general matrix call buries in overhead.
+/// One layer's cross-attention keys and values of one audio window as host rows.
 pub(crate) struct CrossRows {
     /// [heads][time][d/heads]: one row per key.
     k: Vec<f32>,
@@ -144,15 +142,19 @@ impl SelfRows {
         if self.hyps.is_empty() {
             return Ok(());
         }
+        if let Some(r) = rows.iter().find(|&&r| r as usize >= self.hyps.len()) {
+            return Err(Error::Model(format!(
+                "hypothesis {r} of {} does not exist",
+                self.hyps.len()
+            )));
+        }
         let mut old: Vec<Option<HypCache>> = std::mem::take(&mut self.hyps)
             .into_iter()
             .map(Some)
             .collect();
         let mut uses = vec![0usize; old.len()];
         for &r in rows {
-            *uses.get_mut(r as usize).ok_or_else(|| {
-                Error::Model(format!("hypothesis {r} of {} does not exist", old.len()))
-            })? += 1;
+            uses[r as usize] += 1;
         }
         let mut spares: Vec<HypCache> = old
             .iter_mut()
@@ -260,5 +262,102 @@ impl SelfRows {
             }
         }
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADS: usize = 2;
+    const HD: usize = 4;
+    const D: usize = HEADS * HD;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        (0..n as u64)
+            .map(|i| ((i * 7919 + seed * 104_729) % 997) as f32 / 498.5 - 1.0)
+            .collect()
+    }
+
+    /// Causal attention in f64 straight from the definition: `q`, `k`, `v` are [n × D] of one
+    /// hypothesis; row t attends to rows 0..=t.
+    fn naive(q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
+        let n = q.len() / D;
+        let mut y = vec![0f64; n * D];
+        for t in 0..n {
+            for h in 0..HEADS {
+                let s: Vec<f64> = (0..=t)
+                    .map(|j| {
+                        (0..HD)
+                            .map(|e| f64::from(q[t * D + h * HD + e] * k[j * D + h * HD + e]))
+                            .sum()
+                    })
+                    .collect();
+                let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+                for e in 0..HD {
+                    y[t * D + h * HD + e] = (0..=t)
+                        .map(|j| (s[j] - m).exp() / z * f64::from(v[j * D + h * HD + e]))
+                        .sum();
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn a_prompt_and_single_steps_attend_causally_as_defined() {
+        let (q, k, v) = (values(5 * D, 1), values(5 * D, 2), values(5 * D, 3));
+        let want = naive(&q, &k, &v);
+        // All five tokens as one prompt.
+        let mut cache = SelfRows::new(1, HEADS, HD, 8);
+        let y = cache.attend(0, 0, 1, &q, &k, &v).expect("attend");
+        // Three as a prompt, then one step at a time.
+        let mut stepped = SelfRows::new(1, HEADS, HD, 8);
+        let mut y2 = stepped
+            .attend(0, 0, 1, &q[..3 * D], &k[..3 * D], &v[..3 * D])
+            .expect("prompt");
+        for t in 3..5 {
+            let s = t * D..(t + 1) * D;
+            y2.extend(
+                stepped
+                    .attend(0, t, 1, &q[s.clone()], &k[s.clone()], &v[s])
+                    .expect("step"),
+            );
+        }
+        for (got, w) in [y, y2].iter().flat_map(|y| y.iter().zip(&want)) {
+            assert!((f64::from(*got) - w).abs() < 1e-5, "{got} vs {w}");
+        }
+        assert!(stepped.attend(0, 8, 1, &q[..D], &k[..D], &v[..D]).is_err());
+    }
+
+    #[test]
+    fn reordering_hypotheses_equals_rebuilding_their_histories() {
+        // Two hypotheses with three positions each.
+        let hist = |b: u64| (values(3 * D, 10 + b), values(3 * D, 20 + b));
+        let (k0, v0) = hist(0);
+        let (k1, v1) = hist(1);
+        let cat = |a: &[f32], b: &[f32]| [a, b].concat();
+        let mut cache = SelfRows::new(1, HEADS, HD, 8);
+        let q = values(2 * 3 * D, 5);
+        cache
+            .attend(0, 0, 2, &q, &cat(&k0, &k1), &cat(&v0, &v1))
+            .expect("prompt");
+        // Fork hypothesis 1 twice and keep 0 last; then one step for all three.
+        cache.reorder(&[1, 1, 0], 3).expect("reorder");
+        let (qs, ks, vs) = (values(3 * D, 6), values(3 * D, 7), values(3 * D, 8));
+        let got = cache.attend(0, 3, 3, &qs, &ks, &vs).expect("step");
+        for (slot, (k, v)) in [(&k1, &v1), (&k1, &v1), (&k0, &v0)].into_iter().enumerate() {
+            let mut fresh = SelfRows::new(1, HEADS, HD, 8);
+            let s = slot * D..(slot + 1) * D;
+            fresh
+                .attend(0, 0, 1, &values(3 * D, 9), k, v)
+                .expect("history");
+            let want = fresh
+                .attend(0, 3, 1, &qs[s.clone()], &ks[s.clone()], &vs[s.clone()])
+                .expect("step");
+            assert_eq!(&got[s], want.as_slice(), "hypothesis {slot}");
+        }
+        assert!(cache.reorder(&[3], 4).is_err());
     }
 }
