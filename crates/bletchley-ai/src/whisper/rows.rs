@@ -48,8 +48,14 @@ impl RowMatrix {
         Self::new(HostRows::F32(w), out, inp)
     }
 
-    /// Rounds rows to half precision (nearest, ties to even).
+    /// Rounds rows to half precision (nearest, ties to even). Where the CPU lacks the vector
+    /// kernels, the rounded values are held as f32: the same products, without a call per
+    /// weight to widen them.
     pub fn f16(w: &[f32], out: usize, inp: usize) -> Self {
+        if !Kernels::detect().wide() {
+            let rounded = w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+            return Self::f32(rounded, out, inp);
+        }
         let h = w
             .iter()
             .map(|&v| half::f16::from_f32(v).to_bits())

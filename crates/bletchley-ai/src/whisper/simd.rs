@@ -34,6 +34,24 @@ impl Kernels {
         }
     }
 
+    /// The plain-loop kernels, as a CPU without AVX-512 runs them (tests run both).
+    #[cfg(test)]
+    pub fn portable() -> Self {
+        Kernels {
+            #[cfg(target_arch = "x86_64")]
+            v4: None,
+        }
+    }
+
+    /// Whether the vector kernels run here. Without them, widening f16 costs a call per weight,
+    /// so f16 rows are better held as f32 (the same values: widening is exact).
+    pub fn wide(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.v4.is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        return false;
+    }
+
     /// `dst[k] = x · rows(k)` for every row `k` (`x` has as many elements as each row).
     pub fn dots(self, x: &[f32], rows: &[Row<'_>], dst: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
@@ -117,7 +135,8 @@ impl Kernels {
                 || avx512::sum_exp(v4, row, max),
             );
         }
-        row.iter().map(|&x| (x - max).exp()).sum()
+        // In f64: a plain running f32 sum over 51,865 lanes drifts by a few parts in 10^5.
+        row.iter().map(|&x| f64::from((x - max).exp())).sum::<f64>() as f32
     }
 
     /// Widens half-precision bit patterns to f32 (`dst` as long as `src`).
@@ -500,7 +519,12 @@ mod tests {
 
     #[test]
     fn dots_match_a_double_precision_reference_in_every_layout() {
-        let k = Kernels::detect();
+        for k in [Kernels::detect(), Kernels::portable()] {
+            dots_match(k);
+        }
+    }
+
+    fn dots_match(k: Kernels) {
         for len in [1, 15, 16, 17, 64, 100, 512, 2048] {
             let x = data(len, 1);
             let w = data(len, 2);
@@ -569,7 +593,12 @@ mod tests {
 
     #[test]
     fn many_rows_at_once_match_one_at_a_time() {
-        let k = Kernels::detect();
+        for k in [Kernels::detect(), Kernels::portable()] {
+            many_rows_match(k);
+        }
+    }
+
+    fn many_rows_match(k: Kernels) {
         for (n, width) in [(1, 64), (2, 100), (5, 512), (8, 33), (11, 64)] {
             let xs = data(n * width, 3);
             let w = data(7 * width, 4);
@@ -607,7 +636,12 @@ mod tests {
 
     #[test]
     fn sum_exp_matches_a_double_precision_reference() {
-        let k = Kernels::detect();
+        for k in [Kernels::detect(), Kernels::portable()] {
+            sum_exp_matches(k);
+        }
+    }
+
+    fn sum_exp_matches(k: Kernels) {
         for len in [1, 16, 40, 51_865] {
             let mut row = data(len, 9);
             row.iter_mut().for_each(|v| *v *= 20.0);
@@ -624,20 +658,27 @@ mod tests {
             .step_by(7)
             .chain([0x7c00, 0xfc00, 1])
             .collect();
-        let mut got = vec![0f32; bits.len()];
-        Kernels::detect().widen_f16(&bits, &mut got);
-        for (b, g) in bits.iter().zip(&got) {
-            let want = half::f16::from_bits(*b).to_f32();
-            assert!(
-                g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
-                "{b:#x}"
-            );
+        for k in [Kernels::detect(), Kernels::portable()] {
+            let mut got = vec![0f32; bits.len()];
+            k.widen_f16(&bits, &mut got);
+            for (b, g) in bits.iter().zip(&got) {
+                let want = half::f16::from_bits(*b).to_f32();
+                assert!(
+                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                    "{b:#x}"
+                );
+            }
         }
     }
 
     #[test]
     fn softmax_matches_the_definition_and_masks_to_zero() {
-        let k = Kernels::detect();
+        for k in [Kernels::detect(), Kernels::portable()] {
+            softmax_matches(k);
+        }
+    }
+
+    fn softmax_matches(k: Kernels) {
         for width in [1, 7, 16, 33, 1500] {
             let mut rows = data(width * 3, 7);
             rows.iter_mut().for_each(|v| *v *= 30.0);
