@@ -254,6 +254,9 @@ pub struct TranscribeArgs {
     /// Time every word too (shown in the json format).
     #[arg(long)]
     pub word_timestamps: bool,
+    /// Print where the time went (loading, encoder, decoder) on standard error.
+    #[arg(long)]
+    pub timings: bool,
     /// Decoding choices.
     #[command(flatten)]
     pub decode: DecodeArgs,

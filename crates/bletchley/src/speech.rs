@@ -130,7 +130,9 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
     }
     let mut audio =
         AudioStream::open(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let loading = std::time::Instant::now();
     let model = load_model(&a.decode)?;
+    let load_s = loading.elapsed().as_secs_f64();
     let opts = TranscribeOptions {
         task,
         language: a.language.clone(),
@@ -149,6 +151,17 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
         .with_context(|| format!("transcribing {}", a.file.display()))?;
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if a.timings {
+        let t = transcript.timing;
+        eprintln!(
+            "model load {load_s:.2} s; encoder {:.2} s over {} windows; decoder {:.2} s for {} tokens ({:.1} ms a token)",
+            t.encoder_s,
+            t.windows,
+            t.decoder_s,
+            t.tokens,
+            t.decoder_s * 1e3 / t.tokens.max(1) as f64
+        );
     }
     print!("{}", render(&transcript, format));
     Ok(ExitCode::SUCCESS)

@@ -10,12 +10,44 @@ use rayon::prelude::*;
 use super::simd::{Kernels, Row};
 use crate::error::{Error, Result};
 
+/// Host rows in f32 or as half-precision bit patterns.
+enum Stored {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+}
+
+impl Stored {
+    fn new(values: Vec<f32>, half: bool) -> Self {
+        if half {
+            Stored::F16(
+                values
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v).to_bits())
+                    .collect(),
+            )
+        } else {
+            Stored::F32(values)
+        }
+    }
+
+    /// `count` rows of `width` from row `first`.
+    fn rows(&self, first: usize, count: usize, width: usize) -> Vec<Row<'_>> {
+        (first..first + count)
+            .map(|r| match self {
+                Stored::F32(v) => Row::F32(&v[r * width..][..width]),
+                Stored::F16(v) => Row::F16(&v[r * width..][..width]),
+            })
+            .collect()
+    }
+}
+
 /// One layer's cross-attention keys and values of one audio window as host rows.
 pub(crate) struct CrossRows {
-    /// [heads][time][d/heads]: one row per key.
-    k: Vec<f32>,
+    /// [heads][d/heads][time]: keys transposed, so that a query's scores are a weighted sum
+    /// of rows over the time axis.
+    k_t: Stored,
     /// [heads][d/heads][time]: one row per value dimension.
-    v_t: Vec<f32>,
+    v_t: Stored,
     pub heads: usize,
     pub time: usize,
     pub head_dim: usize,
@@ -25,54 +57,66 @@ pub(crate) struct CrossRows {
 impl CrossRows {
     /// From the keys [1, heads, d/heads, time] and values [1, heads, time, d/heads] of one
     /// audio (beams share it); `None` off the CPU or for a batch of several audios.
-    pub fn new(k_t: &Tensor, v: &Tensor) -> Result<Option<Self>> {
+    ///
+    /// `half` keeps them as f16: every decoding step reads all of them (6 layers × 2 × 1,500 ×
+    /// 512 values in Whisper base: 37 MB in f32), so halving them halves the largest share of a
+    /// step's memory traffic after the weights. Rounding audio states to f16 is what
+    /// CTranslate2's float16 and int8_float16 modes do too; f32 stays exact.
+    pub fn new(k_t: &Tensor, v: &Tensor, half: bool) -> Result<Option<Self>> {
         let (b, heads, head_dim, time) = k_t.dims4()?;
         if b != 1 || !k_t.device().is_cpu() {
             return Ok(None);
         }
         let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let kernels = Kernels::detect();
+        // Widening f16 one value at a time would cost more than the traffic it saves.
+        let half = half && kernels.wide();
         Ok(Some(CrossRows {
-            k: flat(k_t.transpose(2, 3)?.contiguous()?)?,
-            v_t: flat(v.transpose(2, 3)?.contiguous()?)?,
+            k_t: Stored::new(flat(k_t.contiguous()?)?, half),
+            v_t: Stored::new(flat(v.transpose(2, 3)?.contiguous()?)?, half),
             heads,
             time,
             head_dim,
-            kernels: Kernels::detect(),
+            kernels,
         }))
     }
 
     /// Attends `q` [rows × heads·head_dim] (already scaled); returns the outputs
-    /// [rows × heads·head_dim] and the attention weights [rows × heads × time].
+    /// [rows × heads·head_dim] and, when asked, the attention weights [rows × heads × time]
+    /// (empty otherwise).
     ///
     /// One task per head takes every row (the hypotheses of a beam), so the head's keys and
-    /// values (2 × 384 KB in Whisper base) are read from memory once per step, not once per
-    /// hypothesis.
-    pub fn attend(&self, q: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    /// values are read from memory once per step, not once per hypothesis.
+    pub fn attend(&self, q: &[f32], want_weights: bool) -> (Vec<f32>, Vec<f32>) {
         let (hd, s, heads) = (self.head_dim, self.time, self.heads);
         let d = heads * hd;
         let rows = q.len() / d.max(1);
         let per_head: Vec<(Vec<f32>, Vec<f32>)> = (0..heads)
             .into_par_iter()
             .map(|h| {
-                let (k, v_t) = (
-                    &self.k[h * s * hd..][..s * hd],
-                    &self.v_t[h * hd * s..][..hd * s],
-                );
+                let k_t = self.k_t.rows(h * hd, hd, s);
+                let v_t = self.v_t.rows(h * hd, hd, s);
                 let mut w = vec![0f32; rows * s];
                 let mut out = vec![0f32; rows * hd];
                 for (r, (w, out)) in w.chunks_mut(s).zip(out.chunks_mut(hd)).enumerate() {
-                    self.kernels.dots_packed(&q[r * d + h * hd..][..hd], k, w);
+                    self.kernels.axpys(&q[r * d + h * hd..][..hd], &k_t, w);
                     self.kernels.softmax_rows(w, s);
-                    self.kernels.dots_packed(w, v_t, out);
+                    self.kernels.dots(w, &v_t, out);
                 }
                 (w, out)
             })
             .collect();
-        let mut weights = vec![0f32; rows * heads * s];
+        let mut weights = if want_weights {
+            vec![0f32; rows * heads * s]
+        } else {
+            Vec::new()
+        };
         let mut y = vec![0f32; rows * d];
         for (h, (w, out)) in per_head.iter().enumerate() {
             for r in 0..rows {
-                weights[(r * heads + h) * s..][..s].copy_from_slice(&w[r * s..][..s]);
+                if want_weights {
+                    weights[(r * heads + h) * s..][..s].copy_from_slice(&w[r * s..][..s]);
+                }
                 y[r * d + h * hd..][..hd].copy_from_slice(&out[r * hd..][..hd]);
             }
         }
@@ -82,8 +126,8 @@ impl CrossRows {
 
 /// One hypothesis's self-attention keys and values for every layer.
 struct HypCache {
-    /// Per layer: keys [heads][capacity][head_dim] and values transposed
-    /// [heads][head_dim][capacity]; positions past the decoded length are unused.
+    /// Per layer: keys and values transposed, [heads][head_dim][capacity] (see
+    /// [`Kernels::axpys`] for why keys are); positions past the decoded length are unused.
     layers: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
@@ -124,13 +168,10 @@ impl SelfRows {
     fn copy_prefix(&self, src: &HypCache, dst: &mut HypCache, len: usize) {
         let (cap, hd) = (self.capacity, self.head_dim);
         for ((sk, sv), (dk, dv)) in src.layers.iter().zip(dst.layers.iter_mut()) {
-            for h in 0..self.heads {
-                let k = h * cap * hd..h * cap * hd + len * hd;
-                dk[k.clone()].copy_from_slice(&sk[k]);
-                for e in 0..hd {
-                    let v = (h * hd + e) * cap..(h * hd + e) * cap + len;
-                    dv[v.clone()].copy_from_slice(&sv[v]);
-                }
+            for row in 0..self.heads * hd {
+                let span = row * cap..row * cap + len;
+                dk[span.clone()].copy_from_slice(&sk[span.clone()]);
+                dv[span.clone()].copy_from_slice(&sv[span]);
             }
         }
     }
@@ -220,11 +261,9 @@ impl SelfRows {
             let (kc, vc) = &mut hyp.layers[layer];
             for t in 0..n {
                 let (row, pos) = ((b * n + t) * d, past + t);
-                for h in 0..heads {
-                    kc[(h * cap + pos) * hd..][..hd].copy_from_slice(&k[row + h * hd..][..hd]);
-                    for e in 0..hd {
-                        vc[(h * hd + e) * cap + pos] = v[row + h * hd + e];
-                    }
+                for c in 0..d {
+                    kc[c * cap + pos] = k[row + c];
+                    vc[c * cap + pos] = v[row + c];
                 }
             }
         }
@@ -240,16 +279,12 @@ impl SelfRows {
                 for t in 0..n {
                     let len = past + t + 1;
                     let w = &mut w[..len];
-                    kernels.dots_packed(
-                        &q[(b * n + t) * d + h * hd..][..hd],
-                        &kc[h * cap * hd..][..len * hd],
-                        w,
-                    );
+                    let span = |e: usize| (h * hd + e) * cap..(h * hd + e) * cap + len;
+                    let keys: Vec<Row<'_>> = (0..hd).map(|e| Row::F32(&kc[span(e)])).collect();
+                    let values: Vec<Row<'_>> = (0..hd).map(|e| Row::F32(&vc[span(e)])).collect();
+                    kernels.axpys(&q[(b * n + t) * d + h * hd..][..hd], &keys, w);
                     kernels.softmax_rows(w, len);
-                    let rows: Vec<Row<'_>> = (0..hd)
-                        .map(|e| Row::F32(&vc[(h * hd + e) * cap..][..len]))
-                        .collect();
-                    kernels.dots(w, &rows, &mut out[t * hd..][..hd]);
+                    kernels.dots(w, &values, &mut out[t * hd..][..hd]);
                 }
                 out
             })

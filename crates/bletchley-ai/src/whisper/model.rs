@@ -287,7 +287,7 @@ impl Attention {
         let q = (self.q.forward(x)? * scale)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let (y, weights) = rows.attend(&q);
+        let (y, weights) = rows.attend(&q, want_weights);
         let y = Tensor::from_vec(y, (b, t, d), x.device())?;
         let out = self.out.forward(&y)?;
         let weights = if want_weights {
@@ -413,6 +413,9 @@ pub struct Decoder {
     ln: LayerNorm,
     /// The output projection, tied to the token embedding.
     logits: Linear,
+    /// Whether the audio's keys and values are held as f16 on the host (the rounded weight
+    /// formats); f32 weights keep them exact.
+    half_audio: bool,
 }
 
 /// A loaded Whisper model.
@@ -508,6 +511,7 @@ impl Whisper {
             layers: dec_layers,
             ln: LayerNorm::load(w, "model.decoder.layer_norm")?,
             logits,
+            half_audio: format != WeightFormat::F32,
         };
         Ok(Whisper {
             config,
@@ -590,7 +594,7 @@ impl Decoder {
         }
         let cross_rows = cross
             .iter()
-            .map(|(k_t, v)| CrossRows::new(k_t, v))
+            .map(|(k_t, v)| CrossRows::new(k_t, v, self.half_audio))
             .collect::<Result<_>>()?;
         let self_rows = match self.layers.first() {
             Some(layer) if audio.device().is_cpu() => {
