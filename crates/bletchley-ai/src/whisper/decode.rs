@@ -206,10 +206,17 @@ fn run_prompt(
 ) -> Result<(DecoderState, Vec<f32>, f32)> {
     let mut state = model.decoder.start(audio)?;
     let input = Tensor::new(prompt, &model.device)?.unsqueeze(0)?;
-    let (logits, _) = model.decoder.step(&input, &mut state, false)?;
     let sot_at = prompt.iter().rposition(|&t| t == vocab.sot).unwrap_or(0);
+    let last_at = prompt.len().saturating_sub(1);
+    // Logits at the start of transcript (for the no-speech probability) and at the end.
+    let (logits, _) = model.decoder.step_at(
+        &input,
+        &mut state,
+        false,
+        Some(&[sot_at as u32, last_at as u32]),
+    )?;
     let at_sot = logits
-        .narrow(1, sot_at, 1)?
+        .narrow(1, 0, 1)?
         .squeeze(1)?
         .squeeze(0)?
         .to_vec1::<f32>()?;

@@ -627,6 +627,20 @@ impl Decoder {
         state: &mut DecoderState,
         want_cross_weights: bool,
     ) -> Result<(Tensor, Vec<Tensor>)> {
+        self.step_at(tokens, state, want_cross_weights, None)
+    }
+
+    /// As [`Decoder::step`], with logits only at the new positions `at` (indices into the
+    /// `n` fed): [batch, at.len(), vocab]. A window's prompt (up to 224 tokens) needs two of
+    /// them; projecting every position onto the 51,865-token vocabulary would cost a
+    /// 26-million-weight product per position.
+    pub fn step_at(
+        &self,
+        tokens: &Tensor,
+        state: &mut DecoderState,
+        want_cross_weights: bool,
+        at: Option<&[u32]>,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
         let (_, n) = tokens.dims2()?;
         let past = state.len;
         if past + n > self.positions.dim(0)? {
@@ -683,6 +697,17 @@ impl Decoder {
             x = (&x + layer.mlp.forward(&h)?)?;
         }
         state.len += n;
+        let x = match at {
+            Some(at) => {
+                if let Some(&bad) = at.iter().find(|&&i| i as usize >= n) {
+                    return Err(Error::Model(format!(
+                        "logits asked at position {bad} of {n}"
+                    )));
+                }
+                x.index_select(&Tensor::new(at, x.device())?, 1)?
+            }
+            None => x,
+        };
         let x = self.ln.forward(&x)?;
         let logits = self.logits.forward(&x)?;
         Ok((logits, weights))
