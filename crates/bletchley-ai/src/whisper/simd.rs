@@ -6,6 +6,13 @@
 //! token) and each kernel runs its AVX-512 body where the CPU has it, and the same arithmetic in
 //! plain loops elsewhere. Both paths compute the same sums in a different order, so results agree
 //! to rounding, not bit for bit.
+//!
+//! Each kernel's body runs inside `V4::vectorize`, which compiles it with AVX-512 enabled, and
+//! only code inlined there gets it. The closures handed to `vectorize` therefore consume their
+//! output buffer (`move`, then use it by value): an FnOnce closure's body is what `vectorize`
+//! calls, where an Fn or FnMut closure is reached through a `call_once` shim that LLVM may
+//! leave out of line. Out of line, every intrinsic became a function call: ten times slower,
+//! measured. The hot loops avoid `array::from_fn` for the same reason.
 
 /// The kernels this CPU can run, detected once.
 #[derive(Clone, Copy, Debug)]
@@ -69,7 +76,9 @@ impl Kernels {
         if let Some(v4) = self.v4 {
             return v4.vectorize(
                 #[inline(always)]
-                || {
+                move || {
+                    // FnOnce (it consumes `dst`): see the module note.
+                    let dst = dst;
                     for (d, row) in dst.iter_mut().zip(rows) {
                         *d = match *row {
                             Row::F32(w) => avx512::dot_f32(v4, x, w),
@@ -131,7 +140,7 @@ impl Kernels {
         if let Some(v4) = self.v4 {
             return v4.vectorize(
                 #[inline(always)]
-                || avx512::axpys(v4, x, rows, dst),
+                move || avx512::axpys(v4, x, rows, dst),
             );
         }
         dst.fill(0.0);
@@ -164,7 +173,7 @@ impl Kernels {
         if let Some(v4) = self.v4 {
             return v4.vectorize(
                 #[inline(always)]
-                || avx512::widen_f16(v4, src, dst),
+                move || avx512::widen_f16(v4, src, dst),
             );
         }
         for (d, &s) in dst.iter_mut().zip(src) {
@@ -179,7 +188,9 @@ impl Kernels {
         if let Some(v4) = self.v4 {
             return v4.vectorize(
                 #[inline(always)]
-                || {
+                move || {
+                    // FnOnce (it consumes `data`): see the module note.
+                    let data = data;
                     for row in data.chunks_mut(width) {
                         avx512::softmax(v4, row);
                     }
@@ -199,7 +210,7 @@ impl Kernels {
         if let Some(v4) = self.v4 {
             return v4.vectorize(
                 #[inline(always)]
-                || avx512::gelu_erf(v4, data),
+                move || avx512::gelu_erf(v4, data),
             );
         }
         data.iter_mut().for_each(|v| *v = portable::gelu_erf(*v));
@@ -413,14 +424,18 @@ mod avx512 {
             }
         }
         let body = w16.len() * 16;
-        std::array::from_fn(|r| {
+        // A loop, not `array::from_fn`: a closure left out of line would lose the AVX-512
+        // context, and its intrinsics would become function calls.
+        let mut sums = [0f32; R];
+        for (r, sum) in sums.iter_mut().enumerate() {
             let tail: f32 = xs[r][body..]
                 .iter()
                 .zip(w_tail)
                 .map(|(&x, &y)| x * scalar(y))
                 .sum();
-            f._mm512_reduce_add_ps(acc[r]) + tail
-        })
+            *sum = f._mm512_reduce_add_ps(acc[r]) + tail;
+        }
+        sums
     }
 
     /// `R` rows of `xs` (each `width` long) against every weight row; `dst` is [R × rows].
@@ -436,15 +451,25 @@ mod avx512 {
         let f = v4.avx512f;
         v4.vectorize(
             #[inline(always)]
-            || {
+            move || {
+                // FnOnce (it consumes `dst`): see the module note.
+                let dst = dst;
                 let x: [&[f32]; R] = std::array::from_fn(|r| &xs[r * width..(r + 1) * width]);
                 for (k, row) in rows.iter().enumerate() {
                     let sums = match *row {
-                        Row::F32(w) => dot_many(v4, &x, w, |c| pulp::cast(*c), |v| v),
+                        Row::F32(w) => dot_many(
+                            v4,
+                            &x,
+                            w,
+                            #[inline(always)]
+                            |c| pulp::cast(*c),
+                            |v| v,
+                        ),
                         Row::F16(w) => dot_many(
                             v4,
                             &x,
                             w,
+                            #[inline(always)]
                             |c| f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(*c)),
                             |v| half::f16::from_bits(v).to_f32(),
                         ),
@@ -452,6 +477,7 @@ mod avx512 {
                             v4,
                             &x,
                             w,
+                            #[inline(always)]
                             |c| {
                                 f._mm512_cvtepi32_ps(f._mm512_cvtepi8_epi32(pulp::cast::<
                                     [i8; 16],
