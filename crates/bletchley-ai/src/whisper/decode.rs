@@ -7,7 +7,7 @@
 
 use candle_core::Tensor;
 
-use super::model::{DecoderState, Whisper, last_logits, log_softmax};
+use super::model::{DecoderState, Whisper, last_logits, log_normaliser, log_softmax};
 use super::tokens::Vocabulary;
 use crate::error::Result;
 
@@ -120,10 +120,13 @@ impl<'a> Rules<'a> {
                 logits[last_allowed + 1..].fill(f32::NEG_INFINITY);
             }
         }
-        // If the timestamps together outweigh every text token, a timestamp comes next.
-        let lp = log_softmax(logits);
-        let ts_mass = log_sum_exp(&lp[ts..]);
-        let text_max = lp[..ts].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // If the timestamps together outweigh every text token, a timestamp comes next. Both
+        // sides are log-probabilities less the same normaliser, so raw logits compare alike.
+        let ts_mass = log_sum_exp(&logits[ts..]);
+        let text_max = logits[..ts]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         if ts_mass > text_max {
             logits[..ts].fill(f32::NEG_INFINITY);
         }
@@ -265,8 +268,10 @@ pub fn greedy(
         } else {
             argmax(&logits)
         };
-        let lp = log_softmax(&logits);
-        sum_logprob += lp[next as usize];
+        sum_logprob += match (log_normaliser(&logits), logits.get(next as usize)) {
+            (Some(lse), Some(&l)) => l - lse,
+            _ => f32::NEG_INFINITY,
+        };
         if next == vocab.eot {
             break;
         }
@@ -297,12 +302,17 @@ pub fn beam_search(
         let mut candidates: Vec<(usize, u32, f32)> = Vec::new();
         for (i, ((tokens, sum), logits)) in live.iter().zip(rows.iter_mut()).enumerate() {
             rules.apply(logits, tokens);
-            let lp = log_softmax(logits);
+            // The best tokens by logit are the best by log-probability: one normaliser, and
+            // no 51,865-entry vector per hypothesis.
+            let Some(lse) = log_normaliser(logits) else {
+                continue;
+            };
             let mut top: Vec<(u32, f32)> = Vec::with_capacity(beam + 1);
-            for (t, &l) in lp.iter().enumerate() {
+            for (t, &l) in logits.iter().enumerate() {
                 if !l.is_finite() {
                     continue;
                 }
+                let l = l - lse;
                 if top.len() < beam + 1 {
                     top.push((t as u32, l));
                     top.sort_by(|a, b| b.1.total_cmp(&a.1));

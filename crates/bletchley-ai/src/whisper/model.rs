@@ -726,10 +726,17 @@ pub fn last_logits(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
 
 /// Log-softmax over the last dimension, on the host.
 pub fn log_softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return vec![f32::NEG_INFINITY; row.len()];
+    match log_normaliser(row) {
+        Some(lse) => row.iter().map(|&x| x - lse).collect(),
+        None => vec![f32::NEG_INFINITY; row.len()],
     }
-    let lse = max + Kernels::detect().sum_exp(row, max).ln();
-    row.iter().map(|&x| x - lse).collect()
+}
+
+/// log Σ e^x over `row`, so that `x - log_normaliser` is a log-probability; `None` when no
+/// entry is finite (every token suppressed). A decoding step that needs a few entries' log
+/// probabilities subtracts this from them instead of writing out all 51,865.
+pub fn log_normaliser(row: &[f32]) -> Option<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    max.is_finite()
+        .then(|| max + Kernels::detect().sum_exp(row, max).ln())
 }
