@@ -659,6 +659,47 @@ mod tests {
             .collect()
     }
 
+    /// The same weights as f32, f16 and int8 (scaled by 127), for tests that run every layout.
+    struct Layouts {
+        w: Vec<f32>,
+        h: Vec<u16>,
+        q: Vec<i8>,
+    }
+
+    impl Layouts {
+        fn new(w: Vec<f32>) -> Self {
+            let h = w
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let q = w.iter().map(|&v| (v * 127.0).round() as i8).collect();
+            Layouts { w, h, q }
+        }
+
+        /// `count` rows of `width` in layout 0 (f32), 1 (f16) or 2 (int8).
+        fn rows(&self, layout: usize, count: usize, width: usize) -> Vec<Row<'_>> {
+            (0..count)
+                .map(|o| {
+                    let span = o * width..(o + 1) * width;
+                    match layout {
+                        0 => Row::F32(&self.w[span]),
+                        1 => Row::F16(&self.h[span]),
+                        _ => Row::I8(&self.q[span]),
+                    }
+                })
+                .collect()
+        }
+
+        /// Weight `i` of a layout, widened exactly.
+        fn wide(&self, layout: usize, i: usize) -> f64 {
+            match layout {
+                0 => f64::from(self.w[i]),
+                1 => f64::from(half::f16::from_bits(self.h[i]).to_f32()),
+                _ => f64::from(self.q[i]),
+            }
+        }
+    }
+
     #[test]
     fn dots_match_a_double_precision_reference_in_every_layout() {
         for k in [Kernels::detect(), Kernels::portable()] {
@@ -669,22 +710,13 @@ mod tests {
     fn dots_match(k: Kernels) {
         for len in [1, 15, 16, 17, 64, 100, 512, 2048] {
             let x = data(len, 1);
-            let w = data(len, 2);
-            let h: Vec<u16> = w
-                .iter()
-                .map(|&v| half::f16::from_f32(v).to_bits())
-                .collect();
-            let q: Vec<i8> = w.iter().map(|&v| (v * 127.0).round() as i8).collect();
-            let refs = |wide: &dyn Fn(usize) -> f64| -> f64 {
-                (0..len).map(|i| f64::from(x[i]) * wide(i)).sum()
-            };
-            let want = [
-                refs(&|i| f64::from(w[i])),
-                refs(&|i| f64::from(half::f16::from_bits(h[i]).to_f32())),
-                refs(&|i| f64::from(q[i])),
-            ];
+            let w = Layouts::new(data(len, 2));
+            let want: [f64; 3] = std::array::from_fn(|layout| {
+                (0..len).map(|i| f64::from(x[i]) * w.wide(layout, i)).sum()
+            });
+            let rows: Vec<Row<'_>> = (0..3).flat_map(|layout| w.rows(layout, 1, len)).collect();
             let mut got = [0f32; 3];
-            k.dots(&x, &[Row::F32(&w), Row::F16(&h), Row::I8(&q)], &mut got);
+            k.dots(&x, &rows, &mut got);
             for (g, w) in got.iter().zip(want) {
                 let tol = 1e-4 * (1.0 + w.abs()) * (len as f64).sqrt();
                 assert!((f64::from(*g) - w).abs() < tol, "len {len}: {g} vs {w}");
@@ -743,23 +775,9 @@ mod tests {
     fn many_rows_match(k: Kernels) {
         for (n, width) in [(1, 64), (2, 100), (5, 512), (8, 33), (11, 64)] {
             let xs = data(n * width, 3);
-            let w = data(7 * width, 4);
-            let h: Vec<u16> = w
-                .iter()
-                .map(|&v| half::f16::from_f32(v).to_bits())
-                .collect();
-            let q: Vec<i8> = w.iter().map(|&v| (v * 127.0).round() as i8).collect();
+            let w = Layouts::new(data(7 * width, 4));
             for layout in 0..3 {
-                let rows: Vec<Row<'_>> = (0..7)
-                    .map(|o| {
-                        let span = o * width..(o + 1) * width;
-                        match layout {
-                            0 => Row::F32(&w[span]),
-                            1 => Row::F16(&h[span]),
-                            _ => Row::I8(&q[span]),
-                        }
-                    })
-                    .collect();
+                let rows = w.rows(layout, 7, width);
                 let mut many = vec![0f32; n * 7];
                 k.dots_many(&xs, width, &rows, &mut many);
                 for r in 0..n {
@@ -789,30 +807,10 @@ mod tests {
                 (64, 1500),
             ] {
                 let x = data(count, 7);
-                let w = data(count * width, 8);
-                let h: Vec<u16> = w
-                    .iter()
-                    .map(|&v| half::f16::from_f32(v).to_bits())
-                    .collect();
-                let q: Vec<i8> = w.iter().map(|&v| (v * 127.0).round() as i8).collect();
+                let w = Layouts::new(data(count * width, 8));
                 for layout in 0..3 {
-                    let widened: Vec<f64> = (0..w.len())
-                        .map(|i| match layout {
-                            0 => f64::from(w[i]),
-                            1 => f64::from(half::f16::from_bits(h[i]).to_f32()),
-                            _ => f64::from(q[i]),
-                        })
-                        .collect();
-                    let rows: Vec<Row<'_>> = (0..count)
-                        .map(|e| {
-                            let span = e * width..(e + 1) * width;
-                            match layout {
-                                0 => Row::F32(&w[span]),
-                                1 => Row::F16(&h[span]),
-                                _ => Row::I8(&q[span]),
-                            }
-                        })
-                        .collect();
+                    let widened: Vec<f64> = (0..count * width).map(|i| w.wide(layout, i)).collect();
+                    let rows = w.rows(layout, count, width);
                     // One lane more than the rows hold: it gets nothing.
                     let mut got = vec![f32::NAN; width + 1];
                     k.axpys(&x, &rows, &mut got);
