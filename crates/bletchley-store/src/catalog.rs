@@ -445,11 +445,10 @@ impl Catalog for SqliteCatalog {
     fn content(&self, id: i64) -> Result<Option<ContentRow>> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {CONTENT_COLS} FROM contents WHERE id = ?1"),
-                [id],
-                content_from_row,
-            )
+            .prepare_cached(&format!(
+                "SELECT {CONTENT_COLS} FROM contents WHERE id = ?1"
+            ))?
+            .query_row([id], content_from_row)
             .optional()?)
     }
 
@@ -505,11 +504,8 @@ impl Catalog for SqliteCatalog {
     fn item(&self, id: &str) -> Result<Option<ItemRow>> {
         Ok(self
             .conn
-            .query_row(
-                &format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"),
-                [id],
-                item_from_row,
-            )
+            .prepare_cached(&format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"))?
+            .query_row([id], item_from_row)
             .optional()?)
     }
 

@@ -32,7 +32,7 @@ use crate::catalog::{
 use crate::error::{Error, Result, io};
 use crate::item::{IngestOptions, ItemMeta, Lineage, Listing, NewItem};
 use crate::keyring::{AgencyKeys, KeyName, PlatformKeys, Unlock, create_keyfile, open_keyfile};
-use crate::location::{Location, LocationSpec};
+use crate::location::{Location, LocationSpec, ObjectLocation};
 use crate::residency::{self, Jurisdiction, Scope};
 
 /// An operation as one of its members sees it.
@@ -1408,6 +1408,12 @@ impl Platform {
     /// through the gate before revealing anything.
     fn open_meta(&mut self, row: &ItemRow) -> Result<(ItemMeta, Marking)> {
         let agency = self.agency_name(row.agency_id)?;
+        self.open_meta_of(row, &agency)
+    }
+
+    /// [`Self::open_meta`] for a row whose agency's name is known.
+    fn open_meta_of(&mut self, row: &ItemRow, agency: &str) -> Result<(ItemMeta, Marking)> {
+        let agency = agency.to_owned();
         self.agency_keys(&agency)?;
         let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
             kind: "agency",
@@ -1507,13 +1513,19 @@ impl Platform {
                 Error::Layout(format!("content of {} is in an unknown location", row.id))
             })?;
         let agency = self.agency_name(row.agency_id)?;
-        self.agency_keys(&agency)?;
-        let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
+        let cdek = self.content_key(row, &c, &agency)?;
+        let sealed = loc.open()?.get(&self.rt, &c.object)?;
+        open_content(row, &c, &cdek, &sealed)
+    }
+
+    /// Unwraps the data key of an item's content.
+    fn content_key(&mut self, row: &ItemRow, c: &ContentRow, agency: &str) -> Result<DataKey> {
+        self.agency_keys(agency)?;
+        let keys = self.agencies.get(agency).ok_or_else(|| Error::Unknown {
             kind: "agency",
-            name: agency.clone(),
+            name: agency.to_owned(),
         })?;
-        let cdek = keys
-            .provider
+        keys.provider
             .unwrap(
                 &WrappedKey {
                     kek_version: c.kek_version,
@@ -1524,12 +1536,7 @@ impl Platform {
             .map_err(|e| Error::Corrupt {
                 id: row.id.clone(),
                 source: e,
-            })?;
-        let sealed = loc.open()?.get(&self.rt, &c.object)?;
-        stream::open(&cdek, c.object.as_bytes(), &sealed).map_err(|e| Error::Corrupt {
-            id: row.id.clone(),
-            source: e,
-        })
+            })
     }
 
     /// Lists what the principal may see, optionally in one collection. Bulk
@@ -1694,18 +1701,63 @@ impl Platform {
             .cloned()
             .collect();
         let mut added = Vec::new();
-        for id in ids.iter().filter(|i| !known.contains(*i)) {
-            let Some(row) = self.catalog.item(id)? else {
-                continue;
-            };
-            let (meta, marking) = self.open_meta(&row)?;
-            let content = self.read_content(&row)?;
-            added.push(crate::item::IndexFeedItem {
-                meta,
-                marking,
-                collection: CollectionId(row.collection_id),
-                content,
-            });
+        // Reading back a large store is most of building its index: the
+        // lookups that do not change per item (agencies, locations opened)
+        // are done once, and each batch's objects are fetched concurrently.
+        let agencies: HashMap<i64, String> = self.catalog.agencies()?.into_iter().collect();
+        let locations = self.locations()?;
+        let mut opened: HashMap<i64, ObjectLocation> = HashMap::new();
+        let wanted: Vec<&String> = ids.iter().filter(|i| !known.contains(*i)).collect();
+        for batch in wanted.chunks(FEED_BATCH) {
+            let mut rows = Vec::with_capacity(batch.len());
+            for id in batch {
+                let Some(row) = self.catalog.item(id)? else {
+                    continue;
+                };
+                let c = self
+                    .catalog
+                    .content(row.content_id)?
+                    .ok_or_else(|| Error::Layout(format!("item {} has no content row", row.id)))?;
+                let agency = agencies.get(&row.agency_id).ok_or_else(|| {
+                    Error::Layout(format!("catalog names unknown agency {}", row.agency_id))
+                })?;
+                let (meta, marking) = self.open_meta_of(&row, agency)?;
+                let cdek = self.content_key(&row, &c, agency)?;
+                rows.push((row, c, cdek, meta, marking));
+            }
+            for (row, c, ..) in &rows {
+                if !opened.contains_key(&c.location_id) {
+                    let loc = locations
+                        .iter()
+                        .find(|l| l.id == c.location_id)
+                        .ok_or_else(|| {
+                            Error::Layout(format!(
+                                "content of {} is in an unknown location",
+                                row.id
+                            ))
+                        })?;
+                    opened.insert(loc.id, loc.open()?);
+                }
+            }
+            let fetches = rows
+                .iter()
+                .map(|(row, c, ..)| {
+                    let loc = opened.get(&c.location_id).ok_or_else(|| {
+                        Error::Layout(format!("content of {} is in an unknown location", row.id))
+                    })?;
+                    Ok((loc, c.object.as_str()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let sealed = ObjectLocation::get_many(&self.rt, &fetches)?;
+            for ((row, c, cdek, meta, marking), sealed) in rows.into_iter().zip(sealed) {
+                let content = open_content(&row, &c, &cdek, &sealed)?;
+                added.push(crate::item::IndexFeedItem {
+                    meta,
+                    marking,
+                    collection: CollectionId(row.collection_id),
+                    content,
+                });
+            }
         }
         if !added.is_empty() || !removed.is_empty() {
             let mut targets: Vec<String> = added.iter().map(|a| a.meta.id.clone()).collect();
@@ -1738,6 +1790,9 @@ impl Platform {
     }
 }
 
+/// Items read back per concurrent fetch in [`Platform::index_feed`].
+const FEED_BATCH: usize = 256;
+
 fn table_label(t: SealedTable) -> &'static str {
     match t {
         SealedTable::Principals => "principal:",
@@ -1754,6 +1809,14 @@ fn wrap_aad(table: &str, key: &str) -> Vec<u8> {
 
 fn meta_aad(id: &str, collection: CollectionId) -> Vec<u8> {
     format!("item-meta:{id}:{}", collection.0).into_bytes()
+}
+
+/// Opens an item's sealed content object.
+fn open_content(row: &ItemRow, c: &ContentRow, cdek: &DataKey, sealed: &[u8]) -> Result<Vec<u8>> {
+    stream::open(cdek, c.object.as_bytes(), sealed).map_err(|e| Error::Corrupt {
+        id: row.id.clone(),
+        source: e,
+    })
 }
 
 fn object_name() -> Result<String> {
