@@ -4,6 +4,7 @@
 //! query and into the scoring statistics (`search`).
 
 pub mod access;
+mod class_stats;
 pub mod comms;
 pub mod entities;
 mod error;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod schema;
 pub mod sealed_dir;
 pub mod search;
+mod top_ties;
 mod visible_set;
 
 pub use error::{Error, Result};

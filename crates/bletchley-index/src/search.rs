@@ -19,17 +19,19 @@ use bletchley_policy::{Classification, CollectionId, Gate, Nation};
 use bletchley_store::IndexFeedItem;
 use tantivy::collector::{Count, FacetCollector, TopDocs};
 use tantivy::query::{
-    Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query,
-    QueryParser, RangeQuery, TermQuery, TermSetQuery,
+    Bm25StatisticsProvider, BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, RangeQuery,
+    TermQuery, TermSetQuery,
 };
 use tantivy::schema::{Facet, Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, IndexReader, Order, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
+use crate::class_stats::ClassStats;
 use crate::error::{Error, Result};
 use crate::schema::{self, Fields};
 use crate::sealed_dir::SealedDirectory;
-use crate::visible_set::{VisibleCache, VisibleSet};
+use crate::top_ties::{RankBy, TopWithTies};
+use crate::visible_set::{VisibleCache, VisibleCollector, VisibleSet};
 
 /// How to order hits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -146,6 +148,9 @@ pub struct SearchIndex {
     /// The gate's filter evaluated per access profile, valid for one
     /// searcher generation.
     visible: VisibleCache,
+    /// Frequent terms' documents per access class, per segment, once
+    /// [`SearchIndex::warm`] asked for them.
+    classes: ClassStats,
     /// Ids of indexed items, read from the index once and then kept in step
     /// by `apply`, so reconciling before each query does not reread every
     /// stored document.
@@ -232,6 +237,7 @@ impl SearchIndex {
             f,
             home,
             visible: VisibleCache::default(),
+            classes: ClassStats::default(),
             known: Default::default(),
         })
     }
@@ -359,6 +365,27 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Prepares the index for many queries: counts, once per segment, the
+    /// documents of each frequent term per access class, so that a
+    /// principal's term statistics are sums instead of walks over postings
+    /// (see `class_stats`). Kept up to date by every later [`Self::apply`].
+    /// Costs one pass over the frequent terms' postings; a long-lived
+    /// searcher (the server) calls it, a one-off command need not.
+    pub fn warm(&self) -> Result<()> {
+        self.classes.enable();
+        self.refresh_classes()
+    }
+
+    fn refresh_classes(&self) -> Result<()> {
+        let f = &self.f;
+        self.classes.refresh(
+            &self.reader.searcher(),
+            &[f.collection, f.level, f.comp, f.rel],
+            &[f.title, f.body],
+        )?;
+        Ok(())
+    }
+
     /// Ids of every indexed item.
     pub fn known_ids(&self) -> Result<HashSet<String>> {
         if let Ok(guard) = self.known.lock()
@@ -428,6 +455,9 @@ impl SearchIndex {
         })?;
         w.commit()?;
         self.reader.reload()?;
+        if self.classes.enabled() {
+            self.refresh_classes()?;
+        }
         if let Ok(mut k) = self.known.lock()
             && let Some(k) = k.as_mut()
         {
@@ -542,7 +572,7 @@ impl SearchIndex {
         );
         self.visible.get_or_build(searcher, &profile, || {
             let q = self.filter_query(searcher, a)?;
-            Ok(VisibleSet::build(searcher, &q)?)
+            Ok(VisibleSet::build(searcher, &q, &self.classes)?)
         })
     }
 
@@ -791,13 +821,9 @@ impl SearchIndex {
         let access = Self::access(gate, visible);
         let set = self.visible_set(&searcher, &access)?;
         let user = self.parse_user_query(&req.query, collections)?;
-        let query = BooleanQuery::new(vec![
-            (Occur::Must, user.box_clone()),
-            (
-                Occur::Must,
-                Box::new(ConstScoreQuery::new(Box::new(set.query()), 0.0)),
-            ),
-        ]);
+        // The gate: every collector below is wrapped in `VisibleCollector`,
+        // so only documents of the visible set are counted, ranked or
+        // faceted, and the statistics come from the same set.
         let stats = VisibleStats {
             searcher: &searcher,
             set: &set,
@@ -805,47 +831,19 @@ impl SearchIndex {
         };
 
         // Ties are broken by item id, not by where a document happens to sit in
-        // the index, so the page is the same whatever else the index holds.
-        // Fetch until the tie group at the page boundary is complete; the
-        // first pass counts the matches as well.
+        // the index, so the page is the same whatever else the index holds:
+        // one pass counts the matches and keeps the page's documents and every
+        // document tied with its last one.
         let want = req.offset + req.limit;
-        let mut total = 0;
-        let mut fetch = |k: usize| -> Result<Vec<(f64, tantivy::DocAddress)>> {
-            let top = TopDocs::with_limit(k);
-            Ok(match req.sort {
-                SortBy::Relevance => {
-                    let (n, top) = searcher.search_with_statistics_provider(
-                        &query,
-                        &(Count, top.order_by_score()),
-                        &stats,
-                    )?;
-                    total = n;
-                    top.into_iter().map(|(s, a)| (f64::from(s), a)).collect()
-                }
-                SortBy::Time => {
-                    let (n, top) = searcher.search_with_statistics_provider(
-                        &query,
-                        &(
-                            Count,
-                            top.order_by_fast_field::<i64>("created", Order::Desc),
-                        ),
-                        &stats,
-                    )?;
-                    total = n;
-                    top.into_iter()
-                        .map(|(c, a)| (c.unwrap_or_default() as f64, a))
-                        .collect()
-                }
-            })
+        let by = match req.sort {
+            SortBy::Relevance => RankBy::Score,
+            SortBy::Time => RankBy::Newest("created"),
         };
-        let mut k = want + 16;
-        let fetched = loop {
-            let got = fetch(k)?;
-            if got.len() < k || got[want - 1].0 != got[k - 1].0 || k >= 1 << 20 {
-                break got;
-            }
-            k *= 4;
-        };
+        let (total, fetched) = searcher.search_with_statistics_provider(
+            &*user,
+            &VisibleCollector::new(&set, (Count, TopWithTies::new(want, by))),
+            &stats,
+        )?;
         // Past the page, only documents tied with its last one can move into
         // it (by id); the rest are not read at all.
         let boundary = fetched.get(want - 1).map(|(key, _)| *key);
@@ -930,7 +928,11 @@ impl SearchIndex {
             for name in FACETS {
                 fc.add_facet(Facet::from_path([name]));
             }
-            let counts = searcher.search_with_statistics_provider(&query, &fc, &stats)?;
+            let counts = searcher.search_with_statistics_provider(
+                &*user,
+                &VisibleCollector::new(&set, fc),
+                &stats,
+            )?;
             for name in FACETS {
                 let mut v: Vec<(String, u64)> = counts
                     .get(Facet::from_path([name]))

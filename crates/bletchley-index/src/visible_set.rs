@@ -11,16 +11,22 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::index::SegmentId;
 use tantivy::query::{
     BitSetDocSet, ConstScorer, EnableScoring, Explanation, Query, Scorer, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{BitSet, DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
+use tantivy::{BitSet, DocId, DocSet, Score, SegmentOrdinal, SegmentReader, TERMINATED, Term};
+
+use crate::class_stats::{ClassStats, SegmentClasses};
 
 /// The documents one access profile may see in one searcher generation.
 pub(crate) struct VisibleSet {
-    segments: HashMap<SegmentId, BitSet>,
+    segments: HashMap<SegmentId, Arc<BitSet>>,
+    /// Per segment with a class table that the set is a union of classes
+    /// in: the table, and which of its classes are visible.
+    classes: HashMap<SegmentId, (Arc<SegmentClasses>, Vec<bool>)>,
     docs: u64,
     /// Field lengths over the set, computed on first use.
     tokens: Mutex<HashMap<Field, u64>>,
@@ -33,13 +39,16 @@ pub(crate) struct VisibleSet {
 const MAX_CACHED_TERMS: usize = 100_000;
 
 impl VisibleSet {
-    /// Evaluates `filter` over every segment of `searcher`.
+    /// Evaluates `filter` over every segment of `searcher`, and reads off
+    /// which access classes of `tables` it admits.
     pub(crate) fn build(
         searcher: &tantivy::Searcher,
         filter: &dyn Query,
+        tables: &ClassStats,
     ) -> tantivy::Result<VisibleSet> {
         let weight = filter.weight(EnableScoring::disabled_from_searcher(searcher))?;
         let mut segments = HashMap::new();
+        let mut classes = HashMap::new();
         let mut docs = 0u64;
         for seg in searcher.segment_readers() {
             let mut set = BitSet::with_max_value(seg.max_doc());
@@ -53,10 +62,16 @@ impl VisibleSet {
                 }
                 doc = scorer.advance();
             }
-            segments.insert(seg.segment_id(), set);
+            if let Some(table) = tables.get(seg)
+                && let Some(visible) = table.visible_classes(&set)
+            {
+                classes.insert(seg.segment_id(), (table, visible));
+            }
+            segments.insert(seg.segment_id(), Arc::new(set));
         }
         Ok(VisibleSet {
             segments,
+            classes,
             docs,
             tokens: Mutex::default(),
             doc_freqs: Mutex::default(),
@@ -68,13 +83,20 @@ impl VisibleSet {
         self.docs
     }
 
+    /// Whether `segment`'s document frequencies come from its class table.
+    #[cfg(test)]
+    pub(crate) fn uses_table(&self, segment: SegmentId) -> bool {
+        self.classes.contains_key(&segment)
+    }
+
     /// Whether `doc` of `segment` is visible.
     fn contains(&self, segment: SegmentId, doc: DocId) -> bool {
         self.segments.get(&segment).is_some_and(|s| s.contains(doc))
     }
 
-    /// Visible documents that hold `term`: its postings checked against the
-    /// set, so the cost is that of the term's own postings.
+    /// Visible documents that hold `term`: from the segment's class table
+    /// when the term is frequent there, else its postings checked against
+    /// the set, so the cost is at most that of the term's own postings.
     pub(crate) fn doc_freq(
         &self,
         searcher: &tantivy::Searcher,
@@ -91,16 +113,22 @@ impl VisibleSet {
         let mut n = 0u64;
         for seg in searcher.segment_readers() {
             let id = seg.segment_id();
-            let inv = seg.inverted_index(term.field())?;
-            let Some(mut postings) = inv.read_postings(term, IndexRecordOption::Basic)? else {
+            if let Some((table, visible)) = self.classes.get(&id)
+                && let Some(k) = table.doc_freq(term, visible)
+            {
+                n += k;
+                continue;
+            }
+            let Some(set) = self.segments.get(&id) else {
                 continue;
             };
-            let mut doc = postings.doc();
-            while doc != TERMINATED {
-                if self.contains(id, doc) {
-                    n += 1;
-                }
-                doc = postings.advance();
+            let inv = seg.inverted_index(term.field())?;
+            let Some(mut block) = inv.read_block_postings(term, IndexRecordOption::Basic)? else {
+                continue;
+            };
+            while !block.docs().is_empty() {
+                n += block.docs().iter().filter(|d| set.contains(**d)).count() as u64;
+                block.advance();
             }
         }
         if let Ok(mut d) = self.doc_freqs.lock() {
@@ -127,7 +155,7 @@ impl VisibleSet {
                 continue;
             };
             let norms = seg.get_fieldnorms_reader(field)?;
-            let mut docs = BitSetDocSet::from(set.clone());
+            let mut docs = BitSetDocSet::from(BitSet::clone(set));
             let mut doc = docs.doc();
             while doc != TERMINATED {
                 total += u64::from(norms.fieldnorm(doc));
@@ -172,7 +200,7 @@ impl Weight for VisibleWeight {
             .0
             .segments
             .get(&reader.segment_id())
-            .cloned()
+            .map(|s| BitSet::clone(s))
             .unwrap_or_else(|| BitSet::with_max_value(reader.max_doc()));
         Ok(Box::new(ConstScorer::new(BitSetDocSet::from(set), boost)))
     }
@@ -185,6 +213,90 @@ impl Weight for VisibleWeight {
                 "document not visible".into(),
             ))
         }
+    }
+}
+
+/// A collector that passes on only the documents of a visible set: the
+/// gate applied as the user's query's matches are collected, each match
+/// one bit test, rather than as a clause intersected into the query (which
+/// copied the set for every query and, for a common term, walked the set's
+/// documents and sought each in the term's postings).
+pub(crate) struct VisibleCollector<C> {
+    set: Arc<VisibleSet>,
+    inner: C,
+}
+
+impl<C> VisibleCollector<C> {
+    /// `inner`, seeing only what `set` admits.
+    pub(crate) fn new(set: &Arc<VisibleSet>, inner: C) -> Self {
+        VisibleCollector {
+            set: Arc::clone(set),
+            inner,
+        }
+    }
+}
+
+impl<C: Collector> Collector for VisibleCollector<C> {
+    type Fruit = C::Fruit;
+    type Child = VisibleSegmentCollector<C::Child>;
+
+    fn for_segment(
+        &self,
+        ord: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        // A segment the set was not built over (it cannot happen within one
+        // generation) admits nothing: deny rather than guess.
+        let set = self
+            .set
+            .segments
+            .get(&reader.segment_id())
+            .cloned()
+            .unwrap_or_else(|| Arc::new(BitSet::with_max_value(reader.max_doc())));
+        Ok(VisibleSegmentCollector {
+            set,
+            inner: self.inner.for_segment(ord, reader)?,
+            buffer: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.inner.requires_scoring()
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<<Self::Child as SegmentCollector>::Fruit>,
+    ) -> tantivy::Result<Self::Fruit> {
+        self.inner.merge_fruits(fruits)
+    }
+}
+
+/// [`VisibleCollector`] within one segment.
+pub(crate) struct VisibleSegmentCollector<S> {
+    set: Arc<BitSet>,
+    inner: S,
+    buffer: Vec<DocId>,
+}
+
+impl<S: SegmentCollector> SegmentCollector for VisibleSegmentCollector<S> {
+    type Fruit = S::Fruit;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        if self.set.contains(doc) {
+            self.inner.collect(doc, score);
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        self.buffer.clear();
+        self.buffer
+            .extend(docs.iter().copied().filter(|d| self.set.contains(*d)));
+        self.inner.collect_block(&self.buffer);
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.inner.harvest()
     }
 }
 

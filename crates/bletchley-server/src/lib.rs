@@ -142,6 +142,9 @@ pub fn serve_on(
     )?;
     let mut platform = platform;
     let index = bletchley_index::access::open_synced(&mut platform)?;
+    // The server answers many queries from one searcher: pay for the
+    // per-class term statistics once, not per query.
+    index.warm()?;
     let shared = Arc::new(Shared {
         home: platform.home(),
         worker: worker::Worker::start(worker::State { platform, index }),
