@@ -1,7 +1,9 @@
 //! The search index and the gate inside the query (rule 1).
 //!
-//! Every query is `user query AND access filter`, where the filter admits
-//! only documents the principal may see: visible collections, level at most
+//! Every query's matches pass an access filter before anything counts them
+//! (a collector over the visible set for searches, a query clause for
+//! suggestions and listings), where the filter admits only documents the
+//! principal may see: visible collections, level at most
 //! the clearance, the principal's nationality among the releasable nations,
 //! and no codeword the principal lacks. Scoring statistics (document counts,
 //! document frequencies, field lengths) and highlight weights are computed
