@@ -122,7 +122,7 @@ impl<'a> Rules<'a> {
         }
         // If the timestamps together outweigh every text token, a timestamp comes next. Both
         // sides are log-probabilities less the same normaliser, so raw logits compare alike.
-        let ts_mass = log_sum_exp(&logits[ts..]);
+        let ts_mass = log_normaliser(&logits[ts..]).unwrap_or(f32::NEG_INFINITY);
         let text_max = logits[..ts]
             .iter()
             .copied()
@@ -131,14 +131,6 @@ impl<'a> Rules<'a> {
             logits[..ts].fill(f32::NEG_INFINITY);
         }
     }
-}
-
-fn log_sum_exp(xs: &[f32]) -> f32 {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return f32::NEG_INFINITY;
-    }
-    max + xs.iter().map(|&x| (x - max).exp()).sum::<f32>().ln()
 }
 
 fn argmax(xs: &[f32]) -> u32 {
@@ -409,7 +401,8 @@ mod tests {
 
     #[test]
     fn log_sum_exp_of_equal_values() {
-        let v = log_sum_exp(&[0.0, 0.0]);
+        let v = log_normaliser(&[0.0, 0.0]).unwrap();
         assert!((v - 2f32.ln()).abs() < 1e-6);
+        assert_eq!(log_normaliser(&[f32::NEG_INFINITY; 3]), None);
     }
 }
