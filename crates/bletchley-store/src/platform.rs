@@ -1509,9 +1509,7 @@ impl Platform {
             .locations()?
             .into_iter()
             .find(|l| l.id == c.location_id)
-            .ok_or_else(|| {
-                Error::Layout(format!("content of {} is in an unknown location", row.id))
-            })?;
+            .ok_or_else(|| unknown_location(row))?;
         let agency = self.agency_name(row.agency_id)?;
         let cdek = self.content_key(row, &c, &agency)?;
         let sealed = loc.open()?.get(&self.rt, &c.object)?;
@@ -1730,21 +1728,16 @@ impl Platform {
                     let loc = locations
                         .iter()
                         .find(|l| l.id == c.location_id)
-                        .ok_or_else(|| {
-                            Error::Layout(format!(
-                                "content of {} is in an unknown location",
-                                row.id
-                            ))
-                        })?;
+                        .ok_or_else(|| unknown_location(row))?;
                     opened.insert(loc.id, loc.open()?);
                 }
             }
             let fetches = rows
                 .iter()
                 .map(|(row, c, ..)| {
-                    let loc = opened.get(&c.location_id).ok_or_else(|| {
-                        Error::Layout(format!("content of {} is in an unknown location", row.id))
-                    })?;
+                    let loc = opened
+                        .get(&c.location_id)
+                        .ok_or_else(|| unknown_location(row))?;
                     Ok((loc, c.object.as_str()))
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -1809,6 +1802,11 @@ fn wrap_aad(table: &str, key: &str) -> Vec<u8> {
 
 fn meta_aad(id: &str, collection: CollectionId) -> Vec<u8> {
     format!("item-meta:{id}:{}", collection.0).into_bytes()
+}
+
+/// The error for content whose location the catalog does not list.
+fn unknown_location(row: &ItemRow) -> Error {
+    Error::Layout(format!("content of {} is in an unknown location", row.id))
 }
 
 /// Opens an item's sealed content object.
