@@ -212,6 +212,13 @@ pub fn serve_on(
                         async move {
                             let mut resp = app.oneshot(req.map(axum::body::Body::new)).await?;
                             harden(resp.headers_mut());
+                            // A refused oversized upload leaves its body unread, so the
+                            // connection cannot carry another request: say so, or a
+                            // client that reuses it sees its next request cut off.
+                            if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                                resp.headers_mut()
+                                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                            }
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
