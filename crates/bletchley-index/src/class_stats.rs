@@ -279,10 +279,9 @@ fn mix(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::ops::Bound;
 
     use proptest::prelude::*;
-    use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
+    use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
     use tantivy::{Index, TantivyDocument};
 
     use super::*;
@@ -360,42 +359,15 @@ mod tests {
             && d.comps.is_subset(&p.held)
     }
 
-    /// The same rule as an index query, built as `SearchIndex` builds it.
+    /// The filter the index builds for `p`.
     fn filter(f: &crate::schema::Fields, p: &Profile) -> BooleanQuery {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (
-                Occur::Must,
-                Box::new(TermSetQuery::new(
-                    p.collections
-                        .iter()
-                        .map(|c| Term::from_field_u64(f.collection, *c)),
-                )),
-            ),
-            (
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_u64(f.level, 0)),
-                    Bound::Included(Term::from_field_u64(f.level, p.level)),
-                )),
-            ),
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.rel, p.nation),
-                    IndexRecordOption::Basic,
-                )),
-            ),
-        ];
-        for c in COMPS.iter().filter(|c| !p.held.contains(*c)) {
-            clauses.push((
-                Occur::MustNot,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.comp, c),
-                    IndexRecordOption::Basic,
-                )),
-            ));
-        }
-        BooleanQuery::new(clauses)
+        crate::search::access_filter(
+            f,
+            p.collections.iter().copied(),
+            p.level,
+            p.nation,
+            COMPS.iter().copied().filter(|c| !p.held.contains(c)),
+        )
     }
 
     /// Indexes `docs` in `segments` commits and deletes those at `deleted`.

@@ -579,43 +579,17 @@ impl SearchIndex {
     }
 
     fn filter_query(&self, searcher: &tantivy::Searcher, a: &Access) -> Result<BooleanQuery> {
-        let f = &self.f;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (
-                Occur::Must,
-                Box::new(TermSetQuery::new(
-                    a.collections
-                        .iter()
-                        .map(|c| Term::from_field_u64(f.collection, u64::from(c.0))),
-                )),
-            ),
-            (
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_u64(f.level, 0)),
-                    Bound::Included(Term::from_field_u64(f.level, a.level)),
-                )),
-            ),
-            (
-                Occur::Must,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(f.rel, a.nationality.alpha3()),
-                    IndexRecordOption::Basic,
-                )),
-            ),
-        ];
-        for c in self.codewords(searcher)? {
-            if !a.held.contains(&c) {
-                clauses.push((
-                    Occur::MustNot,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(f.comp, &c),
-                        IndexRecordOption::Basic,
-                    )),
-                ));
-            }
-        }
-        Ok(BooleanQuery::new(clauses))
+        let present = self.codewords(searcher)?;
+        Ok(access_filter(
+            &self.f,
+            a.collections.iter().map(|c| u64::from(c.0)),
+            a.level,
+            a.nationality.alpha3(),
+            present
+                .iter()
+                .filter(|c| !a.held.contains(*c))
+                .map(String::as_str),
+        ))
     }
 
     /// Completions of `prefix` with how many visible items hold each:
@@ -964,6 +938,52 @@ impl SearchIndex {
             page_marking,
         })
     }
+}
+
+/// The gate's filter as an index query: a visible collection, a level at
+/// most `level`, releasable to `nation`, and none of the codewords
+/// `lacking` (those in the index that the principal does not hold).
+pub(crate) fn access_filter<'a>(
+    f: &Fields,
+    collections: impl IntoIterator<Item = u64>,
+    level: u64,
+    nation: &str,
+    lacking: impl IntoIterator<Item = &'a str>,
+) -> BooleanQuery {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+        (
+            Occur::Must,
+            Box::new(TermSetQuery::new(
+                collections
+                    .into_iter()
+                    .map(|c| Term::from_field_u64(f.collection, c)),
+            )),
+        ),
+        (
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_u64(f.level, 0)),
+                Bound::Included(Term::from_field_u64(f.level, level)),
+            )),
+        ),
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(f.rel, nation),
+                IndexRecordOption::Basic,
+            )),
+        ),
+    ];
+    for c in lacking {
+        clauses.push((
+            Occur::MustNot,
+            Box::new(TermQuery::new(
+                Term::from_field_text(f.comp, c),
+                IndexRecordOption::Basic,
+            )),
+        ));
+    }
+    BooleanQuery::new(clauses)
 }
 
 /// BM25 statistics over the documents the gate admits, so that scores
