@@ -275,6 +275,45 @@ pub fn greedy(
     Ok(finish(vocab, tokens, sum_logprob, no_speech_prob))
 }
 
+/// A beam's hypothesis: its tokens and the sum of their log-probabilities.
+type Hypothesis = (Vec<u32>, f32);
+
+/// One step of a beam: walks the candidates (source hypothesis, token, score) in rank order
+/// until `beam` hypotheses live again, and returns them with the index of each one's source.
+/// An end token ranked among them finishes its hypothesis (while `finished` has room for
+/// `beam`); one ranked below every kept hypothesis does not. That is openai-whisper's rule,
+/// and CTranslate2's. Collecting the low-ranked ends too finished windows on short, weak
+/// hypotheses, which then won on mean log-probability and dropped the window's last sentences.
+fn prune(
+    live: &[Hypothesis],
+    ranked: &[(usize, u32, f32)],
+    eot: u32,
+    beam: usize,
+    finished: &mut Vec<Hypothesis>,
+) -> (Vec<Hypothesis>, Vec<u32>) {
+    let mut next = Vec::with_capacity(beam);
+    let mut sources = Vec::with_capacity(beam);
+    for &(src, token, score) in ranked {
+        let Some((tokens, _)) = live.get(src) else {
+            continue;
+        };
+        if token == eot {
+            if finished.len() < beam {
+                finished.push((tokens.clone(), score));
+            }
+            continue;
+        }
+        let mut t = tokens.clone();
+        t.push(token);
+        next.push((t, score));
+        sources.push(src as u32);
+        if next.len() == beam {
+            break;
+        }
+    }
+    (next, sources)
+}
+
 /// Beam search with `beam` hypotheses; the best finished one by mean log-probability wins.
 pub fn beam_search(
     model: &Whisper,
@@ -285,10 +324,9 @@ pub fn beam_search(
     beam: usize,
 ) -> Result<WindowResult> {
     let (mut state, first, no_speech_prob) = run_prompt(model, vocab, audio, prompt)?;
-    // Hypotheses: tokens, sum of log-probabilities.
-    let mut live: Vec<(Vec<u32>, f32)> = vec![(Vec::new(), 0.0)];
+    let mut live: Vec<Hypothesis> = vec![(Vec::new(), 0.0)];
     let mut rows = vec![first];
-    let mut finished: Vec<(Vec<u32>, f32)> = Vec::new();
+    let mut finished: Vec<Hypothesis> = Vec::new();
     let limit = SAMPLE_LEN.min(448usize.saturating_sub(prompt.len()));
     for _ in 0..limit {
         let mut candidates: Vec<(usize, u32, f32)> = Vec::new();
@@ -316,23 +354,7 @@ pub fn beam_search(
             candidates.extend(top.into_iter().map(|(t, l)| (i, t, sum + l)));
         }
         candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
-        let mut next_live = Vec::new();
-        let mut sources = Vec::new();
-        for (src, token, score) in candidates {
-            if token == vocab.eot {
-                if finished.len() < beam {
-                    finished.push((live[src].0.clone(), score));
-                }
-            } else if next_live.len() < beam {
-                let mut t = live[src].0.clone();
-                t.push(token);
-                next_live.push((t, score));
-                sources.push(src as u32);
-            }
-            if next_live.len() >= beam && finished.len() >= beam {
-                break;
-            }
-        }
+        let (next_live, sources) = prune(&live, &candidates, vocab.eot, beam, &mut finished);
         if finished.len() >= beam || next_live.is_empty() {
             break;
         }
@@ -397,6 +419,31 @@ mod tests {
         let looping = "the same words again ".repeat(20);
         assert!(compression_ratio(&looping) > 2.4);
         assert!(compression_ratio("Three trucks crossed the border late last night.") < 2.4);
+    }
+
+    #[test]
+    fn a_beam_finishes_only_ends_ranked_above_its_last_kept_hypothesis() {
+        const EOT: u32 = 99;
+        let live = vec![(vec![1], -1.0), (vec![2], -1.5)];
+        let ranked = [
+            (0, EOT, -1.05),
+            (0, 5, -1.1),
+            (1, 6, -1.6),
+            (1, EOT, -1.7),
+            (0, 8, -1.8),
+        ];
+        let mut finished = Vec::new();
+        let (next, sources) = prune(&live, &ranked, EOT, 2, &mut finished);
+        assert_eq!(next, vec![(vec![1, 5], -1.1), (vec![2, 6], -1.6)]);
+        assert_eq!(sources, vec![0, 1]);
+        // The end after [2] ranks below both kept hypotheses: not a finished hypothesis.
+        assert_eq!(finished, vec![(vec![1], -1.05)]);
+
+        // A full list of finished hypotheses takes no more.
+        let mut full = vec![(vec![3], -0.5), (vec![4], -0.6)];
+        let (next, _) = prune(&live, &ranked, EOT, 2, &mut full);
+        assert_eq!(full.len(), 2);
+        assert_eq!(next.len(), 2);
     }
 
     #[test]

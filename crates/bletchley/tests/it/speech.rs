@@ -284,9 +284,9 @@ fn ctranslate2_and_hugging_face_directories_give_the_same_tokens() {
 
 /// Sentences with known placement, silences between them, about ten minutes in all.
 /// `text` spoken into a 16 kHz mono clip; returns the clip and its length in seconds.
-fn spoken_clip(dir: &Path, n: usize, text: &str) -> (PathBuf, f64) {
+fn spoken_clip(dir: &Path, voice: &str, n: usize, text: &str) -> (PathBuf, f64) {
     let raw = dir.join(format!("raw{n}.wav"));
-    say("en-us", text, &raw);
+    say(voice, text, &raw);
     let clip = dir.join(format!("clip{n}.wav"));
     let st = Command::new("sox")
         .arg(&raw)
@@ -334,7 +334,7 @@ fn long_recording(dir: &Path) -> (PathBuf, Vec<(f64, String)>) {
     while at < 600.0 {
         let line = &lines[n % lines.len()];
         let text = format!("Report {}. {line}", n + 1);
-        let (clip, len) = spoken_clip(dir, n, &text);
+        let (clip, len) = spoken_clip(dir, "en-us", n, &text);
         placed.push((at, text));
         parts.push(clip);
         at += len;
@@ -405,6 +405,41 @@ fn overlap(a: &str, b: &str) -> f64 {
     let bw: Vec<&str> = b.split(' ').collect();
     let common = aw.iter().filter(|w| bw.contains(w)).count();
     common as f64 / aw.len().max(bw.len()).max(1) as f64
+}
+
+/// Beam search (the default) over windows full of speech: sentences 0.4 s apart fill each
+/// 30-second window to its edge, so a hypothesis that ends early is a sentence lost. The
+/// British voice is the one on which an early end was seen (the bench's recording).
+#[test]
+fn beam_search_keeps_every_sentence_of_full_windows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: Vec<String> = [sentences("en.txt"), sentences("en_extra.txt")].concat();
+    let mut parts = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        parts.push(spoken_clip(dir.path(), "en", n, line).0);
+        parts.push(silent_clip(dir.path(), n, 0.4));
+    }
+    let wav = joined(dir.path(), &parts);
+    let t = transcribe_json(&wav, &["--language", "en"]);
+    let spoken = normalise(&lines.join(" "));
+    let heard = normalise(&text_of(&t));
+    let (sw, hw): (Vec<&str>, Vec<&str>) =
+        (spoken.split(' ').collect(), heard.split(' ').collect());
+    let (max_ins, max_del, dist) = alignment_runs(&sw, &hw);
+    let wer = dist as f64 / sw.len() as f64;
+    eprintln!(
+        "beam 5, full windows: WER {wer:.3}, longest insertion {max_ins}, longest deletion {max_del}: {heard}"
+    );
+    // The shortest sentence is eight words.
+    assert!(
+        max_del < 5,
+        "a sentence was lost ({max_del} words in a row missing): {heard}"
+    );
+    assert!(
+        max_ins < 5,
+        "a sentence was repeated ({max_ins} words in a row extra): {heard}"
+    );
+    assert!(wer <= 0.15, "WER {wer:.3}: {heard}");
 }
 
 #[test]
@@ -490,7 +525,7 @@ fn words_are_timed_inside_the_sentences_that_hold_them() {
     let mut spans = Vec::new();
     let mut at = 1.0f64;
     for (n, (line, gap)) in lines.iter().zip(gaps).enumerate() {
-        let (clip, len) = spoken_clip(dir.path(), n, line);
+        let (clip, len) = spoken_clip(dir.path(), "en-us", n, line);
         spans.push((at, at + len, normalise(line)));
         parts.push(clip);
         parts.push(silent_clip(dir.path(), n, gap));
