@@ -86,7 +86,7 @@ impl CrossRows {
     /// (empty otherwise).
     ///
     /// One task per head takes every row (the hypotheses of a beam), so the head's keys and
-    /// values are read from memory once per step, not once per hypothesis.
+    /// values are read from memory, and widened, once per step, not once per hypothesis.
     pub fn attend(&self, q: &[f32], want_weights: bool) -> (Vec<f32>, Vec<f32>) {
         let (hd, s, heads) = (self.head_dim, self.time, self.heads);
         let d = heads * hd;
@@ -96,13 +96,17 @@ impl CrossRows {
             .map(|h| {
                 let k_t = self.k_t.rows(h * hd, hd, s);
                 let v_t = self.v_t.rows(h * hd, hd, s);
+                // Every hypothesis' query for this head, then all their scores at once: each
+                // key and value row is widened once for all of them.
+                let qs: Vec<f32> = (0..rows)
+                    .flat_map(|r| &q[r * d + h * hd..][..hd])
+                    .copied()
+                    .collect();
                 let mut w = vec![0f32; rows * s];
                 let mut out = vec![0f32; rows * hd];
-                for (r, (w, out)) in w.chunks_mut(s).zip(out.chunks_mut(hd)).enumerate() {
-                    self.kernels.axpys(&q[r * d + h * hd..][..hd], &k_t, w);
-                    self.kernels.softmax_rows(w, s);
-                    self.kernels.dots(w, &v_t, out);
-                }
+                self.kernels.axpys_many(&qs, &k_t, &mut w);
+                self.kernels.softmax_rows(&mut w, s);
+                self.kernels.dots_many(&w, s, &v_t, &mut out);
                 (w, out)
             })
             .collect();

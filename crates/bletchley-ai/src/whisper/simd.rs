@@ -153,6 +153,40 @@ impl Kernels {
         }
     }
 
+    /// [`Kernels::axpys`] for several weight vectors over the same rows: `xs` holds one vector of
+    /// `rows.len()` weights per output row of `dst` (each `dst.len() / count` long). A beam's
+    /// hypotheses attend over one audio: each of its key rows is loaded and widened once for
+    /// up to eight queries, where one query at a time widened it for every hypothesis.
+    pub fn axpys_many(self, xs: &[f32], rows: &[Row<'_>], dst: &mut [f32]) {
+        let m = rows.len().max(1);
+        let count = xs.len() / m;
+        if count == 0 {
+            return;
+        }
+        let width = dst.len() / count;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v4) = self.v4 {
+            // Lanes that some row lacks get no share from any row.
+            let n = rows.iter().map(Row::len).fold(width, usize::min);
+            for (xs, dst) in xs.chunks(8 * m).zip(dst.chunks_mut(8 * width)) {
+                match xs.len() / m {
+                    1 => avx512::axpys_group::<1>(v4, xs, rows, dst, width, n),
+                    2 => avx512::axpys_group::<2>(v4, xs, rows, dst, width, n),
+                    3 => avx512::axpys_group::<3>(v4, xs, rows, dst, width, n),
+                    4 => avx512::axpys_group::<4>(v4, xs, rows, dst, width, n),
+                    5 => avx512::axpys_group::<5>(v4, xs, rows, dst, width, n),
+                    6 => avx512::axpys_group::<6>(v4, xs, rows, dst, width, n),
+                    7 => avx512::axpys_group::<7>(v4, xs, rows, dst, width, n),
+                    _ => avx512::axpys_group::<8>(v4, xs, rows, dst, width, n),
+                }
+            }
+            return;
+        }
+        for (x, dst) in xs.chunks(m).zip(dst.chunks_mut(width.max(1))) {
+            self.axpys(x, rows, dst);
+        }
+    }
+
     /// Σ e^(x - max) over `row`: the normaliser of a log-softmax over the vocabulary (51,865
     /// lanes per hypothesis per step).
     pub fn sum_exp(self, row: &[f32], max: f32) -> f32 {
@@ -339,6 +373,25 @@ mod avx512 {
             v4.sse
                 ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(at.wrapping_add(line));
         }
+    }
+
+    /// How many lanes ahead of the block being summed [`axpys_group`] asks for each row's
+    /// next lines. It walks 32 lanes of every row in turn, 64 rows 3 KB apart for an audio
+    /// head: more streams than the hardware prefetcher follows.
+    const AXPY_AHEAD: usize = 128;
+
+    /// Asks for the cache line of `row` at lane `at` (a hint: past the row's end it does not
+    /// fault, and the address is never dereferenced).
+    #[inline(always)]
+    fn prefetch_lanes(v4: V4, row: super::Row<'_>, at: usize) {
+        use super::Row;
+        let p = match row {
+            Row::F32(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
+            Row::F16(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
+            Row::I8(w) => w.as_ptr().wrapping_add(at),
+        };
+        v4.sse
+            ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p);
     }
 
     #[inline(always)]
@@ -574,6 +627,82 @@ mod avx512 {
                 })
                 .sum();
         }
+    }
+
+    /// See [`super::Kernels::axpys_many`]: `R` vectors of weights (`xs`, R × rows) against the
+    /// same rows; `dst` is R rows of `width`, of which the first `n` lanes are summed and the
+    /// rest zeroed. Blocks of 32 lanes keep 2·R accumulators in registers while each row's
+    /// 32 lanes, widened once, are multiplied by every vector's weight.
+    pub fn axpys_group<const R: usize>(
+        v4: V4,
+        xs: &[f32],
+        rows: &[super::Row<'_>],
+        dst: &mut [f32],
+        width: usize,
+        n: usize,
+    ) {
+        use super::Row;
+        let f = v4.avx512f;
+        let m = rows.len();
+        v4.vectorize(
+            #[inline(always)]
+            move || {
+                // FnOnce (it consumes `dst`): see the module note.
+                let dst = dst;
+                let mut at = 0;
+                while at + 32 <= n {
+                    let mut acc = [[f._mm512_setzero_ps(); 2]; R];
+                    for (e, &row) in rows.iter().enumerate() {
+                        prefetch_lanes(v4, row, at + AXPY_AHEAD);
+                        let (w0, w1) = (lanes(v4, row, at), lanes(v4, row, at + 16));
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let a = f._mm512_set1_ps(xs[r * m + e]);
+                            acc[0] = f._mm512_fmadd_ps(a, w0, acc[0]);
+                            acc[1] = f._mm512_fmadd_ps(a, w1, acc[1]);
+                        }
+                    }
+                    for (r, acc) in acc.iter().enumerate() {
+                        for (j, acc) in acc.iter().enumerate() {
+                            let at = r * width + at + 16 * j;
+                            dst[at..at + 16]
+                                .copy_from_slice(&pulp::cast::<__m512, [f32; 16]>(*acc));
+                        }
+                    }
+                    at += 32;
+                }
+                while at + 16 <= n {
+                    let mut acc = [f._mm512_setzero_ps(); R];
+                    for (e, &row) in rows.iter().enumerate() {
+                        let w = lanes(v4, row, at);
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            *acc = f._mm512_fmadd_ps(f._mm512_set1_ps(xs[r * m + e]), w, *acc);
+                        }
+                    }
+                    for (r, acc) in acc.iter().enumerate() {
+                        let at = r * width + at;
+                        dst[at..at + 16].copy_from_slice(&pulp::cast::<__m512, [f32; 16]>(*acc));
+                    }
+                    at += 16;
+                }
+                for r in 0..R {
+                    let out = &mut dst[r * width..(r + 1) * width];
+                    for (k, d) in out.iter_mut().enumerate().take(n).skip(at) {
+                        *d = rows
+                            .iter()
+                            .zip(&xs[r * m..(r + 1) * m])
+                            .map(|(row, &a)| {
+                                a * match *row {
+                                    Row::F32(w) => w[k],
+                                    Row::F16(w) => half::f16::from_bits(w[k]).to_f32(),
+                                    Row::I8(w) => f32::from(w[k]),
+                                }
+                            })
+                            .sum();
+                    }
+                    out[n..].fill(0.0);
+                }
+            },
+        )
     }
 
     #[inline(always)]
@@ -827,6 +956,35 @@ mod tests {
                         );
                     }
                     assert_eq!(got[width], 0.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_row_sums_of_many_vectors_match_one_at_a_time() {
+        for k in [Kernels::detect(), Kernels::portable()] {
+            for (count, width) in [(1, 1), (7, 15), (64, 33), (3, 127), (64, 1500)] {
+                let w = Layouts::new(data(count * width, 11));
+                for vectors in [1, 2, 5, 8, 9, 13] {
+                    let xs = data(vectors * count, 12);
+                    for layout in 0..3 {
+                        let rows = w.rows(layout, count, width);
+                        // One lane more than the rows hold: it gets nothing.
+                        let mut got = vec![f32::NAN; vectors * (width + 1)];
+                        k.axpys_many(&xs, &rows, &mut got);
+                        for (r, got) in got.chunks(width + 1).enumerate() {
+                            let mut want = vec![f32::NAN; width + 1];
+                            k.axpys(&xs[r * count..(r + 1) * count], &rows, &mut want);
+                            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                                // The same products; only the order of the sums may differ.
+                                assert!(
+                                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                    "{vectors}×{count}×{width} layout {layout} vector {r} lane {j}: {g} vs {w}"
+                                );
+                            }
+                        }
+                    }
                 }
             }
         }
