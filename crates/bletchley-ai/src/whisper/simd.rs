@@ -316,15 +316,14 @@ mod avx512 {
     use super::{ERF_A, ERF_P};
 
     /// Four accumulators of sixteen lanes, so consecutive fused multiply-adds do not wait on each
-    /// other; `widen` turns sixteen stored weights into sixteen f32 lanes, `scalar` one weight
-    /// (for a row whose length is not a multiple of sixteen).
+    /// other; `widen` turns sixteen stored weights into sixteen f32 lanes (a row's last few,
+    /// padded with zeros, too).
     #[inline(always)]
-    fn dot<T: Copy>(
+    fn dot<T: Copy + Default>(
         v4: V4,
         a: &[f32],
         b: &[T],
         widen: impl Fn(&[T; 16]) -> __m512,
-        scalar: impl Fn(T) -> f32,
     ) -> f32 {
         let f = v4.avx512f;
         let (a64, a_rest) = a.as_chunks::<64>();
@@ -345,16 +344,35 @@ mod avx512 {
             let x: __m512 = pulp::cast(*pa);
             acc[0] = f._mm512_fmadd_ps(x, widen(pb), acc[0]);
         }
+        let n = a_tail.len().min(b_tail.len());
+        if n > 0 {
+            acc[1] = f._mm512_fmadd_ps(
+                padded_f32(v4, &a_tail[..n]),
+                widen(&padded(&b_tail[..n])),
+                acc[1],
+            );
+        }
         let sum = f._mm512_add_ps(
             f._mm512_add_ps(acc[0], acc[1]),
             f._mm512_add_ps(acc[2], acc[3]),
         );
-        let tail: f32 = a_tail
-            .iter()
-            .zip(b_tail)
-            .map(|(&x, &y)| x * scalar(y))
-            .sum();
-        f._mm512_reduce_add_ps(sum) + tail
+        f._mm512_reduce_add_ps(sum)
+    }
+
+    /// Up to sixteen lanes of `a`, zero past its end (a masked load).
+    #[inline(always)]
+    fn padded_f32(v4: V4, a: &[f32]) -> __m512 {
+        use pulp::Simd;
+        pulp::cast(v4.partial_load_f32s(a))
+    }
+
+    /// Up to sixteen stored weights, zero past their end, for a `widen` closure.
+    #[inline(always)]
+    fn padded<T: Copy + Default>(w: &[T]) -> [T; 16] {
+        let mut out = [T::default(); 16];
+        let n = w.len().min(16);
+        out[..n].copy_from_slice(&w[..n]);
+        out
     }
 
     /// How far ahead of the weights being summed the kernels ask for lines. The decoder's
@@ -396,31 +414,23 @@ mod avx512 {
 
     #[inline(always)]
     pub fn dot_f32(v4: V4, a: &[f32], b: &[f32]) -> f32 {
-        dot(v4, a, b, |w| pulp::cast(*w), |w| w)
+        dot(v4, a, b, |w| pulp::cast(*w))
     }
 
     #[inline(always)]
     pub fn dot_f16(v4: V4, a: &[f32], b: &[u16]) -> f32 {
         let f = v4.avx512f;
-        dot(
-            v4,
-            a,
-            b,
-            |w| f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(*w)),
-            |w| half::f16::from_bits(w).to_f32(),
-        )
+        dot(v4, a, b, |w| {
+            f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(*w))
+        })
     }
 
     #[inline(always)]
     pub fn dot_i8(v4: V4, a: &[f32], b: &[i8]) -> f32 {
         let f = v4.avx512f;
-        dot(
-            v4,
-            a,
-            b,
-            |w| f._mm512_cvtepi32_ps(f._mm512_cvtepi8_epi32(pulp::cast::<[i8; 16], __m128i>(*w))),
-            f32::from,
-        )
+        dot(v4, a, b, |w| {
+            f._mm512_cvtepi32_ps(f._mm512_cvtepi8_epi32(pulp::cast::<[i8; 16], __m128i>(*w)))
+        })
     }
 
     /// e^x for sixteen lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by Cephes' degree-6
@@ -453,12 +463,11 @@ mod avx512 {
     /// `R` input rows against each weight row, one accumulator per input row; see
     /// [`super::Kernels::dots_many`].
     #[inline(always)]
-    fn dot_many<T: Copy, const R: usize>(
+    fn dot_many<T: Copy + Default, const R: usize>(
         v4: V4,
         xs: &[&[f32]; R],
         w: &[T],
         widen: impl Fn(&[T; 16]) -> __m512,
-        scalar: impl Fn(T) -> f32,
     ) -> [f32; R] {
         let f = v4.avx512f;
         let chunks: [&[[f32; 16]]; R] = std::array::from_fn(|r| xs[r].as_chunks::<16>().0);
@@ -477,16 +486,18 @@ mod avx512 {
             }
         }
         let body = w16.len() * 16;
+        if !w_tail.is_empty() {
+            let wv = widen(&padded(w_tail));
+            for r in 0..R {
+                let x = padded_f32(v4, &xs[r][body..(body + w_tail.len()).min(xs[r].len())]);
+                acc[r] = f._mm512_fmadd_ps(x, wv, acc[r]);
+            }
+        }
         // A loop, not `array::from_fn`: a closure left out of line would lose the AVX-512
         // context, and its intrinsics would become function calls.
         let mut sums = [0f32; R];
         for (r, sum) in sums.iter_mut().enumerate() {
-            let tail: f32 = xs[r][body..]
-                .iter()
-                .zip(w_tail)
-                .map(|(&x, &y)| x * scalar(y))
-                .sum();
-            *sum = f._mm512_reduce_add_ps(acc[r]) + tail;
+            *sum = f._mm512_reduce_add_ps(acc[r]);
         }
         sums
     }
@@ -516,7 +527,6 @@ mod avx512 {
                             w,
                             #[inline(always)]
                             |c| pulp::cast(*c),
-                            |v| v,
                         ),
                         Row::F16(w) => dot_many(
                             v4,
@@ -524,7 +534,6 @@ mod avx512 {
                             w,
                             #[inline(always)]
                             |c| f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(*c)),
-                            |v| half::f16::from_bits(v).to_f32(),
                         ),
                         Row::I8(w) => dot_many(
                             v4,
@@ -539,7 +548,6 @@ mod avx512 {
                                     *c
                                 )))
                             },
-                            f32::from,
                         ),
                     };
                     for (r, s) in sums.into_iter().enumerate() {
