@@ -593,25 +593,13 @@ mod avx512 {
     #[inline(always)]
     fn tail_lanes(v4: V4, row: super::Row<'_>, at: usize) -> __m512 {
         use super::Row;
-        use pulp::Simd;
-        let f = v4.avx512f;
-        let end = |len: usize| len.min(at + 16);
+        let part = |len: usize| at..len.min(at + 16);
+        // pulp's masked loads of 16- and 8-bit lanes do not build for AVX-512 (0.22): those
+        // rows are widened from a zeroed copy.
         match row {
-            Row::F32(w) => pulp::cast(v4.partial_load_f32s(&w[at..end(w.len())])),
-            // pulp's masked loads of 16- and 8-bit lanes do not build for AVX-512 (0.22): these
-            // go through a zeroed copy.
-            Row::F16(w) => {
-                let mut h = [0u16; 16];
-                let part = &w[at..end(w.len())];
-                h[..part.len()].copy_from_slice(part);
-                f._mm512_cvtph_ps(pulp::cast::<[u16; 16], __m256i>(h))
-            }
-            Row::I8(w) => {
-                let mut b = [0i8; 16];
-                let part = &w[at..end(w.len())];
-                b[..part.len()].copy_from_slice(part);
-                f._mm512_cvtepi32_ps(f._mm512_cvtepi8_epi32(pulp::cast::<[i8; 16], __m128i>(b)))
-            }
+            Row::F32(w) => padded_f32(v4, &w[part(w.len())]),
+            Row::F16(w) => lanes(v4, Row::F16(&padded(&w[part(w.len())])), 0),
+            Row::I8(w) => lanes(v4, Row::I8(&padded(&w[part(w.len())])), 0),
         }
     }
 
