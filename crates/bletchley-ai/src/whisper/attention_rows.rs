@@ -139,6 +139,22 @@ fn head_rows(
         .collect()
 }
 
+/// Copies `positions` of every cache row (each `cap` long) of `src` into `dst`.
+fn copy_positions(
+    src: &HypCache,
+    dst: &mut HypCache,
+    cap: usize,
+    positions: std::ops::Range<usize>,
+) {
+    for ((sk, sv), (dk, dv)) in src.layers.iter().zip(dst.layers.iter_mut()) {
+        for start in (0..sk.len()).step_by(cap.max(1)) {
+            let span = start + positions.start..start + positions.end;
+            dk[span.clone()].copy_from_slice(&sk[span.clone()]);
+            dv[span.clone()].copy_from_slice(&sv[span]);
+        }
+    }
+}
+
 /// One hypothesis's self-attention keys and values for every layer.
 struct HypCache {
     /// Per layer: keys and values transposed, [heads][head_dim][capacity] (see
@@ -191,28 +207,14 @@ impl SelfRows {
         }
     }
 
-    /// Copies positions `from..len` of `src` into `dst`.
-    fn copy_span(&self, src: &HypCache, dst: &mut HypCache, from: usize, len: usize) {
-        let (cap, hd) = (self.capacity, self.head_dim);
-        for ((sk, sv), (dk, dv)) in src.layers.iter().zip(dst.layers.iter_mut()) {
-            for row in 0..self.heads * hd {
-                let span = row * cap + from..row * cap + len;
-                dk[span.clone()].copy_from_slice(&sk[span.clone()]);
-                dv[span.clone()].copy_from_slice(&sv[span]);
-            }
-        }
-    }
-
     /// Copies the shared prefix into every hypothesis and stops sharing it: for a write at a
     /// position inside the prefix (a caller that rewinds), which would otherwise change the
     /// prefix of every hypothesis.
     fn unshare(&mut self) {
         if let Some(shared) = self.shared.take() {
             let len = std::mem::take(&mut self.shared_len);
-            for i in 0..self.hyps.len() {
-                let mut hyp = std::mem::replace(&mut self.hyps[i], HypCache { layers: Vec::new() });
-                self.copy_span(&shared, &mut hyp, 0, len);
-                self.hyps[i] = hyp;
+            for hyp in &mut self.hyps {
+                copy_positions(&shared, hyp, self.capacity, 0..len);
             }
         }
     }
@@ -260,7 +262,7 @@ impl SelfRows {
                 uses[r] -= 1;
                 let mut copy = spares.pop().unwrap_or_else(|| self.empty());
                 if let Some(src) = &old[r] {
-                    self.copy_span(src, &mut copy, self.shared_len.min(len), len);
+                    copy_positions(src, &mut copy, self.capacity, self.shared_len.min(len)..len);
                 }
                 *slot = Some(copy);
             }

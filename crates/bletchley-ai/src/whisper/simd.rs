@@ -701,31 +701,25 @@ mod avx512 {
                     }
                     at += 32;
                 }
-                while at + 16 <= n {
+                // The last lanes: sixteen at a time, then masked.
+                while at < n {
+                    let full = at + 16 <= n;
                     let mut acc = [f._mm512_setzero_ps(); R];
                     for (e, &row) in rows.iter().enumerate() {
-                        let w = lanes(v4, row, at);
+                        let w = if full {
+                            lanes(v4, row, at)
+                        } else {
+                            tail_lanes(v4, row, at)
+                        };
                         for (r, acc) in acc.iter_mut().enumerate() {
                             *acc = f._mm512_fmadd_ps(f._mm512_set1_ps(xs[r * m + e]), w, *acc);
                         }
                     }
+                    let end = n.min(at + 16);
                     for (r, acc) in acc.iter().enumerate() {
-                        let at = r * width + at;
-                        dst[at..at + 16].copy_from_slice(&pulp::cast::<__m512, [f32; 16]>(*acc));
+                        store_lanes(v4, &mut dst[r * width + at..r * width + end], *acc);
                     }
-                    at += 16;
-                }
-                if at < n {
-                    let mut acc = [f._mm512_setzero_ps(); R];
-                    for (e, &row) in rows.iter().enumerate() {
-                        let w = tail_lanes(v4, row, at);
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            *acc = f._mm512_fmadd_ps(f._mm512_set1_ps(xs[r * m + e]), w, *acc);
-                        }
-                    }
-                    for (r, acc) in acc.iter().enumerate() {
-                        store_lanes(v4, &mut dst[r * width + at..r * width + n], *acc);
-                    }
+                    at = end;
                 }
                 for r in 0..R {
                     dst[r * width + n..(r + 1) * width].fill(0.0);

@@ -422,24 +422,30 @@ fn beam_search_keeps_every_sentence_of_full_windows() {
     let wav = joined(dir.path(), &parts);
     let t = transcribe_json(&wav, &["--language", "en"]);
     let spoken = normalise(&lines.join(" "));
-    let heard = normalise(&text_of(&t));
+    // The shortest sentence is eight words.
+    assert_every_sentence_once("beam 5, full windows", &spoken, &normalise(&text_of(&t)));
+}
+
+/// Aligns every word heard to every word spoken (both normalised): no run of five or more words
+/// missing (a sentence lost) or extra (a sentence twice), and a word error rate of at most 0.15.
+/// Sentences must be longer than five words.
+fn assert_every_sentence_once(what: &str, spoken: &str, heard: &str) {
     let (sw, hw): (Vec<&str>, Vec<&str>) =
         (spoken.split(' ').collect(), heard.split(' ').collect());
     let (max_ins, max_del, dist) = alignment_runs(&sw, &hw);
     let wer = dist as f64 / sw.len() as f64;
     eprintln!(
-        "beam 5, full windows: WER {wer:.3}, longest insertion {max_ins}, longest deletion {max_del}: {heard}"
+        "{what}: WER {wer:.3}, longest insertion {max_ins}, longest deletion {max_del}: {heard}"
     );
-    // The shortest sentence is eight words.
     assert!(
         max_del < 5,
-        "a sentence was lost ({max_del} words in a row missing): {heard}"
+        "{what}: a sentence was lost ({max_del} words in a row missing): {heard}"
     );
     assert!(
         max_ins < 5,
-        "a sentence was repeated ({max_ins} words in a row extra): {heard}"
+        "{what}: a sentence was repeated ({max_ins} words in a row extra): {heard}"
     );
-    assert!(wer <= 0.15, "WER {wer:.3}: {heard}");
+    assert!(wer <= 0.15, "{what}: WER {wer:.3}: {heard}");
 }
 
 #[test]
@@ -463,22 +469,8 @@ fn ten_minutes_lose_and_repeat_no_sentence_and_keep_time() {
             .collect::<Vec<_>>()
             .join(" "),
     );
-    let heard = normalise(&text_of(&t));
-    let (sw, hw): (Vec<&str>, Vec<&str>) =
-        (spoken.split(' ').collect(), heard.split(' ').collect());
-    let (max_ins, max_del, dist) = alignment_runs(&sw, &hw);
-    let wer = dist as f64 / sw.len() as f64;
-    eprintln!("10 minutes: WER {wer:.3}, longest insertion {max_ins}, longest deletion {max_del}");
     // The shortest sentence, with its number, is nine words.
-    assert!(
-        max_del < 5,
-        "a sentence was lost ({max_del} words in a row missing)"
-    );
-    assert!(
-        max_ins < 5,
-        "a sentence was repeated ({max_ins} words in a row extra)"
-    );
-    assert!(wer <= 0.15, "WER {wer:.3} over ten minutes");
+    assert_every_sentence_once("10 minutes", &spoken, &normalise(&text_of(&t)));
 
     // Timing: each segment that starts a sentence starts within 1 s of where it was placed.
     // Sentences repeat every twenty with new numbers; the body and the nearest placement
