@@ -2,6 +2,7 @@
 
 mod align;
 mod attention_rows;
+mod bf16;
 pub mod config;
 mod ct2;
 pub mod decode;

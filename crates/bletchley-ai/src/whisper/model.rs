@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 
 use super::attention_rows::{CrossRows, SelfRows};
+use super::bf16::{self, Bf16Kernel, PackedBf16};
 use super::config::ModelConfig;
 use super::rows::RowMatrix;
 use super::simd::Kernels;
@@ -44,8 +45,48 @@ fn take(w: &mut Weights, name: &str) -> Result<Tensor> {
 enum Linear {
     /// A tensor, for many-row products (the encoder).
     Dense { w: Tensor, b: Option<Tensor> },
-    /// Host rows, for few-row products (decoder steps).
-    Rows { w: RowMatrix, b: Option<Tensor> },
+    /// Host rows, for few-row products (decoder steps), and where the layer also meets the
+    /// audio's 1,500 rows (the cross-attention keys and values), a bf16 copy for those.
+    Rows {
+        w: RowMatrix,
+        b: Option<Tensor>,
+        many: Option<Bf16Rows>,
+    },
+    /// Rounded to bf16 for the CPU's bf16 dot products (the encoder, in the rounded formats).
+    Bf16(Bf16Rows),
+}
+
+/// A matrix packed for the bf16 kernel, with the proof that this CPU runs it.
+struct Bf16Rows {
+    w: PackedBf16,
+    kernel: Bf16Kernel,
+}
+
+impl Bf16Rows {
+    /// Where the CPU has the instructions and the weights live on the host.
+    fn pack(weight: &Tensor, bias: Option<&Tensor>) -> Result<Option<Self>> {
+        let Some(kernel) = Bf16Kernel::detect() else {
+            return Ok(None);
+        };
+        if !weight.device().is_cpu() {
+            return Ok(None);
+        }
+        let (out, inp) = weight.dims2()?;
+        let flat = weight.flatten_all()?.to_vec1::<f32>()?;
+        let bias = bias.map(|b| b.to_vec1::<f32>()).transpose()?;
+        Ok(Some(Bf16Rows {
+            w: PackedBf16::pack(&flat, out, inp, bias.as_deref()),
+            kernel,
+        }))
+    }
+
+    /// `x` [n, inp] times the matrix, plus the bias.
+    fn forward(&self, flat: &Tensor) -> Result<Tensor> {
+        let n = flat.dim(0)?;
+        let xs = flat.flatten_all()?.to_vec1::<f32>()?;
+        let y = self.w.matmul(self.kernel, &xs);
+        Ok(Tensor::from_vec(y, (n, self.w.out()), flat.device())?)
+    }
 }
 
 /// Up to this many input rows, products run on host rows: every decoder call (a step, a
@@ -72,12 +113,33 @@ impl Linear {
             None
         };
         if !steps {
+            // f32 is the exact reference: it stays on candle's f32 kernel.
+            if format != WeightFormat::F32
+                && let Some(packed) = Bf16Rows::pack(&weight, b.as_ref())?
+            {
+                return Ok(Linear::Bf16(packed));
+            }
             return Ok(Linear::Dense { w: weight, b });
         }
         Ok(Linear::Rows {
             w: Self::rows(&weight, format)?,
             b,
+            many: None,
         })
+    }
+
+    /// Adds the bf16 copy for products over the audio's rows (see [`Linear::Rows`]), in the
+    /// rounded formats.
+    fn for_audio_rows(self, format: WeightFormat) -> Result<Self> {
+        let Linear::Rows { w, b, many: None } = self else {
+            return Ok(self);
+        };
+        if format == WeightFormat::F32 {
+            return Ok(Linear::Rows { w, b, many: None });
+        }
+        let weight = Tensor::from_vec(w.to_f32(), (w.out, w.inp), &Device::Cpu)?;
+        let many = Bf16Rows::pack(&weight, b.as_ref())?;
+        Ok(Linear::Rows { w, b, many })
     }
 
     fn rows(weight: &Tensor, format: WeightFormat) -> Result<RowMatrix> {
@@ -96,11 +158,15 @@ impl Linear {
         let n: usize = dims[..dims.len() - 1].iter().product();
         let flat = x.reshape((n, inp))?;
         let (y, b) = match self {
-            Linear::Rows { w, b } if n <= SMALL_ROWS => {
+            Linear::Rows { w, b, .. } if n <= SMALL_ROWS => {
                 let xs = flat.flatten_all()?.to_vec1::<f32>()?;
                 (Tensor::from_vec(w.matmul(&xs), (n, w.out), x.device())?, b)
             }
-            Linear::Rows { w, b } => {
+            Linear::Rows {
+                many: Some(packed), ..
+            }
+            | Linear::Bf16(packed) => (packed.forward(&flat)?, &None),
+            Linear::Rows { w, b, .. } => {
                 // The audio's rows, once per window: worth building the matrix as a tensor.
                 let wt = Tensor::from_vec(w.to_f32(), (w.out, w.inp), x.device())?;
                 (flat.matmul(&wt.t()?)?, b)
@@ -237,6 +303,15 @@ impl Attention {
         })
     }
 
+    /// Cross-attention: the keys and values are computed from the audio's rows, once a window.
+    fn for_audio(self, format: WeightFormat) -> Result<Self> {
+        Ok(Attention {
+            k: self.k.for_audio_rows(format)?,
+            v: self.v.for_audio_rows(format)?,
+            ..self
+        })
+    }
+
     /// [batch, time, d] → [batch, heads, time, d/heads].
     fn split(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
@@ -302,6 +377,39 @@ impl Attention {
             None
         };
         Ok((out, weights))
+    }
+
+    /// The encoder's self-attention over a window's audio rows: on bf16 products where its
+    /// projections are (see [`super::bf16::attention`]), else on candle's f32 kernel.
+    fn attend_audio(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        if let (1, Linear::Bf16(q), Linear::Bf16(_), Linear::Bf16(_)) =
+            (b, &self.q, &self.k, &self.v)
+        {
+            let scale = (d as f64 / self.heads as f64).powf(-0.5);
+            let host = |proj: &Linear, scale: Option<f64>| -> Result<Vec<f32>> {
+                let y = proj.forward(x)?;
+                let y = match scale {
+                    Some(s) => (y * s)?,
+                    None => y,
+                };
+                Ok(y.flatten_all()?.to_vec1::<f32>()?)
+            };
+            let y = bf16::attention(
+                q.kernel,
+                Kernels::detect(),
+                &host(&self.q, Some(scale))?,
+                &host(&self.k, None)?,
+                &host(&self.v, None)?,
+                t,
+                self.heads,
+            );
+            return self
+                .out
+                .forward(&Tensor::from_vec(y, (1, t, d), x.device())?);
+        }
+        let (k, v) = self.keys_t_values(x)?;
+        Ok(self.attend(x, &k, &v, None, false)?.0)
     }
 
     /// The encoder's attention one head and one block of queries at a time: the scores of a
@@ -454,16 +562,17 @@ impl Whisper {
         for i in 0..config.encoder_layers {
             let p = format!("model.encoder.layers.{i}");
             enc_layers.push(EncoderLayer {
-                // The encoder is bound by arithmetic, not memory: always f32.
+                // The encoder is bound by arithmetic, not memory: f32, or bf16 products with
+                // f32 sums in the rounded formats where the CPU has them.
                 attn: Attention::load(
                     w,
                     &format!("{p}.self_attn"),
                     config.encoder_heads,
-                    WeightFormat::F32,
+                    format,
                     false,
                 )?,
                 attn_ln: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"))?,
-                mlp: mlp(w, &p, WeightFormat::F32, false)?,
+                mlp: mlp(w, &p, format, false)?,
                 mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
             });
         }
@@ -498,7 +607,8 @@ impl Whisper {
                     config.decoder_heads,
                     format,
                     true,
-                )?,
+                )?
+                .for_audio(format)?,
                 cross_ln: LayerNorm::load(w, &format!("{p}.encoder_attn_layer_norm"))?,
                 mlp: mlp(w, &p, format, true)?,
                 mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
@@ -508,6 +618,7 @@ impl Whisper {
         let logits = Linear::Rows {
             w: Linear::rows(&tokens, format)?,
             b: None,
+            many: None,
         };
         let decoder = Decoder {
             tokens,
@@ -542,9 +653,7 @@ impl Encoder {
         let mut x = x.broadcast_add(&self.positions.narrow(0, 0, t)?)?;
         for layer in &self.layers {
             let h = layer.attn_ln.forward(&x)?;
-            let (k, v) = layer.attn.keys_t_values(&h)?;
-            let (a, _) = layer.attn.attend(&h, &k, &v, None, false)?;
-            x = (x + a)?;
+            x = (x + layer.attn.attend_audio(&h)?)?;
             let h = layer.mlp_ln.forward(&x)?;
             x = (&x + layer.mlp.forward(&h)?)?;
         }
