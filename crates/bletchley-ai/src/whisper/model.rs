@@ -488,6 +488,15 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let (Linear::Bf16(fc1), Linear::Bf16(fc2)) = (&self.fc1, &self.fc2) {
+            let mut dims = x.dims().to_vec();
+            let xs = x.flatten_all()?.to_vec1::<f32>()?;
+            let y = fc1.w.mlp(&fc2.w, fc1.kernel, Kernels::detect(), &xs);
+            if let Some(last) = dims.last_mut() {
+                *last = fc2.w.out();
+            }
+            return Ok(Tensor::from_vec(y, dims, x.device())?);
+        }
         self.fc2.forward(&gelu_erf(&self.fc1.forward(x)?)?)
     }
 }
