@@ -9,6 +9,7 @@ pub mod decode;
 mod hf;
 pub mod mel;
 pub mod model;
+mod pages;
 mod rows;
 mod simd;
 pub mod tokens;

@@ -10,16 +10,17 @@
 
 use rayon::prelude::*;
 
+use super::pages::Pages;
 use super::simd::{Kernels, Row};
 
-/// Weight rows [out × inp].
+/// Weight rows [out × inp], on huge pages (see [`Pages`]): every decoder step reads them all.
 pub(crate) enum HostRows {
     /// Exact.
-    F32(Vec<f32>),
+    F32(Pages<f32>),
     /// Half precision: exact for the float16 packages Whisper ships in, half the bytes of f32.
-    F16(Vec<u16>),
+    F16(Pages<u16>),
     /// q[o][i] * scale[o] ≈ w[o][i], with scale = max |w[o]| / 127.
-    I8 { q: Vec<i8>, scale: Vec<f32> },
+    I8 { q: Pages<i8>, scale: Vec<f32> },
 }
 
 /// A weight matrix as host rows.
@@ -45,7 +46,7 @@ impl RowMatrix {
 
     /// Keeps f32 rows as they are.
     pub fn f32(w: Vec<f32>, out: usize, inp: usize) -> Self {
-        Self::new(HostRows::F32(w), out, inp)
+        Self::new(HostRows::F32(Pages::new(w)), out, inp)
     }
 
     /// Rounds rows to half precision (nearest, ties to even). Where the CPU lacks the vector
@@ -60,7 +61,7 @@ impl RowMatrix {
             .iter()
             .map(|&v| half::f16::from_f32(v).to_bits())
             .collect();
-        Self::new(HostRows::F16(h), out, inp)
+        Self::new(HostRows::F16(Pages::new(h)), out, inp)
     }
 
     /// Rounds rows to int8 with a per-row scale.
@@ -76,13 +77,20 @@ impl RowMatrix {
                     .map(|&x| (x / s).round().clamp(-127.0, 127.0) as i8),
             );
         }
-        Self::new(HostRows::I8 { q, scale }, out, inp)
+        Self::new(
+            HostRows::I8 {
+                q: Pages::new(q),
+                scale,
+            },
+            out,
+            inp,
+        )
     }
 
     /// All weights as f32, row-major (for the occasional many-row product).
     pub fn to_f32(&self) -> Vec<f32> {
         match &self.rows {
-            HostRows::F32(w) => w.clone(),
+            HostRows::F32(w) => w.to_vec(),
             HostRows::F16(h) => {
                 let mut w = vec![0f32; h.len()];
                 self.kernels.widen_f16(h, &mut w);
