@@ -100,6 +100,11 @@ impl PackedBf16 {
         self.out
     }
 
+    /// Input features.
+    pub fn inp(&self) -> usize {
+        self.inp
+    }
+
     /// `x` (`rows` × `inp`) times the matrix transposed, plus the bias: `rows` × `out`.
     pub fn matmul(&self, kernel: Bf16Kernel, x: &[f32]) -> Vec<f32> {
         assert_eq!(x.len() % self.inp.max(1), 0, "input rows are inp wide");

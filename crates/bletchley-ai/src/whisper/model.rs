@@ -32,7 +32,10 @@ pub enum WeightFormat {
     /// fetched as), with half of f32's memory traffic per token. The default.
     F16,
     /// int8 with one scale per output row, weights only (activations stay f32): a quarter of
-    /// the decoder's memory traffic per token. The encoder, bound by arithmetic, stays f32.
+    /// the decoder's memory traffic per token.
+    ///
+    /// In both rounded formats the encoder, bound by arithmetic, multiplies in bf16 with f32
+    /// sums where the CPU has AVX-512 BF16 (see `bf16.rs`), and in f32 elsewhere.
     Int8,
 }
 
@@ -128,6 +131,28 @@ impl Linear {
         })
     }
 
+    /// `x` (rows of the layer's input width) times the matrix, plus the bias, on the host: a
+    /// decoder step's few rows, without a tensor per operation.
+    fn host(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let Linear::Rows { w, b, .. } = self else {
+            let inp = match self {
+                Linear::Dense { w, .. } => w.dim(1)?,
+                Linear::Bf16(p) => p.w.inp(),
+                Linear::Rows { w, .. } => w.inp,
+            };
+            let t = Tensor::from_vec(x.to_vec(), (x.len() / inp.max(1), inp), &Device::Cpu)?;
+            return Ok(self.forward(&t)?.flatten_all()?.to_vec1::<f32>()?);
+        };
+        let mut y = w.matmul(x);
+        if let Some(b) = b {
+            let b = b.to_vec1::<f32>()?;
+            for row in y.chunks_exact_mut(w.out.max(1)) {
+                row.iter_mut().zip(&b).for_each(|(v, b)| *v += b);
+            }
+        }
+        Ok(y)
+    }
+
     /// Adds the bf16 copy for products over the audio's rows (see [`Linear::Rows`]), in the
     /// rounded formats.
     fn for_audio_rows(self, format: WeightFormat) -> Result<Self> {
@@ -187,14 +212,37 @@ impl Linear {
 struct LayerNorm {
     w: Tensor,
     b: Tensor,
+    /// The same scale and shift on the host, for decoder steps (see [`DecoderLayer::step_rows`]).
+    host: (Vec<f32>, Vec<f32>),
 }
 
 impl LayerNorm {
     fn load(w: &mut Weights, prefix: &str) -> Result<Self> {
-        Ok(LayerNorm {
-            w: take(w, &format!("{prefix}.weight"))?,
-            b: take(w, &format!("{prefix}.bias"))?,
-        })
+        let (w, b) = (
+            take(w, &format!("{prefix}.weight"))?,
+            take(w, &format!("{prefix}.bias"))?,
+        );
+        let host = (
+            w.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+            b.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+        );
+        Ok(LayerNorm { w, b, host })
+    }
+
+    /// Normalises each row of `x` (rows as wide as the scale) on the host.
+    fn rows(&self, x: &[f32]) -> Vec<f32> {
+        let (scale, shift) = &self.host;
+        let d = scale.len().max(1);
+        let mut y = vec![0f32; x.len()];
+        for (row, out) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+            let mean = row.iter().sum::<f32>() / d as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + LAYER_NORM_EPS as f32).sqrt();
+            for (((o, &v), &g), &b) in out.iter_mut().zip(row).zip(scale).zip(shift) {
+                *o = (v - mean) * inv * g + b;
+            }
+        }
+        y
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -517,6 +565,52 @@ struct DecoderLayer {
     mlp_ln: LayerNorm,
 }
 
+impl DecoderLayer {
+    /// One layer over `x` (`batch` × `t` rows of `d`) on the host, with both caches as host
+    /// rows. A step is a few rows: candle's per-operation tensors (a dozen a layer, each
+    /// allocated, dispatched and some handed to the thread pool) cost more than the products'
+    /// arithmetic. Returns the cross-attention weights [rows × heads × time] when asked.
+    #[allow(clippy::too_many_arguments)]
+    fn step_rows(
+        &self,
+        x: &mut [f32],
+        batch: usize,
+        cache: &mut SelfRows,
+        cross: &CrossRows,
+        layer: usize,
+        past: usize,
+        want_weights: bool,
+        kernels: Kernels,
+    ) -> Result<Vec<f32>> {
+        let scaled = |mut v: Vec<f32>, scale: f32| {
+            v.iter_mut().for_each(|v| *v *= scale);
+            v
+        };
+        let add = |x: &mut [f32], a: &[f32]| x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+        let scale = (cross.head_dim as f32).powf(-0.5);
+        let h = self.attn_ln.rows(x);
+        let q = scaled(self.attn.q.host(&h)?, scale);
+        let y = cache.attend(
+            layer,
+            past,
+            batch,
+            &q,
+            &self.attn.k.host(&h)?,
+            &self.attn.v.host(&h)?,
+        )?;
+        add(x, &self.attn.out.host(&y)?);
+        let h = self.cross_ln.rows(x);
+        let q = scaled(self.cross.q.host(&h)?, scale);
+        let (y, weights) = cross.attend(&q, want_weights);
+        add(x, &self.cross.out.host(&y)?);
+        let h = self.mlp_ln.rows(x);
+        let mut hidden = self.mlp.fc1.host(&h)?;
+        kernels.gelu_erf(&mut hidden);
+        add(x, &self.mlp.fc2.host(&hidden)?);
+        Ok(weights)
+    }
+}
+
 /// The audio encoder: log-mel features of one 30-second window to 1,500 audio states.
 pub struct Encoder {
     conv1: (Tensor, Tensor),
@@ -788,7 +882,37 @@ impl Decoder {
             None
         };
         let mut weights = Vec::new();
-        for (i, layer) in self.layers.iter().enumerate() {
+        if let Some(cache) = &mut state.self_rows
+            && let Some(cross) = state
+                .cross_rows
+                .iter()
+                .map(Option::as_ref)
+                .collect::<Option<Vec<_>>>()
+        {
+            let (batch, d) = (x.dim(0)?, x.dim(2)?);
+            let mut rows = x.flatten_all()?.to_vec1::<f32>()?;
+            let kernels = Kernels::detect();
+            for (i, (layer, cross)) in self.layers.iter().zip(cross).enumerate() {
+                let w = layer.step_rows(
+                    &mut rows,
+                    batch,
+                    cache,
+                    cross,
+                    i,
+                    past,
+                    want_cross_weights,
+                    kernels,
+                )?;
+                if want_cross_weights {
+                    // [rows, heads, time] → [batch, heads, t, time].
+                    let w = Tensor::from_vec(w, (batch, n, cross.heads, cross.time), x.device())?;
+                    weights.push(w.transpose(1, 2)?.contiguous()?);
+                }
+            }
+            x = Tensor::from_vec(rows, (batch, n, d), x.device())?;
+        }
+        let on_host = state.self_rows.is_some() && state.cross_rows.iter().all(Option::is_some);
+        for (i, layer) in self.layers.iter().enumerate().filter(|_| !on_host) {
             let h = layer.attn_ln.forward(&x)?;
             let a = match &mut state.self_rows {
                 Some(cache) => layer.attn.attend_self_rows(&h, cache, i, past)?,
@@ -861,4 +985,159 @@ pub fn log_normaliser(row: &[f32]) -> Option<f32> {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     max.is_finite()
         .then(|| max + Kernels::detect().sum_exp(row, max).ln())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Whisper of random weights, small enough to run in a test: 2 layers, width 64, 2 heads.
+    fn tiny(format: WeightFormat) -> Whisper {
+        let (d, mels, vocab) = (64usize, 8usize, 50usize);
+        let dev = Device::Cpu;
+        let mut w = Weights::new();
+        let mut seed = 0u64;
+        let mut put = |w: &mut Weights, name: String, shape: &[usize]| {
+            seed += 1;
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n)
+                .map(|i| {
+                    let x = (i as u64 + 1)
+                        .wrapping_mul(2654435761)
+                        .wrapping_add(seed * 97);
+                    ((x % 2001) as f32 / 1000.0 - 1.0) * 0.2
+                })
+                .collect();
+            let t = Tensor::from_vec(values, shape, &dev).expect("tensor");
+            w.insert(name, t);
+        };
+        let attn =
+            |w: &mut Weights, put: &mut dyn FnMut(&mut Weights, String, &[usize]), p: &str| {
+                for m in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                    put(w, format!("{p}.{m}.weight"), &[d, d]);
+                    if m != "k_proj" {
+                        put(w, format!("{p}.{m}.bias"), &[d]);
+                    }
+                }
+            };
+        let norm =
+            |w: &mut Weights, put: &mut dyn FnMut(&mut Weights, String, &[usize]), p: &str| {
+                put(w, format!("{p}.weight"), &[d]);
+                put(w, format!("{p}.bias"), &[d]);
+            };
+        put(&mut w, "model.encoder.conv1.weight".into(), &[d, mels, 3]);
+        put(&mut w, "model.encoder.conv1.bias".into(), &[d]);
+        put(&mut w, "model.encoder.conv2.weight".into(), &[d, d, 3]);
+        put(&mut w, "model.encoder.conv2.bias".into(), &[d]);
+        put(
+            &mut w,
+            "model.encoder.embed_positions.weight".into(),
+            &[1500, d],
+        );
+        norm(&mut w, &mut put, "model.encoder.layer_norm");
+        put(
+            &mut w,
+            "model.decoder.embed_tokens.weight".into(),
+            &[vocab, d],
+        );
+        put(
+            &mut w,
+            "model.decoder.embed_positions.weight".into(),
+            &[448, d],
+        );
+        norm(&mut w, &mut put, "model.decoder.layer_norm");
+        for side in ["encoder", "decoder"] {
+            for i in 0..2 {
+                let p = format!("model.{side}.layers.{i}");
+                attn(&mut w, &mut put, &format!("{p}.self_attn"));
+                norm(&mut w, &mut put, &format!("{p}.self_attn_layer_norm"));
+                if side == "decoder" {
+                    attn(&mut w, &mut put, &format!("{p}.encoder_attn"));
+                    norm(&mut w, &mut put, &format!("{p}.encoder_attn_layer_norm"));
+                }
+                put(&mut w, format!("{p}.fc1.weight"), &[4 * d, d]);
+                put(&mut w, format!("{p}.fc1.bias"), &[4 * d]);
+                put(&mut w, format!("{p}.fc2.weight"), &[d, 4 * d]);
+                put(&mut w, format!("{p}.fc2.bias"), &[d]);
+                norm(&mut w, &mut put, &format!("{p}.final_layer_norm"));
+            }
+        }
+        let config = ModelConfig {
+            d_model: d,
+            n_mels: mels,
+            encoder_layers: 2,
+            decoder_layers: 2,
+            encoder_heads: 2,
+            decoder_heads: 2,
+            vocab,
+            suppress_ids: Vec::new(),
+            suppress_ids_begin: Vec::new(),
+            alignment_heads: Vec::new(),
+        };
+        Whisper::from_weights(w, config, format, dev).expect("tiny model")
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let a = a.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("a");
+        let b = b.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("b");
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// The host-rows step (every CPU decode) and the tensor step (other devices, and the
+    /// reference) give the same logits and cross-attention weights, for a prompt and the steps
+    /// after it, one hypothesis and a beam of three.
+    #[test]
+    fn a_step_on_host_rows_is_the_tensor_step() {
+        let model = tiny(WeightFormat::F32);
+        let audio: Vec<f32> = (0..30 * 64)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let audio = Tensor::from_vec(audio, (1, 30, 64), &Device::Cpu).expect("audio");
+        let mut host = model.decoder.start(&audio).expect("start");
+        let mut tensor = model.decoder.start(&audio).expect("start");
+        assert!(host.self_rows.is_some() && host.cross_rows.iter().all(Option::is_some));
+        tensor.self_rows = None;
+        tensor.cross_rows.iter_mut().for_each(|c| *c = None);
+        let prompt = Tensor::new(&[[1u32, 7, 3, 9, 4]], &Device::Cpu).expect("prompt");
+        let (a, wa) = model.decoder.step(&prompt, &mut host, true).expect("host");
+        let (b, wb) = model
+            .decoder
+            .step(&prompt, &mut tensor, true)
+            .expect("tensor");
+        assert!(
+            max_diff(&a, &b) < 1e-4,
+            "prompt logits differ by {}",
+            max_diff(&a, &b)
+        );
+        assert_eq!(wa.len(), 2);
+        for (x, y) in wa.iter().zip(&wb) {
+            assert_eq!(x.dims(), y.dims());
+            assert!(max_diff(x, y) < 1e-5, "prompt weights differ");
+        }
+        host.reorder(&[0, 0, 0]).expect("fork");
+        tensor.reorder(&[0, 0, 0]).expect("fork");
+        for (step, tokens) in [[[2u32], [5], [8]], [[11], [12], [13]]].iter().enumerate() {
+            let tokens = Tensor::new(tokens, &Device::Cpu).expect("tokens");
+            let (a, wa) = model
+                .decoder
+                .step(&tokens, &mut host, step == 1)
+                .expect("host");
+            let (b, wb) = model
+                .decoder
+                .step(&tokens, &mut tensor, step == 1)
+                .expect("tensor");
+            assert!(
+                max_diff(&a, &b) < 1e-4,
+                "step {step} differs by {}",
+                max_diff(&a, &b)
+            );
+            for (x, y) in wa.iter().zip(&wb) {
+                assert!(max_diff(x, y) < 1e-5, "step {step} weights differ");
+            }
+        }
+    }
 }
