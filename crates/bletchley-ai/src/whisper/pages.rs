@@ -8,8 +8,12 @@
 //! policy of most distributions) and where the range is 2 MB aligned, so the buffer starts at
 //! the first 2 MB boundary of a mapping 2 MB longer than it needs. Where no mapping can be
 //! made, the values stay in an ordinary vector: the same contents, only slower.
+//!
+//! Matrices under 2 MB (most of a decoder layer's) share huge pages once [`Pages::gather`]
+//! has moved a model's buffers into one mapping.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 /// The huge page size on x86-64 and most 64-bit Linux targets.
 const HUGE_PAGE: usize = 2 << 20;
@@ -20,40 +24,68 @@ pub(crate) struct Pages<T> {
 }
 
 enum Place<T> {
-    /// `len` values from byte `start` of the mapping.
+    /// `len` values from byte `start` of a read-only mapping, perhaps shared with others.
     Mapped {
-        map: memmap2::MmapMut,
+        map: Arc<memmap2::Mmap>,
         start: usize,
         len: usize,
     },
     Vec(Vec<T>),
 }
 
+/// Where each buffer starts in a shared mapping: a cache line apart at least.
+const ALIGN: usize = 64;
+
 impl<T: bytemuck::Pod> Pages<T> {
-    /// Moves `values` onto huge pages (buffers under one huge page stay where they are).
+    /// Moves `values` onto huge pages (buffers under one huge page stay where they are until
+    /// [`Pages::gather`]ed).
     pub fn new(values: Vec<T>) -> Self {
-        let bytes = std::mem::size_of_val(values.as_slice());
-        if bytes < HUGE_PAGE {
-            return Pages {
-                place: Place::Vec(values),
-            };
+        let mut pages = Pages {
+            place: Place::Vec(values),
+        };
+        if std::mem::size_of_val(&pages[..]) >= HUGE_PAGE {
+            Self::gather(&mut [&mut pages]);
         }
-        let Ok(mut map) = memmap2::MmapMut::map_anon(bytes + HUGE_PAGE) else {
-            return Pages {
-                place: Place::Vec(values),
-            };
+        pages
+    }
+
+    /// Moves every buffer into one mapping on huge pages, each starting on a cache line.
+    /// Where no mapping can be made, they stay where they are.
+    pub fn gather(buffers: &mut [&mut Pages<T>]) {
+        let offsets: Vec<usize> = buffers
+            .iter()
+            .scan(0usize, |end, b| {
+                let at = *end;
+                *end = (at + std::mem::size_of_val(&b[..])).next_multiple_of(ALIGN);
+                Some(at)
+            })
+            .collect();
+        let total = match (offsets.last(), buffers.last()) {
+            (Some(&at), Some(b)) => at + std::mem::size_of_val(&b[..]),
+            _ => return,
+        };
+        let Ok(mut map) = memmap2::MmapMut::map_anon(total + HUGE_PAGE) else {
+            return;
         };
         // Only a hint: without it, or where it is refused, the pages are ordinary ones.
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
-        let start = (map.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - map.as_ptr() as usize;
-        map[start..start + bytes].copy_from_slice(bytemuck::cast_slice(&values));
-        Pages {
-            place: Place::Mapped {
-                map,
-                start,
-                len: values.len(),
-            },
+        let base = (map.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - map.as_ptr() as usize;
+        for (b, &at) in buffers.iter().zip(&offsets) {
+            let bytes: &[u8] = bytemuck::cast_slice(&b[..]);
+            map[base + at..base + at + bytes.len()].copy_from_slice(bytes);
+        }
+        let Ok(map) = map.make_read_only() else {
+            return;
+        };
+        let map = Arc::new(map);
+        for (b, &at) in buffers.iter_mut().zip(&offsets) {
+            let len = b.len();
+            b.place = Place::Mapped {
+                map: Arc::clone(&map),
+                start: base + at,
+                len,
+            };
         }
     }
 }
@@ -65,8 +97,8 @@ impl<T: bytemuck::Pod> Deref for Pages<T> {
         match &self.place {
             Place::Mapped { map, start, len } => {
                 let bytes = len * std::mem::size_of::<T>();
-                // The mapping is page aligned and `start` a multiple of 2 MB past it: aligned
-                // for any plain value type.
+                // The mapping is page aligned and `start` a multiple of 64 bytes past a 2 MB
+                // boundary in it: aligned for any plain value type.
                 bytemuck::cast_slice(&map[*start..*start + bytes])
             }
             Place::Vec(v) => v,
@@ -87,5 +119,23 @@ mod tests {
         }
         let floats: Vec<f32> = (0..(1 << 20)).map(|i| i as f32 * 0.5).collect();
         assert_eq!(&Pages::new(floats.clone())[..], &floats[..]);
+    }
+
+    #[test]
+    fn gathered_buffers_keep_their_values_and_alignment() {
+        let sizes = [3usize, 0, 1000, 70_001, 5];
+        let values: Vec<Vec<f32>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (0..n).map(|i| (i * 7 + k) as f32).collect())
+            .collect();
+        let mut pages: Vec<Pages<f32>> = values.iter().cloned().map(Pages::new).collect();
+        let mut refs: Vec<&mut Pages<f32>> = pages.iter_mut().collect();
+        Pages::gather(&mut refs);
+        for (p, v) in pages.iter().zip(&values) {
+            assert_eq!(&p[..], &v[..]);
+            assert_eq!(p.as_ptr() as usize % ALIGN, 0);
+            assert!(matches!(p.place, Place::Mapped { .. }));
+        }
     }
 }

@@ -87,6 +87,22 @@ impl RowMatrix {
         )
     }
 
+    /// Moves the matrices' rows into shared mappings on huge pages (one per storage type), so
+    /// that matrices under 2 MB get huge pages too.
+    pub fn gather(matrices: Vec<&mut RowMatrix>) {
+        let (mut f32s, mut f16s, mut i8s) = (Vec::new(), Vec::new(), Vec::new());
+        for m in matrices {
+            match &mut m.rows {
+                HostRows::F32(w) => f32s.push(w),
+                HostRows::F16(w) => f16s.push(w),
+                HostRows::I8 { q, .. } => i8s.push(q),
+            }
+        }
+        Pages::gather(&mut f32s);
+        Pages::gather(&mut f16s);
+        Pages::gather(&mut i8s);
+    }
+
     /// All weights as f32, row-major (for the occasional many-row product).
     pub fn to_f32(&self) -> Vec<f32> {
         match &self.rows {
