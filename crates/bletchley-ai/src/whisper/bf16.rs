@@ -107,18 +107,9 @@ impl PackedBf16 {
 
     /// `x` (`rows` × `inp`) times the matrix transposed, plus the bias: `rows` × `out`.
     pub fn matmul(&self, kernel: Bf16Kernel, x: &[f32]) -> Vec<f32> {
-        assert_eq!(x.len() % self.inp.max(1), 0, "input rows are inp wide");
-        let rows = x.len().checked_div(self.inp).unwrap_or(0);
-        let mut y = vec![0f32; rows * self.out];
-        if rows == 0 || self.out == 0 {
-            return y;
-        }
-        y.par_chunks_mut(TASK_ROWS * self.out)
-            .zip(x.par_chunks(TASK_ROWS * self.inp))
-            .for_each(|(y, x)| {
-                self.product_of_pairs(kernel, &rounded_rows(kernel, x, self.inp), y)
-            });
-        y
+        self.by_tasks(self.out, x, |x, y| {
+            self.product_of_pairs(kernel, &rounded_rows(kernel, x, self.inp), y)
+        })
     }
 
     /// `second(gelu(self(x)))`: a Transformer's MLP, each task's hidden rows (48 × 2,048 for
@@ -135,19 +126,31 @@ impl PackedBf16 {
             self.out, second.inp,
             "the second matrix takes the first's outputs"
         );
+        self.by_tasks(second.out, x, |x, y| {
+            let mut hidden = vec![0f32; x.len() / self.inp * self.out];
+            self.product_of_pairs(kernel, &rounded_rows(kernel, x, self.inp), &mut hidden);
+            kernels.gelu_erf(&mut hidden);
+            second.product_of_pairs(kernel, &rounded_rows(kernel, &hidden, self.out), y);
+        })
+    }
+
+    /// Runs `task` on parallel blocks of `TASK_ROWS` input rows (`inp` wide), each writing its
+    /// rows of the `width`-wide result.
+    fn by_tasks(
+        &self,
+        width: usize,
+        x: &[f32],
+        task: impl Fn(&[f32], &mut [f32]) + Sync,
+    ) -> Vec<f32> {
+        assert_eq!(x.len() % self.inp.max(1), 0, "input rows are inp wide");
         let rows = x.len().checked_div(self.inp).unwrap_or(0);
-        let mut y = vec![0f32; rows * second.out];
-        if rows == 0 || second.out == 0 {
+        let mut y = vec![0f32; rows * width];
+        if rows == 0 || width == 0 {
             return y;
         }
-        y.par_chunks_mut(TASK_ROWS * second.out)
+        y.par_chunks_mut(TASK_ROWS * width)
             .zip(x.par_chunks(TASK_ROWS * self.inp))
-            .for_each(|(y, x)| {
-                let mut hidden = vec![0f32; x.len() / self.inp * self.out];
-                self.product_of_pairs(kernel, &rounded_rows(kernel, x, self.inp), &mut hidden);
-                kernels.gelu_erf(&mut hidden);
-                second.product_of_pairs(kernel, &rounded_rows(kernel, &hidden, self.out), y);
-            });
+            .for_each(|(y, x)| task(x, y));
         y
     }
 
