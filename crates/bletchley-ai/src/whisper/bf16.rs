@@ -4,8 +4,8 @@
 //! operations, bound by arithmetic, not memory. candle's f32 kernel reaches 130-170 GFLOP/s on
 //! two cores here. AVX-512 BF16's `vdpbf16ps` does twice the multiply-adds of an f32 fused
 //! multiply-add per instruction (pairs of bf16 products summed into f32 lanes), so the same
-//! product runs on half the instructions. bf16 keeps 8 significant bits, as the int8 weights
-//! faster-whisper runs keep fewer; sums stay f32.
+//! product runs on half the instructions. bf16 keeps 8 significant bits (the int8 weights
+//! faster-whisper runs keep fewer); sums stay f32.
 //!
 //! Weights are rounded and packed once, at load: per panel of 64 output features, per pair of
 //! inputs, the 64 features' two weights side by side, so one 64-byte load feeds sixteen lanes.
@@ -13,9 +13,9 @@
 //! against the four registers of a panel (24 independent accumulators, enough to hide the
 //! instruction's latency). Tasks of 48 rows run in parallel.
 //!
-//! `pulp` wraps no bf16 instruction, so this module holds the crate's one `unsafe` block: the
-//! call into the function compiled with the instruction enabled, made only after the CPU said it
-//! has it (see [`Bf16Kernel`]).
+//! `pulp` wraps no bf16 instruction, so this module holds the crate's only `unsafe` code: two
+//! calls into functions compiled with the instruction enabled, made only with a [`Bf16Kernel`],
+//! which exists only after the CPU said it has the instruction.
 
 use rayon::prelude::*;
 
