@@ -100,11 +100,6 @@ impl PackedBf16 {
         self.out
     }
 
-    /// Input features.
-    pub fn inp(&self) -> usize {
-        self.inp
-    }
-
     /// `x` (`rows` × `inp`) times the matrix transposed, plus the bias: `rows` × `out`.
     pub fn matmul(&self, kernel: Bf16Kernel, x: &[f32]) -> Vec<f32> {
         self.by_tasks(self.out, x, |x, y| {
@@ -166,21 +161,33 @@ impl PackedBf16 {
             while r < rows {
                 let n = BLOCK_ROWS.min(rows - r);
                 let a = &a[r * self.pairs..(r + n) * self.pairs];
-                let y = &mut y[r * self.out..];
-                let at = j * PANEL;
+                let out = Outputs {
+                    y: &mut y[r * self.out..],
+                    stride: self.out,
+                    at: j * PANEL,
+                    cols,
+                };
                 #[cfg(target_arch = "x86_64")]
                 {
                     #[allow(unsafe_code)]
                     // SAFETY: `block` is safe to call wherever AVX-512 F and BF16 are present, its
                     // only requirement; a `Bf16Kernel` exists only where `detect` found both.
                     unsafe {
-                        avx512::block(a, self.pairs, n, panel, bias, y, self.out, at, cols)
+                        avx512::block(a, self.pairs, panel, bias, out)
                     };
                 }
                 r += n;
             }
         }
     }
+}
+
+/// Where a block of rows writes: `cols` outputs of row `r` at `y[r * stride + at..]`.
+struct Outputs<'a> {
+    y: &'a mut [f32],
+    stride: usize,
+    at: usize,
+    cols: usize,
 }
 
 /// Rows of `width` floats rounded to bf16 pairs, on this thread.
@@ -283,7 +290,7 @@ fn round_pairs(kernel: Bf16Kernel, x: &[f32], a: &mut [u32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{BLOCK_ROWS, PANEL};
+    use super::{BLOCK_ROWS, Outputs, PANEL};
     use std::arch::x86_64::{
         __m512, __m512bh, _mm512_add_ps, _mm512_cvtne2ps_pbh, _mm512_dpbf16_ps, _mm512_set1_epi32,
         _mm512_setzero_ps,
@@ -301,32 +308,25 @@ mod avx512 {
         }
     }
 
-    /// `n` (1 to 6) input rows, `pairs` apart in `a`, against one panel; writes `cols` outputs of
-    /// each row at `y[row * stride + at..]`.
-    #[allow(clippy::too_many_arguments)]
+    /// The 1 to 6 input rows of `a`, `pairs` apart, against one panel.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) fn block(
         a: &[u32],
         pairs: usize,
-        n: usize,
         panel: &[[u32; PANEL]],
         bias: &[f32; PANEL],
-        y: &mut [f32],
-        stride: usize,
-        at: usize,
-        cols: usize,
+        out: Outputs<'_>,
     ) {
-        match n {
-            6 => rows::<6>(a, pairs, panel, bias, y, stride, at, cols),
-            5 => rows::<5>(a, pairs, panel, bias, y, stride, at, cols),
-            4 => rows::<4>(a, pairs, panel, bias, y, stride, at, cols),
-            3 => rows::<3>(a, pairs, panel, bias, y, stride, at, cols),
-            2 => rows::<2>(a, pairs, panel, bias, y, stride, at, cols),
-            _ => rows::<1>(a, pairs, panel, bias, y, stride, at, cols),
+        match a.len() / pairs.max(1) {
+            6 => rows::<6>(a, pairs, panel, bias, out),
+            5 => rows::<5>(a, pairs, panel, bias, out),
+            4 => rows::<4>(a, pairs, panel, bias, out),
+            3 => rows::<3>(a, pairs, panel, bias, out),
+            2 => rows::<2>(a, pairs, panel, bias, out),
+            _ => rows::<1>(a, pairs, panel, bias, out),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f,avx512bf16")]
     fn rows<const R: usize>(
@@ -334,10 +334,7 @@ mod avx512 {
         pairs: usize,
         panel: &[[u32; PANEL]],
         bias: &[f32; PANEL],
-        y: &mut [f32],
-        stride: usize,
-        at: usize,
-        cols: usize,
+        out: Outputs<'_>,
     ) {
         const { assert!(R <= BLOCK_ROWS) };
         let row: [&[u32]; R] = std::array::from_fn(|r| &a[r * pairs..(r + 1) * pairs]);
@@ -352,14 +349,20 @@ mod avx512 {
             }
         }
         let bias: [__m512; 4] = bytemuck::cast(*bias);
+        let Outputs {
+            y,
+            stride,
+            at,
+            cols,
+        } = out;
         for (r, acc) in acc.iter().enumerate() {
-            let mut out = [0f32; PANEL];
+            let mut sums = [0f32; PANEL];
             for (l, (acc, b)) in acc.iter().zip(bias).enumerate() {
                 let sum: [f32; 16] = bytemuck::cast(_mm512_add_ps(*acc, b));
-                out[l * 16..(l + 1) * 16].copy_from_slice(&sum);
+                sums[l * 16..(l + 1) * 16].copy_from_slice(&sum);
             }
             let start = r * stride + at;
-            y[start..start + cols].copy_from_slice(&out[..cols]);
+            y[start..start + cols].copy_from_slice(&sums[..cols]);
         }
     }
 }

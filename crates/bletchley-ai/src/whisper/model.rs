@@ -52,7 +52,8 @@ enum Linear {
     /// audio's 1,500 rows (the cross-attention keys and values), a bf16 copy for those.
     Rows {
         w: RowMatrix,
-        b: Option<Tensor>,
+        /// The bias, on the host: a step adds it to each output row.
+        b: Option<Vec<f32>>,
         many: Option<Bf16Rows>,
     },
     /// Rounded to bf16 for the CPU's bf16 dot products (the encoder, in the rounded formats).
@@ -66,21 +67,12 @@ struct Bf16Rows {
 }
 
 impl Bf16Rows {
-    /// Where the CPU has the instructions and the weights live on the host.
-    fn pack(weight: &Tensor, bias: Option<&Tensor>) -> Result<Option<Self>> {
-        let Some(kernel) = Bf16Kernel::detect() else {
-            return Ok(None);
-        };
-        if !weight.device().is_cpu() {
-            return Ok(None);
-        }
-        let (out, inp) = weight.dims2()?;
-        let flat = weight.flatten_all()?.to_vec1::<f32>()?;
-        let bias = bias.map(|b| b.to_vec1::<f32>()).transpose()?;
-        Ok(Some(Bf16Rows {
-            w: PackedBf16::pack(&flat, out, inp, bias.as_deref()),
-            kernel,
-        }))
+    /// `w` (`out` × `inp`) and its bias, where the CPU has the instructions.
+    fn pack(w: &[f32], out: usize, inp: usize, bias: Option<&[f32]>) -> Option<Self> {
+        Some(Bf16Rows {
+            kernel: Bf16Kernel::detect()?,
+            w: PackedBf16::pack(w, out, inp, bias),
+        })
     }
 
     /// `x` [n, inp] times the matrix, plus the bias.
@@ -117,37 +109,36 @@ impl Linear {
         };
         if !steps {
             // f32 is the exact reference: it stays on candle's f32 kernel.
-            if format != WeightFormat::F32
-                && let Some(packed) = Bf16Rows::pack(&weight, b.as_ref())?
-            {
-                return Ok(Linear::Bf16(packed));
+            if format != WeightFormat::F32 && weight.device().is_cpu() {
+                let (out, inp) = weight.dims2()?;
+                let flat = weight.flatten_all()?.to_vec1::<f32>()?;
+                let bias = b.as_ref().map(Tensor::to_vec1::<f32>).transpose()?;
+                if let Some(packed) = Bf16Rows::pack(&flat, out, inp, bias.as_deref()) {
+                    return Ok(Linear::Bf16(packed));
+                }
             }
             return Ok(Linear::Dense { w: weight, b });
         }
         Ok(Linear::Rows {
             w: Self::rows(&weight, format)?,
-            b,
+            b: b.as_ref().map(Tensor::to_vec1::<f32>).transpose()?,
             many: None,
         })
     }
 
     /// `x` (rows of the layer's input width) times the matrix, plus the bias, on the host: a
-    /// decoder step's few rows, without a tensor per operation.
+    /// decoder step's few rows, without a tensor per operation. Decoder matrices are host rows
+    /// by construction; any other is an error.
     fn host(&self, x: &[f32]) -> Result<Vec<f32>> {
         let Linear::Rows { w, b, .. } = self else {
-            let inp = match self {
-                Linear::Dense { w, .. } => w.dim(1)?,
-                Linear::Bf16(p) => p.w.inp(),
-                Linear::Rows { w, .. } => w.inp,
-            };
-            let t = Tensor::from_vec(x.to_vec(), (x.len() / inp.max(1), inp), &Device::Cpu)?;
-            return Ok(self.forward(&t)?.flatten_all()?.to_vec1::<f32>()?);
+            return Err(Error::Model(
+                "a host product asked of a matrix kept as a tensor".into(),
+            ));
         };
         let mut y = w.matmul(x);
         if let Some(b) = b {
-            let b = b.to_vec1::<f32>()?;
             for row in y.chunks_exact_mut(w.out.max(1)) {
-                row.iter_mut().zip(&b).for_each(|(v, b)| *v += b);
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
             }
         }
         Ok(y)
@@ -159,11 +150,10 @@ impl Linear {
         let Linear::Rows { w, b, many: None } = self else {
             return Ok(self);
         };
-        if format == WeightFormat::F32 {
-            return Ok(Linear::Rows { w, b, many: None });
-        }
-        let weight = Tensor::from_vec(w.to_f32(), (w.out, w.inp), &Device::Cpu)?;
-        let many = Bf16Rows::pack(&weight, b.as_ref())?;
+        let many = match format {
+            WeightFormat::F32 => None,
+            _ => Bf16Rows::pack(&w.to_f32(), w.out, w.inp, b.as_deref()),
+        };
         Ok(Linear::Rows { w, b, many })
     }
 
@@ -183,27 +173,34 @@ impl Linear {
         let n: usize = dims[..dims.len() - 1].iter().product();
         let flat = x.reshape((n, inp))?;
         let (y, b) = match self {
-            Linear::Rows { w, b, .. } if n <= SMALL_ROWS => {
+            Linear::Rows { w, .. } if n <= SMALL_ROWS => {
                 let xs = flat.flatten_all()?.to_vec1::<f32>()?;
-                (Tensor::from_vec(w.matmul(&xs), (n, w.out), x.device())?, b)
+                (
+                    Tensor::from_vec(self.host(&xs)?, (n, w.out), x.device())?,
+                    None,
+                )
             }
             Linear::Rows {
                 many: Some(packed), ..
             }
-            | Linear::Bf16(packed) => (packed.forward(&flat)?, &None),
+            | Linear::Bf16(packed) => (packed.forward(&flat)?, None),
             Linear::Rows { w, b, .. } => {
                 // The audio's rows, once per window: worth building the matrix as a tensor.
                 let wt = Tensor::from_vec(w.to_f32(), (w.out, w.inp), x.device())?;
+                let b = b
+                    .as_deref()
+                    .map(|b| Tensor::new(b, x.device()))
+                    .transpose()?;
                 (flat.matmul(&wt.t()?)?, b)
             }
-            Linear::Dense { w, b } => (flat.matmul(&w.t()?)?, b),
+            Linear::Dense { w, b } => (flat.matmul(&w.t()?)?, b.clone()),
         };
         let mut out_dims = dims;
         let last = out_dims.len() - 1;
         out_dims[last] = y.dim(1)?;
         let y = y.reshape(out_dims)?;
         Ok(match b {
-            Some(b) => y.broadcast_add(b)?,
+            Some(b) => y.broadcast_add(&b)?,
             None => y,
         })
     }
@@ -940,37 +937,39 @@ impl Decoder {
                 }
             }
             x = Tensor::from_vec(rows, (batch, n, d), x.device())?;
-        }
-        let on_host = state.self_rows.is_some() && state.cross_rows.iter().all(Option::is_some);
-        for (i, layer) in self.layers.iter().enumerate().filter(|_| !on_host) {
-            let h = layer.attn_ln.forward(&x)?;
-            let a = match &mut state.self_rows {
-                Some(cache) => layer.attn.attend_self_rows(&h, cache, i, past)?,
-                None => {
-                    // The cache holds keys transposed, [batch, heads, d/heads, time].
-                    let (k, v) = layer.attn.keys_t_values(&h)?;
-                    let (k, v) = match &state.selfs[i] {
-                        Some((pk, pv)) => (Tensor::cat(&[pk, &k], 3)?, Tensor::cat(&[pv, &v], 2)?),
-                        None => (k, v),
-                    };
-                    let (a, _) = layer.attn.attend(&h, &k, &v, mask.as_ref(), false)?;
-                    state.selfs[i] = Some((k, v));
-                    a
+        } else {
+            for (i, layer) in self.layers.iter().enumerate() {
+                let h = layer.attn_ln.forward(&x)?;
+                let a = match &mut state.self_rows {
+                    Some(cache) => layer.attn.attend_self_rows(&h, cache, i, past)?,
+                    None => {
+                        // The cache holds keys transposed, [batch, heads, d/heads, time].
+                        let (k, v) = layer.attn.keys_t_values(&h)?;
+                        let (k, v) = match &state.selfs[i] {
+                            Some((pk, pv)) => {
+                                (Tensor::cat(&[pk, &k], 3)?, Tensor::cat(&[pv, &v], 2)?)
+                            }
+                            None => (k, v),
+                        };
+                        let (a, _) = layer.attn.attend(&h, &k, &v, mask.as_ref(), false)?;
+                        state.selfs[i] = Some((k, v));
+                        a
+                    }
+                };
+                x = (x + a)?;
+                let h = layer.cross_ln.forward(&x)?;
+                let (ck, cv) = &state.cross[i];
+                let (a, w) = match &state.cross_rows[i] {
+                    Some(rows) => layer.cross.attend_rows(&h, rows, want_cross_weights)?,
+                    None => layer.cross.attend(&h, ck, cv, None, want_cross_weights)?,
+                };
+                if let Some(w) = w {
+                    weights.push(w);
                 }
-            };
-            x = (x + a)?;
-            let h = layer.cross_ln.forward(&x)?;
-            let (ck, cv) = &state.cross[i];
-            let (a, w) = match &state.cross_rows[i] {
-                Some(rows) => layer.cross.attend_rows(&h, rows, want_cross_weights)?,
-                None => layer.cross.attend(&h, ck, cv, None, want_cross_weights)?,
-            };
-            if let Some(w) = w {
-                weights.push(w);
+                x = (x + a)?;
+                let h = layer.mlp_ln.forward(&x)?;
+                x = (&x + layer.mlp.forward(&h)?)?;
             }
-            x = (x + a)?;
-            let h = layer.mlp_ln.forward(&x)?;
-            x = (&x + layer.mlp.forward(&h)?)?;
         }
         state.len += n;
         let x = match at {
