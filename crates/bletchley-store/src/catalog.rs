@@ -36,14 +36,31 @@ pub struct ContentRow {
     pub tag: Vec<u8>,
     /// Location catalog number.
     pub location_id: i64,
-    /// Object name in the location.
+    /// The content's name: what its data key's wrap and its sealed stream
+    /// are bound to, and, when it is not packed, its object's name in the
+    /// location.
     pub object: String,
+    /// The pack that holds it, when it was written with other small contents
+    /// of its ingest batch as one object.
+    pub packed: Option<PackSlice>,
     /// Content data key, wrapped.
     pub wrapped_key: Vec<u8>,
     /// KEK version that wrapped it.
     pub kek_version: u32,
     /// Sealed size in bytes.
     pub size: i64,
+}
+
+/// Where a packed content lies: an ingest batch writes its small contents
+/// as one object (creating a file per item was most of a local ingest's
+/// time), each still sealed under its own data key and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackSlice {
+    /// The pack's object name in the location.
+    pub pack: String,
+    /// Where the content's sealed bytes start in the pack; they run for the
+    /// content's `size`.
+    pub offset: i64,
 }
 
 /// One item.
@@ -165,6 +182,9 @@ pub trait Catalog {
     /// row; returns the content row that became unreferenced. Deleted bytes
     /// must not stay readable in the database files.
     fn delete_item(&self, id: &str) -> Result<Option<ContentRow>>;
+    /// Whether a content row still lies in this pack; the pack's object may
+    /// be deleted once none does.
+    fn pack_in_use(&self, pack: &str) -> Result<bool>;
     /// Every wrapped key of an agency as (table, row key, version, wrapped).
     fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<WrappedKeyRow>>;
     /// Replaces wrapped keys in one transaction (key rotation).
@@ -213,8 +233,9 @@ CREATE TABLE IF NOT EXISTS credentials(id INTEGER PRIMARY KEY, name_tag BLOB NOT
 CREATE TABLE IF NOT EXISTS sites(id INTEGER PRIMARY KEY, name_tag BLOB NOT NULL UNIQUE, agency_id INTEGER, sealed BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS locations(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, jurisdiction TEXT NOT NULL, spec TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS residency(scope TEXT NOT NULL, target TEXT NOT NULL, allow TEXT NOT NULL, PRIMARY KEY(scope, target));
-CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), tag BLOB NOT NULL, location_id INTEGER NOT NULL REFERENCES locations(id), object TEXT NOT NULL UNIQUE, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS contents(id INTEGER PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), tag BLOB NOT NULL, location_id INTEGER NOT NULL REFERENCES locations(id), object TEXT NOT NULL UNIQUE, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, size INTEGER NOT NULL, refs INTEGER NOT NULL, pack TEXT, pack_offset INTEGER);
 CREATE INDEX IF NOT EXISTS contents_tag ON contents(agency_id, tag);
+CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NULL;
 CREATE TABLE IF NOT EXISTS items(id TEXT PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), collection_id INTEGER NOT NULL REFERENCES collections(id), content_id INTEGER NOT NULL REFERENCES contents(id), created_ms INTEGER NOT NULL, retain_until_ms INTEGER, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, sealed_meta BLOB NOT NULL, lineage BLOB);
 CREATE INDEX IF NOT EXISTS items_collection ON items(collection_id, created_ms);
 CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;
@@ -245,12 +266,22 @@ fn content_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContentRow> {
         wrapped_key: r.get(5)?,
         kek_version: r.get(6)?,
         size: r.get(7)?,
+        packed: match r.get::<_, Option<String>>(8)? {
+            Some(pack) => Some(PackSlice {
+                pack,
+                offset: r.get(9)?,
+            }),
+            None => None,
+        },
     })
 }
 
+/// One more item uses a content.
+const ADD_REF: &str = "UPDATE contents SET refs = refs + 1 WHERE id = ?1";
+
 const ITEM_COLS: &str = "id, agency_id, collection_id, content_id, created_ms, retain_until_ms, wrapped_key, kek_version, sealed_meta, lineage";
 const CONTENT_COLS: &str =
-    "id, agency_id, tag, location_id, object, wrapped_key, kek_version, size";
+    "id, agency_id, tag, location_id, object, wrapped_key, kek_version, size, pack, pack_offset";
 
 impl SqliteCatalog {
     /// Opens (creating if asked) the catalog at `path`: WAL journal, full
@@ -281,6 +312,17 @@ impl SqliteCatalog {
                 conn.execute_batch(
                     "ALTER TABLE items ADD COLUMN lineage BLOB;
                      CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;",
+                )?;
+            }
+            // Catalogs from before packs: every content is an object of its own.
+            let has_pack = conn
+                .prepare("SELECT 1 FROM pragma_table_info('contents') WHERE name = 'pack'")?
+                .exists([])?;
+            if !has_pack {
+                conn.execute_batch(
+                    "ALTER TABLE contents ADD COLUMN pack TEXT;
+                     ALTER TABLE contents ADD COLUMN pack_offset INTEGER;
+                     CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NULL;",
                 )?;
             }
         }
@@ -457,26 +499,33 @@ impl Catalog for SqliteCatalog {
         for (item, content) in items {
             let content_id = match content {
                 ContentRef::Existing(id) => {
-                    tx.execute("UPDATE contents SET refs = refs + 1 WHERE id = ?1", [id])?;
+                    tx.prepare_cached(ADD_REF)?.execute([id])?;
                     *id
                 }
                 ContentRef::New(c) => {
                     // Several items of one batch may share a new object.
                     let existing: Option<i64> = tx
-                        .query_row(
-                            "SELECT id FROM contents WHERE object = ?1",
-                            [&c.object],
-                            |r| r.get(0),
-                        )
+                        .prepare_cached("SELECT id FROM contents WHERE object = ?1")?
+                        .query_row([&c.object], |r| r.get(0))
                         .optional()?;
                     if let Some(id) = existing {
-                        tx.execute("UPDATE contents SET refs = refs + 1 WHERE id = ?1", [id])?;
+                        tx.prepare_cached(ADD_REF)?.execute([id])?;
                         id
                     } else {
-                        tx.execute(
-                            "INSERT INTO contents(agency_id, tag, location_id, object, wrapped_key, kek_version, size, refs) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-                            params![c.agency_id, c.tag, c.location_id, c.object, c.wrapped_key, c.kek_version, c.size],
-                        )?;
+                        tx.prepare_cached(
+                            "INSERT INTO contents(agency_id, tag, location_id, object, wrapped_key, kek_version, size, refs, pack, pack_offset) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)",
+                        )?
+                        .execute(params![
+                                c.agency_id,
+                                c.tag,
+                                c.location_id,
+                                c.object,
+                                c.wrapped_key,
+                                c.kek_version,
+                                c.size,
+                                c.packed.as_ref().map(|p| &p.pack),
+                                c.packed.as_ref().map(|p| p.offset)
+                            ])?;
                         tx.last_insert_rowid()
                     }
                 }
@@ -576,6 +625,13 @@ impl Catalog for SqliteCatalog {
         Ok(orphan)
     }
 
+    fn pack_in_use(&self, pack: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM contents WHERE pack = ?1")?
+            .exists([pack])?)
+    }
+
     fn wrapped_keys(&self, agency_id: i64) -> Result<Vec<WrappedKeyRow>> {
         let mut out = Vec::new();
         let mut st = self
@@ -626,5 +682,81 @@ impl Catalog for SqliteCatalog {
         tx.commit()?;
         self.scrub_wal()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A catalog written before packs opens, and its contents read as
+    /// objects of their own; contents written after may lie in packs.
+    #[test]
+    fn a_catalog_from_before_packs_gains_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.db");
+        {
+            let old = Connection::open(&path).expect("open");
+            let schema = SCHEMA
+                .replace(", pack TEXT, pack_offset INTEGER", "")
+                .replace(
+                    "CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NULL;",
+                    "",
+                );
+            old.execute_batch(&schema).expect("old schema");
+            old.execute_batch(
+                "INSERT INTO agencies(id, name) VALUES(1, 'mi5');
+                 INSERT INTO locations(id, name, jurisdiction, spec) VALUES(1, 'home', 'GB', '{}');
+                 INSERT INTO contents(id, agency_id, tag, location_id, object, wrapped_key, kek_version, size, refs)
+                   VALUES(7, 1, x'01', 1, 'ab/old', x'02', 1, 42, 1);",
+            )
+            .expect("old rows");
+        }
+        let c = SqliteCatalog::open(&path, false).expect("reopen");
+        let old = c.content(7).expect("read").expect("row");
+        assert_eq!((old.object.as_str(), old.packed), ("ab/old", None));
+        let new = ContentRow {
+            id: 0,
+            agency_id: 1,
+            tag: vec![3],
+            location_id: 1,
+            object: "cd/new".into(),
+            packed: Some(PackSlice {
+                pack: "ef/pack".into(),
+                offset: 1000,
+            }),
+            wrapped_key: vec![4],
+            kek_version: 1,
+            size: 50,
+        };
+        let item = ItemRow {
+            id: "item-1".into(),
+            agency_id: 1,
+            collection_id: 0,
+            content_id: 0,
+            created_ms: 0,
+            retain_until_ms: None,
+            wrapped_key: vec![5],
+            kek_version: 1,
+            sealed_meta: vec![6],
+            lineage: None,
+        };
+        c.conn
+            .execute_batch("PRAGMA foreign_keys = OFF")
+            .expect("no collection row needed here");
+        c.commit_items(&[(item, ContentRef::New(new))])
+            .expect("commit");
+        let stored = c.find_content(1, &[3]).expect("find");
+        assert_eq!(
+            stored[0].packed,
+            Some(PackSlice {
+                pack: "ef/pack".into(),
+                offset: 1000
+            })
+        );
+        assert!(c.pack_in_use("ef/pack").expect("query"));
+        let orphan = c.delete_item("item-1").expect("delete").expect("orphan");
+        assert_eq!(orphan.packed.map(|p| p.pack).as_deref(), Some("ef/pack"));
+        assert!(!c.pack_in_use("ef/pack").expect("query"));
     }
 }

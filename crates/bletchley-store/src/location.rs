@@ -1,6 +1,7 @@
 //! Locations: where sealed bytes rest, each in one jurisdiction, reached
 //! through the `object_store` crate.
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -155,21 +156,58 @@ impl ObjectLocation {
         })
     }
 
-    /// Reads objects whole, each from its location, several at a time;
-    /// the answers are in the order asked.
+    /// Reads bytes `range` of an object (a content in a pack).
+    pub fn get_range(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>> {
+        Ok(rt
+            .block_on(self.store.get_range(&key(name), range))?
+            .to_vec())
+    }
+
+    /// Reads objects, whole or a range of each, each from its location,
+    /// several objects at a time; the answers are in the order asked.
+    /// Consecutive ranges of one object (the contents of one pack) are read
+    /// in one request, which merges adjacent ranges into one read.
     pub fn get_many(
         rt: &tokio::runtime::Runtime,
-        wanted: &[(&ObjectLocation, &str)],
+        wanted: &[(&ObjectLocation, &str, Option<Range<u64>>)],
     ) -> Result<Vec<Vec<u8>>> {
         use futures::{StreamExt, TryStreamExt};
-        rt.block_on(
-            futures::stream::iter(wanted.iter().map(|(loc, name)| async move {
-                let r = loc.store.get(&key(name)).await?;
-                Ok::<_, Error>(r.bytes().await?.to_vec())
+        // Runs of ranges of the same object, and whole objects alone.
+        let mut runs: Vec<(&ObjectLocation, &str, Vec<Range<u64>>)> = Vec::new();
+        for (loc, name, range) in wanted {
+            match (range, runs.last_mut()) {
+                (Some(r), Some((l, n, rs)))
+                    if std::ptr::eq(*l, *loc) && n == name && !rs.is_empty() =>
+                {
+                    rs.push(r.clone());
+                }
+                (Some(r), _) => {
+                    runs.push((loc, name, vec![r.clone()]));
+                }
+                (None, _) => {
+                    runs.push((loc, name, Vec::new()));
+                }
+            }
+        }
+        let parts: Vec<Vec<Vec<u8>>> = rt.block_on(
+            futures::stream::iter(runs.iter().map(|(loc, name, ranges)| async move {
+                if ranges.is_empty() {
+                    let r = loc.store.get(&key(name)).await?;
+                    Ok::<_, Error>(vec![r.bytes().await?.to_vec()])
+                } else {
+                    let got = loc.store.get_ranges(&key(name), ranges).await?;
+                    Ok(got.into_iter().map(|b| b.to_vec()).collect())
+                }
             }))
             .buffered(CONCURRENT_WRITES)
             .try_collect(),
-        )
+        )?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// Deletes an object; a missing object is not an error (shredding twice is

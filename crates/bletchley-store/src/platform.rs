@@ -27,7 +27,7 @@ use bletchley_policy::{
 };
 
 use crate::catalog::{
-    Catalog, ContentRef, ContentRow, ItemRow, SealedTable, SqliteCatalog, WrappedKeyRow,
+    Catalog, ContentRef, ContentRow, ItemRow, PackSlice, SealedTable, SqliteCatalog, WrappedKeyRow,
 };
 use crate::error::{Error, Result, io};
 use crate::item::{IngestOptions, ItemMeta, Lineage, Listing, NewItem};
@@ -1287,6 +1287,7 @@ impl Platform {
         let mut batch_objects: HashMap<Vec<u8>, ContentRow> = HashMap::new();
         let mut written = Vec::new();
         let mut pending = Vec::new();
+        let mut packs = Packer::default();
         for it in items {
             let tag = keyed_tag(&keys.dedup, "content", &it.content).to_vec();
             let existing = self
@@ -1308,8 +1309,13 @@ impl Platform {
                 let cdek = DataKey::generate()?;
                 let sealed = stream::seal(&cdek, object.as_bytes(), &it.content)?;
                 let size = sealed.len() as i64;
-                pending.push((object.clone(), sealed));
-                written.push(object.clone());
+                let packed = if sealed.len() <= PACKED_CONTENT_MAX {
+                    Some(packs.add(sealed)?)
+                } else {
+                    pending.push((object.clone(), sealed));
+                    written.push(object.clone());
+                    None
+                };
                 let w = keys.provider.wrap(&cdek, &wrap_aad("contents", &object))?;
                 let c = ContentRow {
                     id: 0,
@@ -1317,6 +1323,7 @@ impl Platform {
                     tag: tag.clone(),
                     location_id: target.id,
                     object,
+                    packed,
                     wrapped_key: w.bytes,
                     kek_version: w.kek_version,
                     size,
@@ -1381,6 +1388,10 @@ impl Platform {
                 reason: None,
             })
             .collect();
+        for (pack, bytes) in packs.finish() {
+            written.push(pack.clone());
+            pending.push((pack, bytes));
+        }
         store.put_many(&self.rt, pending)?;
         // Audit first, then the catalog: an item is visible only once its
         // entry is durable; a crash in between leaves an entry for an item
@@ -1512,7 +1523,10 @@ impl Platform {
             .ok_or_else(|| unknown_location(row))?;
         let agency = self.agency_name(row.agency_id)?;
         let cdek = self.content_key(row, &c, &agency)?;
-        let sealed = loc.open()?.get(&self.rt, &c.object)?;
+        let sealed = match content_span(row, &c)? {
+            (name, Some(range)) => loc.open()?.get_range(&self.rt, name, range)?,
+            (name, None) => loc.open()?.get(&self.rt, name)?,
+        };
         open_content(row, &c, &cdek, &sealed)
     }
 
@@ -1678,7 +1692,14 @@ impl Platform {
                 .into_iter()
                 .find(|l| l.id == orphan.location_id)
         {
-            loc.open()?.delete(&self.rt, &orphan.object)?;
+            // A packed content's bytes go with its pack, once no content
+            // lies in it: until then they stay, unreadable, since the
+            // content's data key went with its catalog row.
+            match &orphan.packed {
+                Some(p) if self.catalog.pack_in_use(&p.pack)? => {}
+                Some(p) => loc.open()?.delete(&self.rt, &p.pack)?,
+                None => loc.open()?.delete(&self.rt, &orphan.object)?,
+            }
         }
         Ok(())
     }
@@ -1738,7 +1759,8 @@ impl Platform {
                     let loc = opened
                         .get(&c.location_id)
                         .ok_or_else(|| unknown_location(row))?;
-                    Ok((loc, c.object.as_str()))
+                    let (name, range) = content_span(row, c)?;
+                    Ok((loc, name, range))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let sealed = ObjectLocation::get_many(&self.rt, &fetches)?;
@@ -1815,6 +1837,71 @@ fn open_content(row: &ItemRow, c: &ContentRow, cdek: &DataKey, sealed: &[u8]) ->
         id: row.id.clone(),
         source: e,
     })
+}
+
+/// Largest sealed content written into a pack; larger ones are objects of
+/// their own, so reading one never reads a pack that is mostly others.
+const PACKED_CONTENT_MAX: usize = 1 << 20;
+
+/// Size at which a pack is closed and the next begun, which bounds what
+/// reading back a whole pack costs.
+const PACK_MAX: usize = 16 << 20;
+
+/// The packs of one ingest batch being filled: each content's sealed bytes
+/// are appended to the open pack, which is closed when the next would take
+/// it past [`PACK_MAX`].
+#[derive(Default)]
+struct Packer {
+    done: Vec<(String, Vec<u8>)>,
+    open: Option<(String, Vec<u8>)>,
+}
+
+impl Packer {
+    /// Appends a sealed content; says where it lies.
+    fn add(&mut self, sealed: Vec<u8>) -> Result<PackSlice> {
+        if let Some((_, bytes)) = &self.open
+            && bytes.len() + sealed.len() > PACK_MAX
+        {
+            self.done.extend(self.open.take());
+        }
+        let (pack, bytes) = match &mut self.open {
+            Some(open) => open,
+            open @ None => open.insert((object_name()?, Vec::new())),
+        };
+        let offset = bytes.len() as i64;
+        bytes.extend_from_slice(&sealed);
+        Ok(PackSlice {
+            pack: pack.clone(),
+            offset,
+        })
+    }
+
+    /// Every pack, to be written.
+    fn finish(mut self) -> Vec<(String, Vec<u8>)> {
+        self.done.extend(self.open.take());
+        self.done
+    }
+}
+
+/// The object that holds a content's sealed bytes, and which of its bytes
+/// they are (`None`: all of them).
+fn content_span<'a>(
+    row: &ItemRow,
+    c: &'a ContentRow,
+) -> Result<(&'a str, Option<std::ops::Range<u64>>)> {
+    let Some(p) = &c.packed else {
+        return Ok((&c.object, None));
+    };
+    let bad = || {
+        Error::Layout(format!(
+            "content of {} has an impossible place in its pack",
+            row.id
+        ))
+    };
+    let start = u64::try_from(p.offset).map_err(|_| bad())?;
+    let len = u64::try_from(c.size).map_err(|_| bad())?;
+    let end = start.checked_add(len).ok_or_else(bad)?;
+    Ok((&p.pack, Some(start..end)))
 }
 
 fn object_name() -> Result<String> {

@@ -3,6 +3,51 @@
 
 use crate::common::{Env, files_under};
 
+/// An ingest's small contents are written as one pack, each readable alone;
+/// a content over a megabyte is an object of its own, so reading it never
+/// reads its neighbours and reading them never reads it.
+#[test]
+fn small_contents_share_a_pack_and_large_ones_stand_alone() {
+    let env = Env::new();
+    env.basic();
+    let small: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("report {i}: nothing to add").into_bytes())
+        .collect();
+    // Not compressible into less, and past the packing limit once sealed.
+    let large: Vec<u8> = (0..1_200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut files: Vec<std::path::PathBuf> = small
+        .iter()
+        .enumerate()
+        .map(|(i, c)| env.file(&format!("r{i}.txt"), c))
+        .collect();
+    files.push(env.file("large.bin", &large));
+    let refs: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &refs);
+    assert_eq!(ids.len(), 6);
+    let mut sizes: Vec<u64> = files_under(&env.data.join("objects"))
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes.len(), 2, "one pack and one large object: {sizes:?}");
+    let small_total: usize = small.iter().map(Vec::len).sum();
+    assert!(
+        sizes[0] > small_total as u64 && sizes[0] < 5_000,
+        "the pack holds the five small contents sealed: {sizes:?}"
+    );
+    assert!(sizes[1] > large.len() as u64, "{sizes:?}");
+    for (id, content) in ids.iter().zip(small.iter().chain([&large])) {
+        let out = env
+            .cmd(&["--as", "alice", "get", id])
+            .output()
+            .expect("get");
+        assert!(out.status.success());
+        assert_eq!(&out.stdout, content, "item {id} reads back whole");
+    }
+}
+
 #[test]
 fn identical_content_is_stored_once_per_agency_with_keyed_tags() {
     let env = Env::new();
