@@ -496,6 +496,7 @@ impl Catalog for SqliteCatalog {
 
     fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
+        let mut inserted: std::collections::HashMap<&str, i64> = Default::default();
         for (item, content) in items {
             let content_id = match content {
                 ContentRef::Existing(id) => {
@@ -504,11 +505,7 @@ impl Catalog for SqliteCatalog {
                 }
                 ContentRef::New(c) => {
                     // Several items of one batch may share a new object.
-                    let existing: Option<i64> = tx
-                        .prepare_cached("SELECT id FROM contents WHERE object = ?1")?
-                        .query_row([&c.object], |r| r.get(0))
-                        .optional()?;
-                    if let Some(id) = existing {
+                    if let Some(&id) = inserted.get(c.object.as_str()) {
                         tx.prepare_cached(ADD_REF)?.execute([id])?;
                         id
                     } else {
@@ -526,7 +523,9 @@ impl Catalog for SqliteCatalog {
                                 c.packed.as_ref().map(|p| &p.pack),
                                 c.packed.as_ref().map(|p| p.offset)
                             ])?;
-                        tx.last_insert_rowid()
+                        let id = tx.last_insert_rowid();
+                        inserted.insert(&c.object, id);
+                        id
                     }
                 }
             };

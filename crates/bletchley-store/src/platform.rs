@@ -1305,11 +1305,16 @@ impl Platform {
             } else if let Some(c) = batch_objects.get(&tag) {
                 ContentRef::New(c.clone())
             } else {
-                let object = object_name()?;
+                let packs_it = it.content.len() <= PACKED_CONTENT_MAX;
+                let object = if packs_it {
+                    packs.next_name(it.content.len())?
+                } else {
+                    object_name()?
+                };
                 let cdek = DataKey::generate()?;
                 let sealed = stream::seal(&cdek, object.as_bytes(), &it.content)?;
                 let size = sealed.len() as i64;
-                let packed = if sealed.len() <= PACKED_CONTENT_MAX {
+                let packed = if packs_it {
                     Some(packs.add(sealed)?)
                 } else {
                     pending.push((object.clone(), sealed));
@@ -1839,46 +1844,76 @@ fn open_content(row: &ItemRow, c: &ContentRow, cdek: &DataKey, sealed: &[u8]) ->
     })
 }
 
-/// Largest sealed content written into a pack; larger ones are objects of
-/// their own, so reading one never reads a pack that is mostly others.
+/// Largest content written into a pack; larger ones are objects of their
+/// own, so reading one never reads a pack that is mostly others.
 const PACKED_CONTENT_MAX: usize = 1 << 20;
 
-/// Size at which a pack is closed and the next begun, which bounds what
+/// Size past which a pack is closed and the next begun, which bounds what
 /// reading back a whole pack costs.
 const PACK_MAX: usize = 16 << 20;
 
 /// The packs of one ingest batch being filled: each content's sealed bytes
-/// are appended to the open pack, which is closed when the next would take
-/// it past [`PACK_MAX`].
+/// are appended to the open pack, which is closed when the next content
+/// would take it past [`PACK_MAX`].
+///
+/// A packed content is named after its pack and its place in it
+/// (`PACK#N`): unique, as the seal and the key wrap require, and adjacent in
+/// the catalog's index of names to the rest of its batch, so that a batch's
+/// inserts touch a few index pages rather than one random page each.
 #[derive(Default)]
 struct Packer {
     done: Vec<(String, Vec<u8>)>,
-    open: Option<(String, Vec<u8>)>,
+    open: Option<OpenPack>,
+}
+
+/// The pack being filled.
+struct OpenPack {
+    name: String,
+    bytes: Vec<u8>,
+    /// Contents named in it so far.
+    named: usize,
 }
 
 impl Packer {
-    /// Appends a sealed content; says where it lies.
-    fn add(&mut self, sealed: Vec<u8>) -> Result<PackSlice> {
-        if let Some((_, bytes)) = &self.open
-            && bytes.len() + sealed.len() > PACK_MAX
+    /// The name of the next content, of `len` bytes, which the caller seals
+    /// under it and then hands to [`Packer::add`].
+    fn next_name(&mut self, len: usize) -> Result<String> {
+        if let Some(open) = &self.open
+            && open.bytes.len() + len > PACK_MAX
         {
-            self.done.extend(self.open.take());
+            self.done
+                .extend(self.open.take().map(|o| (o.name, o.bytes)));
         }
-        let (pack, bytes) = match &mut self.open {
+        let open = match &mut self.open {
             Some(open) => open,
-            open @ None => open.insert((object_name()?, Vec::new())),
+            open @ None => open.insert(OpenPack {
+                name: object_name()?,
+                bytes: Vec::new(),
+                named: 0,
+            }),
         };
-        let offset = bytes.len() as i64;
-        bytes.extend_from_slice(&sealed);
+        open.named += 1;
+        Ok(format!("{}#{}", open.name, open.named))
+    }
+
+    /// Appends the sealed content last named; says where it lies.
+    fn add(&mut self, sealed: Vec<u8>) -> Result<PackSlice> {
+        let open = self
+            .open
+            .as_mut()
+            .ok_or_else(|| Error::Layout("a content was packed before it was named".into()))?;
+        let offset = open.bytes.len() as i64;
+        open.bytes.extend_from_slice(&sealed);
         Ok(PackSlice {
-            pack: pack.clone(),
+            pack: open.name.clone(),
             offset,
         })
     }
 
     /// Every pack, to be written.
     fn finish(mut self) -> Vec<(String, Vec<u8>)> {
-        self.done.extend(self.open.take());
+        self.done
+            .extend(self.open.take().map(|o| (o.name, o.bytes)));
         self.done
     }
 }

@@ -10,9 +10,11 @@ use crate::common::{Env, files_under};
 fn small_contents_share_a_pack_and_large_ones_stand_alone() {
     let env = Env::new();
     env.basic();
-    let small: Vec<Vec<u8>> = (0..5)
+    let mut small: Vec<Vec<u8>> = (0..5)
         .map(|i| format!("report {i}: nothing to add").into_bytes())
         .collect();
+    // The same content twice in one batch is stored once.
+    small.push(small[0].clone());
     // Not compressible into less, and past the packing limit once sealed.
     let large: Vec<u8> = (0..1_200_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -25,17 +27,37 @@ fn small_contents_share_a_pack_and_large_ones_stand_alone() {
     files.push(env.file("large.bin", &large));
     let refs: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
     let ids = env.ingest("alice", "mi5/ct", "SECRET", &refs);
-    assert_eq!(ids.len(), 6);
+    assert_eq!(ids.len(), 7);
     let mut sizes: Vec<u64> = files_under(&env.data.join("objects"))
         .iter()
         .map(|p| std::fs::metadata(p).expect("stat").len())
         .collect();
     sizes.sort();
     assert_eq!(sizes.len(), 2, "one pack and one large object: {sizes:?}");
-    let small_total: usize = small.iter().map(Vec::len).sum();
+    let small_total: usize = small[..5].iter().map(Vec::len).sum();
     assert!(
         sizes[0] > small_total as u64 && sizes[0] < 5_000,
-        "the pack holds the five small contents sealed: {sizes:?}"
+        "the pack holds the five distinct small contents sealed: {sizes:?}"
+    );
+    let db = rusqlite::Connection::open(env.data.join("catalog.db")).expect("open");
+    let refs_of_contents: Vec<(i64, bool)> = db
+        .prepare("SELECT refs, pack IS NOT NULL FROM contents ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(
+        refs_of_contents,
+        vec![
+            (2, true),
+            (1, true),
+            (1, true),
+            (1, true),
+            (1, true),
+            (1, false)
+        ],
+        "five packed contents, the first used twice, and the large one alone"
     );
     assert!(sizes[1] > large.len() as u64, "{sizes:?}");
     for (id, content) in ids.iter().zip(small.iter().chain([&large])) {
