@@ -218,6 +218,18 @@ impl SealedTable {
     }
 }
 
+/// Runs `sql` on a catalog whose `table` lacks `column`: how a catalog
+/// written by an older version gains what later ones added.
+fn migrate(conn: &Connection, table: &str, column: &str, sql: &str) -> Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+        .exists([table, column])?;
+    if !has {
+        conn.execute_batch(sql)?;
+    }
+    Ok(())
+}
+
 /// The embedded catalog.
 pub struct SqliteCatalog {
     pub(crate) conn: Connection,
@@ -305,26 +317,22 @@ impl SqliteCatalog {
         } else {
             conn.execute_batch(crate::jobs::SCHEMA)?;
             // Catalogs from before derived items: add the lineage column.
-            let has_lineage = conn
-                .prepare("SELECT 1 FROM pragma_table_info('items') WHERE name = 'lineage'")?
-                .exists([])?;
-            if !has_lineage {
-                conn.execute_batch(
-                    "ALTER TABLE items ADD COLUMN lineage BLOB;
-                     CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;",
-                )?;
-            }
+            migrate(
+                &conn,
+                "items",
+                "lineage",
+                "ALTER TABLE items ADD COLUMN lineage BLOB;
+                 CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;",
+            )?;
             // Catalogs from before packs: every content is an object of its own.
-            let has_pack = conn
-                .prepare("SELECT 1 FROM pragma_table_info('contents') WHERE name = 'pack'")?
-                .exists([])?;
-            if !has_pack {
-                conn.execute_batch(
-                    "ALTER TABLE contents ADD COLUMN pack TEXT;
-                     ALTER TABLE contents ADD COLUMN pack_offset INTEGER;
-                     CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NULL;",
-                )?;
-            }
+            migrate(
+                &conn,
+                "contents",
+                "pack",
+                "ALTER TABLE contents ADD COLUMN pack TEXT;
+                 ALTER TABLE contents ADD COLUMN pack_offset INTEGER;
+                 CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NULL;",
+            )?;
         }
         Ok(SqliteCatalog { conn })
     }

@@ -59,15 +59,7 @@ fn shredded_content_is_unrecoverable() {
     // Only an admin of the owning agency may shred.
     let err = env.fails(&["--as", "alice", "shred", &id]);
     assert!(err.contains("admin"), "{err}");
-    env.ok(&["--as", "boss", "shred", &id]);
-    assert_eq!(
-        env.fails(&["--as", "alice", "get", &id]).trim(),
-        "error: not found or not permitted"
-    );
-    assert_eq!(
-        env.ok(&["--as", "alice", "get", &keep]),
-        "an unrelated report that stays"
-    );
+    shred_keeping(&env, &id, &keep, "an unrelated report that stays");
 
     assert_unrecoverable(&env, &secret, &doomed, &placed);
     let objects: Vec<_> = files_under(&env.data.join("objects"));
@@ -110,15 +102,7 @@ fn an_item_shredded_out_of_a_shared_pack_is_unrecoverable() {
         .collect();
     assert_eq!(doomed.len(), 2);
 
-    env.ok(&["--as", "boss", "shred", &id]);
-    assert_eq!(
-        env.fails(&["--as", "alice", "get", &id]).trim(),
-        "error: not found or not permitted"
-    );
-    assert_eq!(
-        env.ok(&["--as", "alice", "get", &keep]),
-        "a neighbour in the same pack that stays"
-    );
+    shred_keeping(&env, &id, &keep, "a neighbour in the same pack that stays");
     assert_eq!(
         files_under(&env.data.join("objects")),
         objects,
@@ -132,6 +116,17 @@ fn an_item_shredded_out_of_a_shared_pack_is_unrecoverable() {
         Vec::<std::path::PathBuf>::new(),
         "the pack goes with its last item"
     );
+}
+
+/// An admin shreds `id`: it is gone for its analyst, and `keep` still
+/// reads as `kept`.
+fn shred_keeping(env: &Env, id: &str, keep: &str, kept: &str) {
+    env.ok(&["--as", "boss", "shred", id]);
+    assert_eq!(
+        env.fails(&["--as", "alice", "get", id]).trim(),
+        "error: not found or not permitted"
+    );
+    assert_eq!(env.ok(&["--as", "alice", "get", keep]), kept);
 }
 
 /// Where a content lay before a shred: its name and, when packed, its pack
