@@ -157,6 +157,9 @@ pub struct SearchIndex {
     /// by `apply`, so reconciling before each query does not reread every
     /// stored document.
     known: std::sync::Mutex<Option<HashSet<String>>>,
+    /// The catalog's items generation this index was last reconciled at
+    /// ([`crate::access::sync`]); `None` until the first reconciliation.
+    synced_generation: Option<u64>,
 }
 
 /// Everything the gate filter needs, taken from the gate.
@@ -241,6 +244,7 @@ impl SearchIndex {
             visible: VisibleCache::default(),
             classes: ClassStats::default(),
             known: Default::default(),
+            synced_generation: None,
         })
     }
 
@@ -386,6 +390,17 @@ impl SearchIndex {
             &[f.title, f.body],
         )?;
         Ok(())
+    }
+
+    /// The catalog's items generation at the last reconciliation.
+    pub fn synced_generation(&self) -> Option<u64> {
+        self.synced_generation
+    }
+
+    /// Records that the index holds exactly the catalog's items as of
+    /// `generation`.
+    pub fn set_synced_generation(&mut self, generation: u64) {
+        self.synced_generation = Some(generation);
     }
 
     /// Ids of every indexed item.

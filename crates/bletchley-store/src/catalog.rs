@@ -168,6 +168,10 @@ pub trait Catalog {
     fn content(&self, id: i64) -> Result<Option<ContentRow>>;
     /// Atomically and durably inserts items with their new content objects.
     fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<()>;
+    /// A number that changes whenever an item is added or deleted, by any
+    /// process: a derived store that saw this number has nothing to
+    /// reconcile while it stays the same.
+    fn items_generation(&self) -> Result<u64>;
     /// An item.
     fn item(&self, id: &str) -> Result<Option<ItemRow>>;
     /// Items in the given collections, oldest first.
@@ -286,6 +290,18 @@ fn content_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContentRow> {
             None => None,
         },
     })
+}
+
+/// The `meta` key of [`Catalog::items_generation`].
+const ITEMS_GENERATION: &str = "items.generation";
+
+/// Counts a change of the items, in the transaction that makes it.
+fn bump_items_generation(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO meta(k, v) VALUES(?1, '1') ON CONFLICT(k) DO UPDATE SET v = CAST(v AS INTEGER) + 1",
+    )?
+    .execute([ITEMS_GENERATION])?;
+    Ok(())
 }
 
 /// One more item uses a content.
@@ -553,8 +569,18 @@ impl Catalog for SqliteCatalog {
                 item.lineage
             ])?;
         }
+        bump_items_generation(&tx)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn items_generation(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT CAST(v AS INTEGER) FROM meta WHERE k = ?1")?
+            .query_row([ITEMS_GENERATION], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map_or(0, |g| g as u64))
     }
 
     fn item(&self, id: &str) -> Result<Option<ItemRow>> {
@@ -613,6 +639,7 @@ impl Catalog for SqliteCatalog {
             return Ok(None);
         };
         tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+        bump_items_generation(&tx)?;
         tx.execute(
             "UPDATE contents SET refs = refs - 1 WHERE id = ?1",
             [content_id],
@@ -762,7 +789,23 @@ mod tests {
             })
         );
         assert!(c.pack_in_use("ef/pack").expect("query"));
+        let after_commit = c.items_generation().expect("generation");
+        assert_eq!(after_commit, 1, "a commit of items changes the generation");
+        c.set_meta("other", "x").expect("meta");
+        c.item("item-1").expect("read");
+        assert_eq!(c.items_generation().expect("generation"), after_commit);
         let orphan = c.delete_item("item-1").expect("delete").expect("orphan");
+        assert_eq!(
+            c.items_generation().expect("generation"),
+            2,
+            "so does a delete"
+        );
+        assert!(c.delete_item("item-1").expect("again").is_none());
+        assert_eq!(
+            c.items_generation().expect("generation"),
+            2,
+            "a no-op is not a change"
+        );
         assert_eq!(orphan.packed.map(|p| p.pack).as_deref(), Some("ef/pack"));
         assert!(!c.pack_in_use("ef/pack").expect("query"));
     }

@@ -1709,6 +1709,13 @@ impl Platform {
         Ok(())
     }
 
+    /// Changes whenever an item is added or shredded, by this process or
+    /// another: a derived store synced at this number need not reconcile
+    /// again until it changes ([`Platform::index_feed`] reads every id).
+    pub fn items_generation(&self) -> Result<u64> {
+        self.catalog.items_generation()
+    }
+
     /// Reconciles a derived store with the catalog: returns the items it
     /// lacks (those `known` says no to) and the ids it holds that no longer
     /// exist (shredded). System path for the search index, which applies the

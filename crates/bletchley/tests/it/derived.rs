@@ -182,6 +182,22 @@ fn an_admin_shreds_through_the_api_and_the_parts_go_too() {
         }
         (c, r.send().expect("delete").status())
     };
+    // The running server's index follows the catalog, whichever process
+    // changed it: a search finds the e-mail's courier, then a report
+    // ingested by the command line beside the server.
+    let searcher = s.client();
+    s.login(&searcher, "boss");
+    let total = |q: &str| {
+        let (st, res) = s.get(&searcher, &format!("/api/search?q={q}"));
+        assert_eq!(st, StatusCode::OK, "{res}");
+        res["total"].as_u64().expect("total")
+    };
+    assert_eq!(total("kingfisher"), 1);
+    assert_eq!(total("heron"), 0);
+    let later = env.file("later.txt", b"HERON reports from the quay");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&later]);
+    assert_eq!(total("heron"), 1, "an ingest by another process is found");
+    assert_eq!(total("heron"), 1, "and still found when nothing changed");
     // An analyst may not shred; an admin must echo the CSRF token.
     assert_eq!(delete("alice", true).1, StatusCode::FORBIDDEN);
     assert_eq!(delete("boss", false).1, StatusCode::FORBIDDEN);
@@ -189,9 +205,12 @@ fn an_admin_shreds_through_the_api_and_the_parts_go_too() {
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = s.get(&c, &format!("/api/items/{mail}"));
     assert_eq!(st, StatusCode::NOT_FOUND);
-    assert!(
-        items(&env, "boss").is_empty(),
-        "every part went with the e-mail"
+    assert_eq!(total("kingfisher"), 0, "the shredded parts leave the index");
+    assert_eq!(total("heron"), 1);
+    assert_eq!(
+        items(&env, "boss").len(),
+        1,
+        "every part went with the e-mail; the later report stays"
     );
     let audit = env.ok(&["audit", "show"]);
     assert!(audit.matches("item.shred").count() >= 4, "{audit}");
