@@ -54,12 +54,14 @@ fn recording(dir: &Path, voice: &str, files: &[&str]) -> Result<(PathBuf, f64)> 
         .context("espeak-ng (Debian package espeak-ng)")?;
         let clip = dir.join(format!("{voice}-{i}.wav"));
         run(Command::new("sox")
+            .arg("-R")
             .arg(&raw)
             .args(["-r", "16000", "-c", "1"])
             .arg(&clip))
         .context("sox (Debian package sox)")?;
         let gap = dir.join(format!("{voice}-gap{i}.wav"));
         run(Command::new("sox")
+            .arg("-R")
             .args(["-n", "-r", "16000", "-c", "1"])
             .arg(&gap)
             .args(["trim", "0", "0.4"]))?;
@@ -67,7 +69,7 @@ fn recording(dir: &Path, voice: &str, files: &[&str]) -> Result<(PathBuf, f64)> 
         parts.push(gap);
     }
     let out = dir.join(format!("{voice}.wav"));
-    run(Command::new("sox").args(&parts).arg(&out))?;
+    run(Command::new("sox").arg("-R").args(&parts).arg(&out))?;
     let secs = (std::fs::metadata(&out)?.len().saturating_sub(44)) as f64 / 32_000.0;
     Ok((out, secs))
 }

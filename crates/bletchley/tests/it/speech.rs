@@ -284,11 +284,15 @@ fn ctranslate2_and_hugging_face_directories_give_the_same_tokens() {
 
 /// Sentences with known placement, silences between them, about ten minutes in all.
 /// `text` spoken into a 16 kHz mono clip; returns the clip and its length in seconds.
+/// Every sox call here runs in repeatable mode (`-R`): otherwise sox dithers with fresh noise
+/// on each run, the recordings differ by a bit or two per sample, and Whisper's placement of a
+/// segment's start in the silence before it moved by more than a second between runs.
 fn spoken_clip(dir: &Path, voice: &str, n: usize, text: &str) -> (PathBuf, f64) {
     let raw = dir.join(format!("raw{n}.wav"));
     say(voice, text, &raw);
     let clip = dir.join(format!("clip{n}.wav"));
     let st = Command::new("sox")
+        .arg("-R")
         .arg(&raw)
         .args(["-r", "16000", "-c", "1"])
         .arg(&clip)
@@ -303,6 +307,7 @@ fn spoken_clip(dir: &Path, voice: &str, n: usize, text: &str) -> (PathBuf, f64) 
 fn silent_clip(dir: &Path, n: usize, seconds: f64) -> PathBuf {
     let silence = dir.join(format!("gap{n}.wav"));
     let st = Command::new("sox")
+        .arg("-R")
         .args(["-n", "-r", "16000", "-c", "1"])
         .arg(&silence)
         .args(["trim", "0", &format!("{seconds}")])
@@ -315,6 +320,7 @@ fn silent_clip(dir: &Path, n: usize, seconds: f64) -> PathBuf {
 fn joined(dir: &Path, parts: &[PathBuf]) -> PathBuf {
     let out = dir.join("joined.wav");
     let st = Command::new("sox")
+        .arg("-R")
         .args(parts)
         .arg(&out)
         .status()
@@ -676,6 +682,7 @@ fn bad_recordings_get_a_clear_error_or_an_empty_transcript_never_a_crash() {
     corrupt[8..12].copy_from_slice(b"JUNK");
     let silence = dir.path().join("silence.wav");
     let st = Command::new("sox")
+        .arg("-R")
         .args(["-n", "-r", "16000", "-c", "1"])
         .arg(&silence)
         .args(["trim", "0", "20"])
@@ -873,6 +880,7 @@ fn a_worker_killed_mid_job_is_resumed_and_the_job_completes_once() {
     }
     let wav = dir.join("long-call.wav");
     let st = Command::new("sox")
+        .arg("-R")
         .args(&parts)
         .arg(&wav)
         .status()
