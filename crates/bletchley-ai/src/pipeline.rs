@@ -151,6 +151,9 @@ pub struct WorkerOptions {
     pub weights: crate::WeightFormat,
     /// Beam width (1: greedy).
     pub beam_size: usize,
+    /// Where the model runs (see [`crate::whisper::device_by_name`]); `None`: the first GPU
+    /// when built for one, else the CPU.
+    pub device: Option<String>,
 }
 
 /// What a worker reports as it goes.
@@ -202,7 +205,12 @@ pub fn work(
             )))
         } else {
             if model.is_none() {
-                match SpeechModel::load(&opts.model_dir, opts.weights) {
+                let loaded = match &opts.device {
+                    Some(name) => crate::whisper::device_by_name(name)
+                        .and_then(|d| SpeechModel::load_on(&opts.model_dir, opts.weights, d)),
+                    None => SpeechModel::load(&opts.model_dir, opts.weights),
+                };
+                match loaded {
                     Ok(m) => model = Some(m),
                     Err(e) => {
                         let msg = e.to_string();

@@ -265,6 +265,7 @@ pub fn bench_speech(quick: bool) -> Result<()> {
         model_dir: model_dir.clone(),
         weights: WeightFormat::F16,
         beam_size: 5,
+        device: None,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let t = Instant::now();

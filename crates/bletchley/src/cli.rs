@@ -235,6 +235,10 @@ pub struct DecodeArgs {
     /// memory traffic of f32), f32, or int8 (a quarter of f32's traffic, rounded).
     #[arg(long, default_value = "f16")]
     pub weights: String,
+    /// Where the model runs: cpu, cuda or cuda:N. Default: the first GPU when this build has
+    /// CUDA support (`--features cuda`) and one is present, else the CPU.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 /// `transcribe` options.

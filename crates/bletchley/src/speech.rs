@@ -103,7 +103,13 @@ pub fn model_dir(decode: &DecodeArgs) -> Result<PathBuf> {
 pub fn load_model(decode: &DecodeArgs) -> Result<SpeechModel> {
     let weights = weights(decode)?;
     let dir = model_dir(decode)?;
-    SpeechModel::load(&dir, weights).with_context(|| format!("loading {}", dir.display()))
+    let model = match &decode.device {
+        Some(name) => {
+            SpeechModel::load_on(&dir, weights, bletchley_ai::whisper::device_by_name(name)?)
+        }
+        None => SpeechModel::load(&dir, weights),
+    };
+    model.with_context(|| format!("loading {}", dir.display()))
 }
 
 /// A progress bar on standard error when it is a terminal.
@@ -232,6 +238,7 @@ pub fn start_background_worker(data: PathBuf) {
                 model_dir,
                 weights: WeightFormat::F16,
                 beam_size: 5,
+                device: None,
             };
             let stop = std::sync::atomic::AtomicBool::new(false);
             let r = pipeline::work(&mut p, &opts, false, &stop, &mut |e| match e {
@@ -258,6 +265,7 @@ pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCod
         model_dir: dir,
         weights: weights(decode)?,
         beam_size: decode.beam_size.max(1),
+        device: decode.device.clone(),
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let mut bar: Option<ProgressBar> = None;

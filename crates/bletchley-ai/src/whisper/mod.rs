@@ -89,8 +89,14 @@ impl SpeechModel {
     /// Loads a model directory of either layout onto the CPU (or the first GPU when built with
     /// the `cuda` feature).
     pub fn load(dir: &Path, weights: WeightFormat) -> Result<Self> {
+        Self::load_on(dir, weights, default_device())
+    }
+
+    /// Loads a model directory onto a chosen device (see [`device_by_name`]). On a GPU the
+    /// weights are held in f32 whatever `weights` says: the rounded formats exist to spare the
+    /// CPU's memory traffic, and f32 is the reference.
+    pub fn load_on(dir: &Path, weights: WeightFormat, device: Device) -> Result<Self> {
         let format = detect_format(dir)?;
-        let device = default_device();
         let (w, mut config) = match format {
             ModelFormat::CTranslate2 => {
                 let path = dir.join("model.bin");
@@ -123,6 +129,30 @@ impl SpeechModel {
             dir: dir.to_owned(),
         })
     }
+}
+
+/// The device a person names (`cpu`, `cuda`, or `cuda:N` for the Nth GPU), with a clear
+/// error when this build has no CUDA support or no such GPU is present.
+pub fn device_by_name(name: &str) -> Result<Device> {
+    let ordinal = match name {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" | "gpu" => 0,
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => n,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "unknown device {other:?}: use cpu, cuda or cuda:N"
+                )));
+            }
+        },
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(Error::Invalid(format!(
+            "device {name:?}: this build has no CUDA support; build with `--features cuda`"
+        )));
+    }
+    Device::new_cuda(ordinal)
+        .map_err(|e| Error::Invalid(format!("device {name:?}: no usable GPU {ordinal}: {e}")))
 }
 
 /// The device models run on: the first CUDA GPU when built for one and present, else the CPU.

@@ -107,6 +107,11 @@ impl Linear {
             w.remove(&format!("{prefix}.bias"));
             None
         };
+        if !weight.device().is_cpu() {
+            // On a GPU every product stays a tensor on the device: copying a step's rows to
+            // the host and back would cost more than the product.
+            return Ok(Linear::Dense { w: weight, b });
+        }
         if !steps {
             // f32 is the exact reference: it stays on candle's f32 kernel.
             if format != WeightFormat::F32 && weight.device().is_cpu() {
@@ -635,6 +640,8 @@ pub struct Decoder {
     /// Whether the audio's keys and values are held as f16 on the host (the rounded weight
     /// formats); f32 weights keep them exact.
     half_audio: bool,
+    /// Whether steps run on host rows (the CPU) or on tensors (a GPU): see [`Whisper::placed`].
+    host_rows: bool,
 }
 
 /// A loaded Whisper model.
@@ -657,12 +664,27 @@ fn mlp(w: &mut Weights, prefix: &str, format: WeightFormat, steps: bool) -> Resu
 }
 
 impl Whisper {
-    /// Builds the network from weights named as Hugging Face names them.
+    /// Builds the network from weights named as Hugging Face names them, on the device the
+    /// weights are on.
     pub(crate) fn from_weights(
+        w: Weights,
+        config: ModelConfig,
+        format: WeightFormat,
+        device: Device,
+    ) -> Result<Self> {
+        let host_rows = device.is_cpu();
+        Self::placed(w, config, format, device, host_rows)
+    }
+
+    /// `host_rows`: the decoder runs its steps on host rows (the CPU's fast path); otherwise
+    /// every layer stays a tensor, as on a GPU. Tests build the tensor layout on the CPU to
+    /// check the GPU's code path against the host one.
+    fn placed(
         mut w: Weights,
         config: ModelConfig,
         format: WeightFormat,
         device: Device,
+        host_rows: bool,
     ) -> Result<Self> {
         let w = &mut w;
         let mut enc_layers = Vec::new();
@@ -705,7 +727,7 @@ impl Whisper {
                     &format!("{p}.self_attn"),
                     config.decoder_heads,
                     format,
-                    true,
+                    host_rows,
                 )?,
                 attn_ln: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"))?,
                 cross: Attention::load(
@@ -713,19 +735,26 @@ impl Whisper {
                     &format!("{p}.encoder_attn"),
                     config.decoder_heads,
                     format,
-                    true,
+                    host_rows,
                 )?
                 .for_audio(format)?,
                 cross_ln: LayerNorm::load(w, &format!("{p}.encoder_attn_layer_norm"))?,
-                mlp: mlp(w, &p, format, true)?,
+                mlp: mlp(w, &p, format, host_rows)?,
                 mlp_ln: LayerNorm::load(w, &format!("{p}.final_layer_norm"))?,
             });
         }
         let tokens = take(w, "model.decoder.embed_tokens.weight")?;
-        let logits = Linear::Rows {
-            w: Linear::rows(&tokens, format)?,
-            b: None,
-            many: None,
+        let logits = if host_rows {
+            Linear::Rows {
+                w: Linear::rows(&tokens, format)?,
+                b: None,
+                many: None,
+            }
+        } else {
+            Linear::Dense {
+                w: tokens.clone(),
+                b: None,
+            }
         };
         let mut decoder = Decoder {
             tokens,
@@ -734,6 +763,7 @@ impl Whisper {
             ln: LayerNorm::load(w, "model.decoder.layer_norm")?,
             logits,
             half_audio: format != WeightFormat::F32,
+            host_rows,
         };
         // Every decoder step streams all of these: one mapping on huge pages.
         let mut matrices: Vec<&mut Linear> = vec![&mut decoder.logits];
@@ -835,12 +865,16 @@ impl Decoder {
         for layer in &self.layers {
             cross.push(layer.cross.keys_t_values(audio)?);
         }
-        let cross_rows = cross
-            .iter()
-            .map(|(k_t, v)| CrossRows::new(k_t, v, self.half_audio))
-            .collect::<Result<_>>()?;
+        let cross_rows = if self.host_rows {
+            cross
+                .iter()
+                .map(|(k_t, v)| CrossRows::new(k_t, v, self.half_audio))
+                .collect::<Result<_>>()?
+        } else {
+            std::iter::repeat_with(|| None).take(cross.len()).collect()
+        };
         let self_rows = match self.layers.first() {
-            Some(layer) if audio.device().is_cpu() => {
+            Some(layer) if self.host_rows && audio.device().is_cpu() => {
                 let d = self.positions.dim(1)?;
                 let heads = layer.attn.heads;
                 Some(SelfRows::new(
@@ -1022,6 +1056,11 @@ mod tests {
 
     /// A Whisper of random weights, small enough to run in a test: 2 layers, width 64, 2 heads.
     fn tiny(format: WeightFormat) -> Whisper {
+        tiny_placed(format, true)
+    }
+
+    /// As [`tiny`], with the decoder on host rows or, as on a GPU, on tensors.
+    fn tiny_placed(format: WeightFormat, host_rows: bool) -> Whisper {
         let (d, mels, vocab) = (64usize, 8usize, 50usize);
         let dev = Device::Cpu;
         let mut w = Weights::new();
@@ -1103,7 +1142,7 @@ mod tests {
             suppress_ids_begin: Vec::new(),
             alignment_heads: Vec::new(),
         };
-        Whisper::from_weights(w, config, format, dev).expect("tiny model")
+        Whisper::placed(w, config, format, dev, host_rows).expect("tiny model")
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -1168,6 +1207,65 @@ mod tests {
             for (x, y) in wa.iter().zip(&wb) {
                 assert!(max_diff(x, y) < 1e-5, "step {step} weights differ");
             }
+        }
+    }
+
+    /// The layout a GPU runs (every product a tensor, the caches tensors) decodes as the CPU's
+    /// host rows do: the same encoder output, then the same logits and cross-attention weights
+    /// for a prompt and for beam steps after it. A CUDA build runs this code path with CUDA
+    /// kernels; this checks the path itself on the machines CI has.
+    #[test]
+    fn the_layout_a_gpu_runs_decodes_as_the_host_layout() {
+        let host = tiny_placed(WeightFormat::F32, true);
+        let gpu = tiny_placed(WeightFormat::F32, false);
+        assert!(matches!(gpu.decoder.logits, Linear::Dense { .. }));
+        assert!(matches!(host.decoder.logits, Linear::Rows { .. }));
+        let mel: Vec<f32> = (0..8 * 60)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0)
+            .collect();
+        let mel = Tensor::from_vec(mel, (1, 8, 60), &Device::Cpu).expect("mel");
+        let audio_host = host.encoder.forward(&mel).expect("host encoder");
+        let audio_gpu = gpu.encoder.forward(&mel).expect("tensor encoder");
+        assert!(max_diff(&audio_host, &audio_gpu) < 1e-5);
+        let mut a_state = host.decoder.start(&audio_host).expect("start");
+        let mut b_state = gpu.decoder.start(&audio_gpu).expect("start");
+        assert!(a_state.self_rows.is_some());
+        assert!(b_state.self_rows.is_none() && b_state.cross_rows.iter().all(Option::is_none));
+        let prompt = Tensor::new(&[[1u32, 7, 3, 9, 4]], &Device::Cpu).expect("prompt");
+        let (a, wa) = host
+            .decoder
+            .step(&prompt, &mut a_state, true)
+            .expect("host");
+        let (b, wb) = gpu
+            .decoder
+            .step(&prompt, &mut b_state, true)
+            .expect("tensor");
+        assert!(
+            max_diff(&a, &b) < 1e-5,
+            "prompt differs by {}",
+            max_diff(&a, &b)
+        );
+        for (x, y) in wa.iter().zip(&wb) {
+            assert!(max_diff(x, y) < 1e-5, "prompt weights differ");
+        }
+        a_state.reorder(&[0, 0]).expect("fork");
+        b_state.reorder(&[0, 0]).expect("fork");
+        for (step, tokens) in [[[2u32], [5]], [[11], [12]], [[6], [6]]].iter().enumerate() {
+            let tokens = Tensor::new(tokens, &Device::Cpu).expect("tokens");
+            let (a, _) = host
+                .decoder
+                .step(&tokens, &mut a_state, false)
+                .expect("host");
+            let (b, _) = gpu
+                .decoder
+                .step(&tokens, &mut b_state, false)
+                .expect("tensor");
+            assert_eq!(a.dims(), b.dims());
+            assert!(
+                max_diff(&a, &b) < 1e-5,
+                "step {step} differs by {}",
+                max_diff(&a, &b)
+            );
         }
     }
 }

@@ -753,6 +753,25 @@ fn bad_recordings_get_a_clear_error_or_an_empty_transcript_never_a_crash() {
     .expect("spawn");
     let msg = String::from_utf8_lossy(&err.stderr);
     assert!(msg.contains("bletchley models fetch"), "{msg}");
+    // A device that does not exist, or that this build cannot drive: a clear refusal.
+    let on = |device: &str| {
+        let out = bletchley(&[
+            "transcribe",
+            good.to_str().expect("path"),
+            "--device",
+            device,
+        ])
+        .output()
+        .expect("spawn");
+        assert_eq!(out.status.code(), Some(1), "--device {device}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let msg = on("tpu");
+    assert!(msg.contains("unknown device \"tpu\""), "{msg}");
+    if !cfg!(feature = "cuda") {
+        let msg = on("cuda");
+        assert!(msg.contains("no CUDA support"), "{msg}");
+    }
 }
 
 /// The platform pipeline: ingest queues a job, the worker makes derived items at the source's
