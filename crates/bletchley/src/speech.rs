@@ -161,7 +161,8 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
     if a.timings {
         let t = transcript.timing;
         eprintln!(
-            "model load {load_s:.2} s; encoder {:.2} s over {} windows; decoder {:.2} s for {} tokens ({:.1} ms a token)",
+            "on {}: model load {load_s:.2} s; encoder {:.2} s over {} windows; decoder {:.2} s for {} tokens ({:.1} ms a token)",
+            model.device_name(),
             t.encoder_s,
             t.windows,
             t.decoder_s,

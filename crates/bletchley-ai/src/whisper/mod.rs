@@ -131,6 +131,18 @@ impl SpeechModel {
     }
 }
 
+impl SpeechModel {
+    /// Where the model runs, as `--device` names it (`cpu`, `cuda:0`): worth saying, since
+    /// a CUDA build falls back to the CPU when no GPU answers.
+    pub fn device_name(&self) -> String {
+        match self.whisper.device.location() {
+            candle_core::DeviceLocation::Cpu => "cpu".into(),
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+        }
+    }
+}
+
 /// The device a person names (`cpu`, `cuda`, or `cuda:N` for the Nth GPU), with a clear
 /// error when this build has no CUDA support or no such GPU is present.
 pub fn device_by_name(name: &str) -> Result<Device> {
