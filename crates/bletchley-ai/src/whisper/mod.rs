@@ -163,8 +163,14 @@ pub fn device_by_name(name: &str) -> Result<Device> {
             "device {name:?}: this build has no CUDA support; build with `--features cuda`"
         )));
     }
-    Device::new_cuda(ordinal)
-        .map_err(|e| Error::Invalid(format!("device {name:?}: no usable GPU {ordinal}: {e}")))
+    Device::new_cuda(ordinal).map_err(|e| {
+        // candle's driver errors carry a backtrace after the first line: not for people.
+        let e = e.to_string();
+        let reason = e.lines().next().unwrap_or_default();
+        Error::Invalid(format!(
+            "device {name:?}: no usable GPU {ordinal}: {reason}"
+        ))
+    })
 }
 
 /// The device models run on: the first CUDA GPU when built for one and present, else the CPU.
