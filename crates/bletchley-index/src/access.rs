@@ -54,8 +54,9 @@ pub fn open_synced(p: &mut Platform) -> Result<SearchIndex> {
 }
 
 /// Adds new items to `index` and removes shredded ones. Every search does
-/// this first; when no item was added or shredded since the last time (by
-/// any process), it costs one catalog lookup instead of reading every id.
+/// this first; when no item was added or shredded since the index was last
+/// reconciled (by any process: the generation is kept in the index's
+/// commit), it costs one catalog lookup instead of reading every id.
 pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
     // Read before the ids: a change made while they are read moves the
     // generation past this one, and the next sync reconciles again.
@@ -63,11 +64,14 @@ pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
     if index.synced_generation() == Some(generation) {
         return Ok(());
     }
+    // Another process may have reconciled since this handle last looked.
+    index.catch_up()?;
+    if index.synced_generation() == Some(generation) {
+        return Ok(());
+    }
     let known = index.known_ids()?;
     let (added, removed) = p.index_feed(&known)?;
-    index.apply(&added, &removed)?;
-    index.set_synced_generation(generation);
-    Ok(())
+    index.apply_synced(&added, &removed, generation)
 }
 
 /// The items derived from `id` that `who` may see (attachments, archive

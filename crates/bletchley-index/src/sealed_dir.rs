@@ -213,6 +213,12 @@ impl Directory for SealedDirectory {
     }
 
     fn atomic_read(&self, path: &Path) -> Result<Vec<u8>, OpenReadError> {
+        // The atomic files (meta.json, .managed.json) are the index's state:
+        // another process (the command line beside the server) may have
+        // committed since this one cached them, so they are read from disk.
+        if let Ok(mut c) = self.inner.cache.write() {
+            c.remove(path);
+        }
         let f = self.load(path)?;
         f.read_bytes()
             .map(|b| b.as_slice().to_vec())

@@ -158,8 +158,23 @@ pub struct SearchIndex {
     /// stored document.
     known: std::sync::Mutex<Option<HashSet<String>>>,
     /// The catalog's items generation this index was last reconciled at
-    /// ([`crate::access::sync`]); `None` until the first reconciliation.
+    /// ([`crate::access::sync`]), kept in the commit that brought it there
+    /// (see [`SYNCED_AT`]) so that a new process need not reconcile again;
+    /// `None` when the last commit did not say.
     synced_generation: Option<u64>,
+    /// The commit this handle's reader and caches were last brought up to
+    /// (its opstamp and payload: a commit of no operations keeps the
+    /// opstamp): another process's commit moves the index past it.
+    seen_commit: (u64, Option<String>),
+}
+
+/// Prefix of the commit payload that records the catalog's items generation
+/// the index holds exactly.
+const SYNCED_AT: &str = "items-generation ";
+
+/// The generation a commit's payload records, if it records one.
+fn synced_at(payload: Option<&str>) -> Option<u64> {
+    payload?.strip_prefix(SYNCED_AT)?.parse().ok()
 }
 
 /// Everything the gate filter needs, taken from the gate.
@@ -236,6 +251,7 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let metas = index.load_metas()?;
         Ok(SearchIndex {
             index,
             reader,
@@ -244,7 +260,8 @@ impl SearchIndex {
             visible: VisibleCache::default(),
             classes: ClassStats::default(),
             known: Default::default(),
-            synced_generation: None,
+            synced_generation: synced_at(metas.payload.as_deref()),
+            seen_commit: (metas.opstamp, metas.payload),
         })
     }
 
@@ -397,10 +414,26 @@ impl SearchIndex {
         self.synced_generation
     }
 
-    /// Records that the index holds exactly the catalog's items as of
-    /// `generation`.
-    pub fn set_synced_generation(&mut self, generation: u64) {
-        self.synced_generation = Some(generation);
+    /// Brings this handle up to commits made since by another process (a
+    /// command-line search beside the server, say): its reader, the ids it
+    /// knows and the generation they were synced at. Without this, a
+    /// reconciliation here would add again what the other process added.
+    pub fn catch_up(&mut self) -> Result<()> {
+        let metas = self.index.load_metas()?;
+        let commit = (metas.opstamp, metas.payload);
+        if commit == self.seen_commit {
+            return Ok(());
+        }
+        self.reader.reload()?;
+        if let Ok(mut k) = self.known.lock() {
+            *k = None;
+        }
+        if self.classes.enabled() {
+            self.refresh_classes()?;
+        }
+        self.synced_generation = synced_at(commit.1.as_deref());
+        self.seen_commit = commit;
+        Ok(())
     }
 
     /// Ids of every indexed item.
@@ -437,6 +470,30 @@ impl SearchIndex {
         if added.is_empty() && removed.is_empty() {
             return Ok(());
         }
+        self.commit(added, removed, None)
+    }
+
+    /// As [`SearchIndex::apply`], for changes that bring the index to exactly
+    /// the catalog's items as of `generation`: the same commit records it, so
+    /// this process and later ones skip reconciling until the catalog changes.
+    pub fn apply_synced(
+        &mut self,
+        added: &[IndexFeedItem],
+        removed: &[String],
+        generation: u64,
+    ) -> Result<()> {
+        if added.is_empty() && removed.is_empty() && self.synced_generation == Some(generation) {
+            return Ok(());
+        }
+        self.commit(added, removed, Some(generation))
+    }
+
+    fn commit(
+        &mut self,
+        added: &[IndexFeedItem],
+        removed: &[String],
+        generation: Option<u64>,
+    ) -> Result<()> {
         let mut w = self
             .index
             .writer_with_num_threads::<TantivyDocument>(1, 100_000_000)?;
@@ -470,7 +527,13 @@ impl SearchIndex {
             }
             Ok(())
         })?;
-        w.commit()?;
+        let mut prepared = w.prepare_commit()?;
+        let payload = generation.map(|g| format!("{SYNCED_AT}{g}"));
+        if let Some(p) = &payload {
+            prepared.set_payload(p);
+        }
+        self.seen_commit = (prepared.commit()?, payload);
+        self.synced_generation = generation;
         self.reader.reload()?;
         if self.classes.enabled() {
             self.refresh_classes()?;
@@ -1041,5 +1104,34 @@ mod tests {
         assert_eq!(month(0), "1970-01");
         assert!(parse_day("2026-13-01").is_none());
         assert!(parse_day("yesterday").is_none());
+    }
+
+    /// The generation an index was reconciled at outlives the process that
+    /// reconciled it, and another handle on the same index takes it up; a
+    /// commit that does not say (a plain `apply`) leaves none behind, so the
+    /// next search reconciles rather than trusting a stale number.
+    #[test]
+    fn the_synced_generation_is_kept_in_the_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SecretKey::from_bytes([7; 32]);
+        let open = || SearchIndex::open(dir.path(), key.clone(), Nation::gbr()).expect("open");
+        let mut a = open();
+        let mut b = open();
+        assert_eq!(a.synced_generation(), None);
+        a.apply_synced(&[], &[], 42).expect("sync");
+        assert_eq!(a.synced_generation(), Some(42));
+        assert_eq!(open().synced_generation(), Some(42), "a new process");
+        assert_eq!(b.synced_generation(), None);
+        b.catch_up().expect("catch up");
+        assert_eq!(b.synced_generation(), Some(42), "a handle opened before");
+        b.apply(&[], &["no-such-item".to_owned()]).expect("apply");
+        assert_eq!(b.synced_generation(), None);
+        assert_eq!(
+            open().synced_generation(),
+            None,
+            "a plain apply says nothing"
+        );
+        a.catch_up().expect("catch up");
+        assert_eq!(a.synced_generation(), None);
     }
 }

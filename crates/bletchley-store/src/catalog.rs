@@ -168,9 +168,9 @@ pub trait Catalog {
     fn content(&self, id: i64) -> Result<Option<ContentRow>>;
     /// Atomically and durably inserts items with their new content objects.
     fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<()>;
-    /// A number that changes whenever an item is added or deleted, by any
-    /// process: a derived store that saw this number has nothing to
-    /// reconcile while it stays the same.
+    /// A value that changes whenever an item is added or deleted, by any
+    /// process, never back to one it had (random, see `bump_items_generation`): a
+    /// derived store that saw this value has nothing to reconcile while it stays the same.
     fn items_generation(&self) -> Result<u64>;
     /// An item.
     fn item(&self, id: &str) -> Result<Option<ItemRow>>;
@@ -295,12 +295,18 @@ fn content_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContentRow> {
 /// The `meta` key of [`Catalog::items_generation`].
 const ITEMS_GENERATION: &str = "items.generation";
 
-/// Counts a change of the items, in the transaction that makes it.
+/// Marks a change of the items, in the transaction that makes it, with a fresh random
+/// value rather than a count: a derived store (the search index) keeps the value it synced
+/// at across restarts, and a catalog restored from a backup would count again through
+/// values the index already saw, with other items behind them. A random value from a
+/// restored catalog matches nothing the index holds (one chance in 2^64).
 fn bump_items_generation(tx: &rusqlite::Transaction<'_>) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO meta(k, v) VALUES(?1, '1') ON CONFLICT(k) DO UPDATE SET v = CAST(v AS INTEGER) + 1",
-    )?
-    .execute([ITEMS_GENERATION])?;
+    let mut bytes = [0u8; 8];
+    bletchley_crypto::random_bytes(&mut bytes)?;
+    // Stored as SQLite's signed integer; read back as the same 64 bits.
+    let value = i64::from_le_bytes(bytes);
+    tx.prepare_cached("INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = ?2")?
+        .execute(params![ITEMS_GENERATION, value])?;
     Ok(())
 }
 
@@ -790,20 +796,17 @@ mod tests {
         );
         assert!(c.pack_in_use("ef/pack").expect("query"));
         let after_commit = c.items_generation().expect("generation");
-        assert_eq!(after_commit, 1, "a commit of items changes the generation");
+        assert_ne!(after_commit, 0, "a commit of items changes the generation");
         c.set_meta("other", "x").expect("meta");
         c.item("item-1").expect("read");
         assert_eq!(c.items_generation().expect("generation"), after_commit);
         let orphan = c.delete_item("item-1").expect("delete").expect("orphan");
-        assert_eq!(
-            c.items_generation().expect("generation"),
-            2,
-            "so does a delete"
-        );
+        let after_delete = c.items_generation().expect("generation");
+        assert_ne!(after_delete, after_commit, "so does a delete");
         assert!(c.delete_item("item-1").expect("again").is_none());
         assert_eq!(
             c.items_generation().expect("generation"),
-            2,
+            after_delete,
             "a no-op is not a change"
         );
         assert_eq!(orphan.packed.map(|p| p.pack).as_deref(), Some("ef/pack"));

@@ -1710,8 +1710,9 @@ impl Platform {
     }
 
     /// Changes whenever an item is added or shredded, by this process or
-    /// another: a derived store synced at this number need not reconcile
-    /// again until it changes ([`Platform::index_feed`] reads every id).
+    /// another, never back to an earlier value: a derived store synced at
+    /// this value need not reconcile again until it changes
+    /// ([`Platform::index_feed`] reads every id).
     pub fn items_generation(&self) -> Result<u64> {
         self.catalog.items_generation()
     }
