@@ -450,14 +450,41 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// Read from the `id` field's term dictionary, not the document store:
+    /// the store holds each item's whole text, so reading ids from it
+    /// decompressed the entire index (0.6 s at 78,560 items).
     fn read_known_ids(&self) -> Result<HashSet<String>> {
+        use tantivy::{DocSet, TERMINATED};
         let searcher = self.reader.searcher();
         let mut out = HashSet::new();
         for seg in searcher.segment_readers() {
-            let store = seg.get_store_reader(64)?;
-            for doc in seg.doc_ids_alive() {
-                let d: TantivyDocument = store.get(doc)?;
-                if let Some(id) = d.get_first(self.f.id).and_then(|v| v.as_str()) {
+            let terms = seg.inverted_index(self.f.id)?;
+            let alive = seg.alive_bitset();
+            let mut stream = terms.terms().stream()?;
+            while stream.advance() {
+                // A term stays in a segment until a merge, though every
+                // document holding it was deleted (a shredded item).
+                let live = match alive {
+                    None => true,
+                    Some(alive) => {
+                        let mut docs = terms.read_postings_from_terminfo(
+                            stream.value(),
+                            IndexRecordOption::Basic,
+                        )?;
+                        let mut live = false;
+                        while docs.doc() != TERMINATED {
+                            if alive.is_alive(docs.doc()) {
+                                live = true;
+                                break;
+                            }
+                            docs.advance();
+                        }
+                        live
+                    }
+                };
+                if live {
+                    let id = std::str::from_utf8(stream.key())
+                        .map_err(|e| Error::Query(format!("index holds a bad item id: {e}")))?;
                     out.insert(id.to_owned());
                 }
             }
@@ -1104,6 +1131,52 @@ mod tests {
         assert_eq!(month(0), "1970-01");
         assert!(parse_day("2026-13-01").is_none());
         assert!(parse_day("yesterday").is_none());
+    }
+
+    fn feed_item(id: &str, text: &str) -> IndexFeedItem {
+        let meta = serde_json::json!({
+            "id": id, "title": format!("{id}.txt"), "marking": "SECRET",
+            "collection": "mi5/ct", "size": text.len(), "created_ms": 0,
+            "ingested_by": "alice",
+        });
+        IndexFeedItem {
+            meta: serde_json::from_value(meta).expect("meta"),
+            marking: bletchley_policy::Marking::parse("SECRET").expect("marking"),
+            collection: CollectionId(1),
+            content: text.as_bytes().to_vec(),
+        }
+    }
+
+    /// The ids a reconciliation starts from are the live items, whatever
+    /// the segments still hold: after deletions (shredded items, whose terms
+    /// stay until a merge), across several commits, and in a new process.
+    #[test]
+    fn known_ids_are_the_live_items() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SecretKey::from_bytes([9; 32]);
+        let open = || SearchIndex::open(dir.path(), key.clone(), Nation::gbr()).expect("open");
+        let mut index = open();
+        let ids: Vec<String> = (0..30).map(|i| format!("item-{i:02}")).collect();
+        for part in ids.chunks(10) {
+            let items: Vec<_> = part.iter().map(|id| feed_item(id, "a report")).collect();
+            index.apply(&items, &[]).expect("add");
+        }
+        let gone: Vec<String> = ids.iter().step_by(3).cloned().collect();
+        index.apply(&[], &gone).expect("remove");
+        let want: HashSet<String> = ids.iter().filter(|i| !gone.contains(i)).cloned().collect();
+        assert_eq!(want.len(), 20);
+        assert_eq!(open().known_ids().expect("known"), want, "a new process");
+        assert_eq!(index.known_ids().expect("known"), want, "kept in step");
+        index
+            .apply(&[feed_item("item-00", "back again")], &[])
+            .expect("re-add");
+        let mut want = want;
+        want.insert("item-00".into());
+        assert_eq!(
+            open().known_ids().expect("known"),
+            want,
+            "a deleted id added again"
+        );
     }
 
     /// The generation an index was reconciled at outlives the process that
