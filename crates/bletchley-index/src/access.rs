@@ -64,14 +64,21 @@ pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
     if index.synced_generation() == Some(generation) {
         return Ok(());
     }
-    // Another process may have reconciled since this handle last looked.
-    index.catch_up()?;
-    if index.synced_generation() == Some(generation) {
-        return Ok(());
+    // Another process may reconcile beside this one: take up what it
+    // committed, and if it commits while the changes are worked out, again.
+    let mut attempts = 0;
+    loop {
+        index.catch_up()?;
+        if index.synced_generation() == Some(generation) {
+            return Ok(());
+        }
+        let known = index.known_ids()?;
+        let (added, removed) = p.index_feed(&known)?;
+        match index.apply_synced(&added, &removed, generation) {
+            Err(crate::Error::Behind) if attempts < 3 => attempts += 1,
+            other => return other,
+        }
     }
-    let known = index.known_ids()?;
-    let (added, removed) = p.index_feed(&known)?;
-    index.apply_synced(&added, &removed, generation)
 }
 
 /// The items derived from `id` that `who` may see (attachments, archive

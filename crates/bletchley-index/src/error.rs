@@ -17,6 +17,11 @@ pub enum Error {
     /// The store.
     #[error(transparent)]
     Store(#[from] bletchley_store::Error),
+    /// Another process committed to the index since this handle last caught
+    /// up; changes worked out before then may repeat what it did. Nothing
+    /// was written: catch up and work them out again.
+    #[error("search index: changed by another process; reconcile again")]
+    Behind,
 }
 
 /// Result with this crate's [`Error`].

@@ -503,6 +503,8 @@ impl SearchIndex {
     /// As [`SearchIndex::apply`], for changes that bring the index to exactly
     /// the catalog's items as of `generation`: the same commit records it, so
     /// this process and later ones skip reconciling until the catalog changes.
+    /// Both refuse with [`Error::Behind`], writing nothing, when another
+    /// process committed since this handle last caught up.
     pub fn apply_synced(
         &mut self,
         added: &[IndexFeedItem],
@@ -524,6 +526,12 @@ impl SearchIndex {
         let mut w = self
             .index
             .writer_with_num_threads::<TantivyDocument>(1, 100_000_000)?;
+        // The writer holds the index's lock: no other process can commit
+        // from here on, so checking now closes the window since `catch_up`.
+        let metas = self.index.load_metas()?;
+        if (metas.opstamp, metas.payload) != self.seen_commit {
+            return Err(Error::Behind);
+        }
         for id in removed {
             w.delete_term(Term::from_field_text(self.f.id, id));
         }
@@ -1195,6 +1203,11 @@ mod tests {
         assert_eq!(a.synced_generation(), Some(42));
         assert_eq!(open().synced_generation(), Some(42), "a new process");
         assert_eq!(b.synced_generation(), None);
+        let stale = b.apply(&[feed_item("item-1", "a report")], &[]);
+        assert!(
+            matches!(stale, Err(Error::Behind)),
+            "a handle behind another's commit writes nothing: {stale:?}"
+        );
         b.catch_up().expect("catch up");
         assert_eq!(b.synced_generation(), Some(42), "a handle opened before");
         b.apply(&[], &["no-such-item".to_owned()]).expect("apply");
@@ -1206,5 +1219,9 @@ mod tests {
         );
         a.catch_up().expect("catch up");
         assert_eq!(a.synced_generation(), None);
+        assert!(
+            a.known_ids().expect("known").is_empty(),
+            "item-1 was not written"
+        );
     }
 }
