@@ -260,8 +260,12 @@ pub fn start_background_worker(data: PathBuf) {
 pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCode> {
     configure_jobs(p);
     let dir = model_dir(decode)?;
-    // Without a model every job would fail: refuse before taking any.
+    // Without a model, or on a device that is not there, every job would
+    // fail: refuse before taking any.
     bletchley_ai::whisper::detect_format(&dir)?;
+    if let Some(name) = &decode.device {
+        bletchley_ai::whisper::device_by_name(name)?;
+    }
     let opts = WorkerOptions {
         model_dir: dir,
         weights: weights(decode)?,

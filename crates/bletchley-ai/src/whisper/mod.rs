@@ -129,9 +129,7 @@ impl SpeechModel {
             dir: dir.to_owned(),
         })
     }
-}
 
-impl SpeechModel {
     /// Where the model runs, as `--device` names it (`cpu`, `cuda:0`): worth saying, since
     /// a CUDA build falls back to the CPU when no GPU answers.
     pub fn device_name(&self) -> String {

@@ -978,6 +978,18 @@ fn a_recording_that_does_not_decode_fails_its_job_with_the_reason() {
         &b"plain text pretending to be audio\n".repeat(40),
     );
     let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&f]);
+    // A worker told to use a device that is not there takes no job.
+    let out = env
+        .cmd(&["work", "--once", "--device", "tpu"])
+        .env("BLETCHLEY_MODELS", models())
+        .output()
+        .expect("work");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown device"), "{stderr}");
+    let jobs: Value = serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs");
+    assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+    assert_eq!(jobs[0]["attempts"], 0, "{jobs}");
     let out = env
         .cmd(&["work", "--once"])
         .env("BLETCHLEY_MODELS", models())
