@@ -167,7 +167,10 @@ pub trait Catalog {
     /// A content object.
     fn content(&self, id: i64) -> Result<Option<ContentRow>>;
     /// Atomically and durably inserts items with their new content objects.
-    fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<()>;
+    /// Returns the items generation the commit moved from and to, so that a
+    /// derived store fed these very items can tell whether anything else
+    /// changed the items in between.
+    fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<GenerationStep>;
     /// A value that changes whenever an item is added or deleted, by any
     /// process, never back to one it had (random, see `bump_items_generation`): a
     /// derived store that saw this value has nothing to reconcile while it stays the same.
@@ -300,14 +303,38 @@ const ITEMS_GENERATION: &str = "items.generation";
 /// at across restarts, and a catalog restored from a backup would count again through
 /// values the index already saw, with other items behind them. A random value from a
 /// restored catalog matches nothing the index holds (one chance in 2^64).
-fn bump_items_generation(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+fn bump_items_generation(tx: &rusqlite::Transaction<'_>) -> Result<GenerationStep> {
+    let before = read_items_generation(tx)?;
     let mut bytes = [0u8; 8];
     bletchley_crypto::random_bytes(&mut bytes)?;
     // Stored as SQLite's signed integer; read back as the same 64 bits.
     let value = i64::from_le_bytes(bytes);
     tx.prepare_cached("INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = ?2")?
         .execute(params![ITEMS_GENERATION, value])?;
-    Ok(())
+    Ok(GenerationStep {
+        before,
+        after: value as u64,
+    })
+}
+
+/// The items generation as `conn` sees it: 0 before any item was stored.
+fn read_items_generation(conn: &rusqlite::Connection) -> Result<u64> {
+    Ok(conn
+        .prepare_cached("SELECT CAST(v AS INTEGER) FROM meta WHERE k = ?1")?
+        .query_row([ITEMS_GENERATION], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map_or(0, |g| g as u64))
+}
+
+/// One change of the items generation, made by one commit of items. The
+/// value is read in the transaction that replaces it, after its writes took
+/// the database's write lock, so no other commit can come between the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GenerationStep {
+    /// The generation the commit found.
+    pub before: u64,
+    /// The generation it left.
+    pub after: u64,
 }
 
 /// One more item uses a content.
@@ -524,7 +551,7 @@ impl Catalog for SqliteCatalog {
             .optional()?)
     }
 
-    fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<()> {
+    fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<GenerationStep> {
         let tx = self.conn.unchecked_transaction()?;
         let mut inserted: std::collections::HashMap<&str, i64> = Default::default();
         for (item, content) in items {
@@ -575,18 +602,13 @@ impl Catalog for SqliteCatalog {
                 item.lineage
             ])?;
         }
-        bump_items_generation(&tx)?;
+        let step = bump_items_generation(&tx)?;
         tx.commit()?;
-        Ok(())
+        Ok(step)
     }
 
     fn items_generation(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT CAST(v AS INTEGER) FROM meta WHERE k = ?1")?
-            .query_row([ITEMS_GENERATION], |r| r.get::<_, i64>(0))
-            .optional()?
-            .map_or(0, |g| g as u64))
+        read_items_generation(&self.conn)
     }
 
     fn item(&self, id: &str) -> Result<Option<ItemRow>> {
@@ -784,7 +806,8 @@ mod tests {
         c.conn
             .execute_batch("PRAGMA foreign_keys = OFF")
             .expect("no collection row needed here");
-        c.commit_items(&[(item, ContentRef::New(new))])
+        let step = c
+            .commit_items(&[(item, ContentRef::New(new))])
             .expect("commit");
         let stored = c.find_content(1, &[3]).expect("find");
         assert_eq!(
@@ -797,6 +820,14 @@ mod tests {
         assert!(c.pack_in_use("ef/pack").expect("query"));
         let after_commit = c.items_generation().expect("generation");
         assert_ne!(after_commit, 0, "a commit of items changes the generation");
+        assert_eq!(
+            step,
+            GenerationStep {
+                before: 0,
+                after: after_commit
+            },
+            "and says from what to what"
+        );
         c.set_meta("other", "x").expect("meta");
         c.item("item-1").expect("read");
         assert_eq!(c.items_generation().expect("generation"), after_commit);

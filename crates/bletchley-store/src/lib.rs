@@ -20,7 +20,7 @@ pub use jobs::{Job, JobState};
 pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{
-    ANNOTATION, Actor, Annotation, AuditQuery, AuditReview, CertificateRecord, InitOptions,
+    ANNOTATION, Actor, Annotation, AuditQuery, AuditReview, CertificateRecord, Fed, InitOptions,
     MAX_ANNOTATION, OperationView, Platform, SecondFactor, SharedCollection, SiteScope,
     TokenRecord, TokenScope, now_ms, read_audit,
 };

@@ -3,12 +3,15 @@
 
 mod annotations;
 mod credentials;
+mod feed;
 mod jobs;
 mod sites;
 
 pub use annotations::{ANNOTATION, Annotation, MAX_ANNOTATION};
 
 pub use sites::SiteScope;
+
+pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 
@@ -30,7 +33,7 @@ use crate::catalog::{
     Catalog, ContentRef, ContentRow, ItemRow, PackSlice, SealedTable, SqliteCatalog, WrappedKeyRow,
 };
 use crate::error::{Error, Result, io};
-use crate::item::{IngestOptions, ItemMeta, Lineage, Listing, NewItem};
+use crate::item::{IndexFeedItem, IngestOptions, ItemMeta, Lineage, Listing, NewItem};
 use crate::keyring::{AgencyKeys, KeyName, PlatformKeys, Unlock, create_keyfile, open_keyfile};
 use crate::location::{Location, LocationSpec, ObjectLocation};
 use crate::residency::{self, Jurisdiction, Scope};
@@ -155,6 +158,9 @@ pub struct Platform {
     agencies: HashMap<String, AgencyKeys>,
     rt: tokio::runtime::Runtime,
     job_lease_ms: i64,
+    /// Items stored by this handle, kept for a derived store while on
+    /// ([`Platform::feed_from`]).
+    feed: Option<feed::Feed>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -313,6 +319,7 @@ impl Platform {
             agencies: HashMap::new(),
             rt: runtime()?,
             job_lease_ms: jobs::LEASE_MS,
+            feed: None,
         })
     }
 
@@ -1288,6 +1295,7 @@ impl Platform {
         let mut written = Vec::new();
         let mut pending = Vec::new();
         let mut packs = Packer::default();
+        let mut fed = Vec::new();
         for it in items {
             let tag = keyed_tag(&keys.dedup, "content", &it.content).to_vec();
             let existing = self
@@ -1356,6 +1364,14 @@ impl Platform {
             let w = keys.provider.wrap(&idek, &wrap_aad("items", &id))?;
             let json = serde_json::to_vec(&meta).map_err(|e| Error::Invalid(e.to_string()))?;
             let sealed_meta = record::seal(&idek, &meta_aad(&id, coll.id), &json)?;
+            if self.feed.is_some() {
+                fed.push(IndexFeedItem {
+                    meta,
+                    marking: opts.marking.clone(),
+                    collection: coll.id,
+                    content: it.content,
+                });
+            }
             rows.push((
                 ItemRow {
                     id,
@@ -1402,20 +1418,26 @@ impl Platform {
         // entry is durable; a crash in between leaves an entry for an item
         // that never appeared, never an unaudited item.
         self.audit.append(&entries)?;
-        if let Err(e) = self.catalog.commit_items(&rows) {
-            for o in &written {
-                let _ = store.delete(&self.rt, o);
+        let step = match self.catalog.commit_items(&rows) {
+            Ok(step) => step,
+            Err(e) => {
+                for o in &written {
+                    let _ = store.delete(&self.rt, o);
+                }
+                let ids = rows.iter().map(|(r, _)| r.id.clone()).collect();
+                let _ = self.record(
+                    actor.clone(),
+                    action,
+                    ids,
+                    just,
+                    Outcome::Failed,
+                    Some(format!("catalog commit failed: {e}")),
+                );
+                return Err(e);
             }
-            let ids = rows.iter().map(|(r, _)| r.id.clone()).collect();
-            let _ = self.record(
-                actor.clone(),
-                action,
-                ids,
-                just,
-                Outcome::Failed,
-                Some(format!("catalog commit failed: {e}")),
-            );
-            return Err(e);
+        };
+        if let Some(feed) = &mut self.feed {
+            feed.stored(fed, step);
         }
         Ok(rows.into_iter().map(|(r, _)| r.id).collect())
     }
@@ -1715,6 +1737,25 @@ impl Platform {
     /// ([`Platform::index_feed`] reads every id).
     pub fn items_generation(&self) -> Result<u64> {
         self.catalog.items_generation()
+    }
+
+    /// Starts keeping what this handle stores, for a derived store that
+    /// holds the catalog's items as of `generation` (see [`Fed`]); the
+    /// search index's bulk ingest takes it batch by batch. Replaces a feed
+    /// already on, dropping what it held.
+    pub fn feed_from(&mut self, generation: Option<u64>) {
+        self.feed = Some(feed::Feed::from(generation));
+    }
+
+    /// What was stored since feeding began or since the last call; nothing
+    /// when feeding is off.
+    pub fn take_fed(&mut self) -> Fed {
+        self.feed.as_mut().map(feed::Feed::take).unwrap_or_default()
+    }
+
+    /// Stops feeding, dropping what was not taken.
+    pub fn stop_feeding(&mut self) {
+        self.feed = None;
     }
 
     /// Reconciles a derived store with the catalog: returns the items it
