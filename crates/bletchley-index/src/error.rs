@@ -22,6 +22,11 @@ pub enum Error {
     /// was written: catch up and work them out again.
     #[error("search index: changed by another process; reconcile again")]
     Behind,
+    /// Another process held the index's writer for longer than a commit
+    /// waits (seconds): a bulk ingest releases it every few seconds, so this
+    /// means a process that hangs while holding it.
+    #[error("search index: another process has been writing to it for over {0} s; try again")]
+    Busy(u64),
 }
 
 /// Result with this crate's [`Error`].

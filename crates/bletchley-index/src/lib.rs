@@ -9,6 +9,7 @@ pub mod comms;
 pub mod entities;
 mod error;
 pub mod extract;
+pub mod feeder;
 pub mod graph;
 pub mod ingest;
 pub mod names;

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bletchley_crypto::SecretKey;
 use bletchley_policy::{Classification, CollectionId, Gate, Nation};
@@ -26,7 +27,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{Facet, Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::class_stats::ClassStats;
 use crate::error::{Error, Result};
@@ -165,12 +166,43 @@ pub struct SearchIndex {
     /// The commit this handle's reader and caches were last brought up to
     /// (its opstamp and payload: a commit of no operations keeps the
     /// opstamp): another process's commit moves the index past it.
-    seen_commit: (u64, Option<String>),
+    seen_commit: CommitMark,
 }
 
 /// Prefix of the commit payload that records the catalog's items generation
 /// the index holds exactly.
 const SYNCED_AT: &str = "items-generation ";
+
+/// How long a commit waits for another process's to end: a bulk ingest
+/// indexing beside its store holds the writer for a few seconds at a time.
+const WRITER_WAIT: Duration = Duration::from_secs(60);
+
+/// The index's writer, one indexing thread, waiting while another process
+/// holds it; `Error::Busy` if it is held for longer than [`WRITER_WAIT`].
+pub(crate) fn writer(index: &Index, threads: usize) -> Result<IndexWriter> {
+    let start = Instant::now();
+    loop {
+        match index.writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY) {
+            Err(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _,
+            )) if start.elapsed() < WRITER_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(tantivy::TantivyError::LockFailure(
+                tantivy::directory::error::LockError::LockBusy,
+                _,
+            )) => {
+                return Err(Error::Busy(WRITER_WAIT.as_secs()));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// The writer's memory budget: a segment is written out when its postings
+/// reach it.
+const WRITER_MEMORY: usize = 100_000_000;
 
 /// The generation a commit's payload records, if it records one.
 fn synced_at(payload: Option<&str>) -> Option<u64> {
@@ -436,6 +468,43 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// What an [`crate::feeder::IndexFeeder`] writes with: the index, its
+    /// fields and home nation, and the commit this handle stands at.
+    pub(crate) fn feeder_parts(&self) -> (Index, Fields, Nation, CommitMark) {
+        (
+            self.index.clone(),
+            self.f,
+            self.home,
+            self.seen_commit.clone(),
+        )
+    }
+
+    /// Takes up the commits a feeder made from `start` to `last`, adding
+    /// `added` to the ids known; as [`Self::catch_up`] if this handle no
+    /// longer stands at `start`.
+    pub(crate) fn adopt_feed(
+        &mut self,
+        start: &CommitMark,
+        last: CommitMark,
+        added: Vec<String>,
+    ) -> Result<()> {
+        if self.seen_commit != *start {
+            return self.catch_up();
+        }
+        self.reader.reload()?;
+        if let Ok(mut k) = self.known.lock()
+            && let Some(k) = k.as_mut()
+        {
+            k.extend(added);
+        }
+        if self.classes.enabled() {
+            self.refresh_classes()?;
+        }
+        self.synced_generation = synced_at(last.1.as_deref());
+        self.seen_commit = last;
+        Ok(())
+    }
+
     /// Ids of every indexed item.
     pub fn known_ids(&self) -> Result<HashSet<String>> {
         if let Ok(guard) = self.known.lock()
@@ -523,9 +592,7 @@ impl SearchIndex {
         removed: &[String],
         generation: Option<u64>,
     ) -> Result<()> {
-        let mut w = self
-            .index
-            .writer_with_num_threads::<TantivyDocument>(1, 100_000_000)?;
+        let mut w = writer(&self.index, 1)?;
         // The writer holds the index's lock: no other process can commit
         // from here on, so checking now closes the window since `catch_up`.
         let metas = self.index.load_metas()?;
@@ -535,39 +602,8 @@ impl SearchIndex {
         for id in removed {
             w.delete_term(Term::from_field_text(self.f.id, id));
         }
-        // Extraction, entities and language detection dominate indexing and
-        // are independent per item: spread them over the cores, each thread
-        // handing its documents straight to the writer.
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let chunk = added.len().div_ceil(threads).max(1);
-        let (writer, this) = (&w, &*self);
-        std::thread::scope(|scope| -> Result<()> {
-            let workers: Vec<_> = added
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || -> Result<()> {
-                        for it in part {
-                            writer.add_document(this.document(it))?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            for h in workers {
-                h.join()
-                    .map_err(|_| Error::Query("an indexing thread panicked".into()))??;
-            }
-            Ok(())
-        })?;
-        let mut prepared = w.prepare_commit()?;
-        let payload = generation.map(|g| format!("{SYNCED_AT}{g}"));
-        if let Some(p) = &payload {
-            prepared.set_payload(p);
-        }
-        self.seen_commit = (prepared.commit()?, payload);
+        add_documents(&w, &self.f, self.home, added)?;
+        self.seen_commit = commit_at(&mut w, generation)?;
         self.synced_generation = generation;
         self.reader.reload()?;
         if self.classes.enabled() {
@@ -582,78 +618,6 @@ impl SearchIndex {
             k.extend(added.iter().map(|a| a.meta.id.clone()));
         }
         Ok(())
-    }
-
-    /// The index document of one item: extracted text, access attributes,
-    /// facets, selectors and events.
-    fn document(&self, it: &IndexFeedItem) -> TantivyDocument {
-        let f = &self.f;
-        let extracted =
-            crate::extract::extract_item(&it.meta.title, &it.content, it.meta.generation);
-        let (body, kind) = (extracted.text, extracted.kind);
-        let flag = extracted.flag;
-        let mut d = TantivyDocument::default();
-        d.add_text(f.id, &it.meta.id);
-        d.add_text(f.title, &it.meta.title);
-        d.add_text(f.body, &body);
-        if let Some(parent) = &it.meta.derived_from {
-            d.add_text(f.parent, parent);
-        }
-        if let Some(how) = &it.meta.derivation {
-            d.add_text(f.derivation, how);
-        }
-        d.add_u64(f.collection, u64::from(it.collection.0));
-        d.add_u64(f.level, level(it.marking.classification()));
-        for c in it.marking.compartments() {
-            d.add_text(f.comp, c);
-        }
-        for n in it.marking.releasable_to(self.home).iter() {
-            d.add_text(f.rel, n.alpha3());
-        }
-        d.add_i64(f.created, it.meta.created_ms);
-        let lang = whatlang::detect(language_sample(&body))
-            .filter(|i| i.is_reliable())
-            .map(|i| i.lang().code().to_owned())
-            .unwrap_or_else(|| "und".to_owned());
-        d.add_text(f.lang, &lang);
-        d.add_text(f.kind, kind);
-        d.add_facet(f.facets, Facet::from_path(["type", kind]));
-        d.add_facet(f.facets, Facet::from_path(["lang", lang.as_str()]));
-        d.add_facet(
-            f.facets,
-            Facet::from_path(["collection", it.meta.collection.as_str()]),
-        );
-        d.add_facet(
-            f.facets,
-            Facet::from_path(["classification", it.marking.classification().as_str()]),
-        );
-        d.add_facet(
-            f.facets,
-            Facet::from_path(["month", month(it.meta.created_ms).as_str()]),
-        );
-        let mut seen = BTreeSet::new();
-        for m in crate::entities::extract(&body) {
-            let term = m.term();
-            if seen.insert(term.clone()) {
-                d.add_text(f.entity, &term);
-            }
-        }
-        if let Some(flag) = &flag {
-            d.add_text(f.flag, flag);
-        }
-        for e in crate::comms::events_of(kind, &it.content) {
-            // Both ends are selectors of the item even when the text
-            // extractor did not see them as such.
-            for t in [&e.from, &e.to] {
-                if seen.insert(t.clone()) {
-                    d.add_text(f.entity, t);
-                }
-            }
-            d.add_text(f.event, e.encode());
-        }
-        d.add_text(f.marking, &it.meta.marking);
-        d.add_text(f.collection_name, &it.meta.collection);
-        d
     }
 
     fn access(gate: &Gate, visible: &[CollectionId]) -> Access {
@@ -1125,6 +1089,125 @@ impl Bm25StatisticsProvider for VisibleStats<'_> {
         self.df.borrow_mut().insert(term.clone(), n);
         Ok(n)
     }
+}
+
+/// A commit as a handle knows it: its opstamp and payload.
+pub(crate) type CommitMark = (u64, Option<String>);
+
+/// Builds the documents of `added` and hands them to `writer`. Extraction,
+/// entities and language detection dominate indexing and are independent
+/// per item: they are spread over the cores, each thread handing its
+/// documents straight to the writer.
+pub(crate) fn add_documents(
+    writer: &IndexWriter,
+    f: &Fields,
+    home: Nation,
+    added: &[IndexFeedItem],
+) -> Result<()> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = added.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = added
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> Result<()> {
+                    for it in part {
+                        writer.add_document(document(f, home, it))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in workers {
+            h.join()
+                .map_err(|_| Error::Query("an indexing thread panicked".into()))??;
+        }
+        Ok(())
+    })
+}
+
+/// Commits what `w` holds, recording in the commit the catalog's items
+/// generation the index then holds exactly, if it is known.
+pub(crate) fn commit_at(w: &mut IndexWriter, generation: Option<u64>) -> Result<CommitMark> {
+    let mut prepared = w.prepare_commit()?;
+    let payload = generation.map(|g| format!("{SYNCED_AT}{g}"));
+    if let Some(p) = &payload {
+        prepared.set_payload(p);
+    }
+    Ok((prepared.commit()?, payload))
+}
+
+/// The index document of one item: extracted text, access attributes,
+/// facets, selectors and events.
+pub(crate) fn document(f: &Fields, home: Nation, it: &IndexFeedItem) -> TantivyDocument {
+    let extracted = crate::extract::extract_item(&it.meta.title, &it.content, it.meta.generation);
+    let (body, kind) = (extracted.text, extracted.kind);
+    let flag = extracted.flag;
+    let mut d = TantivyDocument::default();
+    d.add_text(f.id, &it.meta.id);
+    d.add_text(f.title, &it.meta.title);
+    d.add_text(f.body, &body);
+    if let Some(parent) = &it.meta.derived_from {
+        d.add_text(f.parent, parent);
+    }
+    if let Some(how) = &it.meta.derivation {
+        d.add_text(f.derivation, how);
+    }
+    d.add_u64(f.collection, u64::from(it.collection.0));
+    d.add_u64(f.level, level(it.marking.classification()));
+    for c in it.marking.compartments() {
+        d.add_text(f.comp, c);
+    }
+    for n in it.marking.releasable_to(home).iter() {
+        d.add_text(f.rel, n.alpha3());
+    }
+    d.add_i64(f.created, it.meta.created_ms);
+    let lang = whatlang::detect(language_sample(&body))
+        .filter(|i| i.is_reliable())
+        .map(|i| i.lang().code().to_owned())
+        .unwrap_or_else(|| "und".to_owned());
+    d.add_text(f.lang, &lang);
+    d.add_text(f.kind, kind);
+    d.add_facet(f.facets, Facet::from_path(["type", kind]));
+    d.add_facet(f.facets, Facet::from_path(["lang", lang.as_str()]));
+    d.add_facet(
+        f.facets,
+        Facet::from_path(["collection", it.meta.collection.as_str()]),
+    );
+    d.add_facet(
+        f.facets,
+        Facet::from_path(["classification", it.marking.classification().as_str()]),
+    );
+    d.add_facet(
+        f.facets,
+        Facet::from_path(["month", month(it.meta.created_ms).as_str()]),
+    );
+    let mut seen = BTreeSet::new();
+    for m in crate::entities::extract(&body) {
+        let term = m.term();
+        if seen.insert(term.clone()) {
+            d.add_text(f.entity, &term);
+        }
+    }
+    if let Some(flag) = &flag {
+        d.add_text(f.flag, flag);
+    }
+    for e in crate::comms::events_of(kind, &it.content) {
+        // Both ends are selectors of the item even when the text
+        // extractor did not see them as such.
+        for t in [&e.from, &e.to] {
+            if seen.insert(t.clone()) {
+                d.add_text(f.entity, t);
+            }
+        }
+        d.add_text(f.event, e.encode());
+    }
+    d.add_text(f.marking, &it.meta.marking);
+    d.add_text(f.collection_name, &it.meta.collection);
+    d
 }
 
 #[cfg(test)]

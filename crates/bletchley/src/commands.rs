@@ -576,6 +576,27 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
         );
         b
     });
+    // Index each batch while the next is stored, so that the items are
+    // searchable when the ingest ends rather than after the next search
+    // reads them all back. Storing never depends on it: without it, the
+    // next search reconciles as before.
+    let mut index = None;
+    let mut feeder = match bletchley_index::SearchIndex::open(
+        &p.root().join("index"),
+        p.derived_key("search-index"),
+        p.home(),
+    )
+    .and_then(|mut i| {
+        let f = bletchley_index::feeder::IndexFeeder::start(&mut p, &mut i)?;
+        index = Some(i);
+        Ok(f)
+    }) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("note: not indexing as it stores ({e}); the next search will");
+            None
+        }
+    };
     let mut failed = 0usize;
     let mut derived = 0usize;
     let mut jobs = 0usize;
@@ -601,6 +622,9 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
         }
         let n = batch.len() as u64;
         let stored = bletchley_index::ingest::ingest(&mut p, &who, &opts, batch)?;
+        if let Some(f) = &mut feeder {
+            f.feed(&mut p);
+        }
         derived += stored.parts;
         jobs += stored.jobs.len();
         let ids = stored.ids;
@@ -615,6 +639,19 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
     }
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if let (Some(f), Some(i)) = (feeder, &mut index) {
+        match f.finish(&mut p, i) {
+            Ok(r) => {
+                if let Some(why) = r.left_to_reconcile {
+                    eprintln!(
+                        "note: {} items indexed as stored; the rest the next search will ({why})",
+                        r.indexed
+                    );
+                }
+            }
+            Err(e) => eprintln!("note: indexing as it stored failed ({e}); the next search will"),
+        }
     }
     if derived > 0 {
         eprintln!(

@@ -2,5 +2,6 @@
 
 // Fixture builders panic on failure like the tests they serve.
 #![allow(clippy::unwrap_used)]
+mod feeder;
 mod formats;
 mod names;

@@ -529,3 +529,82 @@ fn formats_are_extracted_and_failures_flagged() {
             .contains("not indexed")
     );
 }
+
+/// Entries of the audit log by the indexer, as (reason, targets).
+fn indexer_entries(env: &Env) -> Vec<(String, Vec<String>)> {
+    env.ok(&["audit", "show", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
+        .filter(|e| e["action"] == "index.sync")
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["targets"]
+                    .as_array()
+                    .expect("targets")
+                    .iter()
+                    .map(|t| t.as_str().unwrap_or_default().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// `ingest` indexes its items as it stores them (in batches, here of two),
+/// so the first search after it has nothing to read back from the store:
+/// the only indexer entry in the audit log is the ingest's, naming every
+/// item, and the search finds each item once.
+#[test]
+fn an_ingest_is_indexed_as_it_is_stored() {
+    let env = Env::new();
+    env.basic();
+    let files: Vec<_> = (0..5)
+        .map(|i| {
+            env.file(
+                &format!("r{i}.txt"),
+                format!("quayside report {i}").as_bytes(),
+            )
+        })
+        .collect();
+    let refs: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    let mut args = vec!["--as", "alice", "ingest", "--batch", "2"];
+    let paths: Vec<String> = refs.iter().map(|f| f.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    args.extend(["--collection", "mi5/ct", "--marking", "SECRET"]);
+    let ids: Vec<String> = env.ok(&args).lines().map(str::to_owned).collect();
+    assert_eq!(ids.len(), 5);
+    let entries = indexer_entries(&env);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, "5 added as they were stored");
+    let mut named = entries[0].1.clone();
+    named.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(named, want);
+
+    let found: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "quayside", "--json"]))
+            .expect("json");
+    assert_eq!(found["total"], 5, "{found}");
+    assert_eq!(
+        indexer_entries(&env).len(),
+        1,
+        "the search had nothing to reconcile"
+    );
+
+    // The next ingest starts from the index's commit and goes on from it.
+    let late = env.ingest(
+        "alice",
+        "mi5/ct",
+        "SECRET",
+        &[&env.file("late.txt", b"quayside late")],
+    );
+    let entries = indexer_entries(&env);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[1], ("1 added as they were stored".to_owned(), late));
+    let found: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", "quayside", "--json"]))
+            .expect("json");
+    assert_eq!(found["total"], 6, "{found}");
+    assert_eq!(indexer_entries(&env).len(), 2);
+}
