@@ -65,24 +65,28 @@ fn re(p: &str) -> Regex {
     Regex::new(p).expect("static pattern compiles")
 }
 
-static URL: LazyLock<Regex> = LazyLock::new(|| re(r#"\bhttps?://[^\s<>"'()\[\]]+"#));
+static URL: LazyLock<Regex> = LazyLock::new(|| re(r#"(?-u:\b)https?://[^\s<>"'()\[\]]+"#));
 static EMAIL: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"));
-static IPV4: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"));
+    LazyLock::new(|| re(r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?-u:\b)"));
+static IPV4: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u:\b)\d{1,3}(?:\.\d{1,3}){3}(?-u:\b)"));
 static IPV6: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}"));
 static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}\b")
+    re(r"(?i)(?-u:\b)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}(?-u:\b)")
 });
-static IBAN: LazyLock<Regex> = LazyLock::new(|| re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"));
-static BTC: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{8,87})\b"));
-static ETH: LazyLock<Regex> = LazyLock::new(|| re(r"\b0x[0-9a-fA-F]{40}\b"));
-static IMEI: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d{2}[- ]?\d{6}[- ]?\d{6}[- ]?\d\b"));
+static IBAN: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)"));
+static BTC: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?-u:\b)(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{8,87})(?-u:\b)")
+});
+static ETH: LazyLock<Regex> = LazyLock::new(|| re(r"(?-u:\b)0x[0-9a-fA-F]{40}(?-u:\b)"));
+static IMEI: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?-u:\b)\d{2}[- ]?\d{6}[- ]?\d{6}[- ]?\d(?-u:\b)"));
 static COORD_DEC: LazyLock<Regex> =
     LazyLock::new(|| re(r"(-?\d{1,2}\.\d{3,})\s*,\s*(-?\d{1,3}\.\d{3,})"));
 static COORD_HEMI: LazyLock<Regex> =
     LazyLock::new(|| re(r"(\d{1,2}\.\d+)\s*°?\s*([NS])[ ,]+(\d{1,3}\.\d+)\s*°?\s*([EW])"));
-static PHONE: LazyLock<Regex> = LazyLock::new(|| re(r"(?:\+|\b00|\b0)\d[\d ().-]{6,18}\d\b"));
+static PHONE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?:\+|(?-u:\b)00|(?-u:\b)0)\d[\d ().-]{6,18}\d(?-u:\b)"));
 
 impl Kind {
     /// The lower-case name used in `kind:value` terms.
