@@ -8,7 +8,7 @@
 use bletchley_store::jobs::TRANSCRIBE;
 use bletchley_store::{Actor, IngestOptions, NewItem, Platform};
 
-use crate::extract::{MAX_GENERATIONS, parts};
+use crate::extract::{MAX_GENERATIONS, Part, parts};
 
 /// What an ingest stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,60 +49,106 @@ pub fn ingest(
     }
     let actor = Actor::Principal(principal.to_owned());
     let mut stored = 0;
-    let mut queue: Vec<(String, Vec<crate::extract::Part>, u32)> = ids
+    // Generation by generation, every container's parts of one kind in one
+    // derive: one commit and one durable audit append for the whole batch,
+    // not one per e-mail (4,600 e-mails took 19.7 s that way, nearly all of
+    // it waiting on the disk).
+    let mut level: Vec<(String, Vec<Part>)> = ids
         .iter()
         .cloned()
         .zip(found)
         .filter(|(_, parts)| !parts.is_empty())
-        .map(|(id, parts)| (id, parts, 1))
         .collect();
-    while let Some((source, found, generation)) = queue.pop() {
-        let inner: Vec<_> = found
-            .iter()
-            .map(|part| {
-                if generation < MAX_GENERATIONS {
+    let mut generation = 1;
+    while !level.is_empty() {
+        // Per kind of derivation, in the order first met: each source's
+        // parts, and each part's own parts for the next generation.
+        let mut kinds: Vec<Derivation> = Vec::new();
+        for (source, found) in level {
+            let mut mine: Vec<Derivation> = Vec::new();
+            for part in found {
+                let inner = if generation < MAX_GENERATIONS {
                     parts(&part.title, &part.content)
                 } else {
                     Vec::new()
+                };
+                let item = NewItem {
+                    title: part.title,
+                    content: part.content,
+                };
+                let at = match mine.iter().position(|d| d.kind == part.derivation) {
+                    Some(at) => at,
+                    None => {
+                        mine.push(Derivation {
+                            kind: part.derivation,
+                            sources: vec![(source.clone(), Vec::new())],
+                            inner: vec![Vec::new()],
+                        });
+                        mine.len() - 1
+                    }
+                };
+                let d = &mut mine[at];
+                d.sources[0].1.push(item);
+                d.inner[0].push(inner);
+            }
+            for d in mine {
+                match kinds.iter_mut().find(|k| k.kind == d.kind) {
+                    Some(k) => {
+                        k.sources.extend(d.sources);
+                        k.inner.extend(d.inner);
+                    }
+                    None => kinds.push(d),
                 }
-            })
-            .collect();
-        // One derive per kind of derivation, keeping the parts' order.
-        let mut by_kind: Vec<(&'static str, Vec<NewItem>, Vec<usize>)> = Vec::new();
-        for (i, part) in found.into_iter().enumerate() {
-            let item = NewItem {
-                title: part.title,
-                content: part.content,
-            };
-            match by_kind.iter_mut().find(|(k, _, _)| *k == part.derivation) {
-                Some((_, v, idx)) => {
-                    v.push(item);
-                    idx.push(i);
-                }
-                None => by_kind.push((part.derivation, vec![item], vec![i])),
             }
         }
-        let mut inner: Vec<Option<Vec<crate::extract::Part>>> =
-            inner.into_iter().map(Some).collect();
-        for (kind, batch, idx) in by_kind {
-            let child_ids = p.derive(&actor, &source, kind, batch).map_err(|e| {
+        let mut next = Vec::new();
+        for Derivation {
+            kind,
+            sources,
+            inner,
+        } in kinds
+        {
+            let names: Vec<String> = sources.iter().map(|(s, _)| s.clone()).collect();
+            let child_ids = p.derive_many(&actor, kind, sources).map_err(|e| {
                 bletchley_store::Error::Invalid(format!(
-                    "item {source} was stored, but its {kind}s could not be: {e}"
+                    "{} were stored, but their {kind}s could not be: {e}",
+                    describe(&names)
                 ))
             })?;
-            stored += child_ids.len();
-            for (child, i) in child_ids.into_iter().zip(idx) {
-                if let Some(grand) = inner.get_mut(i).and_then(Option::take)
-                    && !grand.is_empty()
-                {
-                    queue.push((child, grand, generation + 1));
-                }
+            for (children, grand) in child_ids.into_iter().zip(inner) {
+                stored += children.len();
+                next.extend(
+                    children
+                        .into_iter()
+                        .zip(grand)
+                        .filter(|(_, g)| !g.is_empty()),
+                );
             }
         }
+        level = next;
+        generation += 1;
     }
     Ok(Ingested {
         ids,
         parts: stored,
         jobs,
     })
+}
+
+/// One kind of derivation at one generation: the sources with their parts,
+/// and each part's own parts.
+struct Derivation {
+    kind: &'static str,
+    sources: Vec<(String, Vec<NewItem>)>,
+    inner: Vec<Vec<Vec<Part>>>,
+}
+
+/// `item X` or `items X, Y and 3 more`, for an error naming sources.
+fn describe(ids: &[String]) -> String {
+    match ids {
+        [one] => format!("item {one}"),
+        [a, b] => format!("items {a} and {b}"),
+        [a, b, rest @ ..] => format!("items {a}, {b} and {} more", rest.len()),
+        [] => "no items".to_owned(),
+    }
 }

@@ -128,7 +128,7 @@ pub struct NewItem {
 }
 
 /// Settings shared by every item of one ingest.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct IngestOptions {
     /// `agency/name`.
     pub collection: String,

@@ -187,6 +187,18 @@ fn read_oversight_public(root: &Path) -> Result<bletchley_crypto::OversightPubli
     Ok(bletchley_crypto::OversightPublicKey(bytes))
 }
 
+/// Parts of sources that share a collection and settings, stored in one
+/// commit by [`Platform::derive_many`].
+struct DeriveGroup {
+    coll: Collection,
+    opts: IngestOptions,
+    items: Vec<NewItem>,
+    /// Per item.
+    lineages: Vec<Lineage>,
+    /// Per item: which of the sources given it came from.
+    sources: Vec<usize>,
+}
+
 impl Platform {
     /// Creates a new data directory: key files, catalog, default location,
     /// residency and an empty audit log.
@@ -1157,7 +1169,7 @@ impl Platform {
                 },
             ));
         }
-        self.store_items(&actor, &coll, opts, items, None, None)
+        self.store_items(&actor, &coll, opts, items, &[], None)
     }
 
     /// Stores items derived from `source` (attachments, archive members,
@@ -1172,52 +1184,110 @@ impl Platform {
         derivation: &str,
         items: Vec<NewItem>,
     ) -> Result<Vec<String>> {
-        let targets = vec![source.to_owned()];
-        let Some(row) = self.catalog.item(source)? else {
-            let e = Error::NotFoundOrNotPermitted { reason: None };
-            return Err(self.refuse(actor, "item.derive", targets, None, e));
-        };
-        let (meta, marking) = self.open_meta(&row)?;
-        if let Actor::Principal(name) = actor {
-            let gate = match self.gate(name) {
-                Ok(g) => g,
-                Err(e) => return Err(self.refuse(actor, "item.derive", targets, None, e)),
-            };
-            if let Err(d) = gate.check(&marking, CollectionId(row.collection_id)) {
-                let e = Error::NotFoundOrNotPermitted { reason: Some(d) };
-                return Err(self.refuse(actor, "item.derive", targets, None, e));
-            }
-        }
+        let mut ids = self.derive_many(actor, derivation, vec![(source.to_owned(), items)])?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// As [`Platform::derive`] for several sources at once: the parts of
+    /// every source that shares a collection, marking, authority, retention
+    /// and precedence (those of one ingest do) are stored in one commit, as
+    /// an ingest stores its batch, rather than one commit and one durable
+    /// audit append per source. Returns each source's ids, in order. Every
+    /// source is checked first: if any is refused, nothing is stored.
+    pub fn derive_many(
+        &mut self,
+        actor: &Actor,
+        derivation: &str,
+        sources: Vec<(String, Vec<NewItem>)>,
+    ) -> Result<Vec<Vec<String>>> {
         if derivation.is_empty() || derivation.len() > 40 {
             return Err(Error::Invalid(
                 "a derivation is named in 1 to 40 characters".into(),
             ));
         }
-        let Some(coll) = self
-            .collections()?
-            .into_iter()
-            .find(|c| c.id.0 == row.collection_id)
-        else {
-            return Err(Error::Layout(format!(
-                "item {source} is in an unknown collection"
-            )));
+        let gate = match actor {
+            Actor::Principal(name) => match self.gate(name) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    let targets = sources.iter().map(|(s, _)| s.clone()).collect();
+                    return Err(self.refuse(actor, "item.derive", targets, None, e));
+                }
+            },
+            _ => None,
         };
-        let lineage = self.lineage_tag(&coll.agency, source)?;
-        let opts = IngestOptions {
-            collection: meta.collection.clone(),
-            marking,
-            authority: meta.authority.clone(),
-            retain_until_ms: meta.retain_until_ms,
-            justification: None,
-            priority: meta.priority,
-        };
-        let from = Lineage {
-            source: source.to_owned(),
-            derivation: derivation.to_owned(),
-            tag: lineage,
-            generation: meta.generation.saturating_add(1),
-        };
-        self.store_items(actor, &coll, &opts, items, Some(&from), None)
+        let collections = self.collections()?;
+        // Checked and resolved, all before anything is stored.
+        let mut groups: Vec<DeriveGroup> = Vec::new();
+        let mut counts = Vec::with_capacity(sources.len());
+        for (n, (source, items)) in sources.into_iter().enumerate() {
+            let targets = vec![source.clone()];
+            let Some(row) = self.catalog.item(&source)? else {
+                let e = Error::NotFoundOrNotPermitted { reason: None };
+                return Err(self.refuse(actor, "item.derive", targets, None, e));
+            };
+            let (meta, marking) = self.open_meta(&row)?;
+            if let Some(gate) = &gate
+                && let Err(d) = gate.check(&marking, CollectionId(row.collection_id))
+            {
+                let e = Error::NotFoundOrNotPermitted { reason: Some(d) };
+                return Err(self.refuse(actor, "item.derive", targets, None, e));
+            }
+            let Some(coll) = collections
+                .iter()
+                .find(|c| c.id.0 == row.collection_id)
+                .cloned()
+            else {
+                return Err(Error::Layout(format!(
+                    "item {source} is in an unknown collection"
+                )));
+            };
+            let tag = self.lineage_tag(&coll.agency, &source)?;
+            let opts = IngestOptions {
+                collection: meta.collection.clone(),
+                marking,
+                authority: meta.authority.clone(),
+                retain_until_ms: meta.retain_until_ms,
+                justification: None,
+                priority: meta.priority,
+            };
+            let from = Lineage {
+                source,
+                derivation: derivation.to_owned(),
+                tag,
+                generation: meta.generation.saturating_add(1),
+            };
+            counts.push(items.len());
+            let at = match groups
+                .iter()
+                .position(|g| g.coll.id == coll.id && g.opts == opts)
+            {
+                Some(at) => at,
+                None => {
+                    groups.push(DeriveGroup {
+                        coll,
+                        opts,
+                        items: Vec::new(),
+                        lineages: Vec::new(),
+                        sources: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            let g = &mut groups[at];
+            g.lineages.extend(std::iter::repeat_n(from, items.len()));
+            g.sources.extend(std::iter::repeat_n(n, items.len()));
+            g.items.extend(items);
+        }
+        let mut out: Vec<Vec<String>> = counts.iter().map(|&c| Vec::with_capacity(c)).collect();
+        for g in groups {
+            let ids = self.store_items(actor, &g.coll, &g.opts, g.items, &g.lineages, None)?;
+            for (id, n) in ids.into_iter().zip(g.sources) {
+                if let Some(o) = out.get_mut(n) {
+                    o.push(id);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The keyed tag that links derived items to `source`.
@@ -1239,12 +1309,19 @@ impl Platform {
         coll: &Collection,
         opts: &IngestOptions,
         items: Vec<NewItem>,
-        from: Option<&Lineage>,
+        from: &[Lineage],
         replica: Option<&ItemMeta>,
     ) -> Result<Vec<String>> {
+        if !from.is_empty() && from.len() != items.len() {
+            return Err(Error::Invalid(format!(
+                "{} items given with {} lineages",
+                items.len(),
+                from.len()
+            )));
+        }
         let action = if replica.is_some() {
             "sync.receive"
-        } else if from.is_some() {
+        } else if !from.is_empty() {
             "item.derive"
         } else {
             "item.ingest"
@@ -1296,7 +1373,8 @@ impl Platform {
         let mut pending = Vec::new();
         let mut packs = Packer::default();
         let mut fed = Vec::new();
-        for it in items {
+        for (n, it) in items.into_iter().enumerate() {
+            let from = from.get(n);
             let tag = keyed_tag(&keys.dedup, "content", &it.content).to_vec();
             let existing = self
                 .catalog
@@ -1390,7 +1468,8 @@ impl Platform {
         }
         let entries: Vec<Entry> = rows
             .iter()
-            .map(|(r, _)| Entry {
+            .enumerate()
+            .map(|(n, (r, _))| Entry {
                 time_ms: now,
                 principal: actor_name.clone(),
                 action: action.into(),
@@ -1400,7 +1479,8 @@ impl Platform {
                         opts.collection.clone(),
                         format!("location {}", target.name),
                     ],
-                    from.map(|f| vec![format!("derived from {} ({})", f.source, f.derivation)])
+                    from.get(n)
+                        .map(|f| vec![format!("derived from {} ({})", f.source, f.derivation)])
                         .unwrap_or_default(),
                 ]
                 .concat(),

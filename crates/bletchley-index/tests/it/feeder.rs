@@ -181,3 +181,80 @@ fn another_process_writing_the_index_meanwhile_stops_the_feed_cleanly() {
     access::sync(&mut other, &mut their_index).unwrap();
     assert_eq!(harbour_hits(&mut other, &their_index), 4);
 }
+
+/// The id and title of alice's one hit for `word`.
+fn only_hit(p: &mut Platform, index: &SearchIndex, word: &str) -> String {
+    let req = SearchRequest {
+        query: word.into(),
+        limit: 10,
+        offset: 0,
+        sort: SortBy::Relevance,
+        facets: false,
+    };
+    let (found, _) = access::search(p, index, "alice", &req, None).unwrap();
+    assert_eq!(found.total, 1, "{word}: {:?}", found.hits);
+    found.hits[0].id.clone()
+}
+
+/// Containers ingested together have their parts stored together, a
+/// generation at a time; each part is still linked to its own container,
+/// one generation below it, at its marking, and indexed as stored.
+#[test]
+fn the_parts_of_a_batch_of_containers_each_go_with_their_own_container() {
+    use crate::formats::{email_with, zip_of};
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = platform(dir.path());
+    let mut index = index(&p);
+    let mut feeder = IndexFeeder::start(&mut p, &mut index).unwrap();
+    let zip = zip_of(&[("inner.txt", b"alphaword inside the archive")]);
+    let items = vec![
+        NewItem {
+            title: "a.eml".into(),
+            content: email_with("bundle.zip", "application/zip", &zip),
+        },
+        NewItem {
+            title: "b.eml".into(),
+            content: email_with("b.txt", "text/plain", b"bravoword attached"),
+        },
+        NewItem {
+            title: "c.txt".into(),
+            content: b"charlieword plain".to_vec(),
+        },
+        NewItem {
+            title: "d.eml".into(),
+            content: email_with("d.txt", "text/plain", b"deltaword attached"),
+        },
+    ];
+    let opts = IngestOptions {
+        collection: "mi5/ct".into(),
+        marking: Marking::parse("SECRET//UK EYES ONLY").unwrap(),
+        authority: Some("WARRANT-7".into()),
+        retain_until_ms: None,
+        justification: None,
+        priority: Default::default(),
+    };
+    let got = bletchley_index::ingest::ingest(&mut p, "alice", &opts, items).unwrap();
+    assert_eq!(got.parts, 4, "bundle.zip, inner.txt, b.txt, d.txt");
+    feeder.feed(&mut p);
+    let report = feeder.finish(&mut p, &mut index).unwrap();
+    assert_eq!(report.indexed, 8);
+    let [a, b, _c, d] = got.ids.as_slice() else {
+        panic!("four ids: {:?}", got.ids)
+    };
+    let parent_of = |p: &mut Platform, word: &str| {
+        let id = only_hit(p, &index, word);
+        let (meta, _) = p.get("alice", &id, None).unwrap();
+        assert_eq!(meta.marking, "SECRET//UK EYES ONLY");
+        assert_eq!(meta.authority.as_deref(), Some("WARRANT-7"));
+        (id, meta.derived_from, meta.generation)
+    };
+    let (inner, zip_id, generation) = parent_of(&mut p, "alphaword");
+    assert_eq!(generation, 2, "{inner}");
+    let zip_id = zip_id.expect("the member names its archive");
+    let (zip_meta, _) = p.get("alice", &zip_id, None).unwrap();
+    assert_eq!(zip_meta.derived_from.as_ref(), Some(a));
+    assert_eq!(zip_meta.generation, 1);
+    assert_eq!(parent_of(&mut p, "bravoword").1.as_ref(), Some(b));
+    assert_eq!(parent_of(&mut p, "deltaword").1.as_ref(), Some(d));
+    assert_eq!(parent_of(&mut p, "charlieword").1, None);
+}

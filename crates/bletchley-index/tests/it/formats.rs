@@ -57,7 +57,7 @@ fn page(text: &str) -> Vec<u8> {
     format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET").into_bytes()
 }
 
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -84,7 +84,7 @@ fn docx(paragraphs: &[&str]) -> Vec<u8> {
     ])
 }
 
-fn email_with(name: &str, mime: &str, attachment: &[u8]) -> Vec<u8> {
+pub(crate) fn email_with(name: &str, mime: &str, attachment: &[u8]) -> Vec<u8> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(attachment);
     let wrapped: Vec<String> = b64

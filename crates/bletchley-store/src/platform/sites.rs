@@ -334,7 +334,14 @@ impl Platform {
             content,
         };
         let actor = Actor::Principal(format!("site:{origin}"));
-        self.store_items(&actor, &coll, &opts, vec![item], from.as_ref(), Some(meta))?;
+        self.store_items(
+            &actor,
+            &coll,
+            &opts,
+            vec![item],
+            from.as_slice(),
+            Some(meta),
+        )?;
         Ok(true)
     }
 
