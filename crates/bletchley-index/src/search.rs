@@ -116,6 +116,15 @@ pub struct DerivedItem {
     pub created_ms: i64,
 }
 
+/// The language of `text` as the index records it: an ISO 639-3 code, or
+/// `und` when detection is not reliable.
+pub fn language_of(text: &str) -> String {
+    whatlang::detect(language_sample(text))
+        .filter(|i| i.is_reliable())
+        .map(|i| i.lang().code().to_owned())
+        .unwrap_or_else(|| "und".to_owned())
+}
+
 /// Text enough to tell a language: detection cost grows with the text,
 /// its answer does not after a few kilobytes.
 fn language_sample(text: &str) -> &str {
@@ -1165,10 +1174,7 @@ pub(crate) fn document(f: &Fields, home: Nation, it: &IndexFeedItem) -> TantivyD
         d.add_text(f.rel, n.alpha3());
     }
     d.add_i64(f.created, it.meta.created_ms);
-    let lang = whatlang::detect(language_sample(&body))
-        .filter(|i| i.is_reliable())
-        .map(|i| i.lang().code().to_owned())
-        .unwrap_or_else(|| "und".to_owned());
+    let lang = language_of(&body);
     d.add_text(f.lang, &lang);
     d.add_text(f.kind, kind);
     d.add_facet(f.facets, Facet::from_path(["type", kind]));
