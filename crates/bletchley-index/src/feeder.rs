@@ -177,7 +177,7 @@ fn run(batches: Receiver<Fed>, index: Index, f: Fields, home: Nation, from: Comm
         }
         let step = chunk.add(&f, home, fed).and_then(|()| {
             if chunk.started.elapsed() >= CHUNK {
-                chunk.commit(&mut out)
+                chunk.commit(&mut out, false)
             } else {
                 Ok(())
             }
@@ -187,8 +187,15 @@ fn run(batches: Receiver<Fed>, index: Index, f: Fields, home: Nation, from: Comm
             out.stopped = Some(e);
         }
     }
+    // The last commit merges; if the last batch's chunk was committed
+    // already, a writer is taken again for it.
+    let last = if chunk.writer.is_none() && out.last.is_some() {
+        chunk.open()
+    } else {
+        Ok(())
+    };
     if out.stopped.is_none()
-        && let Err(e) = chunk.commit(&mut out)
+        && let Err(e) = last.and_then(|()| chunk.commit(&mut out, true))
     {
         chunk.abandon();
         out.stopped = Some(e);
@@ -210,8 +217,26 @@ struct Chunk {
 
 impl Chunk {
     fn add(&mut self, f: &Fields, home: Nation, fed: Fed) -> Result<()> {
+        self.open()?;
+        let Some(w) = &self.writer else {
+            return Ok(());
+        };
+        add_documents(w, f, home, &fed.items)?;
+        self.ids.extend(fed.items.into_iter().map(|it| it.meta.id));
+        self.generation = fed.generation;
+        Ok(())
+    }
+
+    /// Takes the writer unless this chunk holds it already.
+    fn open(&mut self) -> Result<()> {
         if self.writer.is_none() {
             let w = writer(&self.index, 1)?;
+            // A merge started by a chunk's commit would outlive the chunk's
+            // writer and be thrown away with it, while still running beside
+            // the next chunk: at a million documents that repeated the same
+            // large merges over and over (4x slower, 17 GB). Chunks only
+            // add; the last commit merges, and waits for it.
+            w.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
             // With the writer's lock held no one else can commit: if
             // someone did since `seen`, items of this ingest may be in the
             // index already.
@@ -222,22 +247,21 @@ impl Chunk {
             self.writer = Some(w);
             self.started = Instant::now();
         }
-        let Some(w) = &self.writer else {
-            return Ok(());
-        };
-        add_documents(w, f, home, &fed.items)?;
-        self.ids.extend(fed.items.into_iter().map(|it| it.meta.id));
-        self.generation = fed.generation;
         Ok(())
     }
 
-    /// Commits the chunk and lets the writer go.
-    fn commit(&mut self, out: &mut Indexed) -> Result<()> {
+    /// Commits the chunk and lets the writer go; the last one first merges
+    /// segments as tantivy's default policy would, and waits for that.
+    fn commit(&mut self, out: &mut Indexed, last: bool) -> Result<()> {
         let Some(mut w) = self.writer.take() else {
             return Ok(());
         };
+        if last {
+            w.set_merge_policy(Box::new(tantivy::indexer::LogMergePolicy::default()));
+        }
         self.seen = commit_at(&mut w, self.generation)?;
-        drop(w);
+        // A merge keeps the commit's opstamp and payload.
+        w.wait_merging_threads()?;
         out.last = Some(self.seen.clone());
         out.added.append(&mut self.ids);
         Ok(())

@@ -613,6 +613,10 @@ impl SearchIndex {
         }
         add_documents(&w, &self.f, self.home, added)?;
         self.seen_commit = commit_at(&mut w, generation)?;
+        // Merges the commit started would otherwise be thrown away with the
+        // writer, and segments pile up one per reconcile. A merge keeps the
+        // commit's opstamp and payload, so `seen_commit` still holds.
+        w.wait_merging_threads()?;
         self.synced_generation = generation;
         self.reader.reload()?;
         if self.classes.enabled() {
@@ -1242,6 +1246,27 @@ mod tests {
             collection: CollectionId(1),
             content: text.as_bytes().to_vec(),
         }
+    }
+
+    /// Each reconcile commits a segment; the merges those commits start
+    /// land rather than being thrown away with the writer, so a server that
+    /// reconciles after every upload does not pile up one segment per
+    /// upload (every query visits every segment).
+    #[test]
+    fn reconciles_do_not_pile_up_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SecretKey::from_bytes([5; 32]);
+        let mut index = SearchIndex::open(dir.path(), key.clone(), Nation::gbr()).expect("open");
+        for i in 0..20 {
+            index
+                .apply(&[feed_item(&format!("item-{i:02}"), "a report")], &[])
+                .expect("apply");
+        }
+        let segments = index.reader.searcher().segment_readers().len();
+        assert!(segments < 10, "{segments} segments after 20 commits");
+        assert_eq!(index.known_ids().expect("known").len(), 20);
+        let fresh = SearchIndex::open(dir.path(), key, Nation::gbr()).expect("open");
+        assert_eq!(fresh.known_ids().expect("known").len(), 20);
     }
 
     /// The ids a reconciliation starts from are the live items, whatever
