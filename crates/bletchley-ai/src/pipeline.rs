@@ -205,11 +205,8 @@ pub fn work(
             )))
         } else {
             if model.is_none() {
-                let loaded = match &opts.device {
-                    Some(name) => crate::whisper::device_by_name(name)
-                        .and_then(|d| SpeechModel::load_on(&opts.model_dir, opts.weights, d)),
-                    None => SpeechModel::load(&opts.model_dir, opts.weights),
-                };
+                let loaded =
+                    SpeechModel::load_named(&opts.model_dir, opts.weights, opts.device.as_deref());
                 match loaded {
                     Ok(m) => model = Some(m),
                     Err(e) => {

@@ -103,13 +103,8 @@ pub fn model_dir(decode: &DecodeArgs) -> Result<PathBuf> {
 pub fn load_model(decode: &DecodeArgs) -> Result<SpeechModel> {
     let weights = weights(decode)?;
     let dir = model_dir(decode)?;
-    let model = match &decode.device {
-        Some(name) => {
-            SpeechModel::load_on(&dir, weights, bletchley_ai::whisper::device_by_name(name)?)
-        }
-        None => SpeechModel::load(&dir, weights),
-    };
-    model.with_context(|| format!("loading {}", dir.display()))
+    SpeechModel::load_named(&dir, weights, decode.device.as_deref())
+        .with_context(|| format!("loading {}", dir.display()))
 }
 
 /// A progress bar on standard error when it is a terminal.

@@ -92,6 +92,16 @@ impl SpeechModel {
         Self::load_on(dir, weights, default_device())
     }
 
+    /// Loads a model directory onto the device named as `--device` names it (see
+    /// [`device_by_name`]), or where [`SpeechModel::load`] would when none is named: the one
+    /// choice the command line and the job worker both make.
+    pub fn load_named(dir: &Path, weights: WeightFormat, device: Option<&str>) -> Result<Self> {
+        match device {
+            Some(name) => Self::load_on(dir, weights, device_by_name(name)?),
+            None => Self::load(dir, weights),
+        }
+    }
+
     /// Loads a model directory onto a chosen device (see [`device_by_name`]). On a GPU the
     /// weights are held in f32 whatever `weights` says: the rounded formats exist to spare the
     /// CPU's memory traffic, and f32 is the reference.
