@@ -248,6 +248,26 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Seconds bare tantivy takes to index `texts` into one text field of an
+/// index in RAM with `threads` indexing threads (50 MB each): the reference
+/// the search ingest is measured against.
+fn raw_tantivy_secs(texts: &[String], threads: usize) -> Result<f64> {
+    use tantivy::schema::{Schema, TEXT};
+    let t = Instant::now();
+    let mut b = Schema::builder();
+    let body = b.add_text_field("body", TEXT);
+    let idx = tantivy::Index::create_in_ram(b.build());
+    let mut w =
+        idx.writer_with_num_threads::<tantivy::TantivyDocument>(threads, 50_000_000 * threads)?;
+    for text in texts {
+        let mut d = tantivy::TantivyDocument::default();
+        d.add_text(body, text);
+        w.add_document(d)?;
+    }
+    w.commit()?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 /// A data directory for the search benchmark: three agencies, an analyst
 /// and a collection each.
 fn search_bench_platform(root: &std::path::Path, agencies: &[&str]) -> Result<Platform> {
@@ -357,23 +377,7 @@ fn bench_corpus_ingest(docs: usize) -> Result<()> {
         anyhow::bail!("the feeder left items to reconcile: {e}");
     }
 
-    let raw = |threads: usize| -> Result<f64> {
-        use tantivy::schema::{Schema, TEXT};
-        let t = Instant::now();
-        let mut b = Schema::builder();
-        let body = b.add_text_field("body", TEXT);
-        let idx = tantivy::Index::create_in_ram(b.build());
-        let mut w =
-            idx.writer_with_num_threads::<tantivy::TantivyDocument>(threads, 50_000_000 * threads)?;
-        for t in &texts {
-            let mut d = tantivy::TantivyDocument::default();
-            d.add_text(body, t);
-            w.add_document(d)?;
-        }
-        w.commit()?;
-        Ok(t.elapsed().as_secs_f64())
-    };
-    let (raw1, raw2) = (raw(1)?, raw(2)?);
+    let (raw1, raw2) = (raw_tantivy_secs(&texts, 1)?, raw_tantivy_secs(&texts, 2)?);
     let t = Instant::now();
     let detected = texts
         .iter()
@@ -530,25 +534,8 @@ fn bench_search(docs: usize) -> Result<()> {
     bletchley_index::access::sync(&mut p, &mut index)?;
     let after_ms = t.elapsed().as_secs_f64() * 1e3;
 
-    // The same text into a bare tantivy index in RAM, one thread.
-    let raw = |threads: usize| -> Result<f64> {
-        use tantivy::schema::{Schema, TEXT};
-        let t = Instant::now();
-        let mut b = Schema::builder();
-        let body = b.add_text_field("body", TEXT);
-        let idx = tantivy::Index::create_in_ram(b.build());
-        let mut w =
-            idx.writer_with_num_threads::<tantivy::TantivyDocument>(threads, 50_000_000 * threads)?;
-        for t in &texts {
-            let mut d = tantivy::TantivyDocument::default();
-            d.add_text(body, t);
-            w.add_document(d)?;
-        }
-        w.commit()?;
-        Ok(t.elapsed().as_secs_f64())
-    };
-    let raw_secs = raw(1)?;
-    let raw2_secs = raw(2)?;
+    let raw_secs = raw_tantivy_secs(&texts, 1)?;
+    let raw2_secs = raw_tantivy_secs(&texts, 2)?;
     let rate = |secs: f64| format!("{:.0} docs/s ({:.1} MB/s)", docs as f64 / secs, mb / secs);
     println!(
         "search ingest {docs} docs ({mb:.1} MB)   store then index: store {:.0} docs/s, index {:.0} docs/s, both {}; ratio {:.2} to raw",
