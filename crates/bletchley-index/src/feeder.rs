@@ -187,15 +187,15 @@ fn run(batches: Receiver<Fed>, index: Index, f: Fields, home: Nation, from: Comm
             out.stopped = Some(e);
         }
     }
-    // The last commit merges; if the last batch's chunk was committed
-    // already, a writer is taken again for it.
-    let last = if chunk.writer.is_none() && out.last.is_some() {
-        chunk.open()
-    } else {
-        Ok(())
-    };
+    // The last commit merges. If the last batch's chunk was committed
+    // already, a writer is taken again for the merge alone; everything was
+    // indexed, so if that fails (another process committed since), the
+    // merge is left for a later commit rather than reported.
+    if out.stopped.is_none() && chunk.writer.is_none() && out.last.is_some() {
+        let _ = chunk.open();
+    }
     if out.stopped.is_none()
-        && let Err(e) = last.and_then(|()| chunk.commit(&mut out, true))
+        && let Err(e) = chunk.commit(&mut out, true)
     {
         chunk.abandon();
         out.stopped = Some(e);
