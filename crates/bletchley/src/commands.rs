@@ -580,18 +580,11 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
     // searchable when the ingest ends rather than after the next search
     // reads them all back. Storing never depends on it: without it, the
     // next search reconciles as before.
-    let mut index = None;
-    let mut feeder = match bletchley_index::SearchIndex::open(
-        &p.root().join("index"),
-        p.derived_key("search-index"),
-        p.home(),
-    )
-    .and_then(|mut i| {
+    let mut indexing = match bletchley_index::access::open_synced(&mut p).and_then(|mut i| {
         let f = bletchley_index::feeder::IndexFeeder::start(&mut p, &mut i)?;
-        index = Some(i);
-        Ok(f)
+        Ok((i, f))
     }) {
-        Ok(f) => Some(f),
+        Ok(pair) => Some(pair),
         Err(e) => {
             eprintln!("note: not indexing as it stores ({e}); the next search will");
             None
@@ -622,7 +615,7 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
         }
         let n = batch.len() as u64;
         let stored = bletchley_index::ingest::ingest(&mut p, &who, &opts, batch)?;
-        if let Some(f) = &mut feeder {
+        if let Some((_, f)) = &mut indexing {
             f.feed(&mut p);
         }
         derived += stored.parts;
@@ -640,8 +633,8 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let (Some(f), Some(i)) = (feeder, &mut index) {
-        match f.finish(&mut p, i) {
+    if let Some((mut i, f)) = indexing {
+        match f.finish(&mut p, &mut i) {
             Ok(r) => {
                 if let Some(why) = r.left_to_reconcile {
                     eprintln!(
