@@ -835,8 +835,8 @@ fn files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
-    const NAMES: [&str; 8] = [
-        "policy", "seal", "audit", "ingest", "search", "graph", "server", "speech",
+    const NAMES: [&str; 9] = [
+        "policy", "seal", "audit", "ingest", "search", "corpus", "graph", "server", "speech",
     ];
     if let Some(o) = &a.only
         && !NAMES.contains(&o.as_str())
@@ -895,7 +895,14 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
             a.search_docs
         };
         bench_search(search_docs).context("search benchmark")?;
-        bench_corpus_ingest(search_docs).context("generated-corpus ingest benchmark")?;
+    }
+    if want("corpus") {
+        let docs = if a.quick {
+            a.search_docs.min(3000)
+        } else {
+            a.search_docs
+        };
+        bench_corpus_ingest(docs).context("generated-corpus ingest benchmark")?;
     }
     if want("graph") {
         let edges = if a.quick {

@@ -666,7 +666,8 @@ pub struct BenchArgs {
     /// Documents for the end-to-end ingest benchmark.
     #[arg(long, default_value_t = 10_000)]
     pub docs: usize,
-    /// Documents for the search benchmark.
+    /// Documents for the search benchmark and files the corpus benchmark
+    /// generates.
     #[arg(long, default_value_t = 30_000)]
     pub search_docs: usize,
     /// Links in the graph benchmark's synthetic graph.
@@ -675,8 +676,9 @@ pub struct BenchArgs {
     /// Fewer repetitions, for a smoke run.
     #[arg(long)]
     pub quick: bool,
-    /// Run one benchmark only: policy, seal, audit, ingest, search, graph,
-    /// server (50 HTTPS clients for 60 s) or speech (against faster-whisper).
+    /// Run one benchmark only: policy, seal, audit, ingest, search, corpus
+    /// (ingest of a generated corpus), graph, server (50 HTTPS clients for
+    /// 60 s) or speech (against faster-whisper).
     #[arg(long)]
     pub only: Option<String>,
 }
