@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 
 use iban::IbanLike;
 use regex::Regex;
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat, enums::Region};
 use sha3::{Digest, Keccak256};
 
 /// What kind of selector.
@@ -355,14 +356,22 @@ fn coord(lat: Option<&str>, lon: Option<&str>, south: bool, west: bool) -> Optio
         .then(|| format!("{lat:.5},{lon:.5}"))
 }
 
+/// A candidate judged by libphonenumber's metadata (numbers without a
+/// country code read as British), in E.164.
+///
+/// `rlibphonenumber` rather than the older `phonenumber` port: on the
+/// generated corpus's 22,786 distinct candidates both give the same answer,
+/// but `phonenumber` matches through one process-wide regex cache behind a
+/// mutex, 8 times slower on one thread and slower still on two.
 fn valid_phone(s: &str) -> Option<String> {
     let cleaned = s.trim();
     let cleaned = cleaned
         .strip_prefix("00")
         .map(|r| format!("+{r}"))
         .unwrap_or_else(|| cleaned.to_owned());
-    let n = phonenumber::parse(Some(phonenumber::country::Id::GB), &cleaned).ok()?;
-    phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
+    let n = PHONE_NUMBER_UTIL.parse(&cleaned, Some(Region::GB)).ok()?;
+    n.is_valid()
+        .then(|| n.format_as(PhoneNumberFormat::E164).to_string())
 }
 
 #[cfg(test)]
