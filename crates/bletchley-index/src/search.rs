@@ -1117,20 +1117,33 @@ pub(crate) fn add_documents(
     home: Nation,
     added: &[IndexFeedItem],
 ) -> Result<()> {
+    // Items differ in cost (a call record of thousands of rows beside a
+    // two-line note), so threads take a few at a time until none are left
+    // rather than half each: no thread waits on another's long tail.
+    const TAKE: usize = 8;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = added.len().div_ceil(threads).max(1);
+        .clamp(1, 8)
+        .min(added.len().div_ceil(TAKE));
+    let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| -> Result<()> {
-        let workers: Vec<_> = added
-            .chunks(chunk)
-            .map(|part| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let next = &next;
                 scope.spawn(move || -> Result<()> {
-                    for it in part {
-                        writer.add_document(document(f, home, it))?;
+                    loop {
+                        let from = next.fetch_add(TAKE, std::sync::atomic::Ordering::Relaxed);
+                        let Some(part) = added.get(from..(from + TAKE).min(added.len())) else {
+                            return Ok(());
+                        };
+                        if part.is_empty() {
+                            return Ok(());
+                        }
+                        for it in part {
+                            writer.add_document(document(f, home, it))?;
+                        }
                     }
-                    Ok(())
                 })
             })
             .collect();
