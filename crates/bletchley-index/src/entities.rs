@@ -87,7 +87,7 @@ static COORD_DEC: LazyLock<Regex> =
 static COORD_HEMI: LazyLock<Regex> =
     LazyLock::new(|| re(r"(\d{1,2}\.\d+)\s*°?\s*([NS])[ ,]+(\d{1,3}\.\d+)\s*°?\s*([EW])"));
 static PHONE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:\+|(?-u:\b)00|(?-u:\b)0)\d[\d ().-]{6,18}\d(?-u:\b)"));
+    LazyLock::new(|| re(r"(?:\+|(?-u:\b)00|(?-u:\b)0)\d[\d ().-]{5,18}\d(?-u:\b)"));
 
 impl Kind {
     /// The lower-case name used in `kind:value` terms.
@@ -404,6 +404,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any run of digits and separators where a number could be: no
+        /// panic; a number found is E.164 (a plus, at most 15 digits, no
+        /// leading zero), and typing it back in gives the same term.
+        #[test]
+        fn phone_shaped_text_yields_e164_or_nothing(
+            candidate in "(\\+|00|0)?[0-9][0-9 ().-]{5,20}[0-9]",
+        ) {
+            let text = format!("call {candidate} now");
+            for m in extract(&text).into_iter().filter(|m| m.kind == Kind::Phone) {
+                let digits = m.value.strip_prefix('+').unwrap_or_default();
+                proptest::prop_assert!(
+                    (5..=15).contains(&digits.len())
+                        && digits.bytes().all(|b| b.is_ascii_digit())
+                        && !digits.starts_with('0'),
+                    "{:?} from {:?}", m.value, candidate
+                );
+                proptest::prop_assert_eq!(normalise(&m.value), Some(m.term()));
+            }
+        }
+    }
+
     #[test]
     fn phones_normalise_to_e164() {
         check(
@@ -414,6 +438,10 @@ mod tests {
                 ("call 0044 20 7946 0018", "+442079460018"),
                 ("US office +1 (202) 555-0143.", "+12025550143"),
                 ("Paris +33 1 42 68 53 00", "+33142685300"),
+                // Seven digits in all, as Norway's five-digit numbers are:
+                // found in E.164 too, so a search for what was found finds it.
+                ("Oslo +47 02000", "+4702000"),
+                ("Oslo +4702000", "+4702000"),
             ],
             &["ref 000 0000 0000", "tel +44 12", "+999 123 456 7890"],
         );
