@@ -129,8 +129,9 @@ pub fn normalise(selector: &str) -> Option<String> {
                 let v = value.split_whitespace().collect::<Vec<_>>().join(" ");
                 return Some(format!("{kind}:{}", v.to_lowercase()));
             }
-            "phone" | "email" | "ipv4" | "ipv6" | "domain" | "url" | "iban" | "bitcoin"
-            | "ethereum" | "imei" | "coordinates" => {
+            "phone" => return typed_phone(value),
+            "email" | "ipv4" | "ipv6" | "domain" | "url" | "iban" | "bitcoin" | "ethereum"
+            | "imei" | "coordinates" => {
                 return normalise(value).filter(|t| t.split_once(':').map(|x| x.0) == Some(kind));
             }
             _ => {}
@@ -139,8 +140,21 @@ pub fn normalise(selector: &str) -> Option<String> {
     let found = extract(selector);
     match found.as_slice() {
         [m] if m.start == 0 && m.end >= selector.trim_end().len() => Some(m.term()),
+        [] if selector.trim_start().starts_with('+') => typed_phone(selector),
         _ => None,
     }
+}
+
+/// A phone number typed on its own, straight to the validator:
+/// libphonenumber accepts numbers of six digits in all (`+49 1640`), fewer
+/// than the pattern that finds numbers in running text will take.
+fn typed_phone(value: &str) -> Option<String> {
+    let value = value.trim();
+    let phone_char = |b: u8| b.is_ascii_digit() || b" +().-".contains(&b);
+    if value.is_empty() || !value.bytes().all(phone_char) {
+        return None;
+    }
+    valid_phone(value).map(|v| format!("phone:{v}"))
 }
 
 /// Finds, validates and normalises every selector in `text`. Overlapping
@@ -423,7 +437,77 @@ mod tests {
                         && !digits.starts_with('0'),
                     "{:?} from {:?}", m.value, candidate
                 );
+                proptest::prop_assert_eq!(normalise(&m.term()), Some(m.term()));
                 proptest::prop_assert_eq!(normalise(&m.value), Some(m.term()));
+            }
+        }
+    }
+
+    /// Pieces that are selectors, nearly are, or run into one another.
+    fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::sample::select(vec![
+                "+44 20 7946 0018",
+                "020 7946 0018",
+                "0044 20 7946 0018",
+                "+1 (202) 555-0143",
+                "+47 02000",
+                "Viking@Example.ORG",
+                "x@mail.Example.co.uk",
+                "https://Example.org/a?b=1.",
+                "http://例え.jp/",
+                "mail.Example.co.uk",
+                "203.0.113.7:443",
+                "2001:0db8:0000:0000:0000:0000:0000:0001",
+                "2001:db8::1",
+                "GB82 WEST 1234 5698 7654 32",
+                "DE89370400440532013000",
+                "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+                "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+                "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+                "35-209900-176148-1",
+                "490154203237518",
+                "51.5072, -0.1276",
+                "51.5072N 0.1276W",
+                "33.8688 S, 151.2093 E",
+                "Colonel Viktor Petrov",
+                "Ahmed Karimi",
+                "Meridian Shipping Ltd",
+                "Bank of Cyprus",
+                "Porto",
+                "London",
+                "Ömer",
+                "and",
+                "the",
+                "12:30:45",
+            ])
+            .prop_map(str::to_owned),
+            "[0-9+(). -]{1,16}",
+            "[a-zA-Z0-9.:@/_-]{1,12}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Whatever the extractor finds can be typed back: its term
+        /// (`kind:value`) normalises to itself, so searching for an entity
+        /// shown on an item or in the graph finds it.
+        #[test]
+        fn every_mention_found_normalises_to_its_own_term(
+            pieces in proptest::collection::vec(piece(), 1..8),
+            seps in proptest::collection::vec(proptest::sample::select(vec![" ", ", ", "\n", "; ", ""]), 8),
+        ) {
+            let mut text = String::new();
+            for (p, s) in pieces.iter().zip(&seps) {
+                text.push_str(p);
+                text.push_str(s);
+            }
+            for m in extract(&text) {
+                proptest::prop_assert_eq!(
+                    normalise(&m.term()), Some(m.term()), "found in {:?}", text
+                );
             }
         }
     }
@@ -445,6 +529,13 @@ mod tests {
             ],
             &["ref 000 0000 0000", "tel +44 12", "+999 123 456 7890"],
         );
+        // Typed on their own, shorter numbers than running text yields are
+        // still selectors, and nothing but a number is.
+        assert_eq!(normalise("+49 1640").as_deref(), Some("phone:+491640"));
+        assert_eq!(normalise("phone:+491640").as_deref(), Some("phone:+491640"));
+        assert_eq!(normalise("phone:+44 20 7946 0018 x").as_deref(), None);
+        assert_eq!(normalise("phone:").as_deref(), None);
+        assert_eq!(normalise("+44 12").as_deref(), None);
     }
 
     #[test]
