@@ -888,21 +888,17 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
             "ingest {docs} x 10 KB docs     {ips:>10.0} items/s  {mbs:.1} MB/s (sealed, placed, audited, cataloged; batches of 256)"
         );
     }
+    // The search and corpus benchmarks share their size.
+    let search_docs = if a.quick {
+        a.search_docs.min(3000)
+    } else {
+        a.search_docs
+    };
     if want("search") {
-        let search_docs = if a.quick {
-            a.search_docs.min(3000)
-        } else {
-            a.search_docs
-        };
         bench_search(search_docs).context("search benchmark")?;
     }
     if want("corpus") {
-        let docs = if a.quick {
-            a.search_docs.min(3000)
-        } else {
-            a.search_docs
-        };
-        bench_corpus_ingest(docs).context("generated-corpus ingest benchmark")?;
+        bench_corpus_ingest(search_docs).context("generated-corpus ingest benchmark")?;
     }
     if want("graph") {
         let edges = if a.quick {
