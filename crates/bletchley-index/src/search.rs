@@ -1134,13 +1134,10 @@ pub(crate) fn add_documents(
                 scope.spawn(move || -> Result<()> {
                     loop {
                         let from = next.fetch_add(TAKE, std::sync::atomic::Ordering::Relaxed);
-                        let Some(part) = added.get(from..(from + TAKE).min(added.len())) else {
-                            return Ok(());
-                        };
-                        if part.is_empty() {
+                        if from >= added.len() {
                             return Ok(());
                         }
-                        for it in part {
+                        for it in &added[from..(from + TAKE).min(added.len())] {
                             writer.add_document(document(f, home, it))?;
                         }
                     }
