@@ -30,6 +30,18 @@ pub enum Error {
         /// The largest earlier checkpoint size that still matches.
         from: u64,
     },
+    /// Entries past the newest signed checkpoint: nothing vouches for them
+    /// (a crash before their checkpoint, which the platform's next start
+    /// settles, or entries forged by whoever can write the log).
+    #[error(
+        "audit log holds {found} entries but the newest signed checkpoint covers {signed}: entries {signed}.. are signed by nobody (a crash before their checkpoint, settled when the platform next opens, or forged)"
+    )]
+    Unsigned {
+        /// Entries the newest checkpoint covers.
+        signed: u64,
+        /// Entries found.
+        found: u64,
+    },
     /// A checkpoint's signature does not verify.
     #[error("checkpoint signature does not verify with the log's verifier key")]
     BadSignature,

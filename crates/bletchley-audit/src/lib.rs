@@ -13,5 +13,5 @@ pub mod note;
 
 pub use entry::{Entry, Outcome};
 pub use error::{Error, Result};
-pub use log::{AuditLog, Report, Writer};
+pub use log::{AuditLog, Cut, Report, Writer};
 pub use note::{Checkpoint, Verifier};

@@ -4,7 +4,7 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `log` | records: `len (u32 BE) || leaf`, leaf = `"BLA1" || seq (u64 BE) || prev leaf hash || session public key || sealed payload` |
+//! | `log` | records: `len (u32 BE) || leaf`, leaf = `"BLA2" || seq (u64 BE) || prev leaf hash || time (Unix ms, u64 BE) || session public key || sealed payload || MAC` |
 //! | `checkpoint` | the latest signed checkpoint |
 //! | `checkpoints` | every checkpoint ever signed, one JSON line each |
 //! | `verifier.vkey` | the public verifier key, for `audit verify` |
@@ -14,6 +14,15 @@
 //! so a deleted, reordered or altered entry is located exactly; the Merkle
 //! root in the signed checkpoints covers the whole, so the last entries and
 //! truncation are caught too.
+//!
+//! The payload is sealed to the oversight body's public key, so anyone who
+//! holds that key (the host included) could seal a payload. What the host
+//! cannot make is the leaf's MAC, under a key derived from the platform's
+//! signing key: a writer adopts entries past the last checkpoint (a crash
+//! between the log's fsync and the checkpoint) only when their MACs verify,
+//! and cuts the rest off, reporting it. `verify`, which needs no secret,
+//! refuses any entry that no signed checkpoint covers, and any time stamp
+//! that goes backwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -23,15 +32,25 @@ use std::path::{Path, PathBuf};
 
 use bletchley_crypto::keyfile::write_atomic;
 use bletchley_crypto::oversight::OversightOpener;
-use bletchley_crypto::{OversightPublicKey, OversightSealer, OversightSecretKey, SigningKey};
+use bletchley_crypto::{
+    OversightPublicKey, OversightSealer, OversightSecretKey, SecretKey, SigningKey, keyed_tag,
+};
 
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::note::{Checkpoint, Verifier};
 
-const MAGIC: &[u8; 4] = b"BLA1";
-const LEAF_HEADER: usize = 4 + 8 + 32 + 32;
+const MAGIC: &[u8; 4] = b"BLA2";
+/// The leaf marker of the first format, which had no time stamp in the
+/// clear and no MAC: refused with a message that says so.
+const OLD_MAGIC: &[u8; 4] = b"BLA1";
+const LEAF_HEADER: usize = 4 + 8 + 32 + 8 + 32;
+/// Where the time stamp and the session key lie in a leaf.
+const TIME_AT: std::ops::Range<usize> = 44..52;
+const EPK_AT: std::ops::Range<usize> = 52..84;
+/// HMAC-SHA-256 at the end of every leaf.
+const MAC_LEN: usize = 32;
 const MAX_RECORD: usize = 1 << 20;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -49,24 +68,28 @@ struct Scan {
     next_seq: u64,
     prev: Hash,
     frontier: Frontier,
+    /// Time stamp of the last leaf: the next may not be earlier.
+    last_time: u64,
 }
 
+#[derive(Debug)]
 struct ScanFailure {
     entry: u64,
     offset: u64,
     detail: String,
 }
 
-/// Walks records from `scan.offset`, checking framing, sequence numbers and the
-/// chain. `roots_at` collects the root after each listed size; `leaf` sees
-/// every good leaf.
+/// Walks records from `scan.offset`, checking framing, sequence numbers, the
+/// chain and that time stamps never go backwards. `roots_at` collects the
+/// root after each listed size; `leaf` sees every good leaf and may refuse
+/// it, which ends the scan there.
 fn scan(
     bytes: &[u8],
     base: u64,
     scan: &mut Scan,
     roots_wanted: &BTreeSet<u64>,
     roots_at: &mut BTreeMap<u64, Hash>,
-    mut leaf: impl FnMut(u64, &[u8]),
+    mut leaf: impl FnMut(u64, &[u8]) -> std::result::Result<(), String>,
 ) -> std::result::Result<(), ScanFailure> {
     if roots_wanted.contains(&scan.next_seq) {
         roots_at.insert(scan.next_seq, scan.frontier.root());
@@ -83,7 +106,7 @@ fn scan(
         }
         let len =
             u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
-        if !(LEAF_HEADER + 16..=MAX_RECORD).contains(&len) {
+        if !(LEAF_HEADER + 16 + MAC_LEN..=MAX_RECORD).contains(&len) {
             return Err(fail(format!(
                 "record length {len} is impossible (garbled length prefix)"
             )));
@@ -94,6 +117,12 @@ fn scan(
                 bytes.len() - at - 4
             )));
         };
+        if &leaf_bytes[..4] == OLD_MAGIC {
+            return Err(fail(
+                "entry is in the first log format, which carries no MAC: this log was written by an earlier version of Bletchley"
+                    .into(),
+            ));
+        }
         if &leaf_bytes[..4] != MAGIC {
             return Err(fail(
                 "record does not start with the leaf marker (altered)".into(),
@@ -104,6 +133,13 @@ fn scan(
             return Err(fail(format!(
                 "sequence number is {seq}, expected {}: an entry was deleted, reordered or altered here",
                 scan.next_seq
+            )));
+        }
+        let time = u64::from_be_bytes(leaf_bytes[TIME_AT].try_into().unwrap_or_default());
+        if time < scan.last_time {
+            return Err(fail(format!(
+                "time stamp {time} is earlier than the entry before it ({}): entries were altered or forged",
+                scan.last_time
             )));
         }
         if leaf_bytes[12..44] != scan.prev {
@@ -117,7 +153,8 @@ fn scan(
                 )
             }));
         }
-        leaf(seq, leaf_bytes);
+        leaf(seq, leaf_bytes).map_err(fail)?;
+        scan.last_time = time;
         let h = leaf_hash(leaf_bytes);
         scan.frontier.push(h);
         scan.prev = h;
@@ -151,6 +188,8 @@ struct Head {
     next_seq: u64,
     prev: String,
     frontier: Vec<(u32, String)>,
+    #[serde(default)]
+    last_time: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -191,6 +230,7 @@ impl AuditLog {
             origin: origin.to_owned(),
             size: 0,
             root: Frontier::default().root(),
+            extensions: Vec::new(),
         };
         self.publish(&cp, signer)?;
         Ok(())
@@ -207,6 +247,19 @@ impl AuditLog {
     pub fn checkpoint_note(&self) -> Result<String> {
         let p = self.path("checkpoint");
         std::fs::read_to_string(&p).map_err(io(&p))
+    }
+
+    /// The newest checkpoint that verifies with `v`: the stored latest or
+    /// a newer one from the history (a host can put an older `checkpoint`
+    /// file back; it cannot sign a newer one).
+    pub fn newest_checkpoint(&self, v: &Verifier) -> Result<Checkpoint> {
+        let latest = Checkpoint::verify(&self.checkpoint_note()?, v)?;
+        Ok(self
+            .history(v)?
+            .into_iter()
+            .filter(|c| c.size > latest.size)
+            .max_by_key(|c| c.size)
+            .unwrap_or(latest))
     }
 
     fn publish(&self, cp: &Checkpoint, signer: &SigningKey) -> Result<()> {
@@ -311,6 +364,7 @@ impl AuditLog {
             next_seq: h.next_seq,
             prev: hash(&h.prev)?,
             frontier,
+            last_time: h.last_time,
         };
         if st.next_seq != cp.size
             || st.frontier.size() != st.next_seq
@@ -323,9 +377,11 @@ impl AuditLog {
             let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
             let leaf = bytes.get(4..4 + len)?;
             let seq = u64::from_be_bytes(leaf.get(4..12)?.try_into().ok()?);
+            let time = u64::from_be_bytes(leaf.get(TIME_AT)?.try_into().ok()?);
             if st.last_offset + 4 + len as u64 != st.offset
                 || leaf_hash(leaf) != st.prev
                 || seq + 1 != st.next_seq
+                || time != st.last_time
             {
                 return None;
             }
@@ -346,6 +402,7 @@ impl AuditLog {
                 .iter()
                 .map(|(ht, x)| (*ht, hex::encode(x)))
                 .collect(),
+            last_time: st.last_time,
         };
         if let Ok(text) = serde_json::to_vec(&h) {
             let tmp = self.path("head.tmp");
@@ -358,7 +415,8 @@ impl AuditLog {
     /// Checks the log against a checkpoint using public material only: the
     /// checkpoint (the stored one unless given) and the verifier key (the
     /// stored one unless given). Any flipped, deleted, reordered or truncated
-    /// entry fails, with where.
+    /// entry fails, with where; so does any entry past the newest signed
+    /// checkpoint (given, stored or in the history): nothing vouches for it.
     pub fn verify(&self, checkpoint: Option<&str>, verifier: Option<&Verifier>) -> Result<Report> {
         let stored;
         let v = match verifier {
@@ -379,7 +437,7 @@ impl AuditLog {
         let bytes = self.read_log()?;
         let mut st = Scan::default();
         let mut roots = BTreeMap::new();
-        if let Err(f) = scan(&bytes, 0, &mut st, &wanted, &mut roots, |_, _| {}) {
+        if let Err(f) = scan(&bytes, 0, &mut st, &wanted, &mut roots, |_, _| Ok(())) {
             return Err(Error::Integrity {
                 entry: f.entry,
                 offset: f.offset,
@@ -389,6 +447,26 @@ impl AuditLog {
         if st.next_seq < cp.size {
             return Err(Error::Truncated {
                 expected: cp.size,
+                found: st.next_seq,
+            });
+        }
+        let stored_latest = match checkpoint {
+            Some(_) => self
+                .checkpoint_note()
+                .ok()
+                .and_then(|n| Checkpoint::verify(&n, v).ok()),
+            None => None,
+        };
+        let newest = history
+            .iter()
+            .chain(stored_latest.iter())
+            .map(|c| c.size)
+            .chain(std::iter::once(cp.size))
+            .max()
+            .unwrap_or(cp.size);
+        if st.next_seq > newest {
+            return Err(Error::Unsigned {
+                signed: newest,
                 found: st.next_seq,
             });
         }
@@ -435,12 +513,22 @@ impl AuditLog {
             &mut BTreeMap::new(),
             |seq, leaf| {
                 if failure.is_some() {
-                    return;
+                    return Ok(());
                 }
                 let mut epk = [0u8; 32];
-                epk.copy_from_slice(&leaf[44..76]);
-                match opener.open(&epk, seq, &leaf[..LEAF_HEADER], &leaf[LEAF_HEADER..]) {
+                epk.copy_from_slice(&leaf[EPK_AT]);
+                let time = u64::from_be_bytes(leaf[TIME_AT].try_into().unwrap_or_default());
+                let sealed = &leaf[LEAF_HEADER..leaf.len() - MAC_LEN];
+                match opener.open(&epk, seq, &leaf[..LEAF_HEADER], sealed) {
                     Ok(pt) => match serde_json::from_slice::<Entry>(&pt) {
+                        Ok(e) if e.time_ms as u64 != time => {
+                            failure = Some(Error::Integrity {
+                                entry: seq,
+                                offset: 0,
+                                detail: "the sealed time stamp differs from the one in the clear"
+                                    .into(),
+                            })
+                        }
                         Ok(e) => out.push((seq, e)),
                         Err(e) => {
                             failure = Some(Error::Malformed {
@@ -451,6 +539,7 @@ impl AuditLog {
                     },
                     Err(e) => failure = Some(e.into()),
                 }
+                Ok(())
             },
         );
         if let Err(f) = r {
@@ -467,9 +556,10 @@ impl AuditLog {
     }
 
     /// Opens the log for appending. Scans it whole: a damaged entry covered by
-    /// a checkpoint refuses the writer (tampering); a damaged tail past the
-    /// last checkpoint was never acknowledged and is cut off (a torn write
-    /// from a crash).
+    /// a checkpoint refuses the writer (tampering); past the last checkpoint,
+    /// entries whose MAC verifies are adopted (written before a crash took
+    /// their checkpoint), and the rest — a torn write, or entries the host
+    /// forged — are cut off and reported by [`Writer::take_cut`].
     pub fn writer(&self, signer: SigningKey, oversight: &OversightPublicKey) -> Result<Writer> {
         let lock_path = self.path("lock");
         let lock = OpenOptions::new()
@@ -479,6 +569,13 @@ impl AuditLog {
             .open(&lock_path)
             .map_err(io(&lock_path))?;
         let verifier = self.verifier()?;
+        if verifier.render() != Verifier::new(&verifier.name, signer.verifying_key()).render() {
+            return Err(Error::Malformed {
+                what: "verifier key",
+                reason: "audit/verifier.vkey is not the platform's signing key: it was replaced".into(),
+            });
+        }
+        let mac_key = leaf_mac_key(&signer);
         let mut w = Writer {
             log: AuditLog {
                 dir: self.dir.clone(),
@@ -489,6 +586,9 @@ impl AuditLog {
             signer,
             origin: verifier.name.clone(),
             verifier,
+            mac_key,
+            extension: None,
+            cut: None,
         };
         w.lock.lock().map_err(io(&lock_path))?;
         let r = w.catch_up();
@@ -496,6 +596,27 @@ impl AuditLog {
         r?;
         Ok(w)
     }
+}
+
+/// The key of the leaves' MACs: derived from the signing key, which only
+/// the platform's key file holds.
+fn leaf_mac_key(signer: &SigningKey) -> SecretKey {
+    SecretKey::from_bytes(keyed_tag(signer.seed(), "bletchley audit leaf mac", b""))
+}
+
+fn leaf_mac(key: &SecretKey, leaf: &[u8]) -> [u8; 32] {
+    keyed_tag(key, "bletchley audit leaf", leaf)
+}
+
+/// What a writer cut off the log's tail when it opened it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// The first entry number cut.
+    pub from_entry: u64,
+    /// Bytes cut.
+    pub bytes: u64,
+    /// Why: a torn record, or an entry whose MAC does not verify.
+    pub detail: String,
 }
 
 /// Appends entries durably and publishes a signed checkpoint after each batch.
@@ -507,6 +628,11 @@ pub struct Writer {
     signer: SigningKey,
     origin: String,
     verifier: Verifier,
+    mac_key: SecretKey,
+    /// An extension line signed into every checkpoint from now on.
+    extension: Option<String>,
+    /// A tail cut off since the last [`Writer::take_cut`].
+    cut: Option<Cut>,
 }
 
 impl Writer {
@@ -531,13 +657,22 @@ impl Writer {
         wanted.insert(cp.size);
         let mut roots = BTreeMap::new();
         let mut st = self.scan.clone();
+        let mac_key = &self.mac_key;
+        let signed = cp.size;
         if let Err(f) = scan(
             &bytes,
             self.scan.offset,
             &mut st,
             &wanted,
             &mut roots,
-            |_, _| {},
+            |seq, leaf| {
+                // No checkpoint vouches for these: only their MAC can.
+                let (body, mac) = leaf.split_at(leaf.len() - MAC_LEN);
+                if seq >= signed && leaf_mac(mac_key, body)[..] != *mac {
+                    return Err("its MAC does not verify: not written by this platform".into());
+                }
+                Ok(())
+            },
         ) {
             if f.entry < cp.size {
                 return Err(Error::Integrity {
@@ -546,11 +681,21 @@ impl Writer {
                     detail: f.detail,
                 });
             }
-            // Unacknowledged torn tail past the last checkpoint: cut it off.
+            // Past the last checkpoint, never acknowledged: a torn write, or
+            // entries the host added. Cut off, and reported.
             let p = self.log.path("log");
             let f2 = OpenOptions::new().write(true).open(&p).map_err(io(&p))?;
             f2.set_len(f.offset).map_err(io(&p))?;
             f2.sync_all().map_err(io(&p))?;
+            let cut = Cut {
+                from_entry: f.entry,
+                bytes: len.saturating_sub(f.offset),
+                detail: f.detail,
+            };
+            match &mut self.cut {
+                Some(c) => c.bytes += cut.bytes,
+                None => self.cut = Some(cut),
+            }
         }
         if st.next_seq < cp.size {
             return Err(Error::Truncated {
@@ -568,6 +713,18 @@ impl Writer {
         }
         self.scan = st;
         Ok(())
+    }
+
+    /// Signs `line` (`key value`, one line) into every checkpoint from now
+    /// on, or none.
+    pub fn set_extension(&mut self, line: Option<String>) {
+        self.extension = line.filter(|l| !l.is_empty() && !l.contains('\n'));
+    }
+
+    /// What was cut off the tail since the last call, if anything: the
+    /// caller records it.
+    pub fn take_cut(&mut self) -> Option<Cut> {
+        self.cut.take()
     }
 
     /// Entries in the log.
@@ -597,17 +754,25 @@ impl Writer {
         let mut buf = Vec::with_capacity(entries.len() * 256);
         let mut st = self.scan.clone();
         for e in entries {
-            let payload = serde_json::to_vec(e).map_err(|x| Error::Malformed {
+            // Time never runs backwards in the log, whatever the clock does.
+            let time = u64::try_from(e.time_ms).unwrap_or(0).max(st.last_time);
+            let mut e = e.clone();
+            e.time_ms = i64::try_from(time).unwrap_or(i64::MAX);
+            let time = e.time_ms as u64;
+            let payload = serde_json::to_vec(&e).map_err(|x| Error::Malformed {
                 what: "audit entry",
                 reason: x.to_string(),
             })?;
-            let mut leaf = Vec::with_capacity(LEAF_HEADER + payload.len() + 16);
+            let mut leaf = Vec::with_capacity(LEAF_HEADER + payload.len() + 16 + MAC_LEN);
             leaf.extend_from_slice(MAGIC);
             leaf.extend_from_slice(&st.next_seq.to_be_bytes());
             leaf.extend_from_slice(&st.prev);
+            leaf.extend_from_slice(&time.to_be_bytes());
             leaf.extend_from_slice(&self.sealer.ephemeral_public());
             let sealed = self.sealer.seal(st.next_seq, &leaf, &payload)?;
             leaf.extend_from_slice(&sealed);
+            let mac = leaf_mac(&self.mac_key, &leaf);
+            leaf.extend_from_slice(&mac);
             if leaf.len() > MAX_RECORD {
                 return Err(Error::Malformed {
                     what: "audit entry",
@@ -620,6 +785,7 @@ impl Writer {
             st.frontier.push(h);
             st.prev = h;
             st.next_seq += 1;
+            st.last_time = time;
             st.last_offset = st.offset;
             st.offset += 4 + leaf.len() as u64;
         }
@@ -631,6 +797,7 @@ impl Writer {
             origin: self.origin.clone(),
             size: st.next_seq,
             root: st.frontier.root(),
+            extensions: self.extension.iter().cloned().collect(),
         };
         self.log.publish(&cp, &self.signer)?;
         self.log.save_head(&st);
@@ -712,5 +879,80 @@ mod tests {
         );
         w.append(&[entry(6)]).unwrap();
         assert_eq!(log.verify(None, None).unwrap().entries, 7);
+    }
+
+    /// Whoever holds only the oversight public key can seal a payload, but
+    /// not make the leaf's MAC: such an entry past the checkpoint fails
+    /// `verify` and is cut off by the next writer, which reports it.
+    #[test]
+    fn a_forged_entry_past_the_checkpoint_is_refused_and_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::at(dir.path());
+        let signer = SigningKey::generate().unwrap();
+        let seed = signer.seed().clone();
+        log.create("bletchley/t", &signer).unwrap();
+        let sk = OversightSecretKey::generate().unwrap();
+        let mut w = log
+            .writer(SigningKey::from_seed(seed.clone()).unwrap(), &sk.public_key())
+            .unwrap();
+        w.append(&[entry(0), entry(1)]).unwrap();
+        drop(w);
+        let bytes = std::fs::read(dir.path().join("log")).unwrap();
+        let mut st = Scan::default();
+        scan(&bytes, 0, &mut st, &BTreeSet::new(), &mut BTreeMap::new(), |_, _| Ok(())).unwrap();
+        // A well-framed, well-chained, well-sealed leaf with a guessed MAC.
+        let sealer = OversightSealer::new(&sk.public_key()).unwrap();
+        let mut leaf = Vec::new();
+        leaf.extend_from_slice(MAGIC);
+        leaf.extend_from_slice(&st.next_seq.to_be_bytes());
+        leaf.extend_from_slice(&st.prev);
+        leaf.extend_from_slice(&st.last_time.to_be_bytes());
+        leaf.extend_from_slice(&sealer.ephemeral_public());
+        let payload = serde_json::to_vec(&entry(2)).unwrap();
+        let sealed = sealer.seal(st.next_seq, &leaf, &payload).unwrap();
+        leaf.extend_from_slice(&sealed);
+        leaf.extend_from_slice(&[7u8; MAC_LEN]);
+        let mut forged = bytes.clone();
+        forged.extend_from_slice(&(leaf.len() as u32).to_be_bytes());
+        forged.extend_from_slice(&leaf);
+        std::fs::write(dir.path().join("log"), &forged).unwrap();
+        assert!(matches!(
+            log.verify(None, None),
+            Err(Error::Unsigned { signed: 2, found: 3 })
+        ));
+        let mut w = log
+            .writer(SigningKey::from_seed(seed).unwrap(), &sk.public_key())
+            .unwrap();
+        let cut = w.take_cut().expect("reported");
+        assert_eq!(cut.from_entry, 2);
+        assert!(cut.detail.contains("MAC"), "{}", cut.detail);
+        assert_eq!(std::fs::read(dir.path().join("log")).unwrap(), bytes);
+        assert_eq!(w.len(), 2);
+        assert_eq!(log.verify(None, None).unwrap().entries, 2);
+    }
+
+    /// A time stamp earlier than the entry before it fails verification;
+    /// the writer never writes one, whatever the clock says.
+    #[test]
+    fn time_never_runs_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::at(dir.path());
+        let signer = SigningKey::generate().unwrap();
+        log.create("bletchley/t", &signer).unwrap();
+        let sk = OversightSecretKey::generate().unwrap();
+        let mut w = log.writer(signer, &sk.public_key()).unwrap();
+        let mut late = entry(0);
+        late.time_ms = 5_000;
+        let mut early = entry(1);
+        early.time_ms = 1_000;
+        w.append(&[late, early]).unwrap();
+        let read = log.read(&sk).unwrap();
+        assert_eq!(read[1].1.time_ms, 5_000, "clamped to the entry before");
+        let mut bytes = std::fs::read(dir.path().join("log")).unwrap();
+        // The first record's time stamp, in the clear, moved later than the second's.
+        bytes[4 + TIME_AT.start..4 + TIME_AT.end].copy_from_slice(&9_000u64.to_be_bytes());
+        std::fs::write(dir.path().join("log"), &bytes).unwrap();
+        let e = log.verify(None, None).unwrap_err().to_string();
+        assert!(e.contains("earlier than the entry before"), "{e}");
     }
 }

@@ -5,6 +5,7 @@
 //! <origin>
 //! <tree size>
 //! <base64 root hash>
+//! [extension lines, e.g. `bletchley-catalog <hex>`]
 //!
 //! — <key name> <base64(key id (4 bytes) || signature (64 bytes))>
 //! ```
@@ -90,16 +91,31 @@ pub struct Checkpoint {
     pub size: u64,
     /// Root hash over them.
     pub root: Hash,
+    /// Extension lines (C2SP `tlog-checkpoint`), signed with the rest:
+    /// Bletchley binds the catalog's state into each checkpoint with one.
+    pub extensions: Vec<String>,
 }
 
 impl Checkpoint {
     fn body(&self) -> String {
-        format!(
+        let mut b = format!(
             "{}\n{}\n{}\n",
             self.origin,
             self.size,
             B64.encode(self.root)
-        )
+        );
+        for e in &self.extensions {
+            b.push_str(e);
+            b.push('\n');
+        }
+        b
+    }
+
+    /// The value of the extension line `key <value>`, if there is one.
+    pub fn extension(&self, key: &str) -> Option<&str> {
+        self.extensions
+            .iter()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
     }
 
     /// The signed note text.
@@ -134,6 +150,10 @@ impl Checkpoint {
             .and_then(|s| B64.decode(s).ok())
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad("third line is not a base64 SHA-256 root".into()))?;
+        let extensions: Vec<String> = lines.map(str::to_owned).collect();
+        if extensions.iter().any(String::is_empty) {
+            return Err(bad("an empty extension line".into()));
+        }
         if origin != verifier.name {
             return Err(bad(format!(
                 "origin {origin:?} is not the verifier's log {:?}",
@@ -153,7 +173,12 @@ impl Checkpoint {
             };
             if name == verifier.name && raw.len() == 68 && raw[..4] == want_id {
                 if verifier.key.verify(body.as_bytes(), &raw[4..]) {
-                    return Ok(Checkpoint { origin, size, root });
+                    return Ok(Checkpoint {
+                        origin,
+                        size,
+                        root,
+                        extensions,
+                    });
                 }
                 return Err(Error::BadSignature);
             }
@@ -175,12 +200,16 @@ mod tests {
             origin: "bletchley/test".into(),
             size: 7,
             root: [9; 32],
+            extensions: vec!["bletchley-catalog 00ff".into()],
         };
         let note = cp.sign(&k);
         assert!(note.starts_with("bletchley/test\n7\n"));
         assert_eq!(Checkpoint::verify(&note, &v).unwrap(), cp);
         let forged = note.replace("\n7\n", "\n8\n");
         assert!(Checkpoint::verify(&forged, &v).is_err());
+        let forged = note.replace("00ff", "00fe");
+        assert!(Checkpoint::verify(&forged, &v).is_err());
+        assert_eq!(cp.extension("bletchley-catalog"), Some("00ff"));
         let other = Verifier::new(
             "bletchley/test",
             SigningKey::generate().unwrap().verifying_key(),

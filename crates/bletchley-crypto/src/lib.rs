@@ -26,6 +26,12 @@ pub use keys::{
 pub use oversight::{OversightPublicKey, OversightSealer, OversightSecretKey};
 pub use signing::{SigningKey, VerifyingKey};
 
+/// Whether two MACs or tags are equal, in time that depends only on their
+/// lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, data);

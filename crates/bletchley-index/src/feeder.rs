@@ -114,7 +114,7 @@ impl IndexFeeder {
             let mut targets = out.added.clone();
             targets.truncate(500);
             p.record(
-                Actor::Principal("indexer".into()),
+                Actor::System(bletchley_store::SystemActor::Indexer),
                 "index.sync",
                 targets,
                 None,

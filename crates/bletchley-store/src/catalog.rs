@@ -11,6 +11,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 
+mod guard;
+pub use guard::{CatalogState, Guard};
+
 /// A sealed row looked up by its blind index.
 #[derive(Clone, Debug)]
 pub struct SealedRow {
@@ -138,13 +141,15 @@ pub trait Catalog {
     fn insert_agency(&self, name: &str) -> Result<i64>;
     /// All agencies as (number, name).
     fn agencies(&self) -> Result<Vec<(i64, String)>>;
-    /// Inserts a sealed row into `table` (principals, collections, operations).
+    /// Inserts a sealed row into `table` (principals, collections,
+    /// operations): `seal` seals the record for the row number it will have,
+    /// so that the record is bound to where it sits.
     fn insert_sealed(
         &self,
         table: SealedTable,
         name_tag: &[u8],
         agency_id: Option<i64>,
-        sealed: &[u8],
+        seal: &dyn Fn(i64) -> Result<Vec<u8>>,
     ) -> Result<i64>;
     /// Replaces the sealed blob of a row.
     fn update_sealed(&self, table: SealedTable, id: i64, sealed: &[u8]) -> Result<()>;
@@ -240,6 +245,9 @@ fn migrate(conn: &Connection, table: &str, column: &str, sql: &str) -> Result<()
 /// The embedded catalog.
 pub struct SqliteCatalog {
     pub(crate) conn: Connection,
+    /// Checks and advances the integrity record at every change, once the
+    /// platform key is unlocked.
+    guard: Option<Guard>,
 }
 
 const SCHEMA: &str = "
@@ -337,6 +345,94 @@ pub struct GenerationStep {
     pub after: u64,
 }
 
+
+/// Inserts items with their new contents in `tx`.
+fn commit_items_in(
+    tx: &rusqlite::Transaction<'_>,
+    items: &[(ItemRow, ContentRef)],
+) -> Result<GenerationStep> {
+    let mut inserted: std::collections::HashMap<&str, i64> = Default::default();
+    for (item, content) in items {
+        let content_id = match content {
+        ContentRef::Existing(id) => {
+            tx.prepare_cached(ADD_REF)?.execute([id])?;
+            *id
+        }
+        ContentRef::New(c) => {
+            // Several items of one batch may share a new object.
+            if let Some(&id) = inserted.get(c.object.as_str()) {
+                tx.prepare_cached(ADD_REF)?.execute([id])?;
+                id
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO contents(agency_id, tag, location_id, object, wrapped_key, kek_version, size, refs, pack, pack_offset) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)",
+                )?
+                .execute(params![
+                        c.agency_id,
+                        c.tag,
+                        c.location_id,
+                        c.object,
+                        c.wrapped_key,
+                        c.kek_version,
+                        c.size,
+                        c.packed.as_ref().map(|p| &p.pack),
+                        c.packed.as_ref().map(|p| p.offset)
+                    ])?;
+                let id = tx.last_insert_rowid();
+                inserted.insert(&c.object, id);
+                id
+            }
+        }
+        };
+        tx.prepare_cached(&format!(
+        "INSERT INTO items({ITEM_COLS}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?
+        .execute(params![
+        item.id,
+        item.agency_id,
+        item.collection_id,
+        content_id,
+        item.created_ms,
+        item.retain_until_ms,
+        item.wrapped_key,
+        item.kek_version,
+        item.sealed_meta,
+        item.lineage
+        ])?;
+    }
+    bump_items_generation(tx)
+}
+
+
+/// Deletes an item in `tx`; returns its content row if none uses it now.
+fn delete_item_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<ContentRow>> {
+    let content_id: Option<i64> = tx
+        .query_row("SELECT content_id FROM items WHERE id = ?1", [id], |r| {
+        r.get(0)
+        })
+        .optional()?;
+    let Some(content_id) = content_id else {
+        return Ok(None);
+    };
+    tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+    bump_items_generation(tx)?;
+    tx.execute(
+        "UPDATE contents SET refs = refs - 1 WHERE id = ?1",
+        [content_id],
+    )?;
+    let orphan = tx
+        .query_row(
+        &format!("SELECT {CONTENT_COLS} FROM contents WHERE id = ?1 AND refs <= 0"),
+        [content_id],
+        content_from_row,
+        )
+        .optional()?;
+    if orphan.is_some() {
+        tx.execute("DELETE FROM contents WHERE id = ?1", [content_id])?;
+    }
+    Ok(orphan)
+}
+
 /// One more item uses a content.
 const ADD_REF: &str = "UPDATE contents SET refs = refs + 1 WHERE id = ?1";
 
@@ -383,7 +479,7 @@ impl SqliteCatalog {
                  CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NULL;",
             )?;
         }
-        Ok(SqliteCatalog { conn })
+        Ok(SqliteCatalog { conn, guard: None })
     }
 
     /// Copies every WAL frame into the database and truncates the WAL, so
@@ -404,17 +500,20 @@ impl Catalog for SqliteCatalog {
     }
 
     fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            [key, value],
-        )?;
-        Ok(())
+        self.guarded(&["meta"], |tx| {
+            tx.execute(
+                "INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                [key, value],
+            )?;
+            Ok(())
+        })
     }
 
     fn insert_agency(&self, name: &str) -> Result<i64> {
-        self.conn
-            .execute("INSERT INTO agencies(name) VALUES(?1)", [name])?;
-        Ok(self.conn.last_insert_rowid())
+        self.guarded(&["agencies"], |tx| {
+            tx.execute("INSERT INTO agencies(name) VALUES(?1)", [name])?;
+            Ok(tx.last_insert_rowid())
+        })
     }
 
     fn agencies(&self) -> Result<Vec<(i64, String)>> {
@@ -430,24 +529,34 @@ impl Catalog for SqliteCatalog {
         table: SealedTable,
         name_tag: &[u8],
         agency_id: Option<i64>,
-        sealed: &[u8],
+        seal: &dyn Fn(i64) -> Result<Vec<u8>>,
     ) -> Result<i64> {
-        self.conn.execute(
-            &format!(
-                "INSERT INTO {}(name_tag, agency_id, sealed) VALUES(?1, ?2, ?3)",
-                table.name()
-            ),
-            params![name_tag, agency_id, sealed],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.guarded(&[table.name()], |tx| {
+            let id: i64 = tx.query_row(
+                &format!("SELECT coalesce(max(id), 0) + 1 FROM {}", table.name()),
+                [],
+                |r| r.get(0),
+            )?;
+            let sealed = seal(id)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {}(id, name_tag, agency_id, sealed) VALUES(?1, ?2, ?3, ?4)",
+                    table.name()
+                ),
+                params![id, name_tag, agency_id, sealed],
+            )?;
+            Ok(id)
+        })
     }
 
     fn update_sealed(&self, table: SealedTable, id: i64, sealed: &[u8]) -> Result<()> {
-        self.conn.execute(
-            &format!("UPDATE {} SET sealed = ?1 WHERE id = ?2", table.name()),
-            params![sealed, id],
-        )?;
-        Ok(())
+        self.guarded(&[table.name()], |tx| {
+            tx.execute(
+                &format!("UPDATE {} SET sealed = ?1 WHERE id = ?2", table.name()),
+                params![sealed, id],
+            )?;
+            Ok(())
+        })
     }
 
     fn find_sealed(&self, table: SealedTable, name_tag: &[u8]) -> Result<Option<SealedRow>> {
@@ -488,11 +597,13 @@ impl Catalog for SqliteCatalog {
     }
 
     fn insert_location(&self, name: &str, jurisdiction: &str, spec: &str) -> Result<i64> {
-        self.conn.execute(
-            "INSERT INTO locations(name, jurisdiction, spec) VALUES(?1, ?2, ?3)",
-            [name, jurisdiction, spec],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.guarded(&["locations"], |tx| {
+            tx.execute(
+                "INSERT INTO locations(name, jurisdiction, spec) VALUES(?1, ?2, ?3)",
+                [name, jurisdiction, spec],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
     }
 
     fn locations(&self) -> Result<Vec<LocationRow>> {
@@ -512,17 +623,20 @@ impl Catalog for SqliteCatalog {
     }
 
     fn retire_location(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("UPDATE locations SET retired = 1 WHERE id = ?1", [id])?;
-        Ok(())
+        self.guarded(&["locations"], |tx| {
+            tx.execute("UPDATE locations SET retired = 1 WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     fn set_residency(&self, scope: &str, target: &str, allow: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO residency(scope, target, allow) VALUES(?1, ?2, ?3) ON CONFLICT(scope, target) DO UPDATE SET allow = excluded.allow",
-            [scope, target, allow],
-        )?;
-        Ok(())
+        self.guarded(&["residency"], |tx| {
+            tx.execute(
+                "INSERT INTO residency(scope, target, allow) VALUES(?1, ?2, ?3) ON CONFLICT(scope, target) DO UPDATE SET allow = excluded.allow",
+                [scope, target, allow],
+            )?;
+            Ok(())
+        })
     }
 
     fn residency(&self) -> Result<Vec<(String, String, String)>> {
@@ -552,59 +666,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<GenerationStep> {
-        let tx = self.conn.unchecked_transaction()?;
-        let mut inserted: std::collections::HashMap<&str, i64> = Default::default();
-        for (item, content) in items {
-            let content_id = match content {
-                ContentRef::Existing(id) => {
-                    tx.prepare_cached(ADD_REF)?.execute([id])?;
-                    *id
-                }
-                ContentRef::New(c) => {
-                    // Several items of one batch may share a new object.
-                    if let Some(&id) = inserted.get(c.object.as_str()) {
-                        tx.prepare_cached(ADD_REF)?.execute([id])?;
-                        id
-                    } else {
-                        tx.prepare_cached(
-                            "INSERT INTO contents(agency_id, tag, location_id, object, wrapped_key, kek_version, size, refs, pack, pack_offset) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)",
-                        )?
-                        .execute(params![
-                                c.agency_id,
-                                c.tag,
-                                c.location_id,
-                                c.object,
-                                c.wrapped_key,
-                                c.kek_version,
-                                c.size,
-                                c.packed.as_ref().map(|p| &p.pack),
-                                c.packed.as_ref().map(|p| p.offset)
-                            ])?;
-                        let id = tx.last_insert_rowid();
-                        inserted.insert(&c.object, id);
-                        id
-                    }
-                }
-            };
-            tx.prepare_cached(&format!(
-                "INSERT INTO items({ITEM_COLS}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            ))?
-            .execute(params![
-                item.id,
-                item.agency_id,
-                item.collection_id,
-                content_id,
-                item.created_ms,
-                item.retain_until_ms,
-                item.wrapped_key,
-                item.kek_version,
-                item.sealed_meta,
-                item.lineage
-            ])?;
-        }
-        let step = bump_items_generation(&tx)?;
-        tx.commit()?;
-        Ok(step)
+        self.guarded(&["items"], |tx| commit_items_in(tx, items))
     }
 
     fn items_generation(&self) -> Result<u64> {
@@ -657,32 +719,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn delete_item(&self, id: &str) -> Result<Option<ContentRow>> {
-        let tx = self.conn.unchecked_transaction()?;
-        let content_id: Option<i64> = tx
-            .query_row("SELECT content_id FROM items WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let Some(content_id) = content_id else {
-            return Ok(None);
-        };
-        tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
-        bump_items_generation(&tx)?;
-        tx.execute(
-            "UPDATE contents SET refs = refs - 1 WHERE id = ?1",
-            [content_id],
-        )?;
-        let orphan = tx
-            .query_row(
-                &format!("SELECT {CONTENT_COLS} FROM contents WHERE id = ?1 AND refs <= 0"),
-                [content_id],
-                content_from_row,
-            )
-            .optional()?;
-        if orphan.is_some() {
-            tx.execute("DELETE FROM contents WHERE id = ?1", [content_id])?;
-        }
-        tx.commit()?;
+        let orphan = self.guarded(&["items"], |tx| delete_item_in(tx, id))?;
         self.scrub_wal()?;
         Ok(orphan)
     }
@@ -726,7 +763,14 @@ impl Catalog for SqliteCatalog {
     }
 
     fn rewrap(&self, rows: &[WrappedKeyRow]) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
+        self.guarded(&["items"], |tx| rewrap_in(tx, rows))?;
+        self.scrub_wal()
+    }
+}
+
+/// Replaces wrapped keys in `tx`.
+fn rewrap_in(tx: &rusqlite::Transaction<'_>, rows: &[WrappedKeyRow]) -> Result<()> {
+    {
         for WrappedKeyRow {
             table,
             key,
@@ -741,10 +785,8 @@ impl Catalog for SqliteCatalog {
             };
             tx.execute(sql, params![version, wrapped, key])?;
         }
-        tx.commit()?;
-        self.scrub_wal()?;
-        Ok(())
     }
+    Ok(())
 }
 
 #[cfg(test)]

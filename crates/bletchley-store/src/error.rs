@@ -63,6 +63,10 @@ pub enum Error {
     /// A passphrase could not be obtained.
     #[error("{0}")]
     Passphrase(String),
+    /// Something the host holds was altered, swapped, rolled back or
+    /// removed: what is named, nothing else is returned.
+    #[error("the store is damaged: {0}")]
+    Damaged(String),
     /// A stored item failed authentication.
     #[error("item {id}: {source}")]
     Corrupt {

@@ -21,7 +21,8 @@ pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{
     ANNOTATION, Actor, Annotation, AuditQuery, AuditReview, CertificateRecord, Fed, InitOptions,
-    MAX_ANNOTATION, OperationView, Platform, SecondFactor, SharedCollection, SiteScope,
+    MAX_ANNOTATION, OperationView, Platform, SYSTEM_ACTORS, SecondFactor, SharedCollection,
+    SiteScope, SystemActor,
     TokenRecord, TokenScope, now_ms, read_audit,
 };
 pub use residency::{Jurisdiction, Scope};

@@ -92,16 +92,56 @@ pub enum Actor {
     Operator,
     /// A named principal.
     Principal(String),
+    /// The platform itself, doing the work named (no principal may take
+    /// these names: see [`SYSTEM_ACTORS`]).
+    System(SystemActor),
 }
+
+/// The platform's own workers, as the audit log names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SystemActor {
+    /// The search index, reading items to index them.
+    Indexer,
+    /// The job worker (transcription).
+    Worker,
+    /// Recovery, retention and integrity checks.
+    Platform,
+}
+
+impl SystemActor {
+    /// The name in the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemActor::Indexer => "indexer",
+            SystemActor::Worker => "worker",
+            SystemActor::Platform => "platform",
+        }
+    }
+}
+
+/// Names the audit log uses for the operator and the platform's own
+/// workers: no principal may be given one, so an entry by `indexer` is
+/// always the indexer's.
+pub const SYSTEM_ACTORS: &[&str] = &["operator", "indexer", "worker", "platform", "system"];
 
 impl Actor {
     fn name(&self) -> String {
         match self {
             Actor::Operator => "operator".into(),
             Actor::Principal(p) => p.clone(),
+            Actor::System(s) => s.name().into(),
         }
     }
 }
+
+/// The checkpoint extension that binds the catalog's state into the audit
+/// log.
+const CATALOG_EXTENSION: &str = "bletchley-catalog";
+
+/// The data directory format this version writes and reads: 2 binds every
+/// sealed row to where it sits and every item to its content, and guards
+/// the catalog and the audit log against the host.
+const FORMAT: &str = "2";
 
 /// Settings chosen at `init`.
 #[derive(Clone, Debug)]
@@ -137,6 +177,29 @@ fn valid_name(kind: &'static str, s: &str, max: usize, extra: &[u8]) -> Result<(
             String::from_utf8_lossy(extra)
         )))
     }
+}
+
+/// What an item's sealed metadata says of its content, checked at every
+/// read: a catalog row re-pointed at another content is refused, never
+/// returned.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct ContentBinding {
+    /// The owning agency.
+    agency: String,
+    /// The content's object name (what its key wrap and stream are bound to).
+    object: String,
+    /// Plaintext bytes.
+    length: u64,
+    /// SHA-256 of the plaintext, hex.
+    sha256: String,
+}
+
+/// An item's metadata as sealed: what principals see, and the binding.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedMeta {
+    #[serde(flatten)]
+    meta: ItemMeta,
+    content: ContentBinding,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -240,6 +303,7 @@ impl Platform {
         let keys_dir = root.join("keys");
         std::fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;
         let signer = SigningKey::generate()?;
+        let oversight = OversightSecretKey::generate()?;
         create_keyfile(
             &keys_dir,
             &KeyName::Platform,
@@ -249,9 +313,11 @@ impl Platform {
                 ("catalog", SecretKey::generate()?),
                 ("index", SecretKey::generate()?),
                 ("signing", signer.seed().clone()),
+                // The public file beside it is for the overseer; this
+                // sealed copy is what the platform trusts.
+                ("oversight-pub", SecretKey::from_bytes(oversight.public_key().0)),
             ],
         )?;
-        let oversight = OversightSecretKey::generate()?;
         create_keyfile(
             &keys_dir,
             &KeyName::Oversight,
@@ -267,7 +333,8 @@ impl Platform {
         bletchley_crypto::random_bytes(&mut id)?;
         let origin = format!("bletchley/{}", hex::encode(id));
         AuditLog::at(root.join("audit")).create(&origin, &signer)?;
-        let catalog = SqliteCatalog::open(&root.join("catalog.db"), true)?;
+        let mut catalog = SqliteCatalog::open(&root.join("catalog.db"), true)?;
+        catalog.set_meta("format", FORMAT)?;
         catalog.set_meta("home", opts.home.alpha3())?;
         catalog.set_meta("kdf", &serde_json::to_string(&opts.kdf).unwrap_or_default())?;
         catalog.set_meta("origin", &origin)?;
@@ -281,6 +348,9 @@ impl Platform {
             &serde_json::to_string(&spec).unwrap_or_default(),
         )?;
         catalog.set_residency("default", "", &opts.jurisdiction.country)?;
+        let kf = open_keyfile(&keys_dir, &KeyName::Platform, unlock.as_ref())?;
+        catalog.set_guard(catalog_guard(&PlatformKeys::from_keyfile(&kf)?));
+        catalog.seal_state()?;
         drop(catalog);
         let mut p = Platform::open(root, unlock)?;
         p.record(
@@ -304,9 +374,17 @@ impl Platform {
                 root.display()
             )));
         }
-        let catalog = SqliteCatalog::open(&db, false)?;
+        let mut catalog = SqliteCatalog::open(&db, false)?;
+        if catalog.meta("format")?.as_deref() != Some(FORMAT) {
+            return Err(Error::Layout(format!(
+                "{} was written by an earlier version of Bletchley, whose catalog and audit log the host could alter unnoticed; this version reads only data directories it made (format {FORMAT}): initialise a new one and ingest again",
+                root.display()
+            )));
+        }
         let kf = open_keyfile(&root.join("keys"), &KeyName::Platform, unlock.as_ref())?;
         let keys = PlatformKeys::from_keyfile(&kf)?;
+        catalog.set_guard(catalog_guard(&keys));
+        let state = catalog.verify_state()?;
         let home = catalog
             .meta("home")?
             .and_then(|h| Nation::from_alpha3(&h))
@@ -315,12 +393,11 @@ impl Platform {
             .meta("kdf")?
             .and_then(|k| serde_json::from_str(&k).ok())
             .unwrap_or_default();
-        let oversight = read_oversight_public(root)?;
-        let audit = AuditLog::at(root.join("audit")).writer(
-            SigningKey::from_seed(keys.signer.seed().clone())?,
-            &oversight,
-        )?;
-        Ok(Platform {
+        let oversight = trusted_oversight_key(root, &kf)?;
+        let log = AuditLog::at(root.join("audit"));
+        let audit = log.writer(SigningKey::from_seed(keys.signer.seed().clone())?, &oversight)?;
+        check_against_checkpoint(&log, &keys, &state)?;
+        let mut p = Platform {
             root: root.to_owned(),
             catalog,
             keys,
@@ -332,7 +409,54 @@ impl Platform {
             rt: runtime()?,
             job_lease_ms: jobs::LEASE_MS,
             feed: None,
-        })
+        };
+        p.record_cut()?;
+        Ok(p)
+    }
+
+    /// Audits a tail the audit writer cut off (a torn write, or entries
+    /// nobody signed), if it cut one.
+    fn record_cut(&mut self) -> Result<()> {
+        if let Some(cut) = self.audit.take_cut() {
+            self.record(
+                Actor::System(SystemActor::Platform),
+                "audit.tail-cut",
+                vec![format!("entries from {}", cut.from_entry)],
+                None,
+                Outcome::Failed,
+                Some(format!("{} bytes past the last checkpoint cut off: {}", cut.bytes, cut.detail)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Appends entries durably, with the catalog's current state signed
+    /// into the checkpoint.
+    fn append_audit(&mut self, entries: &[Entry]) -> Result<()> {
+        let state = self.catalog.state()?;
+        self.audit
+            .set_extension(Some(format!("{CATALOG_EXTENSION} {}", state.current())));
+        self.audit.append(entries)?;
+        if self.audit.take_cut().is_some() {
+            // Another process's torn tail, or forged entries, cut while
+            // appending: say so in the log.
+            self.record_cut_after()?;
+        }
+        Ok(())
+    }
+
+    fn record_cut_after(&mut self) -> Result<()> {
+        let e = Entry {
+            time_ms: now_ms(),
+            principal: SystemActor::Platform.name().into(),
+            action: "audit.tail-cut".into(),
+            targets: vec![],
+            justification: None,
+            outcome: Outcome::Failed,
+            reason: Some("entries past the last checkpoint were cut off (torn write or not written by this platform)".into()),
+        };
+        self.audit.append(&[e])?;
+        Ok(())
     }
 
     /// The data directory.
@@ -375,8 +499,7 @@ impl Platform {
             outcome,
             reason,
         };
-        self.audit.append(&[e])?;
-        Ok(())
+        self.append_audit(&[e])
     }
 
     /// Records a refusal and returns the error, so callers can `return Err(self.refuse(...))`.
@@ -410,32 +533,70 @@ impl Platform {
         keyed_tag(&self.keys.index, domain, name.as_bytes()).to_vec()
     }
 
+    /// Seals a catalog record bound to where it sits: its table, the tag
+    /// it is found by, its row number and its owning agency.
     fn seal_row(
         &self,
         table: SealedTable,
         tag: &[u8],
+        id: i64,
+        agency: Option<i64>,
         value: &impl serde::Serialize,
     ) -> Result<Vec<u8>> {
         let json = serde_json::to_vec(value).map_err(|e| Error::Invalid(e.to_string()))?;
-        let aad = [table_label(table).as_bytes(), tag].concat();
-        Ok(record::seal(&self.keys.catalog, &aad, &json)?)
+        Ok(record::seal(
+            &self.keys.catalog,
+            &row_aad(table, tag, id, agency),
+            &json,
+        )?)
     }
 
+    /// Opens a catalog record where it sits; one moved, swapped or
+    /// re-tagged is refused as damage.
     fn open_row<T: serde::de::DeserializeOwned>(
         &self,
         table: SealedTable,
-        tag: &[u8],
-        sealed: &[u8],
+        row: &crate::catalog::SealedRow,
     ) -> Result<T> {
-        let aad = [table_label(table).as_bytes(), tag].concat();
         let json = record::open(
             &self.keys.catalog,
-            &aad,
-            sealed,
+            &row_aad(table, &row.name_tag, row.id, row.agency_id),
+            &row.sealed,
             bletchley_crypto::Context::Record,
-        )?;
+        )
+        .map_err(|_| {
+            Error::Damaged(format!(
+                "a record of the catalog's {} table does not open where it sits (row {}): it was altered, moved or swapped",
+                table_label(table).trim_end_matches(':'),
+                row.id
+            ))
+        })?;
         serde_json::from_slice(&json)
             .map_err(|e| Error::Layout(format!("catalog record unreadable: {e}")))
+    }
+
+    /// Inserts a new sealed record.
+    fn insert_row(
+        &self,
+        table: SealedTable,
+        tag: &[u8],
+        agency: Option<i64>,
+        value: &impl serde::Serialize,
+    ) -> Result<i64> {
+        self.catalog.insert_sealed(table, tag, agency, &|id| {
+            self.seal_row(table, tag, id, agency, value)
+        })
+    }
+
+    /// Replaces a sealed record in place.
+    fn update_row(
+        &self,
+        table: SealedTable,
+        row: &crate::catalog::SealedRow,
+        value: &impl serde::Serialize,
+    ) -> Result<()> {
+        let sealed = self.seal_row(table, &row.name_tag, row.id, row.agency_id, value)?;
+        self.catalog.update_sealed(table, row.id, &sealed)
     }
 
     // ----- agencies -------------------------------------------------------
@@ -724,6 +885,12 @@ impl Platform {
     /// Adds a principal.
     pub fn add_principal(&mut self, p: &Principal) -> Result<()> {
         valid_name("principal", &p.name, 64, b"-_.")?;
+        if SYSTEM_ACTORS.contains(&p.name.to_ascii_lowercase().as_str()) {
+            return Err(Error::Invalid(format!(
+                "principal name {:?} is reserved: the audit log names the platform's own actors so",
+                p.name
+            )));
+        }
         let agency_id = self.agency_id(&p.agency)?;
         let tag = self.tag("principal", &p.name);
         if self
@@ -736,9 +903,7 @@ impl Platform {
                 name: p.name.clone(),
             });
         }
-        let sealed = self.seal_row(SealedTable::Principals, &tag, p)?;
-        self.catalog
-            .insert_sealed(SealedTable::Principals, &tag, Some(agency_id), &sealed)?;
+        self.insert_row(SealedTable::Principals, &tag, Some(agency_id), p)?;
         self.record(
             Actor::Operator,
             "principal.add",
@@ -759,7 +924,13 @@ impl Platform {
                 kind: "principal",
                 name: name.into(),
             })?;
-        self.open_row(SealedTable::Principals, &tag, &row.sealed)
+        let p: Principal = self.open_row(SealedTable::Principals, &row)?;
+        if p.name != name || row.agency_id != Some(self.agency_id(&p.agency)?) {
+            return Err(Error::Damaged(format!(
+                "principal {name}'s record names another principal or agency"
+            )));
+        }
+        Ok(p)
     }
 
     /// Adds a collection `agency/name`.
@@ -785,10 +956,7 @@ impl Platform {
             name: name.into(),
             bulk,
         };
-        let sealed = self.seal_row(SealedTable::Collections, &tag, &rec)?;
-        let id =
-            self.catalog
-                .insert_sealed(SealedTable::Collections, &tag, Some(agency_id), &sealed)?;
+        let id = self.insert_row(SealedTable::Collections, &tag, Some(agency_id), &rec)?;
         self.record(
             Actor::Operator,
             "collection.add",
@@ -805,9 +973,17 @@ impl Platform {
     /// Every collection.
     pub fn collections(&self) -> Result<Vec<Collection>> {
         let mut out = Vec::new();
+        let agencies: HashMap<i64, String> = self.catalog.agencies()?.into_iter().collect();
         for row in self.catalog.all_sealed(SealedTable::Collections)? {
-            let rec: CollectionRecord =
-                self.open_row(SealedTable::Collections, &row.name_tag, &row.sealed)?;
+            let rec: CollectionRecord = self.open_row(SealedTable::Collections, &row)?;
+            let full = format!("{}/{}", rec.agency, rec.name);
+            if row.name_tag != self.tag("collection", &full)
+                || row.agency_id.and_then(|a| agencies.get(&a)) != Some(&rec.agency)
+            {
+                return Err(Error::Damaged(format!(
+                    "collection {full}'s record is not where it belongs"
+                )));
+            }
             out.push(Collection {
                 id: CollectionId(
                     u32::try_from(row.id).map_err(|_| Error::Layout("collection id".into()))?,
@@ -861,9 +1037,7 @@ impl Platform {
                 name: op.name.clone(),
             });
         }
-        let sealed = self.seal_row(SealedTable::Operations, &tag, op)?;
-        self.catalog
-            .insert_sealed(SealedTable::Operations, &tag, None, &sealed)?;
+        self.insert_row(SealedTable::Operations, &tag, None, op)?;
         self.record(
             Actor::Operator,
             "operation.add",
@@ -879,7 +1053,16 @@ impl Platform {
         self.catalog
             .all_sealed(SealedTable::Operations)?
             .into_iter()
-            .map(|r| self.open_row(SealedTable::Operations, &r.name_tag, &r.sealed))
+            .map(|r| {
+                let op: Operation = self.open_row(SealedTable::Operations, &r)?;
+                if r.name_tag != self.tag("operation", &op.name) {
+                    return Err(Error::Damaged(format!(
+                        "operation {}'s record is not where it belongs",
+                        op.name
+                    )));
+                }
+                Ok(op)
+            })
             .collect()
     }
 
@@ -1015,11 +1198,9 @@ impl Platform {
                 kind: "operation",
                 name: name.into(),
             })?;
-        let mut op: Operation = self.open_row(SealedTable::Operations, &tag, &row.sealed)?;
+        let mut op: Operation = self.open_row(SealedTable::Operations, &row)?;
         f(&mut op, &self.collections()?)?;
-        let sealed = self.seal_row(SealedTable::Operations, &tag, &op)?;
-        self.catalog
-            .update_sealed(SealedTable::Operations, row.id, &sealed)
+        self.update_row(SealedTable::Operations, &row, &op)
     }
 
     /// Shares a collection of a member agency into an operation.
@@ -1386,10 +1567,10 @@ impl Platform {
                             .iter()
                             .any(|l| l.id == c.location_id && !l.retired)
                 });
-            let content = if let Some(c) = existing {
-                ContentRef::Existing(c.id)
+            let (content, object) = if let Some(c) = existing {
+                (ContentRef::Existing(c.id), c.object)
             } else if let Some(c) = batch_objects.get(&tag) {
-                ContentRef::New(c.clone())
+                (ContentRef::New(c.clone()), c.object.clone())
             } else {
                 let packs_it = it.content.len() <= PACKED_CONTENT_MAX;
                 let object = if packs_it {
@@ -1420,7 +1601,14 @@ impl Platform {
                     size,
                 };
                 batch_objects.insert(tag, c.clone());
-                ContentRef::New(c)
+                let object = c.object.clone();
+                (ContentRef::New(c), object)
+            };
+            let binding = ContentBinding {
+                agency: coll.agency.clone(),
+                object,
+                length: it.content.len() as u64,
+                sha256: hex::encode(bletchley_crypto::sha256(&it.content)),
             };
             let id = replica.map_or_else(|| uuid::Uuid::now_v7().to_string(), |r| r.id.clone());
             let meta = ItemMeta {
@@ -1440,11 +1628,15 @@ impl Platform {
             };
             let idek = DataKey::generate()?;
             let w = keys.provider.wrap(&idek, &wrap_aad("items", &id))?;
-            let json = serde_json::to_vec(&meta).map_err(|e| Error::Invalid(e.to_string()))?;
-            let sealed_meta = record::seal(&idek, &meta_aad(&id, coll.id), &json)?;
+            let sealed = SealedMeta {
+                meta,
+                content: binding,
+            };
+            let json = serde_json::to_vec(&sealed).map_err(|e| Error::Invalid(e.to_string()))?;
+            let sealed_meta = record::seal(&idek, &meta_aad(keys.id, &id, coll.id), &json)?;
             if self.feed.is_some() {
                 fed.push(IndexFeedItem {
-                    meta,
+                    meta: sealed.meta,
                     marking: opts.marking.clone(),
                     collection: coll.id,
                     content: it.content,
@@ -1497,7 +1689,7 @@ impl Platform {
         // Audit first, then the catalog: an item is visible only once its
         // entry is durable; a crash in between leaves an entry for an item
         // that never appeared, never an unaudited item.
-        self.audit.append(&entries)?;
+        self.append_audit(&entries)?;
         let step = match self.catalog.commit_items(&rows) {
             Ok(step) => step,
             Err(e) => {
@@ -1526,11 +1718,16 @@ impl Platform {
     /// through the gate before revealing anything.
     fn open_meta(&mut self, row: &ItemRow) -> Result<(ItemMeta, Marking)> {
         let agency = self.agency_name(row.agency_id)?;
-        self.open_meta_of(row, &agency)
+        let (meta, marking, _) = self.open_sealed_meta(row, &agency)?;
+        Ok((meta, marking))
     }
 
-    /// [`Self::open_meta`] for a row whose agency's name is known.
-    fn open_meta_of(&mut self, row: &ItemRow, agency: &str) -> Result<(ItemMeta, Marking)> {
+    /// [`Self::open_meta`] with what it says of the item's content.
+    fn open_sealed_meta(
+        &mut self,
+        row: &ItemRow,
+        agency: &str,
+    ) -> Result<(ItemMeta, Marking, ContentBinding)> {
         let agency = agency.to_owned();
         self.agency_keys(&agency)?;
         let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
@@ -1546,26 +1743,37 @@ impl Platform {
                 },
                 &wrap_aad("items", &row.id),
             )
-            .map_err(|e| Error::Corrupt {
-                id: row.id.clone(),
-                source: e,
+            .map_err(|_| {
+                Error::Damaged(format!(
+                    "item {}'s data key does not unwrap where it sits (altered, or moved to another item or agency)",
+                    row.id
+                ))
             })?;
         let json = record::open(
             &idek,
-            &meta_aad(&row.id, CollectionId(row.collection_id)),
+            &meta_aad(row.agency_id, &row.id, CollectionId(row.collection_id)),
             &row.sealed_meta,
             bletchley_crypto::Context::Record,
         )
-        .map_err(|e| Error::Corrupt {
-            id: row.id.clone(),
-            source: e,
+        .map_err(|_| {
+            Error::Damaged(format!(
+                "item {}'s metadata does not open where it sits (altered, or moved to another collection)",
+                row.id
+            ))
         })?;
-        let meta: ItemMeta = serde_json::from_slice(&json)
+        let sealed: SealedMeta = serde_json::from_slice(&json)
             .map_err(|e| Error::Layout(format!("item metadata: {e}")))?;
-        let marking = meta
+        if sealed.meta.id != row.id || sealed.content.agency != agency {
+            return Err(Error::Damaged(format!(
+                "item {}'s metadata belongs to another item or agency",
+                row.id
+            )));
+        }
+        let marking = sealed
+            .meta
             .parsed_marking()
             .map_err(|e| Error::Layout(format!("stored marking: {e}")))?;
-        Ok((meta, marking))
+        Ok((sealed.meta, marking, sealed.content))
     }
 
     /// Reads an item: gate, justification for bulk collections, audit entry,
@@ -1619,6 +1827,8 @@ impl Platform {
     }
 
     fn read_content(&mut self, row: &ItemRow) -> Result<Vec<u8>> {
+        let agency = self.agency_name(row.agency_id)?;
+        let (_, _, binding) = self.open_sealed_meta(row, &agency)?;
         let c = self
             .catalog
             .content(row.content_id)?
@@ -1628,13 +1838,18 @@ impl Platform {
             .into_iter()
             .find(|l| l.id == c.location_id)
             .ok_or_else(|| unknown_location(row))?;
-        let agency = self.agency_name(row.agency_id)?;
         let cdek = self.content_key(row, &c, &agency)?;
         let sealed = match content_span(row, &c)? {
-            (name, Some(range)) => loc.open()?.get_range(&self.rt, name, range)?,
-            (name, None) => loc.open()?.get(&self.rt, name)?,
-        };
-        open_content(row, &c, &cdek, &sealed)
+            (name, Some(range)) => loc.open()?.get_range(&self.rt, name, range),
+            (name, None) => loc.open()?.get(&self.rt, name),
+        }
+        .map_err(|e| {
+            Error::Damaged(format!(
+                "the content of item {} cannot be read from its location: {e}",
+                row.id
+            ))
+        })?;
+        open_content(row, &c, &cdek, &sealed, &binding)
     }
 
     /// Unwraps the data key of an item's content.
@@ -1741,7 +1956,7 @@ impl Platform {
                 reason: None,
             });
         }
-        self.audit.append(&entries)?;
+        self.append_audit(&entries)?;
         Ok(listing)
     }
 
@@ -1874,9 +2089,9 @@ impl Platform {
                 let agency = agencies.get(&row.agency_id).ok_or_else(|| {
                     Error::Layout(format!("catalog names unknown agency {}", row.agency_id))
                 })?;
-                let (meta, marking) = self.open_meta_of(&row, agency)?;
+                let (meta, marking, binding) = self.open_sealed_meta(&row, agency)?;
                 let cdek = self.content_key(&row, &c, agency)?;
-                rows.push((row, c, cdek, meta, marking));
+                rows.push((row, c, cdek, meta, marking, binding));
             }
             for (row, c, ..) in &rows {
                 if !opened.contains_key(&c.location_id) {
@@ -1898,8 +2113,8 @@ impl Platform {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let sealed = ObjectLocation::get_many(&self.rt, &fetches)?;
-            for ((row, c, cdek, meta, marking), sealed) in rows.into_iter().zip(sealed) {
-                let content = open_content(&row, &c, &cdek, &sealed)?;
+            for ((row, c, cdek, meta, marking, binding), sealed) in rows.into_iter().zip(sealed) {
+                let content = open_content(&row, &c, &cdek, &sealed, &binding)?;
                 added.push(crate::item::IndexFeedItem {
                     meta,
                     marking,
@@ -1913,7 +2128,7 @@ impl Platform {
             targets.extend(removed.iter().map(|r| format!("removed {r}")));
             targets.truncate(500);
             self.record(
-                Actor::Principal("indexer".into()),
+                Actor::System(SystemActor::Indexer),
                 "index.sync",
                 targets,
                 None,
@@ -1952,12 +2167,78 @@ fn table_label(t: SealedTable) -> &'static str {
     }
 }
 
+/// A sealed catalog record's associated data: table, tag, row number and
+/// owning agency.
+fn row_aad(table: SealedTable, tag: &[u8], id: i64, agency: Option<i64>) -> Vec<u8> {
+    let mut aad = table_label(table).as_bytes().to_vec();
+    aad.extend_from_slice(&(tag.len() as u32).to_be_bytes());
+    aad.extend_from_slice(tag);
+    aad.extend_from_slice(&id.to_be_bytes());
+    aad.extend_from_slice(&agency.unwrap_or(-1).to_be_bytes());
+    aad
+}
+
+/// The catalog's integrity guard, under a key derived from the catalog key.
+fn catalog_guard(keys: &PlatformKeys) -> crate::catalog::Guard {
+    crate::catalog::Guard::new(SecretKey::from_bytes(keyed_tag(
+        &keys.catalog,
+        "derived-key",
+        b"catalog integrity",
+    )))
+}
+
+/// The oversight public key the platform seals audit payloads to: the copy
+/// sealed in the platform key file, after checking that the public file
+/// beside it (for the overseer) is the same key.
+fn trusted_oversight_key(
+    root: &Path,
+    kf: &bletchley_crypto::keyfile::KeyFile,
+) -> Result<bletchley_crypto::OversightPublicKey> {
+    let sealed = kf
+        .get("oversight-pub")
+        .ok_or_else(|| Error::Layout("the platform key file lacks the oversight key".into()))?;
+    let mut key = [0u8; 32];
+    key.copy_from_slice(sealed.expose());
+    let public = read_oversight_public(root)?;
+    if public.0 != key {
+        return Err(Error::Damaged(
+            "keys/oversight.pub is not the oversight key this platform was initialised with: it was replaced (audit payloads stay sealed to the original)".into(),
+        ));
+    }
+    Ok(bletchley_crypto::OversightPublicKey(key))
+}
+
+/// Checks the catalog against the newest signed audit checkpoint: the
+/// state it names must be one this catalog passed through. A catalog put
+/// back to an earlier copy never reached the newer state.
+fn check_against_checkpoint(
+    log: &AuditLog,
+    keys: &PlatformKeys,
+    state: &crate::catalog::CatalogState,
+) -> Result<()> {
+    let stored = log.verifier()?;
+    let verifier = bletchley_audit::Verifier::new(&stored.name, keys.signer.verifying_key());
+    let cp = log.newest_checkpoint(&verifier)?;
+    match cp.extension(CATALOG_EXTENSION) {
+        Some(v) if state.reached(v) => Ok(()),
+        Some(_) => Err(Error::Damaged(format!(
+            "the catalog is not the one the audit log last vouched for (its checkpoint at {} entries names a catalog state this catalog never reached): the catalog was rolled back or replaced",
+            cp.size
+        ))),
+        None if cp.size == 0 => Ok(()),
+        None => Err(Error::Damaged(format!(
+            "the audit checkpoint at {} entries binds no catalog state",
+            cp.size
+        ))),
+    }
+}
+
 fn wrap_aad(table: &str, key: &str) -> Vec<u8> {
     format!("{table}:{key}").into_bytes()
 }
 
-fn meta_aad(id: &str, collection: CollectionId) -> Vec<u8> {
-    format!("item-meta:{id}:{}", collection.0).into_bytes()
+fn meta_aad(agency: i64, id: &str, collection: CollectionId) -> Vec<u8> {
+    format!("item-meta/2:{agency}:{id}:{}", collection.0).into_bytes()
 }
 
 /// The error for content whose location the catalog does not list.
@@ -1965,12 +2246,36 @@ fn unknown_location(row: &ItemRow) -> Error {
     Error::Layout(format!("content of {} is in an unknown location", row.id))
 }
 
-/// Opens an item's sealed content object.
-fn open_content(row: &ItemRow, c: &ContentRow, cdek: &DataKey, sealed: &[u8]) -> Result<Vec<u8>> {
-    stream::open(cdek, c.object.as_bytes(), sealed).map_err(|e| Error::Corrupt {
-        id: row.id.clone(),
-        source: e,
-    })
+/// Opens an item's sealed content object, and refuses it unless it is the
+/// content the item's sealed metadata names: same object, length and digest.
+fn open_content(
+    row: &ItemRow,
+    c: &ContentRow,
+    cdek: &DataKey,
+    sealed: &[u8],
+    binding: &ContentBinding,
+) -> Result<Vec<u8>> {
+    if c.object != binding.object {
+        return Err(Error::Damaged(format!(
+            "item {} points at a content that is not its own (re-pointed in the catalog)",
+            row.id
+        )));
+    }
+    let plain = stream::open(cdek, c.object.as_bytes(), sealed).map_err(|_| {
+        Error::Damaged(format!(
+            "the content of item {} does not open (altered, truncated or swapped)",
+            row.id
+        ))
+    })?;
+    if plain.len() as u64 != binding.length
+        || hex::encode(bletchley_crypto::sha256(&plain)) != binding.sha256
+    {
+        return Err(Error::Damaged(format!(
+            "the content of item {} is not the one it was stored with",
+            row.id
+        )));
+    }
+    Ok(plain)
 }
 
 /// Largest content written into a pack; larger ones are objects of their

@@ -6,7 +6,7 @@ use bletchley_audit::Outcome;
 use bletchley_crypto::password::{hash_password, verify_password};
 
 use super::{Actor, Platform, now_ms};
-use crate::catalog::{Catalog, SealedTable};
+use crate::catalog::{SealedRow, Catalog, SealedTable};
 use crate::error::{Error, Result};
 
 /// What a token may do.
@@ -105,28 +105,24 @@ fn hex_sha256(s: &str) -> String {
 }
 
 impl Platform {
-    fn credentials(&self, name: &str) -> Result<(Vec<u8>, Option<i64>, Credentials)> {
+    fn credentials(&self, name: &str) -> Result<(Vec<u8>, Option<SealedRow>, Credentials)> {
         // The principal must exist.
         self.principal(name)?;
         let tag = self.tag("credentials", name);
         match self.catalog.find_sealed(SealedTable::Credentials, &tag)? {
             Some(row) => {
-                let c = self.open_row(SealedTable::Credentials, &tag, &row.sealed)?;
-                Ok((tag, Some(row.id), c))
+                let c = self.open_row(SealedTable::Credentials, &row)?;
+                Ok((tag, Some(row), c))
             }
             None => Ok((tag, None, Credentials::default())),
         }
     }
 
-    fn save_credentials(&self, tag: &[u8], row: Option<i64>, c: &Credentials) -> Result<()> {
-        let sealed = self.seal_row(SealedTable::Credentials, tag, c)?;
+    fn save_credentials(&self, tag: &[u8], row: Option<SealedRow>, c: &Credentials) -> Result<()> {
         match row {
-            Some(id) => self
-                .catalog
-                .update_sealed(SealedTable::Credentials, id, &sealed),
+            Some(row) => self.update_row(SealedTable::Credentials, &row, c),
             None => self
-                .catalog
-                .insert_sealed(SealedTable::Credentials, tag, None, &sealed)
+                .insert_row(SealedTable::Credentials, tag, None, c)
                 .map(|_| ()),
         }
     }

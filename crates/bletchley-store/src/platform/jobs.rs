@@ -91,7 +91,7 @@ impl Platform {
         };
         let job = self.open_job(r)?;
         self.record(
-            Actor::Principal("worker".into()),
+            Actor::System(super::SystemActor::Worker),
             "job.start",
             vec![job.item.clone()],
             None,
@@ -127,7 +127,7 @@ impl Platform {
         let mut targets = vec![job.item.clone()];
         targets.extend(results);
         self.record(
-            Actor::Principal("worker".into()),
+            Actor::System(super::SystemActor::Worker),
             "job.done",
             targets,
             None,
@@ -161,7 +161,7 @@ impl Platform {
             &self.seal_job(job.id, &body)?,
         )?;
         self.record(
-            Actor::Principal("worker".into()),
+            Actor::System(super::SystemActor::Worker),
             "job.fail",
             vec![job.item.clone()],
             None,

@@ -56,14 +56,10 @@ impl Platform {
     /// blind index), replacing one of the same key.
     pub fn put_site_record<T: serde::Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
         let tag = self.tag("site", key);
-        let sealed = self.seal_row(SealedTable::Sites, &tag, value)?;
         match self.catalog.find_sealed(SealedTable::Sites, &tag)? {
-            Some(row) => self
-                .catalog
-                .update_sealed(SealedTable::Sites, row.id, &sealed)?,
+            Some(row) => self.update_row(SealedTable::Sites, &row, value)?,
             None => {
-                self.catalog
-                    .insert_sealed(SealedTable::Sites, &tag, None, &sealed)?;
+                self.insert_row(SealedTable::Sites, &tag, None, value)?;
             }
         }
         Ok(())
@@ -73,11 +69,7 @@ impl Platform {
     pub fn site_record<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let tag = self.tag("site", key);
         match self.catalog.find_sealed(SealedTable::Sites, &tag)? {
-            Some(row) => Ok(Some(self.open_row(
-                SealedTable::Sites,
-                &tag,
-                &row.sealed,
-            )?)),
+            Some(row) => Ok(Some(self.open_row(SealedTable::Sites, &row)?)),
             None => Ok(None),
         }
     }
@@ -262,7 +254,7 @@ impl Platform {
             })
             .collect();
         if !entries.is_empty() {
-            self.audit.append(&entries)?;
+            self.append_audit(&entries)?;
         }
         let mut out = Vec::with_capacity(rows.len());
         for (row, meta) in rows {
