@@ -16,13 +16,22 @@ pub enum Role {
     Analyst,
     /// Administers its agency: shreds items, manages collections.
     Admin,
-    /// Reviews the audit trail.
+    /// Reviews its own agency's audit trail; reads no items.
     Auditor,
     /// A field officer: ingests collected material.
     Field,
+    /// Oversees the whole platform: reviews every agency's audit trail;
+    /// reads no items.
+    Overseer,
 }
 
 impl Role {
+    /// Whether the role reads items: an auditor or overseer alone reviews
+    /// the trail of who read what, and reads nothing of it.
+    pub fn reads_items(self) -> bool {
+        matches!(self, Role::Analyst | Role::Admin | Role::Field)
+    }
+
     /// Parses a role name as written on the command line.
     pub fn parse(s: &str) -> Option<Role> {
         match s {
@@ -30,6 +39,7 @@ impl Role {
             "admin" => Some(Role::Admin),
             "auditor" => Some(Role::Auditor),
             "field" => Some(Role::Field),
+            "overseer" => Some(Role::Overseer),
             _ => None,
         }
     }
@@ -42,6 +52,7 @@ impl fmt::Display for Role {
             Role::Admin => "admin",
             Role::Auditor => "auditor",
             Role::Field => "field",
+            Role::Overseer => "overseer",
         })
     }
 }

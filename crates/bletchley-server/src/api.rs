@@ -560,6 +560,9 @@ pub async fn shred(
 #[derive(Deserialize)]
 pub struct NewNote {
     text: String,
+    /// Why, for an item of a bulk collection (as for reading it).
+    #[serde(default)]
+    justification: Option<String>,
 }
 
 /// An item id as this platform makes them; anything else reads as a miss.
@@ -612,7 +615,10 @@ pub async fn annotate(
     let who = c.principal;
     let note = s
         .worker
-        .run(move |st| Ok(st.platform.annotate(&who, &id, &author, &n.text)?))
+        .run(move |st| {
+            let just = n.justification.as_deref();
+            Ok(st.platform.annotate(&who, &id, &author, &n.text, just)?)
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": note }))).into_response())
 }

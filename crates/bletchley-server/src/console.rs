@@ -492,7 +492,7 @@ async fn add_note(
     let (who, item, text) = (w.name.clone(), id.clone(), f.text);
     match s
         .worker
-        .run(move |st| Ok(st.platform.annotate(&who, &item, &author, &text)?))
+        .run(move |st| Ok(st.platform.annotate(&who, &item, &author, &text, None)?))
         .await
     {
         Ok(_) => {

@@ -151,9 +151,10 @@ pub fn document() -> Value {
                                 { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {
                     "type": "object", "required": ["text"],
-                    "properties": { "text": { "type": "string", "minLength": 1, "maxLength": bletchley_store::MAX_ANNOTATION } } } } } },
+                    "properties": { "text": { "type": "string", "minLength": 1, "maxLength": bletchley_store::MAX_ANNOTATION },
+                                    "justification": { "type": "string", "description": "why (required for items of bulk collections)" } } } } } },
                 "responses": { "201": ok_json("stored; the note's id returned"), "400": err("empty or too long, or malformed"),
-                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, or residency forbids"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, justification required, or residency forbids"),
                                "404": err("not found or not permitted"), "415": err("not JSON") } } },
             "/api/graph/neighbours": { "get": read_op("Selectors near one", vec![
                 q("selector", true, s(), "a selector"), q("hops", false, json!({ "type": "integer", "minimum": 1, "maximum": 4 }), "links out"), just() ]) },

@@ -63,6 +63,17 @@ pub enum Error {
     /// A passphrase could not be obtained.
     #[error("{0}")]
     Passphrase(String),
+    /// An agency's key file could not be unlocked for an item of that
+    /// agency: to the principal, the same words as an item it may not see
+    /// (which agency owns an item is not theirs to learn); the audit entry
+    /// says which key and why.
+    #[error("not found or not permitted")]
+    KeyUnavailable {
+        /// The agency whose key was wanted.
+        agency: String,
+        /// Why it could not be unlocked.
+        reason: String,
+    },
     /// Something the host holds was altered, swapped, rolled back or
     /// removed: what is named, nothing else is returned.
     #[error("the store is damaged: {0}")]

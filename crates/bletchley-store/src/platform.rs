@@ -512,6 +512,10 @@ impl Platform {
         err: Error,
     ) -> Error {
         let (outcome, reason) = match &err {
+            Error::KeyUnavailable { agency, reason } => (
+                Outcome::Denied,
+                Some(format!("agency {agency}'s key could not be unlocked: {reason}")),
+            ),
             Error::NotFoundOrNotPermitted { reason } => (
                 Outcome::Denied,
                 Some(
@@ -1132,10 +1136,10 @@ impl Platform {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(&actor, "audit.review", vec![what], None, e)),
         };
-        if !p.has_role(Role::Auditor) {
+        if !p.has_role(Role::Auditor) && !p.has_role(Role::Overseer) {
             let e = Error::RoleRequired {
                 principal: principal.to_owned(),
-                role: "auditor",
+                role: "auditor or overseer",
                 act: "review the audit trail",
             };
             return Err(self.refuse(&actor, "audit.review", vec![what], None, e));
@@ -1174,6 +1178,18 @@ impl Platform {
             q.principal.as_deref().is_none_or(|w| e.principal == w)
                 && q.action.as_deref().is_none_or(|a| e.action.starts_with(a))
         });
+        if !p.has_role(Role::Overseer) {
+            // An agency's auditor sees what its own principals did; the
+            // platform's overseer sees everything.
+            let mut agency_of: HashMap<String, Option<String>> = HashMap::new();
+            entries.retain(|(_, e)| {
+                agency_of
+                    .entry(e.principal.clone())
+                    .or_insert_with(|| self.principal(&e.principal).ok().map(|x| x.agency))
+                    .as_deref()
+                    == Some(p.agency.as_str())
+            });
+        }
         let matched = entries.len();
         entries.reverse();
         entries.truncate(q.limit);
@@ -1729,7 +1745,10 @@ impl Platform {
         agency: &str,
     ) -> Result<(ItemMeta, Marking, ContentBinding)> {
         let agency = agency.to_owned();
-        self.agency_keys(&agency)?;
+        self.agency_keys(&agency).map_err(|e| Error::KeyUnavailable {
+            agency: agency.clone(),
+            reason: e.to_string(),
+        })?;
         let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
             kind: "agency",
             name: agency.clone(),
@@ -1763,7 +1782,10 @@ impl Platform {
         })?;
         let sealed: SealedMeta = serde_json::from_slice(&json)
             .map_err(|e| Error::Layout(format!("item metadata: {e}")))?;
-        if sealed.meta.id != row.id || sealed.content.agency != agency {
+        if sealed.meta.id != row.id
+            || sealed.content.agency != agency
+            || sealed.meta.retain_until_ms != row.retain_until_ms
+        {
             return Err(Error::Damaged(format!(
                 "item {}'s metadata belongs to another item or agency",
                 row.id
@@ -1794,7 +1816,16 @@ impl Platform {
             let e = Error::NotFoundOrNotPermitted { reason: None };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         };
-        let (meta, marking) = self.open_meta(&row)?;
+        let (meta, marking) = match self.open_meta(&row) {
+            Ok(m) => m,
+            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        };
+        if expired(&meta, now_ms()) {
+            // Past its retention: gone, whether or not the worker has
+            // shredded it yet.
+            let e = Error::NotFoundOrNotPermitted { reason: None };
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        }
         let _access = match gate.check(&marking, CollectionId(row.collection_id)) {
             Ok(a) => a,
             Err(d) => {
@@ -1802,19 +1833,29 @@ impl Platform {
                 return Err(self.refuse(&actor, "item.get", targets, justification, e));
             }
         };
+        // The collection the gate decided on must be the one the item's
+        // sealed metadata names.
         let coll = self
             .collections()?
             .into_iter()
             .find(|c| c.id.0 == row.collection_id);
-        if let Some(c) = coll
-            && gate.check_justification(&c, justification).is_err()
-        {
+        let Some(c) = coll.filter(|c| format!("{}/{}", c.agency, c.name) == meta.collection)
+        else {
+            let e = Error::Damaged(format!(
+                "item {id} lies in a collection other than the one it was stored in"
+            ));
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        };
+        if gate.check_justification(&c, justification).is_err() {
             let e = Error::JustificationRequired {
                 collection: meta.collection.clone(),
             };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         }
-        let content = self.read_content(&row)?;
+        let content = match self.read_content(&row) {
+            Ok(c) => c,
+            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        };
         self.record(
             actor,
             "item.get",
@@ -1927,11 +1968,29 @@ impl Platform {
             ids.push(c.id.0);
         }
         let rows = self.catalog.items_in(&ids)?;
+        let names: HashMap<u32, String> = chosen
+            .iter()
+            .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
+            .collect();
+        let now = now_ms();
         for row in rows {
-            let (meta, marking) = self.open_meta(&row)?;
+            let (meta, marking) = match self.open_meta(&row) {
+                Ok(m) => m,
+                // Not readable here, so not listed: nobody may see it now.
+                Err(Error::KeyUnavailable { .. }) => continue,
+                Err(e) => return Err(self.refuse(&actor, "item.list", targets, justification, e)),
+            };
+            if names.get(&row.collection_id) != Some(&meta.collection) {
+                let e = Error::Damaged(format!(
+                    "item {} lies in a collection other than the one it was stored in",
+                    row.id
+                ));
+                return Err(self.refuse(&actor, "item.list", targets, justification, e));
+            }
             if gate
                 .check(&marking, CollectionId(row.collection_id))
                 .is_ok()
+                && !expired(&meta, now)
             {
                 listing.items.push(meta);
             }
@@ -2152,6 +2211,12 @@ impl Platform {
         }
         Ok(shredded)
     }
+}
+
+/// Whether an item is past its retention (by its sealed metadata, which the
+/// host cannot move).
+pub(crate) fn expired(meta: &ItemMeta, now_ms: i64) -> bool {
+    meta.retain_until_ms.is_some_and(|t| t <= now_ms)
 }
 
 /// Items read back per concurrent fetch in [`Platform::index_feed`].

@@ -53,6 +53,9 @@ pub enum Command {
         id: String,
         /// The note.
         text: String,
+        /// Why (required for items of bulk collections, as for reading them).
+        #[arg(long)]
+        justification: Option<String>,
     },
     /// The notes on an item, merged from every site, oldest first.
     Annotations {
@@ -389,7 +392,8 @@ pub enum PrincipalCmd {
         /// Nationality, ISO 3166-1 alpha-3.
         #[arg(long)]
         nationality: String,
-        /// Roles: analyst, admin, auditor, field.
+        /// Roles: analyst, admin, auditor (its agency's audit trail), overseer
+        /// (every agency's), field.
         #[arg(long, default_value = "analyst")]
         roles: String,
     },

@@ -79,7 +79,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Operation(c) => operation(&cli, c),
         Command::Ingest(a) => ingest(&cli, a),
         Command::Get(a) => get(&cli, a),
-        Command::Annotate { id, text } => annotate(&cli, id, text),
+        Command::Annotate {
+            id,
+            text,
+            justification,
+        } => annotate(&cli, id, text, justification.as_deref()),
         Command::Annotations {
             id,
             json,
@@ -136,7 +140,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             max_rate.as_deref(),
             *json,
         ),
-        Command::Jobs { json } => crate::speech::jobs(&open(&cli)?, *json),
+        Command::Jobs { json } => {
+            let actor = match &cli.as_principal {
+                Some(who) => bletchley_store::Actor::Principal(who.clone()),
+                None => bletchley_store::Actor::Operator,
+            };
+            crate::speech::jobs(&mut open(&cli)?, &actor, *json)
+        }
         Command::Work { once, decode } => crate::speech::work(&mut open(&cli)?, *once, decode),
         Command::Transcript(a) => {
             let who = principal(&cli)?;
@@ -679,7 +689,7 @@ fn get(cli: &Cli, a: &GetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn annotate(cli: &Cli, id: &str, text: &str) -> Result<ExitCode> {
+fn annotate(cli: &Cli, id: &str, text: &str, justification: Option<&str>) -> Result<ExitCode> {
     let who = principal(cli)?;
     let mut p = open(cli)?;
     // At a site, the note says where it was written: it will be read at other sites too.
@@ -687,7 +697,7 @@ fn annotate(cli: &Cli, id: &str, text: &str) -> Result<ExitCode> {
         Ok(s) => format!("{who}@{}", s.identity.name),
         Err(_) => who.clone(),
     };
-    let note = p.annotate(&who, id, &author, text)?;
+    let note = p.annotate(&who, id, &author, text, justification)?;
     println!("{note}");
     Ok(ExitCode::SUCCESS)
 }

@@ -110,8 +110,8 @@ const PEOPLE: &[Who] = &[
         clearance: Classification::TopSecret,
         compartments: &[],
         nationality: "GBR",
-        roles: &[Role::Auditor],
-        note: "Oversight auditor: reviews the audit trail (Audit page); reads no items",
+        roles: &[Role::Overseer],
+        note: "Platform overseer: reviews every agency's audit trail (Audit page); reads no items",
     },
 ];
 

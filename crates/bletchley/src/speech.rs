@@ -170,8 +170,8 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
 }
 
 /// `jobs`: the queue, operator view.
-pub fn jobs(p: &Platform, json: bool) -> Result<ExitCode> {
-    let all = p.jobs()?;
+pub fn jobs(p: &mut Platform, actor: &bletchley_store::Actor, json: bool) -> Result<ExitCode> {
+    let all = p.list_jobs(actor)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);

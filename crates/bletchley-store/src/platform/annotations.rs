@@ -32,14 +32,17 @@ pub struct Annotation {
 }
 
 impl Platform {
-    /// `principal` notes `text` on `item`, which it must be able to read. `author` names the
-    /// writer as others will see it (`officer@cyprus` at a field site). Returns the note's id.
+    /// `principal` notes `text` on `item`, which it must be able to read (with a
+    /// justification for a bulk collection, as for reading it: the read is checked and audited
+    /// first, with the same answer for an item that does not exist). `author` names the writer
+    /// as others will see it (`officer@cyprus` at a field site). Returns the note's id.
     pub fn annotate(
         &mut self,
         principal: &str,
         item: &str,
         author: &str,
         text: &str,
+        justification: Option<&str>,
     ) -> Result<String> {
         let text = text.trim();
         if text.is_empty() {
@@ -55,6 +58,7 @@ impl Platform {
             title: format!("note by {author}"),
             content: text.as_bytes().to_vec(),
         };
+        self.get(principal, item, justification)?;
         let actor = Actor::Principal(principal.to_owned());
         let mut ids = self.derive(&actor, item, ANNOTATION, vec![note])?;
         ids.pop()

@@ -206,9 +206,13 @@ impl Platform {
 
     /// The principal and scopes a token stands for, if it is valid now.
     pub fn check_token(&self, token: &str) -> Result<Option<(String, Vec<TokenScope>)>> {
-        let mut parts = token.splitn(4, '.');
-        let (Some("bt1"), Some(name), Some(id), Some(secret)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // Names may hold dots; the id and secret (hex) never do, so they
+        // are read from the right.
+        let Some(rest) = token.strip_prefix("bt1.") else {
+            return Ok(None);
+        };
+        let mut parts = rest.rsplitn(3, '.');
+        let (Some(secret), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next())
         else {
             return Ok(None);
         };

@@ -185,6 +185,29 @@ impl Platform {
         self.catalog.job(id)?.map(|r| self.open_job(r)).transpose()
     }
 
+    /// The job list as `actor` may see it, audited: a principal sees the
+    /// jobs it queued; the operator sees every job.
+    pub fn list_jobs(&mut self, actor: &Actor) -> Result<Vec<Job>> {
+        let jobs = match actor {
+            Actor::Principal(name) => {
+                if let Err(e) = self.principal(name) {
+                    return Err(self.refuse(actor, "job.list", vec![], None, e));
+                }
+                self.jobs_of(name)?
+            }
+            _ => self.jobs()?,
+        };
+        self.record(
+            actor.clone(),
+            "job.list",
+            jobs.iter().map(|j| format!("job {}", j.id)).take(500).collect(),
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(jobs)
+    }
+
     /// The jobs a principal queued (what the API shows them).
     pub fn jobs_of(&self, principal: &str) -> Result<Vec<Job>> {
         Ok(self

@@ -201,7 +201,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     assert!(!o.status.success());
     assert!(o.stdout.is_empty());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("failed authentication"),
+        String::from_utf8_lossy(&o.stderr).contains("the store is damaged: the content of item"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
