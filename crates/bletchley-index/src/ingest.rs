@@ -32,10 +32,21 @@ pub fn ingest(
     opts: &IngestOptions,
     items: Vec<NewItem>,
 ) -> bletchley_store::Result<Ingested> {
-    let found: Vec<_> = items
+    // Every generation of every container is expanded before anything is
+    // stored, within one budget per file given: a file that expands beyond
+    // it is refused whole, and nothing of the batch is written.
+    let found = items
         .iter()
-        .map(|it| parts(&it.title, &it.content))
-        .collect();
+        .map(|it| {
+            let mut budget = Budget::default();
+            expand(&it.title, &it.content, 1, &mut budget).map_err(|e| {
+                bletchley_store::Error::Invalid(format!(
+                    "{}: {e}; nothing was stored",
+                    it.title
+                ))
+            })
+        })
+        .collect::<bletchley_store::Result<Vec<_>>>()?;
     let audio: Vec<bool> = items
         .iter()
         .map(|it| crate::extract::is_audio(&it.title, &it.content))
@@ -53,25 +64,23 @@ pub fn ingest(
     // derive: one commit and one durable audit append for the whole batch,
     // not one per e-mail (4,600 e-mails took 19.7 s that way, nearly all of
     // it waiting on the disk).
-    let mut level: Vec<(String, Vec<Part>)> = ids
+    let mut level: Vec<(String, Vec<Node>)> = ids
         .iter()
         .cloned()
         .zip(found)
         .filter(|(_, parts)| !parts.is_empty())
         .collect();
-    let mut generation = 1;
     while !level.is_empty() {
         // Per kind of derivation, in the order first met: each source's
         // parts, and each part's own parts for the next generation.
         let mut kinds: Vec<Derivation> = Vec::new();
         for (source, found) in level {
             let mut mine: Vec<Derivation> = Vec::new();
-            for part in found {
-                let inner = if generation < MAX_GENERATIONS {
-                    parts(&part.title, &part.content)
-                } else {
-                    Vec::new()
-                };
+            for Node {
+                part,
+                children: inner,
+            } in found
+            {
                 let item = NewItem {
                     title: part.title,
                     content: part.content,
@@ -126,7 +135,6 @@ pub fn ingest(
             }
         }
         level = next;
-        generation += 1;
     }
     Ok(Ingested {
         ids,
@@ -140,7 +148,56 @@ pub fn ingest(
 struct Derivation {
     kind: &'static str,
     sources: Vec<(String, Vec<NewItem>)>,
-    inner: Vec<Vec<Vec<Part>>>,
+    inner: Vec<Vec<Vec<Node>>>,
+}
+
+/// A part of a container, with its own parts.
+struct Node {
+    part: Part,
+    children: Vec<Node>,
+}
+
+/// Bytes all the parts of one ingested file may expand to, every
+/// generation together (each archive is also bounded on its own).
+pub const MAX_EXPANDED: u64 = 256 * 1024 * 1024;
+/// Parts one ingested file may hold, every generation together.
+pub const MAX_PARTS: usize = 10_000;
+
+/// What one file's expansion has used.
+#[derive(Default)]
+struct Budget {
+    bytes: u64,
+    parts: usize,
+}
+
+/// The parts of `content` and theirs, to [`MAX_GENERATIONS`], within
+/// `budget`, which is shared across the whole nesting.
+fn expand(
+    title: &str,
+    content: &[u8],
+    generation: u32,
+    budget: &mut Budget,
+) -> Result<Vec<Node>, String> {
+    let found = parts(title, content);
+    budget.parts += found.len();
+    budget.bytes += found.iter().map(|p| p.content.len() as u64).sum::<u64>();
+    if budget.parts > MAX_PARTS || budget.bytes > MAX_EXPANDED {
+        return Err(format!(
+            "its archives and attachments expand beyond what one file may ({} parts or {} MiB in all, at every depth together; possible archive bomb)",
+            MAX_PARTS,
+            MAX_EXPANDED >> 20
+        ));
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for part in found {
+        let children = if generation < MAX_GENERATIONS {
+            expand(&part.title, &part.content, generation + 1, budget)?
+        } else {
+            Vec::new()
+        };
+        out.push(Node { part, children });
+    }
+    Ok(out)
 }
 
 /// `item X` or `items X, Y and 3 more`, for an error naming sources.
