@@ -332,6 +332,23 @@ impl Marking {
         s
     }
 
+    /// This marking with its releasability written out: one without any is
+    /// for `home` only, and is rewritten to say so (`UK EYES ONLY` for GBR,
+    /// `REL TO` the nation otherwise), so that it means the same on a node
+    /// whose home nation is another.
+    pub fn explicit(&self, home: Nation) -> Marking {
+        let mut m = self.clone();
+        if m.releasability == Releasability::Home {
+            m.releasability = if home.alpha3() == "GBR" {
+                Releasability::UkEyesOnly
+            } else {
+                Releasability::RelTo(vec![RelToken::Nation(home)])
+            };
+            m.nations = expand(&m.releasability);
+        }
+        m
+    }
+
     /// The classification level.
     pub fn classification(&self) -> Classification {
         self.classification

@@ -7,7 +7,7 @@ use bletchley_audit::Outcome;
 use bletchley_crypto::OversightSealer;
 use bletchley_crypto::oversight::OversightOpener;
 use bletchley_policy::{Marking, Nation};
-use bletchley_store::{ANNOTATION, Actor, Jurisdiction, Platform, SiteScope, now_ms};
+use bletchley_store::{ANNOTATION, Actor, ItemMeta, Jurisdiction, Platform, SiteScope, now_ms};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, Body, BundleHeader, BundleKind};
@@ -1271,7 +1271,7 @@ fn apply_ops(
                     meta.id
                 )));
             }
-            Marking::parse(&meta.marking)
+            let marking = Marking::parse(&meta.marking)
                 .map_err(|e| Error::Malformed(format!("item {}: marking: {e}", meta.id)))?;
             // At the hub, a field site adds only into the collections accepted from it, and notes
             // on what the hub sent it.
@@ -1286,6 +1286,41 @@ fn apply_ops(
                         "{name} may not send items into {}: `site accept {name} {}` at the hub allows it",
                         meta.collection, meta.collection
                     )));
+                }
+                // A field site is an outsider here: it creates no agency or
+                // collection, and a note keeps its item's collection and
+                // marking and names its writer at that site.
+                if !p.has_collection(&meta.collection)? {
+                    return Err(Error::Denied(format!(
+                        "{name} sent item {} into {}, which does not exist at the hub",
+                        meta.id, meta.collection
+                    )));
+                }
+                if note_on_ours {
+                    let source = meta.derived_from.as_deref().unwrap_or_default();
+                    let Some((collection, source_marking)) = p.placement_of(source)? else {
+                        return Err(Error::Denied(format!(
+                            "{name} sent a note on {source}, which the hub does not hold"
+                        )));
+                    };
+                    if collection != meta.collection
+                        || marking.explicit(p.home()) != source_marking
+                    {
+                        return Err(Error::Denied(format!(
+                            "{name} sent note {} in {} at {}, not in its item's collection at its item's marking",
+                            meta.id, meta.collection, meta.marking
+                        )));
+                    }
+                    let author = meta.title.strip_prefix("note by ").unwrap_or_default();
+                    let qualified = author
+                        .rsplit_once('@')
+                        .is_some_and(|(who, at)| !who.is_empty() && at == name);
+                    if !qualified {
+                        return Err(Error::Denied(format!(
+                            "{name} sent note {} by {author:?}: a note from {name} names its writer as WHO@{name}",
+                            meta.id
+                        )));
+                    }
                 }
             }
         }
@@ -1309,7 +1344,7 @@ fn apply_ops(
                     orphans.push(meta.id.clone());
                 } else if let Some(content) = contents.get(meta.id.as_str())
                     && last_op_of.get(meta.id.as_str()) == Some(&o.seq)
-                    && p.store_replica(&name, meta, (*content).clone())?
+                    && p.store_replica(&name, &qualified(meta, &name, rec.identity.role), (*content).clone())?
                 {
                     report.added += 1;
                     rec.inbound.received.insert(meta.id.clone());
@@ -1364,4 +1399,15 @@ fn apply_ops(
         report.erased = Some(ack.bytes);
     }
     Ok(report)
+}
+
+/// What a peer sent, as stored here: from a field site, whoever stored it
+/// is named at that site (`officer@cyprus`), never as a principal of this
+/// node.
+fn qualified(meta: &ItemMeta, site: &str, role: SiteRole) -> ItemMeta {
+    let mut m = meta.clone();
+    if role == SiteRole::Field && !m.ingested_by.ends_with(&format!("@{site}")) {
+        m.ingested_by = format!("{}@{site}", m.ingested_by);
+    }
+    m
 }

@@ -198,7 +198,7 @@ fn need_to_know_follows_operations() {
         clearance: Classification::TopSecret,
         compartments: BTreeSet::new(),
         nationality: Nation::gbr(),
-        roles: BTreeSet::new(),
+        roles: [Role::Analyst].into_iter().collect(),
     };
     let colls = vec![
         Collection {
@@ -259,4 +259,11 @@ fn need_to_know_follows_operations() {
     let mut withdrawn = op;
     withdrawn.shares[0].withdrawn = Some(120);
     assert!(!Visibility::compute(&alice, &colls, &[withdrawn], 150).contains(CollectionId(2)));
+    // An auditor or overseer alone reads no items, not even its own agency's.
+    for role in [Role::Auditor, Role::Overseer] {
+        let mut watcher = p("carol", "mi5");
+        watcher.roles = [role].into_iter().collect();
+        let seen = Visibility::compute(&watcher, &colls, &ops, 150);
+        assert_eq!(seen.iter().count(), 0, "{role}");
+    }
 }

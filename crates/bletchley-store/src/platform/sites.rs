@@ -162,6 +162,11 @@ impl Platform {
         if !residency::allowed(&scope.jurisdiction, &refs) {
             return Ok(None);
         }
+        // What leaves this node says who may read it in so many words: an
+        // unmarked item is for this node's home nation, whatever the
+        // receiving node's home is.
+        let mut meta = meta;
+        meta.marking = marking.explicit(self.home).render();
         Ok(Some(meta))
     }
 
@@ -341,6 +346,22 @@ impl Platform {
     /// which must not fetch twice what it holds; never shown to a principal.
     pub fn holds(&self, id: &str) -> Result<bool> {
         Ok(self.catalog.item(id)?.is_some())
+    }
+
+    /// The collection and marking (written out for this node's home) of an
+    /// item held here, for checking what a peer sends about it. A system
+    /// path: nothing of it goes to a principal.
+    pub fn placement_of(&mut self, id: &str) -> Result<Option<(String, Marking)>> {
+        let Some(row) = self.catalog.item(id)? else {
+            return Ok(None);
+        };
+        let (meta, marking) = self.open_meta(&row)?;
+        Ok(Some((meta.collection, marking.explicit(self.home))))
+    }
+
+    /// Whether a collection `agency/name` exists here.
+    pub fn has_collection(&self, full: &str) -> Result<bool> {
+        Ok(self.collection_by_name(full)?.is_some())
     }
 
     /// Crypto-shreds an item (and what was derived from it) because the

@@ -9,6 +9,7 @@ mod crash;
 mod dedup_retention;
 mod derived;
 mod graph;
+mod host;
 mod residency;
 mod search;
 mod server;
