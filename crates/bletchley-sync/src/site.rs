@@ -578,6 +578,11 @@ pub fn accept(p: &mut Platform, name: &str, collections: &[String], remove: bool
                 "{c:?} is not a collection name (agency/name)"
             )));
         }
+        if !remove && !p.has_collection(c)? {
+            // The hub's own collection, made by its operator now: a field
+            // site never creates one (or an agency) by sending items.
+            p.add_collection(c, false)?;
+        }
         if remove {
             rec.accepts.retain(|x| x != c);
         } else if !rec.accepts.contains(c) {
@@ -1296,13 +1301,9 @@ fn apply_ops(
                         meta.id, meta.collection
                     )));
                 }
-                if note_on_ours {
-                    let source = meta.derived_from.as_deref().unwrap_or_default();
-                    let Some((collection, source_marking)) = p.placement_of(source)? else {
-                        return Err(Error::Denied(format!(
-                            "{name} sent a note on {source}, which the hub does not hold"
-                        )));
-                    };
+                let source = meta.derived_from.as_deref().unwrap_or_default();
+                // A note on an item shredded here since is dropped below.
+                if note_on_ours && let Some((collection, source_marking)) = p.placement_of(source)? {
                     if collection != meta.collection
                         || marking.explicit(p.home()) != source_marking
                     {

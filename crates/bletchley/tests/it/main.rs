@@ -3,6 +3,7 @@
 
 mod access_matrix;
 mod bad_input;
+mod campaign;
 mod canary;
 mod common;
 mod crash;
