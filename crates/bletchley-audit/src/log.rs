@@ -572,7 +572,8 @@ impl AuditLog {
         if verifier.render() != Verifier::new(&verifier.name, signer.verifying_key()).render() {
             return Err(Error::Malformed {
                 what: "verifier key",
-                reason: "audit/verifier.vkey is not the platform's signing key: it was replaced".into(),
+                reason: "audit/verifier.vkey is not the platform's signing key: it was replaced"
+                    .into(),
             });
         }
         let mac_key = leaf_mac_key(&signer);
@@ -893,13 +894,24 @@ mod tests {
         log.create("bletchley/t", &signer).unwrap();
         let sk = OversightSecretKey::generate().unwrap();
         let mut w = log
-            .writer(SigningKey::from_seed(seed.clone()).unwrap(), &sk.public_key())
+            .writer(
+                SigningKey::from_seed(seed.clone()).unwrap(),
+                &sk.public_key(),
+            )
             .unwrap();
         w.append(&[entry(0), entry(1)]).unwrap();
         drop(w);
         let bytes = std::fs::read(dir.path().join("log")).unwrap();
         let mut st = Scan::default();
-        scan(&bytes, 0, &mut st, &BTreeSet::new(), &mut BTreeMap::new(), |_, _| Ok(())).unwrap();
+        scan(
+            &bytes,
+            0,
+            &mut st,
+            &BTreeSet::new(),
+            &mut BTreeMap::new(),
+            |_, _| Ok(()),
+        )
+        .unwrap();
         // A well-framed, well-chained, well-sealed leaf with a guessed MAC.
         let sealer = OversightSealer::new(&sk.public_key()).unwrap();
         let mut leaf = Vec::new();
@@ -918,7 +930,10 @@ mod tests {
         std::fs::write(dir.path().join("log"), &forged).unwrap();
         assert!(matches!(
             log.verify(None, None),
-            Err(Error::Unsigned { signed: 2, found: 3 })
+            Err(Error::Unsigned {
+                signed: 2,
+                found: 3
+            })
         ));
         let mut w = log
             .writer(SigningKey::from_seed(seed).unwrap(), &sk.public_key())

@@ -40,10 +40,7 @@ pub fn ingest(
         .map(|it| {
             let mut budget = Budget::default();
             expand(&it.title, &it.content, 1, &mut budget).map_err(|e| {
-                bletchley_store::Error::Invalid(format!(
-                    "{}: {e}; nothing was stored",
-                    it.title
-                ))
+                bletchley_store::Error::Invalid(format!("{}: {e}; nothing was stored", it.title))
             })
         })
         .collect::<bletchley_store::Result<Vec<_>>>()?;

@@ -345,7 +345,6 @@ pub struct GenerationStep {
     pub after: u64,
 }
 
-
 /// Inserts items with their new contents in `tx`.
 fn commit_items_in(
     tx: &rusqlite::Transaction<'_>,
@@ -354,17 +353,17 @@ fn commit_items_in(
     let mut inserted: std::collections::HashMap<&str, i64> = Default::default();
     for (item, content) in items {
         let content_id = match content {
-        ContentRef::Existing(id) => {
-            tx.prepare_cached(ADD_REF)?.execute([id])?;
-            *id
-        }
-        ContentRef::New(c) => {
-            // Several items of one batch may share a new object.
-            if let Some(&id) = inserted.get(c.object.as_str()) {
+            ContentRef::Existing(id) => {
                 tx.prepare_cached(ADD_REF)?.execute([id])?;
-                id
-            } else {
-                tx.prepare_cached(
+                *id
+            }
+            ContentRef::New(c) => {
+                // Several items of one batch may share a new object.
+                if let Some(&id) = inserted.get(c.object.as_str()) {
+                    tx.prepare_cached(ADD_REF)?.execute([id])?;
+                    id
+                } else {
+                    tx.prepare_cached(
                     "INSERT INTO contents(agency_id, tag, location_id, object, wrapped_key, kek_version, size, refs, pack, pack_offset) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)",
                 )?
                 .execute(params![
@@ -378,37 +377,36 @@ fn commit_items_in(
                         c.packed.as_ref().map(|p| &p.pack),
                         c.packed.as_ref().map(|p| p.offset)
                     ])?;
-                let id = tx.last_insert_rowid();
-                inserted.insert(&c.object, id);
-                id
+                    let id = tx.last_insert_rowid();
+                    inserted.insert(&c.object, id);
+                    id
+                }
             }
-        }
         };
         tx.prepare_cached(&format!(
-        "INSERT INTO items({ITEM_COLS}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT INTO items({ITEM_COLS}) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ))?
         .execute(params![
-        item.id,
-        item.agency_id,
-        item.collection_id,
-        content_id,
-        item.created_ms,
-        item.retain_until_ms,
-        item.wrapped_key,
-        item.kek_version,
-        item.sealed_meta,
-        item.lineage
+            item.id,
+            item.agency_id,
+            item.collection_id,
+            content_id,
+            item.created_ms,
+            item.retain_until_ms,
+            item.wrapped_key,
+            item.kek_version,
+            item.sealed_meta,
+            item.lineage
         ])?;
     }
     bump_items_generation(tx)
 }
 
-
 /// Deletes an item in `tx`; returns its content row if none uses it now.
 fn delete_item_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<ContentRow>> {
     let content_id: Option<i64> = tx
         .query_row("SELECT content_id FROM items WHERE id = ?1", [id], |r| {
-        r.get(0)
+            r.get(0)
         })
         .optional()?;
     let Some(content_id) = content_id else {
@@ -422,9 +420,9 @@ fn delete_item_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Con
     )?;
     let orphan = tx
         .query_row(
-        &format!("SELECT {CONTENT_COLS} FROM contents WHERE id = ?1 AND refs <= 0"),
-        [content_id],
-        content_from_row,
+            &format!("SELECT {CONTENT_COLS} FROM contents WHERE id = ?1 AND refs <= 0"),
+            [content_id],
+            content_from_row,
         )
         .optional()?;
     if orphan.is_some() {

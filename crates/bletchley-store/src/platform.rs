@@ -315,7 +315,10 @@ impl Platform {
                 ("signing", signer.seed().clone()),
                 // The public file beside it is for the overseer; this
                 // sealed copy is what the platform trusts.
-                ("oversight-pub", SecretKey::from_bytes(oversight.public_key().0)),
+                (
+                    "oversight-pub",
+                    SecretKey::from_bytes(oversight.public_key().0),
+                ),
             ],
         )?;
         create_keyfile(
@@ -395,7 +398,10 @@ impl Platform {
             .unwrap_or_default();
         let oversight = trusted_oversight_key(root, &kf)?;
         let log = AuditLog::at(root.join("audit"));
-        let audit = log.writer(SigningKey::from_seed(keys.signer.seed().clone())?, &oversight)?;
+        let audit = log.writer(
+            SigningKey::from_seed(keys.signer.seed().clone())?,
+            &oversight,
+        )?;
         check_against_checkpoint(&log, &keys, &state)?;
         let mut p = Platform {
             root: root.to_owned(),
@@ -424,7 +430,10 @@ impl Platform {
                 vec![format!("entries from {}", cut.from_entry)],
                 None,
                 Outcome::Failed,
-                Some(format!("{} bytes past the last checkpoint cut off: {}", cut.bytes, cut.detail)),
+                Some(format!(
+                    "{} bytes past the last checkpoint cut off: {}",
+                    cut.bytes, cut.detail
+                )),
             )?;
         }
         Ok(())
@@ -514,7 +523,9 @@ impl Platform {
         let (outcome, reason) = match &err {
             Error::KeyUnavailable { agency, reason } => (
                 Outcome::Denied,
-                Some(format!("agency {agency}'s key could not be unlocked: {reason}")),
+                Some(format!(
+                    "agency {agency}'s key could not be unlocked: {reason}"
+                )),
             ),
             Error::NotFoundOrNotPermitted { reason } => (
                 Outcome::Denied,
@@ -1745,10 +1756,11 @@ impl Platform {
         agency: &str,
     ) -> Result<(ItemMeta, Marking, ContentBinding)> {
         let agency = agency.to_owned();
-        self.agency_keys(&agency).map_err(|e| Error::KeyUnavailable {
-            agency: agency.clone(),
-            reason: e.to_string(),
-        })?;
+        self.agency_keys(&agency)
+            .map_err(|e| Error::KeyUnavailable {
+                agency: agency.clone(),
+                reason: e.to_string(),
+            })?;
         let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
             kind: "agency",
             name: agency.clone(),
@@ -1839,8 +1851,7 @@ impl Platform {
             .collections()?
             .into_iter()
             .find(|c| c.id.0 == row.collection_id);
-        let Some(c) = coll.filter(|c| format!("{}/{}", c.agency, c.name) == meta.collection)
-        else {
+        let Some(c) = coll.filter(|c| format!("{}/{}", c.agency, c.name) == meta.collection) else {
             let e = Error::Damaged(format!(
                 "item {id} lies in a collection other than the one it was stored in"
             ));

@@ -1303,9 +1303,10 @@ fn apply_ops(
                 }
                 let source = meta.derived_from.as_deref().unwrap_or_default();
                 // A note on an item shredded here since is dropped below.
-                if note_on_ours && let Some((collection, source_marking)) = p.placement_of(source)? {
-                    if collection != meta.collection
-                        || marking.explicit(p.home()) != source_marking
+                if note_on_ours
+                    && let Some((collection, source_marking)) = p.placement_of(source)?
+                {
+                    if collection != meta.collection || marking.explicit(p.home()) != source_marking
                     {
                         return Err(Error::Denied(format!(
                             "{name} sent note {} in {} at {}, not in its item's collection at its item's marking",
@@ -1345,7 +1346,11 @@ fn apply_ops(
                     orphans.push(meta.id.clone());
                 } else if let Some(content) = contents.get(meta.id.as_str())
                     && last_op_of.get(meta.id.as_str()) == Some(&o.seq)
-                    && p.store_replica(&name, &qualified(meta, &name, rec.identity.role), (*content).clone())?
+                    && p.store_replica(
+                        &name,
+                        &qualified(meta, &name, rec.identity.role),
+                        (*content).clone(),
+                    )?
                 {
                     report.added += 1;
                     rec.inbound.received.insert(meta.id.clone());

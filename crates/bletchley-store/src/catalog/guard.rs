@@ -53,7 +53,10 @@ const TABLES: &[(&str, &str)] = &[
     ("credentials", "SELECT * FROM credentials ORDER BY id"),
     ("sites", "SELECT * FROM sites ORDER BY id"),
     ("locations", "SELECT * FROM locations ORDER BY id"),
-    ("residency", "SELECT * FROM residency ORDER BY scope, target"),
+    (
+        "residency",
+        "SELECT * FROM residency ORDER BY scope, target",
+    ),
 ];
 
 /// The pseudo-table name of a change of the items (checked by the items
@@ -150,7 +153,9 @@ impl Guard {
             .query_row("SELECT v FROM meta WHERE k = ?1", [STATE_KEY], |r| r.get(0))
             .optional()?;
         let text = text.ok_or_else(|| {
-            damaged("the catalog's integrity record is missing (deleted, or the catalog was replaced)")
+            damaged(
+                "the catalog's integrity record is missing (deleted, or the catalog was replaced)",
+            )
         })?;
         let r: Record = serde_json::from_str(&text)
             .map_err(|_| damaged("the catalog's integrity record is unreadable (altered)"))?;

@@ -6,7 +6,7 @@ use bletchley_audit::Outcome;
 use bletchley_crypto::password::{hash_password, verify_password};
 
 use super::{Actor, Platform, now_ms};
-use crate::catalog::{SealedRow, Catalog, SealedTable};
+use crate::catalog::{Catalog, SealedRow, SealedTable};
 use crate::error::{Error, Result};
 
 /// What a token may do.

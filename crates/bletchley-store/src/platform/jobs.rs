@@ -200,7 +200,10 @@ impl Platform {
         self.record(
             actor.clone(),
             "job.list",
-            jobs.iter().map(|j| format!("job {}", j.id)).take(500).collect(),
+            jobs.iter()
+                .map(|j| format!("job {}", j.id))
+                .take(500)
+                .collect(),
             None,
             Outcome::Allowed,
             None,

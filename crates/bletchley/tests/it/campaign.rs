@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::Value;
 use rusqlite::Connection;
+use rusqlite::types::Value;
 
 use crate::common::{Env, PASSPHRASE, files_under};
 
@@ -37,7 +37,10 @@ fn run(data: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn ids_in(text: &str, ids: &[String]) -> BTreeSet<String> {
-    ids.iter().filter(|i| text.contains(i.as_str())).cloned().collect()
+    ids.iter()
+        .filter(|i| text.contains(i.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Everything `who` can see in `data`; `damage` counts refusals that name
@@ -82,11 +85,20 @@ fn copy_dir(from: &Path, to: &Path) {
 /// One mutation of the host's bytes.
 enum Mutation {
     /// Change one column of one row.
-    Flip { table: String, rowid: i64, column: String },
+    Flip {
+        table: String,
+        rowid: i64,
+        column: String,
+    },
     /// Delete one row.
     Delete { table: String, rowid: i64 },
     /// Swap one column between two rows of a table.
-    Swap { table: String, a: i64, b: i64, column: String },
+    Swap {
+        table: String,
+        a: i64,
+        b: i64,
+        column: String,
+    },
     /// Flip one byte in the middle of a file.
     FlipFile(PathBuf),
     /// Cut a file in half.
@@ -100,9 +112,18 @@ enum Mutation {
 impl Mutation {
     fn name(&self) -> String {
         match self {
-            Mutation::Flip { table, rowid, column } => format!("flip {table}.{column} row {rowid}"),
+            Mutation::Flip {
+                table,
+                rowid,
+                column,
+            } => format!("flip {table}.{column} row {rowid}"),
             Mutation::Delete { table, rowid } => format!("delete {table} row {rowid}"),
-            Mutation::Swap { table, a, b, column } => format!("swap {table}.{column} rows {a},{b}"),
+            Mutation::Swap {
+                table,
+                a,
+                b,
+                column,
+            } => format!("swap {table}.{column} rows {a},{b}"),
             Mutation::FlipFile(p) => format!("flip a byte of {}", p.display()),
             Mutation::Truncate(p) => format!("truncate {}", p.display()),
             Mutation::Remove(p) => format!("remove {}", p.display()),
@@ -115,7 +136,8 @@ impl Mutation {
     /// checkpoints, or an older latest checkpoint, still verifies: the newest
     /// signed checkpoint left covers every entry, so nothing was lost.)
     fn touches_audit(&self) -> bool {
-        let is = |p: &Path, n: &str| p.starts_with("audit") && p.file_name().is_some_and(|f| f == n);
+        let is =
+            |p: &Path, n: &str| p.starts_with("audit") && p.file_name().is_some_and(|f| f == n);
         match self {
             Mutation::FlipFile(p) => is(p, "log") || is(p, "checkpoint") || is(p, "checkpoints"),
             Mutation::Truncate(p) | Mutation::Remove(p) | Mutation::Restore(p, _) => is(p, "log"),
@@ -148,22 +170,42 @@ impl Mutation {
             Value::Null => Value::Integer(1),
         };
         match self {
-            Mutation::Flip { table, rowid, column } => {
+            Mutation::Flip {
+                table,
+                rowid,
+                column,
+            } => {
                 let c = db();
                 let v: Value = c
-                    .query_row(&format!("SELECT \"{column}\" FROM {table} WHERE rowid = ?1"), [rowid], |r| r.get(0))
+                    .query_row(
+                        &format!("SELECT \"{column}\" FROM {table} WHERE rowid = ?1"),
+                        [rowid],
+                        |r| r.get(0),
+                    )
                     .expect("read");
-                c.execute(&format!("UPDATE {table} SET \"{column}\" = ?1 WHERE rowid = ?2"), rusqlite::params![flipped(v), rowid])
-                    .is_ok()
+                c.execute(
+                    &format!("UPDATE {table} SET \"{column}\" = ?1 WHERE rowid = ?2"),
+                    rusqlite::params![flipped(v), rowid],
+                )
+                .is_ok()
             }
             Mutation::Delete { table, rowid } => db()
                 .execute(&format!("DELETE FROM {table} WHERE rowid = ?1"), [rowid])
                 .is_ok(),
-            Mutation::Swap { table, a, b, column } => {
+            Mutation::Swap {
+                table,
+                a,
+                b,
+                column,
+            } => {
                 let c = db();
                 let get = |r: &i64| -> Value {
-                    c.query_row(&format!("SELECT \"{column}\" FROM {table} WHERE rowid = ?1"), [r], |x| x.get(0))
-                        .expect("read")
+                    c.query_row(
+                        &format!("SELECT \"{column}\" FROM {table} WHERE rowid = ?1"),
+                        [r],
+                        |x| x.get(0),
+                    )
+                    .expect("read")
                 };
                 let (va, vb) = (get(a), get(b));
                 if va == vb {
@@ -172,14 +214,19 @@ impl Mutation {
                 // Unique columns need a stand-in while they change hands.
                 let tmp = Value::Blob(vec![0xde, 0xad]);
                 let set = |r: &i64, v: &Value| {
-                    c.execute(&format!("UPDATE {table} SET \"{column}\" = ?1 WHERE rowid = ?2"), rusqlite::params![v, r])
-                        .is_ok()
+                    c.execute(
+                        &format!("UPDATE {table} SET \"{column}\" = ?1 WHERE rowid = ?2"),
+                        rusqlite::params![v, r],
+                    )
+                    .is_ok()
                 };
                 set(a, &tmp) && set(b, &va) && set(a, &vb)
             }
             Mutation::FlipFile(p) => {
                 let p = data.join(p);
-                let Ok(mut b) = std::fs::read(&p) else { return false };
+                let Ok(mut b) = std::fs::read(&p) else {
+                    return false;
+                };
                 if b.is_empty() {
                     return false;
                 }
@@ -189,13 +236,16 @@ impl Mutation {
             }
             Mutation::Truncate(p) => {
                 let p = data.join(p);
-                let Ok(b) = std::fs::read(&p) else { return false };
+                let Ok(b) = std::fs::read(&p) else {
+                    return false;
+                };
                 !b.is_empty() && std::fs::write(&p, &b[..b.len() / 2]).is_ok()
             }
             Mutation::Remove(p) => std::fs::remove_file(data.join(p)).is_ok(),
             Mutation::Restore(p, old) => {
                 let p = data.join(p);
-                std::fs::read(&p).ok().as_deref() != Some(old.as_slice()) && std::fs::write(&p, old).is_ok()
+                std::fs::read(&p).ok().as_deref() != Some(old.as_slice())
+                    && std::fs::write(&p, old).is_ok()
             }
         }
     }
@@ -208,24 +258,49 @@ fn mutations(data: &Path, earlier: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<Mutation>
         let mut st = c
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
             .expect("tables");
-        st.query_map([], |r| r.get(0)).expect("q").collect::<Result<_, _>>().expect("rows")
+        st.query_map([], |r| r.get(0))
+            .expect("q")
+            .collect::<Result<_, _>>()
+            .expect("rows")
     };
     let mut out = Vec::new();
     for t in &tables {
         let cols: Vec<String> = {
-            let mut st = c.prepare(&format!("SELECT name FROM pragma_table_info('{t}')")).expect("cols");
-            st.query_map([], |r| r.get(0)).expect("q").collect::<Result<_, _>>().expect("rows")
+            let mut st = c
+                .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                .expect("cols");
+            st.query_map([], |r| r.get(0))
+                .expect("q")
+                .collect::<Result<_, _>>()
+                .expect("rows")
         };
         let rows: Vec<i64> = {
-            let mut st = c.prepare(&format!("SELECT rowid FROM {t} ORDER BY rowid")).expect("rows");
-            st.query_map([], |r| r.get(0)).expect("q").collect::<Result<_, _>>().expect("rows")
+            let mut st = c
+                .prepare(&format!("SELECT rowid FROM {t} ORDER BY rowid"))
+                .expect("rows");
+            st.query_map([], |r| r.get(0))
+                .expect("q")
+                .collect::<Result<_, _>>()
+                .expect("rows")
         };
         for (n, r) in rows.iter().enumerate() {
-            out.push(Mutation::Delete { table: t.clone(), rowid: *r });
+            out.push(Mutation::Delete {
+                table: t.clone(),
+                rowid: *r,
+            });
             for col in &cols {
-                out.push(Mutation::Flip { table: t.clone(), rowid: *r, column: col.clone() });
+                out.push(Mutation::Flip {
+                    table: t.clone(),
+                    rowid: *r,
+                    column: col.clone(),
+                });
                 if let Some(other) = rows.get(n + 1) {
-                    out.push(Mutation::Swap { table: t.clone(), a: *r, b: *other, column: col.clone() });
+                    out.push(Mutation::Swap {
+                        table: t.clone(),
+                        a: *r,
+                        b: *other,
+                        column: col.clone(),
+                    });
                 }
             }
         }
@@ -257,8 +332,15 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
     env.ok(&["collection", "add", "mi6/humint"]);
     for (name, agency, clearance) in [("olly", "mi5", "OFFICIAL"), ("bob", "mi6", "TOP SECRET")] {
         env.ok(&[
-            "principal", "add", name, "--agency", agency, "--clearance", clearance,
-            "--nationality", "GBR",
+            "principal",
+            "add",
+            name,
+            "--agency",
+            agency,
+            "--clearance",
+            clearance,
+            "--nationality",
+            "GBR",
         ]);
     }
     let a = env.file("a.txt", b"canary OFFICIAL menu");
@@ -280,14 +362,26 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
 
     let principals = ["olly", "bob"];
     let mut none = 0;
-    let baseline: Vec<Seen> = principals.iter().map(|p| seen(&env.data, p, &ids, &mut none)).collect();
-    assert_eq!(baseline[0].read.len(), 1, "olly reads the OFFICIAL item only");
+    let baseline: Vec<Seen> = principals
+        .iter()
+        .map(|p| seen(&env.data, p, &ids, &mut none))
+        .collect();
+    assert_eq!(
+        baseline[0].read.len(),
+        1,
+        "olly reads the OFFICIAL item only"
+    );
     assert_eq!(baseline[1].read.len(), 1, "bob reads mi6's item only");
 
     let all = mutations(&env.data, &earlier);
     let full = std::env::var_os("BLETCHLEY_TAMPER_FULL").is_some();
     // A bounded sample spread over every kind of target: every third.
-    let chosen: Vec<&Mutation> = all.iter().enumerate().filter(|(n, _)| full || n % 3 == 0).map(|(_, m)| m).collect();
+    let chosen: Vec<&Mutation> = all
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| full || n % 3 == 0)
+        .map(|(_, m)| m)
+        .collect();
     let (mut tried, mut detected, mut harmless) = (0, 0, 0);
     let mut unreported = Vec::new();
     for (n, m) in chosen.iter().enumerate() {
@@ -302,14 +396,32 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
         let mut changed = false;
         for (p, base) in principals.iter().zip(&baseline) {
             let now = seen(&copy, p, &ids, &mut damage);
-            assert!(now.listed.is_subset(&base.listed), "{}: {p} lists more: {:?}", m.name(), now.listed);
-            assert!(now.read.is_subset(&base.read), "{}: {p} reads more", m.name());
-            assert!(now.found.is_subset(&base.found), "{}: {p} finds more: {:?}", m.name(), now.found);
+            assert!(
+                now.listed.is_subset(&base.listed),
+                "{}: {p} lists more: {:?}",
+                m.name(),
+                now.listed
+            );
+            assert!(
+                now.read.is_subset(&base.read),
+                "{}: {p} reads more",
+                m.name()
+            );
+            assert!(
+                now.found.is_subset(&base.found),
+                "{}: {p} finds more: {:?}",
+                m.name(),
+                now.found
+            );
             changed |= now != *base;
         }
         let verify = run(&copy, &["audit", "verify"]);
         if m.touches_audit() {
-            assert!(!verify.status.success(), "{}: audit verify passed", m.name());
+            assert!(
+                !verify.status.success(),
+                "{}: audit verify passed",
+                m.name()
+            );
         }
         if damage > 0 || !verify.status.success() {
             detected += 1;

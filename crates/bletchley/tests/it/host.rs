@@ -64,7 +64,10 @@ fn content_repointed_is_refused_as_damage_and_audited() {
     let high = env.file("high.txt", b"TOPSECRETCANARY source identity");
     let low_id = env.ingest("alice", "mi5/ct", "OFFICIAL", &[&low])[0].clone();
     let high_id = env.ingest("alice", "mi5/ct", "TOP SECRET", &[&high])[0].clone();
-    assert!(env.ok(&["--as", "olly", "get", &low_id]).contains("canteen"));
+    assert!(
+        env.ok(&["--as", "olly", "get", &low_id])
+            .contains("canteen")
+    );
     let c = db(&env);
     let high_content: i64 = c
         .query_row(
@@ -175,7 +178,10 @@ fn replaced_oversight_or_verifier_keys_are_refused() {
     let real = std::fs::read(&pubp).expect("pub");
     std::fs::write(&pubp, format!("{}\n", "ab".repeat(32))).expect("replace");
     let err = stderr_of(&env, &["--as", "alice", "ls"]);
-    assert!(err.contains("oversight.pub") && err.contains("replaced"), "{err}");
+    assert!(
+        err.contains("oversight.pub") && err.contains("replaced"),
+        "{err}"
+    );
     std::fs::write(&pubp, real).expect("restore");
     env.ok(&["--as", "alice", "ls"]);
 
@@ -378,7 +384,14 @@ fn names_tokens_retention_and_locked_keys() {
         "GBR",
     ]);
     let out = env.ok(&[
-        "principal", "token", "create", "j.smith", "--scopes", "read", "--label", "t",
+        "principal",
+        "token",
+        "create",
+        "j.smith",
+        "--scopes",
+        "read",
+        "--label",
+        "t",
     ]);
     let token = out.lines().last().expect("token").trim().to_owned();
 
@@ -423,7 +436,14 @@ fn names_tokens_retention_and_locked_keys() {
     env.ok(&["operation", "add", "JOINT", "--agencies", "mi5,mi6"]);
     env.ok(&["operation", "share", "JOINT", "mi6/x"]);
     env.ok(&[
-        "principal", "add", "m6", "--agency", "mi6", "--clearance", "SECRET", "--nationality",
+        "principal",
+        "add",
+        "m6",
+        "--agency",
+        "mi6",
+        "--clearance",
+        "SECRET",
+        "--nationality",
         "GBR",
     ]);
     let g = env.file("s.txt", b"shared");
