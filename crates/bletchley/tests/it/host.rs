@@ -460,3 +460,38 @@ fn names_tokens_retention_and_locked_keys() {
         "error: not found or not permitted"
     );
 }
+
+/// Issue 22, 8: a note on an item of a bulk collection needs the same
+/// justification as reading it, and a note on an id that does not exist
+/// gets the same answer as one on an item the principal may not see.
+#[test]
+fn notes_need_the_read_and_its_justification() {
+    let env = two_agencies();
+    let f = env.file("b.txt", b"bulk intercept");
+    let id = env.ingest("alice", "mi5/bulk", "SECRET", &[&f])[0].clone();
+    let err = stderr_of(&env, &["--as", "alice", "annotate", &id, "seen"]);
+    assert!(err.contains("justification"), "{err}");
+    env.ok(&[
+        "--as",
+        "alice",
+        "annotate",
+        &id,
+        "seen",
+        "--justification",
+        "op 17",
+    ]);
+    let g = env.file("m.txt", b"mi6 only");
+    let theirs = env.ingest("bob", "mi6/humint", "SECRET", &[&g])[0].clone();
+    let hidden = stderr_of(&env, &["--as", "alice", "annotate", &theirs, "x"]);
+    let missing = stderr_of(
+        &env,
+        &[
+            "--as",
+            "alice",
+            "annotate",
+            "01900000-0000-7000-8000-000000000000",
+            "x",
+        ],
+    );
+    assert_eq!(hidden, missing);
+}
