@@ -823,20 +823,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn resumes_after_a_crash_between_log_write_and_checkpoint() {
+    /// A new log in a temporary directory, its signing seed and the
+    /// oversight key its payloads are sealed to.
+    fn new_log() -> (tempfile::TempDir, AuditLog, SecretKey, OversightSecretKey) {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::at(dir.path());
         let signer = SigningKey::generate().unwrap();
         let seed = signer.seed().clone();
         log.create("bletchley/t", &signer).unwrap();
-        let sk = OversightSecretKey::generate().unwrap();
-        let mut w = log
-            .writer(
-                SigningKey::from_seed(seed.clone()).unwrap(),
-                &sk.public_key(),
-            )
-            .unwrap();
+        (dir, log, seed, OversightSecretKey::generate().unwrap())
+    }
+
+    fn writer(log: &AuditLog, seed: &SecretKey, sk: &OversightSecretKey) -> Writer {
+        log.writer(
+            SigningKey::from_seed(seed.clone()).unwrap(),
+            &sk.public_key(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn resumes_after_a_crash_between_log_write_and_checkpoint() {
+        let (dir, log, seed, sk) = new_log();
+        let mut w = writer(&log, &seed, &sk);
         w.append(&[entry(0), entry(1), entry(2)]).unwrap();
         // Keep the checkpoint and head as they were, append more, then put
         // them back: the log now runs past its checkpoint, as after a crash.
@@ -846,12 +855,7 @@ mod tests {
         drop(w);
         std::fs::write(dir.path().join("checkpoint"), cp).unwrap();
         std::fs::write(dir.path().join("head"), head).unwrap();
-        let mut w = log
-            .writer(
-                SigningKey::from_seed(seed.clone()).unwrap(),
-                &sk.public_key(),
-            )
-            .unwrap();
+        let mut w = writer(&log, &seed, &sk);
         assert_eq!(w.len(), 5);
         w.append(&[entry(5)]).unwrap();
         let r = log.verify(None, None).unwrap();
@@ -871,9 +875,7 @@ mod tests {
         let whole = bytes.len();
         bytes.extend_from_slice(&[0, 0, 1, 0, b'B', b'L']);
         std::fs::write(dir.path().join("log"), &bytes).unwrap();
-        let mut w = log
-            .writer(SigningKey::from_seed(seed).unwrap(), &sk.public_key())
-            .unwrap();
+        let mut w = writer(&log, &seed, &sk);
         assert_eq!(
             std::fs::metadata(dir.path().join("log")).unwrap().len() as usize,
             whole
@@ -887,18 +889,8 @@ mod tests {
     /// `verify` and is cut off by the next writer, which reports it.
     #[test]
     fn a_forged_entry_past_the_checkpoint_is_refused_and_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::at(dir.path());
-        let signer = SigningKey::generate().unwrap();
-        let seed = signer.seed().clone();
-        log.create("bletchley/t", &signer).unwrap();
-        let sk = OversightSecretKey::generate().unwrap();
-        let mut w = log
-            .writer(
-                SigningKey::from_seed(seed.clone()).unwrap(),
-                &sk.public_key(),
-            )
-            .unwrap();
+        let (dir, log, seed, sk) = new_log();
+        let mut w = writer(&log, &seed, &sk);
         w.append(&[entry(0), entry(1)]).unwrap();
         drop(w);
         let bytes = std::fs::read(dir.path().join("log")).unwrap();
@@ -935,9 +927,7 @@ mod tests {
                 found: 3
             })
         ));
-        let mut w = log
-            .writer(SigningKey::from_seed(seed).unwrap(), &sk.public_key())
-            .unwrap();
+        let mut w = writer(&log, &seed, &sk);
         let cut = w.take_cut().expect("reported");
         assert_eq!(cut.from_entry, 2);
         assert!(cut.detail.contains("MAC"), "{}", cut.detail);
@@ -950,12 +940,8 @@ mod tests {
     /// the writer never writes one, whatever the clock says.
     #[test]
     fn time_never_runs_backwards() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::at(dir.path());
-        let signer = SigningKey::generate().unwrap();
-        log.create("bletchley/t", &signer).unwrap();
-        let sk = OversightSecretKey::generate().unwrap();
-        let mut w = log.writer(signer, &sk.public_key()).unwrap();
+        let (dir, log, seed, sk) = new_log();
+        let mut w = writer(&log, &seed, &sk);
         let mut late = entry(0);
         late.time_ms = 5_000;
         let mut early = entry(1);

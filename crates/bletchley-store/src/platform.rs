@@ -421,22 +421,23 @@ impl Platform {
     }
 
     /// Audits a tail the audit writer cut off (a torn write, or entries
-    /// nobody signed), if it cut one.
+    /// nobody signed), if it cut one: when it opened the log, or when it
+    /// caught up with another process's appends.
     fn record_cut(&mut self) -> Result<()> {
-        if let Some(cut) = self.audit.take_cut() {
-            self.record(
-                Actor::System(SystemActor::Platform),
-                "audit.tail-cut",
-                vec![format!("entries from {}", cut.from_entry)],
-                None,
-                Outcome::Failed,
-                Some(format!(
-                    "{} bytes past the last checkpoint cut off: {}",
-                    cut.bytes, cut.detail
-                )),
-            )?;
-        }
-        Ok(())
+        let Some(cut) = self.audit.take_cut() else {
+            return Ok(());
+        };
+        self.record(
+            Actor::System(SystemActor::Platform),
+            "audit.tail-cut",
+            vec![format!("entries from {}", cut.from_entry)],
+            None,
+            Outcome::Failed,
+            Some(format!(
+                "{} bytes past the last checkpoint cut off: {}",
+                cut.bytes, cut.detail
+            )),
+        )
     }
 
     /// Appends entries durably, with the catalog's current state signed
@@ -446,26 +447,8 @@ impl Platform {
         self.audit
             .set_extension(Some(format!("{CATALOG_EXTENSION} {}", state.current())));
         self.audit.append(entries)?;
-        if self.audit.take_cut().is_some() {
-            // Another process's torn tail, or forged entries, cut while
-            // appending: say so in the log.
-            self.record_cut_after()?;
-        }
-        Ok(())
-    }
-
-    fn record_cut_after(&mut self) -> Result<()> {
-        let e = Entry {
-            time_ms: now_ms(),
-            principal: SystemActor::Platform.name().into(),
-            action: "audit.tail-cut".into(),
-            targets: vec![],
-            justification: None,
-            outcome: Outcome::Failed,
-            reason: Some("entries past the last checkpoint were cut off (torn write or not written by this platform)".into()),
-        };
-        self.audit.append(&[e])?;
-        Ok(())
+        // The cut is taken before recording it, so this recurses once at most.
+        self.record_cut()
     }
 
     /// The data directory.
@@ -939,13 +922,9 @@ impl Platform {
                 kind: "principal",
                 name: name.into(),
             })?;
-        let p: Principal = self.open_row(SealedTable::Principals, &row)?;
-        if p.name != name || row.agency_id != Some(self.agency_id(&p.agency)?) {
-            return Err(Error::Damaged(format!(
-                "principal {name}'s record names another principal or agency"
-            )));
-        }
-        Ok(p)
+        // The record is bound to the tag of `name` and to its agency's row
+        // (`row_aad`); the agencies' names are guarded with the catalog.
+        self.open_row(SealedTable::Principals, &row)
     }
 
     /// Adds a collection `agency/name`.
@@ -988,17 +967,10 @@ impl Platform {
     /// Every collection.
     pub fn collections(&self) -> Result<Vec<Collection>> {
         let mut out = Vec::new();
-        let agencies: HashMap<i64, String> = self.catalog.agencies()?.into_iter().collect();
         for row in self.catalog.all_sealed(SealedTable::Collections)? {
+            // Bound to its row number, tag and agency: a swapped or moved
+            // record does not open.
             let rec: CollectionRecord = self.open_row(SealedTable::Collections, &row)?;
-            let full = format!("{}/{}", rec.agency, rec.name);
-            if row.name_tag != self.tag("collection", &full)
-                || row.agency_id.and_then(|a| agencies.get(&a)) != Some(&rec.agency)
-            {
-                return Err(Error::Damaged(format!(
-                    "collection {full}'s record is not where it belongs"
-                )));
-            }
             out.push(Collection {
                 id: CollectionId(
                     u32::try_from(row.id).map_err(|_| Error::Layout("collection id".into()))?,
@@ -1068,16 +1040,7 @@ impl Platform {
         self.catalog
             .all_sealed(SealedTable::Operations)?
             .into_iter()
-            .map(|r| {
-                let op: Operation = self.open_row(SealedTable::Operations, &r)?;
-                if r.name_tag != self.tag("operation", &op.name) {
-                    return Err(Error::Damaged(format!(
-                        "operation {}'s record is not where it belongs",
-                        op.name
-                    )));
-                }
-                Ok(op)
-            })
+            .map(|r| self.open_row(SealedTable::Operations, &r))
             .collect()
     }
 
@@ -1828,7 +1791,10 @@ impl Platform {
             let e = Error::NotFoundOrNotPermitted { reason: None };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         };
-        let (meta, marking) = match self.open_meta(&row) {
+        let opened = self
+            .agency_name(row.agency_id)
+            .and_then(|agency| self.open_sealed_meta(&row, &agency));
+        let (meta, marking, binding) = match opened {
             Ok(m) => m,
             Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
         };
@@ -1863,7 +1829,7 @@ impl Platform {
             };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         }
-        let content = match self.read_content(&row) {
+        let content = match self.read_bound_content(&row, &binding) {
             Ok(c) => c,
             Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
         };
@@ -1878,9 +1844,17 @@ impl Platform {
         Ok((meta, content))
     }
 
+    /// Reads an item's content, checked against what its sealed metadata
+    /// says of it.
     fn read_content(&mut self, row: &ItemRow) -> Result<Vec<u8>> {
         let agency = self.agency_name(row.agency_id)?;
         let (_, _, binding) = self.open_sealed_meta(row, &agency)?;
+        self.read_bound_content(row, &binding)
+    }
+
+    /// [`Self::read_content`] with the binding already opened.
+    fn read_bound_content(&mut self, row: &ItemRow, binding: &ContentBinding) -> Result<Vec<u8>> {
+        let agency = &binding.agency;
         let c = self
             .catalog
             .content(row.content_id)?
@@ -1890,7 +1864,7 @@ impl Platform {
             .into_iter()
             .find(|l| l.id == c.location_id)
             .ok_or_else(|| unknown_location(row))?;
-        let cdek = self.content_key(row, &c, &agency)?;
+        let cdek = self.content_key(row, &c, agency)?;
         let sealed = match content_span(row, &c)? {
             (name, Some(range)) => loc.open()?.get_range(&self.rt, name, range),
             (name, None) => loc.open()?.get(&self.rt, name),
@@ -1901,7 +1875,7 @@ impl Platform {
                 row.id
             ))
         })?;
-        open_content(row, &c, &cdek, &sealed, &binding)
+        open_content(row, &c, &cdek, &sealed, binding)
     }
 
     /// Unwraps the data key of an item's content.

@@ -1260,6 +1260,12 @@ fn apply_ops(
     let contents: BTreeMap<&str, &Vec<u8>> =
         body.contents.iter().map(|(i, c)| (i.as_str(), c)).collect();
     let mut last_op_of: BTreeMap<&str, u64> = BTreeMap::new();
+    // What a field site may send into: collections the hub already has.
+    let hub_collections: BTreeSet<String> = if rec.identity.role == SiteRole::Field {
+        p.collection_names()?
+    } else {
+        BTreeSet::new()
+    };
     for o in &fresh {
         match &o.kind {
             OpKind::ItemAdded { meta } => last_op_of.insert(meta.id.as_str(), o.seq),
@@ -1295,7 +1301,7 @@ fn apply_ops(
                 // A field site is an outsider here: it creates no agency or
                 // collection, and a note keeps its item's collection and
                 // marking and names its writer at that site.
-                if !p.has_collection(&meta.collection)? {
+                if !hub_collections.contains(&meta.collection) {
                     return Err(Error::Denied(format!(
                         "{name} sent item {} into {}, which does not exist at the hub",
                         meta.id, meta.collection

@@ -234,6 +234,12 @@ impl SqliteCatalog {
         self.guard = Some(guard);
     }
 
+    fn guard(&self) -> Result<&Guard> {
+        self.guard
+            .as_ref()
+            .ok_or_else(|| Error::Layout("the catalog has no guard".into()))
+    }
+
     /// Runs `f` in one immediate transaction: with a guard, the tables it
     /// touches are checked against the integrity record first, and the
     /// record is advanced in the same transaction.
@@ -259,10 +265,7 @@ impl SqliteCatalog {
 
     /// Writes the first integrity record of a new catalog.
     pub fn seal_state(&self) -> Result<()> {
-        let g = self
-            .guard
-            .as_ref()
-            .ok_or_else(|| Error::Layout("the catalog has no guard".into()))?;
+        let g = self.guard()?;
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let mut r = Record {
             history: Vec::new(),
@@ -281,10 +284,7 @@ impl SqliteCatalog {
     /// integrity record; returns the state for comparison with the audit
     /// log's checkpoint.
     pub fn verify_state(&self) -> Result<CatalogState> {
-        let g = self
-            .guard
-            .as_ref()
-            .ok_or_else(|| Error::Layout("the catalog has no guard".into()))?;
+        let g = self.guard()?;
         let r = g.read(&self.conn)?;
         let all: Vec<&str> = TABLES.iter().map(|(n, _)| *n).chain([ITEMS]).collect();
         g.check(&self.conn, &r, &all)?;
@@ -294,10 +294,7 @@ impl SqliteCatalog {
     /// The current state, its record's MAC checked (not the tables: see
     /// [`SqliteCatalog::verify_state`]); for the audit checkpoint.
     pub fn state(&self) -> Result<CatalogState> {
-        let g = self
-            .guard
-            .as_ref()
-            .ok_or_else(|| Error::Layout("the catalog has no guard".into()))?;
+        let g = self.guard()?;
         let r = g.read(&self.conn)?;
         Ok(CatalogState { history: r.history })
     }

@@ -364,6 +364,15 @@ impl Platform {
         Ok(self.collection_by_name(full)?.is_some())
     }
 
+    /// Every collection here, as `agency/name`.
+    pub fn collection_names(&self) -> Result<BTreeSet<String>> {
+        Ok(self
+            .collections()?
+            .into_iter()
+            .map(|c| format!("{}/{}", c.agency, c.name))
+            .collect())
+    }
+
     /// Crypto-shreds an item (and what was derived from it) because the
     /// sending site no longer allows this site to hold it. Returns whether it
     /// was here.

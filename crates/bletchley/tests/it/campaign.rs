@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use crate::common::{Env, PASSPHRASE, files_under};
+use crate::common::{Env, bletchley_at, copy_tree, files_under};
 
 /// What one principal could see: item ids listed, (id, bytes) read, search
 /// hits.
@@ -24,16 +24,7 @@ struct Seen {
 }
 
 fn run(data: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_bletchley"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BLETCHLEY_PASSPHRASE", PASSPHRASE)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run")
+    bletchley_at(data, args).output().expect("run")
 }
 
 fn ids_in(text: &str, ids: &[String]) -> BTreeSet<String> {
@@ -72,14 +63,6 @@ fn seen(data: &Path, who: &str, ids: &[String], damage: &mut usize) -> Seen {
         s.found = ids_in(&String::from_utf8_lossy(&o.stdout), ids);
     }
     s
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for f in files_under(from) {
-        let dst = to.join(f.strip_prefix(from).expect("under"));
-        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&f, &dst).expect("copy");
-    }
 }
 
 /// One mutation of the host's bytes.
@@ -330,19 +313,8 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
     env.basic();
     env.ok(&["agency", "add", "mi6"]);
     env.ok(&["collection", "add", "mi6/humint"]);
-    for (name, agency, clearance) in [("olly", "mi5", "OFFICIAL"), ("bob", "mi6", "TOP SECRET")] {
-        env.ok(&[
-            "principal",
-            "add",
-            name,
-            "--agency",
-            agency,
-            "--clearance",
-            clearance,
-            "--nationality",
-            "GBR",
-        ]);
-    }
+    env.add_principal("olly", "mi5", "OFFICIAL", &[]);
+    env.add_principal("bob", "mi6", "TOP SECRET", &[]);
     let a = env.file("a.txt", b"canary OFFICIAL menu");
     let b = env.file("b.txt", b"canary TOP SECRET source");
     let c = env.file("c.txt", b"canary mi6 asset");
@@ -386,7 +358,7 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
     let mut unreported = Vec::new();
     for (n, m) in chosen.iter().enumerate() {
         let copy = env.root.join(format!("campaign-{n}"));
-        copy_dir(&env.data, &copy);
+        copy_tree(&env.data, &copy);
         if !m.apply(&copy) {
             let _ = std::fs::remove_dir_all(&copy);
             continue;

@@ -39,7 +39,7 @@ impl Env {
 
     /// The command, run inside network namespace `netns` when one is given.
     pub fn cmd_in(&self, netns: Option<&str>, args: &[&str]) -> Command {
-        let mut c = match netns {
+        let c = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_bletchley")]);
@@ -47,12 +47,25 @@ impl Env {
             }
             None => Command::new(env!("CARGO_BIN_EXE_bletchley")),
         };
-        c.arg("--data").arg(&self.data).args(args);
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BLETCHLEY_PASSPHRASE", PASSPHRASE)
-            .stdin(Stdio::null());
-        c
+        with_data(c, &self.data, args)
+    }
+
+    /// Adds principal `name` of `agency`, cleared to `clearance`, British,
+    /// with extra arguments (`--roles`, `--compartments`).
+    pub fn add_principal(&self, name: &str, agency: &str, clearance: &str, extra: &[&str]) {
+        let mut args = vec![
+            "principal",
+            "add",
+            name,
+            "--agency",
+            agency,
+            "--clearance",
+            clearance,
+            "--nationality",
+            "GBR",
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -135,6 +148,29 @@ impl Env {
         ]);
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         self.ok(&a).lines().map(str::to_owned).collect()
+    }
+}
+
+/// The binary over the data directory `data`, with the test passphrase.
+pub fn bletchley_at(data: &Path, args: &[&str]) -> Command {
+    with_data(Command::new(env!("CARGO_BIN_EXE_bletchley")), data, args)
+}
+
+fn with_data(mut c: Command, data: &Path, args: &[&str]) -> Command {
+    c.arg("--data").arg(data).args(args);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BLETCHLEY_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::null());
+    c
+}
+
+/// Copies every file under `from` to the same place under `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for f in files_under(from) {
+        let dst = to.join(f.strip_prefix(from).expect("under"));
+        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&f, &dst).expect("copy");
     }
 }
 

@@ -20,28 +20,8 @@ fn two_agencies() -> Env {
     env.basic();
     env.ok(&["agency", "add", "mi6"]);
     env.ok(&["collection", "add", "mi6/humint"]);
-    env.ok(&[
-        "principal",
-        "add",
-        "bob",
-        "--agency",
-        "mi6",
-        "--clearance",
-        "TOP SECRET",
-        "--nationality",
-        "GBR",
-    ]);
-    env.ok(&[
-        "principal",
-        "add",
-        "olly",
-        "--agency",
-        "mi5",
-        "--clearance",
-        "OFFICIAL",
-        "--nationality",
-        "GBR",
-    ]);
+    env.add_principal("bob", "mi6", "TOP SECRET", &[]);
+    env.add_principal("olly", "mi5", "OFFICIAL", &[]);
     env
 }
 
@@ -297,19 +277,7 @@ fn a_whole_catalog_rolled_back_is_caught_against_the_audit_log() {
 fn auditors_read_no_items_and_only_their_agencys_trail() {
     let env = two_agencies();
     for (name, agency, role) in [("aud5", "mi5", "auditor"), ("over", "mi6", "overseer")] {
-        env.ok(&[
-            "principal",
-            "add",
-            name,
-            "--agency",
-            agency,
-            "--clearance",
-            "TOP SECRET",
-            "--nationality",
-            "GBR",
-            "--roles",
-            role,
-        ]);
+        env.add_principal(name, agency, "TOP SECRET", &["--roles", role]);
         crate::server::set_password(&env, name);
     }
     let f = env.file("a.txt", b"AUDITCANARY");
@@ -372,17 +340,7 @@ fn names_tokens_retention_and_locked_keys() {
         );
         assert!(err.contains("reserved"), "{err}");
     }
-    env.ok(&[
-        "principal",
-        "add",
-        "j.smith",
-        "--agency",
-        "mi5",
-        "--clearance",
-        "SECRET",
-        "--nationality",
-        "GBR",
-    ]);
+    env.add_principal("j.smith", "mi5", "SECRET", &[]);
     let out = env.ok(&[
         "principal",
         "token",
@@ -435,17 +393,7 @@ fn names_tokens_retention_and_locked_keys() {
     env.ok(&["collection", "add", "mi6/x"]);
     env.ok(&["operation", "add", "JOINT", "--agencies", "mi5,mi6"]);
     env.ok(&["operation", "share", "JOINT", "mi6/x"]);
-    env.ok(&[
-        "principal",
-        "add",
-        "m6",
-        "--agency",
-        "mi6",
-        "--clearance",
-        "SECRET",
-        "--nationality",
-        "GBR",
-    ]);
+    env.add_principal("m6", "mi6", "SECRET", &[]);
     let g = env.file("s.txt", b"shared");
     let shared = env.ingest("m6", "mi6/x", "SECRET", &[&g])[0].clone();
     env.ok(&["--as", "alice", "get", &shared]);

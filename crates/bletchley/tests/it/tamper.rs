@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{Env, files_under};
+use crate::common::{Env, copy_tree};
 
 /// (offset, length) of each record in the log: `u32 BE length || leaf`.
 fn records(log: &[u8]) -> Vec<(usize, usize)> {
@@ -15,15 +15,6 @@ fn records(log: &[u8]) -> Vec<(usize, usize)> {
         at += 4 + len;
     }
     out
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for f in files_under(from) {
-        let rel = f.strip_prefix(from).expect("under");
-        let dst = to.join(rel);
-        std::fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&f, &dst).expect("copy");
-    }
 }
 
 /// Applies `damage` to a copy of the audit directory and returns what
