@@ -21,7 +21,7 @@ impl Unlock for Passphrase {
     }
 }
 
-fn platform(root: &Path) -> Platform {
+pub(crate) fn platform(root: &Path) -> Platform {
     let opts = InitOptions {
         home: Nation::gbr(),
         jurisdiction: Jurisdiction::parse("GB/london").unwrap(),

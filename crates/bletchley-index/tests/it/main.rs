@@ -2,6 +2,7 @@
 
 // Fixture builders panic on failure like the tests they serve.
 #![allow(clippy::unwrap_used)]
+mod budget;
 mod feeder;
 mod formats;
 mod names;
