@@ -1,7 +1,7 @@
 //! `bench --only speech`: real-time factor of transcription against faster-whisper on the same
 //! audio and model in the same run, peak memory of one job, and job-queue throughput.
 //!
-//! Speech is synthesised with espeak-ng from `../shared/data/speech/` (20 sentences, 0.4 s
+//! Speech is synthesised with espeak-ng from `crates/bletchley/tests/data/speech/` (20 sentences, 0.4 s
 //! apart, as the reference figures were measured). faster-whisper runs from the Python named by
 //! `BLETCHLEY_FASTER_WHISPER_PYTHON` (or `~/.cache/bletchley/fw/bin/python`); without it the
 //! reference columns say so.
@@ -16,8 +16,9 @@ use bletchley_ai::{AudioStream, SpeechModel, Task, TranscribeOptions, WeightForm
 use bletchley_policy::Marking;
 use bletchley_store::{IngestOptions, NewItem};
 
+/// The test sentences, from the repository root (where the benchmark runs).
 fn speech_dir() -> PathBuf {
-    PathBuf::from("../shared/data/speech")
+    PathBuf::from("crates/bletchley/tests/data/speech")
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

@@ -1458,3 +1458,62 @@ fn nothing_moves_until_both_sides_have_proved_the_one_time_code() {
         "no enrolment in the audit log"
     );
 }
+
+/// Issue 22, 9: an unmarked item is for the hub's home nation only, and says so when it leaves:
+/// at a field site whose own home nation is another, that nation's staff may not read it.
+#[test]
+fn an_unmarked_item_stays_for_the_hubs_nation_at_a_field_site_of_another_home() {
+    let hub = Env::new();
+    hub.basic();
+    let f = hub.file("u.txt", b"CANARY-unmarked");
+    let id = hub.ingest("alice", "mi5/ct", "SECRET", &[&f]).remove(0);
+    hub.ok(&[
+        "site",
+        "init",
+        "--name",
+        "hub",
+        "--jurisdiction",
+        "GB/london",
+        "--ceiling",
+        "TOP SECRET",
+        "--nationalities",
+        "GBR",
+        "--hub",
+    ]);
+    let field = Env::with_init(&["--jurisdiction", "GB/cyprus", "--home", "USA"]);
+    field.ok(&[
+        "site",
+        "init",
+        "--name",
+        "alpha",
+        "--jurisdiction",
+        "GB/cyprus",
+        "--ceiling",
+        "SECRET",
+        "--nationalities",
+        "GBR",
+        "--field",
+    ]);
+    pair(&hub, &field);
+    field.ok(&["agency", "add", "mi5"]);
+    field.add_principal("officer", "mi5", "TOP SECRET", &["--roles", "field"]);
+    field.ok(&[
+        "principal",
+        "add",
+        "liaison",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "TOP SECRET",
+        "--nationality",
+        "USA",
+    ]);
+    hub.ok(&["site", "assign", "alpha", "mi5/ct"]);
+    import(&field, &export(&hub, "alpha", "a1.bundle"));
+    assert_eq!(
+        field.ok(&["--as", "officer", "get", &id]),
+        "CANARY-unmarked"
+    );
+    let err = field.fails(&["--as", "liaison", "get", &id]);
+    assert!(err.contains("not found or not permitted"), "{err}");
+}

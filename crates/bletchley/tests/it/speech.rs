@@ -1,6 +1,6 @@
 //! Speech: real models, real synthesised speech, the real binary.
 //!
-//! Speech is synthesised with espeak-ng from the known sentences in `../shared/data/speech/`
+//! Speech is synthesised with espeak-ng from the known sentences in `tests/data/speech/`
 //! (the test command installs espeak-ng and sox); the Whisper models are fetched once with
 //! `bletchley models fetch` into the user's cache (outside the repository). Error rates are
 //! computed here, independently of the code under test, by edit distance on normalised text.
@@ -14,14 +14,14 @@ use serde_json::Value;
 
 use crate::common::Env;
 
-fn shared(name: &str) -> PathBuf {
+fn sentences_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/speech")
+        .join("tests/data/speech")
         .join(name)
 }
 
 fn sentences(name: &str) -> Vec<String> {
-    std::fs::read_to_string(shared(name))
+    std::fs::read_to_string(sentences_file(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
         .lines()
         .map(str::trim)
