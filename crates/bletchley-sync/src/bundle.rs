@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::oplog::Op;
 
+/// The bundle format this node writes and reads. Version 2: operation logs hold references, and
+/// an addition's metadata travels beside its hash.
+pub const VERSION: u32 = 2;
+
 const MAGIC: &[u8; 18] = b"BLETCHLEY-BUNDLE\x00\x01";
 /// A header larger than this is not a header.
 const MAX_HEADER: usize = 64 * 1024;
@@ -128,9 +132,9 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<'_>> {
     let header_bytes = take(buf, &mut at, hl, "header")?;
     let header: BundleHeader = serde_json::from_slice(header_bytes)
         .map_err(|e| Error::Malformed(format!("header: {e}")))?;
-    if header.version != 1 {
+    if header.version != VERSION {
         return Err(Error::Malformed(format!(
-            "unknown bundle version {}",
+            "bundle version {} (this node reads version {VERSION}: upgrade the older side)",
             header.version
         )));
     }
@@ -224,7 +228,7 @@ mod tests {
 
     fn header() -> BundleHeader {
         BundleHeader {
-            version: 1,
+            version: VERSION,
             kind: BundleKind::Ops,
             from: "hub".into(),
             to: "field".into(),

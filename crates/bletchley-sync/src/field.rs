@@ -291,6 +291,9 @@ impl Run<'_> {
                     return Err(Error::Fork(self.hub.clone()));
                 }
                 verify_chain(&body.ops, h.first_seq, &h.prev, &h.head)?;
+                for o in &body.ops {
+                    o.kind.added()?;
+                }
                 // The operations after those already held here.
                 if let Some(tail) = self.pending.last()
                     && h.first_seq == tail.seq + 1
@@ -527,15 +530,13 @@ impl Run<'_> {
     fn wanted(&self) -> Result<Vec<(Priority, u64, String, u64)>> {
         let mut last: BTreeMap<&str, u64> = BTreeMap::new();
         for o in &self.pending {
-            match &o.kind {
-                OpKind::ItemAdded { meta } => last.insert(meta.id.as_str(), o.seq),
-                OpKind::ItemRemoved { id } => last.insert(id.as_str(), o.seq),
-                OpKind::EraseOrdered => None,
-            };
+            if let Some(id) = o.kind.item() {
+                last.insert(id, o.seq);
+            }
         }
         let mut out = Vec::new();
         for o in &self.pending {
-            if let OpKind::ItemAdded { meta } = &o.kind
+            if let Some(meta) = o.kind.added()?
                 && last.get(meta.id.as_str()) == Some(&o.seq)
                 && !self.p.holds(&meta.id)?
             {
@@ -553,7 +554,11 @@ impl Run<'_> {
         let mut done = 0usize;
         for (i, o) in self.pending.iter().enumerate() {
             let finished = match &o.kind {
-                OpKind::ItemAdded { meta } => {
+                // Gone at the hub since it was logged: nothing to fetch.
+                OpKind::ItemAdded { meta: None, .. } => true,
+                OpKind::ItemAdded {
+                    meta: Some(meta), ..
+                } => {
                     let superseded = self.pending[i + 1..].iter().any(|n| match &n.kind {
                         OpKind::ItemRemoved { id } => *id == meta.id,
                         _ => false,
@@ -656,7 +661,9 @@ impl Run<'_> {
                 .pending
                 .iter()
                 .find_map(|o| match &o.kind {
-                    OpKind::ItemAdded { meta } if meta.id == id => Some(meta.clone()),
+                    OpKind::ItemAdded {
+                        meta: Some(meta), ..
+                    } if meta.id == id => Some(meta.clone()),
                     _ => None,
                 })
                 .ok_or_else(|| Error::Protocol(format!("item {id} is not in the log")))?;

@@ -27,7 +27,7 @@ use bletchley_store::{Actor, Platform};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::{Body, BundleHeader, BundleKind};
+use crate::bundle::{self, Body, BundleHeader, BundleKind};
 use crate::error::{Error, Result};
 use crate::identity::SiteRole;
 use crate::oplog::{Op, genesis};
@@ -516,7 +516,7 @@ fn pull_answer(p: &mut Platform, rec: &mut PeerRecord, pull: &Pull) -> Result<Re
     if rec.out.erase_seq.is_some_and(|s| s <= pull.applied_seq) {
         rec.erase_confirmed = true;
     }
-    site::extend_log(p, rec)?;
+    let allowed = site::extend_log(p, rec)?;
     // Operations the site already holds are not sent again, if it holds them rightly.
     let known = if pull.known_seq > pull.applied_seq
         && pull.known_seq <= rec.out.last_seq
@@ -544,14 +544,11 @@ fn pull_answer(p: &mut Platform, rec: &mut PeerRecord, pull: &Pull) -> Result<Re
     }
     let mut ops = Vec::new();
     for seq in first..=last {
-        let op: Op = p
-            .site_record(&site::log_key(&name, seq))?
-            .ok_or_else(|| Error::Invalid(format!("operation {seq} for {name} is missing")))?;
-        ops.push(op);
+        ops.push(site::outgoing_op(p, &name, seq, &allowed)?);
     }
     let me = site::this(p)?;
     let header = BundleHeader {
-        version: 1,
+        version: bundle::VERSION,
         kind: BundleKind::Ops,
         from: me.identity.name.clone(),
         to: name.clone(),

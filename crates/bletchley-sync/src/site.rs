@@ -749,20 +749,26 @@ pub fn erase(p: &mut Platform, name: &str) -> Result<Erased> {
 /// Brings the log for a field site up to date with what it may hold now: removals for items it
 /// may no longer hold, additions for new ones, and a pending erase order. Operations are written
 /// before the state that counts them, so a crash between leaves entries that are overwritten.
-pub(crate) fn extend_log(p: &mut Platform, rec: &mut PeerRecord) -> Result<BTreeMap<String, ()>> {
+/// Returns what the site may hold now, by id: the metadata that additions carry when sent.
+pub(crate) fn extend_log(
+    p: &mut Platform,
+    rec: &mut PeerRecord,
+) -> Result<BTreeMap<String, ItemMeta>> {
     let mut allowed = p.site_allowed(&scope(rec)?)?;
     allowed.retain(|m| !rec.inbound.received.contains(&m.id));
-    let allowed_ids: BTreeMap<String, ()> = allowed.iter().map(|m| (m.id.clone(), ())).collect();
+    let allowed: BTreeMap<String, ItemMeta> =
+        allowed.into_iter().map(|m| (m.id.clone(), m)).collect();
     let mut kinds = Vec::new();
     for id in &rec.out.present {
-        if !allowed_ids.contains_key(id) {
+        if !allowed.contains_key(id) {
             kinds.push(OpKind::ItemRemoved { id: id.clone() });
         }
     }
-    for meta in allowed {
-        if !rec.out.present.contains(&meta.id) {
+    for id in allowed.keys() {
+        if !rec.out.present.contains(id) {
             kinds.push(OpKind::ItemAdded {
-                meta: Box::new(meta),
+                id: id.clone(),
+                meta: None,
             });
         }
     }
@@ -775,8 +781,8 @@ pub(crate) fn extend_log(p: &mut Platform, rec: &mut PeerRecord) -> Result<BTree
         let op = Op::new(seq, &rec.out.head, kind)?;
         p.put_site_record(&log_key(&name, seq), &op)?;
         match &op.kind {
-            OpKind::ItemAdded { meta } => {
-                rec.out.present.insert(meta.id.clone());
+            OpKind::ItemAdded { id, .. } => {
+                rec.out.present.insert(id.clone());
             }
             OpKind::ItemRemoved { id } => {
                 rec.out.present.remove(id);
@@ -787,7 +793,24 @@ pub(crate) fn extend_log(p: &mut Platform, rec: &mut PeerRecord) -> Result<BTree
         rec.out.last_seq = seq;
     }
     p.put_site_record(&peer_key(&name), rec)?;
-    Ok(allowed_ids)
+    Ok(allowed)
+}
+
+/// The stored operation `seq` of the log for `site`, as sent now: an addition carries the
+/// metadata of its item while the site may still hold it.
+pub(crate) fn outgoing_op(
+    p: &Platform,
+    site: &str,
+    seq: u64,
+    allowed: &BTreeMap<String, ItemMeta>,
+) -> Result<Op> {
+    let mut op: Op = p
+        .site_record(&log_key(site, seq))?
+        .ok_or_else(|| Error::Invalid(format!("operation {seq} for {site} is missing")))?;
+    if let OpKind::ItemAdded { id, meta } = &mut op.kind {
+        *meta = allowed.get(id.as_str()).cloned().map(Box::new);
+    }
+    Ok(op)
 }
 
 /// A bundle ready to write, and what it holds.
@@ -880,7 +903,7 @@ pub(crate) fn take_receipt(p: &mut Platform, hub: &str, seq: u64, head: &str) ->
 fn ack_bundle(p: &mut Platform, me: &SelfRecord, rec: &PeerRecord, site: &str) -> Result<Exported> {
     {
         let header = BundleHeader {
-            version: 1,
+            version: bundle::VERSION,
             kind: BundleKind::Ack,
             from: me.identity.name.clone(),
             to: site.to_owned(),
@@ -926,7 +949,7 @@ fn export_ops(
     me: &SelfRecord,
     rec: &mut PeerRecord,
     site: &str,
-    allowed: BTreeMap<String, ()>,
+    allowed: BTreeMap<String, ItemMeta>,
     batch: Batch,
 ) -> Result<Option<Exported>> {
     let Batch {
@@ -954,10 +977,11 @@ fn export_ops(
         if budget.is_some_and(|b| carried >= b) {
             break;
         }
-        let op: Op = p
-            .site_record(&log_key(site, seq))?
-            .ok_or_else(|| Error::Invalid(format!("operation {seq} for {site} is missing")))?;
-        if let OpKind::ItemAdded { meta } = &op.kind {
+        let op = outgoing_op(p, site, seq, &allowed)?;
+        if let OpKind::ItemAdded {
+            meta: Some(meta), ..
+        } = &op.kind
+        {
             carried += meta.size;
         }
         ops.push(op);
@@ -968,7 +992,7 @@ fn export_ops(
     let wanted: Vec<String> = ops
         .iter()
         .filter_map(|o| match &o.kind {
-            OpKind::ItemAdded { meta } if allowed.contains_key(&meta.id) => Some(meta.id.clone()),
+            OpKind::ItemAdded { meta: Some(m), .. } => Some(m.id.clone()),
             _ => None,
         })
         .collect::<BTreeSet<_>>()
@@ -980,7 +1004,7 @@ fn export_ops(
         .map(|(m, c)| (m.id, c))
         .collect();
     let header = BundleHeader {
-        version: 1,
+        version: bundle::VERSION,
         kind: BundleKind::Ops,
         from: me.identity.name.clone(),
         to: site.to_owned(),
@@ -1267,14 +1291,12 @@ fn apply_ops(
         BTreeSet::new()
     };
     for o in &fresh {
-        match &o.kind {
-            OpKind::ItemAdded { meta } => last_op_of.insert(meta.id.as_str(), o.seq),
-            OpKind::ItemRemoved { id } => last_op_of.insert(id.as_str(), o.seq),
-            OpKind::EraseOrdered => None,
-        };
+        if let Some(id) = o.kind.item() {
+            last_op_of.insert(id, o.seq);
+        }
     }
     for o in &fresh {
-        if let OpKind::ItemAdded { meta } = &o.kind {
+        if let Some(meta) = o.kind.added()? {
             let stays = last_op_of.get(meta.id.as_str()) == Some(&o.seq);
             if stays && !contents.contains_key(meta.id.as_str()) {
                 return Err(Error::Malformed(format!(
@@ -1343,7 +1365,11 @@ fn apply_ops(
         match &o.kind {
             // A field site's part or note of an item the hub no longer holds (it was shredded
             // here): storing it would bring back what was destroyed.
-            OpKind::ItemAdded { meta } => {
+            // An addition without metadata is of an item gone at the sender: nothing to store.
+            OpKind::ItemAdded { meta: None, .. } => {}
+            OpKind::ItemAdded {
+                meta: Some(meta), ..
+            } => {
                 let orphan = match &meta.derived_from {
                     Some(source) if rec.identity.role == SiteRole::Field => !p.holds(source)?,
                     _ => false,

@@ -1517,3 +1517,74 @@ fn an_unmarked_item_stays_for_the_hubs_nation_at_a_field_site_of_another_home() 
     let err = field.fails(&["--as", "liaison", "get", &id]);
     assert!(err.contains("not found or not permitted"), "{err}");
 }
+
+/// Every replication record the hub holds for `peer` (its state and each operation of its
+/// log), opened with the hub's own keys: what a host holding every key still left would read.
+fn replication_records(hub: &Env, peer: &str) -> Vec<String> {
+    struct TestUnlock;
+    impl bletchley_store::Unlock for TestUnlock {
+        fn passphrase(
+            &self,
+            _: &bletchley_store::KeyName,
+        ) -> Result<zeroize::Zeroizing<String>, String> {
+            Ok(zeroize::Zeroizing::new(
+                crate::common::PASSPHRASE.to_owned(),
+            ))
+        }
+    }
+    let p = bletchley_store::Platform::open(&hub.data, Box::new(TestUnlock)).expect("open hub");
+    let state: Value = p
+        .site_record(&format!("peer/{peer}"))
+        .expect("peer record")
+        .expect("peer exists");
+    let mut out = vec![state.to_string()];
+    for seq in 1.. {
+        match p
+            .site_record::<Value>(&format!("log/{peer}/{seq}"))
+            .expect("log record")
+        {
+            Some(op) => out.push(op.to_string()),
+            None => break,
+        }
+    }
+    out
+}
+
+/// Issue 22, item 7: the hub's log for a field site holds references, not what an item says,
+/// so after a shred nothing of the item is readable there and the next bundle carries nothing
+/// of it either.
+#[test]
+fn a_shredded_item_leaves_nothing_of_itself_in_the_replication_log() {
+    let s = setup();
+    let uk_only = s.ids[0].clone();
+    let listed: Value =
+        serde_json::from_str(&s.hub.ok(&["--as", "carol", "ls", "--json"])).expect("ls json");
+    let title = listed
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["id"] == uk_only.as_str())
+        .and_then(|i| i["title"].as_str())
+        .expect("the item's title")
+        .to_owned();
+    assert!(!title.is_empty());
+    // The log for alpha adds the item; alpha never imports it, so the next bundle sends the
+    // addition again.
+    export(&s.hub, "alpha", "a1.bundle");
+    let before = replication_records(&s.hub, "alpha");
+    assert!(
+        before.iter().any(|r| r.contains(&uk_only)),
+        "the log names the item"
+    );
+    s.hub.ok(&["--as", "boss", "shred", &uk_only]);
+    let a2 = export(&s.hub, "alpha", "a2.bundle");
+    for record in replication_records(&s.hub, "alpha") {
+        assert!(
+            !record.contains(&title) && !record.contains("\"meta\""),
+            "a replication record keeps what the shredded item said: {record}"
+        );
+    }
+    // The second bundle's addition is a no-op: alpha holds nothing of the item.
+    import(&s.alpha, &a2);
+    assert!(!held(&s.alpha).contains(&uk_only));
+}
