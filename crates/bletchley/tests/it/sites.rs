@@ -1588,3 +1588,63 @@ fn a_shredded_item_leaves_nothing_of_itself_in_the_replication_log() {
     import(&s.alpha, &a2);
     assert!(!held(&s.alpha).contains(&uk_only));
 }
+
+/// The platform of `env` opened in this process with every key: the software a compromised
+/// site's operator would run in place of ours.
+fn open_platform(env: &Env) -> bletchley_store::Platform {
+    struct TestUnlock;
+    impl bletchley_store::Unlock for TestUnlock {
+        fn passphrase(
+            &self,
+            _: &bletchley_store::KeyName,
+        ) -> Result<zeroize::Zeroizing<String>, String> {
+            Ok(zeroize::Zeroizing::new(crate::common::PASSPHRASE.to_owned()))
+        }
+    }
+    bletchley_store::Platform::open(&env.data, Box::new(TestUnlock)).expect("open platform")
+}
+
+/// Issue 22, item 6: a field site is an outsider at the hub. Its signed bundle cannot name a
+/// note's writer as anyone but someone at that site, nor bring an agency or collection the hub
+/// does not have; the whole bundle is refused and nothing of it is stored.
+#[test]
+fn a_compromised_field_site_cannot_forge_a_writer_or_plant_an_agency_at_the_hub() {
+    let s = setup();
+    import(&s.alpha, &export(&s.hub, "alpha", "a1.bundle"));
+    let uk_only = s.ids[0].clone();
+    // The site's own software, altered: a note signed as the hub's own principal.
+    let forged = {
+        let mut p = open_platform(&s.alpha);
+        p.annotate("officer", &uk_only, "boss", "forged: release the source", None)
+            .expect("annotate at the site")
+    };
+    let up = export(&s.alpha, "hub", "up1.bundle");
+    let err = s.hub.fails(&["bundle", "import", up.to_str().expect("p")]);
+    assert!(err.contains("names its writer as WHO@alpha"), "{err}");
+    assert!(!s.hub.run(&["--as", "carol", "get", &forged]).status.success());
+    assert!(
+        !s.hub
+            .ok(&["--as", "carol", "annotations", &uk_only])
+            .contains("forged"),
+        "the forged note is at the hub"
+    );
+
+    // A new agency, planted from the field: the hub neither takes it nor lets its operator
+    // accept into it by accident.
+    let s = setup();
+    import(&s.alpha, &export(&s.hub, "alpha", "a1.bundle"));
+    s.alpha.ok(&["agency", "add", "gru"]);
+    s.alpha.ok(&["collection", "add", "gru/plant"]);
+    s.alpha.add_principal("mole", "gru", "SECRET", &[]);
+    let f = s.alpha.file("plant.txt", b"CANARY-planted agency");
+    let id = s.alpha.ingest("mole", "gru/plant", "SECRET", &[&f]).remove(0);
+    s.alpha.ok(&["site", "assign", "hub", "gru/plant"]);
+    let up = export(&s.alpha, "hub", "up2.bundle");
+    let err = s.hub.fails(&["bundle", "import", up.to_str().expect("p")]);
+    assert!(err.contains("alpha may not send items into gru/plant"), "{err}");
+    let err = s.hub.fails(&["site", "accept", "alpha", "gru/plant"]);
+    assert!(err.contains("gru"), "{err}");
+    assert!(s.hub.fails(&["bundle", "import", up.to_str().expect("p")]).contains("gru/plant"));
+    assert!(!s.hub.ok(&["agency", "ls"]).contains("gru"));
+    assert!(!s.hub.run(&["--as", "carol", "get", &id]).status.success());
+}
