@@ -22,6 +22,6 @@ pub use location::{Location, LocationSpec};
 pub use platform::{
     ANNOTATION, Actor, Annotation, AuditQuery, AuditReview, CertificateRecord, Fed, InitOptions,
     MAX_ANNOTATION, OperationView, Platform, SYSTEM_ACTORS, SecondFactor, SharedCollection,
-    SiteScope, SystemActor, TokenRecord, TokenScope, now_ms, read_audit,
+    SiteScope, SystemActor, TokenRecord, TokenScope, TrustAnchors, now_ms, read_audit,
 };
 pub use residency::{Jurisdiction, Scope};

@@ -209,6 +209,16 @@ struct CollectionRecord {
     bulk: bool,
 }
 
+/// Fingerprints of the keys a platform is known by, to keep outside its host.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrustAnchors {
+    /// The audit log's verifier key (C2SP signed-note form): `audit verify --verifier`
+    /// takes it, and it checks every checkpoint the platform signs.
+    pub audit_verifier: String,
+    /// SHA-256 of the X25519 key that audit payloads are sealed to.
+    pub oversight_key: String,
+}
+
 /// An open data directory.
 pub struct Platform {
     root: PathBuf,
@@ -217,6 +227,8 @@ pub struct Platform {
     audit: Writer,
     home: Nation,
     kdf: KdfParams,
+    /// The oversight public key, as sealed in the platform key file.
+    oversight: [u8; 32],
     unlock: Box<dyn Unlock>,
     agencies: HashMap<String, AgencyKeys>,
     rt: tokio::runtime::Runtime,
@@ -410,6 +422,7 @@ impl Platform {
             audit,
             home,
             kdf,
+            oversight: oversight.0,
             unlock,
             agencies: HashMap::new(),
             rt: runtime()?,
@@ -449,6 +462,25 @@ impl Platform {
         self.audit.append(entries)?;
         // The cut is taken before recording it, so this recurses once at most.
         self.record_cut()
+    }
+
+    /// What the operator and the overseer keep outside this host, printed at `init` and by
+    /// `bletchley fingerprints`: the audit verifier key and the oversight key's fingerprint, as
+    /// this platform holds them in its sealed key file (never read from the public files beside
+    /// it, which the host can swap). A later copy that differs means a different platform.
+    pub fn trust_anchors(&self) -> Result<TrustAnchors> {
+        let origin = self
+            .catalog
+            .meta("origin")?
+            .ok_or_else(|| Error::Layout("the catalog lacks the audit log's origin".into()))?;
+        let verifier = bletchley_audit::Verifier::new(&origin, self.keys.signer.verifying_key());
+        Ok(TrustAnchors {
+            audit_verifier: verifier.render(),
+            oversight_key: format!(
+                "sha256:{}",
+                hex::encode(bletchley_crypto::sha256(&self.oversight))
+            ),
+        })
     }
 
     /// The data directory.

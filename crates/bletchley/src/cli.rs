@@ -124,6 +124,13 @@ pub enum Command {
     /// Verify or read the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The fingerprints of the keys this platform is known by (printed at `init` too): keep
+    /// them outside the host, and compare later.
+    Fingerprints {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a demonstration platform with demo data and show what each
     /// principal sees.
     Demo(DemoArgs),

@@ -71,6 +71,7 @@ fn fmt_time(ms: i64) -> String {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init(a) => init(&cli, a),
+        Command::Fingerprints { json } => fingerprints(&cli, *json),
         Command::Agency(c) => agency(&cli, c),
         Command::Location(c) => location(&cli, c),
         Command::Residency(c) => residency(&cli, c),
@@ -203,10 +204,32 @@ fn init(cli: &Cli, a: &InitArgs) -> Result<ExitCode> {
         a.jurisdiction
     );
     println!(
-        "audit verifier key: {}",
+        "audit verifier key file: {}",
         dir.join("audit/verifier.vkey").display()
     );
     println!("TLS certificate for localhost: {}", cert.display());
+    print_anchors(&p.trust_anchors()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the operator and the overseer copy somewhere the host cannot write.
+fn print_anchors(t: &bletchley_store::TrustAnchors) {
+    println!(
+        "keep these outside this host (operator and overseer); `bletchley fingerprints` shows them again:"
+    );
+    println!("  audit verifier key: {}", t.audit_verifier);
+    println!("  oversight key:      {}", t.oversight_key);
+}
+
+fn fingerprints(cli: &Cli, json: bool) -> Result<ExitCode> {
+    let p = open(cli)?;
+    let t = p.trust_anchors()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else {
+        println!("audit verifier key: {}", t.audit_verifier);
+        println!("oversight key:      {}", t.oversight_key);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

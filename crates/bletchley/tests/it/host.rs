@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::common::{Env, files_under};
+use crate::common::{Env, bletchley_at, files_under};
 
 fn db(env: &Env) -> Connection {
     Connection::open(env.data.join("catalog.db")).expect("open catalog")
@@ -173,6 +173,66 @@ fn replaced_oversight_or_verifier_keys_are_refused() {
     .expect("replace verifier");
     let err = stderr_of(&env, &["--as", "alice", "ls"]);
     assert!(err.contains("verifier"), "{err}");
+}
+
+/// Issue 22, what to build 1: `init` prints the fingerprints of the keys the platform trusts,
+/// from its sealed key file; a copy kept outside the host checks the log, and tells a swapped
+/// public file from the real one.
+#[test]
+fn init_prints_the_fingerprints_to_keep_and_the_kept_verifier_checks_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let out = bletchley_at(
+        &data,
+        &["init", "--kdf-memory-kib", "256", "--kdf-passes", "1"],
+    )
+    .output()
+    .expect("init");
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("init printed no {name} {printed}"))
+    };
+    let verifier = field("audit verifier key:");
+    let oversight = field("oversight key:");
+    // The oversight fingerprint is SHA-256 of the public key the overseer holds.
+    let public = std::fs::read_to_string(data.join("keys/oversight.pub")).expect("pub");
+    let public = hex::decode(public.trim()).expect("hex key");
+    assert_eq!(
+        oversight,
+        format!("sha256:{}", hex::encode(bletchley_crypto::sha256(&public)))
+    );
+    let run = |args: &[&str]| bletchley_at(&data, args).output().expect("run");
+    let shown: serde_json::Value =
+        serde_json::from_slice(&run(&["fingerprints", "--json"]).stdout).expect("json");
+    assert_eq!(shown["audit_verifier"], verifier.as_str());
+    assert_eq!(shown["oversight_key"], oversight.as_str());
+    // The verifier kept outside checks the log; another platform's does not.
+    let kept = dir.path().join("kept.vkey");
+    std::fs::write(&kept, &verifier).expect("keep");
+    assert!(
+        run(&["audit", "verify", "--verifier", kept.to_str().expect("p")])
+            .status
+            .success()
+    );
+    let other = Env::new();
+    let theirs = other.ok(&["fingerprints"]);
+    let theirs = theirs
+        .lines()
+        .find_map(|l| l.strip_prefix("audit verifier key:"))
+        .expect("their verifier")
+        .trim();
+    assert_ne!(theirs, verifier);
+    std::fs::write(&kept, theirs).expect("other");
+    assert!(
+        !run(&["audit", "verify", "--verifier", kept.to_str().expect("p")])
+            .status
+            .success()
+    );
 }
 
 /// Issue 22, 5: one sealed row put back as it was (a withdrawn share, a

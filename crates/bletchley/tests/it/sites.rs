@@ -1598,7 +1598,9 @@ fn open_platform(env: &Env) -> bletchley_store::Platform {
             &self,
             _: &bletchley_store::KeyName,
         ) -> Result<zeroize::Zeroizing<String>, String> {
-            Ok(zeroize::Zeroizing::new(crate::common::PASSPHRASE.to_owned()))
+            Ok(zeroize::Zeroizing::new(
+                crate::common::PASSPHRASE.to_owned(),
+            ))
         }
     }
     bletchley_store::Platform::open(&env.data, Box::new(TestUnlock)).expect("open platform")
@@ -1615,13 +1617,24 @@ fn a_compromised_field_site_cannot_forge_a_writer_or_plant_an_agency_at_the_hub(
     // The site's own software, altered: a note signed as the hub's own principal.
     let forged = {
         let mut p = open_platform(&s.alpha);
-        p.annotate("officer", &uk_only, "boss", "forged: release the source", None)
-            .expect("annotate at the site")
+        p.annotate(
+            "officer",
+            &uk_only,
+            "boss",
+            "forged: release the source",
+            None,
+        )
+        .expect("annotate at the site")
     };
     let up = export(&s.alpha, "hub", "up1.bundle");
     let err = s.hub.fails(&["bundle", "import", up.to_str().expect("p")]);
     assert!(err.contains("names its writer as WHO@alpha"), "{err}");
-    assert!(!s.hub.run(&["--as", "carol", "get", &forged]).status.success());
+    assert!(
+        !s.hub
+            .run(&["--as", "carol", "get", &forged])
+            .status
+            .success()
+    );
     assert!(
         !s.hub
             .ok(&["--as", "carol", "annotations", &uk_only])
@@ -1637,14 +1650,24 @@ fn a_compromised_field_site_cannot_forge_a_writer_or_plant_an_agency_at_the_hub(
     s.alpha.ok(&["collection", "add", "gru/plant"]);
     s.alpha.add_principal("mole", "gru", "SECRET", &[]);
     let f = s.alpha.file("plant.txt", b"CANARY-planted agency");
-    let id = s.alpha.ingest("mole", "gru/plant", "SECRET", &[&f]).remove(0);
+    let id = s
+        .alpha
+        .ingest("mole", "gru/plant", "SECRET", &[&f])
+        .remove(0);
     s.alpha.ok(&["site", "assign", "hub", "gru/plant"]);
     let up = export(&s.alpha, "hub", "up2.bundle");
     let err = s.hub.fails(&["bundle", "import", up.to_str().expect("p")]);
-    assert!(err.contains("alpha may not send items into gru/plant"), "{err}");
+    assert!(
+        err.contains("alpha may not send items into gru/plant"),
+        "{err}"
+    );
     let err = s.hub.fails(&["site", "accept", "alpha", "gru/plant"]);
     assert!(err.contains("gru"), "{err}");
-    assert!(s.hub.fails(&["bundle", "import", up.to_str().expect("p")]).contains("gru/plant"));
+    assert!(
+        s.hub
+            .fails(&["bundle", "import", up.to_str().expect("p")])
+            .contains("gru/plant")
+    );
     assert!(!s.hub.ok(&["agency", "ls"]).contains("gru"));
     assert!(!s.hub.run(&["--as", "carol", "get", &id]).status.success());
 }
