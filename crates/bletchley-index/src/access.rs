@@ -2,44 +2,16 @@
 //! catalog, and work out which collections the gate lets a principal see.
 //! The command line and the server share this, so they cannot disagree.
 
-use std::collections::HashMap;
-
 use bletchley_audit::Outcome;
-use bletchley_policy::{CollectionId, Gate};
+use bletchley_policy::{Admitted, Gate};
 use bletchley_store::{Actor, Platform};
 
 use crate::{Result, SearchIndex};
 
-/// The collections a principal may search now.
-#[derive(Clone, Debug, Default)]
-pub struct Visible {
-    /// Catalog numbers, for the gate filter.
-    pub ids: Vec<CollectionId>,
-    /// `agency/name` → number, for `collection:` filters.
-    pub names: HashMap<String, CollectionId>,
-    /// Bulk collections left out because no justification was given.
-    pub skipped_bulk: Vec<String>,
-}
-
-/// The collections `gate` admits, less bulk collections unless a
-/// non-blank justification is given.
-pub fn visible(p: &Platform, gate: &Gate, justification: Option<&str>) -> Result<Visible> {
-    let justified = justification.is_some_and(|j| !j.trim().is_empty());
-    let mut out = Visible::default();
-    for c in p
-        .collections()?
-        .into_iter()
-        .filter(|c| gate.visibility().contains(c.id))
-    {
-        let name = format!("{}/{}", c.agency, c.name);
-        if c.bulk && !justified {
-            out.skipped_bulk.push(name);
-            continue;
-        }
-        out.names.insert(name, c.id);
-        out.ids.push(c.id);
-    }
-    Ok(out)
+/// The collections `gate` admits now, less bulk collections unless a non-blank justification
+/// is given: what every reader of the index takes.
+pub fn visible(p: &Platform, gate: &Gate, justification: Option<&str>) -> Result<Admitted> {
+    Ok(gate.admit(p.collections()?, justification))
 }
 
 /// Opens the platform's sealed index and reconciles it with the catalog.
@@ -93,7 +65,7 @@ pub fn derived(
 ) -> Result<Vec<crate::search::DerivedItem>> {
     let gate = p.gate(who)?;
     let v = visible(p, &gate, justification)?;
-    index.derived(&gate, &v.ids, id)
+    index.derived(&v, id)
 }
 
 /// A search by `who`, gated and audited (allowed with the hit ids, or
@@ -108,7 +80,7 @@ pub fn search(
 ) -> Result<(crate::SearchResults, Vec<String>)> {
     let gate = p.gate(who)?;
     let v = visible(p, &gate, justification)?;
-    let found = index.search(&gate, &v.ids, &v.names, req);
+    let found = index.search(&v, req);
     let (outcome, reason, mut targets) = match &found {
         Ok(r) => (
             Outcome::Allowed,
@@ -126,7 +98,7 @@ pub fn search(
         outcome,
         reason,
     )?;
-    Ok((found?, v.skipped_bulk))
+    Ok((found?, v.skipped_bulk().to_vec()))
 }
 
 /// Completions for `who`, gated and audited.
@@ -140,7 +112,7 @@ pub fn suggest(
 ) -> Result<Vec<crate::Suggestion>> {
     let gate = p.gate(who)?;
     let v = visible(p, &gate, justification)?;
-    let found = index.suggest(&gate, &v.ids, prefix, limit);
+    let found = index.suggest(&v, prefix, limit);
     let (outcome, reason) = match &found {
         Ok(_) => (Outcome::Allowed, None),
         Err(e) => (Outcome::Refused, Some(e.to_string())),
@@ -182,7 +154,7 @@ pub fn visible_links(
 ) -> Result<Vec<crate::graph::ItemLinks>> {
     let gate = p.gate(who)?;
     let v = visible(p, &gate, justification)?;
-    index.visible_links(&gate, &v.ids)
+    index.visible_links(&v)
 }
 
 /// The timeline between `chosen` selector terms for `who`, gated and

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bletchley_crypto::SecretKey;
-use bletchley_policy::{Classification, CollectionId, Gate, Nation};
+use bletchley_policy::{Admitted, Classification, CollectionId, Nation};
 use bletchley_store::IndexFeedItem;
 use tantivy::collector::{Count, FacetCollector, TopDocs};
 use tantivy::query::{
@@ -308,13 +308,9 @@ impl SearchIndex {
 
     /// Every visible item with the selectors it mentions: the material of
     /// the link graph, filtered by the gate like any search.
-    pub fn visible_links(
-        &self,
-        gate: &Gate,
-        visible: &[CollectionId],
-    ) -> Result<Vec<crate::graph::ItemLinks>> {
+    pub fn visible_links(&self, admitted: &Admitted) -> Result<Vec<crate::graph::ItemLinks>> {
         let searcher = self.reader.searcher();
-        let filter = self.visible_set(&searcher, &Self::access(gate, visible))?;
+        let filter = self.visible_set(&searcher, &Self::access(admitted))?;
         let docs = searcher.search(&filter.query(), &tantivy::collector::DocSetCollector)?;
         let mut out = Vec::with_capacity(docs.len());
         for addr in docs {
@@ -361,14 +357,9 @@ impl SearchIndex {
     /// Visible items derived from `id` (attachments, archive members,
     /// transcripts), oldest first. Through the gate like any search: a part
     /// the principal may not see is not listed, nor counted.
-    pub fn derived(
-        &self,
-        gate: &Gate,
-        visible: &[CollectionId],
-        id: &str,
-    ) -> Result<Vec<DerivedItem>> {
+    pub fn derived(&self, admitted: &Admitted, id: &str) -> Result<Vec<DerivedItem>> {
         let searcher = self.reader.searcher();
-        let set = self.visible_set(&searcher, &Self::access(gate, visible))?;
+        let set = self.visible_set(&searcher, &Self::access(admitted))?;
         let q = BooleanQuery::new(vec![
             (
                 Occur::Must,
@@ -633,10 +624,10 @@ impl SearchIndex {
         Ok(())
     }
 
-    fn access(gate: &Gate, visible: &[CollectionId]) -> Access {
-        let p = gate.principal();
+    fn access(admitted: &Admitted) -> Access {
+        let p = admitted.gate().principal();
         Access {
-            collections: visible.to_vec(),
+            collections: admitted.ids().to_vec(),
             level: level(p.clearance),
             nationality: p.nationality,
             held: p.compartments.iter().cloned().collect(),
@@ -689,8 +680,7 @@ impl SearchIndex {
     /// and with what counts depends on the visible set alone.
     pub fn suggest(
         &self,
-        gate: &Gate,
-        visible: &[CollectionId],
+        admitted: &Admitted,
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<Suggestion>> {
@@ -704,7 +694,7 @@ impl SearchIndex {
             return Err(Error::Query("limit must be between 1 and 100".into()));
         }
         let searcher = self.reader.searcher();
-        let filter = self.visible_set(&searcher, &Self::access(gate, visible))?;
+        let filter = self.visible_set(&searcher, &Self::access(admitted))?;
         // Text fields are lower-cased by the tokenizer; selector terms keep
         // the normaliser's case (IBANs and Bitcoin addresses are not lower).
         let lower = prefix.to_lowercase();
@@ -768,7 +758,7 @@ impl SearchIndex {
     fn parse_user_query(
         &self,
         q: &str,
-        collections: &HashMap<String, CollectionId>,
+        collections: &BTreeMap<String, CollectionId>,
     ) -> Result<Box<dyn Query>> {
         let f = &self.f;
         let mut rest = Vec::new();
@@ -870,23 +860,16 @@ impl SearchIndex {
         }
     }
 
-    /// Searches what `gate` lets its principal see in `visible` collections
-    /// (the caller leaves out bulk collections without a justification).
-    /// `collections` maps `agency/name` to catalog numbers for `collection:`.
-    pub fn search(
-        &self,
-        gate: &Gate,
-        visible: &[CollectionId],
-        collections: &HashMap<String, CollectionId>,
-        req: &SearchRequest,
-    ) -> Result<SearchResults> {
+    /// Searches what the gate admitted for its principal (bulk collections only with a
+    /// justification); `collection:` filters name admitted collections only.
+    pub fn search(&self, admitted: &Admitted, req: &SearchRequest) -> Result<SearchResults> {
         if req.limit == 0 || req.limit > 1000 {
             return Err(Error::Query("limit must be between 1 and 1000".into()));
         }
         let searcher = self.reader.searcher();
-        let access = Self::access(gate, visible);
+        let access = Self::access(admitted);
         let set = self.visible_set(&searcher, &access)?;
-        let user = self.parse_user_query(&req.query, collections)?;
+        let user = self.parse_user_query(&req.query, admitted.names())?;
         // The gate: every collector below is wrapped in `VisibleCollector`,
         // so only documents of the visible set are counted, ranked or
         // faceted, and the statistics come from the same set.

@@ -1,9 +1,14 @@
 //! The one gate (rule 1): marking satisfied AND need-to-know.
 //!
 //! Every path that returns anything derived from an item asks
-//! [`Gate::check`]. It returns an [`Access`] proof that only this module can
-//! build, and storage functions that hand out item data demand one.
+//! [`Gate::check`]. It returns an [`Access`] that only this module can build: bound to one
+//! item, neither copied nor cloned, and consumed by the one storage function that opens
+//! content. The system's own readers (the indexer, replication) hold a [`SystemGate`] named
+//! after their purpose instead. Readers of derived stores (the search index, the link graph)
+//! take an [`Admitted`], the collections the gate let through, never a list of the caller's
+//! choosing.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::marking::{Classification, Marking};
@@ -11,10 +16,106 @@ use crate::nation::Nation;
 use crate::principal::Principal;
 use crate::scope::{Collection, CollectionId, Visibility};
 
-/// Proof that the gate allowed an access. Zero-sized; only [`Gate`] makes one.
-#[derive(Debug, Clone, Copy)]
+/// Proof that the gate allowed one read of one item. Only [`Gate::check`] and
+/// [`SystemGate::allow`] make one; it is not `Clone`, so one decision opens one item once.
+///
+/// Outside this module none can be built:
+///
+/// ```compile_fail
+/// let forged = bletchley_policy::Access {
+///     item: "any".to_owned(),
+///     purpose: bletchley_policy::Purpose::System("index"),
+/// };
+/// ```
+///
+/// nor copied to open a second item:
+///
+/// ```compile_fail
+/// fn twice(a: bletchley_policy::Access) -> (bletchley_policy::Access, bletchley_policy::Access) {
+///     (a.clone(), a)
+/// }
+/// ```
+#[derive(Debug)]
 pub struct Access {
-    _private: (),
+    item: String,
+    purpose: Purpose,
+}
+
+impl Access {
+    /// The item it allows.
+    pub fn item(&self) -> &str {
+        &self.item
+    }
+
+    /// On whose behalf.
+    pub fn purpose(&self) -> &Purpose {
+        &self.purpose
+    }
+}
+
+/// On whose behalf an item is opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A principal (or a site, through its gate) read it.
+    Principal(String),
+    /// The system itself, for the named purpose (`index`, `replication`).
+    System(&'static str),
+}
+
+/// The gate of the system's own readers: the indexer (which applies the principal's gate
+/// inside every query) and replication (which has its site's gate checked first). Whoever
+/// makes one records, in the audit log, which items it opened and why.
+#[derive(Debug)]
+pub struct SystemGate {
+    purpose: &'static str,
+}
+
+impl SystemGate {
+    /// A system gate for `purpose`.
+    pub fn new(purpose: &'static str) -> SystemGate {
+        SystemGate { purpose }
+    }
+
+    /// Access to `item` for this purpose.
+    pub fn allow(&self, item: &str) -> Access {
+        Access {
+            item: item.to_owned(),
+            purpose: Purpose::System(self.purpose),
+        }
+    }
+}
+
+/// The collections a principal may read now, as their gate admitted them: bulk collections
+/// only with a justification. What the search index and the link graph take, so that no caller
+/// can widen what they search.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    gate: Gate,
+    ids: Vec<CollectionId>,
+    names: BTreeMap<String, CollectionId>,
+    skipped_bulk: Vec<String>,
+}
+
+impl Admitted {
+    /// The gate that admitted them (for the marking checks inside a search).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The collections' numbers.
+    pub fn ids(&self) -> &[CollectionId] {
+        &self.ids
+    }
+
+    /// `agency/name` to number, for `collection:` filters.
+    pub fn names(&self) -> &BTreeMap<String, CollectionId> {
+        &self.names
+    }
+
+    /// Bulk collections left out for want of a justification.
+    pub fn skipped_bulk(&self) -> &[String] {
+        &self.skipped_bulk
+    }
 }
 
 /// Why the gate said no. Recorded in the audit log; never shown to the
@@ -106,12 +207,57 @@ impl Gate {
 
     /// The decision: marking satisfied AND need-to-know.
     #[inline]
-    pub fn check(&self, m: &Marking, collection: CollectionId) -> Result<Access, Denial> {
+    pub fn decide(&self, m: &Marking, collection: CollectionId) -> Result<(), Denial> {
         if !self.visibility.contains(collection) {
             return Err(Denial::NeedToKnow);
         }
-        self.check_marking(m)?;
-        Ok(Access { _private: () })
+        self.check_marking(m)
+    }
+
+    /// The decision for one item, and the access that opens it when allowed.
+    #[inline]
+    pub fn check(
+        &self,
+        item: &str,
+        m: &Marking,
+        collection: CollectionId,
+    ) -> Result<Access, Denial> {
+        self.decide(m, collection)?;
+        Ok(Access {
+            item: item.to_owned(),
+            purpose: Purpose::Principal(self.principal.name.clone()),
+        })
+    }
+
+    /// Of the platform's `collections`, those this gate lets its principal read now; bulk ones
+    /// only with a non-blank justification (the rest are named as skipped).
+    pub fn admit(
+        &self,
+        collections: impl IntoIterator<Item = Collection>,
+        justification: Option<&str>,
+    ) -> Admitted {
+        let justified = justification.is_some_and(|j| !j.trim().is_empty());
+        let mut out = Admitted {
+            gate: self.clone(),
+            ids: Vec::new(),
+            names: BTreeMap::new(),
+            skipped_bulk: Vec::new(),
+        };
+        for c in collections {
+            if !self.visibility.contains(c.id) {
+                continue;
+            }
+            let name = format!("{}/{}", c.agency, c.name);
+            if c.bulk && !justified {
+                out.skipped_bulk.push(name);
+                continue;
+            }
+            if !out.ids.contains(&c.id) {
+                out.ids.push(c.id);
+            }
+            out.names.insert(name, c.id);
+        }
+        out
     }
 
     /// Bulk collections need a non-blank justification for every touch.

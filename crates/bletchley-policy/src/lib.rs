@@ -9,8 +9,8 @@ pub mod nation;
 pub mod principal;
 pub mod scope;
 
-pub use gate::{Access, Denial, Gate};
+pub use gate::{Access, Admitted, Denial, Gate, Purpose, SystemGate};
 pub use marking::{Classification, Marking, MarkingError, Releasability};
 pub use nation::{Nation, NationSet};
-pub use principal::{Principal, Role};
+pub use principal::{AuditReach, Principal, Role};
 pub use scope::{Collection, CollectionId, Operation, Share, Visibility};

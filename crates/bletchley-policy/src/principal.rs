@@ -79,4 +79,41 @@ impl Principal {
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    /// Whether the principal may store items (ingest, upload): an analyst, field officer or
+    /// admin; an auditor or overseer alone stores nothing.
+    pub fn may_ingest(&self) -> bool {
+        [Role::Analyst, Role::Field, Role::Admin]
+            .iter()
+            .any(|r| self.has_role(*r))
+    }
+
+    /// Whether the principal may crypto-shred an item its `owner` agency holds: an admin of
+    /// that agency (after the gate let them read it).
+    pub fn may_shred(&self, owner: &str) -> bool {
+        self.has_role(Role::Admin) && self.agency == owner
+    }
+
+    /// Whose entries of the audit trail the principal may review: an overseer all, an
+    /// auditor those of their own agency's principals, anyone else none.
+    pub fn audit_reach(&self) -> AuditReach {
+        if self.has_role(Role::Overseer) {
+            AuditReach::Everyone
+        } else if self.has_role(Role::Auditor) {
+            AuditReach::Agency(self.agency.clone())
+        } else {
+            AuditReach::Nobody
+        }
+    }
+}
+
+/// How far a principal's review of the audit trail reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditReach {
+    /// Every entry (a platform overseer).
+    Everyone,
+    /// Entries of this agency's principals (an agency's auditor).
+    Agency(String),
+    /// None.
+    Nobody,
 }

@@ -79,7 +79,9 @@ fn bench_policy(reps: usize) -> f64 {
         for i in 0..n {
             let g = &gates[i & 3];
             let m = &markings[(i >> 2) & 7];
-            if g.check(black_box(m), CollectionId((i & 15) as u32)).is_ok() {
+            if g.decide(black_box(m), CollectionId((i & 15) as u32))
+                .is_ok()
+            {
                 allowed += 1;
             }
         }
@@ -554,13 +556,7 @@ fn bench_search(docs: usize) -> Result<()> {
     );
 
     let gate = p.gate("mi5-analyst")?;
-    let visible: Vec<_> = p
-        .collections()?
-        .into_iter()
-        .filter(|c| gate.visibility().contains(c.id))
-        .map(|c| c.id)
-        .collect();
-    let names = Default::default();
+    let admitted = gate.admit(p.collections()?, None);
     let queries: Vec<String> = (0..1000)
         .map(|i| {
             let mut w = |k: u64| &vocab[((next() % 1000) * (k + 1)) as usize % 3000];
@@ -582,7 +578,7 @@ fn bench_search(docs: usize) -> Result<()> {
             facets: false,
         };
         let t = Instant::now();
-        index.search(&gate, &visible, &names, &req)?;
+        index.search(&admitted, &req)?;
         gated.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
         index.ungated_reference_search(q, 20)?;

@@ -930,9 +930,9 @@ fn visible_collections(
     p: &Platform,
     gate: &bletchley_policy::Gate,
     justification: Option<&str>,
-) -> Result<bletchley_index::access::Visible> {
+) -> Result<bletchley_policy::Admitted> {
     let v = bletchley_index::access::visible(p, gate, justification)?;
-    note_skipped(&v.skipped_bulk);
+    note_skipped(v.skipped_bulk());
     Ok(v)
 }
 
@@ -995,8 +995,8 @@ fn graph(cli: &Cli, g: &GraphCmd) -> Result<ExitCode> {
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
     let gate = p.gate(&who)?;
-    let visible = visible_collections(&p, &gate, justification)?.ids;
-    let lg = LinkGraph::build(&index.visible_links(&gate, &visible)?);
+    let admitted = visible_collections(&p, &gate, justification)?;
+    let lg = LinkGraph::build(&index.visible_links(&admitted)?);
     let ask = match g {
         GraphCmd::Neighbours { selector, hops, .. } => GraphAsk::Neighbours {
             selector: norm(selector)?,
@@ -1113,7 +1113,7 @@ fn timeline(
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
     note_skipped(
-        &bletchley_index::access::visible(&p, &p.gate(&who)?, justification)?.skipped_bulk,
+        bletchley_index::access::visible(&p, &p.gate(&who)?, justification)?.skipped_bulk(),
     );
     let events = bletchley_index::access::timeline(&mut p, &index, &who, &chosen, justification)?;
     if json {

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use bletchley_policy::{
-    Classification, Collection, CollectionId, Gate, Marking, Nation, Operation, Principal, Role,
-    Share, Visibility,
+    Classification, Collection, CollectionId, Gate, Marking, Nation, Operation, Principal, Purpose,
+    Role, Share, Visibility,
 };
 use proptest::prelude::*;
 
@@ -151,7 +151,7 @@ proptest! {
     fn gate_equals_naive_reference(p in principal(), b in banner()) {
         let m = Marking::parse(&b).expect("generated banner parses");
         let gate = gate_for(&p);
-        prop_assert_eq!(gate.check(&m, CollectionId(0)).is_ok(), naive_allows(&p, &b, "GBR"), "{}", b);
+        prop_assert_eq!(gate.decide(&m, CollectionId(0)).is_ok(), naive_allows(&p, &b, "GBR"), "{}", b);
     }
 
     #[test]
@@ -170,12 +170,61 @@ proptest! {
                 }
             }
             // Whoever may read the aggregate may read every input.
-            if gate.check(&h, CollectionId(0)).is_ok() {
-                prop_assert!(gate.check(m, CollectionId(0)).is_ok());
+            if gate.decide(&h, CollectionId(0)).is_ok() {
+                prop_assert!(gate.decide(m, CollectionId(0)).is_ok());
             }
         }
         // The mark round-trips like any banner.
         prop_assert_eq!(Marking::parse(&h.render()).ok(), Some(h));
+    }
+
+    #[test]
+    fn an_access_names_its_item_and_the_gate_agrees(p in principal(), b in banner(), item in "[a-z0-9-]{1,12}") {
+        let m = Marking::parse(&b).expect("parses");
+        let gate = gate_for(&p);
+        match gate.check(&item, &m, CollectionId(0)) {
+            Ok(a) => {
+                prop_assert_eq!(a.item(), item.as_str());
+                prop_assert_eq!(a.purpose(), &Purpose::Principal(p.name.clone()));
+                prop_assert!(gate.decide(&m, CollectionId(0)).is_ok());
+            }
+            Err(_) => prop_assert!(gate.decide(&m, CollectionId(0)).is_err()),
+        }
+        // A collection outside the principal's need-to-know gives nothing.
+        prop_assert!(gate.check(&item, &m, CollectionId(7)).is_err());
+    }
+
+    #[test]
+    fn admitted_collections_are_within_the_gate_and_bulk_needs_a_justification(
+        p in principal(),
+        colls in proptest::collection::btree_map(0u32..12, (any::<bool>(), any::<bool>()), 0..12),
+        justification in proptest::option::of("[ a-z]{0,6}"),
+    ) {
+        let catalog: Vec<Collection> = colls
+            .iter()
+            .map(|(&id, &(own, bulk))| Collection {
+                id: CollectionId(id),
+                agency: if own { p.agency.clone() } else { "other".into() },
+                name: format!("c{id}"),
+                bulk,
+            })
+            .collect();
+        let vis = Visibility::compute(&p, &catalog, &[], 0);
+        let gate = Gate::new(p.clone(), vis.clone(), Nation::gbr());
+        let admitted = gate.admit(catalog.clone(), justification.as_deref());
+        let justified = justification.as_deref().is_some_and(|j| !j.trim().is_empty());
+        for id in admitted.ids() {
+            prop_assert!(vis.contains(*id));
+        }
+        for c in &catalog {
+            let listed = admitted.names().get(&format!("{}/{}", c.agency, c.name)) == Some(&c.id);
+            // Independently: its agency's, a reader's role, and justified when bulk.
+            let expected = c.agency == p.agency && p.roles.iter().any(|r| r.reads_items()) && (!c.bulk || justified);
+            prop_assert_eq!(listed, expected, "{:?}", c);
+        }
+        // A forged catalog widens nothing: ids outside the gate's visibility stay out.
+        let forged = vec![Collection { id: CollectionId(99), agency: p.agency.clone(), name: "x".into(), bulk: false }];
+        prop_assert!(gate.admit(forged, None).ids().is_empty());
     }
 
     #[test]
@@ -184,8 +233,8 @@ proptest! {
         let r = Marking::parse(&raise).expect("parses");
         let raised = Marking::high_water_mark([&m, &r], Nation::gbr()).expect("non-empty");
         let gate = gate_for(&p);
-        if gate.check(&m, CollectionId(0)).is_err() {
-            prop_assert!(gate.check(&raised, CollectionId(0)).is_err());
+        if gate.decide(&m, CollectionId(0)).is_err() {
+            prop_assert!(gate.decide(&raised, CollectionId(0)).is_err());
         }
     }
 }
