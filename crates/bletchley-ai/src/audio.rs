@@ -20,6 +20,11 @@ use symphonia::core::probe::Hint;
 use crate::error::{Error, Result};
 use crate::whisper::mel::SAMPLE_RATE;
 
+/// Lowest sample rate accepted (below any telephone codec).
+const MIN_RATE: u32 = 1_000;
+/// Highest sample rate accepted (above any studio format).
+const MAX_RATE: u32 = 768_000;
+
 /// Consecutive undecodable packets after which a file is called corrupt rather than damaged.
 const MAX_BAD_PACKETS: usize = 64;
 
@@ -87,14 +92,15 @@ impl AudioStream {
         if let Some(ext) = extension {
             hint.with_extension(ext);
         }
-        let probed = symphonia::default::get_probe()
-            .format(
+        let probed = contained("reading the container", || {
+            symphonia::default::get_probe().format(
                 &hint,
                 mss,
                 &FormatOptions::default(),
                 &MetadataOptions::default(),
             )
-            .map_err(|e| Error::Audio(describe(e)))?;
+        })?
+        .map_err(|e| Error::Audio(describe(e)))?;
         let format = probed.format;
         let track = format
             .tracks()
@@ -105,14 +111,17 @@ impl AudioStream {
             .codec_params
             .sample_rate
             .ok_or_else(|| Error::Audio("the audio track states no sample rate".into()))?;
-        if source_rate == 0 {
-            return Err(Error::Audio(
-                "the audio track has a sample rate of 0".into(),
-            ));
+        // Real recordings run from telephone rates to studio ones; a rate far outside says the
+        // header is damaged, and resampling from it would take minutes for a few samples.
+        if !(MIN_RATE..=MAX_RATE).contains(&source_rate) {
+            return Err(Error::Audio(format!(
+                "the audio track states a sample rate of {source_rate} Hz (a recording has {MIN_RATE} to {MAX_RATE})"
+            )));
         }
-        let decoder = crate::opus::codecs()
-            .make(&track.codec_params, &DecoderOptions::default())
-            .map_err(|e| Error::Audio(format!("no decoder for this codec: {}", describe(e))))?;
+        let decoder = contained("opening the codec", || {
+            crate::opus::codecs().make(&track.codec_params, &DecoderOptions::default())
+        })?
+        .map_err(|e| Error::Audio(format!("no decoder for this codec: {}", describe(e))))?;
         let track_id = track.id;
         let resampler = if source_rate as usize == SAMPLE_RATE {
             None
@@ -160,7 +169,16 @@ impl AudioStream {
     pub fn fill_to(&mut self, end: usize) -> Result<()> {
         let mut bad = 0;
         while !self.finished && self.known_len() < end {
-            let packet = match self.format.next_packet() {
+            let format = &mut self.format;
+            let next = contained("reading a packet", || format.next_packet());
+            let next = match next {
+                Ok(n) => n,
+                Err(e) => {
+                    self.finished = true;
+                    return Err(e);
+                }
+            };
+            let packet = match next {
                 Ok(p) => p,
                 Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     self.finish()?;
@@ -182,7 +200,23 @@ impl AudioStream {
             if packet.track_id() != self.track {
                 continue;
             }
-            let decoded = match self.decoder.decode(&packet) {
+            let decoder = &mut self.decoder;
+            let result = contained("decoding a packet", || {
+                decoder.decode(&packet).map(|d| {
+                    let spec = *d.spec();
+                    let mut interleaved = SampleBuffer::<f32>::new(d.capacity() as u64, spec);
+                    interleaved.copy_interleaved_ref(d);
+                    (spec, interleaved)
+                })
+            });
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.finished = true;
+                    return Err(e);
+                }
+            };
+            let (spec, interleaved) = match result {
                 Ok(d) => d,
                 Err(SymError::DecodeError(e)) => {
                     bad += 1;
@@ -197,10 +231,7 @@ impl AudioStream {
             };
             bad = 0;
             self.packets_decoded += 1;
-            let spec = *decoded.spec();
             let channels = spec.channels.count().max(1);
-            let mut interleaved = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
-            interleaved.copy_interleaved_ref(decoded);
             let mono = interleaved
                 .samples()
                 .chunks_exact(channels)
@@ -319,6 +350,17 @@ impl AudioStream {
         self.fill_to(usize::MAX)?;
         Ok(self.buffer)
     }
+}
+
+/// Runs a call into the demuxers and decoders, which panic on some damaged files (a zero time
+/// base, states their authors thought unreachable): a panic there reads as a file that does not
+/// decode, never as a crash of the worker or the server.
+fn contained<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::Audio(format!(
+            "the recording is damaged: its decoder failed while {what}"
+        ))
+    })
 }
 
 fn describe(e: SymError) -> String {

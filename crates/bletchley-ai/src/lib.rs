@@ -7,6 +7,8 @@
 pub mod audio;
 mod error;
 pub mod format;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod models;
 mod opus;
 pub mod pipeline;

@@ -7,6 +7,8 @@
 
 pub mod entry;
 mod error;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod log;
 pub mod merkle;
 pub mod note;

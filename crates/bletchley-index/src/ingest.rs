@@ -149,7 +149,7 @@ struct Derivation {
 }
 
 /// A part of a container, with its own parts.
-struct Node {
+pub(crate) struct Node {
     part: Part,
     children: Vec<Node>,
 }
@@ -162,14 +162,14 @@ pub const MAX_PARTS: usize = 10_000;
 
 /// What one file's expansion has used.
 #[derive(Default)]
-struct Budget {
-    bytes: u64,
-    parts: usize,
+pub(crate) struct Budget {
+    pub(crate) bytes: u64,
+    pub(crate) parts: usize,
 }
 
 /// The parts of `content` and theirs, to [`MAX_GENERATIONS`], within
 /// `budget`, which is shared across the whole nesting.
-fn expand(
+pub(crate) fn expand(
     title: &str,
     content: &[u8],
     generation: u32,

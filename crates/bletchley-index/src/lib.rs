@@ -10,6 +10,8 @@ pub mod entities;
 mod error;
 pub mod extract;
 pub mod feeder;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod graph;
 pub mod ingest;
 pub mod names;

@@ -257,7 +257,12 @@ fn parse_day(s: &str) -> Option<i64> {
         it.next()?.parse().ok()?,
         it.next()?.parse().ok()?,
     );
-    if it.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    // Four-digit years only: a longer one overflowed the day arithmetic (found by fuzzing).
+    if it.next().is_some()
+        || !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+    {
         return None;
     }
     let y2 = if m <= 2 { y - 1 } else { y };
@@ -1225,6 +1230,7 @@ mod tests {
         assert_eq!(month(0), "1970-01");
         assert!(parse_day("2026-13-01").is_none());
         assert!(parse_day("yesterday").is_none());
+        assert!(parse_day("2029999999999995-01-01").is_none());
     }
 
     fn feed_item(id: &str, text: &str) -> IndexFeedItem {

@@ -12,6 +12,8 @@ mod bundle;
 mod code;
 mod error;
 mod field;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 mod hub;
 mod identity;
 mod oplog;

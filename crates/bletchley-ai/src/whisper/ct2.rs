@@ -96,8 +96,9 @@ fn parse(buf: &[u8]) -> Result<HashMap<String, Variable>> {
         }
         let dtype = r.u8()?;
         let n_bytes = r.u32()? as usize;
-        let count: usize = dims.iter().product();
-        if count.checked_mul(element_size(dtype)?) != Some(n_bytes) {
+        let size = element_size(dtype)?;
+        let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if count.and_then(|c| c.checked_mul(size)) != Some(n_bytes) {
             return Err(Error::Model(format!(
                 "model.bin: {name} claims {n_bytes} bytes for shape {dims:?}"
             )));
@@ -106,10 +107,19 @@ fn parse(buf: &[u8]) -> Result<HashMap<String, Variable>> {
         vars.insert(name, Variable { dims, dtype, bytes });
     }
     let aliases = r.u32()? as usize;
+    // An alias is a copy: together they may not outweigh the file (a real model aliases one or
+    // two shared weights), or a small file could claim gigabytes.
+    let mut copied = 0usize;
     for _ in 0..aliases {
         let alias = r.str()?;
         let target = r.str()?;
         if let Some(v) = vars.get(&target) {
+            copied = copied.saturating_add(v.bytes.len());
+            if copied > buf.len() {
+                return Err(Error::Model(
+                    "model.bin: its aliases copy more than the file holds".into(),
+                ));
+            }
             let copy = Variable {
                 dims: v.dims.clone(),
                 dtype: v.dtype,

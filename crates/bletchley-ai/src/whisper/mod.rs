@@ -4,7 +4,7 @@ mod align;
 mod attention_rows;
 mod bf16;
 pub mod config;
-mod ct2;
+pub(crate) mod ct2;
 pub mod decode;
 mod hf;
 pub mod mel;
