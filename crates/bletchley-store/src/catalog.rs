@@ -266,6 +266,9 @@ CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NUL
 CREATE TABLE IF NOT EXISTS items(id TEXT PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), collection_id INTEGER NOT NULL REFERENCES collections(id), content_id INTEGER NOT NULL REFERENCES contents(id), created_ms INTEGER NOT NULL, retain_until_ms INTEGER, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, sealed_meta BLOB NOT NULL, lineage BLOB);
 CREATE INDEX IF NOT EXISTS items_collection ON items(collection_id, created_ms);
 CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;
+INSERT OR IGNORE INTO meta(k, v) VALUES('items.count', '0');
+CREATE TRIGGER IF NOT EXISTS items_counted_in AFTER INSERT ON items BEGIN UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'items.count'; END;
+CREATE TRIGGER IF NOT EXISTS items_counted_out AFTER DELETE ON items BEGIN UPDATE meta SET v = CAST(v AS INTEGER) - 1 WHERE k = 'items.count'; END;
 ";
 
 fn item_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
@@ -323,6 +326,16 @@ fn bump_items_generation(tx: &rusqlite::Transaction<'_>) -> Result<GenerationSte
         before,
         after: value as u64,
     })
+}
+
+/// The number of items as the catalog's triggers count them (kept in `meta`, so that a commit
+/// reads it in one lookup; the integrity record checks it against a real count at open).
+pub(crate) fn read_items_count(conn: &rusqlite::Connection) -> Result<u64> {
+    Ok(conn
+        .prepare_cached("SELECT CAST(v AS INTEGER) FROM meta WHERE k = 'items.count'")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map_or(0, |n| n.max(0) as u64))
 }
 
 /// The items generation as `conn` sees it: 0 before any item was stored.

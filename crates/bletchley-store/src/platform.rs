@@ -140,8 +140,9 @@ const CATALOG_EXTENSION: &str = "bletchley-catalog";
 
 /// The data directory format this version writes and reads: 2 binds every
 /// sealed row to where it sits and every item to its content, and guards
-/// the catalog and the audit log against the host.
-const FORMAT: &str = "2";
+/// the catalog and the audit log against the host; 3 counts the items, so
+/// that a deleted row is noticed.
+const FORMAT: &str = "3";
 
 /// Settings chosen at `init`.
 #[derive(Clone, Debug)]
@@ -1793,6 +1794,18 @@ impl Platform {
         {
             return Err(Error::Damaged(format!(
                 "item {}'s metadata belongs to another item or agency",
+                row.id
+            )));
+        }
+        // The catalog's link to the source decides what a shred takes with it (rule 4): it
+        // must be the one the sealed metadata names.
+        let lineage = match &sealed.meta.derived_from {
+            Some(source) => Some(self.lineage_tag(&agency, source)?),
+            None => None,
+        };
+        if row.lineage != lineage {
+            return Err(Error::Damaged(format!(
+                "item {}'s link to the item it was derived from was altered (a shred of its source would leave it behind)",
                 row.id
             )));
         }

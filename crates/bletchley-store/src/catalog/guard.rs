@@ -23,7 +23,7 @@ use bletchley_crypto::{SecretKey, keyed_tag};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{SqliteCatalog, read_items_generation};
+use super::{SqliteCatalog, read_items_count, read_items_generation};
 use crate::error::{Error, Result};
 
 /// The MAC key of the catalog's integrity record. Only the holder of the
@@ -44,7 +44,7 @@ impl Guard {
 const TABLES: &[(&str, &str)] = &[
     (
         "meta",
-        "SELECT k, v FROM meta WHERE k NOT IN ('items.generation', 'state') ORDER BY k",
+        "SELECT k, v FROM meta WHERE k NOT IN ('items.generation', 'items.count', 'state') ORDER BY k",
     ),
     ("agencies", "SELECT * FROM agencies ORDER BY id"),
     ("principals", "SELECT * FROM principals ORDER BY id"),
@@ -76,6 +76,8 @@ struct Record {
     tables: BTreeMap<String, String>,
     /// The items generation.
     generation: u64,
+    /// How many items there are.
+    count: u64,
     /// Over all of the above.
     mac: String,
 }
@@ -143,7 +145,7 @@ impl Guard {
     }
 
     fn mac(&self, r: &Record) -> Result<String> {
-        let body = serde_json::to_vec(&(&r.history, &r.tables, r.generation))
+        let body = serde_json::to_vec(&(&r.history, &r.tables, r.generation, r.count))
             .map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(hex::encode(keyed_tag(&self.key, "catalog state", &body)))
     }
@@ -173,7 +175,7 @@ impl Guard {
 
     fn write(&self, conn: &Connection, mut r: Record) -> Result<()> {
         let prev = r.history.last().cloned().unwrap_or_default();
-        let body = serde_json::to_vec(&(&prev, &r.tables, r.generation))
+        let body = serde_json::to_vec(&(&prev, &r.tables, r.generation, r.count))
             .map_err(|e| Error::Invalid(e.to_string()))?;
         let next = hex::encode(&keyed_tag(&self.key, "catalog chain", &body)[..16]);
         r.history.push(next);
@@ -198,6 +200,13 @@ impl Guard {
                         "the catalog's items were changed outside Bletchley (their generation is not the one recorded)",
                     ));
                 }
+                if read_items_count(conn)? != r.count {
+                    return Err(damaged(format!(
+                        "the catalog's items were changed outside Bletchley ({} items recorded, {} counted: rows deleted or added)",
+                        r.count,
+                        read_items_count(conn)?
+                    )));
+                }
                 continue;
             }
             let Some((name, sql)) = TABLES.iter().find(|(n, _)| n == t) else {
@@ -218,6 +227,7 @@ impl Guard {
         for t in touched {
             if *t == ITEMS {
                 r.generation = read_items_generation(conn)?;
+                r.count = read_items_count(conn)?;
             } else if let Some((name, sql)) = TABLES.iter().find(|(n, _)| n == t) {
                 r.tables
                     .insert((*name).to_owned(), self.table_digest(conn, name, sql)?);
@@ -271,6 +281,7 @@ impl SqliteCatalog {
             history: Vec::new(),
             tables: BTreeMap::new(),
             generation: 0,
+            count: 0,
             mac: String::new(),
         };
         let all: Vec<&str> = TABLES.iter().map(|(n, _)| *n).chain([ITEMS]).collect();
@@ -288,6 +299,17 @@ impl SqliteCatalog {
         let r = g.read(&self.conn)?;
         let all: Vec<&str> = TABLES.iter().map(|(n, _)| *n).chain([ITEMS]).collect();
         g.check(&self.conn, &r, &all)?;
+        // The triggers' count could have been switched off with the rows deleted after: count
+        // the rows themselves once per open.
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM items", [], |row| row.get(0))?;
+        if rows.max(0) as u64 != r.count {
+            return Err(damaged(format!(
+                "the catalog's items were changed outside Bletchley ({} items recorded, {rows} rows present: rows deleted or added)",
+                r.count
+            )));
+        }
         Ok(CatalogState { history: r.history })
     }
 

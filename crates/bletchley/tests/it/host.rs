@@ -175,6 +175,52 @@ fn replaced_oversight_or_verifier_keys_are_refused() {
     assert!(err.contains("verifier"), "{err}");
 }
 
+/// An item row deleted by the host (with or without the catalog's counting triggers dropped
+/// first) is noticed at the next open, not read as an item that never existed.
+#[test]
+fn a_deleted_item_row_is_noticed() {
+    for drop_triggers in [false, true] {
+        let env = two_agencies();
+        let f = env.file("a.txt", b"first");
+        let g = env.file("b.txt", b"second");
+        let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&f, &g]);
+        let conn = db(&env);
+        if drop_triggers {
+            conn.execute_batch("DROP TRIGGER items_counted_in; DROP TRIGGER items_counted_out;")
+                .expect("drop triggers");
+        }
+        conn.execute("DELETE FROM items WHERE id = ?1", [&ids[0]])
+            .expect("delete row");
+        drop(conn);
+        let err = stderr_of(&env, &["--as", "alice", "ls"]);
+        assert!(
+            err.contains("damaged") && err.contains("items"),
+            "{drop_triggers}: {err}"
+        );
+    }
+}
+
+/// A derived item's link to its source (the catalog's `lineage` column) cleared by the host,
+/// so that shredding the source would leave the part behind: noticed at the part's next read.
+#[test]
+fn a_derived_items_altered_lineage_is_noticed() {
+    let env = two_agencies();
+    let eml = "From: a@example.org\r\nTo: b@example.org\r\nSubject: notes\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--XX\r\nContent-Type: text/plain; name=\"n.txt\"\r\nContent-Disposition: attachment; filename=\"n.txt\"\r\n\r\nPART-CANARY\r\n--XX--\r\n";
+    let f = env.file("m.eml", eml.as_bytes());
+    env.ingest("alice", "mi5/ct", "SECRET", &[&f]);
+    let conn = db(&env);
+    let part: String = conn
+        .query_row("SELECT id FROM items WHERE lineage IS NOT NULL", [], |r| {
+            r.get(0)
+        })
+        .expect("a part");
+    conn.execute("UPDATE items SET lineage = NULL WHERE id = ?1", [&part])
+        .expect("clear lineage");
+    drop(conn);
+    let err = stderr_of(&env, &["--as", "alice", "get", &part]);
+    assert!(err.contains("damaged") && err.contains("derived"), "{err}");
+}
+
 /// Issue 22, what to build 1: `init` prints the fingerprints of the keys the platform trusts,
 /// from its sealed key file; a copy kept outside the host checks the log, and tells a swapped
 /// public file from the real one.
