@@ -2,7 +2,7 @@
 """Converts a CTranslate2 Whisper directory (model.bin) to the Hugging Face layout.
 
 Written independently of the Rust loader, from the format notes in
-../shared/notes/whisper-ct2.md, so that the test comparing the two loaders compares two
+docs/whisper-ct2.md, so that the test comparing the two loaders compares two
 readings of two different files. Needs numpy and safetensors.
 
 usage: ct2-to-hf.py CT2_DIR OUT_DIR

@@ -162,6 +162,11 @@ pub fn bench_speech(quick: bool) -> Result<()> {
     let (es, es_s) = recording(dir.path(), "es", &["es.txt", "es_extra.txt"])?;
     let reps = if quick { 1 } else { 3 };
     let fw = faster_whisper_python();
+    if fw.is_none() {
+        println!(
+            "speech: reference missing: faster-whisper (set BLETCHLEY_FASTER_WHISPER_PYTHON to a Python with it, or: python3 -m venv ~/.cache/bletchley/fw && ~/.cache/bletchley/fw/bin/pip install faster-whisper); Bletchley's own times follow without ratios"
+        );
+    }
     println!(
         "speech: Whisper base, {} compute threads, median of {reps}; RTF = seconds per second of audio",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())

@@ -1,6 +1,6 @@
 //! Reading CTranslate2 model directories (`model.bin`), the format faster-whisper users hold.
 //!
-//! The binary layout (version 6) is documented in `../shared/notes/whisper-ct2.md`: a header,
+//! The binary layout (version 6) is documented in `docs/whisper-ct2.md`: a header,
 //! then variables sorted by name, each with rank, dimensions, dtype and bytes, then aliases.
 //! Rank-0 variables are configuration. Fused projections are split into the separate q/k/v
 //! weights Hugging Face names, so one network serves both formats.

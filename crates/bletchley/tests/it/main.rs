@@ -19,3 +19,4 @@ mod sites;
 mod sites_link;
 mod speech;
 mod tamper;
+mod tidy;
