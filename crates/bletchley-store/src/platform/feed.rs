@@ -7,6 +7,7 @@
 //! source of truth: the feed only says up to which items generation it holds
 //! exactly the catalog's items, and only when nothing else changed them.
 
+use super::*;
 use crate::catalog::GenerationStep;
 use crate::item::IndexFeedItem;
 
@@ -57,6 +58,124 @@ impl Feed {
             items: std::mem::take(&mut self.items),
             generation: self.at,
         }
+    }
+}
+
+impl Platform {
+    /// Changes whenever an item is added or shredded, by this process or
+    /// another, never back to an earlier value: a derived store synced at
+    /// this value need not reconcile again until it changes
+    /// ([`Platform::index_feed`] reads every id).
+    pub fn items_generation(&self) -> Result<u64> {
+        self.catalog.items_generation()
+    }
+
+    /// Starts keeping what this handle stores, for a derived store that
+    /// holds the catalog's items as of `generation` (see [`Fed`]); the
+    /// search index's bulk ingest takes it batch by batch. Replaces a feed
+    /// already on, dropping what it held.
+    pub fn feed_from(&mut self, generation: Option<u64>) {
+        self.feed = Some(feed::Feed::from(generation));
+    }
+
+    /// What was stored since feeding began or since the last call; nothing
+    /// when feeding is off.
+    pub fn take_fed(&mut self) -> Fed {
+        self.feed.as_mut().map(feed::Feed::take).unwrap_or_default()
+    }
+
+    /// Stops feeding, dropping what was not taken.
+    pub fn stop_feeding(&mut self) {
+        self.feed = None;
+    }
+
+    /// Reconciles a derived store with the catalog: returns the items it
+    /// lacks (those `known` says no to) and the ids it holds that no longer
+    /// exist (shredded). System path for the search index, which applies the
+    /// gate inside every query; never hand its output to a principal.
+    pub fn index_feed(
+        &mut self,
+        known: &std::collections::HashSet<String>,
+    ) -> Result<(Vec<crate::item::IndexFeedItem>, Vec<String>)> {
+        let ids = self.catalog.item_ids()?;
+        let present: std::collections::HashSet<&String> = ids.iter().collect();
+        let removed: Vec<String> = known
+            .iter()
+            .filter(|k| !present.contains(k))
+            .cloned()
+            .collect();
+        let mut added = Vec::new();
+        // The indexer's own access, audited below with every item it opened.
+        let system = SystemGate::new("index");
+        // Reading back a large store is most of building its index: the
+        // lookups that do not change per item (agencies, locations opened)
+        // are done once, and each batch's objects are fetched concurrently.
+        let agencies: HashMap<i64, String> = self.catalog.agencies()?.into_iter().collect();
+        let locations = self.locations()?;
+        let mut opened: HashMap<i64, ObjectLocation> = HashMap::new();
+        let wanted: Vec<&String> = ids.iter().filter(|i| !known.contains(*i)).collect();
+        for batch in wanted.chunks(FEED_BATCH) {
+            let mut rows = Vec::with_capacity(batch.len());
+            for id in batch {
+                let Some(row) = self.catalog.item(id)? else {
+                    continue;
+                };
+                let c = self
+                    .catalog
+                    .content(row.content_id)?
+                    .ok_or_else(|| Error::Layout(format!("item {} has no content row", row.id)))?;
+                let agency = agencies.get(&row.agency_id).ok_or_else(|| {
+                    Error::Layout(format!("catalog names unknown agency {}", row.agency_id))
+                })?;
+                let (meta, marking, binding) = self.open_sealed_meta(&row, agency)?;
+                let cdek = self.content_key(&row, &c, agency)?;
+                rows.push((row, c, cdek, meta, marking, binding));
+            }
+            for (row, c, ..) in &rows {
+                if !opened.contains_key(&c.location_id) {
+                    let loc = locations
+                        .iter()
+                        .find(|l| l.id == c.location_id)
+                        .ok_or_else(|| unknown_location(row))?;
+                    opened.insert(loc.id, loc.open()?);
+                }
+            }
+            let fetches = rows
+                .iter()
+                .map(|(row, c, ..)| {
+                    let loc = opened
+                        .get(&c.location_id)
+                        .ok_or_else(|| unknown_location(row))?;
+                    let (name, range) = content_span(row, c)?;
+                    Ok((loc, name, range))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let sealed = ObjectLocation::get_many(&self.rt, &fetches)?;
+            for ((row, c, cdek, meta, marking, binding), sealed) in rows.into_iter().zip(sealed) {
+                let content =
+                    open_content(system.allow(&row.id), &row, &c, &cdek, &sealed, &binding)?;
+                added.push(crate::item::IndexFeedItem {
+                    meta,
+                    marking,
+                    collection: CollectionId(row.collection_id),
+                    content,
+                });
+            }
+        }
+        if !added.is_empty() || !removed.is_empty() {
+            let mut targets: Vec<String> = added.iter().map(|a| a.meta.id.clone()).collect();
+            targets.extend(removed.iter().map(|r| format!("removed {r}")));
+            targets.truncate(500);
+            self.record(
+                Actor::System(SystemActor::Indexer),
+                "index.sync",
+                targets,
+                None,
+                Outcome::Allowed,
+                Some(format!("{} added, {} removed", added.len(), removed.len())),
+            )?;
+        }
+        Ok((added, removed))
     }
 }
 

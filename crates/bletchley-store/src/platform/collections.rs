@@ -1,0 +1,272 @@
+//! Collections and operations: need-to-know (which collections a principal may see, and what a joint operation shares).
+
+use super::*;
+
+impl Platform {
+    /// Adds a collection `agency/name`.
+    pub fn add_collection(&mut self, full: &str, bulk: bool) -> Result<CollectionId> {
+        let (agency, name) = full.split_once('/').ok_or_else(|| {
+            Error::Invalid(format!("collection {full:?}: write it as AGENCY/NAME"))
+        })?;
+        valid_name("collection", name, 128, b"-_. ")?;
+        let agency_id = self.agency_id(agency)?;
+        let tag = self.tag("collection", full);
+        if self
+            .catalog
+            .find_sealed(SealedTable::Collections, &tag)?
+            .is_some()
+        {
+            return Err(Error::Exists {
+                kind: "collection",
+                name: full.into(),
+            });
+        }
+        let rec = CollectionRecord {
+            agency: agency.into(),
+            name: name.into(),
+            bulk,
+        };
+        let id = self.insert_row(SealedTable::Collections, &tag, Some(agency_id), &rec)?;
+        self.record(
+            Actor::Operator,
+            "collection.add",
+            vec![full.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(CollectionId(u32::try_from(id).map_err(|_| {
+            Error::Layout("too many collections".into())
+        })?))
+    }
+
+    /// Every collection.
+    pub fn collections(&self) -> Result<Vec<Collection>> {
+        let mut out = Vec::new();
+        for row in self.catalog.all_sealed(SealedTable::Collections)? {
+            // Bound to its row number, tag and agency: a swapped or moved
+            // record does not open.
+            let rec: CollectionRecord = self.open_row(SealedTable::Collections, &row)?;
+            out.push(Collection {
+                id: CollectionId(
+                    u32::try_from(row.id).map_err(|_| Error::Layout("collection id".into()))?,
+                ),
+                agency: rec.agency,
+                name: rec.name,
+                bulk: rec.bulk,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn collection_by_name(&self, full: &str) -> Result<Option<Collection>> {
+        Ok(self
+            .collections()?
+            .into_iter()
+            .find(|c| format!("{}/{}", c.agency, c.name) == full))
+    }
+
+    /// Adds a joint operation.
+    pub fn add_operation(&mut self, op: &Operation) -> Result<()> {
+        valid_name("operation", &op.name, 128, b"-_. ")?;
+        if op.agencies.is_empty() {
+            return Err(Error::Invalid(
+                "an operation needs at least one member agency".into(),
+            ));
+        }
+        for a in &op.agencies {
+            self.agency_id(a)?;
+        }
+        for m in &op.members {
+            let p = self.principal(m)?;
+            if !op.agencies.contains(&p.agency) {
+                return Err(Error::Invalid(format!(
+                    "member {m} belongs to {}, which is not a member agency",
+                    p.agency
+                )));
+            }
+        }
+        if op.end.is_some_and(|e| e < op.start) {
+            return Err(Error::Invalid("the operation ends before it starts".into()));
+        }
+        let tag = self.tag("operation", &op.name);
+        if self
+            .catalog
+            .find_sealed(SealedTable::Operations, &tag)?
+            .is_some()
+        {
+            return Err(Error::Exists {
+                kind: "operation",
+                name: op.name.clone(),
+            });
+        }
+        self.insert_row(SealedTable::Operations, &tag, None, op)?;
+        self.record(
+            Actor::Operator,
+            "operation.add",
+            vec![op.name.clone()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Every operation.
+    pub fn operations(&self) -> Result<Vec<Operation>> {
+        self.catalog
+            .all_sealed(SealedTable::Operations)?
+            .into_iter()
+            .map(|r| self.open_row(SealedTable::Operations, &r))
+            .collect()
+    }
+
+    /// The operations `principal` is a member of, with their shared
+    /// collections by name (current and withdrawn), for the operations
+    /// page. Audited; other operations are not mentioned at all.
+    pub fn operations_of(&mut self, principal: &str) -> Result<Vec<OperationView>> {
+        let actor = Actor::Principal(principal.to_owned());
+        let p = match self.principal(principal) {
+            Ok(p) => p,
+            Err(e) => return Err(self.refuse(&actor, "operation.list", vec![], None, e)),
+        };
+        let names: HashMap<u32, String> = self
+            .collections()?
+            .into_iter()
+            .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
+            .collect();
+        let mut out: Vec<OperationView> = self
+            .operations()?
+            .into_iter()
+            .filter(|o| o.is_member(&p))
+            .map(|o| {
+                let shares = o
+                    .shares
+                    .iter()
+                    .map(|s| SharedCollection {
+                        collection: names
+                            .get(&s.collection.0)
+                            .cloned()
+                            .unwrap_or_else(|| format!("#{}", s.collection.0)),
+                        since: s.since,
+                        withdrawn: s.withdrawn,
+                    })
+                    .collect();
+                OperationView {
+                    active: o.active(now_ms() / 1000),
+                    operation: o,
+                    shares,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.operation.name.cmp(&b.operation.name));
+        self.record(
+            actor,
+            "operation.list",
+            out.iter().map(|o| o.operation.name.clone()).collect(),
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(out)
+    }
+
+    pub(super) fn update_operation(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut Operation, &[Collection]) -> Result<()>,
+    ) -> Result<()> {
+        let tag = self.tag("operation", name);
+        let row = self
+            .catalog
+            .find_sealed(SealedTable::Operations, &tag)?
+            .ok_or_else(|| Error::Unknown {
+                kind: "operation",
+                name: name.into(),
+            })?;
+        let mut op: Operation = self.open_row(SealedTable::Operations, &row)?;
+        f(&mut op, &self.collections()?)?;
+        self.update_row(SealedTable::Operations, &row, &op)
+    }
+
+    /// Shares a collection of a member agency into an operation.
+    pub fn share(&mut self, op_name: &str, collection: &str) -> Result<()> {
+        let now = now_ms() / 1000;
+        self.update_operation(op_name, |op, colls| {
+            let c = colls
+                .iter()
+                .find(|c| format!("{}/{}", c.agency, c.name) == collection)
+                .ok_or_else(|| Error::Unknown {
+                    kind: "collection",
+                    name: collection.into(),
+                })?;
+            if !op.agencies.contains(&c.agency) {
+                return Err(Error::Invalid(format!(
+                    "{} is not a member of operation {}",
+                    c.agency, op.name
+                )));
+            }
+            if op.shared_at(now).any(|id| id == c.id) {
+                return Err(Error::Exists {
+                    kind: "share of",
+                    name: collection.into(),
+                });
+            }
+            op.shares.push(Share {
+                collection: c.id,
+                since: now,
+                withdrawn: None,
+            });
+            Ok(())
+        })?;
+        self.record(
+            Actor::Operator,
+            "operation.share",
+            vec![op_name.into(), collection.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+
+    /// Withdraws a shared collection from an operation, from now on.
+    pub fn withdraw(&mut self, op_name: &str, collection: &str) -> Result<()> {
+        let now = now_ms() / 1000;
+        self.update_operation(op_name, |op, colls| {
+            let c = colls
+                .iter()
+                .find(|c| format!("{}/{}", c.agency, c.name) == collection)
+                .ok_or_else(|| Error::Unknown {
+                    kind: "collection",
+                    name: collection.into(),
+                })?;
+            let mut found = false;
+            for s in op
+                .shares
+                .iter_mut()
+                .filter(|s| s.collection == c.id && s.withdrawn.is_none())
+            {
+                // Withdrawal takes effect at once, even within the same second.
+                s.withdrawn = Some(now.min(s.since.max(now)));
+                if s.since >= now {
+                    s.since = now - 1;
+                }
+                found = true;
+            }
+            if !found {
+                return Err(Error::Invalid(format!(
+                    "{collection} is not shared into {}",
+                    op.name
+                )));
+            }
+            Ok(())
+        })?;
+        self.record(
+            Actor::Operator,
+            "operation.withdraw",
+            vec![op_name.into(), collection.into()],
+            None,
+            Outcome::Allowed,
+            None,
+        )
+    }
+}

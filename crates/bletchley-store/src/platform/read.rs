@@ -1,0 +1,376 @@
+//! Reading items: the gate, the justification, the binding of metadata to content, and the audit entry, before any byte is returned.
+
+use super::*;
+
+/// The error for content whose location the catalog does not list.
+pub(super) fn unknown_location(row: &ItemRow) -> Error {
+    Error::Layout(format!("content of {} is in an unknown location", row.id))
+}
+
+/// Opens an item's sealed content object, and refuses it unless it is the
+/// content the item's sealed metadata names: same object, length and digest.
+///
+/// The one function that decrypts an item's content, and it takes the gate's
+/// [`Access`] for that item by value: code that returns content without a
+/// gate decision for the very item does not compile.
+pub(super) fn open_content(
+    access: Access,
+    row: &ItemRow,
+    c: &ContentRow,
+    cdek: &DataKey,
+    sealed: &[u8],
+    binding: &ContentBinding,
+) -> Result<Vec<u8>> {
+    if access.item() != row.id {
+        return Err(Error::Layout(format!(
+            "an access to {} was used to open {}",
+            access.item(),
+            row.id
+        )));
+    }
+    if c.object != binding.object {
+        return Err(Error::Damaged(format!(
+            "item {} points at a content that is not its own (re-pointed in the catalog)",
+            row.id
+        )));
+    }
+    let plain = stream::open(cdek, c.object.as_bytes(), sealed).map_err(|_| {
+        Error::Damaged(format!(
+            "the content of item {} does not open (altered, truncated or swapped)",
+            row.id
+        ))
+    })?;
+    if plain.len() as u64 != binding.length
+        || hex::encode(bletchley_crypto::sha256(&plain)) != binding.sha256
+    {
+        return Err(Error::Damaged(format!(
+            "the content of item {} is not the one it was stored with",
+            row.id
+        )));
+    }
+    Ok(plain)
+}
+
+impl Platform {
+    /// Opens an item's metadata. Internal: callers must pass the result
+    /// through the gate before revealing anything.
+    pub(super) fn open_meta(&mut self, row: &ItemRow) -> Result<(ItemMeta, Marking)> {
+        let agency = self.agency_name(row.agency_id)?;
+        let (meta, marking, _) = self.open_sealed_meta(row, &agency)?;
+        Ok((meta, marking))
+    }
+
+    /// [`Self::open_meta`] with what it says of the item's content.
+    pub(super) fn open_sealed_meta(
+        &mut self,
+        row: &ItemRow,
+        agency: &str,
+    ) -> Result<(ItemMeta, Marking, ContentBinding)> {
+        let agency = agency.to_owned();
+        self.agency_keys(&agency)
+            .map_err(|e| Error::KeyUnavailable {
+                agency: agency.clone(),
+                reason: e.to_string(),
+            })?;
+        let keys = self.agencies.get(&agency).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: agency.clone(),
+        })?;
+        let idek = keys
+            .provider
+            .unwrap(
+                &WrappedKey {
+                    kek_version: row.kek_version,
+                    bytes: row.wrapped_key.clone(),
+                },
+                &wrap_aad("items", &row.id),
+            )
+            .map_err(|_| {
+                Error::Damaged(format!(
+                    "item {}'s data key does not unwrap where it sits (altered, or moved to another item or agency)",
+                    row.id
+                ))
+            })?;
+        let json = record::open(
+            &idek,
+            &meta_aad(row.agency_id, &row.id, CollectionId(row.collection_id)),
+            &row.sealed_meta,
+            bletchley_crypto::Context::Record,
+        )
+        .map_err(|_| {
+            Error::Damaged(format!(
+                "item {}'s metadata does not open where it sits (altered, or moved to another collection)",
+                row.id
+            ))
+        })?;
+        let sealed: SealedMeta = serde_json::from_slice(&json)
+            .map_err(|e| Error::Layout(format!("item metadata: {e}")))?;
+        if sealed.meta.id != row.id
+            || sealed.content.agency != agency
+            || sealed.meta.retain_until_ms != row.retain_until_ms
+        {
+            return Err(Error::Damaged(format!(
+                "item {}'s metadata belongs to another item or agency",
+                row.id
+            )));
+        }
+        // The catalog's link to the source decides what a shred takes with it (rule 4): it
+        // must be the one the sealed metadata names.
+        let lineage = match &sealed.meta.derived_from {
+            Some(source) => Some(self.lineage_tag(&agency, source)?),
+            None => None,
+        };
+        if row.lineage != lineage {
+            return Err(Error::Damaged(format!(
+                "item {}'s link to the item it was derived from was altered (a shred of its source would leave it behind)",
+                row.id
+            )));
+        }
+        let marking = sealed
+            .meta
+            .parsed_marking()
+            .map_err(|e| Error::Layout(format!("stored marking: {e}")))?;
+        Ok((sealed.meta, marking, sealed.content))
+    }
+
+    /// Reads an item: gate, justification for bulk collections, audit entry,
+    /// then the content.
+    pub fn get(
+        &mut self,
+        principal: &str,
+        id: &str,
+        justification: Option<&str>,
+    ) -> Result<(ItemMeta, Vec<u8>)> {
+        let actor = Actor::Principal(principal.to_owned());
+        let targets = vec![id.to_owned()];
+        let gate = match self.gate(principal) {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        };
+        let Some(row) = self.catalog.item(id)? else {
+            let e = Error::NotFoundOrNotPermitted { reason: None };
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        };
+        let opened = self
+            .agency_name(row.agency_id)
+            .and_then(|agency| self.open_sealed_meta(&row, &agency));
+        let (meta, marking, binding) = match opened {
+            Ok(m) => m,
+            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        };
+        if expired(&meta, now_ms()) {
+            // Past its retention: gone, whether or not the worker has
+            // shredded it yet.
+            let e = Error::NotFoundOrNotPermitted { reason: None };
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        }
+        let access = match gate.check(&row.id, &marking, CollectionId(row.collection_id)) {
+            Ok(a) => a,
+            Err(d) => {
+                let e = Error::NotFoundOrNotPermitted { reason: Some(d) };
+                return Err(self.refuse(&actor, "item.get", targets, justification, e));
+            }
+        };
+        // The collection the gate decided on must be the one the item's
+        // sealed metadata names.
+        let coll = self
+            .collections()?
+            .into_iter()
+            .find(|c| c.id.0 == row.collection_id);
+        let Some(c) = coll.filter(|c| format!("{}/{}", c.agency, c.name) == meta.collection) else {
+            let e = Error::Damaged(format!(
+                "item {id} lies in a collection other than the one it was stored in"
+            ));
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        };
+        if gate.check_justification(&c, justification).is_err() {
+            let e = Error::JustificationRequired {
+                collection: meta.collection.clone(),
+            };
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        }
+        let content = match self.read_bound_content(access, &row, &binding) {
+            Ok(c) => c,
+            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        };
+        self.record(
+            actor,
+            "item.get",
+            targets,
+            justification,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok((meta, content))
+    }
+
+    /// Reads an item's content, checked against what its sealed metadata
+    /// says of it.
+    pub(super) fn read_content(&mut self, access: Access, row: &ItemRow) -> Result<Vec<u8>> {
+        let agency = self.agency_name(row.agency_id)?;
+        let (_, _, binding) = self.open_sealed_meta(row, &agency)?;
+        self.read_bound_content(access, row, &binding)
+    }
+
+    /// [`Self::read_content`] with the binding already opened.
+    pub(super) fn read_bound_content(
+        &mut self,
+        access: Access,
+        row: &ItemRow,
+        binding: &ContentBinding,
+    ) -> Result<Vec<u8>> {
+        let agency = &binding.agency;
+        let c = self
+            .catalog
+            .content(row.content_id)?
+            .ok_or_else(|| Error::Layout(format!("item {} has no content row", row.id)))?;
+        let loc = self
+            .locations()?
+            .into_iter()
+            .find(|l| l.id == c.location_id)
+            .ok_or_else(|| unknown_location(row))?;
+        let cdek = self.content_key(row, &c, agency)?;
+        let sealed = match content_span(row, &c)? {
+            (name, Some(range)) => loc.open()?.get_range(&self.rt, name, range),
+            (name, None) => loc.open()?.get(&self.rt, name),
+        }
+        .map_err(|e| {
+            Error::Damaged(format!(
+                "the content of item {} cannot be read from its location: {e}",
+                row.id
+            ))
+        })?;
+        open_content(access, row, &c, &cdek, &sealed, binding)
+    }
+
+    /// Unwraps the data key of an item's content.
+    pub(super) fn content_key(
+        &mut self,
+        row: &ItemRow,
+        c: &ContentRow,
+        agency: &str,
+    ) -> Result<DataKey> {
+        self.agency_keys(agency)?;
+        let keys = self.agencies.get(agency).ok_or_else(|| Error::Unknown {
+            kind: "agency",
+            name: agency.to_owned(),
+        })?;
+        keys.provider
+            .unwrap(
+                &WrappedKey {
+                    kek_version: c.kek_version,
+                    bytes: c.wrapped_key.clone(),
+                },
+                &wrap_aad("contents", &c.object),
+            )
+            .map_err(|e| Error::Corrupt {
+                id: row.id.clone(),
+                source: e,
+            })
+    }
+
+    /// Lists what the principal may see, optionally in one collection. Bulk
+    /// collections are listed only with a justification; without one they are
+    /// left out and named in [`Listing::skipped_bulk`] (or, when the one
+    /// collection asked for is bulk, the listing is refused).
+    pub fn list(
+        &mut self,
+        principal: &str,
+        collection: Option<&str>,
+        justification: Option<&str>,
+    ) -> Result<Listing> {
+        let actor = Actor::Principal(principal.to_owned());
+        let targets: Vec<String> = collection.map(|c| vec![c.to_owned()]).unwrap_or_default();
+        let gate = match self.gate(principal) {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(&actor, "item.list", targets, justification, e)),
+        };
+        let visible: Vec<Collection> = self
+            .collections()?
+            .into_iter()
+            .filter(|c| gate.visibility().contains(c.id))
+            .collect();
+        let chosen: Vec<Collection> = match collection {
+            Some(name) => {
+                let Some(c) = visible
+                    .into_iter()
+                    .find(|c| format!("{}/{}", c.agency, c.name) == name)
+                else {
+                    let e = Error::NotFoundOrNotPermitted {
+                        reason: Some(Denial::NeedToKnow),
+                    };
+                    return Err(self.refuse(&actor, "item.list", targets, justification, e));
+                };
+                if gate.check_justification(&c, justification).is_err() {
+                    let e = Error::JustificationRequired {
+                        collection: name.to_owned(),
+                    };
+                    return Err(self.refuse(&actor, "item.list", targets, justification, e));
+                }
+                vec![c]
+            }
+            None => visible,
+        };
+        let mut listing = Listing::default();
+        let mut ids = Vec::new();
+        for c in &chosen {
+            if gate.check_justification(c, justification).is_err() {
+                listing
+                    .skipped_bulk
+                    .push(format!("{}/{}", c.agency, c.name));
+                continue;
+            }
+            ids.push(c.id.0);
+        }
+        let rows = self.catalog.items_in(&ids)?;
+        let names: HashMap<u32, String> = chosen
+            .iter()
+            .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
+            .collect();
+        let now = now_ms();
+        for row in rows {
+            let (meta, marking) = match self.open_meta(&row) {
+                Ok(m) => m,
+                // Not readable here, so not listed: nobody may see it now.
+                Err(Error::KeyUnavailable { .. }) => continue,
+                Err(e) => return Err(self.refuse(&actor, "item.list", targets, justification, e)),
+            };
+            if names.get(&row.collection_id) != Some(&meta.collection) {
+                let e = Error::Damaged(format!(
+                    "item {} lies in a collection other than the one it was stored in",
+                    row.id
+                ));
+                return Err(self.refuse(&actor, "item.list", targets, justification, e));
+            }
+            if gate
+                .decide(&marking, CollectionId(row.collection_id))
+                .is_ok()
+                && !expired(&meta, now)
+            {
+                listing.items.push(meta);
+            }
+        }
+        // One entry per 500 items listed keeps entries small on big listings.
+        let ids: Vec<String> = listing.items.iter().map(|m| m.id.clone()).collect();
+        let mut entries = Vec::new();
+        for chunk in ids
+            .chunks(500)
+            .map(<[String]>::to_vec)
+            .chain(ids.is_empty().then(Vec::new))
+        {
+            let mut t = targets.clone();
+            t.extend(chunk);
+            entries.push(Entry {
+                time_ms: now_ms(),
+                principal: actor.name(),
+                action: "item.list".into(),
+                targets: t,
+                justification: justification.map(str::to_owned),
+                outcome: Outcome::Allowed,
+                reason: None,
+            });
+        }
+        self.append_audit(&entries)?;
+        Ok(listing)
+    }
+}
