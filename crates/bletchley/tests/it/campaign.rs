@@ -1,6 +1,7 @@
 //! The host tamper campaign: every table and file the host holds, and for
 //! each a set of mutations (flip a value, delete a row or file, swap a value
-//! with another row's, truncate, put back an earlier copy). After each, the
+//! with another row's, truncate, put back an earlier copy, replay a row or
+//! file from another platform built the same way). After each, the
 //! principals read, list and search as before: nobody may see anything they
 //! could not see before, and any change to the audit log fails
 //! `audit verify`. A bounded sample runs in the test suite;
@@ -90,6 +91,15 @@ enum Mutation {
     Remove(PathBuf),
     /// Put back a file as it was before the last acts.
     Restore(PathBuf, Vec<u8>),
+    /// Replace one row with the row of the same number from another platform built the same
+    /// way (its own keys and ids).
+    ReplayRow {
+        table: String,
+        rowid: i64,
+        other: PathBuf,
+    },
+    /// Replace a file with the same file of another platform.
+    ReplayFile(PathBuf, Vec<u8>),
 }
 
 impl Mutation {
@@ -111,6 +121,10 @@ impl Mutation {
             Mutation::Truncate(p) => format!("truncate {}", p.display()),
             Mutation::Remove(p) => format!("remove {}", p.display()),
             Mutation::Restore(p, _) => format!("restore an earlier {}", p.display()),
+            Mutation::ReplayRow { table, rowid, .. } => {
+                format!("replay {table} row {rowid} from another platform")
+            }
+            Mutation::ReplayFile(p, _) => format!("replay {} from another platform", p.display()),
         }
     }
 
@@ -124,6 +138,9 @@ impl Mutation {
         match self {
             Mutation::FlipFile(p) => is(p, "log") || is(p, "checkpoint") || is(p, "checkpoints"),
             Mutation::Truncate(p) | Mutation::Remove(p) | Mutation::Restore(p, _) => is(p, "log"),
+            Mutation::ReplayFile(p, _) => {
+                is(p, "log") || is(p, "checkpoint") || is(p, "checkpoints")
+            }
             _ => false,
         }
     }
@@ -225,17 +242,43 @@ impl Mutation {
                 !b.is_empty() && std::fs::write(&p, &b[..b.len() / 2]).is_ok()
             }
             Mutation::Remove(p) => std::fs::remove_file(data.join(p)).is_ok(),
-            Mutation::Restore(p, old) => {
+            Mutation::Restore(p, old) | Mutation::ReplayFile(p, old) => {
                 let p = data.join(p);
                 std::fs::read(&p).ok().as_deref() != Some(old.as_slice())
                     && std::fs::write(&p, old).is_ok()
+            }
+            Mutation::ReplayRow {
+                table,
+                rowid,
+                other,
+            } => {
+                let c = db();
+                let attached = c
+                    .execute(
+                        "ATTACH DATABASE ?1 AS other",
+                        [other.join("catalog.db").to_string_lossy()],
+                    )
+                    .is_ok();
+                attached
+                    && c.execute(
+                        &format!("DELETE FROM main.{table} WHERE rowid = ?1"),
+                        [rowid],
+                    )
+                    .is_ok()
+                    && c.execute(
+                        &format!(
+                            "INSERT INTO main.{table} SELECT * FROM other.{table} WHERE rowid = ?1"
+                        ),
+                        [rowid],
+                    )
+                    .is_ok_and(|n| n == 1)
             }
         }
     }
 }
 
 /// Every mutation of the catalog's rows and of the files in `data`.
-fn mutations(data: &Path, earlier: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<Mutation> {
+fn mutations(data: &Path, earlier: &BTreeMap<PathBuf, Vec<u8>>, other: &Path) -> Vec<Mutation> {
     let c = Connection::open(data.join("catalog.db")).expect("open");
     let tables: Vec<String> = {
         let mut st = c
@@ -271,6 +314,11 @@ fn mutations(data: &Path, earlier: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<Mutation>
                 table: t.clone(),
                 rowid: *r,
             });
+            out.push(Mutation::ReplayRow {
+                table: t.clone(),
+                rowid: *r,
+                other: other.to_owned(),
+            });
             for col in &cols {
                 out.push(Mutation::Flip {
                     table: t.clone(),
@@ -300,6 +348,9 @@ fn mutations(data: &Path, earlier: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<Mutation>
         out.push(Mutation::FlipFile(rel.clone()));
         out.push(Mutation::Truncate(rel.clone()));
         out.push(Mutation::Remove(rel.clone()));
+        if let Ok(theirs) = std::fs::read(other.join(&rel)) {
+            out.push(Mutation::ReplayFile(rel.clone(), theirs));
+        }
         if let Some(old) = earlier.get(&rel) {
             out.push(Mutation::Restore(rel, old.clone()));
         }
@@ -307,8 +358,9 @@ fn mutations(data: &Path, earlier: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<Mutation>
     out
 }
 
-#[test]
-fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
+/// A small two-agency platform: three items (OFFICIAL and TOP SECRET of mi5, SECRET of mi6),
+/// a joint operation, a search made; with its files as they were before the last acts.
+fn platform() -> (Env, Vec<String>, BTreeMap<PathBuf, Vec<u8>>) {
     let env = Env::new();
     env.basic();
     env.ok(&["agency", "add", "mi6"]);
@@ -331,6 +383,15 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
     ids.extend(env.ingest("bob", "mi6/humint", "SECRET", &[&c]));
     env.ok(&["operation", "add", "JOINT", "--agencies", "mi5,mi6"]);
     env.ok(&["--as", "alice", "search", "canary"]);
+    (env, ids, earlier)
+}
+
+#[test]
+fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
+    let (env, ids, earlier) = platform();
+    // Another platform built the same way: its rows and files have the same shape and places,
+    // under other keys, for the replay mutations.
+    let (other, _, _) = platform();
 
     let principals = ["olly", "bob"];
     let mut none = 0;
@@ -345,7 +406,7 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
     );
     assert_eq!(baseline[1].read.len(), 1, "bob reads mi6's item only");
 
-    let all = mutations(&env.data, &earlier);
+    let all = mutations(&env.data, &earlier, &other.data);
     let full = std::env::var_os("BLETCHLEY_TAMPER_FULL").is_some();
     // A bounded sample spread over every kind of target: every third.
     let chosen: Vec<&Mutation> = all
