@@ -30,6 +30,8 @@ pub fn open_synced(p: &mut Platform) -> Result<SearchIndex> {
 /// reconciled (by any process: the generation is kept in the index's
 /// commit), it costs one catalog lookup instead of reading every id.
 pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
+    // What is past its retention date goes before anyone reads the index.
+    p.shred_due()?;
     // Read before the ids: a change made while they are read moves the
     // generation past this one, and the next sync reconciles again.
     let generation = p.items_generation()?;

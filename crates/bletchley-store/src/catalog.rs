@@ -266,6 +266,7 @@ CREATE INDEX IF NOT EXISTS contents_pack ON contents(pack) WHERE pack IS NOT NUL
 CREATE TABLE IF NOT EXISTS items(id TEXT PRIMARY KEY, agency_id INTEGER NOT NULL REFERENCES agencies(id), collection_id INTEGER NOT NULL REFERENCES collections(id), content_id INTEGER NOT NULL REFERENCES contents(id), created_ms INTEGER NOT NULL, retain_until_ms INTEGER, wrapped_key BLOB NOT NULL, kek_version INTEGER NOT NULL, sealed_meta BLOB NOT NULL, lineage BLOB);
 CREATE INDEX IF NOT EXISTS items_collection ON items(collection_id, created_ms);
 CREATE INDEX IF NOT EXISTS items_lineage ON items(lineage) WHERE lineage IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_retain ON items(retain_until_ms) WHERE retain_until_ms IS NOT NULL;
 INSERT OR IGNORE INTO meta(k, v) VALUES('items.count', '0');
 CREATE TRIGGER IF NOT EXISTS items_counted_in AFTER INSERT ON items BEGIN UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k = 'items.count'; END;
 CREATE TRIGGER IF NOT EXISTS items_counted_out AFTER DELETE ON items BEGIN UPDATE meta SET v = CAST(v AS INTEGER) - 1 WHERE k = 'items.count'; END;

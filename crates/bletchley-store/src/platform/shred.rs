@@ -71,12 +71,24 @@ impl Platform {
 
     /// Shreds every item whose retention has passed; returns how many.
     pub fn enforce_retention(&mut self) -> Result<usize> {
+        self.shred_expired(Actor::Operator)
+    }
+
+    /// What every reader of a derived store (the search index, the link graph) does first:
+    /// items past their retention date are shredded now, by the platform itself, so that no
+    /// hit, count or link shows them (`get` and `ls` refuse them already). One indexed lookup
+    /// when nothing is due.
+    pub fn shred_due(&mut self) -> Result<usize> {
+        self.shred_expired(Actor::System(SystemActor::Platform))
+    }
+
+    fn shred_expired(&mut self, actor: Actor) -> Result<usize> {
         let rows = self.catalog.expired_items(now_ms())?;
         let mut shredded = 0;
         for r in &rows {
             // A derived item may already have gone with its source.
             if self.catalog.item(&r.id)?.is_some() {
-                self.shred_row(Actor::Operator, r, "retention.shred")?;
+                self.shred_row(actor.clone(), r, "retention.shred")?;
                 shredded += 1;
             }
         }

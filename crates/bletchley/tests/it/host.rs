@@ -478,6 +478,10 @@ fn names_tokens_retention_and_locked_keys() {
     ]);
     let id = o.lines().next().expect("id").to_owned();
     env.ok(&["--as", "alice", "get", &id]);
+    assert!(
+        env.ok(&["--as", "alice", "search", "RETAINED"])
+            .contains(&id)
+    );
 
     let s = crate::server::Server::start(&env);
     let r = s
@@ -493,6 +497,13 @@ fn names_tokens_retention_and_locked_keys() {
     let err = stderr_of(&env, &["--as", "alice", "get", &id]);
     assert!(err.contains("not found or not permitted"), "{err}");
     assert!(!env.ok(&["--as", "alice", "ls"]).contains(&id));
+    // Nor a search hit (title, snippet): a reader of the index destroys what is past its date
+    // first, as the worker would.
+    assert!(
+        !env.ok(&["--as", "alice", "search", "RETAINED"])
+            .contains(&id)
+    );
+    assert!(env.ok(&["audit", "show"]).contains("retention.shred"));
 
     // mi6's key cannot be unlocked here: its item reads like a missing one.
     env.ok(&["agency", "add", "mi6"]);
