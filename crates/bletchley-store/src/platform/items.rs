@@ -15,6 +15,11 @@ impl Platform {
         let actor = Actor::Principal(principal.to_owned());
         let just = opts.justification.as_deref();
         let targets = vec![opts.collection.clone()];
+        if opts.retain_until_ms.is_some_and(|t| t <= now_ms()) {
+            return Err(Error::Invalid(
+                "the retention date is in the past: the item would be destroyed as soon as it was stored".into(),
+            ));
+        }
         let gate = match self.gate(principal) {
             Ok(g) => g,
             Err(e) => return Err(self.refuse(&actor, "item.ingest", targets, just, e)),

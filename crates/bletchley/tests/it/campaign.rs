@@ -2,7 +2,7 @@
 //! each a set of mutations (flip a value, delete a row or file, swap a value
 //! with another row's, truncate, put back an earlier copy, replay a row or
 //! file from another platform built the same way). After each, the
-//! principals read, list and search as before: nobody may see anything they
+//! principals read, list, search and follow a selector's timeline as before: nobody may see anything they
 //! could not see before, and any change to the audit log fails
 //! `audit verify`. A bounded sample runs in the test suite;
 //! `BLETCHLEY_TAMPER_FULL=1` runs every mutation (as `scripts/tamper` does).
@@ -22,6 +22,8 @@ struct Seen {
     listed: BTreeSet<String>,
     read: BTreeSet<(String, Vec<u8>)>,
     found: BTreeSet<String>,
+    /// Items on the timeline of the selector every item mentions.
+    linked: BTreeSet<String>,
 }
 
 fn run(data: &Path, args: &[&str]) -> std::process::Output {
@@ -63,8 +65,16 @@ fn seen(data: &Path, who: &str, ids: &[String], damage: &mut usize) -> Seen {
     if o.status.success() {
         s.found = ids_in(&String::from_utf8_lossy(&o.stdout), ids);
     }
+    let o = run(data, &["--as", who, "timeline", SELECTOR, "--json"]);
+    note(&o);
+    if o.status.success() {
+        s.linked = ids_in(&String::from_utf8_lossy(&o.stdout), ids);
+    }
     s
 }
+
+/// A telephone number every planted item mentions: the link graph's material.
+const SELECTOR: &str = "+447911123456";
 
 /// One mutation of the host's bytes.
 enum Mutation {
@@ -367,9 +377,9 @@ fn platform() -> (Env, Vec<String>, BTreeMap<PathBuf, Vec<u8>>) {
     env.ok(&["collection", "add", "mi6/humint"]);
     env.add_principal("olly", "mi5", "OFFICIAL", &[]);
     env.add_principal("bob", "mi6", "TOP SECRET", &[]);
-    let a = env.file("a.txt", b"canary OFFICIAL menu");
-    let b = env.file("b.txt", b"canary TOP SECRET source");
-    let c = env.file("c.txt", b"canary mi6 asset");
+    let a = env.file("a.txt", b"canary OFFICIAL menu, call +44 7911 123456");
+    let b = env.file("b.txt", b"canary TOP SECRET source on +44 7911 123456");
+    let c = env.file("c.txt", b"canary mi6 asset, phone +44 7911 123456");
     let mut ids = env.ingest("alice", "mi5/ct", "OFFICIAL", &[&a]);
     ids.extend(env.ingest("alice", "mi5/ct", "TOP SECRET", &[&b]));
     // The files as they were before the last acts: what a restore puts back.
@@ -405,6 +415,11 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
         "olly reads the OFFICIAL item only"
     );
     assert_eq!(baseline[1].read.len(), 1, "bob reads mi6's item only");
+    assert_eq!(
+        baseline[0].linked.len(),
+        1,
+        "olly's timeline holds the item olly reads"
+    );
 
     let all = mutations(&env.data, &earlier, &other.data);
     let full = std::env::var_os("BLETCHLEY_TAMPER_FULL").is_some();
@@ -445,6 +460,12 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
                 "{}: {p} finds more: {:?}",
                 m.name(),
                 now.found
+            );
+            assert!(
+                now.linked.is_subset(&base.linked),
+                "{}: {p} links more: {:?}",
+                m.name(),
+                now.linked
             );
             changed |= now != *base;
         }

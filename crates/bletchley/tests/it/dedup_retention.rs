@@ -134,20 +134,38 @@ fn retention_shreds_expired_items() {
     env.basic();
     let f = env.file("old.txt", b"kept too long");
     let g = env.file("new.txt", b"still needed");
-    let out = env.ok(&[
-        "--as",
-        "alice",
-        "ingest",
-        f.to_str().expect("p"),
-        "--collection",
-        "mi5/ct",
-        "--marking",
-        "SECRET",
-        "--retain-until",
-        "2020-01-01",
-    ]);
-    let old = out.trim().to_owned();
+    let ingest = |until: &str| {
+        env.run(&[
+            "--as",
+            "alice",
+            "ingest",
+            f.to_str().expect("p"),
+            "--collection",
+            "mi5/ct",
+            "--marking",
+            "SECRET",
+            "--retain-until",
+            until,
+        ])
+    };
+    // A date already past is refused: the item would be destroyed as soon as it was stored.
+    let past = ingest("2020-01-01");
+    assert!(!past.status.success());
+    assert!(String::from_utf8_lossy(&past.stderr).contains("in the past"));
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let out = ingest(&soon);
+    assert!(out.status.success());
+    let old = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .expect("id")
+        .trim()
+        .to_owned();
     let keep = env.ingest("alice", "mi5/ct", "SECRET", &[&g]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(env.ok(&["retention", "enforce"]).contains("shredded 1"));
     assert!(
         env.fails(&["--as", "alice", "get", &old])
