@@ -70,7 +70,8 @@ impl From<bletchley_store::Error> for ApiError {
     fn from(e: bletchley_store::Error) -> ApiError {
         use bletchley_store::Error as E;
         match e {
-            E::NotFoundOrNotPermitted { .. } => ApiError::not_found(),
+            // A locked agency key reads as absence too (the audit entry names the key).
+            E::NotFoundOrNotPermitted { .. } | E::KeyUnavailable { .. } => ApiError::not_found(),
             E::Invalid(m) => ApiError::bad_request(m),
             // Whether a collection or principal of another agency exists is
             // not the caller's to learn either.
@@ -104,5 +105,24 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locked_agency_key_reads_like_absence() {
+        let locked: ApiError = bletchley_store::Error::KeyUnavailable {
+            agency: "mi6".into(),
+            reason: "wrong passphrase".into(),
+        }
+        .into();
+        let absent = ApiError::not_found();
+        assert_eq!(
+            (locked.status, locked.code, locked.message),
+            (absent.status, absent.code, absent.message)
+        );
     }
 }

@@ -151,6 +151,16 @@ impl Platform {
             let e = Error::NotFoundOrNotPermitted { reason: None };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         };
+        // Need-to-know first, on the collection the row names, before its sealed metadata is
+        // opened: an item in a collection the principal may not see reads as absent even when
+        // its metadata is damaged or its agency's key is locked. (The collection is checked
+        // against the sealed metadata below, once it is open.)
+        if !gate.visibility().contains(CollectionId(row.collection_id)) {
+            let e = Error::NotFoundOrNotPermitted {
+                reason: Some(Denial::NeedToKnow),
+            };
+            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+        }
         let opened = self
             .agency_name(row.agency_id)
             .and_then(|agency| self.open_sealed_meta(&row, &agency));

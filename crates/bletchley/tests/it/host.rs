@@ -221,6 +221,25 @@ fn a_derived_items_altered_lineage_is_noticed() {
     assert!(err.contains("damaged") && err.contains("derived"), "{err}");
 }
 
+/// Damage to an item in a collection someone may not see tells them nothing: they get the
+/// answer for a missing item; those who may see the collection are told of the damage.
+#[test]
+fn damage_is_reported_only_to_those_with_need_to_know() {
+    let env = two_agencies();
+    let f = env.file("a.txt", b"mi5 only");
+    let id = env.ingest("alice", "mi5/ct", "SECRET", &[&f]).remove(0);
+    db(&env)
+        .execute(
+            "UPDATE items SET sealed_meta = zeroblob(length(sealed_meta)) WHERE id = ?1",
+            [&id],
+        )
+        .expect("damage");
+    let other = stderr_of(&env, &["--as", "bob", "get", &id]);
+    assert_eq!(other.trim(), "error: not found or not permitted");
+    let own = stderr_of(&env, &["--as", "alice", "get", &id]);
+    assert!(own.contains("damaged"), "{own}");
+}
+
 /// Issue 22, what to build 1: `init` prints the fingerprints of the keys the platform trusts,
 /// from its sealed key file; a copy kept outside the host checks the log, and tells a swapped
 /// public file from the real one.
