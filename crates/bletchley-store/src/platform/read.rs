@@ -151,15 +151,34 @@ impl Platform {
             let e = Error::NotFoundOrNotPermitted { reason: None };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         };
-        // Need-to-know first, on the collection the row names, before its sealed metadata is
-        // opened: an item in a collection the principal may not see reads as absent even when
-        // its metadata is damaged or its agency's key is locked. (The collection is checked
-        // against the sealed metadata below, once it is open.)
+        // Need-to-know first, on the collection the row names: an item in a collection the
+        // principal may not see reads as absent, even when it is damaged or its agency's key is
+        // locked. Damage is still found (the metadata is opened all the same, and it is bound
+        // to its collection, so a row moved into another collection fails to open) and named
+        // in the audit entry, for the operator and the overseer, never to this principal.
         if !gate.visibility().contains(CollectionId(row.collection_id)) {
-            let e = Error::NotFoundOrNotPermitted {
+            let damage = self
+                .agency_name(row.agency_id)
+                .and_then(|agency| self.open_sealed_meta(&row, &agency))
+                .err()
+                .filter(|e| matches!(e, Error::Damaged(_)));
+            let absent = Error::NotFoundOrNotPermitted {
                 reason: Some(Denial::NeedToKnow),
             };
-            return Err(self.refuse(&actor, "item.get", targets, justification, e));
+            return Err(match damage {
+                Some(d) => {
+                    self.record(
+                        actor,
+                        "item.get",
+                        targets,
+                        justification,
+                        Outcome::Refused,
+                        Some(d.to_string()),
+                    )?;
+                    absent
+                }
+                None => self.refuse(&actor, "item.get", targets, justification, absent),
+            });
         }
         let opened = self
             .agency_name(row.agency_id)

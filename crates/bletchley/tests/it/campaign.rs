@@ -2,9 +2,10 @@
 //! each a set of mutations (flip a value, delete a row or file, swap a value
 //! with another row's, truncate, put back an earlier copy, replay a row or
 //! file from another platform built the same way). After each, the
-//! principals read, list, search and follow a selector's timeline as before: nobody may see anything they
-//! could not see before, and any change to the audit log fails
-//! `audit verify`. A bounded sample runs in the test suite;
+//! principals read, list, search and follow a selector's timeline as before:
+//! nobody may see anything they could not see before, damage is reported (to
+//! a principal who may see the item, or in the audit trail for the overseer),
+//! and any change to the audit log fails `audit verify`. A bounded sample runs in the test suite;
 //! `BLETCHLEY_TAMPER_FULL=1` runs every mutation (as `scripts/tamper` does).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -477,7 +478,12 @@ fn the_host_cannot_show_anyone_more_or_alter_the_log_unnoticed() {
                 m.name()
             );
         }
-        if damage > 0 || !verify.status.success() {
+        // Damage behind a denial is told to the overseer, not to the principal: it counts as
+        // reported when the audit trail names it.
+        let trail = run(&copy, &["audit", "show"]);
+        let audited =
+            trail.status.success() && String::from_utf8_lossy(&trail.stdout).contains("damaged");
+        if damage > 0 || !verify.status.success() || audited {
             detected += 1;
         } else if !changed {
             harmless += 1;

@@ -236,6 +236,13 @@ fn damage_is_reported_only_to_those_with_need_to_know() {
         .expect("damage");
     let other = stderr_of(&env, &["--as", "bob", "get", &id]);
     assert_eq!(other.trim(), "error: not found or not permitted");
+    // The overseer still learns of it from bob's attempt.
+    let trail = env.ok(&["audit", "show"]);
+    let bobs = trail
+        .lines()
+        .filter(|l| l.contains("bob") && l.contains("item.get"))
+        .collect::<Vec<_>>();
+    assert!(bobs.iter().any(|l| l.contains("damaged")), "{bobs:?}");
     let own = stderr_of(&env, &["--as", "alice", "get", &id]);
     assert!(own.contains("damaged"), "{own}");
 }
