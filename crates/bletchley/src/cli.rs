@@ -146,6 +146,9 @@ pub enum Command {
     Models(ModelsCmd),
     /// Transcribe or translate one recording, without a data directory.
     Transcribe(TranscribeArgs),
+    /// Run Sigma rules over event logs (EVTX, JSON Lines, syslog), without a data
+    /// directory, as Chainsaw's `hunt` does.
+    Hunt(HuntArgs),
     /// This node as a replication site: identity, enrolment, assignment, erase.
     #[command(subcommand)]
     Site(SiteCmd),
@@ -274,6 +277,38 @@ pub struct TranscribeArgs {
     /// Decoding choices.
     #[command(flatten)]
     pub decode: DecodeArgs,
+}
+
+/// `hunt` options.
+#[derive(Args, Debug)]
+pub struct HuntArgs {
+    /// Event log files, or directories to search for them.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Sigma rule files or directories (repeatable).
+    #[arg(long, short = 's', required = true)]
+    pub rules: Vec<PathBuf>,
+    /// A field mapping file (default: the built-in one; see `--print-mapping`).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Print the built-in mapping and stop.
+    #[arg(long, exclusive = true)]
+    pub print_mapping: bool,
+    /// Only detections at this level or above (informational, low, medium, high, critical).
+    #[arg(long)]
+    pub level: Option<String>,
+    /// JSON output (one array of detections).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV output.
+    #[arg(long)]
+    pub csv: bool,
+    /// List every rule-loading problem, not only the first ones.
+    #[arg(long)]
+    pub verbose: bool,
+    /// No summary or warnings on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// `corpus` subcommands.

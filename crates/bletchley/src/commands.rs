@@ -154,6 +154,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::speech::transcript(&mut open(&cli)?, &who, a)
         }
         Command::Transcribe(a) => crate::speech::transcribe(a),
+        Command::Hunt(a) => crate::hunt::run(a),
         Command::Corpus(CorpusCmd::Generate {
             out_dir,
             docs,

@@ -6,6 +6,7 @@ mod bench_speech;
 mod cli;
 mod commands;
 mod demo;
+mod hunt;
 mod sites;
 mod speech;
 mod unlock;

@@ -1,0 +1,164 @@
+//! Hunting: rules over files, with no data directory (as Chainsaw's `hunt` does).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::correlation::{self, Fired, Seen};
+use crate::engine::Engine;
+use crate::event::Event;
+use crate::read::{self, ReadError, ReadStats};
+
+/// One detection: a rule that fired on an event.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The detection rule's position in the engine.
+    pub rule: usize,
+    /// The event.
+    pub event: std::sync::Arc<Event>,
+}
+
+/// One correlation that fired.
+#[derive(Debug, Clone)]
+pub struct CorrelationHit {
+    /// The correlation's position in [`Engine::correlations`].
+    pub correlation: usize,
+    /// What fired.
+    pub fired: Fired,
+}
+
+/// What a hunt found and read.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Detections, by file then record.
+    pub hits: Vec<Hit>,
+    /// Correlations that fired.
+    pub correlations: Vec<CorrelationHit>,
+    /// Files read, with what reading them found.
+    pub files: Vec<(PathBuf, ReadStats)>,
+    /// Files refused.
+    pub refused: Vec<ReadError>,
+    /// Records read in all.
+    pub records: u64,
+}
+
+/// The extensions taken from a directory (a file named on its own is read whatever
+/// its name).
+pub const LOG_EXTENSIONS: [&str; 5] = ["evtx", "jsonl", "ndjson", "log", "syslog"];
+
+/// Every file named, and every log file under the directories named (by
+/// [`LOG_EXTENSIONS`]), in name order.
+pub fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| LOG_EXTENSIONS.iter().any(|l| l.eq_ignore_ascii_case(x)))
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs the engine over files, in parallel across files.
+pub fn hunt(engine: &Engine, files: &[PathBuf]) -> Outcome {
+    let refused = Mutex::new(Vec::new());
+    let per_file: Vec<(PathBuf, ReadStats, Vec<Hit>)> = files
+        .par_iter()
+        .filter_map(|path| {
+            let mut scratch = engine.scratch();
+            let mut fired = Vec::new();
+            let mut hits = Vec::new();
+            let keep_all = !engine.correlations().is_empty();
+            let mut on_event = |e: Event| {
+                engine.detect(&e, &mut scratch, &mut fired);
+                if fired.is_empty() && !keep_all {
+                    return;
+                }
+                let e = std::sync::Arc::new(e);
+                for &r in &fired {
+                    hits.push(Hit {
+                        rule: r,
+                        event: e.clone(),
+                    });
+                }
+            };
+            match read::read_file(path, engine.mapping(), 1, &mut on_event) {
+                Ok((_, stats)) => Some((path.clone(), stats, hits)),
+                Err(e) => {
+                    if let Ok(mut r) = refused.lock() {
+                        r.push(e);
+                    }
+                    None
+                }
+            }
+        })
+        .collect();
+    let mut out = Outcome {
+        refused: refused.into_inner().unwrap_or_default(),
+        ..Outcome::default()
+    };
+    for (path, stats, hits) in per_file {
+        out.records += stats.records;
+        out.files.push((path, stats));
+        out.hits.extend(hits);
+    }
+    out.correlations = correlate(engine, &out.hits);
+    out
+}
+
+/// Runs the engine's correlations over detections.
+pub fn correlate(engine: &Engine, hits: &[Hit]) -> Vec<CorrelationHit> {
+    let mut out = Vec::new();
+    for (ci, (_, c, refs)) in engine.correlations().iter().enumerate() {
+        let seen: Vec<Seen> = hits
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| refs.contains(&h.rule))
+            .filter_map(|(i, h)| {
+                Some(Seen {
+                    rule: h.rule,
+                    time: h.event.time?,
+                    group: c
+                        .group_by
+                        .iter()
+                        .map(|g| h.event.first(g).unwrap_or_default().to_owned())
+                        .collect(),
+                    value: match &c.kind {
+                        crate::rule::CorrelationKind::ValueCount(f) => {
+                            h.event.first(f).map(str::to_owned)
+                        }
+                        _ => None,
+                    },
+                    handle: i,
+                })
+            })
+            .collect();
+        for fired in correlation::correlate(c, refs, &seen) {
+            out.push(CorrelationHit {
+                correlation: ci,
+                fired,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,41 @@
+//! Windows EVTX files through the `evtx` crate, records rendered as JSON.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use evtx::{EvtxParser, ParserSettings};
+
+use super::{ReadError, ReadStats};
+use crate::event::{Event, Origin};
+use crate::mapping::Mapping;
+
+/// Reads an EVTX file; `threads` > 1 renders chunks in parallel.
+pub fn read(
+    path: &Path,
+    name: Arc<str>,
+    mapping: &Mapping,
+    threads: usize,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ReadStats, ReadError> {
+    let mut parser = EvtxParser::from_path(path).map_err(|e| ReadError::Malformed {
+        path: path.to_owned(),
+        format: "EVTX",
+        why: e.to_string(),
+    })?;
+    parser = parser.with_configuration(ParserSettings::new().num_threads(threads.max(1)));
+    let mut stats = ReadStats::default();
+    for (i, record) in parser.records_json_value().enumerate() {
+        match record {
+            Ok(r) => {
+                stats.records += 1;
+                let origin = Origin {
+                    file: name.clone(),
+                    record: r.event_record_id,
+                };
+                on_event(mapping.event_from_evtx(r.data, origin));
+            }
+            Err(e) => stats.skip(i as u64 + 1, e.to_string()),
+        }
+    }
+    Ok(stats)
+}
