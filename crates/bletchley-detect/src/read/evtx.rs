@@ -32,7 +32,12 @@ pub fn read(
                     file: name.clone(),
                     record: r.event_record_id,
                 };
-                on_event(mapping.event_from_evtx(r.data, origin));
+                let mut e = mapping.event_from_evtx(r.data, origin);
+                // The record's own EventRecordID is what Windows tools and analysts quote.
+                if let Some(id) = e.first("EventRecordID").and_then(|t| t.parse().ok()) {
+                    e.origin.record = id;
+                }
+                on_event(e);
             }
             Err(e) => stats.skip(i as u64 + 1, e.to_string()),
         }
