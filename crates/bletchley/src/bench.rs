@@ -831,8 +831,9 @@ fn files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
-    const NAMES: [&str; 9] = [
+    const NAMES: [&str; 10] = [
         "policy", "seal", "audit", "ingest", "search", "corpus", "graph", "server", "speech",
+        "detect",
     ];
     if let Some(o) = &a.only
         && !NAMES.contains(&o.as_str())
@@ -907,6 +908,9 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     if want("server") {
         let (clients, secs) = if a.quick { (10, 10) } else { (50, 60) };
         bench_server(clients, secs).context("server benchmark")?;
+    }
+    if want("detect") {
+        crate::bench_detect::bench_detect(a.quick).context("detection benchmark")?;
     }
     if want("speech") {
         crate::bench_speech::bench_speech(a.quick).context("speech benchmark")?;

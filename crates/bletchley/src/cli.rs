@@ -724,7 +724,8 @@ pub struct BenchArgs {
     pub quick: bool,
     /// Run one benchmark only: policy, seal, audit, ingest, search, corpus
     /// (ingest of a generated corpus), graph, server (50 HTTPS clients for
-    /// 60 s) or speech (against faster-whisper).
+    /// 60 s), speech (against faster-whisper) or detect (Sigma over the EVTX samples,
+    /// against Chainsaw).
     #[arg(long)]
     pub only: Option<String>,
 }

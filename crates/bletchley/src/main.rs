@@ -2,6 +2,7 @@
 //! command line.
 
 mod bench;
+mod bench_detect;
 mod bench_speech;
 mod cli;
 mod commands;

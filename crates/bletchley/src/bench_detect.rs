@@ -1,0 +1,277 @@
+//! `bench --only detect`: Sigma detection against Chainsaw on the same logs and rules in
+//! the same run, the detections of both compared, and a long run for throughput and
+//! peak memory.
+//!
+//! The logs and rules are the copies in `crates/bletchley-detect/tests/data/sigma`.
+//! Chainsaw is found from `BLETCHLEY_CHAINSAW` (its binary, with its `mappings/` beside
+//! it) or `~/.cache/bletchley/chainsaw/chainsaw`; without it Bletchley's own figures
+//! are printed and a line names the missing reference.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bletchley_detect::engine::Engine;
+use bletchley_detect::hunt;
+use bletchley_detect::mapping::Mapping;
+use bletchley_detect::read;
+use rayon::prelude::*;
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("BLETCHLEY_SIGMA_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../bletchley-detect/tests/data/sigma"),
+        PathBuf::from,
+    )
+}
+
+fn chainsaw() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BLETCHLEY_CHAINSAW") {
+        return Some(PathBuf::from(p));
+    }
+    let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/bletchley/chainsaw/chainsaw");
+    p.exists().then_some(p)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Peak resident memory of this process so far (Linux), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+type Key = (String, u64, String);
+
+pub fn bench_detect(quick: bool) -> Result<()> {
+    let reps = if quick { 3 } else { 7 };
+    let data = data_dir();
+    let rules = data.join("rules");
+    let logs = data.join("evtx");
+    anyhow::ensure!(
+        rules.is_dir() && logs.is_dir(),
+        "{}: the Sigma test data is missing",
+        data.display()
+    );
+    let files = hunt::files_under(std::slice::from_ref(&logs));
+    // Ours: load and scan, as `bletchley hunt` does, several times.
+    let mut walls = Vec::new();
+    let mut scans = Vec::new();
+    let mut last = None;
+    for _ in 0..reps {
+        let t = Instant::now();
+        let engine = Engine::load(std::slice::from_ref(&rules), Mapping::builtin());
+        let t_scan = Instant::now();
+        let outcome = hunt::hunt(&engine, &files);
+        scans.push(t_scan.elapsed().as_secs_f64());
+        walls.push(t.elapsed().as_secs_f64());
+        last = Some((engine, outcome));
+    }
+    let Some((engine, outcome)) = last else {
+        return Ok(());
+    };
+    let records = outcome.records as f64;
+    let wall = median(walls);
+    let scan = median(scans);
+    println!(
+        "detect: {} rules loaded of {} files; {} records in {} EVTX files; {} detections",
+        engine.report().detection_rules,
+        engine.report().files,
+        outcome.records,
+        files.len(),
+        outcome.hits.len()
+    );
+    // Each detection with the event's channel, id and provider, to explain differences.
+    let ours: BTreeMap<Key, [String; 3]> = outcome
+        .hits
+        .iter()
+        .map(|h| {
+            let f = |n: &str| h.event.first(n).unwrap_or_default().to_owned();
+            (
+                (
+                    h.event.origin.file.to_string(),
+                    h.event.origin.record,
+                    engine.rule(h.rule).id.clone(),
+                ),
+                [f("Channel"), f("EventID"), f("Provider_Name")],
+            )
+        })
+        .collect();
+    println!(
+        "detect hunt records/s         {:>14.0}   load + scan {wall:.3} s (scan alone {scan:.3} s, {:.0} records/s), {} threads",
+        records / wall,
+        records / scan,
+        rayon::current_num_threads()
+    );
+    match chainsaw() {
+        None => println!(
+            "detect: reference missing: Chainsaw 2.16.4 (set BLETCHLEY_CHAINSAW to its binary, with its mappings/ directory beside it); Bletchley's own figures stand without a ratio"
+        ),
+        Some(cs) => {
+            let mapping = cs
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("mappings/sigma-event-logs-all.yml");
+            let mut times = Vec::new();
+            let mut output = Vec::new();
+            for _ in 0..reps {
+                let t = Instant::now();
+                let out = Command::new(&cs)
+                    .arg("hunt")
+                    .arg(&logs)
+                    .arg("-s")
+                    .arg(&rules)
+                    .arg("--mapping")
+                    .arg(&mapping)
+                    .args(["--json", "-q"])
+                    .output()
+                    .with_context(|| format!("running {}", cs.display()))?;
+                times.push(t.elapsed().as_secs_f64());
+                anyhow::ensure!(
+                    out.status.success(),
+                    "chainsaw failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                output = out.stdout;
+            }
+            let cs_wall = median(times);
+            println!(
+                "detect chainsaw records/s     {:>14.0}   wall {cs_wall:.3} s   ratio ours/chainsaw {:.1} (goal >= 10)",
+                records / cs_wall,
+                cs_wall / wall
+            );
+            compare(&engine, &ours, &output)?;
+        }
+    }
+    // Throughput and memory over a long run: the samples read again and again, each
+    // pass's records with their record numbers and hosts varied, streamed (nothing kept
+    // but counts).
+    let passes = if quick { 20 } else { 140 };
+    let records_done = AtomicU64::new(0);
+    let hits_done = AtomicU64::new(0);
+    let t = Instant::now();
+    let jobs: Vec<(usize, &PathBuf)> = (0..passes)
+        .flat_map(|p| files.iter().map(move |f| (p, f)))
+        .collect();
+    jobs.par_iter().for_each(|(pass, f)| {
+        let mut scratch = engine.scratch();
+        let mut fired = Vec::new();
+        let mut n = 0u64;
+        let mut h = 0u64;
+        let mut on_event = |mut e: bletchley_detect::event::Event| {
+            e.origin.record += (*pass as u64) << 40;
+            if *pass > 0 {
+                let host = format!("host{pass}");
+                e.push("Computer", bletchley_detect::event::Value::text(host));
+            }
+            engine.detect(&e, &mut scratch, &mut fired);
+            n += 1;
+            h += fired.len() as u64;
+        };
+        if read::read_file(f, engine.mapping(), 1, &mut on_event).is_ok() {
+            records_done.fetch_add(n, Ordering::Relaxed);
+            hits_done.fetch_add(h, Ordering::Relaxed);
+        }
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let n = records_done.load(Ordering::Relaxed);
+    println!(
+        "detect long run records/s     {:>14.0}   {n} records ({passes} passes over the samples), {} detections, {secs:.1} s, peak memory {}",
+        n as f64 / secs,
+        hits_done.load(Ordering::Relaxed),
+        peak_rss_mib().map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"))
+    );
+    println!(
+        "detect in the platform (ingest, detection job, alerts): not built yet (issue 23 items 3-7)"
+    );
+    Ok(())
+}
+
+/// Prints where the two engines' detections differ, by reason.
+fn compare(engine: &Engine, ours: &BTreeMap<Key, [String; 3]>, chainsaw_json: &[u8]) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(chainsaw_json).context("chainsaw's JSON")?;
+    let mut theirs: BTreeSet<Key> = BTreeSet::new();
+    for d in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+        if d["kind"] != "individual" {
+            continue;
+        }
+        let doc = &d["document"];
+        let rec = &doc["data"]["Event"]["System"]["EventRecordID"];
+        let rec = rec
+            .as_u64()
+            .or_else(|| rec.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0);
+        theirs.insert((
+            doc["path"].as_str().unwrap_or_default().to_owned(),
+            rec,
+            d["id"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    let both = theirs.iter().filter(|k| ours.contains_key(*k)).count();
+    println!(
+        "detect vs chainsaw: {} detections ours, {} Chainsaw's, {both} in both, {} only ours, {} only Chainsaw's",
+        ours.len(),
+        theirs.len(),
+        ours.len() - both,
+        theirs.len() - both
+    );
+    // Reasons for detections only we make, from the rule and the event.
+    let by_id: BTreeMap<&str, usize> = (0..engine.rule_count())
+        .map(|i| (engine.rule(i).id.as_str(), i))
+        .collect();
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut other: BTreeMap<&str, usize> = BTreeMap::new();
+    for ((_, _, id), [channel, event_id, provider]) in
+        ours.iter().filter(|(k, _)| !theirs.contains(*k))
+    {
+        let reason = match by_id.get(id.as_str()) {
+            Some(&i) => {
+                let r = engine.rule(i);
+                let text = std::fs::read_to_string(&r.file).unwrap_or_default();
+                if text.contains("|windash") {
+                    "the rule uses windash, which Chainsaw rejects"
+                } else if channel == "Security" && event_id == "4688" {
+                    "Security 4688 event: Image/ParentImage mapped from NewProcessName/ParentProcessName"
+                } else if channel == "Security" && provider != "Microsoft-Windows-Security-Auditing"
+                {
+                    "service security is the Security channel; Chainsaw also requires the Security-Auditing provider"
+                } else {
+                    *other.entry(id.as_str()).or_default() += 1;
+                    "other (rules listed below: Sigma escapes such as \\\\ and \\*, ? wildcards, absent fields under not)"
+                }
+            }
+            None => "rule not found",
+        };
+        *reasons.entry(reason).or_default() += 1;
+    }
+    for (r, n) in &reasons {
+        println!("  only ours  {n:>5}  {r}");
+    }
+    for (id, n) in &other {
+        println!(
+            "    {n:>3}  {id}  {}",
+            by_id.get(id).map_or("", |&i| engine.rule(i).title.as_str())
+        );
+    }
+    let mut missing: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, _, id) in theirs.iter().filter(|k| !ours.contains_key(*k)) {
+        *missing.entry(id.as_str()).or_default() += 1;
+    }
+    for (id, n) in &missing {
+        println!("  only Chainsaw's {n:>5}  rule {id}");
+    }
+    Ok(())
+}
