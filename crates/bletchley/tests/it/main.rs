@@ -11,6 +11,7 @@ mod dedup_retention;
 mod derived;
 mod graph;
 mod host;
+mod hunt;
 mod residency;
 mod search;
 mod server;
