@@ -11,6 +11,8 @@ pub mod condition;
 pub mod correlation;
 pub mod engine;
 pub mod event;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 pub mod hunt;
 pub mod mapping;
 pub mod pattern;

@@ -129,7 +129,16 @@ pub fn fuzz(
             }
             Err(message) => {
                 // One file per distinct panic message: the same bug found again is not news.
-                let key: String = message.chars().take(120).collect();
+                // Messages quote the input and its offsets (`byte index 3 ... of `…``):
+                // those are cut and digits folded, so one bug is one finding.
+                let key: String = message
+                    .split(" of `")
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                    .take(120)
+                    .collect();
                 if !found_messages.contains(&key) {
                     found_messages.push(key);
                     report

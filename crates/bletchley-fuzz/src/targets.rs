@@ -2,6 +2,7 @@
 
 use bletchley_ai::fuzz as ai;
 use bletchley_audit::fuzz as audit;
+use bletchley_detect::fuzz as detect;
 use bletchley_index::fuzz as index;
 use bletchley_policy::Marking;
 use bletchley_sync::fuzz as sync;
@@ -78,4 +79,8 @@ pub const TARGETS: &[Target] = &[
     target!("search_query", index::search_query),
     target!("audio", ai::audio),
     target!("ct2_model", ai::ct2_model),
+    target!("evtx_file", detect::evtx_file),
+    target!("syslog_line", detect::syslog_line),
+    target!("jsonl_record", detect::jsonl_record),
+    target!("sigma_rule", detect::sigma_rule),
 ];

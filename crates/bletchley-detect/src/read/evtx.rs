@@ -17,11 +17,38 @@ pub fn read(
     threads: usize,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<ReadStats, ReadError> {
-    let mut parser = EvtxParser::from_path(path).map_err(|e| ReadError::Malformed {
+    let parser = EvtxParser::from_path(path).map_err(|e| ReadError::Malformed {
         path: path.to_owned(),
         format: "EVTX",
         why: e.to_string(),
     })?;
+    records(parser, path, name, mapping, threads, on_event)
+}
+
+/// Reads EVTX bytes held in memory (the fuzzer's entry, and uploads).
+pub fn read_bytes(
+    bytes: Vec<u8>,
+    name: Arc<str>,
+    mapping: &Mapping,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ReadStats, ReadError> {
+    let path = Path::new(&*name).to_owned();
+    let parser = EvtxParser::from_buffer(bytes).map_err(|e| ReadError::Malformed {
+        path: path.clone(),
+        format: "EVTX",
+        why: e.to_string(),
+    })?;
+    records(parser, &path, name, mapping, 1, on_event)
+}
+
+fn records<T: std::io::Read + std::io::Seek + Send + Sync + 'static>(
+    mut parser: EvtxParser<T>,
+    _path: &Path,
+    name: Arc<str>,
+    mapping: &Mapping,
+    threads: usize,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ReadStats, ReadError> {
     parser = parser.with_configuration(ParserSettings::new().num_threads(threads.max(1)));
     let mut stats = ReadStats::default();
     for (i, record) in parser.records_json_value().enumerate() {

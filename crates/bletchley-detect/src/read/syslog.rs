@@ -151,7 +151,7 @@ fn parse_sd<'a>(mut s: &'a str, params: &mut Vec<(String, String)>) -> Option<&'
 }
 
 fn parse_3164_time(t: &str, year: i32) -> Option<OffsetDateTime> {
-    let month = match &t[..3] {
+    let month = match t.get(..3)? {
         "Jan" => Month::January,
         "Feb" => Month::February,
         "Mar" => Month::March,
