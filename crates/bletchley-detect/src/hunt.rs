@@ -79,9 +79,11 @@ pub fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Runs the engine over files, in parallel across files.
+/// Runs the engine over files, in parallel across files; fewer files than cores share
+/// the cores out to render each file's chunks in parallel too.
 pub fn hunt(engine: &Engine, files: &[PathBuf]) -> Outcome {
     let refused = Mutex::new(Vec::new());
+    let per_file_threads = (rayon::current_num_threads() / files.len().max(1)).max(1);
     let per_file: Vec<(PathBuf, ReadStats, Vec<Hit>)> = files
         .par_iter()
         .filter_map(|path| {
@@ -102,7 +104,7 @@ pub fn hunt(engine: &Engine, files: &[PathBuf]) -> Outcome {
                     });
                 }
             };
-            match read::read_file(path, engine.mapping(), 1, &mut on_event) {
+            match read::read_file(path, engine.mapping(), per_file_threads, &mut on_event) {
                 Ok((_, stats)) => Some((path.clone(), stats, hits)),
                 Err(e) => {
                     if let Ok(mut r) = refused.lock() {

@@ -43,7 +43,7 @@ pub fn read_bytes(
 
 fn records<T: std::io::Read + std::io::Seek + Send + Sync + 'static>(
     mut parser: EvtxParser<T>,
-    _path: &Path,
+    path: &Path,
     name: Arc<str>,
     mapping: &Mapping,
     threads: usize,
@@ -51,7 +51,27 @@ fn records<T: std::io::Read + std::io::Seek + Send + Sync + 'static>(
 ) -> Result<ReadStats, ReadError> {
     parser = parser.with_configuration(ParserSettings::new().num_threads(threads.max(1)));
     let mut stats = ReadStats::default();
-    for (i, record) in parser.records_json_value().enumerate() {
+    // The EVTX decoder is someone else's code reading an attacker's bytes: should it
+    // panic, the file is refused with the panic's message, and the hunt goes on.
+    let mut records = parser.records_json_value().enumerate();
+    loop {
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| records.next()));
+        let (i, record) = match next {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "the decoder panicked".into());
+                return Err(ReadError::Malformed {
+                    path: path.to_owned(),
+                    format: "EVTX",
+                    why: format!("the decoder failed: {why}"),
+                });
+            }
+        };
         match record {
             Ok(r) => {
                 stats.records += 1;
