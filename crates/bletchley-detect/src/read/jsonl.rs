@@ -58,3 +58,53 @@ pub fn read(
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_text(text: &[u8]) -> Result<(ReadStats, usize), ReadError> {
+        let dir = tempfile::tempdir().map_err(|source| ReadError::Io {
+            path: "tmp".into(),
+            source,
+        })?;
+        let path = dir.path().join("t.jsonl");
+        std::fs::write(&path, text).map_err(|source| ReadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut n = 0;
+        let stats = read(
+            &path,
+            Arc::from("t.jsonl"),
+            &Mapping::builtin(),
+            &mut |_| n += 1,
+        )?;
+        Ok((stats, n))
+    }
+
+    #[test]
+    fn a_huge_record_is_skipped_and_counted_and_the_rest_read() {
+        let mut text = b"{\"a\":1}\n{\"big\":\"".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        text.extend_from_slice(b"\"}\n{\"b\":2}\n");
+        let (stats, n) = read_text(&text).expect("reads");
+        assert_eq!(n, 2);
+        assert_eq!(stats.skipped, 1);
+        assert_eq!(stats.skipped_examples[0].record, 2);
+        assert!(
+            stats.skipped_examples[0].why.contains("longer than"),
+            "{:?}",
+            stats.skipped_examples
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_json_lines_is_refused() {
+        let e = read_text(b"hello\nworld\n").expect_err("refused");
+        assert!(e.to_string().contains("not a valid JSON Lines file"), "{e}");
+        // Blank lines and a last line without a newline are fine.
+        let (stats, n) = read_text(b"\n{\"a\":1}\n\n{\"a\":2}").expect("reads");
+        assert_eq!((n, stats.skipped), (2, 0));
+    }
+}
