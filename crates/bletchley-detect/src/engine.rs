@@ -416,6 +416,22 @@ impl Engine {
         self.rules.len()
     }
 
+    /// Whether a rule's own detections are left out of what is reported: the
+    /// specification has the rules a correlation counts report nothing of their own
+    /// unless one of its correlations says `generate: true`.
+    pub fn quiet(&self, i: usize) -> bool {
+        let mut counted = false;
+        for (_, c, refs) in &self.correlations {
+            if refs.contains(&i) {
+                if c.generate {
+                    return false;
+                }
+                counted = true;
+            }
+        }
+        counted
+    }
+
     /// The correlation rules, with the positions of the detection rules they count.
     pub fn correlations(&self) -> &[(Arc<Rule>, Correlation, Vec<usize>)] {
         &self.correlations

@@ -138,7 +138,7 @@ fn time_text(t: Option<time::OffsetDateTime>) -> String {
 }
 
 fn keep(engine: &Engine, rule: usize, min: Option<Level>) -> bool {
-    min.is_none_or(|m| engine.rule(rule).level >= m)
+    !engine.quiet(rule) && min.is_none_or(|m| engine.rule(rule).level >= m)
 }
 
 /// Chainsaw's JSON shape, near enough that tools reading one read the other: one

@@ -147,13 +147,34 @@ fn hunt_reads_syslog_and_json_lines_and_correlates() {
         2,
         "both failures, the second with its bytes replaced"
     );
-    assert_eq!(count("logon-fail"), 4);
+    // The rule the correlation counts reports nothing of its own (`generate` is false).
+    assert_eq!(count("logon-fail"), 0);
     let brute: Vec<_> = items.iter().filter(|d| d["id"] == "brute").collect();
     assert_eq!(brute.len(), 1, "{v:#}");
     assert_eq!(brute[0]["kind"], "correlation");
     assert_eq!(brute[0]["group_by"]["TargetUserName"], "bob");
     assert_eq!(brute[0]["count"], 3);
     let stderr = text(&o.stderr);
+    // With `generate: true` it reports its four detections as well.
+    let with_generate = std::fs::read_to_string(d.join("logon.yml"))
+        .expect("rules")
+        .replace("  timespan: 1m\n", "  timespan: 1m\n  generate: true\n");
+    std::fs::write(d.join("logon.yml"), with_generate).expect("rules");
+    let again = hunt(&[
+        d.as_os_str(),
+        "-s".as_ref(),
+        d.as_os_str(),
+        "--json".as_ref(),
+        "-q".as_ref(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
+    let n = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|d| d["id"] == "logon-fail")
+        .count();
+    assert_eq!(n, 4);
     assert!(
         stderr.contains("auth.log: record 3 skipped: not a syslog line"),
         "{stderr}"
