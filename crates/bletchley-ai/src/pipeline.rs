@@ -145,8 +145,9 @@ fn store(
 /// How a worker decodes.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
-    /// The speech model directory.
-    pub model_dir: std::path::PathBuf,
+    /// The speech model directory; `None` on a worker without one, which leaves
+    /// transcription to others (each such job is deferred, not failed).
+    pub model_dir: Option<std::path::PathBuf>,
     /// Decoder weights.
     pub weights: crate::WeightFormat,
     /// Beam width (1: greedy).
@@ -166,7 +167,17 @@ pub enum WorkerEvent<'a> {
     Done(&'a Job, &'a [String]),
     /// An attempt failed; the state says whether it will be retried.
     Failed(&'a Job, &'a str, bletchley_store::JobState),
+    /// The job was put back for a worker that can run it.
+    Deferred(&'a Job, &'a str),
 }
+
+/// How long a job this worker cannot run waits before any worker takes it again.
+pub const DEFER_MS: i64 = 60_000;
+
+/// Runs the jobs of kinds other than transcription (detection, from `bletchley-detect`):
+/// `None` for a kind it does not know.
+pub type OtherJobs<'a> =
+    &'a mut dyn FnMut(&mut Platform, &Job) -> Option<Result<Vec<String>, JobError>>;
 
 /// Counts of what a worker did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -178,12 +189,14 @@ pub struct WorkSummary {
 }
 
 /// Runs ready jobs until none is left (`once`) or until `stop` is set, loading the model on the
-/// first job. A job that fails is recorded as failed (or queued again) and the worker goes on.
+/// first transcription job; other kinds go to `other`. A job that fails is recorded as failed
+/// (or queued again) and the worker goes on.
 pub fn work(
     p: &mut Platform,
     opts: &WorkerOptions,
     once: bool,
     stop: &std::sync::atomic::AtomicBool,
+    other: OtherJobs<'_>,
     on_event: &mut dyn FnMut(WorkerEvent<'_>),
 ) -> bletchley_store::Result<WorkSummary> {
     use std::sync::atomic::Ordering;
@@ -197,16 +210,25 @@ pub fn work(
             std::thread::sleep(std::time::Duration::from_secs(2));
             continue;
         };
-        on_event(WorkerEvent::Started(&job));
         let outcome = if job.kind != bletchley_store::jobs::TRANSCRIBE {
-            Err(JobError::Permanent(format!(
-                "unknown job kind {:?}",
-                job.kind
-            )))
+            on_event(WorkerEvent::Started(&job));
+            other(p, &job).unwrap_or_else(|| {
+                Err(JobError::Permanent(format!(
+                    "unknown job kind {:?}",
+                    job.kind
+                )))
+            })
         } else {
+            let Some(model_dir) = &opts.model_dir else {
+                let why = "no speech model on this worker (bletchley models fetch)";
+                p.defer_job(&job, DEFER_MS, why)?;
+                on_event(WorkerEvent::Deferred(&job, why));
+                continue;
+            };
+            on_event(WorkerEvent::Started(&job));
             if model.is_none() {
                 let loaded =
-                    SpeechModel::load_named(&opts.model_dir, opts.weights, opts.device.as_deref());
+                    SpeechModel::load_named(model_dir, opts.weights, opts.device.as_deref());
                 match loaded {
                     Ok(m) => model = Some(m),
                     Err(e) => {

@@ -14,6 +14,7 @@ pub mod event;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod hunt;
+pub mod job;
 pub mod mapping;
 pub mod pattern;
 pub mod read;

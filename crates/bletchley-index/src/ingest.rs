@@ -5,7 +5,7 @@
 //! shredded with it, and each searchable, with entities, on its own. Every
 //! path that ingests (command line, API, console, demo) comes through here.
 
-use bletchley_store::jobs::TRANSCRIBE;
+use bletchley_store::jobs::{DETECT, TRANSCRIBE};
 use bletchley_store::{Actor, IngestOptions, NewItem, Platform};
 
 use crate::extract::{MAX_GENERATIONS, Part, parts};
@@ -17,7 +17,8 @@ pub struct Ingested {
     pub ids: Vec<String>,
     /// Derived parts stored, all generations together.
     pub parts: usize,
-    /// Transcription jobs queued for the recordings among the items.
+    /// Jobs queued: transcription for the recordings among the items, detection for the
+    /// event logs.
     pub jobs: Vec<i64>,
 }
 
@@ -48,12 +49,20 @@ pub fn ingest(
         .iter()
         .map(|it| crate::extract::is_audio(&it.title, &it.content))
         .collect();
+    let logs: Vec<bool> = items
+        .iter()
+        .map(|it| crate::extract::is_event_log(&it.title, &it.content))
+        .collect();
     let ids = p.ingest(principal, opts, items)?;
     // Recordings get their text from the speech pipeline: queue it durably now, so a crash
     // after this point loses no transcription.
     let mut jobs = Vec::new();
     for (id, _) in ids.iter().zip(&audio).filter(|(_, a)| **a) {
         jobs.push(p.enqueue_job(principal, TRANSCRIBE, id)?);
+    }
+    // Event logs get their alerts from detection, durably queued in the same way.
+    for (id, _) in ids.iter().zip(&logs).filter(|(_, l)| **l) {
+        jobs.push(p.enqueue_job(principal, DETECT, id)?);
     }
     let actor = Actor::Principal(principal.to_owned());
     let mut stored = 0;

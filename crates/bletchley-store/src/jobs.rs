@@ -32,6 +32,11 @@ CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, not_before_ms);
 /// (`bletchley-index`), run by the speech worker (`bletchley-ai`).
 pub const TRANSCRIBE: &str = "transcribe";
 
+/// The job kind that runs an agency's Sigma rules over an event log and stores each
+/// detection as an alert derived from it: queued by ingest (`bletchley-index`), run by
+/// `bletchley-detect`'s job through the worker.
+pub const DETECT: &str = "detect";
+
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -196,6 +201,17 @@ impl SqliteCatalog {
         self.conn.execute(
             "UPDATE jobs SET state = ?2, not_before_ms = ?3, lease_until_ms = 0, updated_ms = ?4, sealed = ?5, progress = ?6 WHERE id = ?1",
             params![id, state.as_str(), not_before, now, sealed, progress],
+        )?;
+        Ok(())
+    }
+
+    /// Puts a running job back in the queue until `not_before`, its attempt not counted
+    /// (the worker could not run that kind; the job did not fail).
+    pub(crate) fn defer_job(&self, id: i64, not_before: i64, now: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0), not_before_ms = ?2, lease_until_ms = 0, updated_ms = ?3
+             WHERE id = ?1 AND state = 'running'",
+            params![id, not_before, now],
         )?;
         Ok(())
     }

@@ -146,6 +146,21 @@ pub enum Command {
     Models(ModelsCmd),
     /// Transcribe or translate one recording, without a data directory.
     Transcribe(TranscribeArgs),
+    /// Detection inside the platform: the agency's Sigma rules.
+    #[command(subcommand)]
+    Detect(DetectCmd),
+    /// Alerts from detection over the event logs you may see, most severe first.
+    Alerts {
+        /// Only alerts at this level or above.
+        #[arg(long)]
+        level: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Justification, for alerts in bulk collections.
+        #[arg(long)]
+        justification: Option<String>,
+    },
     /// Run Sigma rules over event logs (EVTX, JSON Lines, syslog), without a data
     /// directory, as Chainsaw's `hunt` does.
     Hunt(HuntArgs),
@@ -277,6 +292,39 @@ pub struct TranscribeArgs {
     /// Decoding choices.
     #[command(flatten)]
     pub decode: DecodeArgs,
+}
+
+/// `detect` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum DetectCmd {
+    /// The Sigma rules your agency hunts its event logs with (items of AGENCY/sigma-rules).
+    #[command(subcommand)]
+    Rules(RulesCmd),
+}
+
+/// `detect rules` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum RulesCmd {
+    /// Store rule files (each checked first; one bad file stores none).
+    Add {
+        /// Sigma rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Their marking.
+        #[arg(long, default_value = "OFFICIAL")]
+        marking: String,
+    },
+    /// List the rule files.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule file (shredded).
+    Rm {
+        /// The rule file's item id.
+        id: String,
+    },
 }
 
 /// `hunt` options.

@@ -155,6 +155,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Hunt(a) => crate::hunt::run(a),
+        Command::Detect(c) => {
+            let who = principal(&cli)?;
+            crate::detect::detect(&mut open(&cli)?, &who, c)
+        }
+        Command::Alerts {
+            level,
+            json,
+            justification,
+        } => {
+            let who = principal(&cli)?;
+            crate::detect::alerts(
+                &mut open(&cli)?,
+                &who,
+                level.as_deref(),
+                *json,
+                justification.as_deref(),
+            )
+        }
         Command::Corpus(CorpusCmd::Generate {
             out_dir,
             docs,
@@ -687,7 +705,7 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
     }
     if jobs > 0 {
         eprintln!(
-            "note: {jobs} recordings queued for transcription and translation (`bletchley work` or `serve` runs them; `bletchley jobs` shows them)"
+            "note: {jobs} jobs queued (transcription and translation of recordings, detection over event logs; `bletchley work` or `serve` runs them; `bletchley jobs` shows them)"
         );
     }
     if failed > 0 {

@@ -209,14 +209,15 @@ fn weights(decode: &DecodeArgs) -> Result<WeightFormat> {
 }
 
 /// Runs queued jobs beside the server, on its own platform handle (the audit log serialises
-/// writers across handles). Without a speech model, jobs wait and the operator is told why.
+/// writers across handles). Without a speech model, transcription jobs wait (and the operator
+/// is told why) while detection jobs run.
 pub fn start_background_worker(data: PathBuf) {
     let model_dir =
         match models::speech_model_dir(&default_models_dir(), models::DEFAULT_SPEECH_MODEL) {
-            Ok(d) => d,
+            Ok(d) => Some(d),
             Err(e) => {
                 eprintln!("note: transcription jobs will wait: {e}");
-                return;
+                None
             }
         };
     let spawned = std::thread::Builder::new()
@@ -237,11 +238,18 @@ pub fn start_background_worker(data: PathBuf) {
                 device: None,
             };
             let stop = std::sync::atomic::AtomicBool::new(false);
-            let r = pipeline::work(&mut p, &opts, false, &stop, &mut |e| match e {
-                WorkerEvent::Done(j, _) => eprintln!("job {} done", j.id),
-                WorkerEvent::Failed(j, err, _) => eprintln!("job {} failed: {err}", j.id),
-                _ => {}
-            });
+            let r = pipeline::work(
+                &mut p,
+                &opts,
+                false,
+                &stop,
+                &mut crate::detect::other_jobs,
+                &mut |e| match e {
+                    WorkerEvent::Done(j, _) => eprintln!("job {} done", j.id),
+                    WorkerEvent::Failed(j, err, _) => eprintln!("job {} failed: {err}", j.id),
+                    _ => {}
+                },
+            );
             if let Err(e) = r {
                 eprintln!("error: job worker stopped: {e}");
             }
@@ -254,10 +262,21 @@ pub fn start_background_worker(data: PathBuf) {
 /// `work [--once]`: runs queued jobs with progress bars.
 pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCode> {
     configure_jobs(p);
-    let dir = model_dir(decode)?;
-    // Without a model, or on a device that is not there, every job would
-    // fail: refuse before taking any.
-    bletchley_ai::whisper::detect_format(&dir)?;
+    // A model named on the command line must be there; the default one may be missing, and
+    // then transcription jobs wait for a worker that has it while other jobs run.
+    let dir = match (model_dir(decode), &decode.model) {
+        (Ok(d), _) => Some(d),
+        (Err(e), Some(_)) => return Err(e),
+        (Err(e), None) => {
+            eprintln!("note: transcription jobs will wait: {e}");
+            None
+        }
+    };
+    // A model that does not load, or a device that is not there, would fail every
+    // transcription job: refuse before taking any.
+    if let Some(dir) = &dir {
+        bletchley_ai::whisper::detect_format(dir)?;
+    }
     if let Some(name) = &decode.device {
         bletchley_ai::whisper::device_by_name(name)?;
     }
@@ -269,50 +288,60 @@ pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCod
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let mut bar: Option<ProgressBar> = None;
-    let summary = pipeline::work(p, &opts, once, &stop, &mut |e| match e {
-        WorkerEvent::Started(j) => {
-            bar = progress_bar(&format!("job {} {}", j.id, j.item)).inspect(|b| {
-                b.set_style(
-                    ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                b.set_length(1000);
-            });
-            if bar.is_none() {
-                eprintln!(
-                    "job {}: {} {} (attempt {})",
-                    j.id, j.kind, j.item, j.attempts
-                );
-            }
-        }
-        WorkerEvent::Progress(_, f) => {
-            if let Some(b) = &bar {
-                b.set_position((f * 1000.0) as u64);
-            }
-        }
-        WorkerEvent::Done(j, results) => {
-            if let Some(b) = bar.take() {
-                b.finish_and_clear();
-            }
-            println!("job {} done: {}", j.id, results.join(" "));
-        }
-        WorkerEvent::Failed(j, err, state) => {
-            if let Some(b) = bar.take() {
-                b.finish_and_clear();
-            }
-            eprintln!(
-                "job {} attempt {} failed ({}): {err}",
-                j.id,
-                j.attempts,
-                if state == JobState::Failed {
-                    "given up"
-                } else {
-                    "will retry"
+    let summary = pipeline::work(
+        p,
+        &opts,
+        once,
+        &stop,
+        &mut crate::detect::other_jobs,
+        &mut |e| match e {
+            WorkerEvent::Started(j) => {
+                bar = progress_bar(&format!("job {} {}", j.id, j.item)).inspect(|b| {
+                    b.set_style(
+                        ProgressStyle::with_template("{msg} [{bar:40}] {percent}% ({eta} left)")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    b.set_length(1000);
+                });
+                if bar.is_none() {
+                    eprintln!(
+                        "job {}: {} {} (attempt {})",
+                        j.id, j.kind, j.item, j.attempts
+                    );
                 }
-            );
-        }
-    })?;
+            }
+            WorkerEvent::Progress(_, f) => {
+                if let Some(b) = &bar {
+                    b.set_position((f * 1000.0) as u64);
+                }
+            }
+            WorkerEvent::Done(j, results) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                println!("job {} done: {}", j.id, results.join(" "));
+            }
+            WorkerEvent::Deferred(j, why) => {
+                eprintln!("job {} left for another worker: {why}", j.id);
+            }
+            WorkerEvent::Failed(j, err, state) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                eprintln!(
+                    "job {} attempt {} failed ({}): {err}",
+                    j.id,
+                    j.attempts,
+                    if state == JobState::Failed {
+                        "given up"
+                    } else {
+                        "will retry"
+                    }
+                );
+            }
+        },
+    )?;
     eprintln!(
         "{} jobs done, {} attempts failed",
         summary.done, summary.failed

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{MAX_LINE, ReadError, ReadStats, for_each_line};
+use super::{MAX_LINE, ReadError, ReadStats, for_each_line, open_lines};
 use crate::event::{Event, Origin};
 use crate::mapping::Mapping;
 
@@ -15,9 +15,20 @@ pub fn read(
     mapping: &Mapping,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<ReadStats, ReadError> {
+    read_from(open_lines(path)?, path, name, mapping, on_event)
+}
+
+/// As [`read`], from any reader (`path` names it in errors).
+pub fn read_from(
+    reader: impl std::io::BufRead,
+    path: &Path,
+    name: Arc<str>,
+    mapping: &Mapping,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ReadStats, ReadError> {
     let mut stats = ReadStats::default();
     let mut first_error = None;
-    for_each_line(path, |n, line| {
+    for_each_line(reader, path, |n, line| {
         let line = match line {
             Ok(l) => l,
             Err(len) => {

@@ -163,19 +163,51 @@ fn read_head(path: &Path) -> Result<Vec<u8>, ReadError> {
     Ok(buf)
 }
 
+/// Reads a log held in memory (an item's content), of any supported format.
+pub fn read_bytes(
+    name: &str,
+    bytes: Vec<u8>,
+    mapping: &Mapping,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(Format, ReadStats), ReadError> {
+    let path = Path::new(name);
+    let head = &bytes[..bytes.len().min(512)];
+    let format = Format::sniff(path, head).ok_or_else(|| ReadError::UnknownFormat {
+        path: path.to_owned(),
+    })?;
+    let shared: Arc<str> = Arc::from(name);
+    let stats = match format {
+        Format::Evtx => evtx::read_bytes(bytes, shared, mapping, on_event)?,
+        Format::Jsonl => {
+            jsonl::read_from(std::io::Cursor::new(bytes), path, shared, mapping, on_event)?
+        }
+        Format::Syslog => {
+            syslog::read_from(std::io::Cursor::new(bytes), path, shared, mapping, on_event)?
+        }
+    };
+    Ok((format, stats))
+}
+
+/// Opens a file for the line readers.
+pub(crate) fn open_lines(path: &Path) -> Result<std::io::BufReader<std::fs::File>, ReadError> {
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(std::io::BufReader::with_capacity(1 << 16, file))
+}
+
 /// Reads lines of at most [`MAX_LINE`] bytes; a longer line is returned as `Err` with
 /// its length, its bytes discarded.
 pub(crate) fn for_each_line(
+    mut r: impl std::io::BufRead,
     path: &Path,
     mut f: impl FnMut(u64, Result<&[u8], usize>),
 ) -> Result<(), ReadError> {
-    use std::io::BufRead;
     let io = |source| ReadError::Io {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
     let mut line = Vec::new();
     let mut n = 0u64;
     loop {

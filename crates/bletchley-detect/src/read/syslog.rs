@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use time::{Month, OffsetDateTime, PrimitiveDateTime};
 
-use super::{MAX_LINE, ReadError, ReadStats, for_each_line};
+use super::{MAX_LINE, ReadError, ReadStats, for_each_line, open_lines};
 use crate::event::{Event, Origin, Value};
 use crate::mapping::{Mapping, parse_time};
 
@@ -183,12 +183,23 @@ fn parse_3164_time(t: &str, year: i32) -> Option<OffsetDateTime> {
 pub fn read(
     path: &Path,
     name: Arc<str>,
+    mapping: &Mapping,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ReadStats, ReadError> {
+    read_from(open_lines(path)?, path, name, mapping, on_event)
+}
+
+/// As [`read`], from any reader (`path` names it in errors).
+pub fn read_from(
+    reader: impl std::io::BufRead,
+    path: &Path,
+    name: Arc<str>,
     _mapping: &Mapping,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<ReadStats, ReadError> {
     let now = OffsetDateTime::now_utc();
     let mut stats = ReadStats::default();
-    for_each_line(path, |n, line| {
+    for_each_line(reader, path, |n, line| {
         let bytes = match line {
             Ok(l) => l,
             Err(len) => {

@@ -192,6 +192,17 @@ fn extract_at(title: &str, content: &[u8], depth: usize, mode: Parts) -> Extract
 /// Extensions of the recordings the speech pipeline decodes.
 const AUDIO_EXTENSIONS: &[&str] = &["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac"];
 
+/// Whether an item is an event log that detection reads: EVTX by its leading bytes, JSON
+/// Lines and syslog by their names. Its alerts come from detection jobs.
+pub fn is_event_log(title: &str, content: &[u8]) -> bool {
+    content.starts_with(b"ElfFile\0")
+        || matches!(ext(title).as_str(), "evtx" | "jsonl" | "ndjson" | "syslog")
+        || (ext(title) == "log"
+            && content
+                .first()
+                .is_some_and(|b| *b == b'<' || b.is_ascii_alphanumeric()))
+}
+
 /// Whether an item is a recording: by its leading bytes (WAVE, FLAC, Ogg, ID3, MP4 audio) or
 /// its extension. Recordings are not text; their text comes from transcription jobs.
 pub fn is_audio(title: &str, content: &[u8]) -> bool {

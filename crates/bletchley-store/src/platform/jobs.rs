@@ -107,6 +107,23 @@ impl Platform {
             .job_heartbeat(id, progress.clamp(0.0, 1.0), now_ms(), self.job_lease_ms)
     }
 
+    /// Puts a job this worker cannot run (no speech model here) back in the queue for
+    /// `delay_ms`, without counting the attempt: another worker, or this one once the
+    /// operator fetches the model, takes it. Audited as `job.defer`.
+    pub fn defer_job(&mut self, job: &Job, delay_ms: i64, why: &str) -> Result<()> {
+        let now = now_ms();
+        self.catalog.defer_job(job.id, now + delay_ms.max(0), now)?;
+        self.record(
+            Actor::System(super::SystemActor::Worker),
+            "job.defer",
+            vec![job.item.clone()],
+            None,
+            Outcome::Allowed,
+            Some(format!("job {}: {why}", job.id)),
+        )?;
+        Ok(())
+    }
+
     /// Marks a job done with the items it produced.
     pub fn complete_job(&mut self, job: &Job, results: Vec<String>) -> Result<()> {
         let body = JobBody {

@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod dedup_retention;
 mod derived;
+mod detect;
 mod graph;
 mod host;
 mod hunt;

@@ -1,0 +1,204 @@
+//! The detection job: an event log stored as an item becomes one alert item per
+//! detection, derived from the log.
+//!
+//! The job reads the log through the gate as the principal who ingested it, and its
+//! agency's rules from the collection `AGENCY/sigma-rules` through the gate as the same
+//! principal (rules are items: sealed, audited, replaced by shredding). Alerts are stored
+//! with [`Platform::derive`], so they carry the log's collection, marking and retention
+//! (rule 4), are searchable where the log is, and go when it is shredded. A log whose
+//! alerts exist already is not run again: a worker killed halfway leaves a job the next
+//! worker finishes without duplicates.
+
+use std::path::Path;
+
+use bletchley_store::{Actor, Job, NewItem, Platform};
+use serde_json::json;
+
+use crate::engine::{Engine, LoadReport};
+use crate::event::Event;
+use crate::hunt::{self, Hit};
+use crate::mapping::Mapping;
+use crate::read;
+use crate::rule::{self, PlaceholderMap};
+
+/// Derivation name of an alert.
+pub const ALERT: &str = "alert";
+
+/// The collection that holds an agency's Sigma rules.
+pub fn rules_collection(agency: &str) -> String {
+    format!("{agency}/sigma-rules")
+}
+
+/// The most alerts one log makes; past it the job fails, naming the count, rather than
+/// flood the store (a rule that fires on everything is a rule to fix).
+pub const MAX_ALERTS: usize = 10_000;
+
+/// Why a detection job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectJobError {
+    /// Retrying cannot help (the log does not parse, access was refused, a rule is broken).
+    #[error("{0}")]
+    Permanent(String),
+    /// Retrying may help (storage).
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// Reads an agency's rules as `principal` sees them; a rule file that does not parse
+/// is an error naming it.
+pub fn agency_rules(
+    p: &mut Platform,
+    principal: &str,
+    agency: &str,
+    why: &str,
+) -> Result<Vec<rule::Rule>, DetectJobError> {
+    let coll = rules_collection(agency);
+    if !p
+        .collections()
+        .map_err(|e| DetectJobError::Transient(e.to_string()))?
+        .iter()
+        .any(|c| format!("{}/{}", c.agency, c.name) == coll)
+    {
+        return Ok(Vec::new());
+    }
+    let listing = p
+        .list(principal, Some(&coll), Some(why))
+        .map_err(|e| DetectJobError::Permanent(format!("listing {coll}: {e}")))?;
+    let mut rules = Vec::new();
+    for meta in listing.items {
+        let (_, bytes) = p
+            .get(principal, &meta.id, Some(why))
+            .map_err(|e| DetectJobError::Permanent(format!("reading rule {}: {e}", meta.id)))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let parsed = rule::parse_file(Path::new(&meta.title), &text, &PlaceholderMap::new())
+            .map_err(|e| DetectJobError::Permanent(format!("rule item {}: {e}", meta.id)))?;
+        rules.extend(parsed);
+    }
+    Ok(rules)
+}
+
+/// Runs one detection job; returns the alert items (existing ones included).
+pub fn run_detection(p: &mut Platform, job: &Job) -> Result<Vec<String>, DetectJobError> {
+    let existing = p
+        .derived_by(&job.item, ALERT)
+        .map_err(|e| DetectJobError::Transient(e.to_string()))?;
+    if !existing.is_empty() {
+        return Ok(existing);
+    }
+    let why = format!("detection job {}", job.id);
+    let (meta, content) = p
+        .get(&job.principal, &job.item, Some(&why))
+        .map_err(|e| DetectJobError::Permanent(format!("reading the log: {e}")))?;
+    let agency = meta
+        .collection
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let rules = agency_rules(p, &job.principal, &agency, &why)?;
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let engine = Engine::compile(rules, Mapping::builtin(), LoadReport::default());
+    let mut scratch = engine.scratch();
+    let mut fired = Vec::new();
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut on_event = |e: Event| {
+        engine.detect(&e, &mut scratch, &mut fired);
+        if fired.is_empty() {
+            return;
+        }
+        let e = std::sync::Arc::new(e);
+        for &r in &fired {
+            hits.push(Hit {
+                rule: r,
+                event: e.clone(),
+            });
+        }
+    };
+    read::read_bytes(&meta.title, content, engine.mapping(), &mut on_event)
+        .map_err(|e| DetectJobError::Permanent(format!("reading the log: {e}")))?;
+    let correlations = hunt::correlate(&engine, &hits);
+    let mut items = Vec::new();
+    for h in hits.iter().filter(|h| !engine.quiet(h.rule)) {
+        items.push(alert_item(&engine, &meta.title, h));
+    }
+    for c in &correlations {
+        let (r, corr, _) = &engine.correlations()[c.correlation];
+        let group: serde_json::Map<String, serde_json::Value> = corr
+            .group_by
+            .iter()
+            .zip(&c.fired.group)
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let body = json!({
+            "kind": "correlation",
+            "rule": {"id": r.id, "title": r.title, "level": r.level.as_str(), "tags": r.tags},
+            "log": meta.title,
+            "group_by": group,
+            "first": time_text(Some(c.fired.first)),
+            "last": time_text(Some(c.fired.last)),
+            "count": c.fired.count,
+            "records": c.fired.events.iter().map(|&i| hits[i].event.origin.record).collect::<Vec<_>>(),
+        });
+        items.push(NewItem {
+            title: format!("{} alert {} {}.json", meta.title, r.level.as_str(), r.title),
+            content: body.to_string().into_bytes(),
+        });
+    }
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    if items.len() > MAX_ALERTS {
+        return Err(DetectJobError::Permanent(format!(
+            "{} alerts, more than the {MAX_ALERTS} one log may make: check the rules",
+            items.len()
+        )));
+    }
+    p.derive(
+        &Actor::Principal(job.principal.clone()),
+        &job.item,
+        ALERT,
+        items,
+    )
+    .map_err(|e| DetectJobError::Transient(format!("storing the alerts: {e}")))
+}
+
+fn time_text(t: Option<time::OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_default()
+}
+
+/// One detection as an item: the rule, where and when, the fields the rule read, and the
+/// whole event.
+fn alert_item(engine: &Engine, log_title: &str, h: &Hit) -> NewItem {
+    let r = engine.rule(h.rule);
+    let fields: serde_json::Map<String, serde_json::Value> = engine
+        .matched_fields(h.rule, &h.event)
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let computer = h.event.first("Computer").or_else(|| h.event.first("host"));
+    let body = json!({
+        "kind": "detection",
+        "rule": {"id": r.id, "title": r.title, "level": r.level.as_str(), "tags": r.tags},
+        "log": log_title,
+        "record": h.event.origin.record,
+        "time": time_text(h.event.time),
+        "computer": computer,
+        "fields": fields,
+        "event": h.event.raw,
+    });
+    NewItem {
+        title: format!(
+            "{log_title} alert {} {} record {}.json",
+            r.level.as_str(),
+            r.title,
+            h.event.origin.record
+        ),
+        content: body.to_string().into_bytes(),
+    }
+}

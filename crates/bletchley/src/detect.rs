@@ -1,0 +1,175 @@
+//! Detection inside the platform: an agency's Sigma rules (`detect rules`), the
+//! detection jobs the worker runs, and the alerts a principal may see (`alerts`).
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bletchley_ai::pipeline::JobError;
+use bletchley_detect::job::{ALERT, DetectJobError, rules_collection, run_detection};
+use bletchley_detect::rule::{self, Level, PlaceholderMap};
+use bletchley_policy::Marking;
+use bletchley_store::{IngestOptions, Job, NewItem, Platform, Priority};
+
+use crate::cli::{DetectCmd, RulesCmd};
+
+/// The worker's handler for the job kinds that are not transcription.
+pub fn other_jobs(p: &mut Platform, job: &Job) -> Option<Result<Vec<String>, JobError>> {
+    (job.kind == bletchley_store::jobs::DETECT).then(|| {
+        run_detection(p, job).map_err(|e| match e {
+            DetectJobError::Permanent(m) => JobError::Permanent(m),
+            DetectJobError::Transient(m) => JobError::Transient(m),
+        })
+    })
+}
+
+fn agency_of(p: &Platform, who: &str) -> Result<String> {
+    Ok(p.principal(who)?.agency.clone())
+}
+
+pub fn detect(p: &mut Platform, who: &str, c: &DetectCmd) -> Result<ExitCode> {
+    match c {
+        DetectCmd::Rules(RulesCmd::Add { files, marking }) => {
+            let agency = agency_of(p, who)?;
+            let coll = rules_collection(&agency);
+            if !p
+                .collections()?
+                .iter()
+                .any(|c| format!("{}/{}", c.agency, c.name) == coll)
+            {
+                bail!(
+                    "agency {agency} keeps its Sigma rules in the collection {coll}, which does not exist: bletchley collection add {coll}"
+                );
+            }
+            // Every file is read and checked before anything is stored.
+            let mut items = Vec::new();
+            let mut count = 0;
+            for f in files {
+                let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+                let text = String::from_utf8(bytes.clone())
+                    .map_err(|_| anyhow!("{}: a rule file is UTF-8 text", f.display()))?;
+                let rules = rule::parse_file(f, &text, &PlaceholderMap::new())
+                    .map_err(|e| anyhow!("{e}; no rule was stored"))?;
+                count += rules.len();
+                let title = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "rule.yml".into());
+                items.push(NewItem {
+                    title,
+                    content: bytes,
+                });
+            }
+            let opts = IngestOptions {
+                collection: coll.clone(),
+                marking: Marking::parse(marking)
+                    .map_err(|e| anyhow!("--marking {marking:?}: {e}"))?,
+                authority: None,
+                retain_until_ms: None,
+                justification: None,
+                priority: Priority::default(),
+            };
+            let stored = bletchley_index::ingest::ingest(p, who, &opts, items)?;
+            for id in &stored.ids {
+                println!("{id}");
+            }
+            eprintln!(
+                "{count} rules in {} files stored in {coll}; logs ingested from now on are hunted with them",
+                stored.ids.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DetectCmd::Rules(RulesCmd::Ls { json }) => {
+            let agency = agency_of(p, who)?;
+            let coll = rules_collection(&agency);
+            let listing = p.list(who, Some(&coll), None)?;
+            if *json {
+                println!("{}", serde_json::to_string(&listing.items)?);
+            } else {
+                for m in &listing.items {
+                    println!("{}  {}  {}", m.id, m.marking, m.title);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DetectCmd::Rules(RulesCmd::Rm { id }) => {
+            let agency = agency_of(p, who)?;
+            let coll = rules_collection(&agency);
+            let listing = p.list(who, Some(&coll), None)?;
+            if !listing.items.iter().any(|m| &m.id == id) {
+                bail!("{id} is not a rule file of {coll} that you may see");
+            }
+            p.shred(who, id)?;
+            eprintln!("rule file {id} shredded");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `alerts`: the alerts the principal may see, most severe first.
+pub fn alerts(
+    p: &mut Platform,
+    who: &str,
+    level: Option<&str>,
+    json: bool,
+    justification: Option<&str>,
+) -> Result<ExitCode> {
+    let min = match level {
+        Some(l) => Some(Level::parse(l).ok_or_else(|| {
+            anyhow!("--level {l:?}: expected informational, low, medium, high or critical")
+        })?),
+        None => None,
+    };
+    let listing = p.list(who, None, justification)?;
+    let mut out = Vec::new();
+    for m in listing
+        .items
+        .iter()
+        .filter(|m| m.derivation.as_deref() == Some(ALERT))
+    {
+        let (_, bytes) = p.get(who, &m.id, justification)?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let lvl = body["rule"]["level"]
+            .as_str()
+            .and_then(Level::parse)
+            .unwrap_or(Level::Medium);
+        if min.is_some_and(|min| lvl < min) {
+            continue;
+        }
+        out.push((lvl, m.clone(), body));
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+    if json {
+        let items: Vec<serde_json::Value> = out
+            .iter()
+            .map(|(l, m, b)| {
+                serde_json::json!({
+                    "id": m.id,
+                    "log": m.derived_from,
+                    "collection": m.collection,
+                    "marking": m.marking,
+                    "level": l.as_str(),
+                    "kind": b["kind"],
+                    "rule": b["rule"],
+                    "time": b["time"],
+                    "computer": b["computer"],
+                    "record": b["record"],
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&items)?);
+    } else {
+        for (l, m, b) in &out {
+            println!(
+                "{:<13} {}  {}  {} record {}  [{}]",
+                l.as_str(),
+                b["time"].as_str().unwrap_or(""),
+                b["rule"]["title"].as_str().unwrap_or(""),
+                b["computer"].as_str().unwrap_or("?"),
+                b["record"],
+                m.id
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

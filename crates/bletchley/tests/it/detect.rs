@@ -1,0 +1,171 @@
+//! Detection inside the platform: an event log ingested as an item is hunted by a job
+//! with its agency's rules, each detection becomes an alert derived from the log (same
+//! collection and marking), and whoever may not see the log sees none of its alerts.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::Env;
+
+fn sigma() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bletchley-detect/tests/data/sigma")
+}
+
+const CURL_RULE: &str = "85de1f22-d189-44e4-8239-dc276b45379b";
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).expect("json")
+}
+
+#[test]
+fn an_ingested_event_log_is_hunted_and_its_alerts_keep_its_marking() {
+    let env = Env::new();
+    env.basic();
+    // carol is of mi5 but cleared to OFFICIAL only: the SECRET log is not hers to see.
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    // Rules live in the agency's rules collection, which an operator creates.
+    let rule = std::fs::read(
+        sigma().join("rules/windows/process_creation/proc_creation_win_curl_custom_user_agent.yml"),
+    )
+    .expect("rule");
+    let rule = env.file("curl.yml", &rule);
+    let err = env.fails(&[
+        "--as",
+        "alice",
+        "detect",
+        "rules",
+        "add",
+        rule.to_str().expect("path"),
+    ]);
+    assert!(
+        err.contains("bletchley collection add mi5/sigma-rules"),
+        "{err}"
+    );
+    env.ok(&["collection", "add", "mi5/sigma-rules"]);
+    // One bad file among good ones stores nothing.
+    let bad = env.file("bad.yml", b"title: t\nlogsource:\n  product: windows\ndetection:\n  s:\n    Image|contians: x\n  condition: s\n");
+    let err = env.fails(&[
+        "--as",
+        "alice",
+        "detect",
+        "rules",
+        "add",
+        rule.to_str().expect("path"),
+        bad.to_str().expect("path"),
+    ]);
+    assert!(
+        err.contains("bad.yml:6:") && err.contains("no rule was stored"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&env.ok(&["--as", "alice", "detect", "rules", "ls", "--json"])),
+        json("[]")
+    );
+    env.ok(&[
+        "--as",
+        "alice",
+        "detect",
+        "rules",
+        "add",
+        rule.to_str().expect("path"),
+    ]);
+    let rules = json(&env.ok(&["--as", "alice", "detect", "rules", "ls", "--json"]));
+    assert_eq!(rules.as_array().map(Vec::len), Some(1), "{rules}");
+
+    // The log, at SECRET in mi5/ct: ingest queues a detection job.
+    let log = std::fs::read(sigma().join(
+        "regression/rules/windows/process_creation/proc_creation_win_curl_custom_user_agent/85de1f22-d189-44e4-8239-dc276b45379b.evtx",
+    ))
+    .expect("log");
+    let log = env.file("workstation.evtx", &log);
+    let out = env
+        .cmd(&[
+            "--as",
+            "alice",
+            "ingest",
+            log.to_str().expect("path"),
+            "--collection",
+            "mi5/ct",
+            "--marking",
+            "SECRET",
+        ])
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 jobs queued"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No alert before the job runs.
+    assert_eq!(
+        json(&env.ok(&["--as", "alice", "alerts", "--json"])),
+        json("[]")
+    );
+    // A worker without a speech model still runs detection jobs.
+    let out = env.cmd(&["work", "--once"]).output().expect("work");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("1 jobs done"), "{stderr}");
+
+    let alerts = json(&env.ok(&["--as", "alice", "alerts", "--json"]));
+    let alerts = alerts.as_array().expect("array");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let a = &alerts[0];
+    assert_eq!(a["rule"]["id"], CURL_RULE);
+    assert_eq!(a["level"], "medium");
+    assert_eq!(a["log"], log_id.as_str());
+    assert_eq!(a["collection"], "mi5/ct");
+    assert_eq!(a["marking"], "SECRET");
+    assert_eq!(a["record"], 21475);
+    assert_eq!(a["computer"], "swachchhanda");
+    // The alert is an item: readable with its event, and found by search.
+    let body = json(&env.ok(&["--as", "alice", "get", a["id"].as_str().expect("id")]));
+    assert!(
+        body["fields"]["CommandLine"]
+            .as_str()
+            .is_some_and(|c| c.contains("EvilAgent")),
+        "{body}"
+    );
+    let hits = env.ok(&["--as", "alice", "search", "EvilAgent", "--json"]);
+    assert!(hits.contains(a["id"].as_str().expect("id")), "{hits}");
+    // A level filter above medium shows nothing.
+    assert_eq!(
+        json(&env.ok(&["--as", "alice", "alerts", "--level", "high", "--json"])),
+        json("[]")
+    );
+
+    // carol sees neither the alert nor any trace of it in search.
+    assert_eq!(
+        json(&env.ok(&["--as", "carol", "alerts", "--json"])),
+        json("[]")
+    );
+    let hits = env.ok(&["--as", "carol", "search", "EvilAgent", "--json"]);
+    assert!(
+        !hits.contains(a["id"].as_str().expect("id")) && !hits.contains(&log_id),
+        "{hits}"
+    );
+
+    // Running again makes no second alert.
+    let out = env.cmd(&["work", "--once"]).output().expect("work");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 jobs done"));
+    assert_eq!(
+        json(&env.ok(&["--as", "alice", "alerts", "--json"]))
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // Shredding the log shreds its alerts.
+    env.ok(&["--as", "boss", "shred", &log_id]);
+    assert_eq!(
+        json(&env.ok(&["--as", "alice", "alerts", "--json"])),
+        json("[]")
+    );
+}
