@@ -194,9 +194,7 @@ pub fn bench_detect(quick: bool) -> Result<()> {
         hits_done.load(Ordering::Relaxed),
         peak_rss_mib().map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"))
     );
-    println!(
-        "detect in the platform (ingest, detection job, alerts stored): not measured yet"
-    );
+    println!("detect in the platform (ingest, detection job, alerts stored): not measured yet");
     Ok(())
 }
 

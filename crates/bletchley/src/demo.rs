@@ -381,10 +381,16 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     }
     let (corpus_items, selector) = ingest_corpus(&mut p)?;
     total += corpus_items;
+    let cyber = crate::demo_cyber::ingest_cyber(&mut p)?;
+    total += cyber.logs + cyber.rules + cyber.alerts;
     println!("Bletchley demo platform created in {}", dir.display());
     println!(
-        "  4 agencies (gchq, mi5, mi6, mod), {} principals, 5 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
+        "  4 agencies (gchq, mi5, mi6, mod), {} principals, 7 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
         PEOPLE.len()
+    );
+    println!(
+        "  mi5/cyber: {} Windows event logs of recorded attacks hunted with {} SigmaHQ rules (mi5/sigma-rules): {} alerts, SECRET like the logs",
+        cyber.logs, cyber.rules, cyber.alerts
     );
     println!();
     println!(
@@ -415,6 +421,10 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     );
     println!(
         "  bletchley --data {} --as alice timeline {selector} --justification \"demo\"",
+        dir.display()
+    );
+    println!(
+        "  bletchley --data {} --as alice alerts --level high   (carol of GCHQ sees none of them)",
         dir.display()
     );
     println!("  bletchley --data {} audit verify", dir.display());

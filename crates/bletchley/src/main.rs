@@ -7,6 +7,7 @@ mod bench_speech;
 mod cli;
 mod commands;
 mod demo;
+mod demo_cyber;
 mod detect;
 mod hunt;
 mod sites;
