@@ -44,14 +44,26 @@ pub enum DetectJobError {
     Transient(String),
 }
 
-/// Reads an agency's rules as `principal` sees them; a rule file that does not parse
-/// is an error naming it.
-pub fn agency_rules(
+/// The compiled rules a worker keeps between jobs: keyed by the principal and the exact
+/// rule items that principal saw listed, so a job never uses a rule its principal may not
+/// see, and a rule added or removed takes effect at the next job. Reading the rules (and
+/// its audit entries) happens once per change, not once per log.
+#[derive(Default)]
+pub struct RuleCache {
+    key: Option<(String, Vec<String>)>,
+    engine: Option<std::sync::Arc<Engine>>,
+}
+
+/// An agency's rules as `principal` sees them, compiled (from the cache when the rule
+/// items it sees are the ones compiled last); a rule file that does not parse is an error
+/// naming it. `None` when the principal sees no rules.
+pub fn agency_engine(
     p: &mut Platform,
     principal: &str,
     agency: &str,
     why: &str,
-) -> Result<Vec<rule::Rule>, DetectJobError> {
+    cache: &mut RuleCache,
+) -> Result<Option<std::sync::Arc<Engine>>, DetectJobError> {
     let coll = rules_collection(agency);
     if !p
         .collections()
@@ -59,13 +71,41 @@ pub fn agency_rules(
         .iter()
         .any(|c| format!("{}/{}", c.agency, c.name) == coll)
     {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let listing = p
         .list(principal, Some(&coll), Some(why))
         .map_err(|e| DetectJobError::Permanent(format!("listing {coll}: {e}")))?;
+    let mut ids: Vec<String> = listing.items.iter().map(|m| m.id.clone()).collect();
+    ids.sort();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let key = (principal.to_owned(), ids);
+    if cache.key.as_ref() == Some(&key)
+        && let Some(engine) = &cache.engine
+    {
+        return Ok(Some(engine.clone()));
+    }
+    let rules = read_rules(p, principal, listing.items, why)?;
+    let engine = std::sync::Arc::new(Engine::compile(
+        rules,
+        Mapping::builtin(),
+        LoadReport::default(),
+    ));
+    cache.key = Some(key);
+    cache.engine = Some(engine.clone());
+    Ok(Some(engine))
+}
+
+fn read_rules(
+    p: &mut Platform,
+    principal: &str,
+    items: Vec<bletchley_store::ItemMeta>,
+    why: &str,
+) -> Result<Vec<rule::Rule>, DetectJobError> {
     let mut rules = Vec::new();
-    for meta in listing.items {
+    for meta in items {
         let (_, bytes) = p
             .get(principal, &meta.id, Some(why))
             .map_err(|e| DetectJobError::Permanent(format!("reading rule {}: {e}", meta.id)))?;
@@ -78,7 +118,11 @@ pub fn agency_rules(
 }
 
 /// Runs one detection job; returns the alert items (existing ones included).
-pub fn run_detection(p: &mut Platform, job: &Job) -> Result<Vec<String>, DetectJobError> {
+pub fn run_detection(
+    p: &mut Platform,
+    job: &Job,
+    cache: &mut RuleCache,
+) -> Result<Vec<String>, DetectJobError> {
     let existing = p
         .derived_by(&job.item, ALERT)
         .map_err(|e| DetectJobError::Transient(e.to_string()))?;
@@ -95,11 +139,9 @@ pub fn run_detection(p: &mut Platform, job: &Job) -> Result<Vec<String>, DetectJ
         .next()
         .unwrap_or_default()
         .to_owned();
-    let rules = agency_rules(p, &job.principal, &agency, &why)?;
-    if rules.is_empty() {
+    let Some(engine) = agency_engine(p, &job.principal, &agency, &why, cache)? else {
         return Ok(Vec::new());
-    }
-    let engine = Engine::compile(rules, Mapping::builtin(), LoadReport::default());
+    };
     let mut scratch = engine.scratch();
     let mut fired = Vec::new();
     let mut hits: Vec<Hit> = Vec::new();

@@ -120,7 +120,7 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
         &worker,
         true,
         &stop,
-        &mut crate::detect::other_jobs,
+        &mut crate::detect::other_jobs(&mut bletchley_detect::job::RuleCache::default()),
         &mut |_| {},
     )?;
     let alerts = p

@@ -5,17 +5,28 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bletchley_ai::pipeline::JobError;
-use bletchley_detect::job::{ALERT, DetectJobError, rules_collection, run_detection};
+use bletchley_detect::job::{ALERT, DetectJobError, RuleCache, rules_collection, run_detection};
 use bletchley_detect::rule::{self, Level, PlaceholderMap};
 use bletchley_policy::Marking;
 use bletchley_store::{IngestOptions, Job, NewItem, Platform, Priority};
 
 use crate::cli::{DetectCmd, RulesCmd};
 
-/// The worker's handler for the job kinds that are not transcription.
-pub fn other_jobs(p: &mut Platform, job: &Job) -> Option<Result<Vec<String>, JobError>> {
+/// The worker's handler for the job kinds that are not transcription, with the rules it
+/// compiled last.
+pub fn other_jobs(
+    cache: &mut RuleCache,
+) -> impl FnMut(&mut Platform, &Job) -> Option<Result<Vec<String>, JobError>> + '_ {
+    move |p, job| other_job(p, job, cache)
+}
+
+fn other_job(
+    p: &mut Platform,
+    job: &Job,
+    cache: &mut RuleCache,
+) -> Option<Result<Vec<String>, JobError>> {
     (job.kind == bletchley_store::jobs::DETECT).then(|| {
-        run_detection(p, job).map_err(|e| match e {
+        run_detection(p, job, cache).map_err(|e| match e {
             DetectJobError::Permanent(m) => JobError::Permanent(m),
             DetectJobError::Transient(m) => JobError::Transient(m),
         })

@@ -243,7 +243,7 @@ pub fn start_background_worker(data: PathBuf) {
                 &opts,
                 false,
                 &stop,
-                &mut crate::detect::other_jobs,
+                &mut crate::detect::other_jobs(&mut bletchley_detect::job::RuleCache::default()),
                 &mut |e| match e {
                     WorkerEvent::Done(j, _) => eprintln!("job {} done", j.id),
                     WorkerEvent::Failed(j, err, _) => eprintln!("job {} failed: {err}", j.id),
@@ -293,7 +293,7 @@ pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCod
         &opts,
         once,
         &stop,
-        &mut crate::detect::other_jobs,
+        &mut crate::detect::other_jobs(&mut bletchley_detect::job::RuleCache::default()),
         &mut |e| match e {
             WorkerEvent::Started(j) => {
                 bar = progress_bar(&format!("job {} {}", j.id, j.item)).inspect(|b| {
