@@ -79,6 +79,37 @@ pub fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// A reader's event handler that runs the engine and keeps each detection with its event.
+pub fn collect<'a>(
+    engine: &'a Engine,
+    scratch: &'a mut crate::engine::Scratch,
+    hits: &'a mut Vec<Hit>,
+) -> impl FnMut(Event) + 'a {
+    let mut fired = Vec::new();
+    move |e: Event| {
+        engine.detect(&e, scratch, &mut fired);
+        if fired.is_empty() {
+            return;
+        }
+        let e = std::sync::Arc::new(e);
+        for &r in &fired {
+            hits.push(Hit {
+                rule: r,
+                event: e.clone(),
+            });
+        }
+    }
+}
+
+/// When an event happened, as RFC 3339 (empty when unknown).
+pub fn time_text(t: Option<time::OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_default()
+}
+
 /// Runs the engine over files, in parallel across files; fewer files than cores share
 /// the cores out to render each file's chunks in parallel too.
 pub fn hunt(engine: &Engine, files: &[PathBuf]) -> Outcome {
@@ -88,23 +119,11 @@ pub fn hunt(engine: &Engine, files: &[PathBuf]) -> Outcome {
         .par_iter()
         .filter_map(|path| {
             let mut scratch = engine.scratch();
-            let mut fired = Vec::new();
             let mut hits = Vec::new();
-            let keep_all = !engine.correlations().is_empty();
-            let mut on_event = |e: Event| {
-                engine.detect(&e, &mut scratch, &mut fired);
-                if fired.is_empty() && !keep_all {
-                    return;
-                }
-                let e = std::sync::Arc::new(e);
-                for &r in &fired {
-                    hits.push(Hit {
-                        rule: r,
-                        event: e.clone(),
-                    });
-                }
-            };
-            match read::read_file(path, engine.mapping(), per_file_threads, &mut on_event) {
+            let mut on_event = collect(engine, &mut scratch, &mut hits);
+            let read = read::read_file(path, engine.mapping(), per_file_threads, &mut on_event);
+            drop(on_event);
+            match read {
                 Ok((_, stats)) => Some((path.clone(), stats, hits)),
                 Err(e) => {
                     if let Ok(mut r) = refused.lock() {

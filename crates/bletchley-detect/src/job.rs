@@ -15,8 +15,7 @@ use bletchley_store::{Actor, Job, NewItem, Platform};
 use serde_json::json;
 
 use crate::engine::{Engine, LoadReport};
-use crate::event::Event;
-use crate::hunt::{self, Hit};
+use crate::hunt::{self, Hit, time_text};
 use crate::mapping::Mapping;
 use crate::read;
 use crate::rule::{self, PlaceholderMap};
@@ -143,23 +142,11 @@ pub fn run_detection(
         return Ok(Vec::new());
     };
     let mut scratch = engine.scratch();
-    let mut fired = Vec::new();
     let mut hits: Vec<Hit> = Vec::new();
-    let mut on_event = |e: Event| {
-        engine.detect(&e, &mut scratch, &mut fired);
-        if fired.is_empty() {
-            return;
-        }
-        let e = std::sync::Arc::new(e);
-        for &r in &fired {
-            hits.push(Hit {
-                rule: r,
-                event: e.clone(),
-            });
-        }
-    };
-    read::read_bytes(&meta.title, content, engine.mapping(), &mut on_event)
-        .map_err(|e| DetectJobError::Permanent(format!("reading the log: {e}")))?;
+    let mut on_event = hunt::collect(&engine, &mut scratch, &mut hits);
+    let read = read::read_bytes(&meta.title, content, engine.mapping(), &mut on_event);
+    drop(on_event);
+    read.map_err(|e| DetectJobError::Permanent(format!("reading the log: {e}")))?;
     let correlations = hunt::correlate(&engine, &hits);
     let mut items = Vec::new();
     for h in hits.iter().filter(|h| !engine.quiet(h.rule)) {
@@ -204,14 +191,6 @@ pub fn run_detection(
         items,
     )
     .map_err(|e| DetectJobError::Transient(format!("storing the alerts: {e}")))
-}
-
-fn time_text(t: Option<time::OffsetDateTime>) -> String {
-    t.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_default()
 }
 
 /// One detection as an item: the rule, where and when, the fields the rule read, and the

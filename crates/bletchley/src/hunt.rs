@@ -6,11 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use bletchley_detect::engine::Engine;
-use bletchley_detect::hunt::{self, Outcome};
+use bletchley_detect::hunt::{self, Outcome, time_text};
 use bletchley_detect::mapping::{self, Mapping};
 use bletchley_detect::rule::Level;
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 
 use crate::cli::HuntArgs;
 
@@ -131,10 +130,6 @@ pub fn run(a: &HuntArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
-}
-
-fn time_text(t: Option<time::OffsetDateTime>) -> String {
-    t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
 
 fn keep(engine: &Engine, rule: usize, min: Option<Level>) -> bool {
