@@ -57,6 +57,17 @@ pub enum Error {
     /// Input that is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// The item's collection is under legal hold: nothing in it is destroyed until the hold
+    /// is released.
+    #[error(
+        "collection {collection} is under legal hold ({reason}): nothing in it may be shredded until an operator releases the hold"
+    )]
+    Held {
+        /// The collection, as `agency/name`.
+        collection: String,
+        /// Why it is held, as the operator wrote it.
+        reason: String,
+    },
     /// The data directory is not initialised or not compatible.
     #[error("{0}")]
     Layout(String),

@@ -21,6 +21,7 @@ pub use audit_review::{AuditQuery, AuditReview, read_audit};
 use packs::{PACKED_CONTENT_MAX, Packer, content_span, object_name};
 use read::{open_content, unknown_location};
 
+pub use shred::Retained;
 pub use sites::SiteScope;
 
 pub use feed::Fed;
@@ -195,6 +196,20 @@ struct CollectionRecord {
     agency: String,
     name: String,
     bulk: bool,
+    /// A legal hold, while one is in force; sealed with the record, so the host cannot lift
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold: Option<LegalHold>,
+}
+
+/// A legal hold on a collection: while it is in force nothing in the collection is
+/// shredded, by a principal or by retention.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LegalHold {
+    /// Why (a case or order reference), as the operator wrote it.
+    pub reason: String,
+    /// Unix milliseconds when it was placed.
+    pub since_ms: i64,
 }
 
 /// Fingerprints of the keys a platform is known by, to keep outside its host.

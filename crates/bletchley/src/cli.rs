@@ -596,8 +596,22 @@ pub enum CollectionCmd {
         #[arg(long)]
         bulk: bool,
     },
-    /// List collections (all of them; operator view).
+    /// List collections (all of them; operator view), with their legal holds.
     Ls,
+    /// Place a legal hold: nothing in the collection is shredded, by anyone or by retention,
+    /// until it is released.
+    Hold {
+        /// `agency/name`.
+        name: String,
+        /// Why: the case or order reference (kept, sealed, in the record and the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a legal hold.
+    Release {
+        /// `agency/name`.
+        name: String,
+    },
 }
 
 /// `operation` subcommands.

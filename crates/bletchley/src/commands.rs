@@ -116,8 +116,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Retention(RetentionCmd::Enforce) => {
-            let n = open(&cli)?.enforce_retention()?;
-            println!("shredded {n} expired items");
+            let r = open(&cli)?.enforce_retention()?;
+            println!("shredded {} expired items", r.shredded);
+            if r.held > 0 {
+                println!(
+                    "kept {} expired items: their collections are under legal hold",
+                    r.held
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(c) => audit(&cli, c),
@@ -520,14 +526,27 @@ fn collection(cli: &Cli, c: &CollectionCmd) -> Result<ExitCode> {
             );
         }
         CollectionCmd::Ls => {
-            for c in open(cli)?.collections()? {
-                println!(
-                    "{}/{}{}",
-                    c.agency,
-                    c.name,
-                    if c.bulk { "\tbulk" } else { "" }
-                );
+            let p = open(cli)?;
+            let holds: std::collections::HashMap<String, _> =
+                p.legal_holds()?.into_iter().collect();
+            for c in p.collections()? {
+                let full = format!("{}/{}", c.agency, c.name);
+                let hold = holds
+                    .get(&full)
+                    .map(|h| format!("\tlegal hold: {}", h.reason))
+                    .unwrap_or_default();
+                println!("{full}{}{hold}", if c.bulk { "\tbulk" } else { "" });
             }
+        }
+        CollectionCmd::Hold { name, reason } => {
+            open(cli)?.set_hold(name, Some(reason))?;
+            println!(
+                "collection {name} is under legal hold: nothing in it will be shredded until it is released"
+            );
+        }
+        CollectionCmd::Release { name } => {
+            open(cli)?.set_hold(name, None)?;
+            println!("legal hold on {name} released");
         }
     }
     Ok(ExitCode::SUCCESS)

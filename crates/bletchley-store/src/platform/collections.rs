@@ -25,6 +25,7 @@ impl Platform {
             agency: agency.into(),
             name: name.into(),
             bulk,
+            hold: None,
         };
         let id = self.insert_row(SealedTable::Collections, &tag, Some(agency_id), &rec)?;
         self.record(
@@ -57,6 +58,96 @@ impl Platform {
             });
         }
         Ok(out)
+    }
+
+    /// Places a legal hold on a collection (`reason` given) or releases it (`None`): while
+    /// held, nothing in it is shredded, by a principal or by retention. An operator's act,
+    /// audited.
+    pub fn set_hold(&mut self, full: &str, reason: Option<&str>) -> Result<()> {
+        if let Some(r) = reason
+            && (r.trim().is_empty() || r.len() > 1024)
+        {
+            return Err(Error::Invalid(
+                "a legal hold needs a reason (a case or order reference) of 1 to 1024 bytes".into(),
+            ));
+        }
+        let tag = self.tag("collection", full);
+        let row = self
+            .catalog
+            .find_sealed(SealedTable::Collections, &tag)?
+            .ok_or_else(|| Error::Unknown {
+                kind: "collection",
+                name: full.into(),
+            })?;
+        let mut rec: CollectionRecord = self.open_row(SealedTable::Collections, &row)?;
+        let action = match (reason, &rec.hold) {
+            (Some(_), Some(h)) => {
+                return Err(Error::Invalid(format!(
+                    "collection {full} is already under legal hold ({})",
+                    h.reason
+                )));
+            }
+            (None, None) => {
+                return Err(Error::Invalid(format!(
+                    "collection {full} is not under legal hold"
+                )));
+            }
+            (Some(_), None) => "collection.hold",
+            (None, Some(_)) => "collection.release",
+        };
+        rec.hold = reason.map(|r| LegalHold {
+            reason: r.trim().to_owned(),
+            since_ms: now_ms(),
+        });
+        // Recorded first: a hold placed is in the log even if the write below fails.
+        self.record(
+            Actor::Operator,
+            action,
+            vec![full.into()],
+            reason,
+            Outcome::Allowed,
+            None,
+        )?;
+        self.update_row(SealedTable::Collections, &row, &rec)
+    }
+
+    /// The legal holds in force, by collection `agency/name`.
+    pub fn legal_holds(&self) -> Result<Vec<(String, LegalHold)>> {
+        let mut out = Vec::new();
+        for row in self.catalog.all_sealed(SealedTable::Collections)? {
+            let rec: CollectionRecord = self.open_row(SealedTable::Collections, &row)?;
+            if let Some(h) = rec.hold {
+                out.push((format!("{}/{}", rec.agency, rec.name), h));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The collections under legal hold, by number.
+    pub(super) fn held_collections(&self) -> Result<std::collections::HashSet<u32>> {
+        let mut out = std::collections::HashSet::new();
+        for row in self.catalog.all_sealed(SealedTable::Collections)? {
+            let rec: CollectionRecord = self.open_row(SealedTable::Collections, &row)?;
+            if rec.hold.is_some() {
+                out.insert(
+                    u32::try_from(row.id).map_err(|_| Error::Layout("collection id".into()))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hold on collection `id`, if one is in force.
+    pub(super) fn hold_on(&self, id: CollectionId) -> Result<Option<(String, LegalHold)>> {
+        for row in self.catalog.all_sealed(SealedTable::Collections)? {
+            if row.id == i64::from(id.0) {
+                let rec: CollectionRecord = self.open_row(SealedTable::Collections, &row)?;
+                return Ok(rec
+                    .hold
+                    .map(|h| (format!("{}/{}", rec.agency, rec.name), h)));
+            }
+        }
+        Ok(None)
     }
 
     pub(super) fn collection_by_name(&self, full: &str) -> Result<Option<Collection>> {

@@ -187,9 +187,9 @@ impl Platform {
             Ok(m) => m,
             Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
         };
-        if expired(&meta, now_ms()) {
+        if expired(&meta, now_ms()) && self.hold_on(CollectionId(row.collection_id))?.is_none() {
             // Past its retention: gone, whether or not the worker has
-            // shredded it yet.
+            // shredded it yet (unless a legal hold keeps it).
             let e = Error::NotFoundOrNotPermitted { reason: None };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         }
@@ -357,6 +357,7 @@ impl Platform {
             .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
             .collect();
         let now = now_ms();
+        let held = self.held_collections()?;
         for row in rows {
             let (meta, marking) = match self.open_meta(&row) {
                 Ok(m) => m,
@@ -374,7 +375,7 @@ impl Platform {
             if gate
                 .decide(&marking, CollectionId(row.collection_id))
                 .is_ok()
-                && !expired(&meta, now)
+                && (!expired(&meta, now) || held.contains(&row.collection_id))
             {
                 listing.items.push(meta);
             }

@@ -32,6 +32,13 @@ impl Platform {
             };
             return Err(self.refuse(&actor, "item.shred", targets, None, e));
         }
+        if let Some((collection, hold)) = self.hold_on(CollectionId(row.collection_id))? {
+            let e = Error::Held {
+                collection,
+                reason: hold.reason,
+            };
+            return Err(self.refuse(&actor, "item.shred", targets, None, e));
+        }
         self.shred_row(actor, &row, "item.shred")
     }
 
@@ -69,8 +76,9 @@ impl Platform {
         Ok(())
     }
 
-    /// Shreds every item whose retention has passed; returns how many.
-    pub fn enforce_retention(&mut self) -> Result<usize> {
+    /// Shreds every item whose retention has passed, except those under legal hold; returns
+    /// how many were shredded and how many a hold kept.
+    pub fn enforce_retention(&mut self) -> Result<Retained> {
         self.shred_expired(Actor::Operator)
     }
 
@@ -79,19 +87,43 @@ impl Platform {
     /// hit, count or link shows them (`get` and `ls` refuse them already). One indexed lookup
     /// when nothing is due.
     pub fn shred_due(&mut self) -> Result<usize> {
-        self.shred_expired(Actor::System(SystemActor::Platform))
+        Ok(self
+            .shred_expired(Actor::System(SystemActor::Platform))?
+            .shredded)
     }
 
-    fn shred_expired(&mut self, actor: Actor) -> Result<usize> {
+    fn shred_expired(&mut self, actor: Actor) -> Result<Retained> {
         let rows = self.catalog.expired_items(now_ms())?;
-        let mut shredded = 0;
+        let mut out = Retained::default();
+        let mut held: HashMap<u32, bool> = HashMap::new();
         for r in &rows {
+            let is_held = match held.get(&r.collection_id) {
+                Some(h) => *h,
+                None => {
+                    let h = self.hold_on(CollectionId(r.collection_id))?.is_some();
+                    held.insert(r.collection_id, h);
+                    h
+                }
+            };
+            if is_held {
+                out.held += 1;
+                continue;
+            }
             // A derived item may already have gone with its source.
             if self.catalog.item(&r.id)?.is_some() {
                 self.shred_row(actor.clone(), r, "retention.shred")?;
-                shredded += 1;
+                out.shredded += 1;
             }
         }
-        Ok(shredded)
+        Ok(out)
     }
+}
+
+/// What a retention run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Items shredded.
+    pub shredded: usize,
+    /// Items past their retention kept because their collection is under legal hold.
+    pub held: usize,
 }

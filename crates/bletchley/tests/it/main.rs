@@ -14,6 +14,7 @@ mod graph;
 mod host;
 mod hunt;
 mod residency;
+mod resilience;
 mod search;
 mod server;
 mod shred;
