@@ -738,6 +738,17 @@ impl Writer {
         self.scan.next_seq == 0
     }
 
+    /// Runs `f` with the log's cross-process lock held: no writer in any process appends
+    /// meanwhile, so a copy of the log taken inside `f` and of what the log vouches for
+    /// (the catalog, which commits only after its entries are appended) agree.
+    pub fn while_locked<R>(&mut self, f: impl FnOnce() -> R) -> Result<R> {
+        let lock_path = self.log.path("lock");
+        self.lock.lock().map_err(io(&lock_path))?;
+        let r = f();
+        let _ = self.lock.unlock();
+        Ok(r)
+    }
+
     /// Appends `entries`, makes them durable, signs and publishes a checkpoint
     /// covering them, and returns their sequence numbers. When this returns
     /// the entries are acknowledged (rule 6).

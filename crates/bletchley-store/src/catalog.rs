@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::Result;
+use crate::error::{Result, io};
 
 mod guard;
 pub use guard::{CatalogState, Guard};
@@ -163,6 +163,8 @@ pub trait Catalog {
     fn locations(&self) -> Result<Vec<LocationRow>>;
     /// Marks a location retired.
     fn retire_location(&self, id: i64) -> Result<()>;
+    /// Says how a location is reached now (a restore puts its objects somewhere new).
+    fn set_location_spec(&self, id: i64, spec: &str) -> Result<()>;
     /// Sets a residency rule.
     fn set_residency(&self, scope: &str, target: &str, allow: &str) -> Result<()>;
     /// Every residency rule as (scope, target, allow).
@@ -171,6 +173,10 @@ pub trait Catalog {
     fn find_content(&self, agency_id: i64, tag: &[u8]) -> Result<Vec<ContentRow>>;
     /// A content object.
     fn content(&self, id: i64) -> Result<Option<ContentRow>>;
+    /// Every content object.
+    fn contents(&self) -> Result<Vec<ContentRow>>;
+    /// Copies the whole catalog, consistently, into a new database file at `to`.
+    fn snapshot(&self, to: &Path) -> Result<()>;
     /// Atomically and durably inserts items with their new content objects.
     /// Returns the items generation the commit moved from and to, so that a
     /// derived store fed these very items can tell whether anything else
@@ -641,6 +647,16 @@ impl Catalog for SqliteCatalog {
         })
     }
 
+    fn set_location_spec(&self, id: i64, spec: &str) -> Result<()> {
+        self.guarded(&["locations"], |tx| {
+            tx.execute(
+                "UPDATE locations SET spec = ?2 WHERE id = ?1",
+                rusqlite::params![id, spec],
+            )?;
+            Ok(())
+        })
+    }
+
     fn set_residency(&self, scope: &str, target: &str, allow: &str) -> Result<()> {
         self.guarded(&["residency"], |tx| {
             tx.execute(
@@ -675,6 +691,27 @@ impl Catalog for SqliteCatalog {
             ))?
             .query_row([id], content_from_row)
             .optional()?)
+    }
+
+    fn contents(&self) -> Result<Vec<ContentRow>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {CONTENT_COLS} FROM contents ORDER BY id"))?;
+        let rows = st.query_map([], content_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn snapshot(&self, to: &Path) -> Result<()> {
+        let mut dst = Connection::open(to)?;
+        let b = rusqlite::backup::Backup::new(&self.conn, &mut dst)?;
+        b.run_to_completion(1024, std::time::Duration::ZERO, None)?;
+        drop(b);
+        // One file, no WAL beside it, durable.
+        dst.pragma_update(None, "journal_mode", "DELETE")?;
+        drop(dst);
+        let f = std::fs::File::open(to).map_err(io(to))?;
+        f.sync_all().map_err(io(to))?;
+        Ok(())
     }
 
     fn commit_items(&self, items: &[(ItemRow, ContentRef)]) -> Result<GenerationStep> {

@@ -4,6 +4,7 @@
 mod agencies;
 mod annotations;
 mod audit_review;
+mod backup;
 mod collections;
 mod credentials;
 mod feed;
@@ -21,6 +22,7 @@ pub use audit_review::{AuditQuery, AuditReview, read_audit};
 use packs::{PACKED_CONTENT_MAX, Packer, content_span, object_name};
 use read::{open_content, unknown_location};
 
+pub use backup::{BackupReport, GenerationInfo, RestoreReport, backup_generations};
 pub use shred::Retained;
 pub use sites::SiteScope;
 

@@ -121,6 +121,40 @@ pub enum Command {
     /// Retention schedules.
     #[command(subcommand)]
     Retention(RetentionCmd),
+    /// Back the data directory up to another place (sealed as at rest, incremental,
+    /// verified): a new generation each run.
+    Backup {
+        /// The backup directory (empty, or an earlier backup of this platform).
+        dest: PathBuf,
+        /// Where that directory rests (`CC` or `CC/region`): every item's residency rules
+        /// must allow it, or nothing is written.
+        #[arg(long)]
+        jurisdiction: String,
+        /// Keep only the newest N generations (and the objects they refer to).
+        #[arg(long)]
+        keep: Option<usize>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into an empty data directory (`--data`), checked whole first.
+    Restore {
+        /// The backup directory.
+        src: PathBuf,
+        /// Which generation (default: the newest); `restore --list` shows them.
+        #[arg(long)]
+        generation: Option<String>,
+        /// Put a local location's objects somewhere new: `NAME=PATH` (repeatable). Locations
+        /// that lay under the old data directory move under the new one by themselves.
+        #[arg(long = "location", value_name = "NAME=PATH")]
+        locations: Vec<String>,
+        /// List the backup's generations and stop.
+        #[arg(long)]
+        list: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify or read the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),

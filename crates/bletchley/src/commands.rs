@@ -60,7 +60,7 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn fmt_time(ms: i64) -> String {
+pub fn fmt_time(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp(ms / 1000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -125,6 +125,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup {
+            dest,
+            jurisdiction,
+            keep,
+            json,
+        } => crate::backup::backup(&mut open(&cli)?, dest, jurisdiction, *keep, *json),
+        Command::Restore {
+            src,
+            generation,
+            locations,
+            list,
+            json,
+        } => {
+            if *list {
+                return crate::backup::list(src, *json);
+            }
+            crate::backup::restore(
+                &data_dir(&cli)?,
+                src,
+                generation.as_deref(),
+                locations,
+                *json,
+            )
         }
         Command::Audit(c) => audit(&cli, c),
         Command::Demo(a) => crate::demo::run(&cli, a),

@@ -1,6 +1,7 @@
 //! `bletchley`: argv, configuration and wiring. Nothing else knows the
 //! command line.
 
+mod backup;
 mod bench;
 mod bench_detect;
 mod bench_speech;

@@ -112,3 +112,236 @@ fn a_legal_hold_stops_shredding_and_retention_until_released() {
     assert_eq!(count_action(&trail, "collection.release", "allowed"), 1);
     env.ok(&["audit", "verify"]);
 }
+
+fn backup(env: &Env, dest: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "backup",
+        dest.to_str().expect("path"),
+        "--jurisdiction",
+        "GB/london",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&env.ok(&args)).expect("backup report is JSON")
+}
+
+fn restore(data: &std::path::Path, src: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["restore", src.to_str().expect("path"), "--json"];
+    args.extend_from_slice(extra);
+    crate::common::bletchley_at(data, &args)
+        .output()
+        .expect("run bletchley")
+}
+
+/// Bytes that do not compress and are unlike any other test's.
+fn noise(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// A backup restored into an empty directory is the platform as it was: every item reads
+/// back byte for byte for the principals who could read it, the audit log verifies and says
+/// that it was restored, and search works again (its index is rebuilt, not copied). A
+/// second backup copies only what is new; an older generation restores the older state.
+#[test]
+fn backup_and_restore_round_trip_every_item() {
+    let env = Env::new();
+    env.basic();
+    let mut originals: Vec<(String, Vec<u8>)> = Vec::new();
+    let small: Vec<Vec<u8>> = (0..6)
+        .map(|i| format!("report {i}: the courier uses the name WAGTAIL-{i}").into_bytes())
+        .collect();
+    let files: Vec<std::path::PathBuf> = small
+        .iter()
+        .enumerate()
+        .map(|(i, c)| env.file(&format!("r{i}.txt"), c))
+        .chain([env.file("large.bin", &noise(1_300_000, 7))])
+        .collect();
+    let refs: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &refs);
+    for (id, f) in ids.iter().zip(&files) {
+        originals.push((id.clone(), std::fs::read(f).expect("read")));
+    }
+    let dest = env.root.join("backup");
+    let first = backup(&env, &dest, &[]);
+    assert_eq!(first["items"], 7);
+    assert_eq!(first["objects_copied"], first["objects"]);
+    let first_gen = first["generation"].as_str().expect("generation").to_owned();
+    // Nothing in the backup is plaintext.
+    for f in crate::common::files_under(&dest) {
+        let bytes = std::fs::read(&f).expect("read");
+        assert!(
+            !crate::common::contains(&bytes, b"WAGTAIL"),
+            "{} holds plaintext",
+            f.display()
+        );
+    }
+
+    // A second run copies only the new item's object.
+    let later = env.file("later.txt", b"a later report about KESTREL");
+    let later_id = env.ingest("alice", "mi5/ct", "SECRET", &[&later])[0].clone();
+    originals.push((later_id.clone(), b"a later report about KESTREL".to_vec()));
+    let second = backup(&env, &dest, &[]);
+    assert_eq!(second["items"], 8);
+    assert_eq!(second["objects_copied"], 1, "{second}");
+    assert_eq!(
+        second["objects"].as_u64(),
+        first["objects"].as_u64().map(|n| n + 1)
+    );
+
+    let restored = env.root.join("restored");
+    let out = restore(&restored, &dest, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["items"], 8);
+    let run = |args: &[&str]| {
+        let o = crate::common::bletchley_at(&restored, args)
+            .output()
+            .expect("run");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    for (id, bytes) in &originals {
+        assert_eq!(&run(&["--as", "alice", "get", id]), bytes, "item {id}");
+    }
+    // Its objects rest under the new directory, not the old one.
+    assert!(
+        !crate::common::files_under(&restored.join("objects")).is_empty(),
+        "restored objects lie under the restored directory"
+    );
+    let hits = String::from_utf8_lossy(&run(&["--as", "alice", "search", "KESTREL"])).into_owned();
+    assert!(hits.contains(&later_id), "{hits}");
+    run(&["audit", "verify"]);
+    let trail = String::from_utf8_lossy(&run(&["audit", "show", "--json"])).into_owned();
+    assert!(trail.contains("platform.restore"), "restore is audited");
+    assert!(
+        trail.contains("platform.backup"),
+        "the backup's own entry is in it"
+    );
+
+    // The first generation is the platform before the later item.
+    let older = env.root.join("older");
+    let out = restore(&older, &dest, &["--generation", &first_gen]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = crate::common::bletchley_at(&older, &["--as", "alice", "get", &later_id])
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let o = crate::common::bletchley_at(&older, &["--as", "alice", "get", &ids[0]])
+        .output()
+        .expect("run");
+    assert_eq!(o.stdout, small[0]);
+
+    // Never over something.
+    let out = restore(&restored, &dest, &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+
+    // The listing names both generations.
+    let list = env.ok(&["restore", dest.to_str().expect("path"), "--list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+
+    // Pruned to the newest generation: an item shredded before it is gone from the backup
+    // too, bytes and all.
+    env.ok(&["--as", "boss", "shred", &ids[6]]);
+    let third = backup(&env, &dest, &["--keep", "1"]);
+    assert_eq!(third["pruned"].as_array().map(Vec::len), Some(2));
+    assert_eq!(third["items"], 7);
+    let kept_objects = crate::common::files_under(&dest.join("objects")).len() as u64;
+    assert_eq!(Some(kept_objects), third["objects"].as_u64());
+}
+
+/// A backup altered at rest is refused whole before anything is written: an object's byte
+/// flipped, or the manifest edited.
+#[test]
+fn an_altered_backup_is_refused_before_anything_is_restored() {
+    let env = Env::new();
+    env.basic();
+    let f = env.file("a.txt", b"the safe house is on Elm Street");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&f]);
+    let dest = env.root.join("backup");
+    backup(&env, &dest, &[]);
+
+    let object = crate::common::files_under(&dest.join("objects"))
+        .into_iter()
+        .next()
+        .expect("an object");
+    let good = std::fs::read(&object).expect("read");
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    std::fs::write(&object, &bad).expect("write");
+    let target = env.root.join("r1");
+    let out = restore(&target, &dest, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("altered"), "{err}");
+    assert!(!target.exists(), "nothing was written");
+    std::fs::write(&object, &good).expect("write");
+
+    let gen_dir = std::fs::read_dir(dest.join("generations"))
+        .expect("read")
+        .next()
+        .expect("a generation")
+        .expect("entry")
+        .path();
+    let manifest = gen_dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).expect("read");
+    std::fs::write(&manifest, text.replace("\"items\": 1", "\"items\": 2")).expect("write");
+    let out = restore(&target, &dest, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MAC"), "{err}");
+    assert!(!target.exists());
+
+    std::fs::write(&manifest, text).expect("write");
+    let out = restore(&target, &dest, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A backup rests only where every item may rest (rule 3), and never inside what it backs
+/// up.
+#[test]
+fn a_backup_respects_residency_and_stays_apart() {
+    let env = Env::new();
+    env.basic();
+    let f = env.file("a.txt", b"kept in Britain");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&f]);
+    let dest = env.root.join("backup-fr");
+    let err = env.fails(&[
+        "backup",
+        dest.to_str().expect("path"),
+        "--jurisdiction",
+        "FR/paris",
+    ]);
+    assert!(
+        err.contains("residency refused") && err.contains("FR/paris"),
+        "{err}"
+    );
+    assert!(!dest.exists(), "nothing was written");
+    let inside = env.data.join("backups");
+    let err = env.fails(&[
+        "backup",
+        inside.to_str().expect("path"),
+        "--jurisdiction",
+        "GB",
+    ]);
+    assert!(err.contains("overlaps"), "{err}");
+}
