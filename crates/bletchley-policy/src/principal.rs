@@ -94,6 +94,12 @@ impl Principal {
         self.has_role(Role::Admin) && self.agency == owner
     }
 
+    /// Whether the principal may release the mass-destruction brake that stopped `stopped`:
+    /// a second admin of the same agency, never the one it stopped.
+    pub fn may_release_brake(&self, stopped: &Principal) -> bool {
+        self.has_role(Role::Admin) && self.agency == stopped.agency && self.name != stopped.name
+    }
+
     /// Whose entries of the audit trail the principal may review: an overseer all, an
     /// auditor those of their own agency's principals, anyone else none.
     pub fn audit_reach(&self) -> AuditReach {

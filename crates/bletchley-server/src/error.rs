@@ -80,6 +80,8 @@ impl From<bletchley_store::Error> for ApiError {
                 ApiError::forbidden(e.to_string())
             }
             E::Exists { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            E::Held { .. } => ApiError::new(StatusCode::CONFLICT, "legal_hold", e.to_string()),
+            E::Braked { .. } => ApiError::new(StatusCode::FORBIDDEN, "brake", e.to_string()),
             other => ApiError::internal(&other.to_string()),
         }
     }

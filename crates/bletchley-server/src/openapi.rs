@@ -125,7 +125,8 @@ pub fn document() -> Value {
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
                                 { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
                 "responses": { "204": { "description": "shredded" }, "400": err("malformed request"), "401": err("not authenticated"),
-                               "403": err("not an admin of the owning agency, token lacks write, or CSRF token missing"), "404": err("not found or not permitted") } } },
+                               "403": err("not an admin of the owning agency, token lacks write, CSRF token missing, or the mass-destruction brake holds the caller"), "404": err("not found or not permitted"),
+                               "409": err("the item's collection is under legal hold") } } },
             "/api/items/{id}/content": { "get": {
                 "summary": "An item's original bytes",
                 "security": [{ "session": [] }, { "token": [] }],

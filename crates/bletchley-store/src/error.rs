@@ -38,6 +38,20 @@ pub enum Error {
         /// The jurisdictions allowed.
         allowed: String,
     },
+    /// The mass-destruction brake stopped a principal's shredding.
+    #[error(
+        "the mass-destruction brake stopped {principal}: more than {max} shreds within {window_s} s; nothing more is shredded until a second admin of {agency} releases it (bletchley --as ADMIN brake release {principal})"
+    )]
+    Braked {
+        /// Who was stopped.
+        principal: String,
+        /// Their agency.
+        agency: String,
+        /// Shreds allowed per window.
+        max: u32,
+        /// The window, in seconds.
+        window_s: u64,
+    },
     /// A principal, agency, collection, operation or location name is unknown.
     #[error("unknown {kind} {name:?}")]
     Unknown {

@@ -5,6 +5,7 @@ mod agencies;
 mod annotations;
 mod audit_review;
 mod backup;
+mod brake;
 mod collections;
 mod credentials;
 mod feed;
@@ -23,6 +24,7 @@ use packs::{PACKED_CONTENT_MAX, Packer, content_span, object_name};
 use read::{open_content, unknown_location};
 
 pub use backup::{BackupReport, GenerationInfo, RestoreReport, backup_generations};
+pub use brake::{BrakeSetting, Stopped};
 pub use shred::Retained;
 pub use sites::SiteScope;
 
@@ -30,7 +32,7 @@ pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -121,6 +121,10 @@ pub enum Command {
     /// Retention schedules.
     #[command(subcommand)]
     Retention(RetentionCmd),
+    /// The mass-destruction brake: how many shreds one principal may make within a window
+    /// before a second admin must let them go on.
+    #[command(subcommand)]
+    Brake(BrakeCmd),
     /// Back the data directory up to another place (sealed as at rest, incremental,
     /// verified): a new generation each run.
     Backup {
@@ -747,6 +751,31 @@ pub struct LsArgs {
 pub enum RetentionCmd {
     /// Crypto-shred every item whose retention has passed.
     Enforce,
+}
+
+/// `brake` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum BrakeCmd {
+    /// Set the limit (operator).
+    Set {
+        /// Shreds allowed within the window; the next one stops the principal.
+        #[arg(long)]
+        max: u32,
+        /// The window: seconds, or a number with s, m, h or d (e.g. `1h`).
+        #[arg(long)]
+        window: String,
+    },
+    /// The setting and the principals it holds now.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a stopped principal shred again (a second admin of their agency, `--as`).
+    Release {
+        /// The stopped principal.
+        principal: String,
+    },
 }
 
 /// `audit` subcommands.

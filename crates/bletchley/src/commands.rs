@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bletchley_audit::{AuditLog, Verifier};
 use bletchley_crypto::KdfParams;
 use bletchley_policy::{Classification, Marking, Nation, Operation, Principal, Role};
+use bletchley_store::platform::BrakeSetting;
 use bletchley_store::{
     IngestOptions, InitOptions, Jurisdiction, LocationSpec, NewItem, Platform, Scope,
 };
@@ -126,6 +127,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Brake(c) => brake(&cli, c),
         Command::Backup {
             dest,
             jurisdiction,
@@ -1208,4 +1210,71 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Parses a window such as `3600`, `90s`, `30m`, `1h` or `2d` into seconds.
+fn parse_window(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("window {s:?}: expected seconds, or a number with s, m, h or d"))?;
+    let mul = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => bail!("window {s:?}: the unit must be s, m, h or d"),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| anyhow!("window {s:?} is too long"))
+}
+
+fn brake(cli: &Cli, c: &BrakeCmd) -> Result<ExitCode> {
+    match c {
+        BrakeCmd::Set { max, window } => {
+            let setting = BrakeSetting {
+                max: *max,
+                window_s: parse_window(window)?,
+            };
+            open(cli)?.set_brake(setting)?;
+            println!(
+                "the brake stops a principal after {} shreds within {} s",
+                setting.max, setting.window_s
+            );
+        }
+        BrakeCmd::Status { json } => {
+            let p = open(cli)?;
+            let setting = p.brake_setting()?;
+            let stopped = p.brake_stopped()?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "setting": setting, "stopped": stopped })
+                );
+            } else {
+                println!(
+                    "limit: {} shreds within {} s per principal",
+                    setting.max, setting.window_s
+                );
+                for s in stopped {
+                    println!(
+                        "stopped: {} ({}) since {}",
+                        s.principal,
+                        s.agency,
+                        fmt_time(s.since_ms)
+                    );
+                }
+            }
+        }
+        BrakeCmd::Release { principal: stopped } => {
+            let who = principal(cli)?;
+            open(cli)?.release_brake(&who, stopped)?;
+            println!("{stopped} may shred again");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -39,6 +39,9 @@ impl Platform {
             };
             return Err(self.refuse(&actor, "item.shred", targets, None, e));
         }
+        if let Err(e) = self.brake_check(principal, &agency) {
+            return Err(self.refuse(&actor, "item.shred", targets, None, e));
+        }
         self.shred_row(actor, &row, "item.shred")
     }
 

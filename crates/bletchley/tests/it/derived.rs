@@ -214,6 +214,10 @@ fn an_admin_shreds_through_the_api_and_the_parts_go_too() {
     // An analyst may not shred; an admin must echo the CSRF token.
     assert_eq!(delete("alice", true).1, StatusCode::FORBIDDEN);
     assert_eq!(delete("boss", false).1, StatusCode::FORBIDDEN);
+    // Under legal hold the server refuses as the command line does.
+    env.ok(&["collection", "hold", "mi5/ct", "--reason", "inquiry 7"]);
+    assert_eq!(delete("boss", true).1, StatusCode::CONFLICT);
+    env.ok(&["collection", "release", "mi5/ct"]);
     let (c, st) = delete("boss", true);
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = s.get(&c, &format!("/api/items/{mail}"));

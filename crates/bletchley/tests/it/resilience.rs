@@ -345,3 +345,75 @@ fn a_backup_respects_residency_and_stays_apart() {
     ]);
     assert!(err.contains("overlaps"), "{err}");
 }
+
+/// Past the limit a principal's shreds stop, the stop is audited, and only a second admin
+/// of their agency lets them go on; the host cannot lift it by editing the catalog.
+#[test]
+fn the_mass_destruction_brake_stops_a_principal_until_a_second_admin_releases() {
+    let env = Env::new();
+    env.basic();
+    env.add_principal("boss2", "mi5", "TOP SECRET", &["--roles", "admin"]);
+    let files: Vec<std::path::PathBuf> = (0..4)
+        .map(|i| env.file(&format!("f{i}.txt"), format!("record {i}").as_bytes()))
+        .collect();
+    let refs: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &refs);
+    assert!(
+        env.fails(&["brake", "set", "--max", "0", "--window", "1h"])
+            .contains("at least 1")
+    );
+    assert!(
+        env.fails(&["brake", "set", "--max", "2", "--window", "1x"])
+            .contains("unit")
+    );
+    env.ok(&["brake", "set", "--max", "2", "--window", "1h"]);
+
+    env.ok(&["--as", "boss", "shred", &ids[0]]);
+    env.ok(&["--as", "boss", "shred", &ids[1]]);
+    let err = env.fails(&["--as", "boss", "shred", &ids[2]]);
+    assert!(err.contains("mass-destruction brake stopped boss"), "{err}");
+    assert_eq!(env.ok(&["--as", "alice", "get", &ids[2]]), "record 2");
+    // Still stopped, whatever the item.
+    assert!(
+        env.fails(&["--as", "boss", "shred", &ids[3]])
+            .contains("brake")
+    );
+    let status = env.ok(&["brake", "status"]);
+    assert!(status.contains("stopped: boss (mi5)"), "{status}");
+
+    // Not by themselves, not by a non-admin; by a second admin.
+    assert!(
+        env.fails(&["--as", "boss", "brake", "release", "boss"])
+            .contains("admin")
+    );
+    assert!(
+        env.fails(&["--as", "alice", "brake", "release", "boss"])
+            .contains("admin")
+    );
+    // The host resetting the count is noticed.
+    let copy = env.root.join("tampered");
+    crate::common::copy_tree(&env.data, &copy);
+    let db = rusqlite::Connection::open(copy.join("catalog.db")).expect("open");
+    db.execute("DELETE FROM meta WHERE k = 'brake.state'", [])
+        .expect("delete");
+    drop(db);
+    let out = crate::common::bletchley_at(&copy, &["--as", "boss", "shred", &ids[3]])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("altered outside Bletchley"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    env.ok(&["--as", "boss2", "brake", "release", "boss"]);
+    assert!(!env.ok(&["brake", "status"]).contains("stopped:"));
+    env.ok(&["--as", "boss", "shred", &ids[2]]);
+
+    let trail = audit_lines(&env);
+    assert_eq!(count_action(&trail, "brake.stopped", "refused"), 1);
+    assert_eq!(count_action(&trail, "brake.release", "allowed"), 1);
+    assert_eq!(count_action(&trail, "item.shred", "refused"), 2);
+    assert_eq!(count_action(&trail, "item.shred", "allowed"), 3);
+}
