@@ -174,10 +174,17 @@ pub enum WorkerEvent<'a> {
 /// How long a job this worker cannot run waits before any worker takes it again.
 pub const DEFER_MS: i64 = 60_000;
 
-/// Runs the jobs of kinds other than transcription (detection, from `bletchley-detect`):
-/// `None` for a kind it does not know.
-pub type OtherJobs<'a> =
-    &'a mut dyn FnMut(&mut Platform, &Job) -> Option<Result<Vec<String>, JobError>>;
+/// Runs a batch of jobs of kinds other than transcription (detection, from
+/// `bletchley-detect`): one answer per job, in order; `None` for a kind it does not know.
+pub type OtherJobs<'a> = &'a mut dyn FnMut(&mut Platform, &[Job]) -> JobAnswers;
+
+/// One answer per job of a batch: `None` for a kind the handler does not know, else the
+/// items the job produced or why it failed.
+pub type JobAnswers = Vec<Option<Result<Vec<String>, JobError>>>;
+
+/// Jobs other than transcriptions claimed, run and finished together: each costs
+/// milliseconds, and claiming, auditing and finishing them one by one cost more.
+const BATCH: usize = 64;
 
 /// Counts of what a worker did.
 #[derive(Clone, Copy, Debug, Default)]
@@ -202,75 +209,103 @@ pub fn work(
     use std::sync::atomic::Ordering;
     let mut model: Option<SpeechModel> = None;
     let mut summary = WorkSummary::default();
+    let transcribe = bletchley_store::jobs::TRANSCRIBE;
     while !stop.load(Ordering::Relaxed) {
-        let Some(job) = p.claim_job()? else {
+        let jobs = p.claim_jobs(BATCH, &|kind| kind != transcribe)?;
+        let Some(first) = jobs.first() else {
             if once {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_secs(2));
             continue;
         };
-        let outcome = if job.kind != bletchley_store::jobs::TRANSCRIBE {
-            on_event(WorkerEvent::Started(&job));
-            other(p, &job).unwrap_or_else(|| {
-                Err(JobError::Permanent(format!(
-                    "unknown job kind {:?}",
-                    job.kind
-                )))
-            })
-        } else {
-            let Some(model_dir) = &opts.model_dir else {
-                let why = "no speech model on this worker (bletchley models fetch)";
-                p.defer_job(&job, DEFER_MS, why)?;
-                on_event(WorkerEvent::Deferred(&job, why));
-                continue;
-            };
-            on_event(WorkerEvent::Started(&job));
-            if model.is_none() {
-                let loaded =
-                    SpeechModel::load_named(model_dir, opts.weights, opts.device.as_deref());
-                match loaded {
-                    Ok(m) => model = Some(m),
-                    Err(e) => {
-                        let msg = e.to_string();
-                        let state = p.fail_job(&job, &msg, false)?;
+        if first.kind != transcribe {
+            for job in &jobs {
+                on_event(WorkerEvent::Started(job));
+            }
+            let mut answers = other(p, &jobs).into_iter();
+            let outcomes: Vec<(&Job, bletchley_store::platform::JobOutcome)> = jobs
+                .iter()
+                .map(|job| {
+                    let answer = answers.next().flatten().unwrap_or_else(|| {
+                        Err(JobError::Permanent(format!(
+                            "unknown job kind {:?}",
+                            job.kind
+                        )))
+                    });
+                    let outcome = answer.map_err(|e| {
+                        let permanent = matches!(e, JobError::Permanent(_));
+                        (e.to_string(), permanent)
+                    });
+                    (job, outcome)
+                })
+                .collect();
+            let states = p.finish_jobs(&outcomes)?;
+            for ((job, outcome), state) in outcomes.iter().zip(states) {
+                match outcome {
+                    Ok(results) => {
+                        summary.done += 1;
+                        on_event(WorkerEvent::Done(job, results));
+                    }
+                    Err((msg, _)) => {
                         summary.failed += 1;
-                        on_event(WorkerEvent::Failed(&job, &msg, state));
-                        if once {
-                            break;
-                        }
-                        continue;
+                        on_event(WorkerEvent::Failed(job, msg, state));
                     }
                 }
             }
-            match &model {
-                Some(m) => {
-                    // Progress goes to the caller at every window, and to the queue (which
-                    // also renews the lease) at every 2 %.
-                    let mut last = 0.0f32;
-                    run_transcription(p, m, &job, opts.beam_size, &mut |p, f| {
-                        on_event(WorkerEvent::Progress(&job, f));
-                        if f - last >= 0.02 || f >= 1.0 {
-                            last = f;
-                            let _ = p.job_progress(job.id, f);
-                        }
-                    })
+            continue;
+        }
+        let job = first;
+        let Some(model_dir) = &opts.model_dir else {
+            let why = "no speech model on this worker (bletchley models fetch)";
+            p.defer_job(job, DEFER_MS, why)?;
+            on_event(WorkerEvent::Deferred(job, why));
+            continue;
+        };
+        on_event(WorkerEvent::Started(job));
+        if model.is_none() {
+            let loaded = SpeechModel::load_named(model_dir, opts.weights, opts.device.as_deref());
+            match loaded {
+                Ok(m) => model = Some(m),
+                Err(e) => {
+                    let msg = e.to_string();
+                    let state = p.fail_job(job, &msg, false)?;
+                    summary.failed += 1;
+                    on_event(WorkerEvent::Failed(job, &msg, state));
+                    if once {
+                        break;
+                    }
+                    continue;
                 }
-                None => Err(JobError::Transient("no speech model".into())),
             }
+        }
+        let outcome = match &model {
+            Some(m) => {
+                // Progress goes to the caller at every window, and to the queue (which
+                // also renews the lease) at every 2 %.
+                let mut last = 0.0f32;
+                run_transcription(p, m, job, opts.beam_size, &mut |p, f| {
+                    on_event(WorkerEvent::Progress(job, f));
+                    if f - last >= 0.02 || f >= 1.0 {
+                        last = f;
+                        let _ = p.job_progress(job.id, f);
+                    }
+                })
+            }
+            None => Err(JobError::Transient("no speech model".into())),
         };
         match outcome {
             Ok(results) => {
-                p.complete_job(&job, results.clone())?;
+                p.complete_job(job, results.clone())?;
                 summary.done += 1;
-                on_event(WorkerEvent::Done(&job, &results));
+                on_event(WorkerEvent::Done(job, &results));
             }
             Err(e) => {
                 let permanent = matches!(e, JobError::Permanent(_));
                 let msg = e.to_string();
-                let state = p.fail_job(&job, &msg, permanent)?;
+                let state = p.fail_job(job, &msg, permanent)?;
                 summary.failed += 1;
-                on_event(WorkerEvent::Failed(&job, &msg, state));
+                on_event(WorkerEvent::Failed(job, &msg, state));
             }
         }
     }

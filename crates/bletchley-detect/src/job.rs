@@ -9,6 +9,7 @@
 //! alerts exist already is not run again: a worker killed halfway leaves a job the next
 //! worker finishes without duplicates.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use bletchley_store::{Actor, Job, NewItem, Platform};
@@ -33,7 +34,7 @@ pub fn rules_collection(agency: &str) -> String {
 pub const MAX_ALERTS: usize = 10_000;
 
 /// Why a detection job did not finish.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DetectJobError {
     /// Retrying cannot help (the log does not parse, access was refused, a rule is broken).
     #[error("{0}")]
@@ -103,11 +104,15 @@ fn read_rules(
     items: Vec<bletchley_store::ItemMeta>,
     why: &str,
 ) -> Result<Vec<rule::Rule>, DetectJobError> {
+    let ids: Vec<String> = items.iter().map(|m| m.id.clone()).collect();
+    // One audited batch read, not one durable audit append per rule file.
+    let read = p
+        .get_many(principal, &ids, Some(why))
+        .map_err(|e| DetectJobError::Transient(format!("reading the rules: {e}")))?;
     let mut rules = Vec::new();
-    for meta in items {
-        let (_, bytes) = p
-            .get(principal, &meta.id, Some(why))
-            .map_err(|e| DetectJobError::Permanent(format!("reading rule {}: {e}", meta.id)))?;
+    for (meta, got) in items.into_iter().zip(read) {
+        let (_, bytes) =
+            got.map_err(|e| DetectJobError::Permanent(format!("reading rule {}: {e}", meta.id)))?;
         let text = String::from_utf8_lossy(&bytes);
         let parsed = rule::parse_file(Path::new(&meta.title), &text, &PlaceholderMap::new())
             .map_err(|e| DetectJobError::Permanent(format!("rule item {}: {e}", meta.id)))?;
@@ -116,41 +121,183 @@ fn read_rules(
     Ok(rules)
 }
 
+/// An agency's compiled rules as one principal sees them, or why they could not be had.
+type EngineAnswer = Result<Option<std::sync::Arc<Engine>>, DetectJobError>;
+
 /// Runs one detection job; returns the alert items (existing ones included).
 pub fn run_detection(
     p: &mut Platform,
     job: &Job,
     cache: &mut RuleCache,
 ) -> Result<Vec<String>, DetectJobError> {
-    let existing = p
-        .derived_by(&job.item, ALERT)
-        .map_err(|e| DetectJobError::Transient(e.to_string()))?;
-    if !existing.is_empty() {
-        return Ok(existing);
+    run_detections(p, std::slice::from_ref(job), cache)
+        .pop()
+        .unwrap_or_else(|| Err(DetectJobError::Transient("no answer".into())))
+}
+
+/// Runs a batch of detection jobs, one answer per job in order: the logs of each principal
+/// read in one audited batch, the rules listed (and, when they changed, read and compiled)
+/// once per principal and agency, and every log's alerts stored in one commit. A job whose
+/// alerts exist already (an earlier attempt stored them) answers with them.
+pub fn run_detections(
+    p: &mut Platform,
+    jobs: &[Job],
+    cache: &mut RuleCache,
+) -> Vec<Result<Vec<String>, DetectJobError>> {
+    let mut answers: Vec<Option<Result<Vec<String>, DetectJobError>>> =
+        jobs.iter().map(|_| None).collect();
+    let mut todo: Vec<usize> = Vec::new();
+    for (n, job) in jobs.iter().enumerate() {
+        match p.derived_by(&job.item, ALERT) {
+            Ok(existing) if !existing.is_empty() => answers[n] = Some(Ok(existing)),
+            Ok(_) => todo.push(n),
+            Err(e) => answers[n] = Some(Err(DetectJobError::Transient(e.to_string()))),
+        }
     }
-    let why = format!("detection job {}", job.id);
-    let (meta, content) = p
-        .get(&job.principal, &job.item, Some(&why))
-        .map_err(|e| DetectJobError::Permanent(format!("reading the log: {e}")))?;
-    let agency = meta
-        .collection
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let Some(engine) = agency_engine(p, &job.principal, &agency, &why, cache)? else {
-        return Ok(Vec::new());
-    };
+    // By principal, in the order the jobs came.
+    let mut principals: Vec<&str> = Vec::new();
+    for &n in &todo {
+        if !principals.contains(&jobs[n].principal.as_str()) {
+            principals.push(&jobs[n].principal);
+        }
+    }
+    // Alerts to store, by job.
+    let mut made: Vec<(usize, Vec<NewItem>)> = Vec::new();
+    for principal in principals {
+        let mine: Vec<usize> = todo
+            .iter()
+            .copied()
+            .filter(|&n| jobs[n].principal == principal)
+            .collect();
+        let ids: Vec<String> = mine.iter().map(|&n| jobs[n].item.clone()).collect();
+        let why = match (mine.first(), mine.last()) {
+            (Some(&a), Some(&b)) if a != b => {
+                format!("detection jobs {} to {}", jobs[a].id, jobs[b].id)
+            }
+            _ => format!("detection job {}", jobs[mine[0]].id),
+        };
+        let mut engines: HashMap<String, EngineAnswer> = HashMap::new();
+        let read = match p.get_many(principal, &ids, Some(&why)) {
+            Ok(r) => r,
+            Err(e) => {
+                for &n in &mine {
+                    answers[n] = Some(Err(DetectJobError::Transient(format!(
+                        "reading the log: {e}"
+                    ))));
+                }
+                continue;
+            }
+        };
+        for (&n, got) in mine.iter().zip(read) {
+            let (meta, content) = match got {
+                Ok(r) => r,
+                Err(e) => {
+                    answers[n] = Some(Err(DetectJobError::Permanent(format!(
+                        "reading the log: {e}"
+                    ))));
+                    continue;
+                }
+            };
+            let agency = meta
+                .collection
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            // The rules are listed (an audited read of what this principal may see) once
+            // per agency in a batch, not once per log.
+            let engine = match engines.get(&agency) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = agency_engine(p, principal, &agency, &why, cache);
+                    if e.is_ok() {
+                        engines.insert(agency.clone(), e.clone());
+                    }
+                    e
+                }
+            };
+            let engine = match engine {
+                Ok(Some(e)) => e,
+                Ok(None) => {
+                    answers[n] = Some(Ok(Vec::new()));
+                    continue;
+                }
+                Err(e) => {
+                    answers[n] = Some(Err(e));
+                    continue;
+                }
+            };
+            match alerts_for(&engine, &meta.title, content) {
+                Ok(items) if items.is_empty() => answers[n] = Some(Ok(Vec::new())),
+                Ok(items) => made.push((n, items)),
+                Err(e) => answers[n] = Some(Err(e)),
+            }
+        }
+    }
+    store_alerts(p, jobs, made, &mut answers);
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(DetectJobError::Transient("not run".into()))))
+        .collect()
+}
+
+/// Stores the alerts of several logs: one commit for all the logs of each principal, or,
+/// when that is refused (a log shredded meanwhile), log by log so the others still land.
+fn store_alerts(
+    p: &mut Platform,
+    jobs: &[Job],
+    made: Vec<(usize, Vec<NewItem>)>,
+    answers: &mut [Option<Result<Vec<String>, DetectJobError>>],
+) {
+    // Each principal with the logs (job number, alerts) stored in their name.
+    type Logs = Vec<(usize, Vec<NewItem>)>;
+    let mut by_principal: Vec<(String, Logs)> = Vec::new();
+    for (n, items) in made {
+        let who = jobs[n].principal.clone();
+        match by_principal.iter_mut().find(|(w, _)| *w == who) {
+            Some((_, v)) => v.push((n, items)),
+            None => by_principal.push((who, vec![(n, items)])),
+        }
+    }
+    for (who, logs) in by_principal {
+        let actor = Actor::Principal(who);
+        let sources: Vec<(String, Vec<NewItem>)> = logs
+            .iter()
+            .map(|(n, items)| (jobs[*n].item.clone(), items.clone()))
+            .collect();
+        match p.derive_many(&actor, ALERT, sources) {
+            Ok(ids) => {
+                for ((n, _), ids) in logs.iter().zip(ids) {
+                    answers[*n] = Some(Ok(ids));
+                }
+            }
+            Err(_) => {
+                for (n, items) in logs {
+                    answers[n] = Some(p.derive(&actor, &jobs[n].item, ALERT, items).map_err(|e| {
+                        DetectJobError::Transient(format!("storing the alerts: {e}"))
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// The alert items one log makes under `engine`.
+fn alerts_for(
+    engine: &Engine,
+    log_title: &str,
+    content: Vec<u8>,
+) -> Result<Vec<NewItem>, DetectJobError> {
     let mut scratch = engine.scratch();
     let mut hits: Vec<Hit> = Vec::new();
-    let mut on_event = hunt::collect(&engine, &mut scratch, &mut hits);
-    let read = read::read_bytes(&meta.title, content, engine.mapping(), &mut on_event);
+    let mut on_event = hunt::collect(engine, &mut scratch, &mut hits);
+    let read = read::read_bytes(log_title, content, engine.mapping(), &mut on_event);
     drop(on_event);
     read.map_err(|e| DetectJobError::Permanent(format!("reading the log: {e}")))?;
-    let correlations = hunt::correlate(&engine, &hits);
+    let correlations = hunt::correlate(engine, &hits);
     let mut items = Vec::new();
     for h in hits.iter().filter(|h| !engine.quiet(h.rule)) {
-        items.push(alert_item(&engine, &meta.title, h));
+        items.push(alert_item(engine, log_title, h));
     }
     for c in &correlations {
         let (r, corr, _) = &engine.correlations()[c.correlation];
@@ -163,7 +310,7 @@ pub fn run_detection(
         let body = json!({
             "kind": "correlation",
             "rule": {"id": r.id, "title": r.title, "level": r.level.as_str(), "tags": r.tags},
-            "log": meta.title,
+            "log": log_title,
             "group_by": group,
             "first": time_text(Some(c.fired.first)),
             "last": time_text(Some(c.fired.last)),
@@ -171,12 +318,9 @@ pub fn run_detection(
             "records": c.fired.events.iter().map(|&i| hits[i].event.origin.record).collect::<Vec<_>>(),
         });
         items.push(NewItem {
-            title: format!("{} alert {} {}.json", meta.title, r.level.as_str(), r.title),
+            title: format!("{log_title} alert {} {}.json", r.level.as_str(), r.title),
             content: body.to_string().into_bytes(),
         });
-    }
-    if items.is_empty() {
-        return Ok(Vec::new());
     }
     if items.len() > MAX_ALERTS {
         return Err(DetectJobError::Permanent(format!(
@@ -184,13 +328,7 @@ pub fn run_detection(
             items.len()
         )));
     }
-    p.derive(
-        &Actor::Principal(job.principal.clone()),
-        &job.item,
-        ALERT,
-        items,
-    )
-    .map_err(|e| DetectJobError::Transient(format!("storing the alerts: {e}")))
+    Ok(items)
 }
 
 /// One detection as an item: the rule, where and when, the fields the rule read, and the

@@ -56,14 +56,15 @@ pub fn ingest(
     let ids = p.ingest(principal, opts, items)?;
     // Recordings get their text from the speech pipeline: queue it durably now, so a crash
     // after this point loses no transcription.
-    let mut jobs = Vec::new();
+    let mut queue: Vec<(&str, &str)> = Vec::new();
     for (id, _) in ids.iter().zip(&audio).filter(|(_, a)| **a) {
-        jobs.push(p.enqueue_job(principal, TRANSCRIBE, id)?);
+        queue.push((TRANSCRIBE, id));
     }
     // Event logs get their alerts from detection, durably queued in the same way.
     for (id, _) in ids.iter().zip(&logs).filter(|(_, l)| **l) {
-        jobs.push(p.enqueue_job(principal, DETECT, id)?);
+        queue.push((DETECT, id));
     }
+    let jobs = p.enqueue_jobs(principal, &queue)?;
     let actor = Actor::Principal(principal.to_owned());
     let mut stored = 0;
     // Generation by generation, every container's parts of one kind in one

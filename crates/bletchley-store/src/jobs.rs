@@ -113,6 +113,7 @@ pub struct Job {
 }
 
 /// A job row before its body is opened.
+#[derive(Clone)]
 pub(crate) struct JobRow {
     pub id: i64,
     pub state: JobState,
@@ -172,6 +173,70 @@ impl SqliteCatalog {
             .conn
             .query_row(&sql, params![now, lease_ms], row)
             .optional()?)
+    }
+
+    /// Takes ready jobs, oldest first, in one transaction: each candidate goes to `accept`,
+    /// which says whether it joins the batch; the first one refused ends it (and is left
+    /// queued). At most `max`.
+    pub(crate) fn claim_jobs(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        max: usize,
+        accept: &mut dyn FnMut(&JobRow, usize) -> Result<bool>,
+    ) -> Result<Vec<JobRow>> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let candidates: Vec<JobRow> = {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT {COLS} FROM jobs
+                 WHERE (state = 'queued' AND not_before_ms <= ?1)
+                    OR (state = 'running' AND lease_until_ms < ?1)
+                 ORDER BY id LIMIT ?2"
+            ))?;
+            st.query_map(params![now, max as i64], row)?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut taken = Vec::new();
+        for c in candidates {
+            if !accept(&c, taken.len())? {
+                break;
+            }
+            let r = tx.query_row(
+                &format!(
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until_ms = ?2 + ?3, updated_ms = ?2
+                     WHERE id = ?1 RETURNING {COLS}"
+                ),
+                params![c.id, now, lease_ms],
+                row,
+            )?;
+            taken.push(r);
+        }
+        tx.commit()?;
+        Ok(taken)
+    }
+
+    /// Finishes several jobs in one transaction: (id, state, not_before, sealed body).
+    pub(crate) fn finish_jobs(
+        &self,
+        now: i64,
+        jobs: &[(i64, JobState, i64, Vec<u8>)],
+    ) -> Result<()> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        for (id, state, not_before, sealed) in jobs {
+            let progress = if *state == JobState::Done { 1.0 } else { 0.0 };
+            tx.execute(
+                "UPDATE jobs SET state = ?2, not_before_ms = ?3, lease_until_ms = 0, updated_ms = ?4, sealed = ?5, progress = ?6 WHERE id = ?1",
+                params![id, state.as_str(), not_before, now, sealed, progress],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records progress and extends the lease of a running job.

@@ -25,6 +25,8 @@ use read::{open_content, unknown_location};
 
 pub use backup::{BackupReport, GenerationInfo, RestoreReport, backup_generations};
 pub use brake::{BrakeSetting, Stopped};
+pub use jobs::JobOutcome;
+pub use read::ItemRead;
 pub use shred::Retained;
 pub use sites::SiteScope;
 

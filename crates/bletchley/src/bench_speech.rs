@@ -275,7 +275,14 @@ pub fn bench_speech(quick: bool) -> Result<()> {
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let t = Instant::now();
-    let done = pipeline::work(&mut p, &worker, true, &stop, &mut |_, _| None, &mut |_| {})?;
+    let done = pipeline::work(
+        &mut p,
+        &worker,
+        true,
+        &stop,
+        &mut |_, jobs| jobs.iter().map(|_| None).collect(),
+        &mut |_| {},
+    )?;
     let secs = t.elapsed().as_secs_f64();
     println!(
         "  job queue: {} recordings ({audio_s:.0} s of audio; transcript and translation each) in {secs:.1} s: {:.2} recordings/min, {:.2} s of audio per s",

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bletchley_ai::pipeline::JobError;
-use bletchley_detect::job::{ALERT, DetectJobError, RuleCache, rules_collection, run_detection};
+use bletchley_ai::pipeline::{JobAnswers, JobError};
+use bletchley_detect::job::{ALERT, DetectJobError, RuleCache, rules_collection, run_detections};
 use bletchley_detect::rule::{self, Level, PlaceholderMap};
 use bletchley_policy::Marking;
 use bletchley_store::{IngestOptions, Job, NewItem, Platform, Priority};
@@ -14,23 +14,30 @@ use crate::cli::{DetectCmd, RulesCmd};
 
 /// The worker's handler for the job kinds that are not transcription, with the rules it
 /// compiled last.
-pub fn other_jobs(
-    cache: &mut RuleCache,
-) -> impl FnMut(&mut Platform, &Job) -> Option<Result<Vec<String>, JobError>> + '_ {
-    move |p, job| other_job(p, job, cache)
+pub fn other_jobs(cache: &mut RuleCache) -> impl FnMut(&mut Platform, &[Job]) -> JobAnswers + '_ {
+    move |p, jobs| other_batch(p, jobs, cache)
 }
 
-fn other_job(
-    p: &mut Platform,
-    job: &Job,
-    cache: &mut RuleCache,
-) -> Option<Result<Vec<String>, JobError>> {
-    (job.kind == bletchley_store::jobs::DETECT).then(|| {
-        run_detection(p, job, cache).map_err(|e| match e {
-            DetectJobError::Permanent(m) => JobError::Permanent(m),
-            DetectJobError::Transient(m) => JobError::Transient(m),
+fn other_batch(p: &mut Platform, jobs: &[Job], cache: &mut RuleCache) -> JobAnswers {
+    let detect: Vec<Job> = jobs
+        .iter()
+        .filter(|j| j.kind == bletchley_store::jobs::DETECT)
+        .cloned()
+        .collect();
+    let mut answers = run_detections(p, &detect, cache).into_iter();
+    jobs.iter()
+        .map(|j| {
+            (j.kind == bletchley_store::jobs::DETECT).then(|| {
+                answers
+                    .next()
+                    .unwrap_or_else(|| Err(DetectJobError::Transient("not run".into())))
+                    .map_err(|e| match e {
+                        DetectJobError::Permanent(m) => JobError::Permanent(m),
+                        DetectJobError::Transient(m) => JobError::Transient(m),
+                    })
+            })
         })
-    })
+        .collect()
 }
 
 fn agency_of(p: &Platform, who: &str) -> Result<String> {

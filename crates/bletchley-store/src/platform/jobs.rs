@@ -20,6 +20,10 @@ fn job_aad(id: i64) -> Vec<u8> {
     format!("jobs/{id}").into_bytes()
 }
 
+/// How a job of a batch ended: the items it produced, or its error and whether that is
+/// permanent (bad input does not improve on retry).
+pub type JobOutcome = std::result::Result<Vec<String>, (String, bool)>;
+
 impl Platform {
     /// Sets how long a worker keeps a job without reporting progress. A shorter lease lets a
     /// crashed worker's job be taken again sooner; it must exceed the time between two progress
@@ -83,6 +87,43 @@ impl Platform {
         Ok(id)
     }
 
+    /// Queues several jobs, `(kind, item)`, on items the principal has just stored: one
+    /// durable audit append for them all, not one per job. Returns their ids in order.
+    pub fn enqueue_jobs(&mut self, principal: &str, jobs: &[(&str, &str)]) -> Result<Vec<i64>> {
+        for (_, item) in jobs {
+            if self.catalog.item(item)?.is_none() {
+                return Err(Error::NotFoundOrNotPermitted { reason: None });
+            }
+        }
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut entries = Vec::with_capacity(jobs.len());
+        for (kind, item) in jobs {
+            let id = self.catalog.insert_job(MAX_ATTEMPTS, now)?;
+            let body = JobBody {
+                kind: (*kind).to_owned(),
+                item: (*item).to_owned(),
+                principal: principal.to_owned(),
+                ..JobBody::default()
+            };
+            self.catalog.set_job_body(id, &self.seal_job(id, &body)?)?;
+            entries.push(bletchley_audit::Entry {
+                time_ms: now,
+                principal: principal.to_owned(),
+                action: "job.enqueue".into(),
+                targets: vec![(*item).to_owned()],
+                justification: None,
+                outcome: Outcome::Allowed,
+                reason: Some(format!("job {id}: {kind}")),
+            });
+            ids.push(id);
+        }
+        if !entries.is_empty() {
+            self.append_audit(&entries)?;
+        }
+        Ok(ids)
+    }
+
     /// Takes the next ready job for a worker, if any. A job whose worker died is taken again
     /// once its lease lapses.
     pub fn claim_job(&mut self) -> Result<Option<Job>> {
@@ -99,6 +140,123 @@ impl Platform {
             Some(format!("job {} attempt {}", job.id, job.attempts)),
         )?;
         Ok(Some(job))
+    }
+
+    /// Takes up to `max` ready jobs at once, for work cheap enough per job that claiming,
+    /// auditing and finishing each alone would cost more than the work: every job of the
+    /// batch is of a kind `batchable` accepts, or the batch is that one job alone (a long job,
+    /// such as a transcription, is never held unstarted behind another). One transaction and
+    /// one durable audit append for the batch.
+    pub fn claim_jobs(&mut self, max: usize, batchable: &dyn Fn(&str) -> bool) -> Result<Vec<Job>> {
+        let mut opened: std::collections::HashMap<i64, Job> = std::collections::HashMap::new();
+        let mut first_alone = false;
+        let rows =
+            self.catalog
+                .claim_jobs(now_ms(), self.job_lease_ms, max.max(1), &mut |r, taken| {
+                    if first_alone {
+                        return Ok(false);
+                    }
+                    let job = self.open_job(r.clone())?;
+                    let ok = batchable(&job.kind);
+                    if !ok && taken > 0 {
+                        return Ok(false);
+                    }
+                    first_alone = !ok;
+                    opened.insert(r.id, job);
+                    Ok(true)
+                })?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in rows {
+            let Some(mut job) = opened.remove(&r.id) else {
+                continue;
+            };
+            job.state = r.state;
+            job.attempts = r.attempts;
+            job.updated_ms = r.updated_ms;
+            entries.push(bletchley_audit::Entry {
+                time_ms: now_ms(),
+                principal: super::SystemActor::Worker.name().into(),
+                action: "job.start".into(),
+                targets: vec![job.item.clone()],
+                justification: None,
+                outcome: Outcome::Allowed,
+                reason: Some(format!("job {} attempt {}", job.id, job.attempts)),
+            });
+            jobs.push(job);
+        }
+        if !entries.is_empty() {
+            self.append_audit(&entries)?;
+        }
+        Ok(jobs)
+    }
+
+    /// Finishes a batch of jobs in one transaction and one durable audit append: `Ok` with
+    /// the items each produced, or `Err` with its error and whether it is permanent (as
+    /// [`Self::complete_job`] and [`Self::fail_job`] do one by one). Returns each job's new
+    /// state.
+    pub fn finish_jobs(&mut self, outcomes: &[(&Job, JobOutcome)]) -> Result<Vec<JobState>> {
+        let now = now_ms();
+        let mut rows = Vec::with_capacity(outcomes.len());
+        let mut entries = Vec::with_capacity(outcomes.len());
+        let mut states = Vec::with_capacity(outcomes.len());
+        for (job, outcome) in outcomes {
+            let mut body = JobBody {
+                kind: job.kind.clone(),
+                item: job.item.clone(),
+                principal: job.principal.clone(),
+                error: None,
+                results: Vec::new(),
+            };
+            let (state, not_before, action, targets, outcome_kind, reason) = match outcome {
+                Ok(results) => {
+                    body.results = results.clone();
+                    let mut targets = vec![job.item.clone()];
+                    targets.extend(results.iter().cloned());
+                    (
+                        JobState::Done,
+                        now,
+                        "job.done",
+                        targets,
+                        Outcome::Allowed,
+                        format!("job {}", job.id),
+                    )
+                }
+                Err((error, permanent)) => {
+                    body.error = Some(error.clone());
+                    let state = if *permanent || job.attempts >= job.max_attempts {
+                        JobState::Failed
+                    } else {
+                        JobState::Queued
+                    };
+                    (
+                        state,
+                        now + RETRY_BACKOFF_MS * job.attempts as i64,
+                        "job.fail",
+                        vec![job.item.clone()],
+                        Outcome::Refused,
+                        format!("job {} attempt {}: {error}", job.id, job.attempts),
+                    )
+                }
+            };
+            rows.push((job.id, state, not_before, self.seal_job(job.id, &body)?));
+            entries.push(bletchley_audit::Entry {
+                time_ms: now,
+                principal: super::SystemActor::Worker.name().into(),
+                action: action.into(),
+                targets,
+                justification: None,
+                outcome: outcome_kind,
+                reason: Some(reason),
+            });
+            states.push(state);
+        }
+        if rows.is_empty() {
+            return Ok(states);
+        }
+        self.catalog.finish_jobs(now, &rows)?;
+        self.append_audit(&entries)?;
+        Ok(states)
     }
 
     /// Reports progress (0 to 1) and keeps the lease.

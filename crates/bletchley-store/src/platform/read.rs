@@ -51,6 +51,9 @@ pub(super) fn open_content(
     Ok(plain)
 }
 
+/// An item read: its metadata and content.
+pub type ItemRead = (ItemMeta, Vec<u8>);
+
 impl Platform {
     /// Opens an item's metadata. Internal: callers must pass the result
     /// through the gate before revealing anything.
@@ -142,11 +145,85 @@ impl Platform {
         justification: Option<&str>,
     ) -> Result<(ItemMeta, Vec<u8>)> {
         let actor = Actor::Principal(principal.to_owned());
-        let targets = vec![id.to_owned()];
-        let gate = match self.gate(principal) {
+        let (gate, collections) = match self
+            .gate(principal)
+            .and_then(|g| Ok((g, self.collections()?)))
+        {
             Ok(g) => g,
-            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+            Err(e) => {
+                return Err(self.refuse(&actor, "item.get", vec![id.to_owned()], justification, e));
+            }
         };
+        let read = self.get_unrecorded(&gate, &collections, id, justification)?;
+        self.record(
+            Actor::Principal(principal.to_owned()),
+            "item.get",
+            vec![id.to_owned()],
+            justification,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(read)
+    }
+
+    /// Reads many items for one principal, each as [`Self::get`] decides, with the entries of
+    /// every read allowed appended to the audit log at once (one durable write, not one per
+    /// item) before any content is returned. Refusals are recorded as they happen and come
+    /// back in their item's place.
+    pub fn get_many(
+        &mut self,
+        principal: &str,
+        ids: &[String],
+        justification: Option<&str>,
+    ) -> Result<Vec<Result<ItemRead>>> {
+        let actor = Actor::Principal(principal.to_owned());
+        // One gate for the batch: the principal, the collections and the operations are read
+        // once, not once per item.
+        let (gate, collections) = match self
+            .gate(principal)
+            .and_then(|g| Ok((g, self.collections()?)))
+        {
+            Ok(g) => g,
+            Err(e) => return Err(self.refuse(&actor, "item.get", ids.to_vec(), justification, e)),
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        let mut entries = Vec::new();
+        for id in ids {
+            match self.get_unrecorded(&gate, &collections, id, justification) {
+                Ok(read) => {
+                    entries.push(Entry {
+                        time_ms: now_ms(),
+                        principal: principal.to_owned(),
+                        action: "item.get".into(),
+                        targets: vec![id.clone()],
+                        justification: justification.map(str::to_owned),
+                        outcome: Outcome::Allowed,
+                        reason: None,
+                    });
+                    out.push(Ok(read));
+                }
+                // A store that cannot answer stops the batch; what was read goes unreturned.
+                Err(e @ (Error::Catalog(_) | Error::Audit(_) | Error::Io { .. })) => return Err(e),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        if !entries.is_empty() {
+            self.append_audit(&entries)?;
+        }
+        Ok(out)
+    }
+
+    /// [`Self::get`] up to its audit entry: every refusal is recorded here, the read allowed
+    /// is the caller's to record before it returns the content.
+    fn get_unrecorded(
+        &mut self,
+        gate: &Gate,
+        collections: &[Collection],
+        id: &str,
+        justification: Option<&str>,
+    ) -> Result<(ItemMeta, Vec<u8>)> {
+        let actor = Actor::Principal(gate.principal().name.clone());
+        let targets = vec![id.to_owned()];
         let Some(row) = self.catalog.item(id)? else {
             let e = Error::NotFoundOrNotPermitted { reason: None };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
@@ -202,17 +279,14 @@ impl Platform {
         };
         // The collection the gate decided on must be the one the item's
         // sealed metadata names.
-        let coll = self
-            .collections()?
-            .into_iter()
-            .find(|c| c.id.0 == row.collection_id);
+        let coll = collections.iter().find(|c| c.id.0 == row.collection_id);
         let Some(c) = coll.filter(|c| format!("{}/{}", c.agency, c.name) == meta.collection) else {
             let e = Error::Damaged(format!(
                 "item {id} lies in a collection other than the one it was stored in"
             ));
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         };
-        if gate.check_justification(&c, justification).is_err() {
+        if gate.check_justification(c, justification).is_err() {
             let e = Error::JustificationRequired {
                 collection: meta.collection.clone(),
             };
@@ -222,14 +296,6 @@ impl Platform {
             Ok(c) => c,
             Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
         };
-        self.record(
-            actor,
-            "item.get",
-            targets,
-            justification,
-            Outcome::Allowed,
-            None,
-        )?;
         Ok((meta, content))
     }
 
