@@ -169,3 +169,120 @@ fn an_ingested_event_log_is_hunted_and_its_alerts_keep_its_marking() {
         json("[]")
     );
 }
+
+/// The platform of `env`, opened in this process with every key.
+fn open_platform(env: &Env) -> bletchley_store::Platform {
+    struct TestUnlock;
+    impl bletchley_store::Unlock for TestUnlock {
+        fn passphrase(
+            &self,
+            _: &bletchley_store::KeyName,
+        ) -> Result<zeroize::Zeroizing<String>, String> {
+            Ok(zeroize::Zeroizing::new(
+                crate::common::PASSPHRASE.to_owned(),
+            ))
+        }
+    }
+    bletchley_store::Platform::open(&env.data, Box::new(TestUnlock)).expect("open")
+}
+
+/// A second of silence as a WAV file: enough to be queued for transcription.
+fn silence_wav() -> Vec<u8> {
+    let samples = 16_000u32;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + samples * 2).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&16_000u32.to_le_bytes());
+    w.extend_from_slice(&32_000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(samples * 2).to_le_bytes());
+    w.resize(w.len() + samples as usize * 2, 0);
+    w
+}
+
+/// Short jobs are claimed, audited and finished in batches, but a transcription is never
+/// held unstarted behind them: a batch is short jobs only, or one long job alone. A batch
+/// read audits every item it returns and records every refusal.
+#[test]
+fn short_jobs_run_in_batches_and_a_transcription_runs_alone() {
+    use bletchley_store::jobs::{DETECT, TRANSCRIBE};
+    let env = Env::new();
+    env.basic();
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    let log = std::fs::read(sigma().join(
+        "regression/rules/windows/process_creation/proc_creation_win_curl_custom_user_agent/85de1f22-d189-44e4-8239-dc276b45379b.evtx",
+    ))
+    .expect("read");
+    let mut order = Vec::new();
+    for (name, bytes, kind) in [
+        ("a.evtx", log.clone(), DETECT),
+        ("call.wav", silence_wav(), TRANSCRIBE),
+        ("b.evtx", log.clone(), DETECT),
+        ("c.evtx", log, DETECT),
+    ] {
+        let f = env.file(name, &bytes);
+        let id = env.ingest("alice", "mi5/ct", "SECRET", &[&f])[0].clone();
+        order.push((id, kind));
+    }
+    let mut p = open_platform(&env);
+    let short = |k: &str| k != TRANSCRIBE;
+    let first = p.claim_jobs(64, &short).expect("claim");
+    assert_eq!(
+        first.iter().map(|j| j.item.clone()).collect::<Vec<_>>(),
+        vec![order[0].0.clone()],
+        "the batch stops before the transcription"
+    );
+    let second = p.claim_jobs(64, &short).expect("claim");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].kind, TRANSCRIBE, "a transcription alone");
+    let third = p.claim_jobs(64, &short).expect("claim");
+    assert_eq!(
+        third.iter().map(|j| j.item.clone()).collect::<Vec<_>>(),
+        vec![order[2].0.clone(), order[3].0.clone()]
+    );
+    assert!(p.claim_jobs(64, &short).expect("claim").is_empty());
+    let outcomes: Vec<(&bletchley_store::Job, bletchley_store::platform::JobOutcome)> = vec![
+        (&third[0], Ok(Vec::new())),
+        (&third[1], Err(("bad log".into(), true))),
+    ];
+    let states = p.finish_jobs(&outcomes).expect("finish");
+    assert_eq!(
+        states,
+        vec![
+            bletchley_store::JobState::Done,
+            bletchley_store::JobState::Failed
+        ]
+    );
+
+    // carol (OFFICIAL) may read none of the SECRET logs: each refusal is hers in the log,
+    // and alice's batch read is one entry per item.
+    let ids: Vec<String> = order.iter().map(|(id, _)| id.clone()).collect();
+    let refused = p.get_many("carol", &ids, None).expect("batch");
+    assert!(refused.iter().all(|r| r.is_err()));
+    let read = p.get_many("alice", &ids, None).expect("batch");
+    assert!(read.iter().all(|r| r.is_ok()));
+    drop(p);
+    let trail: Vec<Value> = env
+        .ok(&["audit", "show", "--json"])
+        .lines()
+        .map(json)
+        .collect();
+    let count = |who: &str, action: &str, outcome: &str| {
+        trail
+            .iter()
+            .filter(|e| e["principal"] == who && e["action"] == action && e["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(count("carol", "item.get", "denied"), 4);
+    assert_eq!(count("alice", "item.get", "allowed"), 4);
+    assert_eq!(count("worker", "job.start", "allowed"), 4);
+    assert_eq!(count("worker", "job.done", "allowed"), 1);
+    assert_eq!(count("worker", "job.fail", "refused"), 1);
+    env.ok(&["audit", "verify"]);
+}
