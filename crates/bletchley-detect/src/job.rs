@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bletchley_store::jobs::DETECT_AGAIN;
 use bletchley_store::{Actor, Job, NewItem, Platform};
 use serde_json::json;
 
@@ -147,10 +148,18 @@ pub fn run_detections(
     let mut answers: Vec<Option<Result<Vec<String>, DetectJobError>>> =
         jobs.iter().map(|_| None).collect();
     let mut todo: Vec<usize> = Vec::new();
+    // A log hunted again keeps its alerts; only new ones are added.
+    let mut had: HashMap<usize, Vec<String>> = HashMap::new();
     for (n, job) in jobs.iter().enumerate() {
+        let again = job.kind == DETECT_AGAIN;
         match p.derived_by(&job.item, ALERT) {
-            Ok(existing) if !existing.is_empty() => answers[n] = Some(Ok(existing)),
-            Ok(_) => todo.push(n),
+            Ok(existing) if !existing.is_empty() && !again => answers[n] = Some(Ok(existing)),
+            Ok(existing) => {
+                if !existing.is_empty() {
+                    had.insert(n, existing);
+                }
+                todo.push(n);
+            }
             Err(e) => answers[n] = Some(Err(DetectJobError::Transient(e.to_string()))),
         }
     }
@@ -227,18 +236,66 @@ pub fn run_detections(
                     continue;
                 }
             };
-            match alerts_for(&engine, &meta.title, content) {
-                Ok(items) if items.is_empty() => answers[n] = Some(Ok(Vec::new())),
-                Ok(items) => made.push((n, items)),
-                Err(e) => answers[n] = Some(Err(e)),
+            let items = match alerts_for(&engine, &meta.title, content) {
+                Ok(items) => items,
+                Err(e) => {
+                    answers[n] = Some(Err(e));
+                    continue;
+                }
+            };
+            let items = match had.get(&n) {
+                Some(existing) => match new_alerts(p, principal, existing, items, &why) {
+                    Ok(items) => items,
+                    Err(e) => {
+                        answers[n] = Some(Err(e));
+                        continue;
+                    }
+                },
+                None => items,
+            };
+            if items.is_empty() {
+                answers[n] = Some(Ok(Vec::new()));
+            } else {
+                made.push((n, items));
             }
         }
     }
     store_alerts(p, jobs, made, &mut answers);
+    for (n, existing) in had {
+        if let Some(Ok(ids)) = &mut answers[n] {
+            let added = std::mem::take(ids);
+            *ids = existing;
+            ids.extend(added);
+        }
+    }
     answers
         .into_iter()
         .map(|a| a.unwrap_or_else(|| Err(DetectJobError::Transient("not run".into()))))
         .collect()
+}
+
+/// The alerts of `items` that the log does not have yet: an alert's content is determined
+/// by its rule and its event, so one already stored has the very same bytes.
+fn new_alerts(
+    p: &mut Platform,
+    principal: &str,
+    existing: &[String],
+    items: Vec<NewItem>,
+    why: &str,
+) -> Result<Vec<NewItem>, DetectJobError> {
+    let read = p
+        .get_many(principal, existing, Some(why))
+        .map_err(|e| DetectJobError::Transient(format!("reading the log's alerts: {e}")))?;
+    let mut have = std::collections::HashSet::new();
+    for r in read {
+        let (_, content) =
+            r.map_err(|e| DetectJobError::Permanent(format!("reading the log's alerts: {e}")))?;
+        have.insert(content);
+    }
+    Ok(items
+        .into_iter()
+        .filter(|it| !have.contains(&it.content))
+        .collect())
 }
 
 /// Stores the alerts of several logs: one commit for all the logs of each principal, or,

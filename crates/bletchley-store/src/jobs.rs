@@ -37,6 +37,11 @@ pub const TRANSCRIBE: &str = "transcribe";
 /// `bletchley-detect`'s job through the worker.
 pub const DETECT: &str = "detect";
 
+/// The job kind that runs the rules again over a log already hunted (`detect run`): it stores
+/// only the alerts the log does not have yet, so rules added since find what they would have
+/// found, and nothing is stored twice.
+pub const DETECT_AGAIN: &str = "detect-again";
+
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

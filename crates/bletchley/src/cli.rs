@@ -338,6 +338,17 @@ pub enum DetectCmd {
     /// The Sigma rules your agency hunts its event logs with (items of AGENCY/sigma-rules).
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// Hunt the event logs already stored in a collection again, with the rules as they are
+    /// now (after rules were added): queues a job per log; only alerts a log does not have
+    /// yet are stored. `work` (or `serve`) runs the jobs.
+    Run {
+        /// `agency/name`.
+        #[arg(long)]
+        collection: String,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
 }
 
 /// `detect rules` subcommands.

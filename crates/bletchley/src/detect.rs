@@ -18,16 +18,20 @@ pub fn other_jobs(cache: &mut RuleCache) -> impl FnMut(&mut Platform, &[Job]) ->
     move |p, jobs| other_batch(p, jobs, cache)
 }
 
+fn is_detection(kind: &str) -> bool {
+    kind == bletchley_store::jobs::DETECT || kind == bletchley_store::jobs::DETECT_AGAIN
+}
+
 fn other_batch(p: &mut Platform, jobs: &[Job], cache: &mut RuleCache) -> JobAnswers {
     let detect: Vec<Job> = jobs
         .iter()
-        .filter(|j| j.kind == bletchley_store::jobs::DETECT)
+        .filter(|j| is_detection(&j.kind))
         .cloned()
         .collect();
     let mut answers = run_detections(p, &detect, cache).into_iter();
     jobs.iter()
         .map(|j| {
-            (j.kind == bletchley_store::jobs::DETECT).then(|| {
+            is_detection(&j.kind).then(|| {
                 answers
                     .next()
                     .unwrap_or_else(|| Err(DetectJobError::Transient("not run".into())))
@@ -38,6 +42,16 @@ fn other_batch(p: &mut Platform, jobs: &[Job], cache: &mut RuleCache) -> JobAnsw
             })
         })
         .collect()
+}
+
+/// Whether a stored item's name is that of an event log (what ingest queued detection for,
+/// by name: EVTX, JSON Lines, syslog).
+fn is_log_name(title: &str) -> bool {
+    let ext = title
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(ext.as_str(), "evtx" | "jsonl" | "ndjson" | "syslog" | "log")
 }
 
 fn agency_of(p: &Platform, who: &str) -> Result<String> {
@@ -107,6 +121,29 @@ pub fn detect(p: &mut Platform, who: &str, c: &DetectCmd) -> Result<ExitCode> {
                     println!("{}  {}  {}", m.id, m.marking, m.title);
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        DetectCmd::Run {
+            collection,
+            justification,
+        } => {
+            let listing = p.list(who, Some(collection), justification.as_deref())?;
+            let logs: Vec<&str> = listing
+                .items
+                .iter()
+                .filter(|m| m.derived_from.is_none() && is_log_name(&m.title))
+                .map(|m| m.id.as_str())
+                .collect();
+            let queue: Vec<(&str, &str)> = logs
+                .iter()
+                .map(|id| (bletchley_store::jobs::DETECT_AGAIN, *id))
+                .collect();
+            let jobs = p.enqueue_jobs(who, &queue)?;
+            println!(
+                "{} event logs of {collection} queued for detection again ({} jobs); `bletchley work` or `serve` runs them",
+                logs.len(),
+                jobs.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         DetectCmd::Rules(RulesCmd::Rm { id }) => {

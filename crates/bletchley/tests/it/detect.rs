@@ -286,3 +286,57 @@ fn short_jobs_run_in_batches_and_a_transcription_runs_alone() {
     assert_eq!(count("worker", "job.fail", "refused"), 1);
     env.ok(&["audit", "verify"]);
 }
+
+/// Rules added after a log was stored find what they would have found: `detect run` hunts
+/// the collection's logs again, and a second run stores no alert twice.
+#[test]
+fn detect_run_hunts_stored_logs_again_and_stores_no_alert_twice() {
+    let env = Env::new();
+    env.basic();
+    env.ok(&["collection", "add", "mi5/sigma-rules"]);
+    let log = std::fs::read(sigma().join(
+        "regression/rules/windows/process_creation/proc_creation_win_curl_custom_user_agent/85de1f22-d189-44e4-8239-dc276b45379b.evtx",
+    ))
+    .expect("log");
+    let log = env.file("workstation.evtx", &log);
+    env.ingest("alice", "mi5/ct", "SECRET", &[&log]);
+    let note = env.file("note.txt", b"not a log");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&note]);
+    env.ok(&["work", "--once"]);
+    let count = || {
+        json(&env.ok(&["--as", "alice", "alerts", "--json"]))
+            .as_array()
+            .expect("array")
+            .len()
+    };
+    assert_eq!(count(), 0, "no rules yet");
+
+    let rule = std::fs::read(
+        sigma().join("rules/windows/process_creation/proc_creation_win_curl_custom_user_agent.yml"),
+    )
+    .expect("rule");
+    let rule = env.file("curl.yml", &rule);
+    env.ok(&[
+        "--as",
+        "alice",
+        "detect",
+        "rules",
+        "add",
+        rule.to_str().expect("path"),
+    ]);
+    for _ in 0..2 {
+        let out = env.ok(&["--as", "alice", "detect", "run", "--collection", "mi5/ct"]);
+        assert!(out.contains("1 event logs of mi5/ct queued"), "{out}");
+        let out = env.cmd(&["work", "--once"]).output().expect("work");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.contains("1 jobs done"),
+            "{stderr}"
+        );
+        assert_eq!(count(), 1);
+    }
+    // Nobody outside the collection's reach queues anything.
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    let out = env.ok(&["--as", "carol", "detect", "run", "--collection", "mi5/ct"]);
+    assert!(out.contains("0 event logs"), "{out}");
+}
