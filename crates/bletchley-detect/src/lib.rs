@@ -7,6 +7,7 @@
 //! cost of a record grows with its fields, not with the number of rules; and
 //! [`correlation`] counts detections across events.
 
+pub mod alerts;
 pub mod condition;
 pub mod correlation;
 pub mod engine;

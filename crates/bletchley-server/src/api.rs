@@ -458,6 +458,59 @@ pub async fn operations(
     Ok(Json(json!({ "operations": ops })))
 }
 
+/// `GET /api/alerts` query.
+#[derive(Deserialize, Default)]
+pub struct AlertsQuery {
+    /// Only alerts at this level or above.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// Why (required to include bulk collections).
+    #[serde(default)]
+    pub justification: Option<String>,
+}
+
+/// The alerts a caller may see (each read gated and audited), at `level` or above, most
+/// severe first, with counts by level and rule over exactly those.
+pub(crate) async fn alerts_of(
+    s: &Shared,
+    who: String,
+    q: AlertsQuery,
+) -> ApiResult<(
+    Vec<bletchley_detect::alerts::AlertView>,
+    bletchley_detect::alerts::AlertCounts,
+)> {
+    let min = match q.level.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(bletchley_detect::rule::Level::parse(l).ok_or_else(|| {
+            ApiError::bad_request("level: expected informational, low, medium, high or critical")
+        })?),
+    };
+    s.worker
+        .run(move |st| {
+            let alerts = bletchley_detect::alerts::visible_alerts(
+                &mut st.platform,
+                &who,
+                min,
+                q.justification.as_deref(),
+            )?;
+            let counts = bletchley_detect::alerts::counts(&alerts);
+            Ok((alerts, counts))
+        })
+        .await
+}
+
+/// `GET /api/alerts`: detections over the event logs the caller may see.
+pub async fn alerts(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Q(q): Q<AlertsQuery>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let (alerts, counts) = alerts_of(&s, c.principal, q).await?;
+    Ok(Json(json!({ "alerts": alerts, "counts": counts })))
+}
+
 /// `GET /api/jobs`: the caller's jobs (transcription of what they ingested) with state,
 /// progress, attempts and the items produced.
 pub async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<Json<Value>> {

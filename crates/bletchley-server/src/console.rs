@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/graph", get(graph))
         .route("/timeline", get(timeline))
         .route("/operations", get(operations))
+        .route("/alerts", get(alerts))
         .route("/audit", get(audit))
         .route("/upload", get(upload_form).post(upload))
         .route(
@@ -1232,6 +1233,83 @@ async fn operations(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Respons
         body.push_str("</table></section>");
     }
     Html(page("Operations", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+}
+
+/// The alert queue: what detection found in the event logs the viewer may see, filtered by
+/// level, with counts by level and by rule; each alert links to its item and its log. The
+/// banner is the high-water mark of the alerts shown.
+async fn alerts(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<api::AlertsQuery>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let level = f.level.clone().unwrap_or_default();
+    let justification = f.justification.clone().unwrap_or_default();
+    let (alerts, counts) = match api::alerts_of(&s, w.name.clone(), f).await {
+        Ok(r) => r,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let mut body = String::from(
+        "<h1>Alerts</h1><form method=\"get\" action=\"/alerts\"><select name=\"level\" id=\"level\">",
+    );
+    for l in ["", "informational", "low", "medium", "high", "critical"] {
+        body.push_str(&format!(
+            "<option value=\"{l}\"{}>{}</option>",
+            if l == level { " selected" } else { "" },
+            if l.is_empty() { "any level" } else { l }
+        ));
+    }
+    body.push_str(&format!(
+        "</select> <input name=\"justification\" id=\"justification\" size=\"30\" value=\"{}\" placeholder=\"justification (bulk collections)\"> <button type=\"submit\" id=\"filter\">Filter</button></form>",
+        esc(&justification)
+    ));
+    body.push_str(&format!(
+        "<p id=\"total\">{} alerts</p><table id=\"by-level\"><tr><th>Level</th><th>Alerts</th></tr>",
+        alerts.len()
+    ));
+    for (l, n) in counts.by_level.iter().rev() {
+        body.push_str(&format!(
+            "<tr class=\"level-{l}\"><td>{l}</td><td>{n}</td></tr>"
+        ));
+    }
+    body.push_str("</table><table id=\"by-rule\"><tr><th>Rule</th><th>Alerts</th></tr>");
+    for r in &counts.by_rule {
+        body.push_str(&format!(
+            "<tr><td title=\"{}\">{}</td><td>{}</td></tr>",
+            esc(&r.id),
+            esc(&r.title),
+            r.count
+        ));
+    }
+    body.push_str("</table><table id=\"alerts\"><tr><th>Level</th><th>Time</th><th>Rule</th><th>Host</th><th>Record</th><th>Log</th><th>Marking</th></tr>");
+    let mut banners = vec!["OFFICIAL".to_owned()];
+    for a in &alerts {
+        banners.push(a.marking.clone());
+        let log = a
+            .log
+            .as_deref()
+            .map(|l| format!("<a href=\"/items/{}\">log</a>", url(l)))
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "<tr class=\"alert level-{}\" data-id=\"{}\"><td>{}</td><td>{}</td><td><a href=\"/items/{}\">{}</a></td><td>{}</td><td>{}</td><td>{log}</td><td>{}</td></tr>",
+            a.level,
+            esc(&a.id),
+            a.level,
+            esc(a.time.as_str().unwrap_or("")),
+            url(&a.id),
+            esc(a.rule["title"].as_str().unwrap_or("")),
+            esc(a.computer.as_str().unwrap_or("")),
+            esc(&a.record.to_string()),
+            esc(&a.marking),
+        ));
+    }
+    body.push_str("</table>");
+    let banner = high_water(&banners, s.home).unwrap_or_else(|| "OFFICIAL".into());
+    Html(page("Alerts", &banner, Some(&w.viewer()), &body)).into_response()
 }
 
 #[derive(Deserialize, Default)]

@@ -93,6 +93,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/timeline", get(api::timeline))
         .route("/operations", get(api::operations))
         .route("/jobs", get(api::jobs))
+        .route("/alerts", get(api::alerts))
         .route("/audit", get(api::audit))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);

@@ -84,6 +84,9 @@ pub fn document() -> Value {
                 q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "entries at most"),
             ]) },
             "/api/operations": { "get": read_op("The caller's joint operations: members, dates, shared collections", vec![]) },
+            "/api/alerts": { "get": read_op("Alerts from detection over the event logs the caller may see, most severe first, with counts by level and by rule", vec![
+                q("level", false, json!({ "type": "string", "enum": ["informational", "low", "medium", "high", "critical"] }), "only alerts at this level or above"),
+                just() ]) },
             "/api/jobs": { "get": read_op("The caller's jobs (transcription and translation of recordings they ingested): state, progress, attempts, results", vec![]) },
             "/api/search": { "get": read_op("Full-text search", vec![
                 q("q", true, s(), "query: terms, \"phrases\", AND/OR/NOT, type:, lang:, collection:, from:, to:, entity:, term~"),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bletchley_ai::pipeline::{JobAnswers, JobError};
-use bletchley_detect::job::{ALERT, DetectJobError, RuleCache, rules_collection, run_detections};
+use bletchley_detect::job::{DetectJobError, RuleCache, rules_collection, run_detections};
 use bletchley_detect::rule::{self, Level, PlaceholderMap};
 use bletchley_policy::Marking;
 use bletchley_store::{IngestOptions, Job, NewItem, Platform, Priority};
@@ -174,55 +174,19 @@ pub fn alerts(
         })?),
         None => None,
     };
-    let listing = p.list(who, None, justification)?;
-    let mut out = Vec::new();
-    for m in listing
-        .items
-        .iter()
-        .filter(|m| m.derivation.as_deref() == Some(ALERT))
-    {
-        let (_, bytes) = p.get(who, &m.id, justification)?;
-        let body: serde_json::Value =
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        let lvl = body["rule"]["level"]
-            .as_str()
-            .and_then(Level::parse)
-            .unwrap_or(Level::Medium);
-        if min.is_some_and(|min| lvl < min) {
-            continue;
-        }
-        out.push((lvl, m.clone(), body));
-    }
-    out.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+    let out = bletchley_detect::alerts::visible_alerts(p, who, min, justification)?;
     if json {
-        let items: Vec<serde_json::Value> = out
-            .iter()
-            .map(|(l, m, b)| {
-                serde_json::json!({
-                    "id": m.id,
-                    "log": m.derived_from,
-                    "collection": m.collection,
-                    "marking": m.marking,
-                    "level": l.as_str(),
-                    "kind": b["kind"],
-                    "rule": b["rule"],
-                    "time": b["time"],
-                    "computer": b["computer"],
-                    "record": b["record"],
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string(&items)?);
+        println!("{}", serde_json::to_string(&out)?);
     } else {
-        for (l, m, b) in &out {
+        for a in &out {
             println!(
                 "{:<13} {}  {}  {} record {}  [{}]",
-                l.as_str(),
-                b["time"].as_str().unwrap_or(""),
-                b["rule"]["title"].as_str().unwrap_or(""),
-                b["computer"].as_str().unwrap_or("?"),
-                b["record"],
-                m.id
+                a.level,
+                a.time.as_str().unwrap_or(""),
+                a.rule["title"].as_str().unwrap_or(""),
+                a.computer.as_str().unwrap_or("?"),
+                a.record,
+                a.id
             );
         }
     }

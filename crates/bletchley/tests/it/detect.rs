@@ -340,3 +340,82 @@ fn detect_run_hunts_stored_logs_again_and_stores_no_alert_twice() {
     let out = env.ok(&["--as", "carol", "detect", "run", "--collection", "mi5/ct"]);
     assert!(out.contains("0 event logs"), "{out}");
 }
+
+/// The API and the console serve alerts, with counts by level and rule, to whoever may see
+/// the log, and nothing of them (not even a count) to anyone else.
+#[test]
+fn alerts_are_served_by_the_api_and_the_console_only_to_who_may_see_the_log() {
+    use crate::server::{Server, set_password};
+    use reqwest::StatusCode;
+    let env = Env::new();
+    env.basic();
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    env.ok(&["collection", "add", "mi5/sigma-rules"]);
+    let rule = std::fs::read(
+        sigma().join("rules/windows/process_creation/proc_creation_win_curl_custom_user_agent.yml"),
+    )
+    .expect("rule");
+    let rule = env.file("curl.yml", &rule);
+    env.ok(&[
+        "--as",
+        "alice",
+        "detect",
+        "rules",
+        "add",
+        rule.to_str().expect("path"),
+    ]);
+    let log = std::fs::read(sigma().join(
+        "regression/rules/windows/process_creation/proc_creation_win_curl_custom_user_agent/85de1f22-d189-44e4-8239-dc276b45379b.evtx",
+    ))
+    .expect("log");
+    let log = env.file("workstation.evtx", &log);
+    env.ingest("alice", "mi5/ct", "SECRET", &[&log]);
+    env.ok(&["work", "--once"]);
+    set_password(&env, "alice");
+    set_password(&env, "carol");
+    let s = Server::start(&env);
+
+    let alice = s.client();
+    s.login(&alice, "alice");
+    let (st, v) = s.get(&alice, "/api/alerts");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["alerts"][0]["rule"]["id"], CURL_RULE);
+    assert_eq!(v["counts"]["by_level"]["medium"], 1);
+    assert_eq!(v["counts"]["by_rule"][0]["count"], 1);
+    let (_, v) = s.get(&alice, "/api/alerts?level=high");
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(0), "{v}");
+    let (st, _) = s.get(&alice, "/api/alerts?level=severe");
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let page = alice
+        .get(format!("{}/alerts", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(
+        page.contains("Curl Web Request With Potential Custom User-Agent")
+            && page.contains("class=\"alert level-medium\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("SECRET"),
+        "the banner covers the alerts shown"
+    );
+
+    let carol = s.client();
+    s.login(&carol, "carol");
+    let (st, v) = s.get(&carol, "/api/alerts");
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["counts"]["by_level"], serde_json::json!({}));
+    assert_eq!(v["counts"]["by_rule"], serde_json::json!([]));
+    let page = carol
+        .get(format!("{}/alerts", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(page.contains("<p id=\"total\">0 alerts</p>"), "{page}");
+    assert!(!page.contains("class=\"alert "), "{page}");
+}
