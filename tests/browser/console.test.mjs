@@ -257,3 +257,59 @@ test('two clearances: the same search shows different hits and banners; items, g
     await b.context.close();
   }
 });
+
+test('alerts: the queue with its counts and level filter, an alert opened, nothing for another agency', async () => {
+  const a = await session();
+  const c = await session();
+  try {
+    await login(a.page, 'alice');
+    await login(c.page, 'carol');
+
+    await a.page.goto(`${URL}/alerts`);
+    const rows = await a.page.$$eval('#alerts tr.alert', (trs) => trs.length);
+    assert.ok(rows >= 10, `alice sees the demo's alerts on mi5/cyber: ${rows}`);
+    assert.match(await a.page.textContent('#total'), new RegExp(`^${rows} alerts`));
+    const counted = await a.page.$$eval('#by-level tr td:nth-child(2)', (tds) =>
+      tds.reduce((sum, td) => sum + Number(td.textContent), 0),
+    );
+    assert.equal(counted, rows, 'the counts by level add up to the queue');
+    assert.match((await banners(a.page))[0], /SECRET/, 'the banner covers the alerts');
+    await shot(a.page, 'alerts-alice');
+
+    await a.page.selectOption('#level', 'high');
+    await Promise.all([a.page.waitForNavigation(), a.page.click('#filter')]);
+    const levels = await a.page.$$eval('#alerts tr.alert td:first-child', (tds) =>
+      tds.map((td) => td.textContent.trim()),
+    );
+    assert.ok(levels.length <= rows, `filtered ${levels.length} of ${rows}`);
+    for (const l of levels) {
+      assert.ok(l === 'high' || l === 'critical', `only high and above: ${levels}`);
+    }
+    await shot(a.page, 'alerts-high-alice');
+
+    // An alert is an item: its page names the rule and shows the event.
+    await a.page.goto(`${URL}/alerts`);
+    const first = await a.page.$eval('#alerts tr.alert td:nth-child(3) a', (el) => ({
+      href: el.getAttribute('href'),
+      rule: el.textContent.trim(),
+    }));
+    await a.page.goto(`${URL}${first.href}`);
+    await a.page.waitForSelector('#text');
+    assert.match(await a.page.textContent('#title'), / alert /);
+    assert.ok((await a.page.textContent('#text')).includes(first.rule), `the rule ${first.rule}`);
+    assert.match(await a.page.textContent('#marking'), /SECRET/);
+
+    // carol (gchq) may not see mi5/cyber: no alert, no count.
+    await c.page.goto(`${URL}/alerts`);
+    assert.equal(await c.page.$$eval('#alerts tr.alert', (trs) => trs.length), 0);
+    assert.match(await c.page.textContent('#total'), /^0 alerts/);
+    assert.equal(await c.page.$$eval('#by-rule tr td', (tds) => tds.length), 0);
+    await shot(c.page, 'alerts-carol');
+
+    assert.deepEqual(a.errors, [], 'no script errors in the console');
+    assert.deepEqual(c.errors, [], 'no script errors in the console');
+  } finally {
+    await a.context.close();
+    await c.context.close();
+  }
+});

@@ -1271,10 +1271,12 @@ async fn alerts(
         "<p id=\"total\">{} alerts</p><table id=\"by-level\"><tr><th>Level</th><th>Alerts</th></tr>",
         alerts.len()
     ));
-    for (l, n) in counts.by_level.iter().rev() {
-        body.push_str(&format!(
-            "<tr class=\"level-{l}\"><td>{l}</td><td>{n}</td></tr>"
-        ));
+    for l in ["critical", "high", "medium", "low", "informational"] {
+        if let Some(n) = counts.by_level.get(l) {
+            body.push_str(&format!(
+                "<tr class=\"level-{l}\"><td>{l}</td><td>{n}</td></tr>"
+            ));
+        }
     }
     body.push_str("</table><table id=\"by-rule\"><tr><th>Rule</th><th>Alerts</th></tr>");
     for r in &counts.by_rule {
