@@ -8,6 +8,7 @@
 //! [`correlation`] counts detections across events.
 
 pub mod alerts;
+pub mod cases;
 pub mod condition;
 pub mod correlation;
 pub mod engine;

@@ -187,6 +187,9 @@ pub enum Command {
     /// Detection inside the platform: the agency's Sigma rules.
     #[command(subcommand)]
     Detect(DetectCmd),
+    /// Triage cases: alerts grouped into cases that are assigned, worked and closed.
+    #[command(subcommand)]
+    Cases(CasesCmd),
     /// Alerts from detection over the event logs you may see, most severe first.
     Alerts {
         /// Only alerts at this level or above.
@@ -348,6 +351,89 @@ pub enum DetectCmd {
         /// Why (required for bulk collections).
         #[arg(long)]
         justification: Option<String>,
+    },
+}
+
+/// `cases` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CasesCmd {
+    /// Open cases: over the given alerts (`--alerts`, with `--title`), or by grouping the
+    /// alerts of a collection that no case holds yet (`--collection`).
+    Open {
+        /// Group the alerts of this collection (`agency/name`).
+        #[arg(long, conflicts_with = "alerts")]
+        collection: Option<String>,
+        /// Group by: `rule`, `host` or `rule,host`.
+        #[arg(long, default_value = "rule,host")]
+        by: String,
+        /// Alerts further apart than this from the first of a case start another: seconds,
+        /// or a number with s, m, h or d.
+        #[arg(long, default_value = "1h")]
+        window: String,
+        /// Only alerts at this level or above.
+        #[arg(long)]
+        level: Option<String>,
+        /// The alerts of one case, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        alerts: Vec<String>,
+        /// The case's title (with `--alerts`).
+        #[arg(long)]
+        title: Option<String>,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// The cases you may see, newest first.
+    Ls {
+        /// Only cases with this status (new, in-progress, closed-true-positive,
+        /// closed-false-positive).
+        #[arg(long)]
+        status: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// One case: its alerts, state and history.
+    Show {
+        /// The case's id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// Give a case to a principal who may see it.
+    Assign {
+        /// The case's id.
+        id: String,
+        /// Who works it.
+        principal: String,
+    },
+    /// Move a case on: new, in-progress, closed-true-positive, closed-false-positive.
+    Status {
+        /// The case's id.
+        id: String,
+        /// The new status.
+        status: String,
+    },
+    /// Raise or lower a case's priority (a level: informational to critical).
+    Priority {
+        /// The case's id.
+        id: String,
+        /// The new priority.
+        level: String,
+    },
+    /// Note something on a case.
+    Note {
+        /// The case's id.
+        id: String,
+        /// The note.
+        text: String,
     },
 }
 

@@ -191,6 +191,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let who = principal(&cli)?;
             crate::detect::detect(&mut open(&cli)?, &who, c)
         }
+        Command::Cases(c) => {
+            let who = principal(&cli)?;
+            crate::cases::cases(&mut open(&cli)?, &who, c)
+        }
         Command::Alerts {
             level,
             json,
@@ -1213,7 +1217,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Parses a window such as `3600`, `90s`, `30m`, `1h` or `2d` into seconds.
-fn parse_window(s: &str) -> Result<u64> {
+pub fn parse_window(s: &str) -> Result<u64> {
     let s = s.trim();
     let (num, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),

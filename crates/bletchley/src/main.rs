@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod bench_detect;
 mod bench_speech;
+mod cases;
 mod cli;
 mod commands;
 mod demo;

@@ -419,3 +419,160 @@ fn alerts_are_served_by_the_api_and_the_console_only_to_who_may_see_the_log() {
     assert!(page.contains("<p id=\"total\">0 alerts</p>"), "{page}");
     assert!(!page.contains("class=\"alert "), "{page}");
 }
+
+/// Alerts group into cases by rule, host and time window (or by hand); a case is assigned
+/// only to someone who may see it, moves through its statuses with notes, keeps its whole
+/// history, and is invisible, with its alerts, to anyone who may not see the logs.
+#[test]
+fn alerts_group_into_cases_that_are_assigned_worked_and_closed() {
+    let env = Env::new();
+    env.basic();
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    env.ok(&["collection", "add", "mi5/sigma-rules"]);
+    let rules = sigma().join("rules/windows/process_creation");
+    let wmi = env.file(
+        "wmi.yml",
+        &std::fs::read(rules.join("proc_creation_win_wmiprvse_spawning_process.yml"))
+            .expect("rule"),
+    );
+    let cme = env.file(
+        "cme.yml",
+        &std::fs::read(rules.join("proc_creation_win_hktl_crackmapexec_execution_patterns.yml"))
+            .expect("rule"),
+    );
+    env.ok(&[
+        "--as",
+        "alice",
+        "detect",
+        "rules",
+        "add",
+        wmi.to_str().expect("path"),
+        cme.to_str().expect("path"),
+    ]);
+    let evtx = sigma().join("evtx");
+    let a = env.file(
+        "wmiexec.evtx",
+        &std::fs::read(evtx.join(
+            "sbousseaden_EVTX-ATTACK-SAMPLES/Lateral Movement/LM_wmiexec_impacket_sysmon_whoami.evtx",
+        ))
+        .expect("log"),
+    );
+    let b = env.file(
+        "lsassy.evtx",
+        &std::fs::read(evtx.join(
+            "EVTX-to-MITRE-Attack/TA0006-Credential Access/T1003-Credential dumping/ID1-LSASS dump with LSASSY (SYSMON).evtx",
+        ))
+        .expect("log"),
+    );
+    env.ingest("alice", "mi5/ct", "SECRET", &[&a, &b]);
+    env.ok(&["work", "--once"]);
+    let alerts = json(&env.ok(&["--as", "alice", "alerts", "--json"]));
+    let alerts = alerts.as_array().expect("array");
+    // Independently of the grouping code: distinct (rule, host) pairs among the alerts (all
+    // of a pair lie within seconds of each other in these samples).
+    let pairs: std::collections::BTreeSet<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["rule"]["id"].as_str().expect("rule").to_owned(),
+                a["computer"].as_str().expect("host").to_owned(),
+            )
+        })
+        .collect();
+    assert!(pairs.len() >= 2, "{pairs:?}");
+
+    let out = env.ok(&["--as", "alice", "cases", "open", "--collection", "mi5/ct"]);
+    assert_eq!(out.lines().count(), pairs.len(), "{out}");
+    let again = env.ok(&["--as", "alice", "cases", "open", "--collection", "mi5/ct"]);
+    assert_eq!(
+        again.lines().count(),
+        0,
+        "alerts already in a case are not grouped twice"
+    );
+    let cases = json(&env.ok(&["--as", "alice", "cases", "ls", "--json"]));
+    let cases = cases.as_array().expect("array");
+    assert_eq!(cases.len(), pairs.len());
+    let held: usize = cases
+        .iter()
+        .map(|c| c["alerts"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(held, alerts.len(), "every alert in exactly one case");
+    for c in cases {
+        assert_eq!(c["status"], "new");
+        assert_eq!(c["marking"], "SECRET");
+        assert_eq!(c["collection"], "mi5/ct");
+    }
+
+    // By hand, over alerts one may see; never over an unknown one.
+    let first = alerts[0]["id"].as_str().expect("id");
+    let err = env.fails(&[
+        "--as", "alice", "cases", "open", "--alerts", "nope", "--title", "x",
+    ]);
+    assert!(err.contains("not an alert you may see"), "{err}");
+    let by_hand = env
+        .ok(&[
+            "--as",
+            "alice",
+            "cases",
+            "open",
+            "--alerts",
+            first,
+            "--title",
+            "look at this one",
+        ])
+        .trim()
+        .to_owned();
+
+    let id = cases[0]["id"].as_str().expect("id");
+    let err = env.fails(&["--as", "alice", "cases", "assign", id, "carol"]);
+    assert!(err.contains("carol may not see this case"), "{err}");
+    env.ok(&["--as", "alice", "cases", "assign", id, "boss"]);
+    env.ok(&["--as", "boss", "cases", "status", id, "in-progress"]);
+    env.ok(&["--as", "boss", "cases", "priority", id, "critical"]);
+    env.ok(&[
+        "--as",
+        "boss",
+        "cases",
+        "note",
+        id,
+        "the admin share was the printer's",
+    ]);
+    assert!(
+        env.fails(&["--as", "boss", "cases", "status", id, "done"])
+            .contains("expected new")
+    );
+    env.ok(&[
+        "--as",
+        "boss",
+        "cases",
+        "status",
+        id,
+        "closed-false-positive",
+    ]);
+    let shown = json(&env.ok(&["--as", "alice", "cases", "show", id, "--json"]));
+    assert_eq!(shown["status"], "closed-false-positive");
+    assert_eq!(shown["assignee"], "boss");
+    assert_eq!(shown["priority"], "critical");
+    let history = shown["history"].as_array().expect("history");
+    assert_eq!(history.len(), 5, "{history:?}");
+    assert_eq!(history[0][0], "alice");
+    assert_eq!(history[3][2], "note: the admin share was the printer's");
+    let open = json(&env.ok(&["--as", "alice", "cases", "ls", "--status", "new", "--json"]));
+    assert!(
+        open.as_array()
+            .expect("array")
+            .iter()
+            .any(|c| c["id"] == by_hand.as_str())
+    );
+
+    // carol may not see the logs: no case, no alert, no history.
+    assert_eq!(
+        json(&env.ok(&["--as", "carol", "cases", "ls", "--json"])),
+        json("[]")
+    );
+    assert!(
+        env.fails(&["--as", "carol", "cases", "show", id])
+            .contains("not found or not permitted")
+    );
+    env.ok(&["audit", "verify"]);
+}

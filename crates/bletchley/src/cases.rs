@@ -1,0 +1,143 @@
+//! `cases`: triage cases over alerts, on the command line.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+use bletchley_detect::cases::{self, Change, Grouping, Status};
+use bletchley_detect::rule::Level;
+use bletchley_store::Platform;
+
+use crate::cli::CasesCmd;
+use crate::commands::{fmt_time, parse_window};
+
+fn level(s: &str) -> Result<Level> {
+    Level::parse(s).ok_or_else(|| {
+        anyhow!("level {s:?}: expected informational, low, medium, high or critical")
+    })
+}
+
+fn status(s: &str) -> Result<Status> {
+    Status::parse(s).ok_or_else(|| {
+        anyhow!(
+            "status {s:?}: expected new, in-progress, closed-true-positive or closed-false-positive"
+        )
+    })
+}
+
+/// Runs a `cases` subcommand for `who`.
+pub fn cases(p: &mut Platform, who: &str, c: &CasesCmd) -> Result<ExitCode> {
+    match c {
+        CasesCmd::Open {
+            collection,
+            by,
+            window,
+            level: min,
+            alerts,
+            title,
+            justification,
+        } => {
+            let just = justification.as_deref();
+            let ids = match (collection, alerts.is_empty()) {
+                (Some(coll), true) => {
+                    let parts: Vec<&str> = by.split(',').map(str::trim).collect();
+                    if parts.is_empty() || parts.iter().any(|x| !matches!(*x, "rule" | "host")) {
+                        bail!("--by {by:?}: expected rule, host or rule,host");
+                    }
+                    let g = Grouping {
+                        by_rule: parts.contains(&"rule"),
+                        by_host: parts.contains(&"host"),
+                        window_ms: i64::try_from(parse_window(window)?.saturating_mul(1000))
+                            .unwrap_or(i64::MAX),
+                        min_level: min.as_deref().map(level).transpose()?,
+                    };
+                    cases::open_cases(p, who, coll, &g, just)?
+                }
+                (None, false) => {
+                    let title = title
+                        .as_deref()
+                        .ok_or_else(|| anyhow!("a case opened by hand needs --title"))?;
+                    vec![cases::open_case(p, who, title, alerts, just)?]
+                }
+                _ => {
+                    bail!("give --collection (to group its alerts) or --alerts (one case by hand)")
+                }
+            };
+            for id in &ids {
+                println!("{id}");
+            }
+            eprintln!("{} cases opened", ids.len());
+        }
+        CasesCmd::Ls {
+            status: want,
+            json,
+            justification,
+        } => {
+            let want = want.as_deref().map(status).transpose()?;
+            let all: Vec<_> = cases::list_cases(p, who, justification.as_deref())?
+                .into_iter()
+                .filter(|c| want.is_none_or(|w| c.status == w))
+                .collect();
+            if *json {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                for c in all {
+                    println!(
+                        "{}  {:<21} {:<13} {:<10} {} alerts  {}",
+                        c.id,
+                        c.status.as_str(),
+                        c.priority,
+                        c.assignee.as_deref().unwrap_or("-"),
+                        c.alerts.len(),
+                        c.title
+                    );
+                }
+            }
+        }
+        CasesCmd::Show {
+            id,
+            json,
+            justification,
+        } => {
+            let c = cases::case(p, who, id, justification.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                println!("{}  {}", c.id, c.title);
+                println!(
+                    "{} in {}, {}, priority {}, assigned to {}",
+                    c.marking,
+                    c.collection,
+                    c.status.as_str(),
+                    c.priority,
+                    c.assignee.as_deref().unwrap_or("nobody")
+                );
+                println!("opened by {} at {}", c.opened_by, fmt_time(c.opened_ms));
+                for a in &c.alerts {
+                    println!("alert {a}");
+                }
+                for (author, ms, text) in &c.history {
+                    println!("{}  {author}: {text}", fmt_time(*ms));
+                }
+            }
+        }
+        CasesCmd::Assign { id, principal } => {
+            cases::change_case(p, who, id, &Change::Assign(principal.clone()), None)?;
+            println!("case {id} assigned to {principal}");
+        }
+        CasesCmd::Status { id, status: s } => {
+            let s = status(s)?;
+            cases::change_case(p, who, id, &Change::Status(s), None)?;
+            println!("case {id} is {}", s.as_str());
+        }
+        CasesCmd::Priority { id, level: l } => {
+            let l = level(l)?;
+            cases::change_case(p, who, id, &Change::Priority(l), None)?;
+            println!("case {id} has priority {}", l.as_str());
+        }
+        CasesCmd::Note { id, text } => {
+            cases::change_case(p, who, id, &Change::Note(text.clone()), None)?;
+            println!("noted on case {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
