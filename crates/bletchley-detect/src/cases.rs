@@ -152,8 +152,9 @@ pub fn open_cases(
     alerts.sort_by(|a, b| {
         (a.time.as_str().unwrap_or(""), &a.id).cmp(&(b.time.as_str().unwrap_or(""), &b.id))
     });
-    // Key -> cases of that key, each (first time in ms, alerts).
-    let mut groups: BTreeMap<(String, String), Vec<(i64, Vec<AlertView>)>> = BTreeMap::new();
+    // (rule, host) -> the cases of that key, each (its first alert's time in ms, its alerts).
+    type Window = (i64, Vec<AlertView>);
+    let mut groups: BTreeMap<(String, String), Vec<Window>> = BTreeMap::new();
     for a in alerts {
         let rule = if grouping.by_rule {
             a.rule["id"].as_str().unwrap_or_default().to_owned()
