@@ -258,7 +258,7 @@ test('two clearances: the same search shows different hits and banners; items, g
   }
 });
 
-test('alerts: the queue with its counts and level filter, an alert opened, nothing for another agency', async () => {
+test('alerts and cases: the queue with its counts and level filter, an alert opened, a case worked and closed, nothing for another agency', async () => {
   const a = await session();
   const c = await session();
   try {
@@ -299,7 +299,30 @@ test('alerts: the queue with its counts and level filter, an alert opened, nothi
     assert.ok((await a.page.textContent('#text')).includes(first.rule), `the rule ${first.rule}`);
     assert.match(await a.page.textContent('#marking'), /SECRET/);
 
-    // carol (gchq) may not see mi5/cyber: no alert, no count.
+    // The demo grouped the alerts into cases; the first is bob's and in progress.
+    await a.page.goto(`${URL}/cases`);
+    const cases = await a.page.$$eval('#cases tr.case', (trs) => trs.length);
+    assert.ok(cases >= 2, `cases over the demo's alerts: ${cases}`);
+    await shot(a.page, 'cases-alice');
+    const worked = await a.page.$$eval('#cases tr.case', (trs) =>
+      trs
+        .filter((tr) => tr.querySelector('.status').textContent === 'in-progress')
+        .map((tr) => tr.querySelector('a').getAttribute('href')),
+    );
+    assert.equal(worked.length, 1, 'one case is being worked');
+    await a.page.goto(`${URL}${worked[0]}`);
+    assert.equal(await a.page.textContent('#case-assignee'), 'bob');
+    assert.ok((await a.page.$$('#case-alerts tr.alert')).length >= 1, 'its alerts on a timeline');
+    // Closed from the page: the status and the history follow.
+    await a.page.selectOption('#status', 'closed-true-positive');
+    await Promise.all([a.page.waitForNavigation(), a.page.click('#set-status button')]);
+    assert.equal(await a.page.textContent('#case-status'), 'closed-true-positive');
+    assert.match(await a.page.textContent('#history'), /status: closed-true-positive/);
+    await shot(a.page, 'case-alice');
+
+    // carol (gchq) may not see mi5/cyber: no alert, no count, no case.
+    await c.page.goto(`${URL}/cases`);
+    assert.equal(await c.page.$$eval('#cases tr.case', (trs) => trs.length), 0);
     await c.page.goto(`${URL}/alerts`);
     assert.equal(await c.page.$$eval('#alerts tr.alert', (trs) => trs.length), 0);
     assert.match(await c.page.textContent('#total'), /^0 alerts/);

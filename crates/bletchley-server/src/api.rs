@@ -339,8 +339,9 @@ pub async fn suggest(
 /// Query with only a justification.
 #[derive(Deserialize, Default)]
 pub struct Why {
+    /// Why (required for bulk collections).
     #[serde(default)]
-    justification: Option<String>,
+    pub justification: Option<String>,
 }
 
 /// `GET /api/items`: what the caller may list.
@@ -509,6 +510,301 @@ pub async fn alerts(
     c.require(TokenScope::Read)?;
     let (alerts, counts) = alerts_of(&s, c.principal, q).await?;
     Ok(Json(json!({ "alerts": alerts, "counts": counts })))
+}
+
+/// `GET /api/cases` query.
+#[derive(Deserialize, Default)]
+pub struct CasesQuery {
+    /// Only cases with this status.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Why (required to include bulk collections).
+    #[serde(default)]
+    pub justification: Option<String>,
+}
+
+fn case_status(s: &str) -> ApiResult<bletchley_detect::cases::Status> {
+    bletchley_detect::cases::Status::parse(s).ok_or_else(|| {
+        ApiError::bad_request(
+            "status: expected new, in-progress, closed-true-positive or closed-false-positive",
+        )
+    })
+}
+
+fn alert_level(s: &str) -> ApiResult<bletchley_detect::rule::Level> {
+    bletchley_detect::rule::Level::parse(s).ok_or_else(|| {
+        ApiError::bad_request("level: expected informational, low, medium, high or critical")
+    })
+}
+
+/// The cases a caller may see, newest first.
+pub(crate) async fn cases_of(
+    s: &Shared,
+    who: String,
+    q: CasesQuery,
+) -> ApiResult<Vec<bletchley_detect::cases::Case>> {
+    let want = q.status.as_deref().map(case_status).transpose()?;
+    s.worker
+        .run(move |st| {
+            Ok(bletchley_detect::cases::list_cases(
+                &mut st.platform,
+                &who,
+                q.justification.as_deref(),
+            )?
+            .into_iter()
+            .filter(|c| want.is_none_or(|w| c.status == w))
+            .collect())
+        })
+        .await
+}
+
+/// One case with the alerts it holds that the caller may see.
+pub(crate) async fn case_of(
+    s: &Shared,
+    who: String,
+    id: String,
+    justification: Option<String>,
+) -> ApiResult<(
+    bletchley_detect::cases::Case,
+    Vec<bletchley_detect::alerts::AlertView>,
+)> {
+    item_id(&id)?;
+    s.worker
+        .run(move |st| {
+            let just = justification.as_deref();
+            let c = match bletchley_detect::cases::case(&mut st.platform, &who, &id, just) {
+                // An item that is not a case reads as no case.
+                Err(bletchley_store::Error::Invalid(_)) => {
+                    return Err(
+                        bletchley_store::Error::NotFoundOrNotPermitted { reason: None }.into(),
+                    );
+                }
+                other => other?,
+            };
+            let alerts =
+                bletchley_detect::alerts::visible_alerts(&mut st.platform, &who, None, just)?
+                    .into_iter()
+                    .filter(|a| c.alerts.contains(&a.id))
+                    .collect();
+            Ok((c, alerts))
+        })
+        .await
+}
+
+/// `GET /api/cases`: triage cases over the alerts the caller may see.
+pub async fn cases(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Q(q): Q<CasesQuery>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let cases = cases_of(&s, c.principal, q).await?;
+    Ok(Json(json!({ "cases": cases })))
+}
+
+/// `GET /api/cases/{id}`: one case, its state and history, and its alerts.
+pub async fn case(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Q(w): Q<Why>,
+) -> ApiResult<Json<Value>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let (case, alerts) = case_of(&s, c.principal, id, w.justification).await?;
+    Ok(Json(json!({ "case": case, "alerts": alerts })))
+}
+
+/// The longest grouping window accepted, in seconds (a year).
+pub const MAX_WINDOW_S: u32 = 366 * 86_400;
+
+/// `POST /api/cases` body: a case by hand over `alerts` with a `title`, or the alerts of
+/// `collection` grouped.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenCases {
+    #[serde(default)]
+    alerts: Vec<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    collection: Option<String>,
+    #[serde(default)]
+    by_rule: Option<bool>,
+    #[serde(default)]
+    by_host: Option<bool>,
+    #[serde(default)]
+    window_s: Option<u32>,
+    #[serde(default)]
+    level: Option<String>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// `POST /api/cases`: opens cases; returns their ids.
+pub async fn open_cases(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    J(o): J<OpenCases>,
+) -> ApiResult<Response> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Write)?;
+    c.check_csrf(csrf_header(&headers))?;
+    let min = o.level.as_deref().map(alert_level).transpose()?;
+    if o.collection
+        .as_deref()
+        .is_some_and(|x| x.is_empty() || x.chars().count() > crate::extract::MAX_PARAM)
+        || o.window_s.is_some_and(|w| w == 0 || w > MAX_WINDOW_S)
+        || o.title
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.chars().count() > 200)
+        || o.justification
+            .as_deref()
+            .is_some_and(|j| j.chars().count() > crate::extract::MAX_JUSTIFICATION)
+    {
+        return Err(ApiError::bad_request(
+            "collection (1 to 500 characters), window_s (1 s to a year), title (1 to 200 characters) or justification (at most 1000) out of bounds",
+        ));
+    }
+    let who = c.principal;
+    let ids = s
+        .worker
+        .run(move |st| {
+            let just = o.justification.as_deref();
+            let ids = match (&o.collection, o.alerts.is_empty()) {
+                (Some(coll), true) => {
+                    let g = bletchley_detect::cases::Grouping {
+                        by_rule: o.by_rule.unwrap_or(true),
+                        by_host: o.by_host.unwrap_or(true),
+                        window_ms: i64::from(o.window_s.unwrap_or(3600).max(1)) * 1000,
+                        min_level: min,
+                    };
+                    bletchley_detect::cases::open_cases(&mut st.platform, &who, coll, &g, just)?
+                }
+                (None, false) => {
+                    let title = o.title.as_deref().ok_or_else(|| {
+                        bletchley_store::Error::Invalid(
+                            "a case opened by hand needs a title".into(),
+                        )
+                    })?;
+                    vec![bletchley_detect::cases::open_case(
+                        &mut st.platform,
+                        &who,
+                        title,
+                        &o.alerts,
+                        just,
+                    )?]
+                }
+                _ => {
+                    return Err(bletchley_store::Error::Invalid(
+                        "give collection (to group its alerts) or alerts and a title".into(),
+                    )
+                    .into());
+                }
+            };
+            Ok(ids)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "cases": ids }))).into_response())
+}
+
+/// `POST /api/cases/{id}` body: exactly one change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseChange {
+    #[serde(default)]
+    assignee: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+impl CaseChange {
+    pub(crate) fn into_change(
+        self,
+    ) -> ApiResult<(bletchley_detect::cases::Change, Option<String>)> {
+        use bletchley_detect::cases::Change;
+        if self
+            .justification
+            .as_deref()
+            .is_some_and(|j| j.chars().count() > crate::extract::MAX_JUSTIFICATION)
+            || self
+                .assignee
+                .as_deref()
+                .is_some_and(|a| a.is_empty() || a.len() > 64)
+            || self.note.as_deref().is_some_and(str::is_empty)
+        {
+            return Err(ApiError::bad_request(
+                "assignee (1 to 64 characters), note (not empty) or justification (at most 1000) out of bounds",
+            ));
+        }
+        let change = match (self.assignee, self.status, self.priority, self.note) {
+            (Some(a), None, None, None) => Change::Assign(a),
+            (None, Some(s), None, None) => Change::Status(case_status(&s)?),
+            (None, None, Some(p), None) => Change::Priority(alert_level(&p)?),
+            (None, None, None, Some(n)) => Change::Note(n),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of assignee, status, priority or note",
+                ));
+            }
+        };
+        Ok((change, self.justification))
+    }
+}
+
+/// Records a change on a case for a caller.
+pub(crate) async fn change_case(
+    s: &Shared,
+    who: String,
+    id: String,
+    change: bletchley_detect::cases::Change,
+    justification: Option<String>,
+) -> ApiResult<()> {
+    item_id(&id)?;
+    if let bletchley_detect::cases::Change::Note(n) | bletchley_detect::cases::Change::Assign(n) =
+        &change
+        && n.len() > bletchley_store::MAX_ANNOTATION
+    {
+        return Err(ApiError::bad_request("too long"));
+    }
+    s.worker
+        .run(move |st| {
+            match bletchley_detect::cases::change_case(
+                &mut st.platform,
+                &who,
+                &id,
+                &change,
+                justification.as_deref(),
+            ) {
+                Err(bletchley_store::Error::Invalid(m)) if m.ends_with("is not a case") => {
+                    Err(bletchley_store::Error::NotFoundOrNotPermitted { reason: None }.into())
+                }
+                other => Ok(other?),
+            }
+        })
+        .await
+}
+
+/// `POST /api/cases/{id}`: assign, move on, reprioritise or note a case.
+pub async fn update_case(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    J(ch): J<CaseChange>,
+) -> ApiResult<Response> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Write)?;
+    c.check_csrf(csrf_header(&headers))?;
+    let (change, just) = ch.into_change()?;
+    change_case(&s, c.principal, id, change, just).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/jobs`: the caller's jobs (transcription of what they ingested) with state,

@@ -33,6 +33,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/timeline", get(timeline))
         .route("/operations", get(operations))
         .route("/alerts", get(alerts))
+        .route("/cases", get(cases))
+        .route("/cases/{id}", get(case).post(change_case))
         .route("/audit", get(audit))
         .route("/upload", get(upload_form).post(upload))
         .route(
@@ -1312,6 +1314,256 @@ async fn alerts(
     body.push_str("</table>");
     let banner = high_water(&banners, s.home).unwrap_or_else(|| "OFFICIAL".into());
     Html(page("Alerts", &banner, Some(&w.viewer()), &body)).into_response()
+}
+
+/// The case queue: every case the viewer may see, newest first, with its status, priority,
+/// assignee and alert count; filtered by status.
+async fn cases(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(f): Query<api::CasesQuery>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let status = f.status.clone().unwrap_or_default();
+    let cases = match api::cases_of(&s, w.name.clone(), f).await {
+        Ok(c) => c,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let mut body = String::from(
+        "<h1>Cases</h1><form method=\"get\" action=\"/cases\"><select name=\"status\" id=\"status\">",
+    );
+    for st in [
+        "",
+        "new",
+        "in-progress",
+        "closed-true-positive",
+        "closed-false-positive",
+    ] {
+        body.push_str(&format!(
+            "<option value=\"{st}\"{}>{}</option>",
+            if st == status { " selected" } else { "" },
+            if st.is_empty() { "any status" } else { st }
+        ));
+    }
+    body.push_str(&format!(
+        "</select> <button type=\"submit\" id=\"filter\">Filter</button></form><p id=\"total\">{} cases</p>\
+<table id=\"cases\"><tr><th>Case</th><th>Status</th><th>Priority</th><th>Assignee</th><th>Alerts</th><th>Opened</th><th>Marking</th></tr>",
+        cases.len()
+    ));
+    let mut banners = vec!["OFFICIAL".to_owned()];
+    for c in &cases {
+        banners.push(c.marking.clone());
+        body.push_str(&format!(
+            "<tr class=\"case\" data-id=\"{}\"><td><a href=\"/cases/{}\">{}</a></td><td class=\"status\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.id),
+            url(&c.id),
+            esc(&c.title),
+            c.status.as_str(),
+            esc(&c.priority),
+            esc(c.assignee.as_deref().unwrap_or("—")),
+            c.alerts.len(),
+            esc(&time_label(c.opened_ms)),
+            esc(&c.marking),
+        ));
+    }
+    body.push_str("</table>");
+    let banner = high_water(&banners, s.home).unwrap_or_else(|| "OFFICIAL".into());
+    Html(page("Cases", &banner, Some(&w.viewer()), &body)).into_response()
+}
+
+/// One case: its state, the forms that move it on, its alerts in time order (the case's
+/// timeline, each linked to its event and its log) and its history.
+async fn case(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<api::Why>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let (c, mut alerts) = match api::case_of(&s, w.name.clone(), id, q.justification.clone()).await
+    {
+        Ok(r) => r,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    alerts.sort_by(|a, b| {
+        (a.time.as_str().unwrap_or(""), &a.id).cmp(&(b.time.as_str().unwrap_or(""), &b.id))
+    });
+    let select = |name: &str, options: &[&str], current: &str| {
+        let mut out = format!("<select name=\"{name}\" id=\"{name}\">");
+        for o in options {
+            out.push_str(&format!(
+                "<option value=\"{o}\"{}>{o}</option>",
+                if *o == current { " selected" } else { "" }
+            ));
+        }
+        out.push_str("</select>");
+        out
+    };
+    let form = |inner: String, button: &str, fid: &str| {
+        format!(
+            "<form method=\"post\" action=\"/cases/{}\" id=\"{fid}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"justification\" value=\"{}\">{inner} <button type=\"submit\">{button}</button></form>",
+            url(&c.id),
+            esc(&w.csrf),
+            esc(q.justification.as_deref().unwrap_or("")),
+        )
+    };
+    let mut body = format!(
+        "<h1 id=\"title\">{}</h1><table class=\"meta\"><tr><th>Status</th><td id=\"case-status\">{}</td></tr><tr><th>Priority</th><td id=\"case-priority\">{}</td></tr>\
+<tr><th>Assignee</th><td id=\"case-assignee\">{}</td></tr><tr><th>Collection</th><td>{}</td></tr><tr><th>Marking</th><td id=\"marking\">{}</td></tr>\
+<tr><th>Opened</th><td>{} by {}</td></tr></table>",
+        esc(&c.title),
+        c.status.as_str(),
+        esc(&c.priority),
+        esc(c.assignee.as_deref().unwrap_or("nobody")),
+        esc(&c.collection),
+        esc(&c.marking),
+        esc(&time_label(c.opened_ms)),
+        esc(&c.opened_by),
+    );
+    body.push_str(&form(
+        select(
+            "status",
+            &[
+                "new",
+                "in-progress",
+                "closed-true-positive",
+                "closed-false-positive",
+            ],
+            c.status.as_str(),
+        ),
+        "Set status",
+        "set-status",
+    ));
+    body.push_str(&form(
+        select(
+            "priority",
+            &["informational", "low", "medium", "high", "critical"],
+            &c.priority,
+        ),
+        "Set priority",
+        "set-priority",
+    ));
+    body.push_str(&form(
+        "<input name=\"assignee\" size=\"20\" required maxlength=\"64\" placeholder=\"principal\">"
+            .into(),
+        "Assign",
+        "assign",
+    ));
+    body.push_str(&form(
+        format!(
+            "<textarea name=\"note\" required maxlength=\"{}\" placeholder=\"A note on this case\"></textarea>",
+            bletchley_store::MAX_ANNOTATION
+        ),
+        "Add note",
+        "add-note",
+    ));
+    body.push_str("<h2>Timeline</h2><table id=\"case-alerts\"><tr><th>Time</th><th>Level</th><th>Rule</th><th>Host</th><th>Record</th><th>Log</th></tr>");
+    for a in &alerts {
+        let log = a
+            .log
+            .as_deref()
+            .map(|l| format!("<a href=\"/items/{}\">log</a>", url(l)))
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "<tr class=\"alert level-{}\"><td>{}</td><td>{}</td><td><a href=\"/items/{}\">{}</a></td><td>{}</td><td>{}</td><td>{log}</td></tr>",
+            a.level,
+            esc(a.time.as_str().unwrap_or("")),
+            a.level,
+            url(&a.id),
+            esc(a.rule["title"].as_str().unwrap_or("")),
+            esc(a.computer.as_str().unwrap_or("")),
+            esc(&a.record.to_string()),
+        ));
+    }
+    body.push_str("</table><h2>History</h2><ul id=\"history\">");
+    for (author, ms, text) in &c.history {
+        body.push_str(&format!(
+            "<li><span class=\"meta\">{} · {}</span> {}</li>",
+            esc(author),
+            esc(&time_label(*ms)),
+            esc(text)
+        ));
+    }
+    body.push_str("</ul>");
+    Html(page("Case", &c.marking, Some(&w.viewer()), &body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct CaseForm {
+    csrf: String,
+    #[serde(default)]
+    justification: Option<String>,
+    #[serde(default)]
+    assignee: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// A change posted from the case page.
+async fn change_case(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CaseForm>,
+) -> Response {
+    if let Err(r) = same_site(&headers) {
+        return *r;
+    }
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let caller = auth::Caller {
+        principal: w.name.clone(),
+        via: Via::Session {
+            token: w.token.clone(),
+            csrf: w.csrf.clone(),
+        },
+    };
+    if let Err(e) = caller.check_csrf(Some(&f.csrf)) {
+        return api_error_page(e, Some(&w.viewer()));
+    }
+    use bletchley_detect::cases::{Change, Status};
+    let change = match (f.assignee, f.status, f.priority, f.note) {
+        (Some(a), None, None, None) => Some(Change::Assign(a.trim().to_owned())),
+        (None, Some(st), None, None) => Status::parse(&st).map(Change::Status),
+        (None, None, Some(p), None) => {
+            bletchley_detect::rule::Level::parse(&p).map(Change::Priority)
+        }
+        (None, None, None, Some(n)) => Some(Change::Note(n)),
+        _ => None,
+    };
+    let Some(change) = change else {
+        return api_error_page(
+            ApiError::bad_request("give one of status, priority, assignee or note"),
+            Some(&w.viewer()),
+        );
+    };
+    let just = f.justification.filter(|j| !j.is_empty());
+    match api::change_case(&s, w.name.clone(), id.clone(), change, just.clone()).await {
+        Ok(()) => {
+            let to = format!(
+                "/cases/{}{}",
+                url(&id),
+                justification_query(just.as_deref())
+            );
+            match HeaderValue::from_str(&to) {
+                Ok(v) => (StatusCode::SEE_OTHER, [(LOCATION, v)]).into_response(),
+                Err(_) => redirect("/cases"),
+            }
+        }
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -94,6 +94,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/operations", get(api::operations))
         .route("/jobs", get(api::jobs))
         .route("/alerts", get(api::alerts))
+        .route("/cases", get(api::cases).post(api::open_cases))
+        .route("/cases/{id}", get(api::case).post(api::update_case))
         .route("/audit", get(api::audit))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);

@@ -87,6 +87,50 @@ pub fn document() -> Value {
             "/api/alerts": { "get": read_op("Alerts from detection over the event logs the caller may see, most severe first, with counts by level and by rule", vec![
                 q("level", false, json!({ "type": "string", "enum": ["informational", "low", "medium", "high", "critical"] }), "only alerts at this level or above"),
                 just() ]) },
+            "/api/cases": {
+              "get": read_op("Triage cases over the alerts the caller may see, newest first, each with its state (status, assignee, priority) and history", vec![
+                q("status", false, json!({ "type": "string", "enum": ["new", "in-progress", "closed-true-positive", "closed-false-positive"] }), "only cases with this status"),
+                just() ]),
+              "post": {
+                "summary": "Open cases: one over the given alerts with a title, or the caller's alerts of a collection that no case holds yet, grouped by rule and host within a window (needs X-CSRF-Token with a session, or a write-scoped token)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "alerts": { "type": "array", "items": { "type": "string" } },
+                        "title": { "type": "string", "minLength": 1, "maxLength": 200 },
+                        "collection": { "type": "string", "minLength": 1, "maxLength": crate::extract::MAX_PARAM },
+                        "by_rule": { "type": "boolean" }, "by_host": { "type": "boolean" },
+                        "window_s": { "type": "integer", "minimum": 1, "maximum": crate::api::MAX_WINDOW_S },
+                        "level": { "type": "string", "enum": ["informational", "low", "medium", "high", "critical"] },
+                        "justification": { "type": "string", "maxLength": crate::extract::MAX_JUSTIFICATION } } } } } },
+                "responses": { "201": ok_json("opened; the new cases' ids"), "400": err("neither alerts nor collection, an alert the caller may not see, or malformed"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, justification required, or not allowed to store in the collection"),
+                               "404": err("not found or not permitted"), "415": err("not JSON") } } },
+            "/api/cases/{id}": {
+              "get": {
+                "summary": "One case: its state and history, and the alerts it holds that the caller may see",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
+                "responses": { "200": ok_json("the case"), "400": err("malformed request"), "401": err("not authenticated"),
+                               "403": err("justification required"), "404": err("not found or not permitted") } },
+              "post": {
+                "summary": "Change a case: exactly one of assignee (a principal who may see it), status, priority or note; recorded as a note on the case (needs X-CSRF-Token with a session, or a write-scoped token)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                                { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "assignee": { "type": "string", "minLength": 1, "maxLength": 64 },
+                        "status": { "type": "string", "enum": ["new", "in-progress", "closed-true-positive", "closed-false-positive"] },
+                        "priority": { "type": "string", "enum": ["informational", "low", "medium", "high", "critical"] },
+                        "note": { "type": "string", "minLength": 1, "maxLength": bletchley_store::MAX_ANNOTATION },
+                        "justification": { "type": "string", "maxLength": crate::extract::MAX_JUSTIFICATION } } } } } },
+                "responses": { "204": { "description": "recorded" }, "400": err("not exactly one change, an assignee who may not see the case, or malformed"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, or justification required"),
+                               "404": err("not found or not permitted"), "415": err("not JSON") } } },
             "/api/jobs": { "get": read_op("The caller's jobs (transcription and translation of recordings they ingested): state, progress, attempts, results", vec![]) },
             "/api/search": { "get": read_op("Full-text search", vec![
                 q("q", true, s(), "query: terms, \"phrases\", AND/OR/NOT, type:, lang:, collection:, from:, to:, entity:, term~"),

@@ -382,15 +382,15 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     let (corpus_items, selector) = ingest_corpus(&mut p)?;
     total += corpus_items;
     let cyber = crate::demo_cyber::ingest_cyber(&mut p)?;
-    total += cyber.logs + cyber.rules + cyber.alerts;
+    total += cyber.logs + cyber.rules + cyber.alerts + cyber.cases + cyber.case_notes;
     println!("Bletchley demo platform created in {}", dir.display());
     println!(
         "  4 agencies (gchq, mi5, mi6, mod), {} principals, 7 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
         PEOPLE.len()
     );
     println!(
-        "  mi5/cyber: {} Windows event logs of recorded attacks hunted with {} SigmaHQ rules (mi5/sigma-rules): {} alerts, SECRET like the logs",
-        cyber.logs, cyber.rules, cyber.alerts
+        "  mi5/cyber: {} Windows event logs of recorded attacks hunted with {} SigmaHQ rules (mi5/sigma-rules): {} alerts, SECRET like the logs, grouped into {} triage cases (the first assigned to bob)",
+        cyber.logs, cyber.rules, cyber.alerts, cyber.cases
     );
     println!();
     println!(

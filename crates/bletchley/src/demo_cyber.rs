@@ -68,6 +68,10 @@ pub struct Cyber {
     pub rules: usize,
     /// Alerts the detection jobs derived.
     pub alerts: usize,
+    /// Triage cases the alerts were grouped into (by rule and host within an hour).
+    pub cases: usize,
+    /// Changes and notes recorded on them (each an item).
+    pub case_notes: usize,
 }
 
 /// Makes `mi5/cyber` and `mi5/sigma-rules`, stores the rules and the logs as alice, and runs
@@ -129,9 +133,34 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
         .iter()
         .filter(|m| m.derivation.as_deref() == Some(ALERT))
         .count();
+    // Triage: the alerts grouped by rule and host within an hour; the first case taken by
+    // bob and worked, so the case pages have a history to show.
+    use bletchley_detect::cases::{Change, Grouping, Status, open_cases};
+    let grouping = Grouping {
+        by_rule: true,
+        by_host: true,
+        window_ms: 3_600_000,
+        min_level: None,
+    };
+    let cases = open_cases(p, "alice", "mi5/cyber", &grouping, None)?;
+    let mut case_notes = 0;
+    if let Some(first) = cases.first() {
+        for change in [
+            Change::Assign("bob".into()),
+            Change::Status(Status::InProgress),
+            Change::Note(
+                "Same parent process on both hosts: checking the admin shares first.".into(),
+            ),
+        ] {
+            bletchley_detect::cases::change_case(p, "alice", first, &change, None)?;
+            case_notes += 1;
+        }
+    }
     Ok(Cyber {
         logs: LOGS.len(),
         rules: RULES.len(),
         alerts,
+        cases: cases.len(),
+        case_notes,
     })
 }

@@ -403,8 +403,63 @@ fn alerts_are_served_by_the_api_and_the_console_only_to_who_may_see_the_log() {
         "the banner covers the alerts shown"
     );
 
+    // Cases through the API: opened over the collection's alerts, moved on, read back.
+    let token = s.login(&alice, "alice");
+    let post = |path: &str, body: serde_json::Value| {
+        let r = alice
+            .post(format!("{}{path}", s.url))
+            .header("x-csrf-token", &token)
+            .json(&body)
+            .send()
+            .expect("post");
+        let st = r.status();
+        (st, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let (st, v) = post("/api/cases", serde_json::json!({ "collection": "mi5/ct" }));
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let case = v["cases"][0].as_str().expect("a case").to_owned();
+    let (st, v) = post("/api/cases", serde_json::json!({ "collection": "" }));
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, _) = post(
+        &format!("/api/cases/{case}"),
+        serde_json::json!({ "status": "in-progress" }),
+    );
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = post(&format!("/api/cases/{case}"), serde_json::json!({}));
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = post(
+        &format!("/api/cases/{case}"),
+        serde_json::json!({ "status": "done" }),
+    );
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, v) = post(
+        &format!("/api/cases/{case}"),
+        serde_json::json!({ "assignee": "carol" }),
+    );
+    assert_eq!(st, StatusCode::BAD_REQUEST, "carol may not see it: {v}");
+    let (st, v) = s.get(&alice, &format!("/api/cases/{case}"));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["case"]["status"], "in-progress");
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(1));
+    let (_, v) = s.get(&alice, "/api/cases?status=new");
+    assert_eq!(v["cases"].as_array().map(Vec::len), Some(0));
+    let page = alice
+        .get(format!("{}/cases/{case}", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(
+        page.contains("in-progress") && page.contains("Curl Web Request"),
+        "{page}"
+    );
+
     let carol = s.client();
     s.login(&carol, "carol");
+    let (_, v) = s.get(&carol, "/api/cases");
+    assert_eq!(v["cases"].as_array().map(Vec::len), Some(0));
+    let (st, _) = s.get(&carol, &format!("/api/cases/{case}"));
+    assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, v) = s.get(&carol, "/api/alerts");
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["alerts"].as_array().map(Vec::len), Some(0), "{v}");
