@@ -345,9 +345,15 @@ pub fn change_case(
     let c = case(p, who, id, justification)?;
     let text = match change {
         Change::Assign(to) => {
-            let gate = p
-                .gate(to)
-                .map_err(|_| invalid(format!("unknown principal {to:?}")))?;
+            // One answer for a name that is no principal and for one who may not see the
+            // case: whoever may read a case learns nothing of who else exists.
+            let refused = || {
+                invalid(format!(
+                    "{to} may not see this case ({}, in {}), or is no principal: assign it to someone who may",
+                    c.marking, c.collection
+                ))
+            };
+            let gate = p.gate(to).map_err(|_| refused())?;
             let marking = Marking::parse(&c.marking)
                 .map_err(|e| Error::Layout(format!("the case's marking: {e}")))?;
             let coll = p
@@ -357,10 +363,7 @@ pub fn change_case(
                 .map(|x| x.id)
                 .unwrap_or(CollectionId(0));
             if gate.decide(&marking, coll).is_err() {
-                return Err(invalid(format!(
-                    "{to} may not see this case ({}, in {}): assign it to someone who may",
-                    c.marking, c.collection
-                )));
+                return Err(refused());
             }
             format!("assignee: {to}")
         }
@@ -382,4 +385,27 @@ pub fn change_case(
 fn parse_ms(s: &str) -> Option<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The indicators of compromise of case `id`: every hash, address, domain, host, account and
+/// command line its alerts' events name (each alert read through the gate).
+pub fn case_iocs(
+    p: &mut Platform,
+    who: &str,
+    id: &str,
+    justification: Option<&str>,
+) -> Result<(Case, Vec<crate::iocs::Indicator>)> {
+    let c = case(p, who, id, justification)?;
+    let read = p.get_many(who, &c.alerts, justification)?;
+    let bodies: Vec<(String, Value)> = c
+        .alerts
+        .iter()
+        .zip(read)
+        .filter_map(|(a, r)| {
+            let (_, bytes) = r.ok()?;
+            Some((a.clone(), serde_json::from_slice(&bytes).ok()?))
+        })
+        .collect();
+    let iocs = crate::iocs::indicators(&bodies);
+    Ok((c, iocs))
 }

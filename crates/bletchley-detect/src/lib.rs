@@ -16,6 +16,7 @@ pub mod event;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 pub mod hunt;
+pub mod iocs;
 pub mod job;
 pub mod mapping;
 pub mod pattern;

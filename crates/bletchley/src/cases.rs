@@ -134,6 +134,37 @@ pub fn cases(p: &mut Platform, who: &str, c: &CasesCmd) -> Result<ExitCode> {
             cases::change_case(p, who, id, &Change::Priority(l), None)?;
             println!("case {id} has priority {}", l.as_str());
         }
+        CasesCmd::Iocs {
+            id,
+            format,
+            justification,
+        } => {
+            let (c, iocs) = cases::case_iocs(p, who, id, justification.as_deref())?;
+            match format.as_str() {
+                "csv" => print!("{}", bletchley_detect::iocs::csv(&iocs)),
+                "block" => print!("{}", bletchley_detect::iocs::block_list(&iocs)),
+                "stix" => {
+                    let now = time::OffsetDateTime::now_utc()
+                        .replace_nanosecond(0)
+                        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+                        .format(&time::format_description::well_known::Rfc3339)?;
+                    let bundle = bletchley_detect::iocs::stix_bundle(
+                        &iocs,
+                        &format!("case {} ({})", c.title, c.id),
+                        &now,
+                    );
+                    println!("{}", serde_json::to_string_pretty(&bundle)?);
+                }
+                other => bail!("--format {other:?}: expected csv, stix or block"),
+            }
+            eprintln!(
+                "{} indicators from {} alerts of case {} ({}): handle at that marking",
+                iocs.len(),
+                c.alerts.len(),
+                c.id,
+                c.marking
+            );
+        }
         CasesCmd::Note { id, text } => {
             cases::change_case(p, who, id, &Change::Note(text.clone()), None)?;
             println!("noted on case {id}");

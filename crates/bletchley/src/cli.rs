@@ -428,6 +428,19 @@ pub enum CasesCmd {
         /// The new priority.
         level: String,
     },
+    /// The case's indicators of compromise (hashes, addresses, domains, hosts, accounts,
+    /// command lines): `csv`, a STIX 2.1 bundle (`stix`), or a block list of hashes,
+    /// addresses, domains and hosts (`block`).
+    Iocs {
+        /// The case's id.
+        id: String,
+        /// csv, stix or block.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
     /// Note something on a case.
     Note {
         /// The case's id.

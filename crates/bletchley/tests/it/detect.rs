@@ -581,6 +581,13 @@ fn alerts_group_into_cases_that_are_assigned_worked_and_closed() {
     let id = cases[0]["id"].as_str().expect("id");
     let err = env.fails(&["--as", "alice", "cases", "assign", id, "carol"]);
     assert!(err.contains("carol may not see this case"), "{err}");
+    // A name that is no principal gets the same answer.
+    let ghost = env.fails(&["--as", "alice", "cases", "assign", id, "ghost"]);
+    assert_eq!(
+        ghost.replace("ghost", "carol"),
+        err,
+        "no principal and one who may not see read alike"
+    );
     env.ok(&["--as", "alice", "cases", "assign", id, "boss"]);
     env.ok(&["--as", "boss", "cases", "status", id, "in-progress"]);
     env.ok(&["--as", "boss", "cases", "priority", id, "critical"]);
@@ -618,6 +625,60 @@ fn alerts_group_into_cases_that_are_assigned_worked_and_closed() {
             .expect("array")
             .iter()
             .any(|c| c["id"] == by_hand.as_str())
+    );
+
+    // Containment output: every indicator is in the case's alerts as stored, checked
+    // against their raw text rather than the extraction code.
+    let csv = env.ok(&["--as", "alice", "cases", "iocs", id]);
+    let raw: String = shown["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| {
+            env.ok(&["--as", "alice", "get", a.as_str().expect("id")])
+                .to_lowercase()
+        })
+        .collect();
+    let mut rows = 0;
+    for line in csv.lines().skip(1) {
+        let mut f = line.splitn(4, ',');
+        let (kind, value) = (f.next().expect("type"), f.next().expect("value"));
+        if matches!(kind, "md5" | "sha1" | "sha256" | "ip" | "host") {
+            assert!(
+                raw.contains(&value.to_lowercase()),
+                "{kind} {value} not in the alerts"
+            );
+            rows += 1;
+        }
+    }
+    assert!(rows >= 2, "hashes and the host at least: {csv}");
+    let host = shown["alerts"][0].as_str().map(|a| {
+        json(&env.ok(&["--as", "alice", "get", a]))["computer"]
+            .as_str()
+            .expect("computer")
+            .to_owned()
+    });
+    assert!(
+        csv.contains(&format!("host,{}", host.expect("host"))),
+        "{csv}"
+    );
+    let bundle = json(&env.ok(&["--as", "alice", "cases", "iocs", id, "--format", "stix"]));
+    assert_eq!(bundle["type"], "bundle");
+    let objects = bundle["objects"].as_array().expect("objects");
+    assert!(!objects.is_empty());
+    for o in objects {
+        assert_eq!(o["spec_version"], "2.1");
+        assert!(o["pattern"].as_str().expect("pattern").starts_with('['));
+    }
+    let block = env.ok(&["--as", "alice", "cases", "iocs", id, "--format", "block"]);
+    assert!(
+        block
+            .lines()
+            .all(|l| !l.starts_with("user\t") && !l.starts_with("command-line\t"))
+    );
+    assert!(
+        env.fails(&["--as", "carol", "cases", "iocs", id])
+            .contains("not found or not permitted")
     );
 
     // carol may not see the logs: no case, no alert, no history.
