@@ -83,6 +83,10 @@ pub struct Case {
     pub assignee: Option<String>,
     /// Its priority (the highest alert level unless raised).
     pub priority: String,
+    /// Tags put on it (by a playbook's `tag` step or by hand), in the order first put.
+    pub tags: Vec<String>,
+    /// Playbook steps waiting for a second responder's approval.
+    pub pending: Vec<crate::playbook::Pending>,
     /// Every change and note, oldest first: (author, time, text).
     pub history: Vec<(String, i64, String)>,
 }
@@ -306,6 +310,8 @@ pub fn case(p: &mut Platform, who: &str, id: &str, justification: Option<&str>) 
         level,
         status: Status::New,
         assignee: None,
+        tags: Vec::new(),
+        pending: Vec::new(),
         history: Vec::new(),
     };
     for n in p.annotations(who, id, justification)? {
@@ -315,9 +321,14 @@ pub fn case(p: &mut Platform, who: &str, id: &str, justification: Option<&str>) 
             c.assignee = Some(a.to_owned());
         } else if let Some(l) = n.text.strip_prefix("priority: ").and_then(Level::parse) {
             c.priority = l.as_str().to_owned();
+        } else if let Some(t) = n.text.strip_prefix("tag: ") {
+            if !c.tags.iter().any(|x| x == t) {
+                c.tags.push(t.to_owned());
+            }
         }
         c.history.push((n.author, n.created_ms, n.text));
     }
+    c.pending = crate::playbook::pending(&c.history);
     Ok(c)
 }
 
@@ -332,6 +343,8 @@ pub enum Change {
     Priority(Level),
     /// A note.
     Note(String),
+    /// A tag.
+    Tag(String),
 }
 
 /// Records `change` on case `id` as an annotation by `who` (who must be able to read it).
@@ -343,28 +356,17 @@ pub fn change_case(
     justification: Option<&str>,
 ) -> Result<()> {
     let c = case(p, who, id, justification)?;
-    let text = match change {
+    let text = change_text(p, &c, change)?;
+    p.annotate(who, id, who, &text, justification)?;
+    Ok(())
+}
+
+/// The annotation that records `change` on `c`, once the change is checked (an assignee who
+/// may see the case, a non-empty note or tag).
+pub(crate) fn change_text(p: &Platform, c: &Case, change: &Change) -> Result<String> {
+    Ok(match change {
         Change::Assign(to) => {
-            // One answer for a name that is no principal and for one who may not see the
-            // case: whoever may read a case learns nothing of who else exists.
-            let refused = || {
-                invalid(format!(
-                    "{to} may not see this case ({}, in {}), or is no principal: assign it to someone who may",
-                    c.marking, c.collection
-                ))
-            };
-            let gate = p.gate(to).map_err(|_| refused())?;
-            let marking = Marking::parse(&c.marking)
-                .map_err(|e| Error::Layout(format!("the case's marking: {e}")))?;
-            let coll = p
-                .collections()?
-                .into_iter()
-                .find(|x| format!("{}/{}", x.agency, x.name) == c.collection)
-                .map(|x| x.id)
-                .unwrap_or(CollectionId(0));
-            if gate.decide(&marking, coll).is_err() {
-                return Err(refused());
-            }
+            check_assignee(p, c, to)?;
             format!("assignee: {to}")
         }
         Change::Status(s) => format!("status: {}", s.as_str()),
@@ -376,8 +378,38 @@ pub fn change_case(
             }
             format!("note: {t}")
         }
+        Change::Tag(t) => {
+            let t = t.trim();
+            if t.is_empty() || t.len() > 100 || t.contains('\n') {
+                return Err(invalid("a tag is one line of 1 to 100 bytes"));
+            }
+            format!("tag: {t}")
+        }
+    })
+}
+
+/// Whether `to` may be given case `c`: a principal who may see it. One answer for a name
+/// that is no principal and for one who may not see the case: whoever may read a case learns
+/// nothing of who else exists.
+fn check_assignee(p: &Platform, c: &Case, to: &str) -> Result<()> {
+    let refused = || {
+        invalid(format!(
+            "{to} may not see this case ({}, in {}), or is no principal: assign it to someone who may",
+            c.marking, c.collection
+        ))
     };
-    p.annotate(who, id, who, &text, justification)?;
+    let gate = p.gate(to).map_err(|_| refused())?;
+    let marking = Marking::parse(&c.marking)
+        .map_err(|e| Error::Layout(format!("the case's marking: {e}")))?;
+    let coll = p
+        .collections()?
+        .into_iter()
+        .find(|x| format!("{}/{}", x.agency, x.name) == c.collection)
+        .map(|x| x.id)
+        .unwrap_or(CollectionId(0));
+    if gate.decide(&marking, coll).is_err() {
+        return Err(refused());
+    }
     Ok(())
 }
 

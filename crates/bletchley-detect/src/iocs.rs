@@ -166,6 +166,32 @@ fn walk(key: &str, v: &Value, out: &mut Vec<(Kind, String)>) {
     }
 }
 
+impl Indicator {
+    /// The indicator as a selector of the link graph (`host:ws-01`, `hash:…`, `ipv4:…`), in
+    /// the form the index checks and keeps.
+    pub fn term(&self) -> String {
+        let kind = match self.kind {
+            Kind::Md5 | Kind::Sha1 | Kind::Sha256 => "hash",
+            Kind::Ip if self.value.contains(':') => "ipv6",
+            Kind::Ip => "ipv4",
+            Kind::Domain => "domain",
+            Kind::Host => "host",
+            Kind::User => "user",
+            Kind::CommandLine => "cmdline",
+        };
+        format!("{kind}:{}", self.value)
+    }
+}
+
+/// The selectors one alert body names, as [`Indicator::term`]s: what the detection job
+/// stores beside each alert so the index links it to the rest of the platform.
+pub fn selectors(body: &Value) -> Vec<String> {
+    indicators(&[(String::new(), body.clone())])
+        .iter()
+        .map(Indicator::term)
+        .collect()
+}
+
 /// The indicators of `alerts`, each (alert id, alert body) as stored, in a stable order
 /// (kind, then value).
 pub fn indicators(alerts: &[(String, Value)]) -> Vec<Indicator> {

@@ -398,7 +398,7 @@ fn alert_item(engine: &Engine, log_title: &str, h: &Hit) -> NewItem {
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect();
     let computer = h.event.first("Computer").or_else(|| h.event.first("host"));
-    let body = json!({
+    let mut body = json!({
         "kind": "detection",
         "rule": {"id": r.id, "title": r.title, "level": r.level.as_str(), "tags": r.tags},
         "log": log_title,
@@ -408,6 +408,7 @@ fn alert_item(engine: &Engine, log_title: &str, h: &Hit) -> NewItem {
         "fields": fields,
         "event": h.event.raw,
     });
+    body["selectors"] = json!(crate::iocs::selectors(&body));
     NewItem {
         title: format!(
             "{log_title} alert {} {} record {}.json",

@@ -20,5 +20,6 @@ pub mod iocs;
 pub mod job;
 pub mod mapping;
 pub mod pattern;
+pub mod playbook;
 pub mod read;
 pub mod rule;

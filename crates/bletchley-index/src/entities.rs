@@ -47,6 +47,15 @@ pub enum Kind {
     Organisation,
     /// A place name, lower case.
     Place,
+    /// A computer named in an event log, lower case.
+    Host,
+    /// An account named in an event log, lower case (`domain\\name` as logged).
+    User,
+    /// A file hash (MD5, SHA-1 or SHA-256), lower-case hex.
+    Hash,
+    /// A command line named in an event log, lower case, runs of white space as one space.
+    #[serde(rename = "cmdline")]
+    CommandLine,
 }
 
 /// One selector found in a text.
@@ -107,6 +116,10 @@ impl Kind {
             Kind::Person => "person",
             Kind::Organisation => "org",
             Kind::Place => "place",
+            Kind::Host => "host",
+            Kind::User => "user",
+            Kind::Hash => "hash",
+            Kind::CommandLine => "cmdline",
         }
     }
 }
@@ -130,6 +143,7 @@ pub fn normalise(selector: &str) -> Option<String> {
                 return Some(format!("{kind}:{}", v.to_lowercase()));
             }
             "phone" => return typed_phone(value),
+            "host" | "user" | "hash" | "cmdline" => return log_selector(kind, value),
             "email" | "ipv4" | "ipv6" | "domain" | "url" | "iban" | "bitcoin" | "ethereum"
             | "imei" | "coordinates" => {
                 return normalise(value).filter(|t| t.split_once(':').map(|x| x.0) == Some(kind));
@@ -143,6 +157,21 @@ pub fn normalise(selector: &str) -> Option<String> {
         [] if selector.trim_start().starts_with('+') => typed_phone(selector),
         _ => None,
     }
+}
+
+/// The longest host, account or command line taken as a selector, in bytes.
+const MAX_LOG_SELECTOR: usize = 4096;
+
+/// A selector of the kinds only event logs name (hosts, accounts, hashes, command lines),
+/// which no pattern finds in running text: the detection job names them in each alert.
+fn log_selector(kind: &str, value: &str) -> Option<String> {
+    let v = value.split_whitespace().collect::<Vec<_>>().join(" ");
+    let v = v.to_lowercase();
+    let ok = match kind {
+        "hash" => matches!(v.len(), 32 | 40 | 64) && v.bytes().all(|b| b.is_ascii_hexdigit()),
+        _ => !v.is_empty() && v.len() <= MAX_LOG_SELECTOR && !v.chars().any(char::is_control),
+    };
+    ok.then(|| format!("{kind}:{v}"))
 }
 
 /// A phone number typed on its own, straight to the validator:
@@ -272,6 +301,8 @@ pub fn extract(text: &str) -> Vec<Mention> {
         Kind::Phone => 6,
         Kind::Domain => 7,
         Kind::Organisation | Kind::Person | Kind::Place => 8,
+        // Never found in text; named by alerts only.
+        Kind::Host | Kind::User | Kind::Hash | Kind::CommandLine => 9,
     };
     out.sort_by_key(|m| (rank(m.kind), m.start));
     let mut kept: Vec<Mention> = Vec::new();

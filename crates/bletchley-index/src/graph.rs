@@ -21,6 +21,9 @@ pub struct ItemLinks {
     pub marking: String,
     /// Ingest time, Unix milliseconds.
     pub created_ms: i64,
+    /// When what it records happened (an alert's event), if it says: its place on a
+    /// timeline, before the ingest time.
+    pub happened_ms: Option<i64>,
     /// Communications it records (calls, messages), each a timed link.
     pub events: Vec<crate::comms::CommEvent>,
     /// The item it was derived from (an attachment's e-mail), if any.
@@ -51,7 +54,7 @@ pub struct Event {
 
 /// What happened between the chosen selectors, oldest first: the
 /// communications between them (each at its own time), and the other items
-/// that mention them (at ingest time). With one selector, everything that
+/// that mention them (when they say it happened, as an alert does, else at ingest time). With one selector, everything that
 /// involves it; with several, what links at least two of them.
 pub fn timeline(items: &[ItemLinks], chosen: &[String]) -> Vec<Event> {
     let need = if chosen.len() > 1 { 2 } else { 1 };
@@ -87,7 +90,7 @@ pub fn timeline(items: &[ItemLinks], chosen: &[String]) -> Vec<Event> {
                     .collect();
                 (hit.len() >= need).then(|| Event {
                     id: it.id.clone(),
-                    time_ms: it.created_ms,
+                    time_ms: it.happened_ms.unwrap_or(it.created_ms),
                     title: it.title.clone(),
                     marking: it.marking.clone(),
                     entities: hit,
@@ -574,6 +577,7 @@ mod tests {
             title: format!("{id}.txt"),
             marking: "OFFICIAL".into(),
             created_ms: id.len() as i64,
+            happened_ms: None,
             events: Vec::new(),
             parent: None,
         }

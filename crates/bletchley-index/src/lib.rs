@@ -4,6 +4,7 @@
 //! query and into the scoring statistics (`search`).
 
 pub mod access;
+mod alert_links;
 mod class_stats;
 pub mod comms;
 pub mod entities;

@@ -339,6 +339,9 @@ impl SearchIndex {
                 .get_all(self.f.event)
                 .filter_map(|v| v.as_str().and_then(crate::comms::CommEvent::decode))
                 .collect();
+            let happened_ms = d
+                .get_all(self.f.event)
+                .find_map(|v| v.as_str().and_then(crate::alert_links::decode_happened));
             out.push(crate::graph::ItemLinks {
                 id,
                 entities,
@@ -353,6 +356,7 @@ impl SearchIndex {
                     .get_first(self.f.created)
                     .and_then(|v| v.as_i64())
                     .unwrap_or_default(),
+                happened_ms,
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -1198,6 +1202,16 @@ pub(crate) fn document(f: &Fields, home: Nation, it: &IndexFeedItem) -> TantivyD
         let term = m.term();
         if seen.insert(term.clone()) {
             d.add_text(f.entity, &term);
+        }
+    }
+    if let Some(alert) = crate::alert_links::alert_links(&it.meta.title, &it.content) {
+        for t in alert.selectors {
+            if seen.insert(t.clone()) {
+                d.add_text(f.entity, &t);
+            }
+        }
+        if let Some(ms) = alert.happened_ms {
+            d.add_text(f.event, crate::alert_links::encode_happened(ms));
         }
     }
     if let Some(flag) = &flag {

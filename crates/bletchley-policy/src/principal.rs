@@ -23,13 +23,19 @@ pub enum Role {
     /// Oversees the whole platform: reviews every agency's audit trail;
     /// reads no items.
     Overseer,
+    /// Responds to intrusions: works cases and approves the playbook steps another started
+    /// (the second person of a response's two-person rule). Reads and stores like an analyst.
+    Responder,
 }
 
 impl Role {
     /// Whether the role reads items: an auditor or overseer alone reviews
     /// the trail of who read what, and reads nothing of it.
     pub fn reads_items(self) -> bool {
-        matches!(self, Role::Analyst | Role::Admin | Role::Field)
+        matches!(
+            self,
+            Role::Analyst | Role::Admin | Role::Field | Role::Responder
+        )
     }
 
     /// Parses a role name as written on the command line.
@@ -40,6 +46,7 @@ impl Role {
             "auditor" => Some(Role::Auditor),
             "field" => Some(Role::Field),
             "overseer" => Some(Role::Overseer),
+            "responder" => Some(Role::Responder),
             _ => None,
         }
     }
@@ -53,6 +60,7 @@ impl fmt::Display for Role {
             Role::Auditor => "auditor",
             Role::Field => "field",
             Role::Overseer => "overseer",
+            Role::Responder => "responder",
         })
     }
 }
@@ -83,7 +91,7 @@ impl Principal {
     /// Whether the principal may store items (ingest, upload): an analyst, field officer or
     /// admin; an auditor or overseer alone stores nothing.
     pub fn may_ingest(&self) -> bool {
-        [Role::Analyst, Role::Field, Role::Admin]
+        [Role::Analyst, Role::Field, Role::Admin, Role::Responder]
             .iter()
             .any(|r| self.has_role(*r))
     }
@@ -98,6 +106,12 @@ impl Principal {
     /// a second admin of the same agency, never the one it stopped.
     pub fn may_release_brake(&self, stopped: &Principal) -> bool {
         self.has_role(Role::Admin) && self.agency == stopped.agency && self.name != stopped.name
+    }
+
+    /// Whether the principal may approve a response step that `started` began: a responder
+    /// of the same agency, never the one who started it (two persons, one agency).
+    pub fn may_approve_response(&self, started: &Principal) -> bool {
+        self.has_role(Role::Responder) && self.agency == started.agency && self.name != started.name
     }
 
     /// Whose entries of the audit trail the principal may review: an overseer all, an

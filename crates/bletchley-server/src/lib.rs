@@ -10,6 +10,7 @@ mod console;
 mod error;
 mod extract;
 mod html;
+pub mod lookup;
 mod map;
 mod openapi;
 pub mod tls;

@@ -625,6 +625,7 @@ fn bench_graph(edges: usize, queries: usize) {
                 title: String::new(),
                 marking: String::new(),
                 created_ms: 0,
+                happened_ms: None,
                 events: Vec::new(),
                 parent: None,
             }

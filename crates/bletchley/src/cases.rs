@@ -66,6 +66,35 @@ pub fn cases(p: &mut Platform, who: &str, c: &CasesCmd) -> Result<ExitCode> {
                 println!("{id}");
             }
             eprintln!("{} cases opened", ids.len());
+            // The playbooks whose trigger the new cases match run now, as the one who opened
+            // them.
+            if !ids.is_empty() {
+                let index = bletchley_index::access::open_synced(p)?;
+                let mut lookup = bletchley_server::lookup::IndexLookup { index: &index };
+                for r in
+                    bletchley_detect::playbook::run_triggered(p, who, &mut lookup, &ids, just)?
+                {
+                    let done = r
+                        .steps
+                        .iter()
+                        .filter(|s| s.state == bletchley_detect::playbook::StepState::Done)
+                        .count();
+                    let waits = r.steps.iter().find(|s| {
+                        s.state == bletchley_detect::playbook::StepState::AwaitingApproval
+                    });
+                    eprintln!(
+                        "playbook {} v{} ran on case {} (run {}): {done} steps done{}",
+                        r.playbook,
+                        r.version,
+                        r.case,
+                        r.run,
+                        match waits {
+                            Some(w) => format!(", step {} waits for a second responder", w.step),
+                            None => String::new(),
+                        }
+                    );
+                }
+            }
         }
         CasesCmd::Ls {
             status: want,

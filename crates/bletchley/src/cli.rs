@@ -190,6 +190,10 @@ pub enum Command {
     /// Triage cases: alerts grouped into cases that are assigned, worked and closed.
     #[command(subcommand)]
     Cases(CasesCmd),
+    /// Response playbooks: stored per agency (versioned), run on a case by hand or by their
+    /// trigger when cases open; steps needing approval wait for a second responder.
+    #[command(subcommand)]
+    Playbook(PlaybookCmd),
     /// Alerts from detection over the event logs you may see, most severe first.
     Alerts {
         /// Only alerts at this level or above.
@@ -450,6 +454,71 @@ pub enum CasesCmd {
     },
 }
 
+/// `playbook` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum PlaybookCmd {
+    /// Store a playbook file (YAML, checked first) in AGENCY/playbooks, as the next version
+    /// of its name.
+    Add {
+        /// The playbook file.
+        file: PathBuf,
+        /// Its marking.
+        #[arg(long, default_value = "OFFICIAL")]
+        marking: String,
+    },
+    /// The playbooks you may see: the latest version of each (every version with `--all`).
+    Ls {
+        /// Every version.
+        #[arg(long)]
+        all: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a playbook on a case (as you); it stops at a step that needs approval.
+    Run(PlaybookRunArgs),
+    /// Say what running a playbook on a case would do, changing nothing.
+    DryRun(PlaybookRunArgs),
+    /// Approve the step a run waits at (a responder other than who started the run), and go
+    /// on with the run.
+    Approve {
+        /// The case.
+        #[arg(long)]
+        case: String,
+        /// The run (`cases show` lists the runs waiting).
+        #[arg(long)]
+        run: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+}
+
+/// Which playbook runs on which case.
+#[derive(Args, Debug)]
+pub struct PlaybookRunArgs {
+    /// The playbook's name.
+    pub name: String,
+    /// The case.
+    #[arg(long)]
+    pub case: String,
+    /// A version other than the latest.
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// Only say what would happen (as `playbook dry-run`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Why (required for bulk collections).
+    #[arg(long)]
+    pub justification: Option<String>,
+}
+
 /// `detect rules` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum RulesCmd {
@@ -631,7 +700,7 @@ pub enum PrincipalCmd {
         #[arg(long)]
         nationality: String,
         /// Roles: analyst, admin, auditor (its agency's audit trail), overseer
-        /// (every agency's), field.
+        /// (every agency's), field, responder (approves playbook steps another started).
         #[arg(long, default_value = "analyst")]
         roles: String,
     },

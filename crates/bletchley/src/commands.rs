@@ -195,6 +195,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let who = principal(&cli)?;
             crate::cases::cases(&mut open(&cli)?, &who, c)
         }
+        Command::Playbook(c) => {
+            let who = principal(&cli)?;
+            crate::playbook::playbook(&mut open(&cli)?, &who, c)
+        }
         Command::Alerts {
             level,
             json,
@@ -413,7 +417,9 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
             let mut rs = BTreeSet::new();
             for r in list(roles) {
                 rs.insert(Role::parse(&r).ok_or_else(|| {
-                    anyhow!("unknown role {r:?}: expected analyst, admin, auditor or field")
+                    anyhow!(
+                        "unknown role {r:?}: expected analyst, admin, auditor, overseer, field or responder"
+                    )
                 })?);
             }
             let comps: BTreeSet<String> = list(compartments).into_iter().collect();

@@ -12,6 +12,7 @@ mod demo;
 mod demo_cyber;
 mod detect;
 mod hunt;
+mod playbook;
 mod sites;
 mod speech;
 mod unlock;
