@@ -321,10 +321,10 @@ pub fn case(p: &mut Platform, who: &str, id: &str, justification: Option<&str>) 
             c.assignee = Some(a.to_owned());
         } else if let Some(l) = n.text.strip_prefix("priority: ").and_then(Level::parse) {
             c.priority = l.as_str().to_owned();
-        } else if let Some(t) = n.text.strip_prefix("tag: ") {
-            if !c.tags.iter().any(|x| x == t) {
-                c.tags.push(t.to_owned());
-            }
+        } else if let Some(t) = n.text.strip_prefix("tag: ")
+            && !c.tags.iter().any(|x| x == t)
+        {
+            c.tags.push(t.to_owned());
         }
         c.history.push((n.author, n.created_ms, n.text));
     }

@@ -365,13 +365,16 @@ fn invalid(s: impl Into<String>) -> Error {
     Error::Invalid(s.into())
 }
 
+/// Every playbook version, and the stored items that are not playbooks (id, why).
+pub type Shelf = (Vec<Playbook>, Vec<(String, String)>);
+
 /// Every playbook version `who` may see in its agency's collection, by name then version;
 /// and the stored items that are not playbooks (id, why), which are left out.
 pub fn list(
     p: &mut Platform,
     who: &str,
     justification: Option<&str>,
-) -> Result<(Vec<Playbook>, Vec<(String, String)>)> {
+) -> Result<Shelf> {
     let agency = p.principal(who)?.agency.clone();
     let coll = playbooks_collection(&agency);
     if !p

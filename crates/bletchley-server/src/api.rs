@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::extract::{J, Q, Raw};
 use crate::{ClientAddr, Shared};
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Largest upload accepted, bytes.
 pub const MAX_UPLOAD: usize = 64 * 1024 * 1024;
@@ -30,7 +30,7 @@ pub(crate) async fn caller(s: &Shared, headers: &HeaderMap) -> ApiResult<Caller>
     authenticate(headers, &s.sessions, &s.worker).await
 }
 
-fn csrf_header(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn csrf_header(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
 }
 
@@ -703,10 +703,25 @@ pub async fn open_cases(
                     .into());
                 }
             };
-            Ok(ids)
+            // The playbooks whose trigger the new cases match run now, as the caller.
+            st.sync()?;
+            let mut lookup = crate::lookup::IndexLookup { index: &st.index };
+            let runs = bletchley_detect::playbook::run_triggered(
+                &mut st.platform,
+                &who,
+                &mut lookup,
+                &ids,
+                just,
+            )?;
+            Ok((ids, runs))
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "cases": ids }))).into_response())
+    let (ids, runs) = ids;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "cases": ids, "playbook_runs": runs })),
+    )
+        .into_response())
 }
 
 /// `POST /api/cases/{id}` body: exactly one change.
@@ -714,15 +729,15 @@ pub async fn open_cases(
 #[serde(deny_unknown_fields)]
 pub struct CaseChange {
     #[serde(default)]
-    assignee: Option<String>,
+    pub(crate) assignee: Option<String>,
     #[serde(default)]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     #[serde(default)]
-    priority: Option<String>,
+    pub(crate) priority: Option<String>,
     #[serde(default)]
-    note: Option<String>,
+    pub(crate) note: Option<String>,
     #[serde(default)]
-    justification: Option<String>,
+    pub(crate) justification: Option<String>,
 }
 
 impl CaseChange {

@@ -10,7 +10,7 @@ use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bletchley_policy::Marking;
 use serde::Deserialize;
 
@@ -35,6 +35,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/alerts", get(alerts))
         .route("/cases", get(cases))
         .route("/cases/{id}", get(case).post(change_case))
+        .route("/cases/{id}/playbook", post(run_playbook))
+        .route("/cases/{id}/approve", post(approve_step))
         .route("/audit", get(audit))
         .route("/upload", get(upload_form).post(upload))
         .route(
@@ -1394,6 +1396,10 @@ async fn case(
     alerts.sort_by(|a, b| {
         (a.time.as_str().unwrap_or(""), &a.id).cmp(&(b.time.as_str().unwrap_or(""), &b.id))
     });
+    let books = match crate::api_playbooks::playbooks_of(&s, w.name.clone(), false).await {
+        Ok(b) => b,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
     let select = |name: &str, options: &[&str], current: &str| {
         let mut out = format!("<select name=\"{name}\" id=\"{name}\">");
         for o in options {
@@ -1463,6 +1469,12 @@ async fn case(
         "Add note",
         "add-note",
     ));
+    body.push_str(&playbook_forms(
+        &c,
+        &books,
+        &w.csrf,
+        q.justification.as_deref(),
+    ));
     body.push_str("<h2>Timeline</h2><table id=\"case-alerts\"><tr><th>Time</th><th>Level</th><th>Rule</th><th>Host</th><th>Record</th><th>Log</th></tr>");
     for a in &alerts {
         let log = a
@@ -1494,6 +1506,68 @@ async fn case(
     Html(page("Case", &c.marking, Some(&w.viewer()), &body)).into_response()
 }
 
+/// The case page's playbook section: the steps waiting for a second responder (each with
+/// its approval form), and a form that runs or dry-runs one of the agency's playbooks.
+fn playbook_forms(
+    c: &bletchley_detect::cases::Case,
+    books: &[bletchley_detect::playbook::Playbook],
+    csrf: &str,
+    justification: Option<&str>,
+) -> String {
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"justification\" value=\"{}\">",
+        esc(csrf),
+        esc(justification.unwrap_or(""))
+    );
+    let mut out = String::from("<h2>Playbooks</h2>");
+    if !c.tags.is_empty() {
+        out.push_str(&format!(
+            "<p id=\"case-tags\">Tags: {}</p>",
+            esc(&c.tags.join(", "))
+        ));
+    }
+    if !c.pending.is_empty() {
+        out.push_str("<ul id=\"pending\">");
+        for p in &c.pending {
+            out.push_str(&format!(
+                "<li class=\"pending\">{} v{}, run {}: step {} ({}) waits for a second responder (started by {}) \
+<form method=\"post\" action=\"/cases/{}/approve\" class=\"approve\">{hidden}<input type=\"hidden\" name=\"run\" value=\"{}\"><button type=\"submit\">Approve</button></form></li>",
+                esc(&p.playbook),
+                p.version,
+                esc(&p.run),
+                p.step,
+                esc(&p.action),
+                esc(&p.started_by),
+                url(&c.id),
+                esc(&p.run),
+            ));
+        }
+        out.push_str("</ul>");
+    }
+    if books.is_empty() {
+        out.push_str("<p>Your agency has no playbooks (bletchley playbook add).</p>");
+        return out;
+    }
+    out.push_str(&format!(
+        "<form method=\"post\" action=\"/cases/{}/playbook\" id=\"run-playbook\">{hidden}<select name=\"playbook\" id=\"playbook\">",
+        url(&c.id)
+    ));
+    for b in books {
+        out.push_str(&format!(
+            "<option value=\"{}\">{} v{} — {}</option>",
+            esc(&b.name),
+            esc(&b.name),
+            b.version,
+            esc(&b.description)
+        ));
+    }
+    out.push_str(
+        "</select> <button type=\"submit\" name=\"mode\" value=\"dry-run\" id=\"dry-run\">Dry run</button> \
+<button type=\"submit\" name=\"mode\" value=\"run\" id=\"run\">Run</button></form>",
+    );
+    out
+}
+
 #[derive(Deserialize)]
 struct CaseForm {
     csrf: String,
@@ -1516,13 +1590,105 @@ async fn change_case(
     Path(id): Path<String>,
     Form(f): Form<CaseForm>,
 ) -> Response {
-    if let Err(r) = same_site(&headers) {
-        return *r;
-    }
-    let w = match who(&s, &headers) {
+    let w = match form_caller(&s, &headers, &f.csrf) {
         Ok(w) => w,
         Err(r) => return *r,
     };
+    // The API's own checks, so a change reads the same from either.
+    let asked = api::CaseChange {
+        assignee: f.assignee.map(|a| a.trim().to_owned()),
+        status: f.status,
+        priority: f.priority,
+        note: f.note,
+        justification: f.justification.filter(|j| !j.is_empty()),
+    };
+    let (change, just) = match asked.into_change() {
+        Ok(c) => c,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    match api::change_case(&s, w.name.clone(), id.clone(), change, just.clone()).await {
+        Ok(()) => back_to_case(&id, just.as_deref()),
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
+}
+
+/// Back to a case's page after a change.
+fn back_to_case(id: &str, justification: Option<&str>) -> Response {
+    let to = format!("/cases/{}{}", url(id), justification_query(justification));
+    match HeaderValue::from_str(&to) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(LOCATION, v)]).into_response(),
+        Err(_) => redirect("/cases"),
+    }
+}
+
+#[derive(Deserialize)]
+struct PlaybookForm {
+    csrf: String,
+    #[serde(default)]
+    justification: Option<String>,
+    playbook: String,
+    /// `dry-run` or `run`.
+    mode: String,
+}
+
+/// A playbook run (or dry run) posted from the case page: its report.
+async fn run_playbook(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<PlaybookForm>,
+) -> Response {
+    let w = match form_caller(&s, &headers, &f.csrf) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let just = f.justification.filter(|j| !j.is_empty());
+    let asked = crate::api_playbooks::RunPlaybook {
+        playbook: f.playbook,
+        version: None,
+        dry_run: Some(f.mode != "run"),
+        justification: just.clone(),
+    };
+    match crate::api_playbooks::run_on_case(&s, w.name.clone(), id.clone(), asked).await {
+        Ok(r) => run_report_page(&w, &id, just.as_deref(), &r),
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
+}
+
+#[derive(Deserialize)]
+struct ApproveForm {
+    csrf: String,
+    #[serde(default)]
+    justification: Option<String>,
+    run: String,
+}
+
+/// A second responder's approval posted from the case page: the rest of the run's report.
+async fn approve_step(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<ApproveForm>,
+) -> Response {
+    let w = match form_caller(&s, &headers, &f.csrf) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let just = f.justification.filter(|j| !j.is_empty());
+    let asked = crate::api_playbooks::Approve {
+        run: f.run,
+        justification: just.clone(),
+    };
+    match crate::api_playbooks::approve_on_case(&s, w.name.clone(), id.clone(), asked).await {
+        Ok(r) => run_report_page(&w, &id, just.as_deref(), &r),
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
+}
+
+/// The viewer of a form posted from the console, once its origin and CSRF token check out.
+fn form_caller(s: &Shared, headers: &HeaderMap, csrf: &str) -> Result<Who, Box<Response>> {
+    same_site(headers)?;
+    let w = who(s, headers)?;
     let caller = auth::Caller {
         principal: w.name.clone(),
         via: Via::Session {
@@ -1530,40 +1696,51 @@ async fn change_case(
             csrf: w.csrf.clone(),
         },
     };
-    if let Err(e) = caller.check_csrf(Some(&f.csrf)) {
-        return api_error_page(e, Some(&w.viewer()));
-    }
-    use bletchley_detect::cases::{Change, Status};
-    let change = match (f.assignee, f.status, f.priority, f.note) {
-        (Some(a), None, None, None) => Some(Change::Assign(a.trim().to_owned())),
-        (None, Some(st), None, None) => Status::parse(&st).map(Change::Status),
-        (None, None, Some(p), None) => {
-            bletchley_detect::rule::Level::parse(&p).map(Change::Priority)
+    caller
+        .check_csrf(Some(csrf))
+        .map_err(|e| Box::new(api_error_page(e, Some(&w.viewer()))))?;
+    Ok(w)
+}
+
+/// A run's report: each step, its state and what it did.
+fn run_report_page(
+    w: &Who,
+    case: &str,
+    justification: Option<&str>,
+    r: &bletchley_detect::playbook::RunReport,
+) -> Response {
+    use bletchley_detect::playbook::StepState;
+    let mut body = format!(
+        "<h1>{} {} v{}</h1><p id=\"run-summary\">{}</p><table id=\"run-report\"><tr><th>Step</th><th>Action</th><th>State</th><th>What</th></tr>",
+        if r.dry_run { "Dry run of" } else { "Run of" },
+        esc(&r.playbook),
+        r.version,
+        if r.dry_run {
+            "Nothing was written: this is what the playbook would do.".to_owned()
+        } else {
+            format!("Run {} — every step is recorded on the case.", esc(&r.run))
         }
-        (None, None, None, Some(n)) => Some(Change::Note(n)),
-        _ => None,
-    };
-    let Some(change) = change else {
-        return api_error_page(
-            ApiError::bad_request("give one of status, priority, assignee or note"),
-            Some(&w.viewer()),
-        );
-    };
-    let just = f.justification.filter(|j| !j.is_empty());
-    match api::change_case(&s, w.name.clone(), id.clone(), change, just.clone()).await {
-        Ok(()) => {
-            let to = format!(
-                "/cases/{}{}",
-                url(&id),
-                justification_query(just.as_deref())
-            );
-            match HeaderValue::from_str(&to) {
-                Ok(v) => (StatusCode::SEE_OTHER, [(LOCATION, v)]).into_response(),
-                Err(_) => redirect("/cases"),
-            }
-        }
-        Err(e) => api_error_page(e, Some(&w.viewer())),
+    );
+    for st in &r.steps {
+        let state = match st.state {
+            StepState::Done => "done",
+            StepState::WouldDo => "would do",
+            StepState::AwaitingApproval => "awaits a second responder",
+            StepState::NotReached => "not reached",
+        };
+        body.push_str(&format!(
+            "<tr class=\"step\"><td>{}</td><td>{}</td><td class=\"state\">{state}</td><td>{}</td></tr>",
+            st.step,
+            st.action,
+            esc(&st.detail)
+        ));
     }
+    body.push_str(&format!(
+        "</table><p><a id=\"back\" href=\"/cases/{}{}\">Back to the case</a></p>",
+        url(case),
+        esc(&justification_query(justification))
+    ));
+    Html(page("Playbook", "", Some(&w.viewer()), &body)).into_response()
 }
 
 #[derive(Deserialize, Default)]

@@ -5,6 +5,7 @@
 //! audited platform calls as the command line.
 
 mod api;
+mod api_playbooks;
 mod auth;
 mod console;
 mod error;
@@ -97,6 +98,12 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/alerts", get(api::alerts))
         .route("/cases", get(api::cases).post(api::open_cases))
         .route("/cases/{id}", get(api::case).post(api::update_case))
+        .route("/cases/{id}/playbook", post(api_playbooks::run_playbook))
+        .route("/cases/{id}/approve", post(api_playbooks::approve))
+        .route(
+            "/playbooks",
+            get(api_playbooks::playbooks).post(api_playbooks::add_playbook),
+        )
         .route("/audit", get(api::audit))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);

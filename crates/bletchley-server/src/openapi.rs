@@ -49,7 +49,7 @@ pub fn document() -> Value {
         )
     };
     let s = || json!({ "type": "string", "minLength": 1, "maxLength": crate::extract::MAX_PARAM });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "Bletchley API", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Every answer is computed over what the caller may see; denied and absent items read alike." },
@@ -216,5 +216,63 @@ pub fn document() -> Value {
                 q("selectors", true, s(), "comma-separated selectors"), just() ]) },
             "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok_json("OpenAPI 3.1") } } }
         }
+    });
+    if let Some(paths) = doc["paths"].as_object_mut()
+        && let Value::Object(more) = playbook_paths()
+    {
+        paths.extend(more);
+    }
+    doc
+}
+
+/// The playbook endpoints (apart, so that no one `json!` nests past the macro's depth).
+fn playbook_paths() -> Value {
+    json!({
+            "/api/cases/{id}/playbook": {
+              "post": {
+                "summary": "Run a playbook on a case as the caller (or, with dry_run, say what each step would do and write nothing); the run stops at a step that needs a second responder's approval. Every step is recorded on the case (needs X-CSRF-Token with a session, or a write-scoped token)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                                { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "required": ["playbook"],
+                    "properties": {
+                        "playbook": { "type": "string", "minLength": 1, "maxLength": 64 },
+                        "version": { "type": ["integer", "null"], "minimum": 0, "maximum": 4_294_967_295u64 },
+                        "dry_run": { "type": ["boolean", "null"] },
+                        "justification": { "type": ["string", "null"], "maxLength": crate::extract::MAX_JUSTIFICATION } } } } } },
+                "responses": { "200": ok_json("the run's report: each step's state and what it did"), "400": err("no such playbook, a step that cannot be done (an assignee who may not see the case), or malformed"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, or justification required"),
+                               "404": err("not found or not permitted"), "415": err("not JSON") } } },
+            "/api/cases/{id}/approve": {
+              "post": {
+                "summary": "Approve the step a playbook run waits at, as a responder of the starter's agency other than the starter, and go on with the run (needs X-CSRF-Token with a session, or a write-scoped token)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                                { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "required": ["run"],
+                    "properties": {
+                        "run": { "type": "string", "minLength": 1, "maxLength": 64 },
+                        "justification": { "type": ["string", "null"], "maxLength": crate::extract::MAX_JUSTIFICATION } } } } } },
+                "responses": { "200": ok_json("the rest of the run's report"), "400": err("nothing of that run waits, or malformed"),
+                               "401": err("not authenticated"), "403": err("not a second responder of the starter's agency, token lacks write, CSRF token missing, or justification required"),
+                               "404": err("not found or not permitted"), "415": err("not JSON") } } },
+            "/api/playbooks": {
+              "get": read_op("The response playbooks of the caller's agency that the caller may see: the latest version of each, or every version", vec![
+                q("all", false, json!({ "type": "boolean" }), "every version") ]),
+              "post": {
+                "summary": "Store a playbook (YAML, checked first) as the next version of its name in AGENCY/playbooks (needs X-CSRF-Token with a session, or a write-scoped token)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "required": ["file_name", "yaml"],
+                    "properties": {
+                        "file_name": { "type": "string", "minLength": 1, "maxLength": 200 },
+                        "yaml": { "type": "string", "maxLength": crate::api_playbooks::MAX_PLAYBOOK_BYTES },
+                        "marking": { "type": ["string", "null"] } } } } } },
+                "responses": { "201": ok_json("stored; the playbook with its version"), "400": err("the file does not parse (the message names the line or step), no playbooks collection, or malformed"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, or not allowed to store in the collection"),
+                               "415": err("not JSON") } } }
     })
 }

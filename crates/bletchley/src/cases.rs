@@ -71,8 +71,7 @@ pub fn cases(p: &mut Platform, who: &str, c: &CasesCmd) -> Result<ExitCode> {
             if !ids.is_empty() {
                 let index = bletchley_index::access::open_synced(p)?;
                 let mut lookup = bletchley_server::lookup::IndexLookup { index: &index };
-                for r in
-                    bletchley_detect::playbook::run_triggered(p, who, &mut lookup, &ids, just)?
+                for r in bletchley_detect::playbook::run_triggered(p, who, &mut lookup, &ids, just)?
                 {
                     let done = r
                         .steps

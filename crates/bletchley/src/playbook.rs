@@ -39,7 +39,10 @@ pub fn playbook(p: &mut Platform, who: &str, c: &PlaybookCmd) -> Result<ExitCode
             let (books, broken) = if *all {
                 playbook::list(p, who, None)?
             } else {
-                (playbook::latest(p, who, None)?, playbook::list(p, who, None)?.1)
+                (
+                    playbook::latest(p, who, None)?,
+                    playbook::list(p, who, None)?.1,
+                )
             };
             if *json {
                 println!("{}", serde_json::to_string(&books)?);
@@ -61,11 +64,7 @@ pub fn playbook(p: &mut Platform, who: &str, c: &PlaybookCmd) -> Result<ExitCode
                         .steps
                         .iter()
                         .map(|s| {
-                            format!(
-                                "{}{}",
-                                s.action.name(),
-                                if s.approval { "*" } else { "" }
-                            )
+                            format!("{}{}", s.action.name(), if s.approval { "*" } else { "" })
                         })
                         .collect();
                     println!(
@@ -80,7 +79,9 @@ pub fn playbook(p: &mut Platform, who: &str, c: &PlaybookCmd) -> Result<ExitCode
                 }
             }
             for (id, why) in broken {
-                eprintln!("warning: item {id} of the playbooks collection is not a playbook: {why}");
+                eprintln!(
+                    "warning: item {id} of the playbooks collection is not a playbook: {why}"
+                );
             }
         }
         PlaybookCmd::Run(a) => return run(p, who, a, a.dry_run),
@@ -123,7 +124,10 @@ pub fn print_report(r: &RunReport, json: bool) -> Result<()> {
             r.playbook, r.version, r.case
         );
     } else {
-        println!("run {} of {} v{} on case {}:", r.run, r.playbook, r.version, r.case);
+        println!(
+            "run {} of {} v{} on case {}:",
+            r.run, r.playbook, r.version, r.case
+        );
     }
     for s in &r.steps {
         let state = match s.state {

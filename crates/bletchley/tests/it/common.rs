@@ -199,3 +199,19 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Every entry of `env`'s audit log, as `audit show --json` prints them.
+pub fn audit_lines(env: &Env) -> Vec<serde_json::Value> {
+    env.ok(&["audit", "show", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
+}
+
+/// How many of `lines` record `action` with `outcome`.
+pub fn count_action(lines: &[serde_json::Value], action: &str, outcome: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| l["action"] == action && l["outcome"] == outcome)
+        .count()
+}

@@ -1,21 +1,7 @@
 //! Ransomware resilience of the platform itself: legal holds, the mass-destruction brake,
 //! and backup and restore.
 
-use crate::common::Env;
-
-fn audit_lines(env: &Env) -> Vec<serde_json::Value> {
-    env.ok(&["audit", "show", "--json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
-        .collect()
-}
-
-fn count_action(lines: &[serde_json::Value], action: &str, outcome: &str) -> usize {
-    lines
-        .iter()
-        .filter(|l| l["action"] == action && l["outcome"] == outcome)
-        .count()
-}
+use crate::common::{Env, audit_lines, count_action};
 
 /// While a collection is held, neither an admin nor retention destroys anything in it, and
 /// each refusal is audited; released, both work again.

@@ -1,0 +1,419 @@
+//! Response playbooks on real alerts: stored per agency and versioned, run by their trigger
+//! when cases open, every step recorded on the case and audited, a dry run that writes
+//! nothing, and a step that waits for a second responder. And the alerts' hosts, accounts
+//! and hashes as selectors of the link graph and the timeline.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::{Env, audit_lines, count_action};
+
+fn sigma() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bletchley-detect/tests/data/sigma")
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).expect("json")
+}
+
+/// The CrackMapExec rule: it fires (level high) on the LSASSY sample only.
+const CME_RULE: &str = "058f4380-962d-40a5-afce-50207d36d7e2";
+
+const PLAYBOOK: &str = "name: contain-credential-theft
+description: Credential dumping seen; gather context, raise, assign, then block once approved.
+trigger:
+  rule: 058f4380-962d-40a5-afce-50207d36d7e2
+steps:
+  - action: enrich
+  - action: tag
+    tag: credential-theft
+  - action: priority
+    level: critical
+  - action: assign
+    to: boss
+  - action: iocs
+    format: block
+    approval: true
+  - action: status
+    status: in-progress
+";
+
+/// A platform with the two rules, the two sample logs hunted, and the playbook stored
+/// (twice: version 2 is the one above).
+fn platform_with_alerts() -> Env {
+    let env = Env::new();
+    env.basic();
+    env.add_principal(
+        "rita",
+        "mi5",
+        "TOP SECRET",
+        &["--roles", "analyst,responder"],
+    );
+    env.ok(&["agency", "add", "mi6"]);
+    env.add_principal("ian", "mi6", "TOP SECRET", &["--roles", "responder"]);
+    env.ok(&["collection", "add", "mi5/sigma-rules"]);
+    let rules = sigma().join("rules/windows/process_creation");
+    let wmi = env.file(
+        "wmi.yml",
+        &std::fs::read(rules.join("proc_creation_win_wmiprvse_spawning_process.yml"))
+            .expect("rule"),
+    );
+    let cme = env.file(
+        "cme.yml",
+        &std::fs::read(rules.join("proc_creation_win_hktl_crackmapexec_execution_patterns.yml"))
+            .expect("rule"),
+    );
+    env.ok(&[
+        "--as",
+        "alice",
+        "detect",
+        "rules",
+        "add",
+        wmi.to_str().expect("path"),
+        cme.to_str().expect("path"),
+    ]);
+    let evtx = sigma().join("evtx");
+    let a = env.file(
+        "wmiexec.evtx",
+        &std::fs::read(evtx.join(
+            "sbousseaden_EVTX-ATTACK-SAMPLES/Lateral Movement/LM_wmiexec_impacket_sysmon_whoami.evtx",
+        ))
+        .expect("log"),
+    );
+    let b = env.file(
+        "lsassy.evtx",
+        &std::fs::read(evtx.join(
+            "EVTX-to-MITRE-Attack/TA0006-Credential Access/T1003-Credential dumping/ID1-LSASS dump with LSASSY (SYSMON).evtx",
+        ))
+        .expect("log"),
+    );
+    env.ingest("alice", "mi5/ct", "SECRET", &[&a, &b]);
+    env.ok(&["work", "--once"]);
+    env
+}
+
+fn add_playbook(env: &Env, name: &str, text: &str) -> String {
+    let f = env.file(name, text.as_bytes());
+    env.ok(&[
+        "--as",
+        "alice",
+        "playbook",
+        "add",
+        f.to_str().expect("path"),
+    ])
+}
+
+/// Every `ls --json` item, for counting what was written.
+fn items(env: &Env, who: &str) -> Vec<Value> {
+    json(&env.ok(&["--as", who, "ls", "--json"]))
+        .as_array()
+        .expect("array")
+        .clone()
+}
+
+#[test]
+fn playbooks_run_on_new_cases_record_every_step_and_wait_for_a_second_responder() {
+    let env = platform_with_alerts();
+
+    // Stored per agency, in a collection an operator creates; checked before storing.
+    let f = env.file("contain.yml", PLAYBOOK.as_bytes());
+    let err = env.fails(&[
+        "--as",
+        "alice",
+        "playbook",
+        "add",
+        f.to_str().expect("path"),
+    ]);
+    assert!(
+        err.contains("bletchley collection add mi5/playbooks"),
+        "{err}"
+    );
+    env.ok(&["collection", "add", "mi5/playbooks"]);
+    let bad = PLAYBOOK.replace("to: boss", "who: boss");
+    let f = env.file("bad.yml", bad.as_bytes());
+    let err = env.fails(&[
+        "--as",
+        "alice",
+        "playbook",
+        "add",
+        f.to_str().expect("path"),
+    ]);
+    assert!(
+        err.contains("bad.yml") && err.contains("unknown field `who`"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&env.ok(&["--as", "alice", "playbook", "ls", "--json"])),
+        json("[]"),
+        "a refused playbook stores nothing"
+    );
+    // Version 1 assigns to alice; version 2 (the one that runs) to boss.
+    add_playbook(
+        &env,
+        "contain.yml",
+        &PLAYBOOK.replace("to: boss", "to: alice"),
+    );
+    let v2 = add_playbook(&env, "contain.yml", PLAYBOOK);
+    let latest = json(&env.ok(&["--as", "alice", "playbook", "ls", "--json"]));
+    assert_eq!(latest.as_array().expect("array").len(), 1);
+    assert_eq!(latest[0]["version"], 2);
+    assert_eq!(latest[0]["id"], v2.trim());
+    let all = json(&env.ok(&["--as", "alice", "playbook", "ls", "--all", "--json"]));
+    assert_eq!(all.as_array().expect("array").len(), 2);
+
+    // Cases open; the playbook's trigger (the CrackMapExec rule) picks its case only.
+    env.ok(&["--as", "alice", "cases", "open", "--collection", "mi5/ct"]);
+    let cases = json(&env.ok(&["--as", "alice", "cases", "ls", "--json"]));
+    let cases = cases.as_array().expect("array");
+    let alerts = json(&env.ok(&["--as", "alice", "alerts", "--json"]));
+    let rule_of = |alert: &Value| {
+        alerts
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .find(|a| a["id"] == *alert)
+            .map(|a| a["rule"]["id"].as_str().expect("rule").to_owned())
+            .expect("alert listed")
+    };
+    let (hit, missed): (Vec<&Value>, Vec<&Value>) = cases
+        .iter()
+        .partition(|c| rule_of(&c["alerts"][0]) == CME_RULE);
+    assert_eq!(hit.len(), 1, "{cases:?}");
+    assert!(!missed.is_empty());
+    for c in &missed {
+        assert_eq!(c["history"], json("[]"), "the trigger did not fire here");
+    }
+    let case = hit[0]["id"].as_str().expect("id").to_owned();
+    let shown = json(&env.ok(&["--as", "alice", "cases", "show", &case, "--json"]));
+    assert_eq!(shown["tags"], json(r#"["credential-theft"]"#));
+    assert_eq!(shown["priority"], "critical");
+    assert_eq!(shown["assignee"], "boss");
+    assert_eq!(
+        shown["status"], "new",
+        "the step after the approval has not run"
+    );
+    let pending = shown["pending"].as_array().expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["step"], 5);
+    assert_eq!(pending[0]["started_by"], "alice");
+    assert_eq!(pending[0]["version"], 2);
+    let run = pending[0]["run"].as_str().expect("run").to_owned();
+    let texts: Vec<String> = shown["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h[2].as_str().expect("text").to_owned())
+        .collect();
+    let enrichment = texts
+        .iter()
+        .find(|t| t.starts_with("enrichment: "))
+        .expect("an enrichment note");
+    // The host of the case's alert, as its stored body names it, was looked up.
+    let alert = json(&env.ok(&[
+        "--as",
+        "alice",
+        "get",
+        shown["alerts"][0].as_str().expect("alert"),
+    ]));
+    let host = alert["computer"].as_str().expect("computer").to_lowercase();
+    assert!(enrichment.contains(&format!("host:{host}")), "{enrichment}");
+    for (k, action) in [(1, "enrich"), (2, "tag"), (3, "priority"), (4, "assign")] {
+        let line =
+            format!("playbook: contain-credential-theft v2 run {run} step {k}/6 {action}: done");
+        assert!(
+            texts.iter().any(|t| t.starts_with(&line)),
+            "{line} in {texts:?}"
+        );
+    }
+    let containment = |env: &Env| {
+        items(env, "alice")
+            .into_iter()
+            .filter(|m| m["derivation"] == "containment")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        containment(&env).is_empty(),
+        "the approval step did not run"
+    );
+
+    // A dry run on another case says what would happen and writes nothing.
+    let other = missed[0]["id"].as_str().expect("id");
+    let before_case = env.ok(&["--as", "alice", "cases", "show", other, "--json"]);
+    let before_items = items(&env, "alice").len();
+    let dry = json(&env.ok(&[
+        "--as",
+        "alice",
+        "playbook",
+        "dry-run",
+        "contain-credential-theft",
+        "--case",
+        other,
+        "--json",
+    ]));
+    assert_eq!(dry["dry_run"], true);
+    let states: Vec<&str> = dry["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "would-do",
+            "would-do",
+            "would-do",
+            "would-do",
+            "awaiting-approval",
+            "not-reached"
+        ]
+    );
+    assert_eq!(
+        env.ok(&["--as", "alice", "cases", "show", other, "--json"]),
+        before_case
+    );
+    assert_eq!(items(&env, "alice").len(), before_items);
+    // A playbook that cannot finish changes nothing either: carol may not see the case.
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    add_playbook(
+        &env,
+        "to-carol.yml",
+        "name: to-carol\nsteps:\n  - action: tag\n    tag: x\n  - action: assign\n    to: carol\n",
+    );
+    let err = env.fails(&[
+        "--as", "alice", "playbook", "run", "to-carol", "--case", other,
+    ]);
+    assert!(err.contains("carol may not see this case"), "{err}");
+    assert_eq!(
+        env.ok(&["--as", "alice", "cases", "show", other, "--json"]),
+        before_case
+    );
+
+    // The approval: not by who started the run, not by an admin without the role, not by a
+    // responder of another agency (who may not even see the case); by a second responder.
+    let approve = |who: &str| {
+        env.run(&[
+            "--as", who, "playbook", "approve", "--case", &case, "--run", &run, "--json",
+        ])
+    };
+    for who in ["alice", "boss"] {
+        let o = approve(who);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("needs the responder role"), "{who}: {err}");
+    }
+    let o = approve("ian");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not found or not permitted"));
+    assert!(containment(&env).is_empty());
+    let o = approve("rita");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = json(&String::from_utf8_lossy(&o.stdout));
+    let states: Vec<&str> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["done", "done"]);
+    let shown = json(&env.ok(&["--as", "alice", "cases", "show", &case, "--json"]));
+    assert_eq!(shown["status"], "in-progress");
+    assert_eq!(shown["pending"], json("[]"));
+    let texts: Vec<(String, String)> = shown["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| {
+            (
+                h[0].as_str().expect("author").to_owned(),
+                h[2].as_str().expect("text").to_owned(),
+            )
+        })
+        .collect();
+    let approved =
+        format!("playbook: contain-credential-theft v2 run {run} step 5/6 iocs: approved");
+    assert!(texts.contains(&("rita".to_owned(), approved)), "{texts:?}");
+    assert!(texts.contains(&(
+        "rita".to_owned(),
+        format!("playbook: contain-credential-theft v2 run {run} finished")
+    )));
+    // Approved once: nothing waits any more.
+    let o = approve("rita");
+    assert!(!o.status.success());
+    // The containment output is an item derived from the case, at its marking, holding what
+    // `cases iocs` gives.
+    let out = containment(&env);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["derived_from"], case.as_str());
+    assert_eq!(out[0]["marking"], "SECRET");
+    let block = env.ok(&["--as", "rita", "get", out[0]["id"].as_str().expect("id")]);
+    assert_eq!(
+        block,
+        env.ok(&["--as", "alice", "cases", "iocs", &case, "--format", "block"])
+    );
+    assert!(block.contains(&format!(
+        "host\t{}",
+        alert["computer"].as_str().expect("host")
+    )));
+
+    // Audited: the enrichment's look-up, every step's note, the refusals.
+    let audit = audit_lines(&env);
+    assert_eq!(count_action(&audit, "playbook.enrich", "allowed"), 1);
+    assert!(
+        audit
+            .iter()
+            .filter(|l| l["action"] == "item.derive" && l["principal"] == "rita")
+            .count()
+            >= 4,
+        "rita's approval, step, containment and finish are each audited"
+    );
+    env.ok(&["audit", "verify"]);
+}
+
+#[test]
+fn alerts_link_their_hosts_accounts_and_hashes_in_the_graph_and_the_timeline() {
+    let env = platform_with_alerts();
+    let alerts = json(&env.ok(&["--as", "alice", "alerts", "--json"]));
+    let a = &alerts[0];
+    let body = json(&env.ok(&["--as", "alice", "get", a["id"].as_str().expect("id")]));
+    let host = format!(
+        "host:{}",
+        body["computer"].as_str().expect("host").to_lowercase()
+    );
+    // Independently of the extraction code: a hash the event's Hashes field holds.
+    let hashes = body["event"]["Event"]["EventData"]["Hashes"]
+        .as_str()
+        .expect("a Sysmon process event carries its hashes");
+    let sha256 = hashes
+        .split(',')
+        .find_map(|p| p.strip_prefix("SHA256="))
+        .expect("sha256")
+        .to_lowercase();
+    let near = json(&env.ok(&["--as", "alice", "graph", "neighbours", &host, "--json"]));
+    let near = near.to_string();
+    assert!(near.contains(&format!("hash:{sha256}")), "{near}");
+    assert!(near.contains("\"user:"), "{near}");
+    // On the timeline, at the time the event happened (not when it was ingested).
+    let line = json(&env.ok(&["--as", "alice", "timeline", &host, "--json"]));
+    let events = line["events"]
+        .as_array()
+        .unwrap_or_else(|| line.as_array().expect("events"));
+    let at = events
+        .iter()
+        .find(|e| e["id"] == a["id"])
+        .expect("the alert is on its host's timeline");
+    let when = time::OffsetDateTime::parse(
+        a["time"].as_str().expect("time"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("rfc3339");
+    assert_eq!(
+        at["time_ms"].as_i64(),
+        Some((when.unix_timestamp_nanos() / 1_000_000) as i64)
+    );
+    // Who may not see the log has no such selector.
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    let none = env.ok(&["--as", "carol", "graph", "neighbours", &host, "--json"]);
+    assert!(!none.contains("hash:"), "{none}");
+}
