@@ -226,12 +226,8 @@ pub fn parse(file: &str, text: &str) -> std::result::Result<Playbook, PlaybookEr
         file: file.to_owned(),
         message,
     };
-    let raw: RawPlaybook = serde_yaml_ng::from_str(text).map_err(|e| {
-        err(match e.location() {
-            Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
-            None => e.to_string(),
-        })
-    })?;
+    // The YAML error names the line and column itself.
+    let raw: RawPlaybook = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
     if !valid_name(&raw.name) {
         return Err(err(format!(
             "name {:?}: 1 to 64 lower-case letters, digits and dashes",
@@ -370,11 +366,7 @@ pub type Shelf = (Vec<Playbook>, Vec<(String, String)>);
 
 /// Every playbook version `who` may see in its agency's collection, by name then version;
 /// and the stored items that are not playbooks (id, why), which are left out.
-pub fn list(
-    p: &mut Platform,
-    who: &str,
-    justification: Option<&str>,
-) -> Result<Shelf> {
+pub fn list(p: &mut Platform, who: &str, justification: Option<&str>) -> Result<Shelf> {
     let agency = p.principal(who)?.agency.clone();
     let coll = playbooks_collection(&agency);
     if !p

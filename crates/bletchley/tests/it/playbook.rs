@@ -417,3 +417,157 @@ fn alerts_link_their_hosts_accounts_and_hashes_in_the_graph_and_the_timeline() {
     let none = env.ok(&["--as", "carol", "graph", "neighbours", &host, "--json"]);
     assert!(!none.contains("hash:"), "{none}");
 }
+
+#[test]
+fn playbooks_are_stored_run_and_approved_through_the_api_and_the_console() {
+    use crate::server::{Server, set_password};
+    use reqwest::StatusCode;
+    let env = platform_with_alerts();
+    env.ok(&["collection", "add", "mi5/playbooks"]);
+    set_password(&env, "alice");
+    set_password(&env, "rita");
+    let s = Server::start(&env);
+    let alice = s.client();
+    let token = s.login(&alice, "alice");
+    let post = |c: &reqwest::blocking::Client, token: &str, path: &str, body: Value| {
+        let r = c
+            .post(format!("{}{path}", s.url))
+            .header("x-csrf-token", token)
+            .json(&body)
+            .send()
+            .expect("post");
+        let st = r.status();
+        (st, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let (st, v) = post(
+        &alice,
+        &token,
+        "/api/playbooks",
+        serde_json::json!({ "file_name": "c.yml", "yaml": "name: c\nsteps:\n  - action: note\n    text: [\n" }),
+    );
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("c.yml: ") && message.contains("line 4"),
+        "{v}"
+    );
+    let (st, v) = post(
+        &alice,
+        &token,
+        "/api/playbooks",
+        serde_json::json!({ "file_name": "contain.yml", "yaml": PLAYBOOK, "marking": "SECRET" }),
+    );
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["playbook"]["version"], 1);
+    let (_, v) = s.get(&alice, "/api/playbooks");
+    assert_eq!(v["playbooks"][0]["name"], "contain-credential-theft");
+
+    // Opening cases runs the triggered playbook; the report comes back with the ids.
+    let (st, v) = post(
+        &alice,
+        &token,
+        "/api/cases",
+        serde_json::json!({ "collection": "mi5/ct" }),
+    );
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let runs = v["playbook_runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "{v}");
+    let case = runs[0]["case"].as_str().expect("case").to_owned();
+    let run = runs[0]["run"].as_str().expect("run").to_owned();
+    assert_eq!(runs[0]["steps"][4]["state"], "awaiting-approval");
+    let other = v["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|c| *c != case)
+        .expect("another case")
+        .to_owned();
+
+    // Dry run through the API writes nothing; an unknown playbook is a clear 400.
+    let (_, before) = s.get(&alice, &format!("/api/cases/{other}"));
+    let (st, v) = post(
+        &alice,
+        &token,
+        &format!("/api/cases/{other}/playbook"),
+        serde_json::json!({ "playbook": "contain-credential-theft", "dry_run": true }),
+    );
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(s.get(&alice, &format!("/api/cases/{other}")).1, before);
+    let (st, v) = post(
+        &alice,
+        &token,
+        &format!("/api/cases/{other}/playbook"),
+        serde_json::json!({ "playbook": "nope" }),
+    );
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+
+    // The starter may not approve; the console shows the waiting step to a responder, whose
+    // form approves it and shows the rest of the run.
+    let (st, v) = post(
+        &alice,
+        &token,
+        &format!("/api/cases/{case}/approve"),
+        serde_json::json!({ "run": run }),
+    );
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let rita = s.client();
+    let rita_csrf = s.login(&rita, "rita");
+    let page = rita
+        .get(format!("{}/cases/{case}", s.url))
+        .send()
+        .expect("page")
+        .text()
+        .expect("text");
+    assert!(
+        page.contains("waits for a second responder") && page.contains("class=\"approve\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("credential-theft"),
+        "the case's tags are shown"
+    );
+    let page = rita
+        .post(format!("{}/cases/{case}/approve", s.url))
+        .form(&[("csrf", rita_csrf.as_str()), ("run", run.as_str())])
+        .send()
+        .expect("approve")
+        .text()
+        .expect("text");
+    assert!(page.contains("id=\"run-report\""), "{page}");
+    assert_eq!(
+        page.matches("<td class=\"state\">done</td>").count(),
+        2,
+        "{page}"
+    );
+    let (_, v) = s.get(&rita, &format!("/api/cases/{case}"));
+    assert_eq!(v["case"]["status"], "in-progress");
+    assert_eq!(v["case"]["pending"], serde_json::json!([]));
+    // A console dry run says so, and changes nothing.
+    let page = rita
+        .post(format!("{}/cases/{other}/playbook", s.url))
+        .form(&[
+            ("csrf", rita_csrf.as_str()),
+            ("playbook", "contain-credential-theft"),
+            ("mode", "dry-run"),
+        ])
+        .send()
+        .expect("dry run")
+        .text()
+        .expect("text");
+    assert!(page.contains("Nothing was written"), "{page}");
+    assert_eq!(s.get(&alice, &format!("/api/cases/{other}")).1, before);
+    // Without the session's CSRF token, nothing runs.
+    let r = rita
+        .post(format!("{}/cases/{other}/playbook", s.url))
+        .form(&[
+            ("csrf", "wrong"),
+            ("playbook", "contain-credential-theft"),
+            ("mode", "run"),
+        ])
+        .send()
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(s.get(&alice, &format!("/api/cases/{other}")).1, before);
+}
