@@ -56,8 +56,8 @@ const PEOPLE: &[Who] = &[
         clearance: Classification::Secret,
         compartments: &[],
         nationality: "GBR",
-        roles: &[Role::Analyst],
-        note: "MI5 analyst, SECRET only: no TOP SECRET, no STRAP",
+        roles: &[Role::Analyst, Role::Responder],
+        note: "MI5 analyst and incident responder, SECRET only: no TOP SECRET, no STRAP",
     },
     Who {
         name: "carol",
@@ -382,7 +382,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     let (corpus_items, selector) = ingest_corpus(&mut p)?;
     total += corpus_items;
     let cyber = crate::demo_cyber::ingest_cyber(&mut p)?;
-    total += cyber.logs + cyber.rules + cyber.alerts + cyber.cases + cyber.case_notes;
+    total += cyber.logs + cyber.rules + cyber.alerts + cyber.cases + cyber.case_notes + 1;
     println!("Bletchley demo platform created in {}", dir.display());
     println!(
         "  4 agencies (gchq, mi5, mi6, mod), {} principals, 7 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
@@ -392,6 +392,12 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         "  mi5/cyber: {} Windows event logs of recorded attacks hunted with {} SigmaHQ rules (mi5/sigma-rules): {} alerts, SECRET like the logs, grouped into {} triage cases (the first assigned to bob)",
         cyber.logs, cyber.rules, cyber.alerts, cyber.cases
     );
+    if let Some(run) = &cyber.waiting {
+        println!(
+            "  playbook contain-credential-theft (mi5/playbooks) ran on case {} when it opened; its STIX step waits for a second responder",
+            run.case
+        );
+    }
     println!();
     println!(
         "What each principal sees (bletchley --data {} --as NAME ls --justification demo):",
@@ -427,6 +433,28 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         "  bletchley --data {} --as alice alerts --level high   (carol of GCHQ sees none of them)",
         dir.display()
     );
+    println!(
+        "  bletchley --data {} --as alice playbook ls",
+        dir.display()
+    );
+    if let Some(run) = &cyber.waiting {
+        println!(
+            "  bletchley --data {} --as alice cases show {}   (the playbook's steps in its history)",
+            dir.display(),
+            run.case
+        );
+        println!(
+            "  bletchley --data {} --as alice playbook dry-run contain-credential-theft --case {}",
+            dir.display(),
+            run.case
+        );
+        println!(
+            "  bletchley --data {} --as bob playbook approve --case {} --run {}   (bob, a responder, is the second person)",
+            dir.display(),
+            run.case,
+            run.run
+        );
+    }
     println!("  bletchley --data {} audit verify", dir.display());
     println!("  bletchley --data {} audit show", dir.display());
     println!(

@@ -72,7 +72,12 @@ pub struct Cyber {
     pub cases: usize,
     /// Changes and notes recorded on them (each an item).
     pub case_notes: usize,
+    /// The demo playbook's run that waits for a second responder, if it ran.
+    pub waiting: Option<bletchley_detect::playbook::RunReport>,
 }
+
+/// The demo's response playbook.
+const PLAYBOOK: &str = include_str!("demo_playbook.yml");
 
 /// Makes `mi5/cyber` and `mi5/sigma-rules`, stores the rules and the logs as alice, and runs
 /// the detection jobs ingest queued.
@@ -142,8 +147,24 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
         window_ms: 3_600_000,
         min_level: None,
     };
+    // The agency's playbook first, so the cases that match its trigger run it as they open.
+    p.add_collection(
+        &bletchley_detect::playbook::playbooks_collection("mi5"),
+        false,
+    )?;
+    bletchley_detect::playbook::add(
+        p,
+        "alice",
+        "contain-credential-theft.yml",
+        PLAYBOOK,
+        Marking::parse("OFFICIAL")?,
+    )?;
     let cases = open_cases(p, "alice", "mi5/cyber", &grouping, None)?;
-    let mut case_notes = 0;
+    let runs = {
+        let index = bletchley_index::access::open_synced(p)?;
+        let mut lookup = bletchley_server::lookup::IndexLookup { index: &index };
+        bletchley_detect::playbook::run_triggered(p, "alice", &mut lookup, &cases, None)?
+    };
     if let Some(first) = cases.first() {
         for change in [
             Change::Assign("bob".into()),
@@ -153,8 +174,14 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
             ),
         ] {
             bletchley_detect::cases::change_case(p, "alice", first, &change, None)?;
-            case_notes += 1;
         }
+    }
+    // Every change, note and playbook step on the cases is an item of its own.
+    let mut case_notes = 0;
+    for id in &cases {
+        case_notes += bletchley_detect::cases::case(p, "alice", id, None)?
+            .history
+            .len();
     }
     Ok(Cyber {
         logs: LOGS.len(),
@@ -162,5 +189,10 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
         alerts,
         cases: cases.len(),
         case_notes,
+        waiting: runs.into_iter().find(|r| {
+            r.steps
+                .iter()
+                .any(|s| s.state == bletchley_detect::playbook::StepState::AwaitingApproval)
+        }),
     })
 }
