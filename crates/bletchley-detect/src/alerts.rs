@@ -33,6 +33,8 @@ pub struct AlertView {
     pub computer: Value,
     /// The record number in the log.
     pub record: Value,
+    /// The selectors its event names (`host:…`, `user:…`, `hash:…`), as the index links them.
+    pub selectors: Vec<String>,
 }
 
 /// How many alerts of each level, and of each rule.
@@ -98,6 +100,12 @@ pub fn visible_alerts(
                 time: body["time"].clone(),
                 computer: body["computer"].clone(),
                 record: body["record"].clone(),
+                selectors: body["selectors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
             },
         ));
     }

@@ -1493,7 +1493,9 @@ async fn case(
             esc(&a.record.to_string()),
         ));
     }
-    body.push_str("</table><h2>History</h2><ul id=\"history\">");
+    body.push_str("</table>");
+    body.push_str(&case_graph(&alerts, q.justification.as_deref()));
+    body.push_str("<h2>History</h2><ul id=\"history\">");
     for (author, ms, text) in &c.history {
         body.push_str(&format!(
             "<li><span class=\"meta\">{} · {}</span> {}</li>",
@@ -1504,6 +1506,71 @@ async fn case(
     }
     body.push_str("</ul>");
     Html(page("Case", &c.marking, Some(&w.viewer()), &body)).into_response()
+}
+
+/// The most selectors a case's graph draws.
+const MAX_CASE_NODES: usize = 60;
+
+/// A case's graph: the selectors its alerts name (hosts, accounts, hashes, addresses,
+/// command lines), each alert linking its host to the others it names; drawn like the link
+/// graph, whose page a click opens.
+fn case_graph(
+    alerts: &[bletchley_detect::alerts::AlertView],
+    justification: Option<&str>,
+) -> String {
+    let mut links: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    let mut nodes: Vec<String> = Vec::new();
+    for a in alerts {
+        let hub = a
+            .selectors
+            .iter()
+            .find(|s| s.starts_with("host:"))
+            .or(a.selectors.first());
+        let Some(hub) = hub else { continue };
+        for s in &a.selectors {
+            if !nodes.contains(s) {
+                if nodes.len() >= MAX_CASE_NODES {
+                    continue;
+                }
+                nodes.push(s.clone());
+            }
+            if s != hub {
+                *links.entry((hub.clone(), s.clone())).or_default() += 1;
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return String::new();
+    }
+    let mut d = Drawing {
+        root: nodes[0].clone(),
+        hops: 1,
+        justification: justification.unwrap_or("").to_owned(),
+        ..Drawing::default()
+    };
+    for n in &nodes {
+        d.node(n, false);
+    }
+    for ((a, b), items) in &links {
+        if nodes.contains(a) && nodes.contains(b) {
+            d.edge(a, b, *items);
+        }
+    }
+    let mut out = String::from("<h2>Graph</h2>");
+    out.push_str(&d.html());
+    out.push_str("<ul id=\"case-selectors\">");
+    for n in &nodes {
+        out.push_str(&format!(
+            "<li><a href=\"/graph?selector={}{}\">{}</a></li>",
+            url(n),
+            esc(&justification
+                .map(|j| format!("&justification={}", url(j)))
+                .unwrap_or_default()),
+            esc(n)
+        ));
+    }
+    out.push_str("</ul>");
+    out
 }
 
 /// The case page's playbook section: the steps waiting for a second responder (each with

@@ -528,6 +528,24 @@ fn playbooks_are_stored_run_and_approved_through_the_api_and_the_console() {
         page.contains("credential-theft"),
         "the case's tags are shown"
     );
+    // The case's graph: its alerts' selectors, drawn and listed, each opening the link graph.
+    let (_, shown) = s.get(&rita, &format!("/api/cases/{case}"));
+    let host = shown["alerts"][0]["selectors"]
+        .as_array()
+        .expect("selectors")
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|x| x.starts_with("host:"))
+        .expect("a host selector")
+        .to_owned();
+    assert!(
+        page.contains("id=\"graph-data\"")
+            && page.contains(&format!(
+                "<a href=\"/graph?selector={}",
+                host.replace(':', "%3A")
+            )),
+        "{page}"
+    );
     let page = rita
         .post(format!("{}/cases/{case}/approve", s.url))
         .form(&[("csrf", rita_csrf.as_str()), ("run", run.as_str())])
