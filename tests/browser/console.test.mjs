@@ -336,3 +336,55 @@ test('alerts and cases: the queue with its counts and level filter, an alert ope
     await c.context.close();
   }
 });
+
+test('a playbook on a case: the case graph drawn, a dry run, and the waiting step approved by a second responder', async () => {
+  const b = await session();
+  try {
+    await login(b.page, 'bob');
+    // The demo's playbook ran on the credential-theft case as it opened and raised it to
+    // critical; its STIX step waits for a second responder.
+    await b.page.goto(`${URL}/cases`);
+    const raised = await b.page.$$eval('#cases tr.case', (trs) =>
+      trs
+        .filter((tr) => tr.querySelector('td:nth-child(3)').textContent === 'critical')
+        .map((tr) => tr.querySelector('a').getAttribute('href')),
+    );
+    let waiting = null;
+    for (const href of raised) {
+      await b.page.goto(`${URL}${href}`);
+      if (!waiting && (await b.page.$('#pending'))) waiting = href;
+    }
+    assert.ok(waiting, `a critical case with a waiting step among ${raised}`);
+    await b.page.goto(`${URL}${waiting}`);
+    assert.match(await b.page.textContent('#pending'), /waits for a second responder \(started by alice\)/);
+    assert.match(await b.page.textContent('#case-tags'), /credential-theft/);
+    await b.page.waitForSelector('#graph-canvas g.node');
+    const nodes = await b.page.$$eval('#graph-canvas g.node', (gs) => gs.map((g) => g.dataset.selector));
+    assert.ok(nodes.some((n) => n.startsWith('host:')), `the case's host in its graph: ${nodes}`);
+    assert.ok(nodes.length >= 2, `and what it links to: ${nodes}`);
+    await shot(b.page, 'case-playbook-bob');
+
+    // A dry run says what would happen and writes nothing.
+    const before = await b.page.textContent('#history');
+    await b.page.selectOption('#playbook', 'contain-credential-theft');
+    await Promise.all([b.page.waitForNavigation(), b.page.click('#dry-run')]);
+    assert.match(await b.page.textContent('#run-summary'), /Nothing was written/);
+    assert.ok((await b.page.$$('#run-report tr.step')).length >= 5);
+    await shot(b.page, 'playbook-dry-run-bob');
+    await Promise.all([b.page.waitForNavigation(), b.page.click('#back')]);
+    assert.equal(await b.page.textContent('#history'), before, 'the dry run wrote nothing');
+
+    // bob approves: the rest of the run is done, and recorded under his name.
+    await Promise.all([b.page.waitForNavigation(), b.page.click('#pending form.approve button')]);
+    const states = await b.page.$$eval('#run-report td.state', (tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(states, ['done', 'done']);
+    await shot(b.page, 'playbook-approved-bob');
+    await Promise.all([b.page.waitForNavigation(), b.page.click('#back')]);
+    assert.equal(await b.page.textContent('#case-status'), 'in-progress');
+    assert.equal(await b.page.$('#pending'), null, 'nothing waits any more');
+    assert.match(await b.page.textContent('#history'), /bob · .*iocs: approved/);
+    assert.deepEqual(b.errors, [], 'no script errors in the console');
+  } finally {
+    await b.context.close();
+  }
+});

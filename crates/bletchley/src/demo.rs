@@ -392,10 +392,10 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         "  mi5/cyber: {} Windows event logs of recorded attacks hunted with {} SigmaHQ rules (mi5/sigma-rules): {} alerts, SECRET like the logs, grouped into {} triage cases (the first assigned to bob)",
         cyber.logs, cyber.rules, cyber.alerts, cyber.cases
     );
-    if let Some(run) = &cyber.waiting {
+    if cyber.waiting.is_some() {
         println!(
-            "  playbook contain-credential-theft (mi5/playbooks) ran on case {} when it opened; its STIX step waits for a second responder",
-            run.case
+            "  playbook contain-credential-theft (mi5/playbooks) ran on {} cases as they opened; their STIX steps wait for a second responder (bob)",
+            cyber.playbook_runs
         );
     }
     println!();

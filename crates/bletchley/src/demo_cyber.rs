@@ -72,7 +72,9 @@ pub struct Cyber {
     pub cases: usize,
     /// Changes and notes recorded on them (each an item).
     pub case_notes: usize,
-    /// The demo playbook's run that waits for a second responder, if it ran.
+    /// How many cases the demo playbook ran on as they opened.
+    pub playbook_runs: usize,
+    /// The first of its runs, which waits for a second responder.
     pub waiting: Option<bletchley_detect::playbook::RunReport>,
 }
 
@@ -189,6 +191,7 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
         alerts,
         cases: cases.len(),
         case_notes,
+        playbook_runs: runs.len(),
         waiting: runs.into_iter().find(|r| {
             r.steps
                 .iter()
