@@ -156,13 +156,17 @@ pub fn correlate(engine: &Engine, hits: &[Hit]) -> Vec<CorrelationHit> {
             .enumerate()
             .filter(|(_, h)| refs.contains(&h.rule))
             .filter_map(|(i, h)| {
+                let r = engine.rule(h.rule);
                 Some(Seen {
                     rule: h.rule,
                     time: h.event.time?,
                     group: c
                         .group_by
                         .iter()
-                        .map(|g| h.event.first(g).unwrap_or_default().to_owned())
+                        .map(|g| {
+                            let field = c.field_for(g, &r.id, r.name.as_deref());
+                            h.event.first(field).unwrap_or_default().to_owned()
+                        })
                         .collect(),
                     value: match &c.kind {
                         crate::rule::CorrelationKind::ValueCount(f) => {

@@ -140,12 +140,26 @@ pub struct Correlation {
     pub rules: Vec<String>,
     /// The fields that split the count into groups.
     pub group_by: Vec<String>,
+    /// Group-by names that stand for a differently named field in each rule (`aliases`):
+    /// alias -> (rule id or name -> field).
+    pub aliases: BTreeMap<String, BTreeMap<String, String>>,
     /// The window the events must fall in.
     pub timespan: Duration,
     /// The threshold (for counts); temporal ones need every rule.
     pub threshold: Vec<(pattern::Compare, f64)>,
     /// Whether the referenced rules also report their own detections.
     pub generate: bool,
+}
+
+impl Correlation {
+    /// The field group-by name `name` reads in the events of the rule with this `id` and
+    /// `rule_name`: its alias there, else the name itself.
+    pub fn field_for<'a>(&'a self, name: &'a str, id: &str, rule_name: Option<&str>) -> &'a str {
+        self.aliases
+            .get(name)
+            .and_then(|per| per.get(id).or_else(|| rule_name.and_then(|n| per.get(n))))
+            .map_or(name, String::as_str)
+    }
 }
 
 /// A filter rule: a condition that must also hold for the rules it names.
@@ -492,6 +506,31 @@ fn parse_correlation(c: &Yaml) -> Result<Correlation, String> {
         return Err("a correlation names the rules it counts".into());
     }
     let group_by = string_list(map.get("group-by"));
+    let mut aliases = BTreeMap::new();
+    if let Some(a) = map.get("aliases") {
+        let a = a
+            .as_mapping()
+            .ok_or("aliases maps each alias to its field in each rule")?;
+        for (alias, per_rule) in a {
+            let alias = scalar_text(alias).ok_or("an alias is a name")?;
+            let per_rule = per_rule.as_mapping().ok_or_else(|| {
+                format!("alias {alias:?} maps each rule (id or name) to a field name")
+            })?;
+            let mut fields = BTreeMap::new();
+            for (rule, field) in per_rule {
+                let (Some(rule), Some(field)) = (scalar_text(rule), scalar_text(field)) else {
+                    return Err(format!("alias {alias:?}: a rule name and a field name"));
+                };
+                if !rules.contains(&rule) {
+                    return Err(format!(
+                        "alias {alias:?} names rule {rule:?}, which the correlation does not count"
+                    ));
+                }
+                fields.insert(rule, field);
+            }
+            aliases.insert(alias, fields);
+        }
+    }
     let timespan = map
         .get("timespan")
         .or_else(|| map.get("timeframe"))
@@ -546,6 +585,7 @@ fn parse_correlation(c: &Yaml) -> Result<Correlation, String> {
         kind,
         rules,
         group_by,
+        aliases,
         timespan,
         threshold,
         generate,

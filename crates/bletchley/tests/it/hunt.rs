@@ -263,3 +263,65 @@ fn a_truncated_evtx_is_refused_and_a_corrupted_chunk_is_counted() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(text(&o.stdout).trim(), "[]");
 }
+
+/// A correlation's `aliases` let one group-by name stand for differently named fields in the
+/// rules it joins: a failed logon (`TargetUserName`) followed by an account created by the
+/// same user (`SubjectUserName`) fires for that user only.
+#[test]
+fn correlation_aliases_join_differently_named_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("rules.yml"),
+        "title: Logon failure\nid: fail\nlogsource:\n  product: windows\n  service: security\ndetection:\n  sel:\n    EventID: 4625\n  condition: sel\n---\n\
+title: Account created\nid: created\nname: account_created\nlogsource:\n  product: windows\n  service: security\ndetection:\n  sel:\n    EventID: 4720\n  condition: sel\n---\n\
+title: Failed logon then an account created by the same user\nid: fail-then-create\nlevel: high\ncorrelation:\n  type: temporal_ordered\n  rules: [fail, account_created]\n  aliases:\n    user:\n      fail: TargetUserName\n      account_created: SubjectUserName\n  group-by: [user]\n  timespan: 5m\n",
+    )
+    .expect("rules");
+    let event = |t: &str, id: u32, field: &str, user: &str| {
+        format!(
+            "{{\"@timestamp\":\"2026-12-06T10:{t}Z\",\"winlog\":{{\"event_id\":{id},\"channel\":\"Security\",\"computer_name\":\"dc1\",\"event_data\":{{\"{field}\":\"{user}\"}}}}}}\n"
+        )
+    };
+    let log = [
+        event("00:00", 4625, "TargetUserName", "bob"),
+        event("00:30", 4625, "TargetUserName", "carol"),
+        event("01:00", 4720, "SubjectUserName", "bob"),
+        event("01:30", 4720, "SubjectUserName", "dave"),
+    ]
+    .concat();
+    std::fs::write(d.join("security.jsonl"), log).expect("log");
+    let o = hunt(&[
+        d.join("security.jsonl").as_os_str(),
+        "-s".as_ref(),
+        d.join("rules.yml").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let fired: Vec<_> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|d| d["id"] == "fail-then-create")
+        .collect();
+    assert_eq!(fired.len(), 1, "{v:#}");
+    assert_eq!(fired[0]["group_by"]["user"], "bob");
+    // An alias naming a rule the correlation does not count is refused, naming the file.
+    std::fs::write(
+        d.join("bad.yml"),
+        "title: x\nid: x\ncorrelation:\n  type: temporal\n  rules: [a, b]\n  aliases:\n    user:\n      c: Field\n  group-by: [user]\n  timespan: 5m\n",
+    )
+    .expect("rule");
+    let o = hunt(&[
+        d.join("security.jsonl").as_os_str(),
+        "-s".as_ref(),
+        d.join("bad.yml").as_os_str(),
+    ]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("bad.yml") && err.contains("names rule \"c\""),
+        "{err}"
+    );
+}
