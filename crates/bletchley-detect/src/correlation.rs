@@ -128,6 +128,7 @@ mod tests {
             kind,
             rules: vec!["a".into(), "b".into()],
             group_by: vec!["User".into()],
+            aliases: Default::default(),
             timespan: Duration::from_secs(span),
             threshold: vec![(Compare::Gte, gte)],
             generate: false,

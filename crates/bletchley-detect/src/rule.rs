@@ -219,6 +219,10 @@ pub fn parse_file(
 ) -> Result<Vec<Rule>, RuleError> {
     let mut rules = Vec::new();
     let starts = document_starts(text);
+    // Sigma 1's rule collections: `action: global` is merged into every later document,
+    // `action: reset` forgets it, `action: repeat` is the previous document with changes.
+    let mut global: Option<Yaml> = None;
+    let mut previous: Option<Yaml> = None;
     for (n, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let base = starts.get(n).copied().unwrap_or(1);
         let value = <Yaml as serde::Deserialize>::deserialize(doc).map_err(|e| RuleError {
@@ -229,10 +233,65 @@ pub fn parse_file(
         if value.is_null() {
             continue;
         }
+        let action = value.get("action").and_then(scalar_text);
+        let mut value = value;
+        if let Some(m) = value.as_mapping_mut() {
+            m.remove("action");
+        }
+        let value = match action.as_deref() {
+            None => match &global {
+                Some(g) => merged(g, &value),
+                None => value,
+            },
+            Some("global") => {
+                global = Some(value);
+                continue;
+            }
+            Some("reset") => {
+                global = None;
+                continue;
+            }
+            Some("repeat") => match &previous {
+                Some(p) => merged(p, &value),
+                None => {
+                    return Err(RuleError {
+                        file: file.to_owned(),
+                        line: base,
+                        message: "action: repeat with no document before it to repeat".into(),
+                    });
+                }
+            },
+            Some(other) => {
+                return Err(RuleError {
+                    file: file.to_owned(),
+                    line: base,
+                    message: format!("unknown action {other:?} (global, reset or repeat)"),
+                });
+            }
+        };
         let section = &text_lines(text)[base.saturating_sub(1)..];
         rules.push(parse_rule(file, base, section, &value, placeholders)?);
+        previous = Some(value);
     }
     Ok(rules)
+}
+
+/// `over` laid on `base`: mappings merged key by key (recursively), anything else replaced.
+fn merged(base: &Yaml, over: &Yaml) -> Yaml {
+    match (base.as_mapping(), over.as_mapping()) {
+        (Some(b), Some(o)) => {
+            let mut out = b.clone();
+            for (k, v) in o {
+                let v = match out.get(k) {
+                    Some(old) => merged(old, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), v);
+            }
+            Yaml::Mapping(out)
+        }
+        _ => over.clone(),
+    }
 }
 
 fn text_lines(text: &str) -> Vec<&str> {
@@ -650,6 +709,41 @@ mod tests {
         let e = parse("title: T\ndetection:\n  sel:\n    a: b\n  condition: sle\n")
             .expect_err("undefined");
         assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
+    fn sigma_one_collections_merge_global_reset_and_repeat() {
+        let text = "action: global\ntitle: Shared\nlevel: high\nlogsource:\n  product: windows\ndetection:\n  condition: sel\n---\nid: a\nlogsource:\n  service: security\ndetection:\n  sel:\n    EventID: 4625\n---\naction: repeat\nid: b\ndetection:\n  sel:\n    EventID: 4624\n---\naction: reset\n---\ntitle: Alone\nid: c\nlogsource:\n  product: linux\ndetection:\n  sel:\n    x: 1\n  condition: sel\n";
+        let rules = parse_file(Path::new("c.yml"), text, &PlaceholderMap::new()).unwrap();
+        let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(rules[0].title, "Shared");
+        assert_eq!(rules[0].level, Level::High);
+        assert_eq!(rules[0].logsource.product.as_deref(), Some("windows"));
+        assert_eq!(rules[0].logsource.service.as_deref(), Some("security"));
+        assert_eq!(
+            rules[1].logsource.service.as_deref(),
+            Some("security"),
+            "repeated"
+        );
+        assert_eq!(rules[2].level, Level::Medium, "the global part was reset");
+        let e = parse_file(
+            Path::new("c.yml"),
+            "action: repeat\ntitle: x\n",
+            &PlaceholderMap::new(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("nothing") || e.to_string().contains("no document"),
+            "{e}"
+        );
+        let e = parse_file(
+            Path::new("c.yml"),
+            "action: merge\ntitle: x\n",
+            &PlaceholderMap::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown action \"merge\""), "{e}");
     }
 
     #[test]
