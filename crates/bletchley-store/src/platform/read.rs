@@ -2,6 +2,25 @@
 
 use super::*;
 
+/// A read the gate allowed, its content not yet touched.
+struct PreparedRead {
+    who: String,
+    access: Access,
+    row: ItemRow,
+    meta: ItemMeta,
+    binding: ContentBinding,
+}
+
+/// A read the gate allowed, with where its content lies and the key that opens it.
+struct PlannedRead {
+    access: Access,
+    row: ItemRow,
+    meta: ItemMeta,
+    binding: ContentBinding,
+    content: ContentRow,
+    cdek: DataKey,
+}
+
 /// The error for content whose location the catalog does not list.
 pub(super) fn unknown_location(row: &ItemRow) -> Error {
     Error::Layout(format!("content of {} is in an unknown location", row.id))
@@ -186,31 +205,147 @@ impl Platform {
             Ok(g) => g,
             Err(e) => return Err(self.refuse(&actor, "item.get", ids.to_vec(), justification, e)),
         };
-        let mut out = Vec::with_capacity(ids.len());
-        let mut entries = Vec::new();
-        for id in ids {
-            match self.get_unrecorded(&gate, &collections, id, justification) {
-                Ok(read) => {
-                    entries.push(Entry {
-                        time_ms: now_ms(),
-                        principal: principal.to_owned(),
-                        action: "item.get".into(),
-                        targets: vec![id.clone()],
-                        justification: justification.map(str::to_owned),
-                        outcome: Outcome::Allowed,
-                        reason: None,
-                    });
-                    out.push(Ok(read));
+        let mut out: Vec<Option<Result<ItemRead>>> = ids.iter().map(|_| None).collect();
+        let mut read_at: Vec<(usize, i64)> = Vec::new();
+        // A store that cannot answer stops the batch; what was read goes unreturned.
+        let fatal = |e: &Error| matches!(e, Error::Catalog(_) | Error::Audit(_) | Error::Io { .. });
+        // Locations are listed and opened once for the batch, and each chunk's objects
+        // fetched together; every item is still gated, bound and opened on its own.
+        let locations = self.locations()?;
+        let mut opened: HashMap<i64, ObjectLocation> = HashMap::new();
+        let numbered: Vec<(usize, &String)> = ids.iter().enumerate().collect();
+        for chunk in numbered.chunks(FEED_BATCH) {
+            let mut ready = Vec::with_capacity(chunk.len());
+            for &(n, id) in chunk {
+                let prepared = self
+                    .prepare_read(&gate, &collections, id, justification)
+                    .and_then(|p| self.plan_content(p, &locations, &mut opened, justification));
+                match prepared {
+                    Ok(p) => ready.push((n, p)),
+                    Err(e) if fatal(&e) => return Err(e),
+                    Err(e) => out[n] = Some(Err(e)),
                 }
-                // A store that cannot answer stops the batch; what was read goes unreturned.
-                Err(e @ (Error::Catalog(_) | Error::Audit(_) | Error::Io { .. })) => return Err(e),
-                Err(e) => out.push(Err(e)),
+            }
+            let fetches = ready
+                .iter()
+                .filter_map(|(_, p)| {
+                    let loc = opened.get(&p.content.location_id)?;
+                    let (name, range) = content_span(&p.row, &p.content).ok()?;
+                    Some((loc, name, range))
+                })
+                .collect::<Vec<_>>();
+            // One object that cannot be fetched fails the whole fetch: then each is read on
+            // its own, so the failure is the one item's, as for a single read.
+            let fetched = if fetches.len() == ready.len() {
+                ObjectLocation::get_many(&self.rt, &fetches).ok()
+            } else {
+                None
+            };
+            let mut fetched = fetched.map(Vec::into_iter);
+            for (n, p) in ready {
+                let sealed = match fetched.as_mut().and_then(Iterator::next) {
+                    Some(bytes) => Ok(bytes),
+                    None => self.fetch_content(&p, &opened),
+                };
+                let targets = vec![p.row.id.clone()];
+                let actor = Actor::Principal(principal.to_owned());
+                let content = sealed.and_then(|sealed| {
+                    open_content(p.access, &p.row, &p.content, &p.cdek, &sealed, &p.binding)
+                });
+                match content {
+                    Ok(c) => {
+                        read_at.push((n, now_ms()));
+                        out[n] = Some(Ok((p.meta, c)));
+                    }
+                    Err(e) => {
+                        let e = self.refuse(&actor, "item.get", targets, justification, e);
+                        if fatal(&e) {
+                            return Err(e);
+                        }
+                        out[n] = Some(Err(e));
+                    }
+                }
             }
         }
+        let entries: Vec<Entry> = read_at
+            .iter()
+            .map(|&(n, time_ms)| Entry {
+                time_ms,
+                principal: principal.to_owned(),
+                action: "item.get".into(),
+                targets: vec![ids[n].clone()],
+                justification: justification.map(str::to_owned),
+                outcome: Outcome::Allowed,
+                reason: None,
+            })
+            .collect();
         if !entries.is_empty() {
             self.append_audit(&entries)?;
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Layout("an item was not read".into()))))
+            .collect())
+    }
+
+    /// The content row, key and location of a read the gate allowed, checked before any
+    /// object is fetched; a failure is refused (and audited) as on a single read.
+    fn plan_content(
+        &mut self,
+        p: PreparedRead,
+        locations: &[Location],
+        opened: &mut HashMap<i64, ObjectLocation>,
+        justification: Option<&str>,
+    ) -> Result<PlannedRead> {
+        let actor = Actor::Principal(p.who.clone());
+        let targets = vec![p.row.id.clone()];
+        let planned = (|| {
+            let content = self
+                .catalog
+                .content(p.row.content_id)?
+                .ok_or_else(|| Error::Layout(format!("item {} has no content row", p.row.id)))?;
+            if !opened.contains_key(&content.location_id) {
+                let loc = locations
+                    .iter()
+                    .find(|l| l.id == content.location_id)
+                    .ok_or_else(|| unknown_location(&p.row))?;
+                opened.insert(loc.id, loc.open()?);
+            }
+            let cdek = self.content_key(&p.row, &content, &p.binding.agency)?;
+            Ok((content, cdek))
+        })();
+        match planned {
+            Ok((content, cdek)) => Ok(PlannedRead {
+                access: p.access,
+                row: p.row,
+                meta: p.meta,
+                binding: p.binding,
+                content,
+                cdek,
+            }),
+            Err(e) => Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        }
+    }
+
+    /// The sealed bytes of one planned read, fetched on their own.
+    fn fetch_content(
+        &self,
+        p: &PlannedRead,
+        opened: &HashMap<i64, ObjectLocation>,
+    ) -> Result<Vec<u8>> {
+        let loc = opened
+            .get(&p.content.location_id)
+            .ok_or_else(|| unknown_location(&p.row))?;
+        match content_span(&p.row, &p.content)? {
+            (name, Some(range)) => loc.get_range(&self.rt, name, range),
+            (name, None) => loc.get(&self.rt, name),
+        }
+        .map_err(|e| {
+            Error::Damaged(format!(
+                "the content of item {} cannot be read from its location: {e}",
+                p.row.id
+            ))
+        })
     }
 
     /// [`Self::get`] up to its audit entry: every refusal is recorded here, the read allowed
@@ -222,6 +357,26 @@ impl Platform {
         id: &str,
         justification: Option<&str>,
     ) -> Result<(ItemMeta, Vec<u8>)> {
+        let p = self.prepare_read(gate, collections, id, justification)?;
+        let actor = Actor::Principal(p.who);
+        let targets = vec![p.row.id.clone()];
+        let content = match self.read_bound_content(p.access, &p.row, &p.binding) {
+            Ok(c) => c,
+            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
+        };
+        Ok((p.meta, content))
+    }
+
+    /// Every check of a read before its content is touched: the row, need-to-know, the
+    /// sealed metadata and its binding, retention, the gate's decision (the [`Access`]), the
+    /// collection the metadata names, the justification. Every refusal is recorded here.
+    fn prepare_read(
+        &mut self,
+        gate: &Gate,
+        collections: &[Collection],
+        id: &str,
+        justification: Option<&str>,
+    ) -> Result<PreparedRead> {
         let actor = Actor::Principal(gate.principal().name.clone());
         let targets = vec![id.to_owned()];
         let Some(row) = self.catalog.item(id)? else {
@@ -292,11 +447,13 @@ impl Platform {
             };
             return Err(self.refuse(&actor, "item.get", targets, justification, e));
         }
-        let content = match self.read_bound_content(access, &row, &binding) {
-            Ok(c) => c,
-            Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
-        };
-        Ok((meta, content))
+        Ok(PreparedRead {
+            who: gate.principal().name.clone(),
+            access,
+            row,
+            meta,
+            binding,
+        })
     }
 
     /// Reads an item's content, checked against what its sealed metadata

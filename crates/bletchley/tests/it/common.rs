@@ -215,3 +215,18 @@ pub fn count_action(lines: &[serde_json::Value], action: &str, outcome: &str) ->
         .filter(|l| l["action"] == action && l["outcome"] == outcome)
         .count()
 }
+
+/// The platform of `env` opened in this process with every key (as the binary would, or as a
+/// compromised operator's own software would).
+pub fn open_platform(env: &Env) -> bletchley_store::Platform {
+    struct TestUnlock;
+    impl bletchley_store::Unlock for TestUnlock {
+        fn passphrase(
+            &self,
+            _: &bletchley_store::KeyName,
+        ) -> Result<zeroize::Zeroizing<String>, String> {
+            Ok(zeroize::Zeroizing::new(PASSPHRASE.to_owned()))
+        }
+    }
+    bletchley_store::Platform::open(&env.data, Box::new(TestUnlock)).expect("open platform")
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::Env;
+use crate::common::{Env, open_platform};
 
 fn sigma() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../bletchley-detect/tests/data/sigma")
@@ -168,22 +168,6 @@ fn an_ingested_event_log_is_hunted_and_its_alerts_keep_its_marking() {
         json(&env.ok(&["--as", "alice", "alerts", "--json"])),
         json("[]")
     );
-}
-
-/// The platform of `env`, opened in this process with every key.
-fn open_platform(env: &Env) -> bletchley_store::Platform {
-    struct TestUnlock;
-    impl bletchley_store::Unlock for TestUnlock {
-        fn passphrase(
-            &self,
-            _: &bletchley_store::KeyName,
-        ) -> Result<zeroize::Zeroizing<String>, String> {
-            Ok(zeroize::Zeroizing::new(
-                crate::common::PASSPHRASE.to_owned(),
-            ))
-        }
-    }
-    bletchley_store::Platform::open(&env.data, Box::new(TestUnlock)).expect("open")
 }
 
 /// A second of silence as a WAV file: enough to be queued for transcription.

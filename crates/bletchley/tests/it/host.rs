@@ -586,3 +586,71 @@ fn notes_need_the_read_and_its_justification() {
     );
     assert_eq!(hidden, missing);
 }
+
+/// A batch read (what the detection job, the alert queue and playbooks use) fetches its
+/// objects together, yet refuses only the damaged items, each for its own damage, and
+/// audits each refusal: a content re-pointed in the catalog, a standalone object deleted.
+#[test]
+fn a_batch_read_refuses_only_the_damaged_items() {
+    let env = two_agencies();
+    let a = env.file("a.txt", b"first of the batch");
+    let b = env.file("b.txt", b"re-pointed at another's content");
+    let c = env.file("c.txt", b"third of the batch");
+    let big = env.file("big.bin", &vec![7u8; 2 << 20]);
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&a, &b, &c, &big]);
+    let conn = db(&env);
+    let content_of = |id: &str| -> i64 {
+        conn.query_row("SELECT content_id FROM items WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .expect("row")
+    };
+    conn.execute(
+        "UPDATE items SET content_id = ?1 WHERE id = ?2",
+        rusqlite::params![content_of(&ids[2]), ids[1]],
+    )
+    .expect("re-point");
+    let object: String = conn
+        .query_row(
+            "SELECT object FROM contents WHERE id = ?1 AND pack IS NULL",
+            [content_of(&ids[3])],
+            |r| r.get(0),
+        )
+        .expect("a standalone object");
+    drop(conn);
+    let file = files_under(&env.data)
+        .into_iter()
+        .find(|f| f.ends_with(&object))
+        .expect("the object's file");
+    std::fs::remove_file(file).expect("delete");
+
+    let mut p = crate::common::open_platform(&env);
+    let read = p.get_many("alice", &ids, None).expect("batch");
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[0].as_ref().expect("a").1, b"first of the batch");
+    assert_eq!(read[2].as_ref().expect("c").1, b"third of the batch");
+    let b_err = read[1].as_ref().expect_err("b refused").to_string();
+    assert!(b_err.contains("not its own"), "{b_err}");
+    let d_err = read[3]
+        .as_ref()
+        .expect_err("the deleted object")
+        .to_string();
+    assert!(d_err.contains("cannot be read"), "{d_err}");
+    drop(p);
+    let trail = crate::common::audit_lines(&env);
+    let mine = |outcome: &str| {
+        trail
+            .iter()
+            .filter(|e| {
+                e["principal"] == "alice" && e["action"] == "item.get" && e["outcome"] == outcome
+            })
+            .count()
+    };
+    assert_eq!(mine("allowed"), 2);
+    assert_eq!(
+        mine("refused"),
+        2,
+        "each damaged item's refusal is in the log"
+    );
+    env.ok(&["audit", "verify"]);
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{Env, contains, files_under};
+use crate::common::{Env, contains, files_under, open_platform};
 
 /// One item on the hub: its canary content, collection and marking, and whether each field site
 /// may hold it.
@@ -1587,23 +1587,6 @@ fn a_shredded_item_leaves_nothing_of_itself_in_the_replication_log() {
     // The second bundle's addition is a no-op: alpha holds nothing of the item.
     import(&s.alpha, &a2);
     assert!(!held(&s.alpha).contains(&uk_only));
-}
-
-/// The platform of `env` opened in this process with every key: the software a compromised
-/// site's operator would run in place of ours.
-fn open_platform(env: &Env) -> bletchley_store::Platform {
-    struct TestUnlock;
-    impl bletchley_store::Unlock for TestUnlock {
-        fn passphrase(
-            &self,
-            _: &bletchley_store::KeyName,
-        ) -> Result<zeroize::Zeroizing<String>, String> {
-            Ok(zeroize::Zeroizing::new(
-                crate::common::PASSPHRASE.to_owned(),
-            ))
-        }
-    }
-    bletchley_store::Platform::open(&env.data, Box::new(TestUnlock)).expect("open platform")
 }
 
 /// Issue 22, item 6: a field site is an outsider at the hub. Its signed bundle cannot name a
