@@ -110,14 +110,25 @@ fn read_rules(
     let read = p
         .get_many(principal, &ids, Some(why))
         .map_err(|e| DetectJobError::Transient(format!("reading the rules: {e}")))?;
-    let mut rules = Vec::new();
+    let mut texts = Vec::with_capacity(items.len());
     for (meta, got) in items.into_iter().zip(read) {
         let (_, bytes) =
             got.map_err(|e| DetectJobError::Permanent(format!("reading rule {}: {e}", meta.id)))?;
-        let text = String::from_utf8_lossy(&bytes);
-        let parsed = rule::parse_file(Path::new(&meta.title), &text, &PlaceholderMap::new())
-            .map_err(|e| DetectJobError::Permanent(format!("rule item {}: {e}", meta.id)))?;
-        rules.extend(parsed);
+        texts.push((meta, bytes));
+    }
+    // Parsed on every core, as `hunt` parses rule files; in the listed order.
+    use rayon::prelude::*;
+    let parsed: Vec<Result<Vec<rule::Rule>, DetectJobError>> = texts
+        .par_iter()
+        .map(|(meta, bytes)| {
+            let text = String::from_utf8_lossy(bytes);
+            rule::parse_file(Path::new(&meta.title), &text, &PlaceholderMap::new())
+                .map_err(|e| DetectJobError::Permanent(format!("rule item {}: {e}", meta.id)))
+        })
+        .collect();
+    let mut rules = Vec::new();
+    for r in parsed {
+        rules.extend(r?);
     }
     Ok(rules)
 }
@@ -186,6 +197,7 @@ pub fn run_detections(
             _ => format!("detection job {}", jobs[mine[0]].id),
         };
         let mut engines: HashMap<String, EngineAnswer> = HashMap::new();
+        let mut hunts: Vec<(usize, std::sync::Arc<Engine>, String, Vec<u8>)> = Vec::new();
         let read = match p.get_many(principal, &ids, Some(&why)) {
             Ok(r) => r,
             Err(e) => {
@@ -236,7 +248,16 @@ pub fn run_detections(
                     continue;
                 }
             };
-            let items = match alerts_for(&engine, &meta.title, content) {
+            hunts.push((n, engine, meta.title, content));
+        }
+        // The logs hunted on every core, as `hunt` hunts files; stored in job order below.
+        use rayon::prelude::*;
+        let found: Vec<(usize, Result<Vec<NewItem>, DetectJobError>)> = hunts
+            .into_par_iter()
+            .map(|(n, engine, title, content)| (n, alerts_for(&engine, &title, content)))
+            .collect();
+        for (n, items) in found {
+            let items = match items {
                 Ok(items) => items,
                 Err(e) => {
                     answers[n] = Some(Err(e));
