@@ -155,6 +155,37 @@ impl SqliteCatalog {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Adds `n` queued jobs in one transaction (one commit, not two a job), each with the
+    /// body `seal` makes for its id: no worker ever sees a job without its body.
+    pub(crate) fn insert_jobs(
+        &self,
+        max_attempts: u32,
+        now: i64,
+        n: usize,
+        seal: &mut dyn FnMut(usize, i64) -> Result<Vec<u8>>,
+    ) -> Result<Vec<i64>> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let mut ids = Vec::with_capacity(n);
+        for k in 0..n {
+            tx.execute(
+                "INSERT INTO jobs(state, max_attempts, not_before_ms, created_ms, updated_ms, sealed) VALUES('queued', ?1, ?2, ?2, ?2, x'')",
+                params![max_attempts, now],
+            )?;
+            let id = tx.last_insert_rowid();
+            let sealed = seal(k, id)?;
+            tx.execute(
+                "UPDATE jobs SET sealed = ?2 WHERE id = ?1",
+                params![id, sealed],
+            )?;
+            ids.push(id);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
     pub(crate) fn set_job_body(&self, id: i64, sealed: &[u8]) -> Result<()> {
         self.conn.execute(
             "UPDATE jobs SET sealed = ?2 WHERE id = ?1",

@@ -96,28 +96,29 @@ impl Platform {
             }
         }
         let now = now_ms();
-        let mut ids = Vec::with_capacity(jobs.len());
         let mut entries = Vec::with_capacity(jobs.len());
-        for (kind, item) in jobs {
-            let id = self.catalog.insert_job(MAX_ATTEMPTS, now)?;
+        // One transaction for the lot; each body sealed to its job's id.
+        let catalog = &self.catalog;
+        let mut seal = |k: usize, id: i64| -> Result<Vec<u8>> {
+            let (kind, item) = jobs[k];
             let body = JobBody {
-                kind: (*kind).to_owned(),
-                item: (*item).to_owned(),
+                kind: kind.to_owned(),
+                item: item.to_owned(),
                 principal: principal.to_owned(),
                 ..JobBody::default()
             };
-            self.catalog.set_job_body(id, &self.seal_job(id, &body)?)?;
             entries.push(bletchley_audit::Entry {
                 time_ms: now,
                 principal: principal.to_owned(),
                 action: "job.enqueue".into(),
-                targets: vec![(*item).to_owned()],
+                targets: vec![item.to_owned()],
                 justification: None,
                 outcome: Outcome::Allowed,
                 reason: Some(format!("job {id}: {kind}")),
             });
-            ids.push(id);
-        }
+            self.seal_job(id, &body)
+        };
+        let ids = catalog.insert_jobs(MAX_ATTEMPTS, now, jobs.len(), &mut seal)?;
         if !entries.is_empty() {
             self.append_audit(&entries)?;
         }
