@@ -459,14 +459,10 @@ fn alerts_are_served_by_the_api_and_the_console_only_to_who_may_see_the_log() {
     assert!(!page.contains("class=\"alert "), "{page}");
 }
 
-/// Alerts group into cases by rule, host and time window (or by hand); a case is assigned
-/// only to someone who may see it, moves through its statuses with notes, keeps its whole
-/// history, and is invisible, with its alerts, to anyone who may not see the logs.
-#[test]
-fn alerts_group_into_cases_that_are_assigned_worked_and_closed() {
-    let env = Env::new();
-    env.basic();
-    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+/// Two recorded attacks (WMI lateral movement with Impacket, an LSASS dump with lsassy)
+/// ingested by alice into mi5/ct at SECRET and hunted with the two SigmaHQ rules that catch
+/// them (stored in mi5/sigma-rules).
+pub(crate) fn two_attacks_hunted(env: &Env) {
     env.ok(&["collection", "add", "mi5/sigma-rules"]);
     let rules = sigma().join("rules/windows/process_creation");
     let wmi = env.file(
@@ -505,6 +501,17 @@ fn alerts_group_into_cases_that_are_assigned_worked_and_closed() {
     );
     env.ingest("alice", "mi5/ct", "SECRET", &[&a, &b]);
     env.ok(&["work", "--once"]);
+}
+
+/// Alerts group into cases by rule, host and time window (or by hand); a case is assigned
+/// only to someone who may see it, moves through its statuses with notes, keeps its whole
+/// history, and is invisible, with its alerts, to anyone who may not see the logs.
+#[test]
+fn alerts_group_into_cases_that_are_assigned_worked_and_closed() {
+    let env = Env::new();
+    env.basic();
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    two_attacks_hunted(&env);
     let alerts = json(&env.ok(&["--as", "alice", "alerts", "--json"]));
     let alerts = alerts.as_array().expect("array");
     // Independently of the grouping code: distinct (rule, host) pairs among the alerts (all

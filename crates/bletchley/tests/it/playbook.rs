@@ -3,15 +3,9 @@
 //! nothing, and a step that waits for a second responder. And the alerts' hosts, accounts
 //! and hashes as selectors of the link graph and the timeline.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::Value;
 
 use crate::common::{Env, audit_lines, count_action};
-
-fn sigma() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bletchley-detect/tests/data/sigma")
-}
 
 fn json(s: &str) -> Value {
     serde_json::from_str(s).expect("json")
@@ -39,8 +33,8 @@ steps:
     status: in-progress
 ";
 
-/// A platform with the two rules, the two sample logs hunted, and the playbook stored
-/// (twice: version 2 is the one above).
+/// The basic platform with the two recorded attacks hunted, a responder of mi5 (rita) and
+/// one of mi6 (ian).
 fn platform_with_alerts() -> Env {
     let env = Env::new();
     env.basic();
@@ -52,44 +46,7 @@ fn platform_with_alerts() -> Env {
     );
     env.ok(&["agency", "add", "mi6"]);
     env.add_principal("ian", "mi6", "TOP SECRET", &["--roles", "responder"]);
-    env.ok(&["collection", "add", "mi5/sigma-rules"]);
-    let rules = sigma().join("rules/windows/process_creation");
-    let wmi = env.file(
-        "wmi.yml",
-        &std::fs::read(rules.join("proc_creation_win_wmiprvse_spawning_process.yml"))
-            .expect("rule"),
-    );
-    let cme = env.file(
-        "cme.yml",
-        &std::fs::read(rules.join("proc_creation_win_hktl_crackmapexec_execution_patterns.yml"))
-            .expect("rule"),
-    );
-    env.ok(&[
-        "--as",
-        "alice",
-        "detect",
-        "rules",
-        "add",
-        wmi.to_str().expect("path"),
-        cme.to_str().expect("path"),
-    ]);
-    let evtx = sigma().join("evtx");
-    let a = env.file(
-        "wmiexec.evtx",
-        &std::fs::read(evtx.join(
-            "sbousseaden_EVTX-ATTACK-SAMPLES/Lateral Movement/LM_wmiexec_impacket_sysmon_whoami.evtx",
-        ))
-        .expect("log"),
-    );
-    let b = env.file(
-        "lsassy.evtx",
-        &std::fs::read(evtx.join(
-            "EVTX-to-MITRE-Attack/TA0006-Credential Access/T1003-Credential dumping/ID1-LSASS dump with LSASSY (SYSMON).evtx",
-        ))
-        .expect("log"),
-    );
-    env.ingest("alice", "mi5/ct", "SECRET", &[&a, &b]);
-    env.ok(&["work", "--once"]);
+    crate::detect::two_attacks_hunted(&env);
     env
 }
 

@@ -1521,18 +1521,7 @@ fn an_unmarked_item_stays_for_the_hubs_nation_at_a_field_site_of_another_home() 
 /// Every replication record the hub holds for `peer` (its state and each operation of its
 /// log), opened with the hub's own keys: what a host holding every key still left would read.
 fn replication_records(hub: &Env, peer: &str) -> Vec<String> {
-    struct TestUnlock;
-    impl bletchley_store::Unlock for TestUnlock {
-        fn passphrase(
-            &self,
-            _: &bletchley_store::KeyName,
-        ) -> Result<zeroize::Zeroizing<String>, String> {
-            Ok(zeroize::Zeroizing::new(
-                crate::common::PASSPHRASE.to_owned(),
-            ))
-        }
-    }
-    let p = bletchley_store::Platform::open(&hub.data, Box::new(TestUnlock)).expect("open hub");
+    let p = open_platform(hub);
     let state: Value = p
         .site_record(&format!("peer/{peer}"))
         .expect("peer record")
