@@ -18,6 +18,7 @@ pub mod fuzz;
 pub mod hunt;
 pub mod iocs;
 pub mod job;
+pub mod manage;
 pub mod mapping;
 pub mod pattern;
 pub mod playbook;

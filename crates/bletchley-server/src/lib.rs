@@ -5,6 +5,7 @@
 //! audited platform calls as the command line.
 
 mod api;
+mod api_detect;
 mod api_playbooks;
 mod auth;
 mod console;
@@ -96,6 +97,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/operations", get(api::operations))
         .route("/jobs", get(api::jobs))
         .route("/alerts", get(api::alerts))
+        .route(
+            "/detect/rules",
+            get(api_detect::rules).post(api_detect::add_rules),
+        )
+        .route("/detect/run", post(api_detect::run))
         .route("/cases", get(api::cases).post(api::open_cases))
         .route("/cases/{id}", get(api::case).post(api::update_case))
         .route("/cases/{id}/playbook", post(api_playbooks::run_playbook))

@@ -225,9 +225,38 @@ pub fn document() -> Value {
     doc
 }
 
-/// The playbook endpoints (apart, so that no one `json!` nests past the macro's depth).
+/// The detection and playbook endpoints (apart, so that no one `json!` nests past the
+/// macro's depth).
 fn playbook_paths() -> Value {
     json!({
+            "/api/detect/rules": {
+              "get": read_op("The Sigma rule files of the caller's agency (items of AGENCY/sigma-rules) that the caller may see", vec![]),
+              "post": {
+                "summary": "Store a Sigma rule file in the caller's agency's rules collection once it parses (the error names the file and line; nothing is stored); logs ingested from then on are hunted with it (needs X-CSRF-Token with a session, or a write-scoped token)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "required": ["file_name", "yaml"],
+                    "properties": {
+                        "file_name": { "type": "string", "minLength": 1, "maxLength": 200 },
+                        "yaml": { "type": "string", "maxLength": bletchley_detect::manage::MAX_RULE_FILE },
+                        "marking": { "type": ["string", "null"] } } } } } },
+                "responses": { "201": ok_json("stored; the item ids and the number of rules"), "400": err("the file does not parse, no rules collection, or malformed"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, or not allowed to store in the collection"),
+                               "404": err("not found or not permitted"), "415": err("not JSON") } } },
+            "/api/detect/run": {
+              "post": {
+                "summary": "Queue the stored event logs of a collection for detection again with the rules as they are now; only alerts a log lacks are stored (needs X-CSRF-Token with a session, or a write-scoped token)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "required": ["collection"],
+                    "properties": {
+                        "collection": { "type": "string", "minLength": 1, "maxLength": crate::extract::MAX_PARAM },
+                        "justification": { "type": ["string", "null"], "maxLength": crate::extract::MAX_JUSTIFICATION } } } } } },
+                "responses": { "202": ok_json("queued; how many logs and the jobs"), "400": err("malformed"),
+                               "401": err("not authenticated"), "403": err("token lacks write, CSRF token missing, or justification required"),
+                               "404": err("not found or not permitted"), "415": err("not JSON") } } },
             "/api/cases/{id}/playbook": {
               "post": {
                 "summary": "Run a playbook on a case as the caller (or, with dry_run, say what each step would do and write nothing); the run stops at a step that needs a second responder's approval. Every step is recorded on the case (needs X-CSRF-Token with a session, or a write-scoped token)",

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use bletchley_ai::pipeline::{JobAnswers, JobError};
 use bletchley_detect::job::{DetectJobError, RuleCache, rules_collection, run_detections};
-use bletchley_detect::rule::{self, Level, PlaceholderMap};
+use bletchley_detect::manage;
+use bletchley_detect::rule::Level;
 use bletchley_policy::Marking;
-use bletchley_store::{IngestOptions, Job, NewItem, Platform, Priority};
+use bletchley_store::{Job, Platform};
 
 use crate::cli::{DetectCmd, RulesCmd};
 
@@ -44,16 +45,6 @@ fn other_batch(p: &mut Platform, jobs: &[Job], cache: &mut RuleCache) -> JobAnsw
         .collect()
 }
 
-/// Whether a stored item's name is that of an event log (what ingest queued detection for,
-/// by name: EVTX, JSON Lines, syslog).
-fn is_log_name(title: &str) -> bool {
-    let ext = title
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    matches!(ext.as_str(), "evtx" | "jsonl" | "ndjson" | "syslog" | "log")
-}
-
 fn agency_of(p: &Platform, who: &str) -> Result<String> {
     Ok(p.principal(who)?.agency.clone())
 }
@@ -61,63 +52,34 @@ fn agency_of(p: &Platform, who: &str) -> Result<String> {
 pub fn detect(p: &mut Platform, who: &str, c: &DetectCmd) -> Result<ExitCode> {
     match c {
         DetectCmd::Rules(RulesCmd::Add { files, marking }) => {
-            let agency = agency_of(p, who)?;
-            let coll = rules_collection(&agency);
-            if !p
-                .collections()?
-                .iter()
-                .any(|c| format!("{}/{}", c.agency, c.name) == coll)
-            {
-                bail!(
-                    "agency {agency} keeps its Sigma rules in the collection {coll}, which does not exist: bletchley collection add {coll}"
-                );
-            }
-            // Every file is read and checked before anything is stored.
-            let mut items = Vec::new();
-            let mut count = 0;
+            let marking =
+                Marking::parse(marking).map_err(|e| anyhow!("--marking {marking:?}: {e}"))?;
+            let mut read = Vec::with_capacity(files.len());
             for f in files {
                 let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-                let text = String::from_utf8(bytes.clone())
-                    .map_err(|_| anyhow!("{}: a rule file is UTF-8 text", f.display()))?;
-                let rules = rule::parse_file(f, &text, &PlaceholderMap::new())
-                    .map_err(|e| anyhow!("{e}; no rule was stored"))?;
-                count += rules.len();
-                let title = f
+                let name = f
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "rule.yml".into());
-                items.push(NewItem {
-                    title,
-                    content: bytes,
-                });
+                read.push((name, bytes));
             }
-            let opts = IngestOptions {
-                collection: coll.clone(),
-                marking: Marking::parse(marking)
-                    .map_err(|e| anyhow!("--marking {marking:?}: {e}"))?,
-                authority: None,
-                retain_until_ms: None,
-                justification: None,
-                priority: Priority::default(),
-            };
-            let stored = bletchley_index::ingest::ingest(p, who, &opts, items)?;
-            for id in &stored.ids {
+            let n_files = read.len();
+            let (ids, count) = manage::add_rule_files(p, who, read, marking)?;
+            for id in &ids {
                 println!("{id}");
             }
             eprintln!(
-                "{count} rules in {} files stored in {coll}; logs ingested from now on are hunted with them",
-                stored.ids.len()
+                "{count} rules in {n_files} files stored in {}; logs ingested from now on are hunted with them",
+                rules_collection(&agency_of(p, who)?)
             );
             Ok(ExitCode::SUCCESS)
         }
         DetectCmd::Rules(RulesCmd::Ls { json }) => {
-            let agency = agency_of(p, who)?;
-            let coll = rules_collection(&agency);
-            let listing = p.list(who, Some(&coll), None)?;
+            let items = manage::rule_files(p, who)?;
             if *json {
-                println!("{}", serde_json::to_string(&listing.items)?);
+                println!("{}", serde_json::to_string(&items)?);
             } else {
-                for m in &listing.items {
+                for m in &items {
                     println!("{}  {}  {}", m.id, m.marking, m.title);
                 }
             }
@@ -127,21 +89,9 @@ pub fn detect(p: &mut Platform, who: &str, c: &DetectCmd) -> Result<ExitCode> {
             collection,
             justification,
         } => {
-            let listing = p.list(who, Some(collection), justification.as_deref())?;
-            let logs: Vec<&str> = listing
-                .items
-                .iter()
-                .filter(|m| m.derived_from.is_none() && is_log_name(&m.title))
-                .map(|m| m.id.as_str())
-                .collect();
-            let queue: Vec<(&str, &str)> = logs
-                .iter()
-                .map(|id| (bletchley_store::jobs::DETECT_AGAIN, *id))
-                .collect();
-            let jobs = p.enqueue_jobs(who, &queue)?;
+            let (logs, jobs) = manage::detect_again(p, who, collection, justification.as_deref())?;
             println!(
-                "{} event logs of {collection} queued for detection again ({} jobs); `bletchley work` or `serve` runs them",
-                logs.len(),
+                "{logs} event logs of {collection} queued for detection again ({} jobs); `bletchley work` or `serve` runs them",
                 jobs.len()
             );
             Ok(ExitCode::SUCCESS)

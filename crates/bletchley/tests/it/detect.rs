@@ -399,6 +399,40 @@ fn alerts_are_served_by_the_api_and_the_console_only_to_who_may_see_the_log() {
         let st = r.status();
         (st, r.json::<Value>().unwrap_or(Value::Null))
     };
+    // Rules and re-runs through the API: a file that does not parse is refused naming its
+    // line, and nothing is stored; one that parses is listed; the stored log is queued again.
+    let (st, v) = post(
+        "/api/detect/rules",
+        serde_json::json!({ "file_name": "bad.yml", "yaml": "title: t\nlogsource:\n  product: windows\ndetection:\n  s:\n    Image|contians: x\n  condition: s\n" }),
+    );
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("bad.yml:6:") && message.contains("no rule was stored"),
+        "{v}"
+    );
+    let (_, v) = s.get(&alice, "/api/detect/rules");
+    assert_eq!(v["rules"].as_array().map(Vec::len), Some(1), "{v}");
+    let whoami = std::fs::read(
+        sigma().join("rules/windows/process_creation/proc_creation_win_whoami_all_execution.yml"),
+    )
+    .expect("rule");
+    let (st, v) = post(
+        "/api/detect/rules",
+        serde_json::json!({ "file_name": "whoami.yml", "yaml": String::from_utf8(whoami).expect("utf-8") }),
+    );
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["rules"], 1);
+    let (_, v) = s.get(&alice, "/api/detect/rules");
+    assert_eq!(v["rules"].as_array().map(Vec::len), Some(2), "{v}");
+    let (st, v) = post(
+        "/api/detect/run",
+        serde_json::json!({ "collection": "mi5/ct" }),
+    );
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["logs"], 1);
+    assert_eq!(v["jobs"].as_array().map(Vec::len), Some(1));
+
     let (st, v) = post("/api/cases", serde_json::json!({ "collection": "mi5/ct" }));
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let case = v["cases"][0].as_str().expect("a case").to_owned();
