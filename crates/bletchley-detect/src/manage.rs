@@ -71,6 +71,29 @@ pub fn add_rule_files(
     Ok((ids, count))
 }
 
+/// Checks what an ordinary ingest or upload would store in `collection`: into an agency's
+/// rules collection only rule files that parse, as `add_rule_files` stores them (one that does
+/// not would stop every detection job of the agency).
+pub fn check_ingest(collection: &str, items: &[NewItem]) -> Result<()> {
+    if !collection.ends_with("/sigma-rules") {
+        return Ok(());
+    }
+    for it in items {
+        let text = std::str::from_utf8(&it.content).map_err(|_| {
+            Error::Invalid(format!(
+                "{}: {collection} holds Sigma rule files, which are UTF-8 text; nothing was stored",
+                it.title
+            ))
+        })?;
+        rule::parse_file(Path::new(&it.title), text, &PlaceholderMap::new()).map_err(|e| {
+            Error::Invalid(format!(
+                "{e}: {collection} holds Sigma rule files that parse; nothing was stored"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// The rule files of `who`'s agency that `who` may see.
 pub fn rule_files(p: &mut Platform, who: &str) -> Result<Vec<ItemMeta>> {
     let agency = p.principal(who)?.agency.clone();

@@ -1072,16 +1072,12 @@ pub(crate) async fn ingest(s: &Shared, who: String, u: Upload, body: Vec<u8>) ->
                 justification: u.justification,
                 priority: Default::default(),
             };
-            Ok(bletchley_index::ingest::ingest(
-                &mut st.platform,
-                &who,
-                &opts,
-                vec![NewItem {
-                    title: u.title,
-                    content: body,
-                }],
-            )?
-            .ids)
+            let items = vec![NewItem {
+                title: u.title,
+                content: body,
+            }];
+            bletchley_detect::manage::check_ingest(&opts.collection, &items)?;
+            Ok(bletchley_index::ingest::ingest(&mut st.platform, &who, &opts, items)?.ids)
         })
         .await?;
     ids.into_iter()

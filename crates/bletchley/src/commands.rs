@@ -721,6 +721,7 @@ fn ingest(cli: &Cli, a: &IngestArgs) -> Result<ExitCode> {
             continue;
         }
         let n = batch.len() as u64;
+        bletchley_detect::manage::check_ingest(&opts.collection, &batch)?;
         let stored = bletchley_index::ingest::ingest(&mut p, &who, &opts, batch)?;
         if let Some((_, f)) = &mut indexing {
             f.feed(&mut p);

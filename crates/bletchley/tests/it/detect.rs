@@ -58,6 +58,21 @@ fn an_ingested_event_log_is_hunted_and_its_alerts_keep_its_marking() {
         err.contains("bad.yml:6:") && err.contains("no rule was stored"),
         "{err}"
     );
+    // Nor does an ordinary ingest into the rules collection take a file that does not parse.
+    let err = env.fails(&[
+        "--as",
+        "alice",
+        "ingest",
+        bad.to_str().expect("path"),
+        "--collection",
+        "mi5/sigma-rules",
+        "--marking",
+        "OFFICIAL",
+    ]);
+    assert!(
+        err.contains("bad.yml:6:") && err.contains("holds Sigma rule files that parse"),
+        "{err}"
+    );
     assert_eq!(
         json(&env.ok(&["--as", "alice", "detect", "rules", "ls", "--json"])),
         json("[]")
