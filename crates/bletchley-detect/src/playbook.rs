@@ -665,32 +665,65 @@ pub fn triggered(pb: &Playbook, alerts: &[&AlertView]) -> bool {
     })
 }
 
+/// A triggered playbook that could not run on a case (nothing of it was written: every step
+/// is checked first).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NotRun {
+    /// The playbook.
+    pub playbook: String,
+    /// The case.
+    pub case: String,
+    /// Why.
+    pub error: String,
+}
+
+/// What the triggers did for new cases.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Triggered {
+    /// The runs, each with its report.
+    pub runs: Vec<RunReport>,
+    /// The playbooks that fired but could not run (an assignee who may not see the case).
+    pub not_run: Vec<NotRun>,
+}
+
 /// Runs the playbooks whose trigger fires for each of `cases` (just opened by `who`): the
-/// latest version of each, as `who`. Returns the reports.
+/// latest version of each, as `who`. A playbook that cannot run on a case is reported, not
+/// an error: the cases stand, and the other playbooks run.
 pub fn run_triggered(
     p: &mut Platform,
     who: &str,
     lookup: &mut dyn Lookup,
     case_ids: &[String],
     justification: Option<&str>,
-) -> Result<Vec<RunReport>> {
+) -> Result<Triggered> {
+    let mut out = Triggered::default();
     if case_ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let books: Vec<Playbook> = latest(p, who, justification)?
         .into_iter()
         .filter(|pb| pb.trigger.is_some())
         .collect();
     if books.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let alerts = visible_alerts(p, who, None, justification)?;
-    let mut out = Vec::new();
     for id in case_ids {
         let c = cases::case(p, who, id, justification)?;
         let mine: Vec<&AlertView> = alerts.iter().filter(|a| c.alerts.contains(&a.id)).collect();
         for pb in books.iter().filter(|pb| triggered(pb, &mine)) {
-            out.push(run(p, who, lookup, pb, id, false, justification)?);
+            match run(p, who, lookup, pb, id, false, justification) {
+                Ok(r) => out.runs.push(r),
+                // The store failing is the caller's to hear; a step refused is the playbook's.
+                Err(e @ (Error::Catalog(_) | Error::Audit(_) | Error::Io { .. })) => {
+                    return Err(e);
+                }
+                Err(e) => out.not_run.push(NotRun {
+                    playbook: format!("{} v{}", pb.name, pb.version),
+                    case: id.clone(),
+                    error: e.to_string(),
+                }),
+            }
         }
     }
     Ok(out)

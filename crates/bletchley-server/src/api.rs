@@ -719,7 +719,9 @@ pub async fn open_cases(
     let (ids, runs) = ids;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "cases": ids, "playbook_runs": runs })),
+        Json(
+            json!({ "cases": ids, "playbook_runs": runs.runs, "playbooks_not_run": runs.not_run }),
+        ),
     )
         .into_response())
 }

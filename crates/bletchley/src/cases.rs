@@ -71,8 +71,15 @@ pub fn cases(p: &mut Platform, who: &str, c: &CasesCmd) -> Result<ExitCode> {
             if !ids.is_empty() {
                 let index = bletchley_index::access::open_synced(p)?;
                 let mut lookup = bletchley_server::lookup::IndexLookup { index: &index };
-                for r in bletchley_detect::playbook::run_triggered(p, who, &mut lookup, &ids, just)?
-                {
+                let triggered =
+                    bletchley_detect::playbook::run_triggered(p, who, &mut lookup, &ids, just)?;
+                for n in &triggered.not_run {
+                    eprintln!(
+                        "warning: playbook {} did not run on case {} (nothing of it was written): {}",
+                        n.playbook, n.case, n.error
+                    );
+                }
+                for r in triggered.runs {
                     let done = r
                         .steps
                         .iter()

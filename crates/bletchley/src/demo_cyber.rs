@@ -165,7 +165,7 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
     let runs = {
         let index = bletchley_index::access::open_synced(p)?;
         let mut lookup = bletchley_server::lookup::IndexLookup { index: &index };
-        bletchley_detect::playbook::run_triggered(p, "alice", &mut lookup, &cases, None)?
+        bletchley_detect::playbook::run_triggered(p, "alice", &mut lookup, &cases, None)?.runs
     };
     if let Some(first) = cases.first() {
         for change in [

@@ -419,6 +419,15 @@ fn playbooks_are_stored_run_and_approved_through_the_api_and_the_console() {
     let (_, v) = s.get(&alice, "/api/playbooks");
     assert_eq!(v["playbooks"][0]["name"], "contain-credential-theft");
 
+    // A second triggered playbook that cannot run (its assignee is no principal): reported,
+    // and it neither stops the cases nor the other playbook.
+    let (st, v) = post(
+        &alice,
+        &token,
+        "/api/playbooks",
+        serde_json::json!({ "file_name": "ghost.yml", "yaml": format!("name: to-ghost\ntrigger:\n  rule: {CME_RULE}\nsteps:\n  - action: tag\n    tag: g\n  - action: assign\n    to: ghost\n") }),
+    );
+    assert_eq!(st, StatusCode::CREATED, "{v}");
     // Opening cases runs the triggered playbook; the report comes back with the ids.
     let (st, v) = post(
         &alice,
@@ -429,6 +438,16 @@ fn playbooks_are_stored_run_and_approved_through_the_api_and_the_console() {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let runs = v["playbook_runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 1, "{v}");
+    let not_run = v["playbooks_not_run"].as_array().expect("not run");
+    assert_eq!(not_run.len(), 1, "{v}");
+    assert_eq!(not_run[0]["playbook"], "to-ghost v1");
+    assert!(
+        not_run[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ghost may not see this case"),
+        "{v}"
+    );
     let case = runs[0]["case"].as_str().expect("case").to_owned();
     let run = runs[0]["run"].as_str().expect("run").to_owned();
     assert_eq!(runs[0]["steps"][4]["state"], "awaiting-approval");
