@@ -11,6 +11,10 @@ use bletchley_store::{Actor, Platform};
 /// The most neighbours one sighting names.
 const MAX_NEIGHBOURS: usize = 50;
 
+/// The most targets the audit entry of one look-up names (selectors first, then items); the
+/// entry's reason gives the whole count.
+const MAX_AUDIT_TARGETS: usize = 1000;
+
 /// An enrichment over `index`, which the caller has reconciled with the catalog.
 pub struct IndexLookup<'a> {
     /// The platform's sealed index.
@@ -61,13 +65,21 @@ impl Lookup for IndexLookup<'_> {
                 neighbours,
             });
         }
+        let named: usize = out.iter().map(|s| s.items.len()).sum();
+        let reason = format!("{} selectors, {named} items naming them", out.len());
+        // Selectors first, so every one looked up is named even when the items are many.
+        let (mut sel, items): (Vec<String>, Vec<String>) = targets
+            .into_iter()
+            .partition(|t| out.iter().any(|s| &s.selector == t));
+        sel.extend(items);
+        sel.truncate(MAX_AUDIT_TARGETS);
         p.record(
             Actor::Principal(who.to_owned()),
             "playbook.enrich",
-            targets,
+            sel,
             justification,
             Outcome::Allowed,
-            None,
+            Some(reason),
         )?;
         Ok(out)
     }
