@@ -42,6 +42,18 @@ pub enum Error {
         /// Entries found.
         found: u64,
     },
+    /// No kept checkpoint carries the quorum's cosignatures.
+    #[error(
+        "no checkpoint is cosigned by {quorum} of the witnesses (the best has {best}, over {best_size} entries): the log's history is not witnessed"
+    )]
+    NotWitnessed {
+        /// Cosignatures required.
+        quorum: usize,
+        /// The most any kept checkpoint has.
+        best: usize,
+        /// That checkpoint's size.
+        best_size: u64,
+    },
     /// A checkpoint's signature does not verify.
     #[error("checkpoint signature does not verify with the log's verifier key")]
     BadSignature,

@@ -5,6 +5,7 @@
 //! Knows files and nothing of items, markings or principals beyond the names
 //! written into entries.
 
+pub mod cosign;
 pub mod entry;
 mod error;
 #[cfg(feature = "fuzz")]
@@ -12,8 +13,16 @@ pub mod fuzz;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod witness;
+pub mod witnessed;
 
+pub use cosign::{Cosigner, WitnessKey};
 pub use entry::{Entry, Outcome};
 pub use error::{Error, Result};
 pub use log::{AuditLog, Cut, Report, Writer};
 pub use note::{Checkpoint, Verifier};
+pub use witness::{Refusal, Witness};
+pub use witnessed::{
+    ConsistencyProof, CosignOutcome, CosignReport, InclusionProof, Transport, WitnessConfig,
+    WitnessPolicy, WitnessResult, WitnessedReport,
+};

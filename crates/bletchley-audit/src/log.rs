@@ -209,7 +209,7 @@ impl AuditLog {
         AuditLog { dir: dir.into() }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
@@ -299,6 +299,10 @@ impl AuditLog {
     }
 
     fn history(&self, v: &Verifier) -> Result<Vec<Checkpoint>> {
+        Ok(self.history_notes(v)?.into_iter().map(|(c, _)| c).collect())
+    }
+
+    fn history_notes(&self, v: &Verifier) -> Result<Vec<(Checkpoint, String)>> {
         let p = self.path("checkpoints");
         let text = match std::fs::read_to_string(&p) {
             Ok(t) => t,
@@ -317,12 +321,11 @@ impl AuditLog {
                 what: "checkpoint history",
                 reason: format!("line {}: {e}", i + 1),
             })?;
-            out.push(
-                Checkpoint::verify(&h.note, v).map_err(|e| Error::Malformed {
-                    what: "checkpoint history",
-                    reason: format!("line {}: {e}", i + 1),
-                })?,
-            );
+            let cp = Checkpoint::verify(&h.note, v).map_err(|e| Error::Malformed {
+                what: "checkpoint history",
+                reason: format!("line {}: {e}", i + 1),
+            })?;
+            out.push((cp, h.note));
         }
         Ok(out)
     }
@@ -496,6 +499,62 @@ impl AuditLog {
             root: hex::encode(cp.root),
             checkpoints_checked: history.len(),
         })
+    }
+
+    /// The newest checkpoint that verifies with `v`, with its note text (see
+    /// [`AuditLog::newest_checkpoint`]).
+    pub(crate) fn newest_note(&self, v: &Verifier) -> Result<(Checkpoint, String)> {
+        let note = self.checkpoint_note()?;
+        let mut best = (Checkpoint::verify(&note, v)?, note);
+        for (cp, note) in self.history_notes(v)? {
+            if cp.size > best.0.size {
+                best = (cp, note);
+            }
+        }
+        Ok(best)
+    }
+
+    /// The leaf hashes of entries `0..upto`, each checked as `verify` checks
+    /// it, and the raw bytes of entry `keep` if asked for.
+    pub(crate) fn leaf_hashes(
+        &self,
+        upto: u64,
+        keep: Option<u64>,
+    ) -> Result<(Vec<Hash>, Option<Vec<u8>>)> {
+        let bytes = self.read_log()?;
+        let mut st = Scan::default();
+        let mut hashes = Vec::with_capacity(upto as usize);
+        let mut kept = None;
+        let r = scan(
+            &bytes,
+            0,
+            &mut st,
+            &BTreeSet::new(),
+            &mut BTreeMap::new(),
+            |seq, leaf| {
+                if seq < upto {
+                    hashes.push(leaf_hash(leaf));
+                    if keep == Some(seq) {
+                        kept = Some(leaf.to_vec());
+                    }
+                }
+                Ok(())
+            },
+        );
+        if let Err(f) = r {
+            return Err(Error::Integrity {
+                entry: f.entry,
+                offset: f.offset,
+                detail: f.detail,
+            });
+        }
+        if (hashes.len() as u64) < upto {
+            return Err(Error::Truncated {
+                expected: upto,
+                found: hashes.len() as u64,
+            });
+        }
+        Ok((hashes, kept))
     }
 
     /// Reads and opens every entry with the oversight secret key.
