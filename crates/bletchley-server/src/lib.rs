@@ -16,6 +16,7 @@ pub mod lookup;
 mod map;
 mod openapi;
 pub mod tls;
+mod witness;
 mod worker;
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceExt;
 
 pub use error::ApiError;
+pub use witness::serve_witness;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]

@@ -209,6 +209,11 @@ pub enum Command {
     /// Run Sigma rules over event logs (EVTX, JSON Lines, syslog), without a data
     /// directory, as Chainsaw's `hunt` does.
     Hunt(HuntArgs),
+    /// A transparency-log witness (C2SP tlog-witness) for an overseer or another
+    /// agency: it cosigns a platform's audit checkpoints only when they extend what
+    /// it cosigned before. Needs no data directory.
+    #[command(subcommand)]
+    Witness(WitnessCmd),
     /// This node as a replication site: identity, enrolment, assignment, erase.
     #[command(subcommand)]
     Site(SiteCmd),
@@ -968,6 +973,14 @@ pub enum AuditCmd {
         /// The verifier key held elsewhere (default: the stored one).
         #[arg(long)]
         verifier: Option<PathBuf>,
+        /// A witness key to require cosignatures from (repeatable; default: the
+        /// configured witnesses, if any).
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// Cosignatures required (default: the configured quorum, or all the
+        /// `--witness` keys given).
+        #[arg(long)]
+        quorum: Option<usize>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -980,6 +993,117 @@ pub enum AuditCmd {
     },
     /// Print the latest signed checkpoint, to publish or hand to overseers.
     Checkpoint,
+    /// Ask the configured witnesses to cosign the newest checkpoint now (the server
+    /// and `work` do this by themselves every few seconds).
+    Cosign {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The witnesses this platform asks for cosignatures, and the quorum.
+    #[command(subcommand)]
+    Witness(AuditWitnessCmd),
+    /// Print inclusion proofs (of entry SEQ, or of every entry naming an item) or a
+    /// consistency proof, as JSON an outside tool can verify against the checkpoint
+    /// it names (RFC 9162 proofs, C2SP checkpoint and cosignatures).
+    Proof {
+        /// An entry's sequence number.
+        seq: Option<u64>,
+        /// Every entry whose targets name this item (needs the oversight key).
+        #[arg(long, conflicts_with = "seq")]
+        item: Option<String>,
+        /// A consistency proof from this tree size to the newest checkpoint instead.
+        #[arg(long, conflicts_with_all = ["seq", "item"])]
+        from: Option<u64>,
+    },
+}
+
+/// `audit witness` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AuditWitnessCmd {
+    /// Add a witness: its key (as `witness init` printed it) and its URL.
+    Add {
+        /// The witness's key, `name+id+key`, or a file holding it.
+        #[arg(long)]
+        key: String,
+        /// Its submission URL prefix (`http://host:port`).
+        #[arg(long)]
+        url: String,
+        /// Cosignatures required from now on (default: unchanged, 1 for the first witness).
+        #[arg(long)]
+        quorum: Option<usize>,
+    },
+    /// Remove a witness by name.
+    Rm {
+        /// The witness's name.
+        name: String,
+        /// The quorum from now on (required when it would exceed the witnesses left).
+        #[arg(long)]
+        quorum: Option<usize>,
+    },
+    /// Set the number of cosignatures required.
+    Quorum {
+        /// 1 to the number of witnesses.
+        n: usize,
+    },
+    /// List the witnesses, the quorum and the newest checkpoint each has cosigned.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `witness` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum WitnessCmd {
+    /// Make a witness signing key (sealed under `BLETCHLEY_PASSPHRASE_WITNESS` or a
+    /// prompt) and print its public key for the platforms it will witness.
+    Init {
+        /// The key file to write.
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name, a schema-less URL by convention (`witness.ipco.example/w1`).
+        #[arg(long)]
+        name: String,
+        /// argon2id memory for the key file, in KiB.
+        #[arg(long, default_value_t = 65536)]
+        kdf_memory_kib: u32,
+        /// argon2id passes for the key file.
+        #[arg(long, default_value_t = 3)]
+        kdf_passes: u32,
+    },
+    /// Serve the witness protocol (`POST /add-checkpoint`).
+    Serve {
+        /// The witness key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where the witness keeps the newest checkpoint it cosigned per log.
+        #[arg(long)]
+        state: PathBuf,
+        /// A log's verifier key (`audit/verifier.vkey`, or the text): repeatable.
+        #[arg(long = "log", required = true)]
+        logs: Vec<String>,
+        /// Address and port (port 0 picks a free one; the URL is printed).
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        listen: String,
+        /// A certificate chain (PEM) to serve HTTPS with.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// The newest checkpoint this witness cosigned for each log (pass one to
+    /// `audit verify --checkpoint` to catch a platform that was rolled back).
+    Status {
+        /// The witness's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `serve` options.

@@ -187,6 +187,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Hunt(a) => crate::hunt::run(a),
+        Command::Witness(c) => crate::witness::witness(c),
         Command::Detect(c) => {
             let who = principal(&cli)?;
             crate::detect::detect(&mut open(&cli)?, &who, c)
@@ -304,6 +305,7 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<ExitCode> {
     };
     let p = open(cli)?;
     crate::speech::start_background_worker(data_dir(cli)?);
+    crate::witness::start_cosigner(data_dir(cli)?);
     let site = bletchley_sync::status(&p).ok().map(|s| s.identity.name);
     bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls, site })?;
     Ok(ExitCode::SUCCESS)
@@ -850,6 +852,8 @@ fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
         AuditCmd::Verify {
             checkpoint,
             verifier,
+            witnesses,
+            quorum,
             json,
         } => {
             let cp = checkpoint
@@ -864,6 +868,42 @@ fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
                     )?)
                 })
                 .transpose()?;
+            if cp.is_none() {
+                match crate::witness::verify_witnessed(&log, v.as_ref(), witnesses, *quorum) {
+                    Ok(None) => {}
+                    Ok(Some(r)) => {
+                        if *json {
+                            println!("{}", serde_json::to_string(&r)?);
+                        } else {
+                            println!(
+                                "audit log verified: {} entries, {} earlier checkpoints consistent; witnessed: {} entries cosigned by {} (quorum {}){}",
+                                r.log.entries,
+                                r.log.checkpoints_checked,
+                                r.witnessed_size,
+                                r.cosigners.join(", "),
+                                r.quorum,
+                                if r.not_yet_witnessed > 0 {
+                                    format!(
+                                        "; the last {} entries are signed by the platform and not yet witnessed",
+                                        r.not_yet_witnessed
+                                    )
+                                } else {
+                                    String::new()
+                                }
+                            );
+                        }
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Err(e) => {
+                        eprintln!("error: audit log verification FAILED: {e:#}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            } else if !witnesses.is_empty() || quorum.is_some() {
+                bail!(
+                    "--checkpoint checks one checkpoint; --witness and --quorum check the witnessed ones: give one or the other"
+                );
+            }
             match log.verify(cp.as_deref(), v.as_ref()) {
                 Ok(r) => {
                     if *json {
@@ -912,6 +952,33 @@ fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
         }
         AuditCmd::Checkpoint => {
             print!("{}", log.checkpoint_note()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCmd::Cosign { json } => match crate::witness::cosign_once(&dir)? {
+            None => bail!("no witnesses are configured (add one with `audit witness add`)"),
+            Some(r) => {
+                if *json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!("{}", crate::witness::describe(&r));
+                }
+                Ok(if r.cosigned_by >= r.quorum {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
+        },
+        AuditCmd::Witness(w) => {
+            let mut p = match w {
+                AuditWitnessCmd::Ls { .. } => None,
+                _ => Some(open(cli)?),
+            };
+            crate::witness::audit_witness(&dir, p.as_mut(), w)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCmd::Proof { seq, item, from } => {
+            crate::witness::proof(&dir, *seq, item.as_deref(), *from)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -16,6 +16,7 @@ mod playbook;
 mod sites;
 mod speech;
 mod unlock;
+mod witness;
 
 use std::process::ExitCode;
 

@@ -24,3 +24,4 @@ mod sites_link;
 mod speech;
 mod tamper;
 mod tidy;
+mod witness;
