@@ -256,3 +256,108 @@ fn two_witnesses_cosign_and_a_rolled_back_log_is_refused() {
     drop(w2);
     let _ = PASSPHRASE;
 }
+
+/// The checker written from the specs alone, in Python's standard library.
+const CHECKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/c2sp_check.py");
+
+fn python() -> Option<String> {
+    let py = std::env::var("BLETCHLEY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    Command::new(&py)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| py)
+}
+
+fn run_checker(py: &str, args: &[&str]) -> String {
+    let o = Command::new(py)
+        .arg(CHECKER)
+        .args(args)
+        .output()
+        .expect("witness test");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "c2sp_check.py {args:?}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+#[test]
+fn an_implementation_written_from_the_specs_checks_proofs_and_the_witness() {
+    let Some(py) = python() else {
+        eprintln!(
+            "SKIPPED: no python3 to run the independent C2SP checker (scripts/test installs one)"
+        );
+        return;
+    };
+    let env = Env::new();
+    env.basic();
+    let vkey = env.data.join("audit/verifier.vkey");
+    let key = env.root.join("w.key");
+    let wpub = witness_init(&key, "witness.ipco.example/w1");
+    // The witness follows the platform's log and the checker's own log.
+    let outside = run_checker(&py, &["log-vkey", "outside.example/log"]);
+    let outside_vkey = env.root.join("outside.vkey");
+    std::fs::write(&outside_vkey, outside.trim()).expect("witness test");
+    let mut child = witness_cmd(&[
+        "witness",
+        "serve",
+        "--key",
+        key.to_str().expect("witness test"),
+        "--state",
+        env.root.join("w-state").to_str().expect("witness test"),
+        "--log",
+        vkey.to_str().expect("witness test"),
+        "--log",
+        outside_vkey.to_str().expect("witness test"),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("witness test");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("witness test"))
+        .read_line(&mut line)
+        .expect("witness test");
+    let w = WitnessProc {
+        child,
+        url: line
+            .trim()
+            .trim_start_matches("witness listening on ")
+            .trim_end_matches('/')
+            .to_owned(),
+    };
+    env.ok(&["audit", "witness", "add", "--key", &wpub, "--url", &w.url]);
+    env.ok(&["audit", "cosign"]);
+    let spec = serde_json::json!({
+        "log_vkey": std::fs::read_to_string(&vkey).expect("witness test").trim(),
+        "witness_vkeys": [wpub],
+        "quorum": 1,
+        "inclusion": serde_json::from_str::<serde_json::Value>(&env.ok(&["audit", "proof", "2"])).expect("witness test"),
+        "consistency": serde_json::from_str::<serde_json::Value>(&env.ok(&["audit", "proof", "--from", "3"])).expect("witness test"),
+    });
+    let spec_path = env.root.join("proofs.json");
+    std::fs::write(&spec_path, spec.to_string()).expect("witness test");
+    let out = run_checker(&py, &["verify", spec_path.to_str().expect("witness test")]);
+    assert!(out.starts_with("ok: entry 2"), "{out}");
+    // A tampered proof is refused by the checker too.
+    let mut bad = spec.clone();
+    bad["inclusion"]["index"] = serde_json::json!(3);
+    std::fs::write(&spec_path, bad.to_string()).expect("witness test");
+    let o = Command::new(&py)
+        .args([CHECKER, "verify", spec_path.to_str().expect("witness test")])
+        .output()
+        .expect("witness test");
+    assert!(!o.status.success());
+    // The checker, as a log of its own, drives our witness.
+    let out = run_checker(
+        &py,
+        &["witness-client", &w.url, "outside.example/log", &wpub],
+    );
+    assert!(out.starts_with("ok: the witness cosigned"), "{out}");
+}
