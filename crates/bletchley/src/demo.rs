@@ -383,6 +383,11 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     total += corpus_items;
     let cyber = crate::demo_cyber::ingest_cyber(&mut p)?;
     total += cyber.logs + cyber.rules + cyber.alerts + cyber.cases + cyber.case_notes + 1;
+    let passphrase = std::env::var("BLETCHLEY_PASSPHRASE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEMO_PASSPHRASE.to_owned());
+    let witness = crate::witness::start_demo_witness(&mut p, &dir, &passphrase)?;
     println!("Bletchley demo platform created in {}", dir.display());
     println!(
         "  4 agencies (gchq, mi5, mi6, mod), {} principals, 7 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
@@ -455,7 +460,26 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
             run.run
         );
     }
-    println!("  bletchley --data {} audit verify", dir.display());
+    println!(
+        "  bletchley --data {} audit verify   (the overseer's witness {} cosigned {} entries: {})",
+        dir.display(),
+        witness.key.split('+').next().unwrap_or_default(),
+        witness.report.size,
+        if witness.report.cosigned_by >= witness.report.quorum {
+            "verify requires its cosignature"
+        } else {
+            "NOT cosigned: see `audit cosign`"
+        }
+    );
+    println!(
+        "  bletchley --data {} audit proof 1   (an inclusion proof against the cosigned checkpoint)",
+        dir.display()
+    );
+    println!(
+        "  the witness (on the overseer's machine in a real deployment) listens at {} while the demo runs; its key and state are in {}",
+        witness.url,
+        dir.join("overseer-witness").display()
+    );
     println!("  bletchley --data {} audit show", dir.display());
     println!(
         "Key files are sealed with the passphrase {DEMO_PASSPHRASE:?} (or $BLETCHLEY_PASSPHRASE when set)."

@@ -438,3 +438,65 @@ pub fn proof(data: &Path, seq: Option<u64>, item: Option<&str>, from: Option<u64
     }
     Ok(())
 }
+
+/// The demo's witness, run by the overseer: where it listens and what it did.
+pub struct DemoWitness {
+    /// Its public key line.
+    pub key: String,
+    /// Where it listens.
+    pub url: String,
+    /// The first round of cosigning.
+    pub report: CosignReport,
+}
+
+/// Makes a witness key under `data/overseer-witness`, serves it on a free local
+/// port on a thread of this process, makes it the platform's witness (quorum 1)
+/// and has it cosign the newest checkpoint.
+pub fn start_demo_witness(p: &mut Platform, data: &Path, passphrase: &str) -> Result<DemoWitness> {
+    let home = data.join("overseer-witness");
+    std::fs::create_dir_all(&home)?;
+    let name = "witness.ipco.example/demo";
+    let signing = SigningKey::generate()?;
+    let kf = KeyFile::create(
+        name,
+        passphrase.as_bytes(),
+        KdfParams {
+            m_kib: 19 * 1024,
+            t: 2,
+            p: 1,
+        },
+        BTreeMap::from([(WITNESS_SECRET.to_owned(), signing.seed().clone())]),
+    )?;
+    kf.save(&home.join("witness.key"))?;
+    let cosigner = Cosigner::new(name, signing)?;
+    let key = cosigner.public().render();
+    let log = AuditLog::at(data.join("audit"));
+    let w = Witness::open(&home.join("state"), cosigner, vec![log.verifier()?])?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::Builder::new()
+        .name("witness".into())
+        .spawn(move || {
+            if let Err(e) = bletchley_server::serve_witness(w, listener, None) {
+                eprintln!("demo witness: {e}");
+            }
+        })?;
+    let policy = WitnessPolicy {
+        quorum: 1,
+        witnesses: vec![WitnessConfig {
+            key: key.clone(),
+            url: url.clone(),
+        }],
+    };
+    p.record(
+        Actor::Operator,
+        "audit.witness.add",
+        vec![name.to_owned()],
+        None,
+        Outcome::Allowed,
+        Some("quorum 1 of 1".into()),
+    )?;
+    log.set_witness_policy(Some(&policy))?;
+    let report = log.collect_cosignatures(&policy, &HttpTransport::new(&data.join("audit"))?)?;
+    Ok(DemoWitness { key, url, report })
+}
