@@ -821,7 +821,7 @@ pub fn approve(
                 "no step of run {run_id} waits for approval on case {case_id}"
             ))
         })?;
-    let me = p.principal(who)?.clone();
+    let me = p.acting(who)?.clone();
     let refused = || Error::RoleRequired {
         principal: who.to_owned(),
         role: "responder",

@@ -79,6 +79,7 @@ fn searcher() -> &'static Searcher {
             compartments: Default::default(),
             nationality: Nation::gbr(),
             roles: [Role::Analyst].into_iter().collect(),
+            standing: Default::default(),
         };
         let catalog = vec![Collection {
             id: CollectionId(1),

@@ -12,5 +12,5 @@ pub mod scope;
 pub use gate::{Access, Admitted, Denial, Gate, Purpose, SystemGate};
 pub use marking::{Classification, Marking, MarkingError, Releasability};
 pub use nation::{Nation, NationSet};
-pub use principal::{AuditReach, Principal, Role};
+pub use principal::{AuditReach, Principal, Role, Standing};
 pub use scope::{Collection, CollectionId, Operation, Share, Visibility};

@@ -80,6 +80,43 @@ pub struct Principal {
     pub nationality: Nation,
     /// What it may do.
     pub roles: BTreeSet<Role>,
+    /// Whether it may act at all now: an inactive principal sees nothing and does nothing.
+    #[serde(default)]
+    pub standing: Standing,
+}
+
+/// Whether a principal may act: its account's state, set by the operator or an
+/// agency admin, checked by every gate at the time of the request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Standing {
+    /// May act.
+    #[default]
+    Active,
+    /// Stopped until enabled again (left the service, compromised account).
+    Disabled {
+        /// Since when (Unix seconds).
+        since_s: i64,
+    },
+    /// Stopped until a time, then active again by itself (leave, investigation).
+    Suspended {
+        /// Until when (Unix seconds).
+        until_s: i64,
+    },
+}
+
+impl Standing {
+    /// Why the principal may not act at `now` (Unix seconds), or `None` when it may.
+    pub fn inactive_at(&self, now: i64) -> Option<String> {
+        match *self {
+            Standing::Active => None,
+            Standing::Disabled { .. } => Some("disabled".into()),
+            Standing::Suspended { until_s } if now < until_s => {
+                Some(format!("suspended until Unix time {until_s}"))
+            }
+            Standing::Suspended { .. } => None,
+        }
+    }
 }
 
 impl Principal {

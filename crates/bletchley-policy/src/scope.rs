@@ -95,6 +95,10 @@ impl Visibility {
         now: i64,
     ) -> Visibility {
         let mut v = Visibility::default();
+        if p.standing.inactive_at(now).is_some() {
+            // A disabled or suspended principal sees nothing, whatever else it holds.
+            return v;
+        }
         if !p.roles.iter().any(|r| r.reads_items()) {
             // Auditors and overseers see the trail, never the items.
             return v;

@@ -260,6 +260,16 @@ pub async fn authenticate(
         return certificate_caller(headers, worker).await;
     };
     let s = sessions.get(&token).ok_or_else(ApiError::unauthenticated)?;
+    // A principal disabled or suspended since it logged in loses the session on
+    // its next request, whatever page it is on.
+    let name = s.principal.clone();
+    let standing = worker
+        .run(move |st| Ok(st.platform.acting(&name).map(|_| ())))
+        .await?;
+    if standing.is_err() {
+        sessions.revoke(&token);
+        return Err(ApiError::unauthenticated());
+    }
     Ok(Caller {
         principal: s.principal,
         via: Via::Session {

@@ -76,6 +76,9 @@ impl From<bletchley_store::Error> for ApiError {
             // Whether a collection or principal of another agency exists is
             // not the caller's to learn either.
             E::Unknown { .. } => ApiError::not_found(),
+            E::Inactive { .. } => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "inactive", e.to_string())
+            }
             E::JustificationRequired { .. } | E::RoleRequired { .. } | E::Residency { .. } => {
                 ApiError::forbidden(e.to_string())
             }

@@ -153,6 +153,15 @@ pub trait Catalog {
     ) -> Result<i64>;
     /// Replaces the sealed blob of a row.
     fn update_sealed(&self, table: SealedTable, id: i64, sealed: &[u8]) -> Result<()>;
+    /// Replaces the sealed blob of a row and the agency it belongs to (a
+    /// principal moved to another agency).
+    fn rehome_sealed(
+        &self,
+        table: SealedTable,
+        id: i64,
+        agency_id: Option<i64>,
+        sealed: &[u8],
+    ) -> Result<()>;
     /// Finds a row by blind index.
     fn find_sealed(&self, table: SealedTable, name_tag: &[u8]) -> Result<Option<SealedRow>>;
     /// Every row of a table.
@@ -572,6 +581,25 @@ impl Catalog for SqliteCatalog {
             tx.execute(
                 &format!("UPDATE {} SET sealed = ?1 WHERE id = ?2", table.name()),
                 params![sealed, id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn rehome_sealed(
+        &self,
+        table: SealedTable,
+        id: i64,
+        agency_id: Option<i64>,
+        sealed: &[u8],
+    ) -> Result<()> {
+        self.guarded(&[table.name()], |tx| {
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET sealed = ?1, agency_id = ?2 WHERE id = ?3",
+                    table.name()
+                ),
+                params![sealed, agency_id, id],
             )?;
             Ok(())
         })

@@ -20,6 +20,15 @@ pub enum Error {
         /// The collection, as `agency/name`.
         collection: String,
     },
+    /// The principal is disabled or suspended: it may do nothing until an
+    /// admin enables it or the suspension ends.
+    #[error("principal {principal} is {why}: ask an agency admin")]
+    Inactive {
+        /// Who.
+        principal: String,
+        /// Disabled, or suspended until when.
+        why: String,
+    },
     /// The principal lacks a role the act needs.
     #[error("principal {principal} needs the {role} role to {act}")]
     RoleRequired {

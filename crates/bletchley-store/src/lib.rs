@@ -21,7 +21,8 @@ pub use keyring::{KeyName, Unlock};
 pub use location::{Location, LocationSpec};
 pub use platform::{
     ANNOTATION, Actor, Annotation, AuditQuery, AuditReview, CertificateRecord, Fed, InitOptions,
-    MAX_ANNOTATION, OperationView, Platform, SYSTEM_ACTORS, SecondFactor, SharedCollection,
-    SiteScope, SystemActor, TokenRecord, TokenScope, TrustAnchors, now_ms, read_audit,
+    MAX_ANNOTATION, OperationView, Platform, PrincipalChange, SYSTEM_ACTORS, SecondFactor,
+    SharedCollection, SiteScope, SystemActor, TokenRecord, TokenScope, TrustAnchors, now_ms,
+    read_audit,
 };
 pub use residency::{Jurisdiction, Scope};

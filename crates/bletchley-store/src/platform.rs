@@ -33,6 +33,7 @@ pub use sites::SiteScope;
 pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
+pub use principals::PrincipalChange;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

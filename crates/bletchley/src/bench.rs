@@ -66,6 +66,7 @@ fn bench_policy(reps: usize) -> f64 {
             compartments: cw.into_iter().map(String::from).collect(),
             nationality: Nation::from_alpha3(nat)?,
             roles: [Role::Analyst].into_iter().collect(),
+            standing: Default::default(),
         };
         let v = Visibility::compute(&p, &colls, &[], 0);
         Some(Gate::new(p, v, Nation::gbr()))
@@ -202,6 +203,7 @@ pub fn bench_platform(root: &std::path::Path) -> Result<Platform> {
         compartments: Default::default(),
         nationality: Nation::gbr(),
         roles: [Role::Analyst].into_iter().collect(),
+        standing: Default::default(),
     })?;
     Ok(p)
 }
@@ -292,6 +294,7 @@ fn search_bench_platform(root: &std::path::Path, agencies: &[&str]) -> Result<Pl
             compartments: Default::default(),
             nationality: Nation::gbr(),
             roles: [Role::Analyst].into_iter().collect(),
+            standing: Default::default(),
         })?;
         p.add_collection(&format!("{a}/reports"), false)?;
     }

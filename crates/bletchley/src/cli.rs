@@ -714,6 +714,55 @@ pub enum PrincipalCmd {
         /// Login name.
         name: String,
     },
+    /// List every principal with its agency, clearance, roles and standing.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a principal at once: its sessions end at their next request, its API
+    /// tokens and client certificates are revoked for good.
+    Disable {
+        /// Login name.
+        name: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Let a disabled or suspended principal act again (tokens and certificates
+    /// revoked at disabling stay revoked: issue new ones).
+    Enable {
+        /// Login name.
+        name: String,
+    },
+    /// Stop a principal until a date, after which it acts again by itself.
+    Suspend {
+        /// Login name.
+        name: String,
+        /// Until when: YYYY-MM-DD (start of that day, UTC) or RFC 3339.
+        #[arg(long)]
+        until: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Change what a principal holds; effective at its next request.
+    Set {
+        /// Login name.
+        name: String,
+        /// New clearance: OFFICIAL, SECRET or TOP SECRET.
+        #[arg(long)]
+        clearance: Option<String>,
+        /// Its codewords from now on, comma-separated ("" for none).
+        #[arg(long)]
+        compartments: Option<String>,
+        /// Its roles from now on, comma-separated.
+        #[arg(long)]
+        roles: Option<String>,
+        /// Move it to another agency.
+        #[arg(long)]
+        agency: Option<String>,
+    },
     /// Set a principal's web login password (from `BLETCHLEY_NEW_PASSWORD`
     /// or asked twice on the terminal).
     Passwd {

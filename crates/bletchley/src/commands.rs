@@ -406,6 +406,35 @@ fn residency(cli: &Cli, c: &ResidencyCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn parse_roles(roles: &str) -> Result<BTreeSet<Role>> {
+    let mut rs = BTreeSet::new();
+    for r in list(roles) {
+        rs.insert(Role::parse(&r).ok_or_else(|| {
+            anyhow!(
+                "unknown role {r:?}: expected analyst, admin, auditor, overseer, field or responder"
+            )
+        })?);
+    }
+    Ok(rs)
+}
+
+fn standing_text(s: &bletchley_policy::Standing) -> String {
+    match s {
+        bletchley_policy::Standing::Active => "active".into(),
+        bletchley_policy::Standing::Disabled { since_s } => {
+            format!("disabled since {}", fmt_time(since_s * 1000))
+        }
+        bletchley_policy::Standing::Suspended { until_s } => {
+            let now = bletchley_store::platform::now_ms() / 1000;
+            if *until_s > now {
+                format!("suspended until {}", fmt_time(until_s * 1000))
+            } else {
+                "active (suspension ended)".into()
+            }
+        }
+    }
+}
+
 fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
     match c {
         PrincipalCmd::Add {
@@ -416,14 +445,7 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
             nationality,
             roles,
         } => {
-            let mut rs = BTreeSet::new();
-            for r in list(roles) {
-                rs.insert(Role::parse(&r).ok_or_else(|| {
-                    anyhow!(
-                        "unknown role {r:?}: expected analyst, admin, auditor, overseer, field or responder"
-                    )
-                })?);
-            }
+            let rs = parse_roles(roles)?;
             let comps: BTreeSet<String> = list(compartments).into_iter().collect();
             for cw in &comps {
                 // A codeword must be one a banner could carry.
@@ -439,6 +461,7 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
                     anyhow!("nationality {nationality:?}: not an ISO 3166-1 alpha-3 code")
                 })?,
                 roles: rs,
+                standing: Default::default(),
             };
             open(cli)?.add_principal(&p)?;
             println!("principal {name} added");
@@ -446,6 +469,95 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
         PrincipalCmd::Show { name } => {
             let p = open(cli)?.principal(name)?;
             println!("{}", serde_json::to_string_pretty(&p)?);
+        }
+        PrincipalCmd::Ls { json } => {
+            let all = open(cli)?.principals()?;
+            if *json {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                for p in all {
+                    println!(
+                        "{}\t{}\t{}{}\t{}\t{}",
+                        p.name,
+                        p.agency,
+                        p.clearance.as_str(),
+                        if p.compartments.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " {}",
+                                p.compartments.iter().cloned().collect::<Vec<_>>().join(",")
+                            )
+                        },
+                        p.roles
+                            .iter()
+                            .map(|r| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        standing_text(&p.standing),
+                    );
+                }
+            }
+        }
+        PrincipalCmd::Disable { name, reason } => {
+            let since_s = bletchley_store::platform::now_ms() / 1000;
+            open(cli)?.set_standing(
+                name,
+                bletchley_policy::Standing::Disabled { since_s },
+                reason,
+            )?;
+            println!(
+                "principal {name} disabled: its sessions, tokens and certificates no longer work"
+            );
+        }
+        PrincipalCmd::Enable { name } => {
+            open(cli)?.set_standing(name, bletchley_policy::Standing::Active, "")?;
+            println!("principal {name} enabled");
+        }
+        PrincipalCmd::Suspend {
+            name,
+            until,
+            reason,
+        } => {
+            let until_s = parse_date(until, false)?;
+            open(cli)?.set_standing(
+                name,
+                bletchley_policy::Standing::Suspended { until_s },
+                reason,
+            )?;
+            println!(
+                "principal {name} suspended until {}",
+                fmt_time(until_s * 1000)
+            );
+        }
+        PrincipalCmd::Set {
+            name,
+            clearance,
+            compartments,
+            roles,
+            agency,
+        } => {
+            let change = bletchley_store::PrincipalChange {
+                clearance: clearance
+                    .as_deref()
+                    .map(Classification::parse)
+                    .transpose()?,
+                compartments: compartments
+                    .as_deref()
+                    .map(|c| -> Result<BTreeSet<String>> {
+                        let set: BTreeSet<String> = list(c).into_iter().collect();
+                        for cw in &set {
+                            Marking::parse(&format!("OFFICIAL//{cw}"))
+                                .map_err(|_| anyhow!("{cw:?} is not a valid codeword"))?;
+                        }
+                        Ok(set)
+                    })
+                    .transpose()?,
+                roles: roles.as_deref().map(parse_roles).transpose()?,
+                agency: agency.clone(),
+            };
+            let p = open(cli)?.update_principal(name, &change)?;
+            println!("principal {name} now: {}", serde_json::to_string(&p)?);
         }
         PrincipalCmd::Passwd { name } => {
             let mut p = open(cli)?;

@@ -312,6 +312,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
             compartments: w.compartments.iter().map(|s| s.to_string()).collect(),
             nationality: Nation::from_alpha3(w.nationality).context("nation")?,
             roles: w.roles.iter().copied().collect(),
+            standing: Default::default(),
         })?;
     }
     for w in PEOPLE {

@@ -40,6 +40,7 @@ pub(crate) fn platform(root: &Path) -> Platform {
         compartments: Default::default(),
         nationality: Nation::gbr(),
         roles: [Role::Analyst].into_iter().collect(),
+        standing: Default::default(),
     })
     .unwrap();
     p.add_collection("mi5/ct", false).unwrap();

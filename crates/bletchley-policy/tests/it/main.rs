@@ -69,6 +69,7 @@ fn principal() -> impl Strategy<Value = Principal> {
             compartments: cw.into_iter().map(String::from).collect(),
             nationality: Nation::from_alpha3(nat).expect("listed nation"),
             roles: [Role::Analyst].into_iter().collect(),
+            standing: Default::default(),
         })
 }
 
@@ -248,6 +249,7 @@ fn need_to_know_follows_operations() {
         compartments: BTreeSet::new(),
         nationality: Nation::gbr(),
         roles: [Role::Analyst].into_iter().collect(),
+        standing: Default::default(),
     };
     let colls = vec![
         Collection {

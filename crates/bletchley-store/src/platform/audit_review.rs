@@ -50,7 +50,7 @@ impl Platform {
             q.action.as_deref().unwrap_or("*"),
             q.limit
         );
-        let p = match self.principal(principal) {
+        let p = match self.acting(principal) {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(&actor, "audit.review", vec![what], None, e)),
         };

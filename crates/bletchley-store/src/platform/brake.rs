@@ -157,7 +157,7 @@ impl Platform {
     pub fn release_brake(&mut self, admin: &str, stopped: &str) -> Result<()> {
         let actor = Actor::Principal(admin.to_owned());
         let targets = vec![stopped.to_owned()];
-        let who = match self.principal(admin) {
+        let who = match self.acting(admin) {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(&actor, "brake.release", targets, None, e)),
         };

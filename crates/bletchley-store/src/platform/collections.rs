@@ -216,7 +216,7 @@ impl Platform {
     /// page. Audited; other operations are not mentioned at all.
     pub fn operations_of(&mut self, principal: &str) -> Result<Vec<OperationView>> {
         let actor = Actor::Principal(principal.to_owned());
-        let p = match self.principal(principal) {
+        let p = match self.acting(principal) {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(&actor, "operation.list", vec![], None, e)),
         };

@@ -153,7 +153,9 @@ impl Platform {
             Err(e) => return Err(e),
         };
         match stored {
-            Some(h) => Ok(verify_password(password, &h)),
+            // A disabled or suspended principal cannot log in: the same answer as
+            // a wrong password, after the same work.
+            Some(h) => Ok(verify_password(password, &h) && self.acting(name).is_ok()),
             None => {
                 let _ = verify_password(password, DECOY);
                 Ok(false)
@@ -221,6 +223,9 @@ impl Platform {
             Err(Error::Unknown { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
+        if self.acting(name).is_err() {
+            return Ok(None);
+        }
         let want = hex_sha256(secret);
         Ok(c.tokens
             .iter()
@@ -230,6 +235,32 @@ impl Platform {
             // nothing about the secret.
             .filter(|t| t.secret_hash == want)
             .map(|t| (name.to_owned(), t.scopes.clone())))
+    }
+
+    /// Revokes every token and client certificate of a principal (it was disabled).
+    pub(crate) fn revoke_all_credentials(&mut self, name: &str) -> Result<()> {
+        let (tag, row, mut c) = self.credentials(name)?;
+        let mut revoked = Vec::new();
+        for t in c.tokens.iter_mut().filter(|t| !t.revoked) {
+            t.revoked = true;
+            revoked.push(format!("token {}", t.id));
+        }
+        for cert in c.certificates.iter_mut().filter(|x| !x.revoked) {
+            cert.revoked = true;
+            revoked.push(format!("certificate {}", cert.serial));
+        }
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        self.save_credentials(&tag, row, &c)?;
+        self.record(
+            Actor::Operator,
+            "principal.credentials-revoked",
+            vec![name.to_owned()],
+            None,
+            Outcome::Allowed,
+            Some(revoked.join(", ")),
+        )
     }
 
     /// Revokes a token; revoking twice is harmless.
@@ -365,6 +396,9 @@ impl Platform {
             Err(Error::Unknown { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
+        if self.acting(name).is_err() {
+            return Ok(false);
+        }
         let serial = serial.to_ascii_lowercase();
         Ok(c.certificates
             .iter()

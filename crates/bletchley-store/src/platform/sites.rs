@@ -122,6 +122,7 @@ impl Platform {
                     compartments: scope.compartments.clone(),
                     nationality,
                     roles: BTreeSet::from([Role::Field]),
+                    standing: Default::default(),
                 };
                 Gate::new(p, Visibility::of(visible.iter().copied()), self.home)
             })

@@ -13,6 +13,7 @@ mod detect;
 mod graph;
 mod host;
 mod hunt;
+mod lifecycle;
 mod playbook;
 mod residency;
 mod resilience;

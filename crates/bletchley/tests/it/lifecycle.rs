@@ -1,0 +1,190 @@
+//! People change: a principal disabled, suspended, enabled or changed loses or
+//! gains access at its next request, on the command line and on a running server
+//! (session, token and client certificate alike), and every change is audited.
+
+use reqwest::StatusCode;
+
+use crate::common::{Env, audit_lines, count_action};
+use crate::server::{Server, set_password};
+
+fn visible(env: &Env, who: &str) -> usize {
+    let out = env.ok(&["--as", who, "ls", "--json", "--justification", "test"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ls json");
+    v.as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn disabled_suspended_and_changed_principals_lose_access_at_once() {
+    let env = Env::new();
+    env.basic();
+    let secret = env.file("secret.txt", b"a SECRET report on the harbour");
+    let strap = env.file("strap.txt", b"a TOP SECRET STRAP1 report");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&secret]);
+    env.ingest("alice", "mi5/ct", "TOP SECRET//STRAP1", &[&strap]);
+    assert_eq!(visible(&env, "alice"), 2);
+    set_password(&env, "alice");
+    let token = env
+        .ok(&[
+            "principal",
+            "token",
+            "create",
+            "alice",
+            "--scopes",
+            "read",
+            "--label",
+            "t",
+        ])
+        .lines()
+        .last()
+        .expect("token")
+        .trim()
+        .to_owned();
+    let certs = env.root.join("certs");
+    env.ok(&[
+        "principal",
+        "cert",
+        "issue",
+        "alice",
+        "--out",
+        certs.to_str().expect("utf-8"),
+    ]);
+
+    let s = Server::start(&env);
+    let session = s.client();
+    s.login(&session, "alice");
+    let by_cert =
+        s.client_with_certificate(&certs.join("alice.crt.pem"), &certs.join("alice.key.pem"));
+    let me = |c: &reqwest::blocking::Client, bearer: bool| {
+        let mut r = c.get(format!("{}/api/me", s.url));
+        if bearer {
+            r = r.bearer_auth(&token);
+        }
+        r.send().expect("me").status()
+    };
+    let plain = s.client();
+    assert_eq!(me(&session, false), StatusCode::OK);
+    assert_eq!(me(&plain, true), StatusCode::OK);
+    assert_eq!(me(&by_cert, false), StatusCode::OK);
+
+    // Refusals that change nothing.
+    assert!(
+        env.fails(&["principal", "disable", "alice", "--reason", " "])
+            .contains("say why")
+    );
+    assert!(
+        env.fails(&[
+            "principal",
+            "suspend",
+            "alice",
+            "--until",
+            "2001-01-01",
+            "--reason",
+            "x"
+        ])
+        .contains("future")
+    );
+    assert!(
+        env.fails(&["principal", "set", "alice", "--clearance", "TOP SECRET"])
+            .contains("nothing changed")
+    );
+    assert_eq!(visible(&env, "alice"), 2);
+
+    // Disabled: every path stops at the next request.
+    env.ok(&[
+        "principal",
+        "disable",
+        "alice",
+        "--reason",
+        "left the service",
+    ]);
+    let e = env.fails(&["--as", "alice", "ls"]);
+    assert!(e.contains("principal alice is disabled"), "{e}");
+    assert!(
+        env.fails(&["--as", "alice", "search", "harbour"])
+            .contains("disabled")
+    );
+    assert_eq!(me(&session, false), StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&plain, true), StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&by_cert, false), StatusCode::UNAUTHORIZED);
+    let r = s
+        .client()
+        .post(format!("{}/api/login", s.url))
+        .json(&serde_json::json!({ "name": "alice", "password": "correct horse battery staple" }))
+        .send()
+        .expect("login");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(env.ok(&["principal", "ls"]).contains("disabled since"));
+
+    // Enabled: the person is back; the credentials revoked at disabling are not.
+    env.ok(&["principal", "enable", "alice"]);
+    assert_eq!(visible(&env, "alice"), 2);
+    let fresh = s.client();
+    s.login(&fresh, "alice");
+    assert_eq!(me(&fresh, false), StatusCode::OK);
+    assert_eq!(me(&plain, true), StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&by_cert, false), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me(&session, false),
+        StatusCode::UNAUTHORIZED,
+        "an ended session stays ended"
+    );
+
+    // Suspended for three seconds: refused, then back by itself.
+    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let until = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("rfc3339");
+    env.ok(&[
+        "principal",
+        "suspend",
+        "alice",
+        "--until",
+        &until,
+        "--reason",
+        "inquiry",
+    ]);
+    assert!(
+        env.fails(&["--as", "alice", "ls"])
+            .contains("suspended until")
+    );
+    assert_eq!(me(&fresh, false), StatusCode::UNAUTHORIZED);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(visible(&env, "alice"), 2);
+
+    // Changed: a lower clearance and no codeword hide the STRAP item at once.
+    env.ok(&[
+        "principal",
+        "set",
+        "alice",
+        "--clearance",
+        "SECRET",
+        "--compartments",
+        "",
+    ]);
+    assert_eq!(visible(&env, "alice"), 1);
+    // Moved to another agency: mi5's collections are no longer hers.
+    env.ok(&["agency", "add", "mi6"]);
+    env.ok(&["principal", "set", "alice", "--agency", "mi6"]);
+    assert_eq!(visible(&env, "alice"), 0);
+    let shown = env.ok(&["principal", "show", "alice"]);
+    assert!(shown.contains("\"agency\": \"mi6\""), "{shown}");
+    assert!(
+        env.fails(&["principal", "set", "alice", "--agency", "nowhere"])
+            .contains("nowhere")
+    );
+
+    let lines = audit_lines(&env);
+    for action in [
+        "principal.disable",
+        "principal.enable",
+        "principal.suspend",
+        "principal.set",
+        "principal.credentials-revoked",
+    ] {
+        assert!(
+            count_action(&lines, action, "allowed") >= 1,
+            "{action} audited"
+        );
+    }
+    assert!(count_action(&lines, "principal.set", "allowed") == 2);
+}
