@@ -80,6 +80,7 @@ fn searcher() -> &'static Searcher {
             nationality: Nation::gbr(),
             roles: [Role::Analyst].into_iter().collect(),
             standing: Default::default(),
+            reviewed_s: None,
         };
         let catalog = vec![Collection {
             id: CollectionId(1),

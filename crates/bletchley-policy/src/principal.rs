@@ -83,6 +83,9 @@ pub struct Principal {
     /// Whether it may act at all now: an inactive principal sees nothing and does nothing.
     #[serde(default)]
     pub standing: Standing,
+    /// When an admin last confirmed its access in a periodic review (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_s: Option<i64>,
 }
 
 /// Whether a principal may act: its account's state, set by the operator or an
@@ -149,6 +152,12 @@ impl Principal {
     /// of the same agency, never the one who started it (two persons, one agency).
     pub fn may_approve_response(&self, started: &Principal) -> bool {
         self.has_role(Role::Responder) && self.agency == started.agency && self.name != started.name
+    }
+
+    /// Whether the principal may confirm `other`'s access in a periodic review: an admin of
+    /// the same agency, never for itself.
+    pub fn may_confirm_review(&self, other: &Principal) -> bool {
+        self.has_role(Role::Admin) && self.agency == other.agency && self.name != other.name
     }
 
     /// Whose entries of the audit trail the principal may review: an overseer all, an

@@ -15,6 +15,7 @@ mod locations;
 mod packs;
 mod principals;
 mod read;
+mod reviews;
 mod shred;
 mod sites;
 
@@ -34,6 +35,7 @@ pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 pub use principals::PrincipalChange;
+pub use reviews::{ReviewSchedule, ReviewStatus};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

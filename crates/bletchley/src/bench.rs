@@ -67,6 +67,7 @@ fn bench_policy(reps: usize) -> f64 {
             nationality: Nation::from_alpha3(nat)?,
             roles: [Role::Analyst].into_iter().collect(),
             standing: Default::default(),
+            reviewed_s: None,
         };
         let v = Visibility::compute(&p, &colls, &[], 0);
         Some(Gate::new(p, v, Nation::gbr()))
@@ -204,6 +205,7 @@ pub fn bench_platform(root: &std::path::Path) -> Result<Platform> {
         nationality: Nation::gbr(),
         roles: [Role::Analyst].into_iter().collect(),
         standing: Default::default(),
+        reviewed_s: None,
     })?;
     Ok(p)
 }
@@ -295,6 +297,7 @@ fn search_bench_platform(root: &std::path::Path, agencies: &[&str]) -> Result<Pl
             nationality: Nation::gbr(),
             roles: [Role::Analyst].into_iter().collect(),
             standing: Default::default(),
+            reviewed_s: None,
         })?;
         p.add_collection(&format!("{a}/reports"), false)?;
     }

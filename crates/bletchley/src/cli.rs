@@ -209,6 +209,10 @@ pub enum Command {
     /// Run Sigma rules over event logs (EVTX, JSON Lines, syslog), without a data
     /// directory, as Chainsaw's `hunt` does.
     Hunt(HuntArgs),
+    /// Periodic access reviews: an agency's admins re-confirm its principals every N
+    /// days; a principal whose review is overdue lapses until one does.
+    #[command(subcommand)]
+    Review(ReviewCmd),
     /// A transparency-log witness (C2SP tlog-witness) for an overseer or another
     /// agency: it cosigns a platform's audit checkpoints only when they extend what
     /// it cosigned before. Needs no data directory.
@@ -1100,6 +1104,39 @@ pub enum AuditWitnessCmd {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `review` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ReviewCmd {
+    /// Set an agency's review period (the operator's act).
+    Schedule {
+        /// The agency.
+        #[arg(long)]
+        agency: String,
+        /// Time between reviews: `90d`, `12h` (units d, h, m, s).
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        every: Option<String>,
+        /// No more reviews for this agency.
+        #[arg(long)]
+        off: bool,
+    },
+    /// The review queue: with `--as ADMIN`, that admin's agency (audited); without,
+    /// every agency (the operator).
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm a principal's clearance, codewords and roles for another period:
+    /// `--as ADMIN` of its agency (not itself), or the operator.
+    Confirm {
+        /// The principal.
+        name: String,
+        /// A note kept in the audit log.
+        #[arg(long, default_value = "")]
+        note: String,
     },
 }
 

@@ -188,6 +188,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Hunt(a) => crate::hunt::run(a),
         Command::Witness(c) => crate::witness::witness(c),
+        Command::Review(c) => review(&cli, c),
         Command::Detect(c) => {
             let who = principal(&cli)?;
             crate::detect::detect(&mut open(&cli)?, &who, c)
@@ -406,6 +407,75 @@ fn residency(cli: &Cli, c: &ResidencyCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn review(cli: &Cli, c: &ReviewCmd) -> Result<ExitCode> {
+    let mut p = open(cli)?;
+    match c {
+        ReviewCmd::Schedule { agency, every, off } => {
+            let every_s = match every {
+                Some(e) if !off => Some(parse_period(e)?),
+                _ => None,
+            };
+            p.set_review_schedule(agency, every_s)?;
+            match (every, every_s) {
+                (Some(e), Some(s)) => println!(
+                    "{agency}: its admins confirm each principal every {e}; the first reviews are due {}",
+                    fmt_time((bletchley_store::platform::now_ms() / 1000 + s) * 1000)
+                ),
+                _ => println!("{agency}: no access reviews"),
+            }
+        }
+        ReviewCmd::Ls { json } => {
+            let queue = match &cli.as_principal {
+                Some(admin) => p.reviews(admin)?,
+                None => p.review_queue(None)?,
+            };
+            if *json {
+                println!("{}", serde_json::to_string(&queue)?);
+            } else if queue.is_empty() {
+                println!("no access reviews are scheduled for these principals");
+            } else {
+                for r in queue {
+                    println!(
+                        "{}\t{}\tlast confirmed {}\t{} {}",
+                        r.principal,
+                        r.holds,
+                        r.last_s
+                            .map(|t| fmt_time(t * 1000))
+                            .unwrap_or_else(|| "never".into()),
+                        if r.overdue { "OVERDUE since" } else { "due" },
+                        fmt_time(r.due_s * 1000)
+                    );
+                }
+            }
+        }
+        ReviewCmd::Confirm { name, note } => {
+            p.confirm_review(cli.as_principal.as_deref(), name, note)?;
+            println!("access of {name} confirmed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `90d`, `12h`, `30m`, `45s` in seconds.
+fn parse_period(s: &str) -> Result<i64> {
+    let unit = s.chars().last().unwrap_or(' ');
+    let n = &s[..s.len() - unit.len_utf8().min(s.len())];
+    let mult = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => bail!("period {s:?}: expected a number and a unit, d, h, m or s (90d)"),
+    };
+    let n: i64 = n
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| anyhow!("period {s:?}: expected a positive number before the unit"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| anyhow!("period {s:?} is too long"))
+}
+
 fn parse_roles(roles: &str) -> Result<BTreeSet<Role>> {
     let mut rs = BTreeSet::new();
     for r in list(roles) {
@@ -462,6 +532,7 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
                 })?,
                 roles: rs,
                 standing: Default::default(),
+                reviewed_s: None,
             };
             open(cli)?.add_principal(&p)?;
             println!("principal {name} added");

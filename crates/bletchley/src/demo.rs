@@ -313,6 +313,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
             nationality: Nation::from_alpha3(w.nationality).context("nation")?,
             roles: w.roles.iter().copied().collect(),
             standing: Default::default(),
+            reviewed_s: None,
         })?;
     }
     for w in PEOPLE {

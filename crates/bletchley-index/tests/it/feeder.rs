@@ -41,6 +41,7 @@ pub(crate) fn platform(root: &Path) -> Platform {
         nationality: Nation::gbr(),
         roles: [Role::Analyst].into_iter().collect(),
         standing: Default::default(),
+        reviewed_s: None,
     })
     .unwrap();
     p.add_collection("mi5/ct", false).unwrap();

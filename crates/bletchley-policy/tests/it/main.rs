@@ -70,6 +70,7 @@ fn principal() -> impl Strategy<Value = Principal> {
             nationality: Nation::from_alpha3(nat).expect("listed nation"),
             roles: [Role::Analyst].into_iter().collect(),
             standing: Default::default(),
+            reviewed_s: None,
         })
 }
 
@@ -250,6 +251,7 @@ fn need_to_know_follows_operations() {
         nationality: Nation::gbr(),
         roles: [Role::Analyst].into_iter().collect(),
         standing: Default::default(),
+        reviewed_s: None,
     };
     let colls = vec![
         Collection {

@@ -67,7 +67,12 @@ impl Platform {
     /// A principal who acts now: refused when disabled or suspended.
     pub fn acting(&self, name: &str) -> Result<Principal> {
         let p = self.principal(name)?;
-        if let Some(why) = p.standing.inactive_at(now_ms() / 1000) {
+        let now = now_ms() / 1000;
+        let why = match p.standing.inactive_at(now) {
+            Some(why) => Some(why),
+            None => self.review_lapse(&p, now)?,
+        };
+        if let Some(why) = why {
             return Err(Error::Inactive {
                 principal: p.name,
                 why,

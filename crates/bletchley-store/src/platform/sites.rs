@@ -123,6 +123,7 @@ impl Platform {
                     nationality,
                     roles: BTreeSet::from([Role::Field]),
                     standing: Default::default(),
+                    reviewed_s: None,
                 };
                 Gate::new(p, Visibility::of(visible.iter().copied()), self.home)
             })

@@ -188,3 +188,65 @@ fn disabled_suspended_and_changed_principals_lose_access_at_once() {
     }
     assert!(count_action(&lines, "principal.set", "allowed") == 2);
 }
+
+#[test]
+fn an_overdue_access_review_lapses_access_until_another_admin_confirms() {
+    let env = Env::new();
+    env.basic();
+    let doc = env.file("doc.txt", b"a SECRET report");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&doc]);
+    assert!(
+        env.fails(&["review", "schedule", "--agency", "mi5", "--every", "3x"])
+            .contains("unit")
+    );
+    assert!(
+        env.fails(&[
+            "review", "schedule", "--agency", "nowhere", "--every", "90d"
+        ])
+        .contains("nowhere")
+    );
+    env.ok(&["review", "schedule", "--agency", "mi5", "--every", "3s"]);
+    assert_eq!(
+        visible(&env, "alice"),
+        1,
+        "a new schedule lapses nobody at once"
+    );
+    let queue = env.ok(&["--as", "boss", "review", "ls"]);
+    assert!(queue.contains("alice") && queue.contains("boss"), "{queue}");
+    assert!(
+        env.fails(&["--as", "alice", "review", "ls"])
+            .contains("admin")
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Overdue: everyone of mi5 has lapsed, admins included.
+    let e = env.fails(&["--as", "alice", "ls"]);
+    assert!(e.contains("lapsed") && e.contains("access review"), "{e}");
+    assert!(env.ok(&["review", "ls"]).contains("OVERDUE"));
+    assert!(
+        env.fails(&["--as", "boss", "review", "confirm", "alice"])
+            .contains("lapsed")
+    );
+    // The operator confirms the admin; an admin never confirms itself.
+    env.ok(&[
+        "review",
+        "confirm",
+        "boss",
+        "--note",
+        "annual vetting renewed",
+    ]);
+    assert!(
+        env.fails(&["--as", "boss", "review", "confirm", "boss"])
+            .contains("admin")
+    );
+    env.ok(&["--as", "boss", "review", "confirm", "alice"]);
+    assert_eq!(visible(&env, "alice"), 1);
+    env.ok(&["review", "schedule", "--agency", "mi5", "--off"]);
+    let lines = audit_lines(&env);
+    assert_eq!(count_action(&lines, "review.confirm", "allowed"), 2);
+    assert_eq!(count_action(&lines, "review.schedule", "allowed"), 2);
+    assert!(
+        count_action(&lines, "review.confirm", "refused")
+            + count_action(&lines, "review.confirm", "denied")
+            >= 2
+    );
+}
