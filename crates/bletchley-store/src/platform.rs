@@ -15,6 +15,7 @@ mod locations;
 mod packs;
 mod principals;
 mod read;
+mod retention;
 mod reviews;
 mod shred;
 mod sites;
@@ -28,7 +29,7 @@ pub use backup::{BackupReport, GenerationInfo, RestoreReport, backup_generations
 pub use brake::{BrakeSetting, Stopped};
 pub use jobs::JobOutcome;
 pub use read::ItemRead;
-pub use shred::Retained;
+pub use retention::{Destroyed, Retained, RetentionSchedules, ScheduleScope};
 pub use sites::SiteScope;
 
 pub use feed::Fed;
@@ -248,6 +249,8 @@ pub struct Platform {
     /// Items stored by this handle, kept for a derived store while on
     /// ([`Platform::feed_from`]).
     feed: Option<feed::Feed>,
+    /// When this handle next looks for items due under the retention schedules.
+    retention_watch: retention::RetentionWatch,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -440,6 +443,7 @@ impl Platform {
             rt: runtime()?,
             job_lease_ms: jobs::LEASE_MS,
             feed: None,
+            retention_watch: retention::RetentionWatch::default(),
         };
         p.record_cut()?;
         Ok(p)

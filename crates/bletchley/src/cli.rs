@@ -986,8 +986,55 @@ pub struct LsArgs {
 /// `retention` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum RetentionCmd {
-    /// Crypto-shred every item whose retention has passed.
-    Enforce,
+    /// Crypto-shred every item whose retention has passed (its own date or its
+    /// schedule's), except under legal hold; prints the destruction certificate.
+    Enforce {
+        /// Also write the certificate (JSON) to this file.
+        #[arg(long)]
+        certificate: Option<PathBuf>,
+        /// Print the certificate as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retention schedules: how long items are kept after ingest.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
+}
+
+/// `retention schedule` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCmd {
+    /// Set a schedule for a collection (it overrides a classification's) or a classification.
+    Set {
+        /// A collection, `agency/name`.
+        #[arg(
+            long,
+            conflicts_with = "classification",
+            required_unless_present = "classification"
+        )]
+        collection: Option<String>,
+        /// A classification: OFFICIAL, SECRET or TOP SECRET.
+        #[arg(long)]
+        classification: Option<String>,
+        /// How long to keep an item after ingest: `7y`, `90d`, `12h` (units y, d, h, m, s).
+        #[arg(long)]
+        keep: String,
+    },
+    /// Remove a schedule.
+    Rm {
+        /// A collection, `agency/name`.
+        #[arg(
+            long,
+            conflicts_with = "classification",
+            required_unless_present = "classification"
+        )]
+        collection: Option<String>,
+        /// A classification.
+        #[arg(long)]
+        classification: Option<String>,
+    },
+    /// List the schedules.
+    Ls,
 }
 
 /// `brake` subcommands.

@@ -116,17 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("shredded {id}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retention(RetentionCmd::Enforce) => {
-            let r = open(&cli)?.enforce_retention()?;
-            println!("shredded {} expired items", r.shredded);
-            if r.held > 0 {
-                println!(
-                    "kept {} expired items: their collections are under legal hold",
-                    r.held
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Retention(c) => retention(&cli, c),
         Command::Brake(c) => brake(&cli, c),
         Command::Backup {
             dest,
@@ -307,9 +297,36 @@ fn serve(cli: &Cli, a: &ServeArgs) -> Result<ExitCode> {
     let p = open(cli)?;
     crate::speech::start_background_worker(data_dir(cli)?);
     crate::witness::start_cosigner(data_dir(cli)?);
+    start_retention(data_dir(cli)?);
     let site = bletchley_sync::status(&p).ok().map(|s| s.identity.name);
     bletchley_server::serve(p, &bletchley_server::ServeOptions { listen, tls, site })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Destroys what falls due under retention once a minute, on a thread with its
+/// own platform handle (reads refuse due items already; this makes them gone).
+fn start_retention(data: PathBuf) {
+    let _ = std::thread::Builder::new()
+        .name("retention".into())
+        .spawn(move || {
+            let mut p = match Platform::open(&data, Box::new(EnvUnlock)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: retention thread: {e}");
+                    return;
+                }
+            };
+            loop {
+                match p.shred_due() {
+                    Ok(0) => {}
+                    Ok(n) => eprintln!(
+                        "retention: destroyed {n} items past their date (certificate in the audit log)"
+                    ),
+                    Err(e) => eprintln!("retention: {e}"),
+                }
+                std::thread::sleep(std::time::Duration::from_secs(60));
+            }
+        });
 }
 
 fn agency(cli: &Cli, c: &AgencyCmd) -> Result<ExitCode> {
@@ -456,16 +473,101 @@ fn review(cli: &Cli, c: &ReviewCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `90d`, `12h`, `30m`, `45s` in seconds.
+fn retention(cli: &Cli, c: &RetentionCmd) -> Result<ExitCode> {
+    use bletchley_store::platform::ScheduleScope;
+    let scope =
+        |collection: &Option<String>, classification: &Option<String>| -> Result<ScheduleScope> {
+            Ok(match (collection, classification) {
+                (Some(c), None) => ScheduleScope::Collection(c.clone()),
+                (None, Some(l)) => ScheduleScope::Classification(Classification::parse(l)?),
+                _ => bail!("give --collection or --classification"),
+            })
+        };
+    let mut p = open(cli)?;
+    match c {
+        RetentionCmd::Enforce { certificate, json } => {
+            let r = p.enforce_retention()?;
+            if let Some(f) = certificate {
+                std::fs::write(f, serde_json::to_vec_pretty(&r)?)
+                    .with_context(|| format!("writing {}", f.display()))?;
+            }
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "shredded {} expired items ({} destroyed with what was derived from them)",
+                    r.shredded,
+                    r.destroyed.len()
+                );
+                for d in &r.destroyed {
+                    println!(
+                        "  {}\t{}\tingested {}\t{}",
+                        d.id,
+                        d.collection,
+                        fmt_time(d.created_ms),
+                        d.under
+                    );
+                }
+                if r.held > 0 {
+                    println!(
+                        "kept {} expired items: their collections are under legal hold",
+                        r.held
+                    );
+                }
+                if !r.destroyed.is_empty() {
+                    println!(
+                        "the certificate is in the audit log (retention.certificate){}",
+                        certificate
+                            .as_ref()
+                            .map(|f| format!(" and in {}", f.display()))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        RetentionCmd::Schedule(ScheduleCmd::Set {
+            collection,
+            classification,
+            keep,
+        }) => {
+            let s = scope(collection, classification)?;
+            p.set_retention_schedule(&s, Some(parse_period(keep)?))?;
+            println!("retention schedule set: keep {keep} after ingest");
+        }
+        RetentionCmd::Schedule(ScheduleCmd::Rm {
+            collection,
+            classification,
+        }) => {
+            p.set_retention_schedule(&scope(collection, classification)?, None)?;
+            println!("retention schedule removed");
+        }
+        RetentionCmd::Schedule(ScheduleCmd::Ls) => {
+            let list = p.retention_schedule_list()?;
+            if list.is_empty() {
+                println!("no retention schedules: items are kept until their own date, if any");
+            }
+            for (what, keep_s) in list {
+                println!(
+                    "{what}\tkeep {} days ({keep_s} s) after ingest",
+                    keep_s / 86_400
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `7y`, `90d`, `12h`, `30m`, `45s` in seconds (a year is 365 days).
 fn parse_period(s: &str) -> Result<i64> {
     let unit = s.chars().last().unwrap_or(' ');
     let n = &s[..s.len() - unit.len_utf8().min(s.len())];
     let mult = match unit {
+        'y' => 365 * 86_400,
         'd' => 86_400,
         'h' => 3_600,
         'm' => 60,
         's' => 1,
-        _ => bail!("period {s:?}: expected a number and a unit, d, h, m or s (90d)"),
+        _ => bail!("period {s:?}: expected a number and a unit, y, d, h, m or s (90d)"),
     };
     let n: i64 = n
         .parse()

@@ -419,7 +419,10 @@ impl Platform {
             Ok(m) => m,
             Err(e) => return Err(self.refuse(&actor, "item.get", targets, justification, e)),
         };
-        if expired(&meta, now_ms()) && self.hold_on(CollectionId(row.collection_id))?.is_none() {
+        let schedules = self.retention_schedules()?;
+        if Platform::past_retention(&meta, &marking, row.collection_id, &schedules, now_ms())
+            && self.hold_on(CollectionId(row.collection_id))?.is_none()
+        {
             // Past its retention: gone, whether or not the worker has
             // shredded it yet (unless a legal hold keeps it).
             let e = Error::NotFoundOrNotPermitted { reason: None };
@@ -581,6 +584,7 @@ impl Platform {
             .collect();
         let now = now_ms();
         let held = self.held_collections()?;
+        let schedules = self.retention_schedules()?;
         for row in rows {
             let (meta, marking) = match self.open_meta(&row) {
                 Ok(m) => m,
@@ -598,7 +602,8 @@ impl Platform {
             if gate
                 .decide(&marking, CollectionId(row.collection_id))
                 .is_ok()
-                && (!expired(&meta, now) || held.contains(&row.collection_id))
+                && (!Platform::past_retention(&meta, &marking, row.collection_id, &schedules, now)
+                    || held.contains(&row.collection_id))
             {
                 listing.items.push(meta);
             }

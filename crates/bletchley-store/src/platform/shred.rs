@@ -46,12 +46,28 @@ impl Platform {
     }
 
     pub(super) fn shred_row(&mut self, actor: Actor, row: &ItemRow, action: &str) -> Result<()> {
+        self.shred_tree(actor, row, action, &mut Vec::new())
+    }
+
+    /// Shreds `row` and what was derived from it, depth first, adding each row
+    /// destroyed to `gone` with the source it went with (`None` for `row` itself).
+    pub(super) fn shred_tree(
+        &mut self,
+        actor: Actor,
+        row: &ItemRow,
+        action: &str,
+        gone: &mut Vec<(ItemRow, Option<String>)>,
+    ) -> Result<()> {
         // What was derived from it goes first (rule 4: a derived item must
         // not outlive its source's shredding), depth first.
         let agency = self.agency_name(row.agency_id)?;
         let tag = self.lineage_tag(&agency, &row.id)?;
         for child in self.catalog.derived_from(&tag)? {
-            self.shred_row(actor.clone(), &child, action)?;
+            let mut below = Vec::new();
+            self.shred_tree(actor.clone(), &child, action, &mut below)?;
+            for (r, source) in below {
+                gone.push((r, Some(source.unwrap_or_else(|| row.id.clone()))));
+            }
         }
         self.record(
             actor.clone(),
@@ -76,57 +92,7 @@ impl Platform {
                 None => loc.open()?.delete(&self.rt, &orphan.object)?,
             }
         }
+        gone.push((row.clone(), None));
         Ok(())
     }
-
-    /// Shreds every item whose retention has passed, except those under legal hold; returns
-    /// how many were shredded and how many a hold kept.
-    pub fn enforce_retention(&mut self) -> Result<Retained> {
-        self.shred_expired(Actor::Operator)
-    }
-
-    /// What every reader of a derived store (the search index, the link graph) does first:
-    /// items past their retention date are shredded now, by the platform itself, so that no
-    /// hit, count or link shows them (`get` and `ls` refuse them already). One indexed lookup
-    /// when nothing is due.
-    pub fn shred_due(&mut self) -> Result<usize> {
-        Ok(self
-            .shred_expired(Actor::System(SystemActor::Platform))?
-            .shredded)
-    }
-
-    fn shred_expired(&mut self, actor: Actor) -> Result<Retained> {
-        let rows = self.catalog.expired_items(now_ms())?;
-        let mut out = Retained::default();
-        let mut held: HashMap<u32, bool> = HashMap::new();
-        for r in &rows {
-            let is_held = match held.get(&r.collection_id) {
-                Some(h) => *h,
-                None => {
-                    let h = self.hold_on(CollectionId(r.collection_id))?.is_some();
-                    held.insert(r.collection_id, h);
-                    h
-                }
-            };
-            if is_held {
-                out.held += 1;
-                continue;
-            }
-            // A derived item may already have gone with its source.
-            if self.catalog.item(&r.id)?.is_some() {
-                self.shred_row(actor.clone(), r, "retention.shred")?;
-                out.shredded += 1;
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// What a retention run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Retained {
-    /// Items shredded.
-    pub shredded: usize,
-    /// Items past their retention kept because their collection is under legal hold.
-    pub held: usize,
 }

@@ -17,6 +17,7 @@ mod lifecycle;
 mod playbook;
 mod residency;
 mod resilience;
+mod schedules;
 mod search;
 mod server;
 mod shred;
