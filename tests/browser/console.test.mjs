@@ -388,3 +388,36 @@ test('a playbook on a case: the case graph drawn, a dry run, and the waiting ste
     await b.context.close();
   }
 });
+
+test('the admin page: an agency admin disables one of its principals, whose open session stops, and enables them again', async () => {
+  const m = await session();
+  const b = await session();
+  try {
+    await login(m.page, 'mi5-admin');
+    await login(b.page, 'bob');
+    await m.page.goto(`${URL}/admin`);
+    const names = await m.page.$$eval('#principals tr[id^="p-"] td:first-child', (tds) =>
+      tds.map((td) => td.textContent),
+    );
+    assert.ok(names.includes('alice') && names.includes('bob'), `MI5's principals: ${names}`);
+    assert.ok(!names.includes('carol'), 'no other agency’s');
+    await shot(m.page, 'admin-mi5');
+    const row = '#p-bob form.standing';
+    await m.page.selectOption(`${row} select[name=state]`, 'disabled');
+    await m.page.fill(`${row} input[name=reason]`, 'browser test');
+    await Promise.all([m.page.waitForNavigation(), m.page.click(`${row} button`)]);
+    assert.match(await m.page.textContent('#p-bob .standing-state'), /disabled since/);
+    // bob's open session gets nothing at his next request.
+    await b.page.goto(`${URL}/search?q=harbour`);
+    assert.match(await b.page.textContent('main'), /bob is disabled/);
+    await m.page.selectOption(`${row} select[name=state]`, 'active');
+    await Promise.all([m.page.waitForNavigation(), m.page.click(`${row} button`)]);
+    assert.equal(await m.page.textContent('#p-bob .standing-state'), 'active');
+    await b.page.goto(`${URL}/search?q=harbour`);
+    assert.ok((await search(b.page, 'harbour')).total > 0, 'bob searches again');
+    assert.deepEqual(m.errors, [], 'no script errors in the console');
+  } finally {
+    await m.context.close();
+    await b.context.close();
+  }
+});

@@ -154,6 +154,12 @@ impl Principal {
         self.has_role(Role::Responder) && self.agency == started.agency && self.name != started.name
     }
 
+    /// Whether the principal may disable, suspend or enable `other`: an admin of the same
+    /// agency, never itself (an admin cannot lock itself out, nor let itself back in).
+    pub fn may_manage(&self, other: &Principal) -> bool {
+        self.has_role(Role::Admin) && self.agency == other.agency && self.name != other.name
+    }
+
     /// Whether the principal may confirm `other`'s access in a periodic review: an admin of
     /// the same agency, never for itself.
     pub fn may_confirm_review(&self, other: &Principal) -> bool {

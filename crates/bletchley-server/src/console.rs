@@ -38,6 +38,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/cases/{id}/playbook", post(run_playbook))
         .route("/cases/{id}/approve", post(approve_step))
         .route("/audit", get(audit))
+        .route("/admin", get(crate::console_admin::admin_page))
+        .route(
+            "/admin/principals/{name}",
+            post(crate::console_admin::change_standing),
+        )
+        .route(
+            "/admin/reviews/{name}",
+            post(crate::console_admin::confirm_review),
+        )
         .route("/upload", get(upload_form).post(upload))
         .route(
             "/static/console.css",
@@ -60,14 +69,14 @@ fn redirect(to: &'static str) -> Response {
 }
 
 /// A logged-in browser: name and CSRF token.
-struct Who {
-    name: String,
-    csrf: String,
+pub(crate) struct Who {
+    pub(crate) name: String,
+    pub(crate) csrf: String,
     token: String,
 }
 
 impl Who {
-    fn viewer(&self) -> Viewer<'_> {
+    pub(crate) fn viewer(&self) -> Viewer<'_> {
         Viewer {
             name: &self.name,
             csrf: &self.csrf,
@@ -76,7 +85,7 @@ impl Who {
 }
 
 /// The session behind the request, or a redirect to the login page.
-fn who(s: &Shared, headers: &HeaderMap) -> Result<Who, Box<Response>> {
+pub(crate) fn who(s: &Shared, headers: &HeaderMap) -> Result<Who, Box<Response>> {
     let token = auth::cookie_token(headers).ok_or_else(|| Box::new(redirect("/login")))?;
     let sess = s
         .sessions
@@ -118,7 +127,7 @@ fn error_page(status: StatusCode, viewer: Option<&Viewer<'_>>, msg: &str) -> Res
         .into_response()
 }
 
-fn api_error_page(e: ApiError, viewer: Option<&Viewer<'_>>) -> Response {
+pub(crate) fn api_error_page(e: ApiError, viewer: Option<&Viewer<'_>>) -> Response {
     if e.status == StatusCode::NOT_FOUND {
         return not_found(viewer);
     }
@@ -941,7 +950,7 @@ async fn timeline(
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC from Unix seconds (civil-from-days).
-fn time_text(secs: i64) -> String {
+pub(crate) fn time_text(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -1753,7 +1762,11 @@ async fn approve_step(
 }
 
 /// The viewer of a form posted from the console, once its origin and CSRF token check out.
-fn form_caller(s: &Shared, headers: &HeaderMap, csrf: &str) -> Result<Who, Box<Response>> {
+pub(crate) fn form_caller(
+    s: &Shared,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Who, Box<Response>> {
     same_site(headers)?;
     let w = who(s, headers)?;
     let caller = auth::Caller {

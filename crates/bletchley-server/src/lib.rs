@@ -4,11 +4,13 @@
 //! scoped API tokens. Every data path goes through the same gated,
 //! audited platform calls as the command line.
 
+mod admin;
 mod api;
 mod api_detect;
 mod api_playbooks;
 mod auth;
 mod console;
+mod console_admin;
 mod error;
 mod extract;
 mod html;
@@ -113,6 +115,9 @@ fn router(shared: Arc<Shared>) -> Router {
             get(api_playbooks::playbooks).post(api_playbooks::add_playbook),
         )
         .route("/audit", get(api::audit))
+        .route("/admin/principals", get(admin::principals))
+        .route("/admin/principals/{name}/standing", post(admin::standing))
+        .route("/admin/principals/{name}/review", post(admin::review))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
     Router::new()

@@ -217,12 +217,64 @@ pub fn document() -> Value {
             "/api/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok_json("OpenAPI 3.1") } } }
         }
     });
-    if let Some(paths) = doc["paths"].as_object_mut()
-        && let Value::Object(more) = playbook_paths()
-    {
-        paths.extend(more);
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for extra in [playbook_paths(), admin_paths()] {
+            if let Value::Object(more) = extra {
+                paths.extend(more);
+            }
+        }
     }
     doc
+}
+
+/// A state-changing operation taking a JSON body (CSRF header with a session, or a
+/// write-scoped token).
+fn write_op(summary: &str, path_param: Option<&str>, body: Value, ok: &str) -> Value {
+    let mut params = vec![
+        json!({ "name": "X-CSRF-Token", "in": "header", "required": false, "schema": { "type": "string" } }),
+    ];
+    if let Some(p) = path_param {
+        params.insert(
+            0,
+            json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }),
+        );
+    }
+    json!({
+        "summary": format!("{summary} (needs X-CSRF-Token with a session, or a write-scoped token)"),
+        "security": [{ "session": [] }, { "token": [] }],
+        "parameters": params,
+        "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
+        "responses": { "200": ok_json(ok), "400": err("malformed"),
+                       "401": err("not authenticated, or the caller is disabled or suspended"),
+                       "403": err("not an admin of the principal's agency, itself, token lacks write, or CSRF token missing"),
+                       "404": err("not found or not permitted"), "415": err("not JSON") }
+    })
+}
+
+/// Agency administration for admins.
+fn admin_paths() -> Value {
+    let text = |max: usize| json!({ "type": ["string", "null"], "maxLength": max });
+    json!({
+        "/api/admin/principals": {
+            "get": read_op("The principals of the caller's agency with their standing, and its access-review queue (admins only)", vec![]) },
+        "/api/admin/principals/{name}/standing": {
+            "post": write_op(
+                "Disable, suspend until a date, or enable a principal of the caller's agency other than the caller; audited; in force at its next request (disabling revokes its tokens and certificates)",
+                Some("name"),
+                json!({ "type": "object", "additionalProperties": false, "required": ["state"],
+                        "properties": {
+                            "state": { "type": "string", "enum": ["active", "disabled", "suspended"] },
+                            "reason": text(1000),
+                            "until": text(40) } }),
+                "changed") },
+        "/api/admin/principals/{name}/review": {
+            "post": write_op(
+                "Confirm a principal's access in its agency's periodic review (an admin of its agency other than itself); audited",
+                Some("name"),
+                json!({ "type": "object", "additionalProperties": false,
+                        "properties": { "note": text(1000) } }),
+                "confirmed") },
+    })
 }
 
 /// The detection and playbook endpoints (apart, so that no one `json!` nests past the

@@ -30,7 +30,7 @@ pub use brake::{BrakeSetting, Stopped};
 pub use jobs::JobOutcome;
 pub use read::ItemRead;
 pub use retention::{Destroyed, Retained, RetentionSchedules, ScheduleScope};
-pub use sites::SiteScope;
+pub use sites::{HeldBack, SiteScope};
 
 pub use feed::Fed;
 

@@ -30,6 +30,6 @@ pub use identity::{SiteIdentity, SiteRole};
 pub use oplog::{Op, OpKind};
 pub use site::{
     Enrolled, Erased, Exported, ImportReport, PeerStatus, SiteInit, SiteStatus, accept, assign,
-    enrol, erase, export_bundle, identity_file, import_bundle, init, revoke, status,
+    enrol, erase, export_bundle, held_back, identity_file, import_bundle, init, revoke, status,
 };
 pub use wire::parse_rate;

@@ -837,6 +837,13 @@ pub(crate) fn seal_and_sign(
     Ok(bundle::frame(&hb, &sealed, |m| key.sign(m)))
 }
 
+/// Why items of the collections assigned to `site` are not sent to it (marking,
+/// residency), for a "nothing to send" that tells the whole truth.
+pub fn held_back(p: &mut Platform, site: &str) -> Result<bletchley_store::platform::HeldBack> {
+    let rec = peer(p, site)?;
+    Ok(p.site_held_back(&scope(&rec)?)?)
+}
+
 /// `bundle export --site NAME`: at the hub, every operation the field site has not acknowledged
 /// (or from `from`), with the contents of the items it adds; at a field site, an acknowledgement
 /// of what it has applied from the hub. `None` when there is nothing to send.

@@ -675,6 +675,7 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
         PrincipalCmd::Disable { name, reason } => {
             let since_s = bletchley_store::platform::now_ms() / 1000;
             open(cli)?.set_standing(
+                cli.as_principal.as_deref(),
                 name,
                 bletchley_policy::Standing::Disabled { since_s },
                 reason,
@@ -684,7 +685,12 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
             );
         }
         PrincipalCmd::Enable { name } => {
-            open(cli)?.set_standing(name, bletchley_policy::Standing::Active, "")?;
+            open(cli)?.set_standing(
+                cli.as_principal.as_deref(),
+                name,
+                bletchley_policy::Standing::Active,
+                "",
+            )?;
             println!("principal {name} enabled");
         }
         PrincipalCmd::Suspend {
@@ -694,6 +700,7 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
         } => {
             let until_s = parse_date(until, false)?;
             open(cli)?.set_standing(
+                cli.as_principal.as_deref(),
                 name,
                 bletchley_policy::Standing::Suspended { until_s },
                 reason,

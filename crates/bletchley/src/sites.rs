@@ -159,9 +159,20 @@ pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
 pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode> {
     match c {
         BundleCmd::Export { site, from, out } => {
-            match bletchley_sync::export_bundle(p, site, *from)? {
-                None => println!("nothing to send: {site} has acknowledged everything"),
+            let exported = bletchley_sync::export_bundle(p, site, *from)?;
+            let held = bletchley_sync::held_back(p, site)?;
+            match exported {
+                None if held.is_empty() => {
+                    println!("nothing to send: {site} has acknowledged everything")
+                }
+                None => println!(
+                    "nothing to send to {site} beyond what it has acknowledged; {}",
+                    held.describe()
+                ),
                 Some(b) => {
+                    if !held.is_empty() {
+                        println!("{}", held.describe());
+                    }
                     write_atomic(out, &b.bytes)?;
                     println!(
                         "wrote {} ({} bytes) for {site}: operations {}..{}, {} items",

@@ -93,10 +93,72 @@ impl Platform {
         Ok(out)
     }
 
+    /// The principals of `admin`'s own agency, for its admin page; audited. Only an
+    /// admin may list them.
+    pub fn agency_principals(&mut self, admin: &str) -> Result<Vec<Principal>> {
+        let actor = Actor::Principal(admin.to_owned());
+        let me = match self.acting(admin) {
+            Ok(p) if p.has_role(Role::Admin) => p,
+            Ok(_) => {
+                let e = Error::RoleRequired {
+                    principal: admin.into(),
+                    role: "admin",
+                    act: "list its agency's principals",
+                };
+                return Err(self.refuse(&actor, "principal.list", vec![], None, e));
+            }
+            Err(e) => return Err(self.refuse(&actor, "principal.list", vec![], None, e)),
+        };
+        let out: Vec<Principal> = self
+            .principals()?
+            .into_iter()
+            .filter(|p| p.agency == me.agency)
+            .collect();
+        self.record(
+            actor,
+            "principal.list",
+            vec![me.agency.clone()],
+            None,
+            Outcome::Allowed,
+            Some(format!("{} principals", out.len())),
+        )?;
+        Ok(out)
+    }
+
     /// Changes a principal's standing (disable, enable, suspend), at once for every
-    /// gate. Disabling also revokes its API tokens and client certificates, which
+    /// gate: by the operator (`by` = `None`) or by an admin of its agency who is not
+    /// itself. Disabling also revokes its API tokens and client certificates, which
     /// stay revoked when it is enabled again. Audited with `reason`.
-    pub fn set_standing(&mut self, name: &str, standing: Standing, reason: &str) -> Result<()> {
+    pub fn set_standing(
+        &mut self,
+        by: Option<&str>,
+        name: &str,
+        standing: Standing,
+        reason: &str,
+    ) -> Result<()> {
+        let actor = by.map_or(Actor::Operator, |b| Actor::Principal(b.to_owned()));
+        let act = match standing {
+            Standing::Active => "principal.enable",
+            Standing::Disabled { .. } => "principal.disable",
+            Standing::Suspended { .. } => "principal.suspend",
+        };
+        if let Some(b) = by {
+            let target = self.principal(name);
+            let allowed = match (self.acting(b), &target) {
+                (Ok(admin), Ok(t)) => admin.may_manage(t),
+                (Err(e), _) => return Err(self.refuse(&actor, act, vec![name.into()], None, e)),
+                (_, Err(_)) => false,
+            };
+            if !allowed {
+                // Whether a principal of another agency exists is not for this admin to learn.
+                let e = Error::RoleRequired {
+                    principal: b.into(),
+                    role: "admin",
+                    act: "change the standing of another principal of its own agency",
+                };
+                return Err(self.refuse(&actor, act, vec![name.into()], None, e));
+            }
+        }
         let tag = self.tag("principal", name);
         let row = self
             .catalog
@@ -125,7 +187,7 @@ impl Platform {
         }
         // Audit first: a change is never in force without its entry.
         self.record(
-            Actor::Operator,
+            actor,
             action,
             vec![name.to_owned()],
             None,

@@ -6,7 +6,7 @@
 //! `bletchley-sync`'s; this module is where it meets the gate, the residency
 //! rules and the sealed catalog, so that no replication path can bypass them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -49,6 +49,39 @@ pub struct SiteScope {
 struct SiteGate {
     gates: Vec<Gate>,
     visible: Vec<CollectionId>,
+}
+
+/// Items of a site's assigned collections that are not sent to it, and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HeldBack {
+    /// Refused by the marking gate: above the site's ceiling, a codeword it lacks,
+    /// or not releasable to one of its staff's nationalities.
+    pub by_marking: usize,
+    /// Refused by residency: per rule that does not allow the site's jurisdiction
+    /// (an item refused by two rules counts under each).
+    pub by_residency: BTreeMap<String, usize>,
+}
+
+impl HeldBack {
+    /// Whether anything was held back.
+    pub fn is_empty(&self) -> bool {
+        self.by_marking == 0 && self.by_residency.is_empty()
+    }
+
+    /// In words, for an operator.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.by_marking > 0 {
+            parts.push(format!(
+                "{} by their marking (the site's ceiling, codewords or staff nationalities)",
+                self.by_marking
+            ));
+        }
+        for (rule, n) in &self.by_residency {
+            parts.push(format!("{n} by the {rule}"));
+        }
+        format!("assigned items held back: {}", parts.join("; "))
+    }
 }
 
 impl Platform {
@@ -203,6 +236,64 @@ impl Platform {
         out.sort_by(|a, b| {
             (a.generation, a.created_ms, &a.id).cmp(&(b.generation, b.created_ms, &b.id))
         });
+        Ok(out)
+    }
+
+    /// Why items of the collections assigned to a site are not sent to it: those
+    /// its marking gate refuses, and per residency rule those the site's
+    /// jurisdiction may not hold. So that "nothing to send" never hides a policy
+    /// that holds everything back. Reads metadata only; not audited (no content
+    /// leaves, and the counts are the operator's own configuration at work).
+    pub fn site_held_back(&mut self, scope: &SiteScope) -> Result<HeldBack> {
+        let gate = self.site_gate(scope)?;
+        let ids: Vec<u32> = gate.visible.iter().map(|c| c.0).collect();
+        let names: HashMap<u32, String> = self
+            .collections()?
+            .into_iter()
+            .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
+            .collect();
+        let mut out = HeldBack::default();
+        for row in self.catalog.items_in(&ids)? {
+            let (_, marking) = match self.open_meta(&row) {
+                Ok(m) => m,
+                Err(Error::KeyUnavailable { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let coll = CollectionId(row.collection_id);
+            if gate.gates.is_empty() || gate.gates.iter().any(|g| g.decide(&marking, coll).is_err())
+            {
+                out.by_marking += 1;
+                continue;
+            }
+            let agency = self.agency_name(row.agency_id)?;
+            let class = marking.classification().as_str();
+            for (kind, target, allow) in self.catalog.residency()? {
+                let applies = match kind.as_str() {
+                    "default" => true,
+                    "agency" => target == agency,
+                    "collection" => target == coll.0.to_string(),
+                    "classification" => target == class,
+                    _ => false,
+                };
+                if !applies {
+                    continue;
+                }
+                let rule = residency::parse_allow(&allow)?;
+                if !residency::allowed(&scope.jurisdiction, &[rule.as_slice()]) {
+                    let what = match kind.as_str() {
+                        "collection" => format!(
+                            "collection {}",
+                            names.get(&coll.0).cloned().unwrap_or(target)
+                        ),
+                        "default" => "the default".to_owned(),
+                        _ => format!("{kind} {target}"),
+                    };
+                    *out.by_residency
+                        .entry(format!("residency rule for {what} allows only {allow}"))
+                        .or_default() += 1;
+                }
+            }
+        }
         Ok(out)
     }
 

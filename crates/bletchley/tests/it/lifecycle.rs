@@ -250,3 +250,151 @@ fn an_overdue_access_review_lapses_access_until_another_admin_confirms() {
             >= 2
     );
 }
+
+#[test]
+fn an_agency_admin_manages_its_own_principals_in_the_api_and_the_console() {
+    let env = Env::new();
+    env.basic();
+    env.ok(&["agency", "add", "mi6"]);
+    env.add_principal("mallory", "mi6", "SECRET", &["--roles", "admin"]);
+    for who in ["alice", "boss"] {
+        set_password(&env, who);
+    }
+    // On the command line: an admin of the agency, never itself, never another agency's.
+    env.ok(&[
+        "--as",
+        "boss",
+        "principal",
+        "suspend",
+        "alice",
+        "--until",
+        "2099-01-01",
+        "--reason",
+        "inquiry",
+    ]);
+    assert!(env.fails(&["--as", "alice", "ls"]).contains("suspended"));
+    env.ok(&["--as", "boss", "principal", "enable", "alice"]);
+    assert!(
+        env.fails(&[
+            "--as",
+            "boss",
+            "principal",
+            "disable",
+            "boss",
+            "--reason",
+            "x"
+        ])
+        .contains("admin")
+    );
+    assert!(
+        env.fails(&[
+            "--as",
+            "alice",
+            "principal",
+            "disable",
+            "boss",
+            "--reason",
+            "x"
+        ])
+        .contains("admin")
+    );
+
+    let s = Server::start(&env);
+    let admin = s.client();
+    let csrf = s.login(&admin, "boss");
+    let (st, v) = s.get(&admin, "/api/admin/principals");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["principals"]
+        .as_array()
+        .expect("principals")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["alice", "boss"], "only its own agency's");
+    let analyst = s.client();
+    s.login(&analyst, "alice");
+    assert_eq!(
+        s.get(&analyst, "/api/admin/principals").0,
+        StatusCode::FORBIDDEN
+    );
+    let post = |path: &str, body: serde_json::Value, csrf: Option<&str>| {
+        let mut r = admin.post(format!("{}{path}", s.url)).json(&body);
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send().expect("post").status()
+    };
+    let disable = serde_json::json!({ "state": "disabled", "reason": "left the service" });
+    assert_eq!(
+        post(
+            "/api/admin/principals/alice/standing",
+            disable.clone(),
+            None
+        ),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(
+            "/api/admin/principals/alice/standing",
+            serde_json::json!({ "state": "gone" }),
+            Some(&csrf)
+        ),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        post(
+            "/api/admin/principals/boss/standing",
+            disable.clone(),
+            Some(&csrf)
+        ),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(
+            "/api/admin/principals/mallory/standing",
+            disable.clone(),
+            Some(&csrf)
+        ),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post("/api/admin/principals/alice/standing", disable, Some(&csrf)),
+        StatusCode::OK
+    );
+    // At alice's next request.
+    assert_eq!(s.get(&analyst, "/api/me").0, StatusCode::UNAUTHORIZED);
+
+    // The console's Admin page shows it, and enables her again through its form.
+    let page = admin
+        .get(format!("{}/admin", s.url))
+        .send()
+        .expect("admin page")
+        .text()
+        .expect("html");
+    assert!(
+        page.contains("id=\"p-alice\"") && page.contains("disabled since"),
+        "{page}"
+    );
+    assert!(!page.contains("mallory"));
+    let r = admin
+        .post(format!("{}/admin/principals/alice", s.url))
+        .form(&[("csrf", csrf.as_str()), ("state", "active"), ("reason", "")])
+        .send()
+        .expect("form");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .expect("html")
+            .contains("<td class=\"standing-state\">active</td>")
+    );
+    let forged = admin
+        .post(format!("{}/admin/principals/alice", s.url))
+        .form(&[("csrf", "wrong"), ("state", "disabled"), ("reason", "x")])
+        .send()
+        .expect("form");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    env.ok(&["--as", "alice", "ls"]);
+    let lines = audit_lines(&env);
+    assert!(count_action(&lines, "principal.disable", "allowed") >= 1);
+    assert!(count_action(&lines, "principal.list", "allowed") >= 1);
+}

@@ -326,6 +326,21 @@ fn field_sites_receive_exactly_what_they_may_hold() {
             );
         }
     }
+    // Once bravo has acknowledged, "nothing to send" says what policy holds back and why.
+    import(&s.hub, &export(&s.bravo, "hub", "bravo-ack.bundle"));
+    let nothing = s.hub.ok(&[
+        "bundle",
+        "export",
+        "--site",
+        "bravo",
+        s.hub.root.join("none.bundle").to_str().expect("p"),
+    ]);
+    assert!(
+        nothing.contains("nothing to send to bravo")
+            && nothing.contains("1 by the residency rule for collection mi5/gbonly")
+            && nothing.contains("by their marking"),
+        "{nothing}"
+    );
     // Importing twice changes nothing.
     let again = import(&s.alpha, &to_alpha);
     assert!(again.contains("already imported"), "{again}");

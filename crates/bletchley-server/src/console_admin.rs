@@ -1,0 +1,156 @@
+//! The console's Admin page: an agency admin's principals with their standing
+//! and review state, and forms to disable, suspend, enable and confirm them.
+//! Posts go through the same functions as the JSON API, behind the session's
+//! CSRF token and the same-site check.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use bletchley_policy::Standing;
+use serde::Deserialize;
+
+use crate::Shared;
+use crate::admin::{self, StandingChange};
+use crate::console::{api_error_page, form_caller, time_text, who};
+use crate::html::{esc, page};
+
+fn standing_text(s: &Standing, now: i64) -> String {
+    match s {
+        Standing::Active => "active".into(),
+        Standing::Disabled { since_s } => format!("disabled since {}", time_text(*since_s)),
+        Standing::Suspended { until_s } if *until_s > now => {
+            format!("suspended until {}", time_text(*until_s))
+        }
+        Standing::Suspended { .. } => "active (suspension ended)".into(),
+    }
+}
+
+/// `GET /admin`.
+pub(crate) async fn admin_page(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let view = match admin::agency_admin(&s, w.name.clone()).await {
+        Ok(v) => v,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let csrf = esc(&w.csrf);
+    let mut body = String::from(
+        "<h1>Administration</h1><h2>Principals</h2><table id=\"principals\"><tr><th>Name</th><th>Clearance</th><th>Codewords</th><th>Roles</th><th>Standing</th><th>Change</th></tr>",
+    );
+    for p in &view.principals {
+        let name = esc(&p.name);
+        let change = if p.name == w.name {
+            "—".to_owned()
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/admin/principals/{name}\" class=\"inline standing\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<select name=\"state\" aria-label=\"new standing\"><option value=\"disabled\">disable</option><option value=\"suspended\">suspend until</option><option value=\"active\">enable</option></select>\
+<input type=\"date\" name=\"until\" aria-label=\"suspended until\">\
+<input type=\"text\" name=\"reason\" placeholder=\"why\" maxlength=\"1000\" aria-label=\"reason\">\
+<button type=\"submit\">Apply</button></form>"
+            )
+        };
+        body.push_str(&format!(
+            "<tr id=\"p-{name}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"standing-state\">{}</td><td>{change}</td></tr>",
+            esc(p.clearance.as_str()),
+            esc(&p.compartments.iter().cloned().collect::<Vec<_>>().join(", ")),
+            esc(&p.roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")),
+            esc(&standing_text(&p.standing, now)),
+        ));
+    }
+    body.push_str("</table><h2>Access reviews</h2>");
+    if view.reviews.is_empty() {
+        body.push_str("<p id=\"no-reviews\">No access reviews are scheduled for your agency.</p>");
+    } else {
+        body.push_str("<table id=\"reviews\"><tr><th>Name</th><th>Holds</th><th>Last confirmed</th><th>Due</th><th></th></tr>");
+        for r in &view.reviews {
+            let name = esc(&r.principal);
+            let confirm = if r.principal == w.name {
+                "another admin confirms you".to_owned()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"/admin/reviews/{name}\" class=\"inline\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"text\" name=\"note\" placeholder=\"note\" maxlength=\"1000\" aria-label=\"note\">\
+<button type=\"submit\">Confirm</button></form>"
+                )
+            };
+            body.push_str(&format!(
+                "<tr id=\"r-{name}\" class=\"{}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{confirm}</td></tr>",
+                if r.overdue { "overdue" } else { "due" },
+                esc(&r.holds),
+                r.last_s.map(|t| esc(&time_text(t))).unwrap_or_else(|| "never".into()),
+                if r.overdue { "OVERDUE since " } else { "" },
+                esc(&time_text(r.due_s)),
+            ));
+        }
+        body.push_str("</table>");
+    }
+    Html(page("Administration", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StandingForm {
+    csrf: String,
+    state: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// `POST /admin/principals/{name}`.
+pub(crate) async fn change_standing(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<StandingForm>,
+) -> Response {
+    let w = match form_caller(&s, &headers, &f.csrf) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let change = StandingChange {
+        until: if f.state == "suspended" {
+            f.until.filter(|u| !u.is_empty())
+        } else {
+            None
+        },
+        state: f.state,
+        reason: f.reason,
+    };
+    match admin::change_standing(&s, w.name.clone(), name, change).await {
+        Ok(()) => admin_page(State(s), headers).await,
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConfirmForm {
+    csrf: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /admin/reviews/{name}`.
+pub(crate) async fn confirm_review(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<ConfirmForm>,
+) -> Response {
+    let w = match form_caller(&s, &headers, &f.csrf) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    match admin::confirm_review(&s, w.name.clone(), name, f.note.unwrap_or_default()).await {
+        Ok(()) => admin_page(State(s), headers).await,
+        Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
+}
