@@ -725,7 +725,8 @@ pub enum PrincipalCmd {
         json: bool,
     },
     /// Stop a principal at once: its sessions end at their next request, its API
-    /// tokens and client certificates are revoked for good.
+    /// tokens and client certificates are revoked for good. The operator's act, or
+    /// (`--as ADMIN`) an admin's of the principal's agency, never on itself.
     Disable {
         /// Login name.
         name: String,
@@ -734,12 +735,13 @@ pub enum PrincipalCmd {
         reason: String,
     },
     /// Let a disabled or suspended principal act again (tokens and certificates
-    /// revoked at disabling stay revoked: issue new ones).
+    /// revoked at disabling stay revoked: issue new ones). The operator, or `--as ADMIN`.
     Enable {
         /// Login name.
         name: String,
     },
-    /// Stop a principal until a date, after which it acts again by itself.
+    /// Stop a principal until a date, after which it acts again by itself. The
+    /// operator, or `--as ADMIN`.
     Suspend {
         /// Login name.
         name: String,
@@ -750,7 +752,7 @@ pub enum PrincipalCmd {
         #[arg(long)]
         reason: String,
     },
-    /// Change what a principal holds; effective at its next request.
+    /// Change what a principal holds; effective at its next request (the operator's act).
     Set {
         /// Login name.
         name: String,

@@ -717,6 +717,11 @@ fn principal_cmd(cli: &Cli, c: &PrincipalCmd) -> Result<ExitCode> {
             roles,
             agency,
         } => {
+            if cli.as_principal.is_some() {
+                bail!(
+                    "principal set is the operator's act (the platform passphrase), not a principal's: drop --as"
+                );
+            }
             let change = bletchley_store::PrincipalChange {
                 clearance: clearance
                     .as_deref()

@@ -389,6 +389,12 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEMO_PASSPHRASE.to_owned());
+    // Administration: MI5 reviews its people every 90 days; its cyber logs are kept two years.
+    p.set_review_schedule("mi5", Some(90 * 86_400))?;
+    p.set_retention_schedule(
+        &bletchley_store::platform::ScheduleScope::Collection("mi5/cyber".into()),
+        Some(2 * 365 * 86_400),
+    )?;
     let witness = crate::witness::start_demo_witness(&mut p, &dir, &passphrase)?;
     println!("Bletchley demo platform created in {}", dir.display());
     println!(
@@ -483,6 +489,14 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         dir.join("overseer-witness").display()
     );
     println!("  bletchley --data {} audit show", dir.display());
+    println!(
+        "  bletchley --data {} --as mi5-admin review ls   (MI5 confirms its people every 90 days; the console's Admin page too)",
+        dir.display()
+    );
+    println!(
+        "  bletchley --data {} retention schedule ls   (mi5/cyber is kept two years after ingest)",
+        dir.display()
+    );
     println!(
         "Key files are sealed with the passphrase {DEMO_PASSPHRASE:?} (or $BLETCHLEY_PASSPHRASE when set)."
     );
