@@ -19,6 +19,7 @@ mod retention;
 mod reviews;
 mod shred;
 mod sites;
+mod witnesses;
 
 pub use annotations::{ANNOTATION, Annotation, MAX_ANNOTATION};
 pub use audit_review::{AuditQuery, AuditReview, read_audit};
@@ -446,6 +447,7 @@ impl Platform {
             retention_watch: retention::RetentionWatch::default(),
         };
         p.record_cut()?;
+        p.restore_witness_file()?;
         Ok(p)
     }
 

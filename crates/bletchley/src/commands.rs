@@ -1251,7 +1251,7 @@ fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
             print!("{}", log.checkpoint_note()?);
             Ok(ExitCode::SUCCESS)
         }
-        AuditCmd::Cosign { json } => match crate::witness::cosign_once(&dir)? {
+        AuditCmd::Cosign { json } => match crate::witness::cosign_once(&mut open(cli)?)? {
             None => bail!("no witnesses are configured (add one with `audit witness add`)"),
             Some(r) => {
                 if *json {
@@ -1267,11 +1267,7 @@ fn audit(cli: &Cli, c: &AuditCmd) -> Result<ExitCode> {
             }
         },
         AuditCmd::Witness(w) => {
-            let mut p = match w {
-                AuditWitnessCmd::Ls { .. } => None,
-                _ => Some(open(cli)?),
-            };
-            crate::witness::audit_witness(&dir, p.as_mut(), w)?;
+            crate::witness::audit_witness(&mut open(cli)?, w)?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCmd::Proof { seq, item, from } => {

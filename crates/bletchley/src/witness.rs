@@ -10,12 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bletchley_audit::{
-    AuditLog, CosignOutcome, CosignReport, Cosigner, Outcome, Transport, Verifier, Witness,
-    WitnessConfig, WitnessKey, WitnessPolicy,
+    AuditLog, CosignOutcome, CosignReport, Cosigner, Transport, Verifier, Witness, WitnessConfig,
+    WitnessKey, WitnessPolicy,
 };
 use bletchley_crypto::{KdfParams, KeyFile, SigningKey};
 use bletchley_store::Platform;
-use bletchley_store::platform::Actor;
 use zeroize::Zeroizing;
 
 use crate::cli::{AuditWitnessCmd, WitnessCmd};
@@ -195,14 +194,18 @@ impl Transport for HttpTransport {
     }
 }
 
-/// Asks the configured witnesses once; `None` when none are configured.
-pub fn cosign_once(data: &Path) -> Result<Option<CosignReport>> {
-    let log = AuditLog::at(data.join("audit"));
-    let Some(policy) = log.witness_policy()? else {
+/// Asks the witnesses of the guarded policy once (putting `audit/witnesses.json`
+/// back first if the host changed it); `None` when none are configured.
+pub fn cosign_once(p: &mut Platform) -> Result<Option<CosignReport>> {
+    p.restore_witness_file()?;
+    let Some(policy) = p.witness_policy()? else {
         return Ok(None);
     };
-    let transport = HttpTransport::new(&data.join("audit"))?;
-    Ok(Some(log.collect_cosignatures(&policy, &transport)?))
+    let audit = p.root().join("audit");
+    let transport = HttpTransport::new(&audit)?;
+    Ok(Some(
+        AuditLog::at(&audit).collect_cosignatures(&policy, &transport)?,
+    ))
 }
 
 /// One line per witness.
@@ -239,12 +242,19 @@ pub fn start_cosigner(data: PathBuf) {
     let _ = std::thread::Builder::new()
         .name("cosigner".into())
         .spawn(move || {
+            let mut p = match Platform::open(&data, Box::new(crate::unlock::EnvUnlock)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: audit cosigning: {e}");
+                    return;
+                }
+            };
             let log = AuditLog::at(data.join("audit"));
             let mut done: Option<String> = None;
             loop {
                 let note = log.checkpoint_note().ok();
                 if note.is_some() && note != done {
-                    match cosign_once(&data) {
+                    match cosign_once(&mut p) {
                         Ok(Some(r)) => {
                             let settled = r.results.iter().all(|w| {
                                 matches!(
@@ -267,10 +277,10 @@ pub fn start_cosigner(data: PathBuf) {
         });
 }
 
-/// `bletchley audit witness …`: changes are the operator's, audited.
-pub fn audit_witness(data: &Path, p: Option<&mut Platform>, c: &AuditWitnessCmd) -> Result<()> {
-    let log = AuditLog::at(data.join("audit"));
-    let current = log.witness_policy()?;
+/// `bletchley audit witness …`: changes are the operator's, audited, kept in the
+/// guarded catalog and written out for `audit verify`.
+pub fn audit_witness(p: &mut Platform, c: &AuditWitnessCmd) -> Result<()> {
+    let current = p.witness_policy()?;
     let (next, action, target) = match c {
         AuditWitnessCmd::Ls { json } => {
             let Some(policy) = current else {
@@ -339,17 +349,7 @@ pub fn audit_witness(data: &Path, p: Option<&mut Platform>, c: &AuditWitnessCmd)
     if let Some(policy) = &next {
         policy.check().context("nothing changed")?;
     }
-    let p = p.ok_or_else(|| anyhow!("the platform must be open to record the change"))?;
-    p.record(
-        Actor::Operator,
-        action,
-        vec![target.clone()],
-        None,
-        Outcome::Allowed,
-        next.as_ref()
-            .map(|q| format!("quorum {} of {}", q.quorum, q.witnesses.len())),
-    )?;
-    log.set_witness_policy(next.as_ref())?;
+    p.set_witness_policy(next.as_ref(), action, &target)?;
     match next {
         Some(q) => println!(
             "{action} {target}: now quorum {} of {} witnesses",
@@ -488,15 +488,7 @@ pub fn start_demo_witness(p: &mut Platform, data: &Path, passphrase: &str) -> Re
             url: url.clone(),
         }],
     };
-    p.record(
-        Actor::Operator,
-        "audit.witness.add",
-        vec![name.to_owned()],
-        None,
-        Outcome::Allowed,
-        Some("quorum 1 of 1".into()),
-    )?;
-    log.set_witness_policy(Some(&policy))?;
+    p.set_witness_policy(Some(&policy), "audit.witness.add", name)?;
     let report = log.collect_cosignatures(&policy, &HttpTransport::new(&data.join("audit"))?)?;
     Ok(DemoWitness { key, url, report })
 }

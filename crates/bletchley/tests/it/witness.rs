@@ -165,6 +165,39 @@ fn two_witnesses_cosign_and_a_rolled_back_log_is_refused() {
     assert!(out.contains("cosigned by 2 of 2"), "{out}");
     let first = witnessed_size(&env);
     assert!(first > 0);
+    let before_restore = first;
+    // The host deletes the policy file, or lowers the quorum in it: the guarded copy
+    // puts it back at the next open, and says so in the audit log.
+    let policy_file = env.data.join("audit/witnesses.json");
+    let kept = std::fs::read(&policy_file).expect("witness test");
+    std::fs::remove_file(&policy_file).expect("witness test");
+    assert!(
+        env.ok(&["audit", "cosign"])
+            .contains("of 2 witnesses (quorum 2)")
+    );
+    assert_eq!(std::fs::read(&policy_file).expect("witness test"), kept);
+    let lowered = String::from_utf8(kept.clone())
+        .expect("witness test")
+        .replace("\"quorum\": 2", "\"quorum\": 1");
+    std::fs::write(&policy_file, lowered).expect("witness test");
+    assert!(
+        env.ok(&["audit", "witness", "ls"])
+            .contains("quorum 2 of 2")
+    );
+    assert_eq!(std::fs::read(&policy_file).expect("witness test"), kept);
+    assert_eq!(
+        crate::common::count_action(
+            &crate::common::audit_lines(&env),
+            "audit.witness-policy-restored",
+            "failed"
+        ),
+        2
+    );
+    let first = witnessed_size(&env);
+    assert!(
+        first > before_restore,
+        "the restore's own entries were witnessed"
+    );
     // The overseer's own keys, given on the command line, agree.
     let v: serde_json::Value = serde_json::from_str(&env.ok(&[
         "audit",
