@@ -34,4 +34,18 @@ pub struct Entry {
     /// Why it was refused or failed, for the overseer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What was acted on, where one item was: its collection and marking when the act
+    /// happened, so that the overseer's report counts accesses by collection and
+    /// classification from the sealed entry alone, even after the item is destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<About>,
+}
+
+/// The collection and marking of the item an entry is about, as they were at the time.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct About {
+    /// `agency/name` of the item's collection.
+    pub collection: String,
+    /// The item's marking banner.
+    pub marking: String,
 }

@@ -74,6 +74,7 @@ fn fixture() -> &'static Fixture {
                 justification: None,
                 outcome: Outcome::Allowed,
                 reason: None,
+                about: None,
             })
             .collect();
         w.append(&entries).expect("append");

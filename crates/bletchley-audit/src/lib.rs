@@ -17,7 +17,7 @@ pub mod witness;
 pub mod witnessed;
 
 pub use cosign::{Cosigner, WitnessKey};
-pub use entry::{Entry, Outcome};
+pub use entry::{About, Entry, Outcome};
 pub use error::{Error, Result};
 pub use log::{AuditLog, Cut, Report, Writer};
 pub use note::{Checkpoint, Verifier};

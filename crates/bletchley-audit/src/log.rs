@@ -515,16 +515,16 @@ impl AuditLog {
     }
 
     /// The leaf hashes of entries `0..upto`, each checked as `verify` checks
-    /// it, and the raw bytes of entry `keep` if asked for.
+    /// it, and the raw bytes of the entries in `keep`.
     pub(crate) fn leaf_hashes(
         &self,
         upto: u64,
-        keep: Option<u64>,
-    ) -> Result<(Vec<Hash>, Option<Vec<u8>>)> {
+        keep: &BTreeSet<u64>,
+    ) -> Result<(Vec<Hash>, KeptLeaves)> {
         let bytes = self.read_log()?;
         let mut st = Scan::default();
         let mut hashes = Vec::with_capacity(upto as usize);
-        let mut kept = None;
+        let mut kept = BTreeMap::new();
         let r = scan(
             &bytes,
             0,
@@ -534,8 +534,8 @@ impl AuditLog {
             |seq, leaf| {
                 if seq < upto {
                     hashes.push(leaf_hash(leaf));
-                    if keep == Some(seq) {
-                        kept = Some(leaf.to_vec());
+                    if keep.contains(&seq) {
+                        kept.insert(seq, leaf.to_vec());
                     }
                 }
                 Ok(())
@@ -877,6 +877,9 @@ impl Writer {
     }
 }
 
+/// Raw leaves kept while hashing, by sequence number.
+pub(crate) type KeptLeaves = BTreeMap<u64, Vec<u8>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -890,6 +893,7 @@ mod tests {
             justification: None,
             outcome: crate::Outcome::Allowed,
             reason: None,
+            about: None,
         }
     }
 

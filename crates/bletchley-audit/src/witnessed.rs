@@ -415,7 +415,7 @@ impl AuditLog {
                 let mut outcome = None;
                 for _ in 0..2 {
                     if old > 0 && old < cp.size && leaves.is_none() {
-                        leaves = Some(self.leaf_hashes(cp.size, None)?.0);
+                        leaves = Some(self.leaf_hashes(cp.size, &BTreeSet::new())?.0);
                     }
                     let mut request = format!("old {old}\n");
                     if let Some(l) = &leaves
@@ -578,32 +578,57 @@ impl AuditLog {
     /// The inclusion proof of entry `index` in the newest cosigned checkpoint
     /// that covers it (or the newest signed one).
     pub fn inclusion_proof(&self, index: u64) -> Result<InclusionProof> {
-        let v = self.verifier()?;
-        let (cp, note) = self.proof_note(&v, index + 1)?;
-        if index >= cp.size {
-            return Err(Error::Malformed {
-                what: "proof request",
-                reason: format!(
-                    "entry {index} is not covered by the newest checkpoint ({} entries)",
-                    cp.size
-                ),
-            });
-        }
-        let (hashes, leaf) = self.leaf_hashes(cp.size, Some(index))?;
-        let leaf = leaf.ok_or(Error::Truncated {
+        let mut proofs = self.inclusion_proofs(&[index])?;
+        proofs.pop().ok_or(Error::Truncated {
             expected: index + 1,
-            found: hashes.len() as u64,
-        })?;
-        let proof = merkle::inclusion_proof(index as usize, &hashes);
-        Ok(InclusionProof {
-            origin: cp.origin,
-            index,
-            tree_size: cp.size,
-            leaf_hash: B64.encode(merkle::leaf_hash(&leaf)),
-            leaf: B64.encode(&leaf),
-            proof: proof.iter().map(|h| B64.encode(h)).collect(),
-            checkpoint: note,
+            found: 0,
         })
+    }
+
+    /// Inclusion proofs of several entries, each against the newest cosigned checkpoint
+    /// that covers it (or the newest signed one, for entries no witness has cosigned
+    /// yet). The log is read once, however many are asked for.
+    pub fn inclusion_proofs(&self, indices: &[u64]) -> Result<Vec<InclusionProof>> {
+        if indices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let v = self.verifier()?;
+        let mut notes = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let (cp, note) = self.proof_note(&v, index + 1)?;
+            if index >= cp.size {
+                return Err(Error::Malformed {
+                    what: "proof request",
+                    reason: format!(
+                        "entry {index} is not covered by the newest checkpoint ({} entries)",
+                        cp.size
+                    ),
+                });
+            }
+            notes.push((index, cp, note));
+        }
+        let upto = notes.iter().map(|(_, cp, _)| cp.size).max().unwrap_or(0);
+        let keep: BTreeSet<u64> = indices.iter().copied().collect();
+        let (hashes, leaves) = self.leaf_hashes(upto, &keep)?;
+        notes
+            .into_iter()
+            .map(|(index, cp, note)| {
+                let leaf = leaves.get(&index).ok_or(Error::Truncated {
+                    expected: index + 1,
+                    found: hashes.len() as u64,
+                })?;
+                let proof = merkle::inclusion_proof(index as usize, &hashes[..cp.size as usize]);
+                Ok(InclusionProof {
+                    origin: cp.origin,
+                    index,
+                    tree_size: cp.size,
+                    leaf_hash: B64.encode(merkle::leaf_hash(leaf)),
+                    leaf: B64.encode(leaf),
+                    proof: proof.iter().map(|h| B64.encode(h)).collect(),
+                    checkpoint: note,
+                })
+            })
+            .collect()
     }
 
     /// The consistency proof from the first `old_size` entries to the newest
@@ -620,7 +645,7 @@ impl AuditLog {
                 ),
             });
         }
-        let (hashes, _) = self.leaf_hashes(cp.size, None)?;
+        let (hashes, _) = self.leaf_hashes(cp.size, &BTreeSet::new())?;
         let proof = merkle::consistency_proof(old_size as usize, &hashes);
         Ok(ConsistencyProof {
             origin: cp.origin,
@@ -677,6 +702,7 @@ mod tests {
             justification: None,
             outcome: Outcome::Allowed,
             reason: None,
+            about: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod feed;
 mod items;
 mod jobs;
 mod locations;
+mod oversight;
 mod packs;
 mod principals;
 mod read;
@@ -540,6 +541,7 @@ impl Platform {
             justification: justification.map(str::to_owned),
             outcome,
             reason,
+            about: None,
         };
         self.append_audit(&[e])
     }

@@ -163,6 +163,7 @@ fn bench_audit(batch: usize, batches: usize, reps: usize) -> Result<f64> {
             justification: Some("operation NIMROD tasking 17".into()),
             outcome: Outcome::Allowed,
             reason: None,
+            about: None,
         };
         let entries = vec![entry; batch];
         let t = Instant::now();

@@ -213,6 +213,9 @@ pub enum Command {
     /// days; a principal whose review is overdue lapses until one does.
     #[command(subcommand)]
     Review(ReviewCmd),
+    /// The overseer's view: the oversight report compiled from the audit log.
+    #[command(subcommand)]
+    Oversight(OversightCmd),
     /// A transparency-log witness (C2SP tlog-witness) for an overseer or another
     /// agency: it cosigns a platform's audit checkpoints only when they extend what
     /// it cosigned before. Needs no data directory.
@@ -1153,6 +1156,30 @@ pub enum AuditWitnessCmd {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `oversight` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OversightCmd {
+    /// Compile the oversight report for a period (`--as` an overseer; needs the oversight
+    /// key): accesses by agency, principal, collection and classification, justified
+    /// queries, denials, exports, destructions, re-markings and changes of principals,
+    /// each figure with its source entries and sample inclusion proofs.
+    Report {
+        /// First day covered, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        from: String,
+        /// Last day covered, YYYY-MM-DD (UTC; default today).
+        #[arg(long)]
+        to: Option<String>,
+        /// Write the report as PDF here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the report as JSON here (`-` for standard output): every figure, row,
+        /// source entry and proof.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 

@@ -179,6 +179,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hunt(a) => crate::hunt::run(a),
         Command::Witness(c) => crate::witness::witness(c),
         Command::Review(c) => review(&cli, c),
+        Command::Oversight(c) => oversight(&cli, c),
         Command::Detect(c) => {
             let who = principal(&cli)?;
             crate::detect::detect(&mut open(&cli)?, &who, c)
@@ -421,6 +422,58 @@ fn residency(cli: &Cli, c: &ResidencyCmd) -> Result<ExitCode> {
     let allowed = bletchley_store::residency::parse_allow(allow)?;
     p.set_residency(scope, &allowed)?;
     println!("residency set: {allow}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn oversight(cli: &Cli, c: &OversightCmd) -> Result<ExitCode> {
+    let OversightCmd::Report {
+        from,
+        to,
+        out,
+        json,
+    } = c;
+    let who = principal(cli)?;
+    let from_ms = parse_date(from, false)? * 1000;
+    let to_ms = match to {
+        Some(t) => (parse_date(t, true)? + 1) * 1000,
+        None => {
+            let today = OffsetDateTime::now_utc().date().midnight().assume_utc();
+            (today.unix_timestamp() + 86_400) * 1000
+        }
+    };
+    if out.is_none() && json.is_none() {
+        bail!("say where the report goes: --out report.pdf, --json report.json or --json -");
+    }
+    let mut p = open(cli)?;
+    let report = p.oversight_report(&who, bletchley_oversight::Period { from_ms, to_ms })?;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report)?;
+        if path.as_os_str() == "-" {
+            println!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if let Some(path) = out {
+        let title = format!(
+            "Oversight report {} to {}",
+            bletchley_oversight::report::date(from_ms),
+            bletchley_oversight::report::date(to_ms - 1)
+        );
+        std::fs::write(path, bletchley_oversight::pdf::render(&report, &title))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "{}: {} figures from {} entries of the period ({} in the log), {} sample entries proved",
+            path.display(),
+            report.figures.len(),
+            report.period_entries,
+            report.log_entries,
+            report.proofs.len()
+        );
+        if let Some(why) = &report.proofs_missing {
+            eprintln!("warning: no proofs: {why}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -38,6 +38,24 @@ pub fn read_audit(root: &Path, unlock: &dyn Unlock) -> Result<Vec<(u64, Entry)>>
 }
 
 impl Platform {
+    /// Every audit entry, opened with the oversight key when it is beside the data; else
+    /// why not, in words for the auditor.
+    pub(super) fn opened_audit(&self) -> std::result::Result<Vec<(u64, Entry)>, String> {
+        let log = AuditLog::at(self.root.join("audit"));
+        match open_keyfile(&self.root.join("keys"), &KeyName::Oversight, &*self.unlock) {
+            Ok(kf) => match kf.get("oversight") {
+                Some(sk) => log
+                    .read(&OversightSecretKey::from_secret(sk.clone()))
+                    .map_err(|e| format!("the entries could not be opened: {e}")),
+                None => Err("the oversight key file lacks its key".into()),
+            },
+            Err(_) => Err(
+                "the oversight key is not on this platform (it belongs with the oversight body): integrity is shown, entries are not"
+                    .into(),
+            ),
+        }
+    }
+
     /// The audit trail for an auditor: integrity verified from the stored
     /// checkpoint and verifier key, and the entries (filtered, newest first)
     /// opened with the oversight key when it is still beside the data. The
@@ -76,23 +94,10 @@ impl Platform {
         )?;
         let log = AuditLog::at(self.root.join("audit"));
         let integrity = log.verify(None, None).map_err(|e| e.to_string());
-        let (mut entries, unreadable) =
-            match open_keyfile(&self.root.join("keys"), &KeyName::Oversight, &*self.unlock) {
-                Ok(kf) => match kf.get("oversight") {
-                    Some(sk) => match log.read(&OversightSecretKey::from_secret(sk.clone())) {
-                        Ok(e) => (e, None),
-                        Err(e) => (Vec::new(), Some(format!("the entries could not be opened: {e}"))),
-                    },
-                    None => (Vec::new(), Some("the oversight key file lacks its key".into())),
-                },
-                Err(_) => (
-                    Vec::new(),
-                    Some(
-                        "the oversight key is not on this platform (it belongs with the oversight body): integrity is shown, entries are not"
-                            .into(),
-                    ),
-                ),
-            };
+        let (mut entries, unreadable) = match self.opened_audit() {
+            Ok(e) => (e, None),
+            Err(why) => (Vec::new(), Some(why)),
+        };
         entries.retain(|(_, e)| {
             q.principal.as_deref().is_none_or(|w| e.principal == w)
                 && q.action.as_deref().is_none_or(|a| e.action.starts_with(a))

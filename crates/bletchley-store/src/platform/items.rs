@@ -385,6 +385,10 @@ impl Platform {
                 justification: opts.justification.clone(),
                 outcome: Outcome::Allowed,
                 reason: None,
+                about: Some(bletchley_audit::About {
+                    collection: opts.collection.clone(),
+                    marking: opts.marking.render(),
+                }),
             })
             .collect();
         for (pack, bytes) in packs.finish() {

@@ -115,6 +115,7 @@ impl Platform {
                 justification: None,
                 outcome: Outcome::Allowed,
                 reason: Some(format!("job {id}: {kind}")),
+                about: None,
             });
             self.seal_job(id, &body)
         };
@@ -183,6 +184,7 @@ impl Platform {
                 justification: None,
                 outcome: Outcome::Allowed,
                 reason: Some(format!("job {} attempt {}", job.id, job.attempts)),
+                about: None,
             });
             jobs.push(job);
         }
@@ -249,6 +251,7 @@ impl Platform {
                 justification: None,
                 outcome: outcome_kind,
                 reason: Some(reason),
+                about: None,
             });
             states.push(state);
         }

@@ -174,14 +174,7 @@ impl Platform {
             }
         };
         let read = self.get_unrecorded(&gate, &collections, id, justification)?;
-        self.record(
-            Actor::Principal(principal.to_owned()),
-            "item.get",
-            vec![id.to_owned()],
-            justification,
-            Outcome::Allowed,
-            None,
-        )?;
+        self.append_audit(&[read_entry(principal, &read.0, now_ms(), justification)])?;
         Ok(read)
     }
 
@@ -269,14 +262,9 @@ impl Platform {
         }
         let entries: Vec<Entry> = read_at
             .iter()
-            .map(|&(n, time_ms)| Entry {
-                time_ms,
-                principal: principal.to_owned(),
-                action: "item.get".into(),
-                targets: vec![ids[n].clone()],
-                justification: justification.map(str::to_owned),
-                outcome: Outcome::Allowed,
-                reason: None,
+            .filter_map(|&(n, time_ms)| match &out[n] {
+                Some(Ok((meta, _))) => Some(read_entry(principal, meta, time_ms, justification)),
+                _ => None,
             })
             .collect();
         if !entries.is_empty() {
@@ -626,9 +614,33 @@ impl Platform {
                 justification: justification.map(str::to_owned),
                 outcome: Outcome::Allowed,
                 reason: None,
+                about: None,
             });
         }
         self.append_audit(&entries)?;
         Ok(listing)
+    }
+}
+
+/// The entry of one allowed read, naming the item's collection and marking as they were
+/// when it was read (for the overseer's report).
+fn read_entry(
+    principal: &str,
+    meta: &ItemMeta,
+    time_ms: i64,
+    justification: Option<&str>,
+) -> Entry {
+    Entry {
+        time_ms,
+        principal: principal.to_owned(),
+        action: "item.get".into(),
+        targets: vec![meta.id.clone()],
+        justification: justification.map(str::to_owned),
+        outcome: Outcome::Allowed,
+        reason: None,
+        about: Some(bletchley_audit::About {
+            collection: meta.collection.clone(),
+            marking: meta.marking.clone(),
+        }),
     }
 }

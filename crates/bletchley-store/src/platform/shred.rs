@@ -69,14 +69,25 @@ impl Platform {
                 gone.push((r, Some(source.unwrap_or_else(|| row.id.clone()))));
             }
         }
-        self.record(
-            actor.clone(),
-            action,
-            vec![row.id.clone()],
-            None,
-            Outcome::Allowed,
-            None,
-        )?;
+        // The entry names what the item was; an item whose metadata no longer opens is
+        // shredded all the same.
+        let about = self
+            .open_meta(row)
+            .ok()
+            .map(|(meta, _)| bletchley_audit::About {
+                collection: meta.collection,
+                marking: meta.marking,
+            });
+        self.append_audit(&[Entry {
+            time_ms: now_ms(),
+            principal: actor.name(),
+            action: action.to_owned(),
+            targets: vec![row.id.clone()],
+            justification: None,
+            outcome: Outcome::Allowed,
+            reason: None,
+            about,
+        }])?;
         if let Some(orphan) = self.catalog.delete_item(&row.id)?
             && let Some(loc) = self
                 .locations()?

@@ -341,7 +341,7 @@ impl Platform {
         let now = now_ms();
         let entries: Vec<Entry> = rows
             .iter()
-            .map(|(r, _)| Entry {
+            .map(|(r, m)| Entry {
                 time_ms: now,
                 principal: "operator".into(),
                 action: "sync.export".into(),
@@ -349,6 +349,10 @@ impl Platform {
                 justification: None,
                 outcome: Outcome::Allowed,
                 reason: None,
+                about: Some(bletchley_audit::About {
+                    collection: m.collection.clone(),
+                    marking: m.marking.clone(),
+                }),
             })
             .collect();
         if !entries.is_empty() {
