@@ -442,7 +442,8 @@ fn appendix(p: &mut Pages, report: &Report) {
             shown = Some(proof.checkpoint.as_str());
         }
         p.gap(3.0);
-        p.room(40.0);
+        // A proof is kept on one page.
+        p.room(8.0 * 1.35 + (proof.proof.len() + 1) as f32 * 6.5 * 1.35);
         p.para(
             BOLD,
             8.0,

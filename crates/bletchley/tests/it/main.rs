@@ -14,6 +14,7 @@ mod graph;
 mod host;
 mod hunt;
 mod lifecycle;
+mod oversight;
 mod playbook;
 mod residency;
 mod resilience;
