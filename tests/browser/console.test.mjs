@@ -421,3 +421,36 @@ test('the admin page: an agency admin disables one of its principals, whose open
     await b.context.close();
   }
 });
+
+test('the oversight page: the overseer compiles the report with its charts and proofs and downloads the PDF; an analyst is refused', async () => {
+  const o = await session();
+  const a = await session();
+  try {
+    await login(o.page, 'olivia');
+    await login(a.page, 'alice');
+    await o.page.goto(`${URL}/oversight`);
+    const total = await o.page.getAttribute('#fig-accesses-by-agency', 'data-total');
+    assert.ok(Number(total) > 0, `accesses counted: ${total}`);
+    assert.ok((await o.page.$$('#weekly rect.bar')).length > 0, 'the weekly chart has bars');
+    assert.ok((await o.page.$$('#heat td.num')).length > 0, 'the heat map has cells');
+    assert.ok((await o.page.$$('#proofs details.proof')).length > 0, 'sample proofs are shown');
+    await shot(o.page, 'oversight');
+    // A narrower period, through the form.
+    const today = await o.page.inputValue('#to');
+    await o.page.fill('#from', today);
+    await Promise.all([o.page.waitForNavigation(), o.page.click('#compile')]);
+    assert.match(await o.page.textContent('#summary'), new RegExp(`${today} to ${today}`));
+    const [download] = await Promise.all([o.page.waitForEvent('download'), o.page.click('#pdf')]);
+    const path = await download.path();
+    const fs = await import('node:fs');
+    assert.equal(fs.readFileSync(path).subarray(0, 5).toString(), '%PDF-');
+    // An analyst is not an overseer.
+    const r = await a.page.goto(`${URL}/oversight`);
+    assert.equal(r.status(), 403);
+    assert.match(await a.page.textContent('main'), /overseer/);
+    assert.deepEqual(o.errors, [], 'no script errors in the console');
+  } finally {
+    await o.context.close();
+    await a.context.close();
+  }
+});

@@ -39,6 +39,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/cases/{id}/approve", post(approve_step))
         .route("/audit", get(audit))
         .route("/admin", get(crate::console_admin::admin_page))
+        .route("/oversight", get(crate::console_oversight::oversight_page))
+        .route(
+            "/oversight/report.pdf",
+            get(crate::console_oversight::oversight_pdf),
+        )
         .route(
             "/admin/principals/{name}",
             post(crate::console_admin::change_standing),

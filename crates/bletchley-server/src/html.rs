@@ -59,7 +59,7 @@ pub fn page(title: &str, marking: &str, viewer: Option<&Viewer<'_>>, body: &str)
     );
     let nav = match viewer {
         Some(v) => format!(
-            "<nav><a href=\"/search\">Search</a> <a href=\"/graph\">Graph</a> <a href=\"/timeline\">Timeline</a> <a href=\"/operations\">Operations</a> <a href=\"/alerts\">Alerts</a> <a href=\"/cases\">Cases</a> <a href=\"/upload\">Upload</a> <a href=\"/audit\">Audit</a> <a href=\"/admin\">Admin</a>\
+            "<nav><a href=\"/search\">Search</a> <a href=\"/graph\">Graph</a> <a href=\"/timeline\">Timeline</a> <a href=\"/operations\">Operations</a> <a href=\"/alerts\">Alerts</a> <a href=\"/cases\">Cases</a> <a href=\"/upload\">Upload</a> <a href=\"/audit\">Audit</a> <a href=\"/admin\">Admin</a> <a href=\"/oversight\">Oversight</a>\
 <span class=\"who\">{}</span><form method=\"post\" action=\"/logout\" class=\"inline\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"logout\">Log out</button></form></nav>",
             esc(v.name),
@@ -114,4 +114,7 @@ figure.map{margin:1em 0;background:#fff;border:1px solid #dde3ea;border-radius:6
 #event-map{width:100%;display:block;max-height:30em}#event-map .sea{fill:#dfeaf3}
 #event-map .land{fill:#f4f1e8;stroke:#b9b3a3;stroke-width:.3}#event-map .graticule{stroke:#c9d6e2;stroke-width:.2}
 #event-map .event{fill:#c0392b;fill-opacity:.75;stroke:#fff;stroke-width:.15}
+.figure{margin:1.2em 0 1.8em}.num{text-align:right;font-variant-numeric:tabular-nums}
+.heat td{min-width:2.5em}.h0{background:#f7f8fa}.h1{background:#dce8f5}.h2{background:#b5cde9}.h3{background:#7fa6d6;color:#fff}.h4{background:#4a7fc0;color:#fff}.h5{background:#1f4f93;color:#fff}
+.chart{background:#fff;border:1px solid #dde3ea;max-width:100%;height:auto}.seqs,.checkpoint{font-family:ui-monospace,monospace;font-size:.8em;word-break:break-all;white-space:pre-wrap}
 "#;

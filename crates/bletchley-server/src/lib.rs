@@ -11,12 +11,14 @@ mod api_playbooks;
 mod auth;
 mod console;
 mod console_admin;
+mod console_oversight;
 mod error;
 mod extract;
 mod html;
 pub mod lookup;
 mod map;
 mod openapi;
+mod oversight;
 pub mod tls;
 mod witness;
 mod worker;
@@ -118,6 +120,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/principals", get(admin::principals))
         .route("/admin/principals/{name}/standing", post(admin::standing))
         .route("/admin/principals/{name}/review", post(admin::review))
+        .route("/oversight/report", get(oversight::report_json))
+        .route("/oversight/report.pdf", get(oversight::report_pdf))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
     Router::new()

@@ -218,7 +218,7 @@ pub fn document() -> Value {
         }
     });
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for extra in [playbook_paths(), admin_paths()] {
+        for extra in [playbook_paths(), admin_paths(), oversight_paths()] {
             if let Value::Object(more) = extra {
                 paths.extend(more);
             }
@@ -274,6 +274,38 @@ fn admin_paths() -> Value {
                 json!({ "type": "object", "additionalProperties": false,
                         "properties": { "note": text(1000) } }),
                 "confirmed") },
+    })
+}
+
+/// The overseer's report.
+fn oversight_paths() -> Value {
+    let day = json!({ "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" });
+    let period = || {
+        vec![
+            q(
+                "from",
+                false,
+                day.clone(),
+                "first day (UTC), default 90 days before to",
+            ),
+            q("to", false, day.clone(), "last day (UTC), default today"),
+        ]
+    };
+    json!({
+        "/api/oversight/report": {
+            "get": read_op("The oversight report of a period (overseers only; audited): accesses by agency, principal, collection, classification and week, a principal x collection heat map, justified queries, denials, exports, destructions, re-markings and changes of principals, each with its source entries and a sample's inclusion proofs", period()) },
+        "/api/oversight/report.pdf": {
+            "get": {
+                "summary": "The same report as a PDF",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": period(),
+                "responses": {
+                    "200": { "description": "the report", "content": { "application/pdf": { "schema": { "type": "string", "format": "binary" } } } },
+                    "400": err("malformed request"),
+                    "401": err("not authenticated"),
+                    "403": err("not an overseer"),
+                    "404": err("not found or not permitted"),
+                } } },
     })
 }
 

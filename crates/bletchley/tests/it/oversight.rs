@@ -381,3 +381,102 @@ fn inked_above_footer(pgm: &[u8]) -> usize {
         .filter(|&&v| v < 200)
         .count()
 }
+
+#[test]
+fn the_overseer_reads_the_report_on_the_server_and_no_one_else_does() {
+    use crate::common::count_action;
+    use crate::server::{Server, set_password};
+    use reqwest::StatusCode;
+
+    let env = Env::new();
+    env.basic();
+    env.ok(&[
+        "principal",
+        "add",
+        "olivia",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "SECRET",
+        "--nationality",
+        "GBR",
+        "--roles",
+        "overseer",
+    ]);
+    let a = env.file("a.txt", b"a SECRET report on the harbour");
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&a]);
+    let id = ids[0].split_whitespace().next().expect("id").to_owned();
+    env.ok(&["--as", "alice", "get", &id]);
+    set_password(&env, "olivia");
+    set_password(&env, "alice");
+    let s = Server::start(&env);
+    let overseer = s.client();
+    s.login(&overseer, "olivia");
+    let analyst = s.client();
+    s.login(&analyst, "alice");
+
+    let r = overseer
+        .get(format!("{}/api/oversight/report?from=2000-01-01", s.url))
+        .send()
+        .expect("report");
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: serde_json::Value = r.json().expect("report json");
+    assert_eq!(
+        rows(figure(&report, "accesses-by-principal"))["alice|mi5"].0,
+        1
+    );
+    let r = overseer
+        .get(format!(
+            "{}/api/oversight/report.pdf?from=2000-01-01",
+            s.url
+        ))
+        .send()
+        .expect("pdf");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["content-type"].to_str().expect("type"),
+        "application/pdf"
+    );
+    assert!(r.bytes().expect("pdf").starts_with(b"%PDF-"));
+    let page = overseer
+        .get(format!("{}/oversight?from=2000-01-01", s.url))
+        .send()
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().expect("html");
+    assert!(
+        html.contains("id=\"fig-accesses-by-agency\" data-total=\"1\""),
+        "{html}"
+    );
+    assert!(html.contains("<svg class=\"chart\" id=\"weekly\""));
+    assert!(html.contains("id=\"proofs\""));
+    // Bad periods are refused.
+    let r = overseer
+        .get(format!("{}/api/oversight/report?from=2026-13-01", s.url))
+        .send()
+        .expect("bad");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = overseer
+        .get(format!(
+            "{}/api/oversight/report?from=2026-02-01&to=2026-01-01",
+            s.url
+        ))
+        .send()
+        .expect("bad");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // An analyst is refused, on the API and the page, and the refusal is audited.
+    let r = analyst
+        .get(format!("{}/api/oversight/report", s.url))
+        .send()
+        .expect("refused");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = analyst
+        .get(format!("{}/oversight", s.url))
+        .send()
+        .expect("refused page");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    drop(s);
+    let lines = audit_lines(&env);
+    assert_eq!(count_action(&lines, "oversight.report", "allowed"), 3);
+    assert_eq!(count_action(&lines, "oversight.report", "refused"), 2);
+}
