@@ -395,7 +395,25 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         &bletchley_store::platform::ScheduleScope::Collection("mi5/cyber".into()),
         Some(2 * 365 * 86_400),
     )?;
+    demo_reads(&mut p)?;
     let witness = crate::witness::start_demo_witness(&mut p, &dir, &passphrase)?;
+    let report_pdf = dir.join("oversight-report.pdf");
+    let now_ms = bletchley_store::platform::now_ms();
+    let period = bletchley_oversight::Period {
+        from_ms: now_ms - 90 * DAY_MS,
+        to_ms: now_ms - now_ms.rem_euclid(DAY_MS) + DAY_MS,
+    };
+    let report = p.oversight_report("olivia", period)?;
+    let title = format!(
+        "Oversight report {} to {} (demo)",
+        bletchley_oversight::report::date(period.from_ms),
+        bletchley_oversight::report::date(period.to_ms - 1)
+    );
+    std::fs::write(
+        &report_pdf,
+        bletchley_oversight::pdf::render(&report, &title),
+    )
+    .with_context(|| format!("writing {}", report_pdf.display()))?;
     println!("Bletchley demo platform created in {}", dir.display());
     println!(
         "  4 agencies (gchq, mi5, mi6, mod), {} principals, 7 collections (mi5/intercepts is bulk), operation NIMROD, {total} items",
@@ -490,6 +508,17 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     );
     println!("  bletchley --data {} audit show", dir.display());
     println!(
+        "  bletchley --data {} --as olivia oversight report --from {} --out report.pdf   (the overseer's report; this one is in {}: {} accesses, {} denials, {} sample entries proved; the console's Oversight page too)",
+        dir.display(),
+        bletchley_oversight::report::date(period.from_ms),
+        report_pdf.display(),
+        report
+            .figure("accesses-by-agency")
+            .map_or(0, |f| f.body.total()),
+        report.figure("denials").map_or(0, |f| f.body.total()),
+        report.proofs.len()
+    );
+    println!(
         "  bletchley --data {} --as mi5-admin review ls   (MI5 confirms its people every 90 days; the console's Admin page too)",
         dir.display()
     );
@@ -527,4 +556,34 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A few days' reading, so that the overseer's report has more than one reader: each
+/// analyst reads a few items they may see, erin (a US liaison) asks for one that is not
+/// releasable to her and is denied, and the denial is audited like any other.
+fn demo_reads(p: &mut Platform) -> Result<()> {
+    for who in ["carol", "dave", "erin", "bob"] {
+        let listing = p.list(who, None, Some("demo walkthrough"))?;
+        for m in listing.items.iter().take(3) {
+            p.get(who, &m.id, Some("demo: reading the morning's reporting"))?;
+        }
+    }
+    let erin: std::collections::HashSet<String> = p
+        .list("erin", None, Some("demo walkthrough"))?
+        .items
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    if let Some(m) = p
+        .list("dave", None, Some("demo walkthrough"))?
+        .items
+        .into_iter()
+        .find(|m| !erin.contains(&m.id))
+    {
+        // Refused and audited; the demo goes on.
+        let _ = p.get("erin", &m.id, Some("demo: asking for UK-only reporting"));
+    }
+    Ok(())
 }
