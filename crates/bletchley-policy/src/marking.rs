@@ -391,6 +391,27 @@ impl Marking {
         }
     }
 
+    /// Whether this marking is at least as restrictive as `other`: as high a
+    /// classification, every codeword and descriptor of it, and releasable to no
+    /// nation it is not. Changing `other` to this is an upgrade, which the owner
+    /// may make alone; anything else is a downgrade or a widening.
+    pub fn covers(&self, other: &Marking, home: Nation) -> bool {
+        let mine = self.releasable_to(home);
+        let theirs = other.releasable_to(home);
+        self.classification >= other.classification
+            // OFFICIAL-SENSITIVE is below SECRET: the flag counts within OFFICIAL only.
+            && (self.classification > other.classification || self.sensitive || !other.sensitive)
+            && other
+                .compartments
+                .iter()
+                .all(|c| self.compartments.contains(c))
+            && other
+                .descriptors
+                .iter()
+                .all(|d| self.descriptors.contains(d))
+            && mine.iter().all(|n| theirs.contains(n))
+    }
+
     /// The least marking that is at least as restrictive as every input: the
     /// marking a derived item or aggregate must carry (rule 4). `None` for no
     /// inputs.
@@ -613,6 +634,22 @@ mod tests {
             assert!(m.releasable(Nation::from_alpha3(c).unwrap(), Nation::gbr()));
         }
         assert!(!m.releasable(Nation::from_alpha3("FRA").unwrap(), Nation::gbr()));
+    }
+
+    #[test]
+    fn covers_is_upgrade() {
+        let home = Nation::gbr();
+        let m = |s: &str| Marking::parse(s).unwrap();
+        assert!(m("SECRET").covers(&m("OFFICIAL"), home));
+        assert!(!m("OFFICIAL").covers(&m("SECRET"), home));
+        assert!(m("SECRET//STRAP1").covers(&m("SECRET"), home));
+        assert!(!m("SECRET").covers(&m("SECRET//STRAP1"), home));
+        assert!(m("SECRET//UK EYES ONLY").covers(&m("SECRET//REL TO GBR, USA"), home));
+        assert!(!m("SECRET//REL TO GBR, USA").covers(&m("SECRET//UK EYES ONLY"), home));
+        assert!(m("OFFICIAL//NOT RELEASABLE").covers(&m("OFFICIAL//UK EYES ONLY"), home));
+        assert!(m("OFFICIAL").covers(&m("OFFICIAL"), home));
+        // Higher but wider is not an upgrade.
+        assert!(!m("TOP SECRET//REL TO GBR, USA").covers(&m("SECRET//UK EYES ONLY"), home));
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub enum Role {
     /// Responds to intrusions: works cases and approves the playbook steps another started
     /// (the second person of a response's two-person rule). Reads and stores like an analyst.
     Responder,
+    /// Holds originator authority for its agency's items: approves a downgrade or a widened
+    /// releasability another principal asked for (the second person of re-marking's
+    /// two-person rule). Reads like an analyst.
+    Originator,
 }
 
 impl Role {
@@ -34,7 +38,7 @@ impl Role {
     pub fn reads_items(self) -> bool {
         matches!(
             self,
-            Role::Analyst | Role::Admin | Role::Field | Role::Responder
+            Role::Analyst | Role::Admin | Role::Field | Role::Responder | Role::Originator
         )
     }
 
@@ -47,6 +51,7 @@ impl Role {
             "field" => Some(Role::Field),
             "overseer" => Some(Role::Overseer),
             "responder" => Some(Role::Responder),
+            "originator" => Some(Role::Originator),
             _ => None,
         }
     }
@@ -61,6 +66,7 @@ impl fmt::Display for Role {
             Role::Field => "field",
             Role::Overseer => "overseer",
             Role::Responder => "responder",
+            Role::Originator => "originator",
         })
     }
 }

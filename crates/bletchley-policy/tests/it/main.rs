@@ -156,6 +156,20 @@ proptest! {
         prop_assert_eq!(gate.decide(&m, CollectionId(0)).is_ok(), naive_allows(&p, &b, "GBR"), "{}", b);
     }
 
+    /// An upgrade never lets anyone read who could not before: whoever the gate admits to
+    /// a marking that covers another, it admits to that other too.
+    #[test]
+    fn a_covering_marking_admits_no_one_new(p in principal(), a in banner(), b in banner()) {
+        let (ma, mb) = (Marking::parse(&a).expect("parses"), Marking::parse(&b).expect("parses"));
+        let gate = gate_for(&p);
+        prop_assert!(ma.covers(&ma, Nation::gbr()));
+        let h = Marking::high_water_mark([&ma, &mb], Nation::gbr()).expect("non-empty");
+        prop_assert!(h.covers(&ma, Nation::gbr()) && h.covers(&mb, Nation::gbr()));
+        if mb.covers(&ma, Nation::gbr()) && gate.decide(&mb, CollectionId(0)).is_ok() {
+            prop_assert!(gate.decide(&ma, CollectionId(0)).is_ok(), "{} covers {}", b, a);
+        }
+    }
+
     #[test]
     fn high_water_mark_is_an_upper_bound(p in principal(), a in banner(), b in banner(), c in banner()) {
         let ms: Vec<Marking> = [a, b, c].iter().map(|s| Marking::parse(s).expect("parses")).collect();
