@@ -47,9 +47,16 @@ pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
             return Ok(());
         }
         let known = index.known_ids()?;
-        let (added, removed) = p.index_feed(&known)?;
+        // Re-marked items are taken again with their new marking; the list is cleared
+        // only once the index holds them.
+        let stale = p.index_stale()?;
+        let (added, removed) = p.index_feed(&known, &stale)?;
         match index.apply_synced(&added, &removed, generation) {
             Err(crate::Error::Behind) if attempts < 3 => attempts += 1,
+            Ok(()) => {
+                p.clear_index_stale(&stale)?;
+                return Ok(());
+            }
             other => return other,
         }
     }

@@ -205,6 +205,11 @@ pub trait Catalog {
     fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>>;
     /// Items derived directly from the item whose lineage tag is `lineage`.
     fn derived_from(&self, lineage: &[u8]) -> Result<Vec<ItemRow>>;
+    /// Replaces the sealed metadata of existing items (a re-marking) and sets guarded
+    /// `meta` keys, in one transaction that moves the items generation, so that every
+    /// derived store (the search index) reconciles. Refuses, changing nothing, if an
+    /// item is missing.
+    fn remark_items(&self, items: &[(String, Vec<u8>)], meta: &[(&str, String)]) -> Result<()>;
     /// Deletes an item and, if no other item uses its content, the content
     /// row; returns the content row that became unreferenced. Deleted bytes
     /// must not stay readable in the database files.
@@ -793,6 +798,30 @@ impl Catalog for SqliteCatalog {
         ))?;
         let rows = st.query_map([lineage], item_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn remark_items(&self, items: &[(String, Vec<u8>)], meta: &[(&str, String)]) -> Result<()> {
+        self.guarded(&["items", "meta"], |tx| {
+            for (id, sealed) in items {
+                let n = tx
+                    .prepare_cached("UPDATE items SET sealed_meta = ?2 WHERE id = ?1")?
+                    .execute(params![id, sealed])?;
+                if n != 1 {
+                    return Err(crate::error::Error::Invalid(format!(
+                        "item {id} is not in the catalog"
+                    )));
+                }
+            }
+            for (k, v) in meta {
+                tx.prepare_cached(
+                    "INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                )?
+                .execute([k, v.as_str()])?;
+            }
+            bump_items_generation(tx)?;
+            Ok(())
+        })?;
+        self.scrub_wal()
     }
 
     fn delete_item(&self, id: &str) -> Result<Option<ContentRow>> {

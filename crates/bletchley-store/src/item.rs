@@ -37,6 +37,11 @@ pub struct ItemMeta {
     /// Precedence in replication: a FLASH item overtakes ROUTINE transfers.
     #[serde(default, skip_serializing_if = "Priority::is_routine")]
     pub priority: Priority,
+    /// How many times the item was re-marked: the catalog's guarded record names the
+    /// current count of every re-marked item, so that an earlier sealed copy (with its
+    /// earlier marking) put back by the host is refused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remarked: u32,
 }
 
 /// Message precedence, as signals traffic knows it: the order in which replication moves items

@@ -16,6 +16,7 @@ mod oversight;
 mod packs;
 mod principals;
 mod read;
+mod remark;
 mod retention;
 mod reviews;
 mod shred;
@@ -38,6 +39,7 @@ pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 pub use principals::PrincipalChange;
+pub use remark::{RemarkReport, RemarkRequest, Remarked};
 pub use reviews::{ReviewSchedule, ReviewStatus};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

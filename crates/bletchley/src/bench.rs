@@ -480,7 +480,7 @@ fn bench_search(docs: usize) -> Result<()> {
     let t = Instant::now();
     let mut index =
         SearchIndex::open(&root.join("index"), p.derived_key("search-index"), p.home())?;
-    let (added, removed) = p.index_feed(&index.known_ids()?)?;
+    let (added, removed) = p.index_feed(&index.known_ids()?, &[])?;
     let feed_secs = t.elapsed().as_secs_f64();
     index.apply(&added, &removed)?;
     drop(added);

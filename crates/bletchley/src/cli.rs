@@ -118,6 +118,10 @@ pub enum Command {
         /// Item id.
         id: String,
     },
+    /// Change an item's marking, with authority: an upgrade by its owning agency at once;
+    /// a downgrade or widened releasability waits for an originator's approval (two-person
+    /// rule). What was derived from it follows; field sites are told at their next sync.
+    Reclassify(ReclassifyArgs),
     /// Retention schedules.
     #[command(subcommand)]
     Retention(RetentionCmd),
@@ -1152,6 +1156,55 @@ pub enum AuditWitnessCmd {
         n: usize,
     },
     /// List the witnesses, the quorum and the newest checkpoint each has cosigned.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `reclassify ITEM --marking M --authority A`, or one of its subcommands.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ReclassifyArgs {
+    /// The requests waiting for an originator.
+    #[command(subcommand)]
+    pub cmd: Option<ReclassifyCmd>,
+    /// The item (not one derived from another: re-mark its source).
+    #[arg(required = true)]
+    pub item: Option<String>,
+    /// The new marking, e.g. "SECRET//UK EYES ONLY".
+    #[arg(long, required = true)]
+    pub marking: Option<String>,
+    /// The authority for the change (a reference kept in the audit log).
+    #[arg(long, required = true)]
+    pub authority: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `reclassify` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ReclassifyCmd {
+    /// Approve a waiting downgrade or widening (an originator of the owning agency, not
+    /// the one who asked).
+    Approve {
+        /// The request, as `reclassify` or `reclassify ls` printed it.
+        request: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a waiting request (an originator of the owning agency, or its author).
+    Reject {
+        /// The request.
+        request: String,
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// The requests waiting, of the acting principal's agency (every agency without --as).
     Ls {
         /// JSON output.
         #[arg(long)]

@@ -116,6 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("shredded {id}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reclassify(a) => reclassify(&cli, a),
         Command::Retention(c) => retention(&cli, c),
         Command::Brake(c) => brake(&cli, c),
         Command::Backup {
@@ -422,6 +423,82 @@ fn residency(cli: &Cli, c: &ResidencyCmd) -> Result<ExitCode> {
     let allowed = bletchley_store::residency::parse_allow(allow)?;
     p.set_residency(scope, &allowed)?;
     println!("residency set: {allow}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reclassify(cli: &Cli, a: &ReclassifyArgs) -> Result<ExitCode> {
+    use bletchley_store::platform::Remarked;
+    let mut p = open(cli)?;
+    let describe = |r: &bletchley_store::platform::RemarkReport| {
+        format!(
+            "re-marked {} ({} item{}): {} -> {}{}",
+            r.item,
+            r.items.len(),
+            if r.items.len() == 1 { "" } else { "s" },
+            r.from,
+            r.to,
+            r.approved_by
+                .as_ref()
+                .map(|a| format!(" (asked for by {}, approved by {a})", r.requested_by))
+                .unwrap_or_default()
+        )
+    };
+    match &a.cmd {
+        Some(ReclassifyCmd::Approve { request, json }) => {
+            let who = principal(cli)?;
+            let r = p.approve_remark(&who, request)?;
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}", describe(&r));
+            }
+        }
+        Some(ReclassifyCmd::Reject { request, reason }) => {
+            let who = principal(cli)?;
+            p.reject_remark(&who, request, reason)?;
+            println!("request {request} rejected");
+        }
+        Some(ReclassifyCmd::Ls { json }) => {
+            let rs = p.remark_requests(cli.as_principal.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string(&rs)?);
+            } else if rs.is_empty() {
+                println!("no re-marking requests are waiting");
+            } else {
+                for r in rs {
+                    println!(
+                        "{}\t{}\t{} -> {}\tasked by {} at {}\tauthority: {}",
+                        r.id,
+                        r.item,
+                        r.from,
+                        r.to,
+                        r.by,
+                        fmt_time(r.at_ms),
+                        r.authority
+                    );
+                }
+            }
+        }
+        None => {
+            let who = principal(cli)?;
+            let (Some(item), Some(marking), Some(authority)) = (&a.item, &a.marking, &a.authority)
+            else {
+                bail!("reclassify ITEM --marking MARKING --authority TEXT");
+            };
+            let outcome = p.reclassify(&who, item, marking, authority)?;
+            if a.json {
+                println!("{}", serde_json::to_string(&outcome)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            match outcome {
+                Remarked::Applied(r) => println!("{}", describe(&r)),
+                Remarked::Pending(r) => println!(
+                    "request {}: {} -> {} is a downgrade or widening; it waits for an originator of the owning agency (reclassify approve {})",
+                    r.id, r.from, r.to, r.id
+                ),
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -90,18 +90,23 @@ impl Platform {
     }
 
     /// Reconciles a derived store with the catalog: returns the items it
-    /// lacks (those `known` says no to) and the ids it holds that no longer
-    /// exist (shredded). System path for the search index, which applies the
-    /// gate inside every query; never hand its output to a principal.
+    /// lacks (those `known` says no to), and the ids it holds that no longer
+    /// exist (shredded) or that were re-marked since it took them (`stale`, from
+    /// [`Self::index_stale`]: each is both removed and added again, with its new
+    /// marking). System path for the search index, which applies the gate inside
+    /// every query; never hand its output to a principal.
     pub fn index_feed(
         &mut self,
         known: &std::collections::HashSet<String>,
+        stale: &[String],
     ) -> Result<(Vec<crate::item::IndexFeedItem>, Vec<String>)> {
         let ids = self.catalog.item_ids()?;
         let present: std::collections::HashSet<&String> = ids.iter().collect();
+        let stale: std::collections::HashSet<&String> =
+            stale.iter().filter(|s| known.contains(*s)).collect();
         let removed: Vec<String> = known
             .iter()
-            .filter(|k| !present.contains(k))
+            .filter(|k| !present.contains(k) || stale.contains(k))
             .cloned()
             .collect();
         let mut added = Vec::new();
@@ -113,7 +118,10 @@ impl Platform {
         let agencies: HashMap<i64, String> = self.catalog.agencies()?.into_iter().collect();
         let locations = self.locations()?;
         let mut opened: HashMap<i64, ObjectLocation> = HashMap::new();
-        let wanted: Vec<&String> = ids.iter().filter(|i| !known.contains(*i)).collect();
+        let wanted: Vec<&String> = ids
+            .iter()
+            .filter(|i| !known.contains(*i) || stale.contains(i))
+            .collect();
         for batch in wanted.chunks(FEED_BATCH) {
             let mut rows = Vec::with_capacity(batch.len());
             for id in batch {

@@ -331,6 +331,8 @@ impl Platform {
                 derivation: from.map(|f| f.derivation.clone()),
                 generation: from.map_or(0, |f| f.generation),
                 priority: opts.priority,
+                // Counted per node: a copy starts its own count here.
+                remarked: 0,
             };
             let idek = DataKey::generate()?;
             let w = keys.provider.wrap(&idek, &wrap_aad("items", &id))?;

@@ -88,6 +88,33 @@ impl Platform {
         row: &ItemRow,
         agency: &str,
     ) -> Result<(ItemMeta, Marking, ContentBinding)> {
+        let sealed = self.open_sealed(row, agency)?;
+        let marking = sealed
+            .meta
+            .parsed_marking()
+            .map_err(|e| Error::Layout(format!("stored marking: {e}")))?;
+        Ok((sealed.meta, marking, sealed.content))
+    }
+
+    /// Seals `sealed` as item `row`'s metadata again (after a re-marking), under its own
+    /// data key and bound to where it sits.
+    pub(super) fn reseal(
+        &mut self,
+        row: &ItemRow,
+        agency: &str,
+        sealed: &SealedMeta,
+    ) -> Result<Vec<u8>> {
+        let idek = self.item_key(row, agency)?;
+        let json = serde_json::to_vec(sealed).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(record::seal(
+            &idek,
+            &meta_aad(row.agency_id, &row.id, CollectionId(row.collection_id)),
+            &json,
+        )?)
+    }
+
+    /// Item `row`'s data key, unwrapped by its agency's keys where the row sits.
+    fn item_key(&mut self, row: &ItemRow, agency: &str) -> Result<DataKey> {
         let agency = agency.to_owned();
         self.agency_keys(&agency)
             .map_err(|e| Error::KeyUnavailable {
@@ -113,6 +140,14 @@ impl Platform {
                     row.id
                 ))
             })?;
+        Ok(idek)
+    }
+
+    /// Item `row`'s sealed metadata, opened and checked against where it sits: its id,
+    /// agency, retention date, link to its source and count of re-markings.
+    pub(super) fn open_sealed(&mut self, row: &ItemRow, agency: &str) -> Result<SealedMeta> {
+        let agency = agency.to_owned();
+        let idek = self.item_key(row, &agency)?;
         let json = record::open(
             &idek,
             &meta_aad(row.agency_id, &row.id, CollectionId(row.collection_id)),
@@ -136,6 +171,15 @@ impl Platform {
                 row.id
             )));
         }
+        // A re-marked item's sealed metadata must be the newest: an earlier copy opens
+        // with the same key, so the guarded count of its re-markings decides.
+        let remarked = self.remark_count(&row.id)?;
+        if sealed.meta.remarked != remarked {
+            return Err(Error::Damaged(format!(
+                "item {}'s metadata is from before its re-marking {remarked} (put back from an earlier copy)",
+                row.id
+            )));
+        }
         // The catalog's link to the source decides what a shred takes with it (rule 4): it
         // must be the one the sealed metadata names.
         let lineage = match &sealed.meta.derived_from {
@@ -148,11 +192,7 @@ impl Platform {
                 row.id
             )));
         }
-        let marking = sealed
-            .meta
-            .parsed_marking()
-            .map_err(|e| Error::Layout(format!("stored marking: {e}")))?;
-        Ok((sealed.meta, marking, sealed.content))
+        Ok(sealed)
     }
 
     /// Reads an item: gate, justification for bulk collections, audit entry,

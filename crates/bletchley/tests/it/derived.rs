@@ -8,7 +8,7 @@ use crate::common::Env;
 
 /// An e-mail with a CSV attachment and an attached message that itself
 /// carries a text attachment: three generations.
-fn email() -> String {
+pub(crate) fn email() -> String {
     let inner = "From: Osprey <osprey@example.org>\r\nTo: viking@example.org\r\nSubject: notes\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"in\"\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\nSee my notes.\r\n--in\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"notes.txt\"\r\n\r\nThe KINGFISHER courier crosses on Thursday.\r\n--in--\r\n";
     format!(
         "From: Viking <viking@example.org>\r\nTo: handler@example.net\r\nSubject: Harbour meeting\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"out\"\r\n\r\n--out\r\nContent-Type: text/plain\r\n\r\nMeet at the lighthouse.\r\n--out\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"calls.csv\"\r\n\r\ncaller,callee\r\n+442079460018,+33142685300\r\n--out\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"forwarded.eml\"\r\n\r\n{inner}\r\n--out--\r\n"

@@ -16,6 +16,7 @@ mod hunt;
 mod lifecycle;
 mod oversight;
 mod playbook;
+mod remark;
 mod residency;
 mod resilience;
 mod schedules;
