@@ -18,6 +18,19 @@ fn hits(env: &Env, who: &str, q: &str) -> u64 {
     v["total"].as_u64().expect("total")
 }
 
+fn neighbours(env: &Env, who: &str) -> usize {
+    let v: Value = serde_json::from_str(&env.ok(&[
+        "--as",
+        who,
+        "graph",
+        "neighbours",
+        "+442079460018",
+        "--json",
+    ]))
+    .expect("graph json");
+    v["neighbours"].as_array().expect("neighbours").len()
+}
+
 fn sealed_meta(env: &Env, id: &str) -> Vec<u8> {
     let db = rusqlite::Connection::open(env.data.join("catalog.db")).expect("open catalog");
     db.query_row("SELECT sealed_meta FROM items WHERE id = ?1", [id], |r| {
@@ -68,6 +81,8 @@ fn markings_change_with_authority_and_everything_follows_at_once() {
     let mail = ids[0].split_whitespace().next().expect("id").to_owned();
     assert_eq!(visible(&env, "bob").len(), 4);
     assert_eq!(hits(&env, "bob", "KINGFISHER"), 1);
+    let linked = neighbours(&env, "bob");
+    assert!(linked > 0);
     let notes = visible(&env, "alice")
         .into_iter()
         .find(|i| i["title"] == "notes.txt")
@@ -212,6 +227,7 @@ fn markings_change_with_authority_and_everything_follows_at_once() {
     assert!(out.contains("approved by orig"), "{out}");
     assert_eq!(visible(&env, "bob").len(), 4);
     assert_eq!(hits(&env, "bob", "KINGFISHER"), 1);
+    assert_eq!(neighbours(&env, "bob"), linked);
     assert!(
         env.ok(&["--as", "orig", "reclassify", "ls"])
             .contains("no re-marking requests")
