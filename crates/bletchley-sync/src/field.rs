@@ -68,6 +68,8 @@ pub struct SyncReport {
     pub received: usize,
     /// Items removed.
     pub removed: usize,
+    /// Items re-marked as the hub re-marked them.
+    pub remarked: usize,
     /// The hub's log position held here.
     pub position: u64,
     /// Content bytes received.
@@ -571,6 +573,15 @@ impl Run<'_> {
                     if self.p.remove_replica(&self.hub, id)? {
                         self.report.removed += 1;
                         (self.on_event)(&format!("removed {id}"));
+                    }
+                    true
+                }
+                OpKind::ItemRemarked { .. } => {
+                    if let Some(meta) = o.kind.remarked()?
+                        && self.p.remark_replica(&self.hub, meta)?
+                    {
+                        self.report.remarked += 1;
+                        (self.on_event)(&format!("re-marked {} {}", meta.id, meta.marking));
                     }
                     true
                 }

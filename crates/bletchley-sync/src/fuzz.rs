@@ -82,6 +82,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     meta: None,
                 },
                 OpKind::ItemRemoved { id: "i1".into() },
+                OpKind::ItemRemarked {
+                    id: "i1".into(),
+                    meta: None,
+                },
                 OpKind::EraseOrdered,
             ];
             let mut prev = genesis();

@@ -31,15 +31,31 @@ pub enum OpKind {
         /// The item.
         id: String,
     },
+    /// The item the site holds was re-marked: re-mark its copy (and what was derived from
+    /// it) as the metadata says. A site that may no longer hold it gets a removal instead.
+    ItemRemarked {
+        /// The item.
+        id: String,
+        /// The item's metadata as the sender holds it when the batch is sent (its new
+        /// marking); absent in the stored log, and in a batch once the item is gone. Not
+        /// covered by the chain's hash: the batch's signature or the link authenticates it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meta: Option<Box<ItemMeta>>,
+    },
     /// The hub orders the site to destroy its keys.
     EraseOrdered,
 }
 
 impl OpKind {
-    /// The operation as the log keeps and hashes it: an addition without its metadata.
+    /// The operation as the log keeps and hashes it: an addition or re-marking without its
+    /// metadata.
     pub fn reference(&self) -> OpKind {
         match self {
             OpKind::ItemAdded { id, .. } => OpKind::ItemAdded {
+                id: id.clone(),
+                meta: None,
+            },
+            OpKind::ItemRemarked { id, .. } => OpKind::ItemRemarked {
                 id: id.clone(),
                 meta: None,
             },
@@ -47,11 +63,32 @@ impl OpKind {
         }
     }
 
-    /// The item an addition or removal is about.
+    /// The item an addition, removal or re-marking is about.
     pub fn item(&self) -> Option<&str> {
         match self {
-            OpKind::ItemAdded { id, .. } | OpKind::ItemRemoved { id } => Some(id),
+            OpKind::ItemAdded { id, .. }
+            | OpKind::ItemRemoved { id }
+            | OpKind::ItemRemarked { id, .. } => Some(id),
             OpKind::EraseOrdered => None,
+        }
+    }
+
+    /// A re-marking's metadata, checked to be about the item it names.
+    pub fn remarked(&self) -> Result<Option<&ItemMeta>> {
+        match self {
+            OpKind::ItemRemarked {
+                id,
+                meta: Some(meta),
+            } => {
+                if meta.id != *id {
+                    return Err(Error::Malformed(format!(
+                        "the re-marking of {id} carries the metadata of {}",
+                        meta.id
+                    )));
+                }
+                Ok(Some(meta))
+            }
+            _ => Ok(None),
         }
     }
 

@@ -41,6 +41,10 @@ pub(crate) struct Outbound {
     pub erase_ordered: bool,
     /// The operation that carries it.
     pub erase_seq: Option<u64>,
+    /// How many re-markings of each item the peer was told of (re-marked items only), so
+    /// that the log sends each re-marking once.
+    #[serde(default)]
+    pub remarked: BTreeMap<String, u32>,
 }
 
 /// What this node has applied from a peer.
@@ -764,9 +768,14 @@ pub(crate) fn extend_log(
             kinds.push(OpKind::ItemRemoved { id: id.clone() });
         }
     }
-    for id in allowed.keys() {
+    for (id, meta) in &allowed {
         if !rec.out.present.contains(id) {
             kinds.push(OpKind::ItemAdded {
+                id: id.clone(),
+                meta: None,
+            });
+        } else if meta.remarked > rec.out.remarked.get(id).copied().unwrap_or(0) {
+            kinds.push(OpKind::ItemRemarked {
                 id: id.clone(),
                 meta: None,
             });
@@ -781,11 +790,18 @@ pub(crate) fn extend_log(
         let op = Op::new(seq, &rec.out.head, kind)?;
         p.put_site_record(&log_key(&name, seq), &op)?;
         match &op.kind {
-            OpKind::ItemAdded { id, .. } => {
+            // An addition carries the metadata as it is when sent: re-markings until then
+            // travel with it.
+            OpKind::ItemAdded { id, .. } | OpKind::ItemRemarked { id, .. } => {
                 rec.out.present.insert(id.clone());
+                match allowed.get(id).map(|m| m.remarked) {
+                    Some(n) if n > 0 => rec.out.remarked.insert(id.clone(), n),
+                    _ => rec.out.remarked.remove(id),
+                };
             }
             OpKind::ItemRemoved { id } => {
                 rec.out.present.remove(id);
+                rec.out.remarked.remove(id);
             }
             OpKind::EraseOrdered => rec.out.erase_seq = Some(seq),
         }
@@ -807,7 +823,7 @@ pub(crate) fn outgoing_op(
     let mut op: Op = p
         .site_record(&log_key(site, seq))?
         .ok_or_else(|| Error::Invalid(format!("operation {seq} for {site} is missing")))?;
-    if let OpKind::ItemAdded { id, meta } = &mut op.kind {
+    if let OpKind::ItemAdded { id, meta } | OpKind::ItemRemarked { id, meta } = &mut op.kind {
         *meta = allowed.get(id.as_str()).cloned().map(Box::new);
     }
     Ok(op)
@@ -1056,6 +1072,9 @@ pub struct ImportReport {
     pub added: usize,
     /// Items removed (crypto-shredded).
     pub removed: usize,
+    /// Items re-marked as the sender re-marked them.
+    #[serde(default)]
+    pub remarked: usize,
     /// Items a field site sent that were not stored: derived from an item this hub no longer
     /// holds.
     pub dropped: usize,
@@ -1401,6 +1420,17 @@ fn apply_ops(
             OpKind::ItemRemoved { id } => {
                 if p.remove_replica(&name, id)? {
                     report.removed += 1;
+                }
+            }
+            // Likewise a field site does not re-mark the hub's copies; a re-marking without
+            // metadata is of an item gone at the sender.
+            OpKind::ItemRemarked { .. } if rec.identity.role == SiteRole::Field => {}
+            OpKind::ItemRemarked { meta: None, .. } => {}
+            OpKind::ItemRemarked { .. } => {
+                if let Some(meta) = o.kind.remarked()?
+                    && p.remark_replica(&name, meta)?
+                {
+                    report.remarked += 1;
                 }
             }
             OpKind::EraseOrdered => erase = true,

@@ -208,11 +208,12 @@ pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode>
             } else {
                 if r.applied > 0 || r.acknowledged.is_none() {
                     println!(
-                        "imported from {}: {} operations, {} items added, {} removed{}; now at operation {}",
+                        "imported from {}: {} operations, {} items added, {} removed, {} re-marked{}; now at operation {}",
                         r.from,
                         r.applied,
                         r.added,
                         r.removed,
+                        r.remarked,
                         if r.dropped > 0 {
                             format!(
                                 ", {} not stored (derived from items no longer held here)",
@@ -281,9 +282,10 @@ pub fn sync(
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "synced: {} items received, {} removed, {} bytes, at operation {}, {} connections, {} items sent up in {} bytes{}",
+            "synced: {} items received, {} removed, {} re-marked, {} bytes, at operation {}, {} connections, {} items sent up in {} bytes{}",
             report.received,
             report.removed,
+            report.remarked,
             report.bytes,
             report.position,
             report.connections,

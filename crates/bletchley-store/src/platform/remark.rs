@@ -355,6 +355,70 @@ impl Platform {
         requested_by: &str,
         approved_by: Option<&str>,
     ) -> Result<RemarkReport> {
+        let reason = match approved_by {
+            Some(a) => format!("asked for by {requested_by}, approved by {a} (originator)"),
+            None => format!("an upgrade by {requested_by} of the owning agency"),
+        };
+        let tree = self.remark_tree(
+            row,
+            &meta.marking,
+            new,
+            approved_by.unwrap_or(requested_by),
+            "item.reclassify",
+            format!("authority: {}", authority.trim()),
+            reason,
+        )?;
+        let banner = new.render();
+        Ok(RemarkReport {
+            item: row.id.clone(),
+            from: meta.marking.clone(),
+            to: banner,
+            items: tree,
+            requested_by: requested_by.to_owned(),
+            approved_by: approved_by.map(str::to_owned),
+        })
+    }
+
+    /// Re-marks a copy held here as the site it came from re-marked it (with what was
+    /// derived from it here). Returns whether anything changed: a copy already so marked,
+    /// or not here, is left alone. A system path for replication, audited as `sync.remark`.
+    pub fn remark_replica(&mut self, origin: &str, meta: &ItemMeta) -> Result<bool> {
+        let Some(row) = self.catalog.item(&meta.id)? else {
+            return Ok(false);
+        };
+        let new = Marking::parse(&meta.marking)
+            .map_err(|e| Error::Invalid(format!("item {}: marking: {e}", meta.id)))?;
+        let (held, old) = self.open_meta(&row)?;
+        let home = self.home();
+        if old.explicit(home) == new.explicit(home) {
+            return Ok(false);
+        }
+        self.remark_tree(
+            &row,
+            &held.marking,
+            &new,
+            &format!("site:{origin}"),
+            "sync.remark",
+            format!("from site {origin}"),
+            format!("re-marked at site {origin}"),
+        )?;
+        Ok(true)
+    }
+
+    /// Re-marks `row` and everything derived from it (depth first, the item first): one
+    /// audit entry per item, then one catalog transaction with the new sealed metadata,
+    /// each item's count of re-markings and the search index's list. Returns the ids.
+    #[allow(clippy::too_many_arguments)]
+    fn remark_tree(
+        &mut self,
+        row: &ItemRow,
+        from: &str,
+        new: &Marking,
+        actor: &str,
+        action: &str,
+        cited: String,
+        reason: String,
+    ) -> Result<Vec<String>> {
         let mut tree = vec![row.clone()];
         let mut i = 0;
         while i < tree.len() {
@@ -364,9 +428,8 @@ impl Platform {
             i += 1;
         }
         let banner = new.render();
-        let change = format!("{} -> {banner}", meta.marking);
+        let change = format!("{from} -> {banner}");
         let now = now_ms();
-        let actor = approved_by.unwrap_or(requested_by);
         let mut rows = Vec::with_capacity(tree.len());
         let mut counts = Vec::with_capacity(tree.len());
         let mut entries = Vec::with_capacity(tree.len());
@@ -376,26 +439,18 @@ impl Platform {
             sealed.meta.marking = banner.clone();
             sealed.meta.remarked += 1;
             counts.push((count_key(&r.id), sealed.meta.remarked.to_string()));
-            let mut targets = vec![
-                r.id.clone(),
-                change.clone(),
-                format!("authority: {}", authority.trim()),
-            ];
+            let mut targets = vec![r.id.clone(), change.clone(), cited.clone()];
             if r.id != row.id {
                 targets.push(format!("derived from {}", row.id));
             }
-            let reason = match approved_by {
-                Some(a) => format!("asked for by {requested_by}, approved by {a} (originator)"),
-                None => format!("an upgrade by {requested_by} of the owning agency"),
-            };
             entries.push(Entry {
                 time_ms: now,
                 principal: actor.to_owned(),
-                action: "item.reclassify".into(),
+                action: action.to_owned(),
                 targets,
                 justification: None,
                 outcome: Outcome::Allowed,
-                reason: Some(reason),
+                reason: Some(reason.clone()),
                 about: Some(bletchley_audit::About {
                     collection: sealed.meta.collection.clone(),
                     marking: banner.clone(),
@@ -417,13 +472,6 @@ impl Platform {
             .collect();
         keys.push((STALE, stale));
         self.catalog.remark_items(&rows, &keys)?;
-        Ok(RemarkReport {
-            item: row.id.clone(),
-            from: meta.marking.clone(),
-            to: banner,
-            items: tree.into_iter().map(|r| r.id).collect(),
-            requested_by: requested_by.to_owned(),
-            approved_by: approved_by.map(str::to_owned),
-        })
+        Ok(tree.into_iter().map(|r| r.id).collect())
     }
 }

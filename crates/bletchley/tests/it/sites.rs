@@ -1658,3 +1658,110 @@ fn a_compromised_field_site_cannot_forge_a_writer_or_plant_an_agency_at_the_hub(
     assert!(!s.hub.ok(&["agency", "ls"]).contains("gru"));
     assert!(!s.hub.run(&["--as", "carol", "get", &id]).status.success());
 }
+
+fn marking_at(env: &Env, id: &str) -> String {
+    let v: Value = serde_json::from_str(&env.ok(&["--as", "officer", "ls", "--json"])).expect("ls");
+    v.as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["id"] == id)
+        .and_then(|i| i["marking"].as_str())
+        .unwrap_or_else(|| panic!("{id} is not held"))
+        .to_owned()
+}
+
+#[test]
+fn a_remarked_item_is_remarked_where_it_may_still_be_held_and_removed_where_not() {
+    let s = setup();
+    // alpha meets the hub by bundles, bravo over the network.
+    import(&s.alpha, &export(&s.hub, "alpha", "r1.bundle"));
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let port = hub.port();
+    sync_ok(&s.bravo, port);
+    let shared = s.ids[1].clone();
+    assert!(held(&s.alpha).contains(&shared) && held(&s.bravo).contains(&shared));
+
+    // Narrowed to UK eyes (an upgrade, carol's to make): alpha's copy is re-marked, bravo
+    // (with US staff) may no longer hold it and loses it.
+    s.hub.ok(&[
+        "--as",
+        "carol",
+        "reclassify",
+        &shared,
+        "--marking",
+        "SECRET//UK EYES ONLY",
+        "--authority",
+        "source protection review",
+    ]);
+    let out = import(&s.alpha, &export(&s.hub, "alpha", "r2.bundle"));
+    assert!(out.contains("0 removed, 1 re-marked"), "{out}");
+    assert_eq!(marking_at(&s.alpha, &shared), "SECRET//UK EYES ONLY");
+    let out = sync_ok(&s.bravo, port);
+    assert!(out.contains("1 removed"), "{out}");
+    assert!(!held(&s.bravo).contains(&shared));
+    assert!(s.alpha.ok(&["audit", "show"]).contains("sync.remark"));
+
+    // Widened again, with an originator's approval: bravo receives it again, alpha's copy
+    // follows.
+    s.hub.ok(&[
+        "principal",
+        "add",
+        "orig",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "TOP SECRET",
+        "--nationality",
+        "GBR",
+        "--roles",
+        "originator",
+    ]);
+    let req: Value = serde_json::from_str(&s.hub.ok(&[
+        "--as",
+        "carol",
+        "reclassify",
+        &shared,
+        "--marking",
+        "SECRET//REL TO GBR, USA",
+        "--authority",
+        "liaison agreement 12",
+        "--json",
+    ]))
+    .expect("request");
+    let request = req["id"].as_str().expect("request id").to_owned();
+    s.hub
+        .ok(&["--as", "orig", "reclassify", "approve", &request]);
+    let out = import(&s.alpha, &export(&s.hub, "alpha", "r3.bundle"));
+    assert!(out.contains("1 re-marked"), "{out}");
+    assert_eq!(marking_at(&s.alpha, &shared), "SECRET//REL TO GBR, USA");
+    let out = sync_ok(&s.bravo, port);
+    assert!(out.contains("1 items received"), "{out}");
+    assert_eq!(marking_at(&s.bravo, &shared), "SECRET//REL TO GBR, USA");
+    // Raised above alpha's ceiling: bravo's copy is re-marked over the network, alpha's goes.
+    s.hub.ok(&[
+        "--as",
+        "carol",
+        "reclassify",
+        &shared,
+        "--marking",
+        "TOP SECRET//REL TO GBR, USA",
+        "--authority",
+        "aggregation review",
+    ]);
+    let out = sync_ok(&s.bravo, port);
+    assert!(out.contains("0 removed, 1 re-marked"), "{out}");
+    assert_eq!(marking_at(&s.bravo, &shared), "TOP SECRET//REL TO GBR, USA");
+    let out = import(&s.alpha, &export(&s.hub, "alpha", "r3b.bundle"));
+    assert!(out.contains("1 removed"), "{out}");
+    assert!(!held(&s.alpha).contains(&shared));
+    // Told once: the next bundle for alpha carries nothing more.
+    import(&s.hub, &export(&s.alpha, "hub", "r3-ack.bundle"));
+    let nothing = s.hub.ok(&[
+        "bundle",
+        "export",
+        "--site",
+        "alpha",
+        s.hub.root.join("r4.bundle").to_str().expect("p"),
+    ]);
+    assert!(nothing.contains("nothing to send"), "{nothing}");
+}
