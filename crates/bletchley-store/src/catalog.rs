@@ -206,10 +206,10 @@ pub trait Catalog {
     /// Items derived directly from the item whose lineage tag is `lineage`.
     fn derived_from(&self, lineage: &[u8]) -> Result<Vec<ItemRow>>;
     /// Replaces the sealed metadata of existing items (a re-marking) and sets guarded
-    /// `meta` keys, in one transaction that moves the items generation, so that every
-    /// derived store (the search index) reconciles. Refuses, changing nothing, if an
-    /// item is missing.
-    fn remark_items(&self, items: &[(String, Vec<u8>)], meta: &[(&str, String)]) -> Result<()>;
+    /// `meta` keys (what the search index must take again or leave out), in one
+    /// transaction that moves the items generation, so that every derived store (the
+    /// search index) reconciles. Refuses, changing nothing, if an item is missing.
+    fn rewrite_items(&self, items: &[(String, Vec<u8>)], meta: &[(&str, String)]) -> Result<()>;
     /// Deletes an item and, if no other item uses its content, the content
     /// row; returns the content row that became unreferenced. Deleted bytes
     /// must not stay readable in the database files.
@@ -800,7 +800,7 @@ impl Catalog for SqliteCatalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn remark_items(&self, items: &[(String, Vec<u8>)], meta: &[(&str, String)]) -> Result<()> {
+    fn rewrite_items(&self, items: &[(String, Vec<u8>)], meta: &[(&str, String)]) -> Result<()> {
         self.guarded(&["items", "meta"], |tx| {
             for (id, sealed) in items {
                 let n = tx

@@ -18,6 +18,7 @@ mod principals;
 mod read;
 mod remark;
 mod retention;
+mod retention_review;
 mod reviews;
 mod shred;
 mod sites;
@@ -33,6 +34,7 @@ pub use brake::{BrakeSetting, Stopped};
 pub use jobs::JobOutcome;
 pub use read::ItemRead;
 pub use retention::{Destroyed, Retained, RetentionSchedules, ScheduleScope};
+pub use retention_review::{Awaiting, ReviewDecision};
 pub use sites::{HeldBack, SiteScope};
 
 pub use feed::Fed;

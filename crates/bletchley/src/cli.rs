@@ -1008,6 +1008,52 @@ pub enum RetentionCmd {
     /// Retention schedules: how long items are kept after ingest.
     #[command(subcommand)]
     Schedule(ScheduleCmd),
+    /// The review queue before destruction, for collections that require one.
+    #[command(subcommand)]
+    Review(RetentionReviewCmd),
+}
+
+/// `retention review` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum RetentionReviewCmd {
+    /// Require (or with --off stop requiring) a review before a collection's items are
+    /// destroyed (the operator).
+    Require {
+        /// The collection, `agency/name`.
+        #[arg(long)]
+        collection: String,
+        /// Stop requiring it.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Items past their date waiting for review: `--as ADMIN` for that admin's agency, or
+    /// every agency (the operator). Audited.
+    Ls {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the destruction of waiting items now (prints the destruction certificate).
+    Approve {
+        /// The items.
+        #[arg(required = true)]
+        items: Vec<String>,
+        /// Also write the certificate (JSON) to this file.
+        #[arg(long)]
+        certificate: Option<PathBuf>,
+    },
+    /// Keep waiting items until a later date.
+    Keep {
+        /// The items.
+        #[arg(required = true)]
+        items: Vec<String>,
+        /// Until when, YYYY-MM-DD (UTC) or RFC 3339.
+        #[arg(long)]
+        until: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `retention schedule` subcommands.

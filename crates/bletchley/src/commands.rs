@@ -603,6 +603,56 @@ fn review(cli: &Cli, c: &ReviewCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints a retention run's destruction certificate (and writes it to `file`).
+fn print_certificate(
+    r: &bletchley_store::platform::Retained,
+    file: Option<&std::path::Path>,
+    json: bool,
+) -> Result<()> {
+    if let Some(f) = file {
+        std::fs::write(f, serde_json::to_vec_pretty(r)?)
+            .with_context(|| format!("writing {}", f.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    println!(
+        "shredded {} expired items ({} destroyed with what was derived from them)",
+        r.shredded,
+        r.destroyed.len()
+    );
+    for d in &r.destroyed {
+        println!(
+            "  {}\t{}\tingested {}\t{}",
+            d.id,
+            d.collection,
+            fmt_time(d.created_ms),
+            d.under
+        );
+    }
+    if r.held > 0 {
+        println!(
+            "kept {} expired items: their collections are under legal hold",
+            r.held
+        );
+    }
+    if r.awaiting_review > 0 {
+        println!(
+            "{} expired items wait for an admin's review before destruction (retention review ls)",
+            r.awaiting_review
+        );
+    }
+    if !r.destroyed.is_empty() {
+        println!(
+            "the certificate is in the audit log (retention.certificate){}",
+            file.map(|f| format!(" and in {}", f.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 fn retention(cli: &Cli, c: &RetentionCmd) -> Result<ExitCode> {
     use bletchley_store::platform::ScheduleScope;
     let scope =
@@ -617,43 +667,63 @@ fn retention(cli: &Cli, c: &RetentionCmd) -> Result<ExitCode> {
     match c {
         RetentionCmd::Enforce { certificate, json } => {
             let r = p.enforce_retention()?;
-            if let Some(f) = certificate {
-                std::fs::write(f, serde_json::to_vec_pretty(&r)?)
-                    .with_context(|| format!("writing {}", f.display()))?;
-            }
-            if *json {
-                println!("{}", serde_json::to_string(&r)?);
+            print_certificate(&r, certificate.as_deref(), *json)?;
+        }
+        RetentionCmd::Review(RetentionReviewCmd::Require { collection, off }) => {
+            p.require_retention_review(collection, !off)?;
+            if *off {
+                println!("{collection}: retention destroys its due items without review");
             } else {
                 println!(
-                    "shredded {} expired items ({} destroyed with what was derived from them)",
-                    r.shredded,
-                    r.destroyed.len()
+                    "{collection}: its items past their date wait for an admin's review (retention review ls) before they are destroyed"
                 );
-                for d in &r.destroyed {
+            }
+        }
+        RetentionCmd::Review(RetentionReviewCmd::Ls { json }) => {
+            let q = p.retention_queue(cli.as_principal.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string(&q)?);
+            } else if q.is_empty() {
+                println!("nothing is waiting for a retention review");
+            } else {
+                for a in &q {
                     println!(
-                        "  {}\t{}\tingested {}\t{}",
-                        d.id,
-                        d.collection,
-                        fmt_time(d.created_ms),
-                        d.under
-                    );
-                }
-                if r.held > 0 {
-                    println!(
-                        "kept {} expired items: their collections are under legal hold",
-                        r.held
-                    );
-                }
-                if !r.destroyed.is_empty() {
-                    println!(
-                        "the certificate is in the audit log (retention.certificate){}",
-                        certificate
-                            .as_ref()
-                            .map(|f| format!(" and in {}", f.display()))
-                            .unwrap_or_default()
+                        "{}\t{}\t{}\t{}\tingested {}\t{}{}",
+                        a.id,
+                        a.collection,
+                        a.marking,
+                        a.title,
+                        fmt_time(a.created_ms),
+                        a.under,
+                        if a.approved { "\tapproved" } else { "" }
                     );
                 }
             }
+        }
+        RetentionCmd::Review(RetentionReviewCmd::Approve { items, certificate }) => {
+            use bletchley_store::platform::ReviewDecision;
+            let r =
+                p.decide_retention(cli.as_principal.as_deref(), items, &ReviewDecision::Destroy)?;
+            print_certificate(&r, certificate.as_deref(), false)?;
+        }
+        RetentionCmd::Review(RetentionReviewCmd::Keep {
+            items,
+            until,
+            reason,
+        }) => {
+            use bletchley_store::platform::ReviewDecision;
+            let until_ms = parse_date(until, false)? * 1000;
+            p.decide_retention(
+                cli.as_principal.as_deref(),
+                items,
+                &ReviewDecision::KeepUntil(until_ms, reason.clone()),
+            )?;
+            println!(
+                "kept {} item{} until {}",
+                items.len(),
+                if items.len() == 1 { "" } else { "s" },
+                fmt_time(until_ms)
+            );
         }
         RetentionCmd::Schedule(ScheduleCmd::Set {
             collection,

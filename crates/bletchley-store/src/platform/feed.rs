@@ -100,7 +100,11 @@ impl Platform {
         known: &std::collections::HashSet<String>,
         stale: &[String],
     ) -> Result<(Vec<crate::item::IndexFeedItem>, Vec<String>)> {
-        let ids = self.catalog.item_ids()?;
+        // Items waiting for a retention review are past their date: the index leaves them out.
+        let withheld: std::collections::HashSet<String> =
+            self.index_withheld()?.into_iter().collect();
+        let mut ids = self.catalog.item_ids()?;
+        ids.retain(|i| !withheld.contains(i));
         let present: std::collections::HashSet<&String> = ids.iter().collect();
         let stale: std::collections::HashSet<&String> =
             stale.iter().filter(|s| known.contains(*s)).collect();

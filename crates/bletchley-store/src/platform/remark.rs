@@ -471,7 +471,7 @@ impl Platform {
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
         keys.push((STALE, stale));
-        self.catalog.remark_items(&rows, &keys)?;
+        self.catalog.rewrite_items(&rows, &keys)?;
         Ok(tree.into_iter().map(|r| r.id).collect())
     }
 }

@@ -13,7 +13,7 @@
 
 use super::*;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use crate::catalog::{Catalog as _, ItemRow};
 use bletchley_policy::{Classification, Marking};
@@ -31,6 +31,16 @@ pub struct RetentionSchedules {
     /// By classification (`OFFICIAL`, `SECRET`, `TOP SECRET`).
     #[serde(default)]
     pub classifications: BTreeMap<String, i64>,
+    /// Collections (by number) whose due items wait for an admin's review before they are
+    /// destroyed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub reviewed: BTreeSet<u32>,
+    /// Items a review approved for destruction (the next run destroys them).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub approved: BTreeSet<String>,
+    /// Items a review kept past their schedule, until when (Unix ms).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept: BTreeMap<String, i64>,
 }
 
 impl RetentionSchedules {
@@ -47,6 +57,18 @@ impl RetentionSchedules {
     pub fn due_ms(&self, created_ms: i64, collection: u32, class: Classification) -> Option<i64> {
         self.keep_s(collection, class)
             .map(|(k, _)| created_ms.saturating_add(k.saturating_mul(1000)))
+    }
+
+    /// When item `id` falls due under the schedules, after any review that kept it.
+    pub fn item_due_ms(
+        &self,
+        id: &str,
+        created_ms: i64,
+        collection: u32,
+        class: Classification,
+    ) -> Option<i64> {
+        let due = self.due_ms(created_ms, collection, class)?;
+        Some(self.kept.get(id).map_or(due, |k| due.max(*k)))
     }
 
     fn is_empty(&self) -> bool {
@@ -96,6 +118,8 @@ pub struct Retained {
     pub shredded: usize,
     /// Items past their date kept because their collection is under legal hold.
     pub held: usize,
+    /// Items past their date waiting for an admin's review (`retention review`).
+    pub awaiting_review: usize,
     /// Every item destroyed, and why.
     pub destroyed: Vec<Destroyed>,
 }
@@ -197,7 +221,12 @@ impl Platform {
                 None => "no schedule".into(),
             }),
         )?;
-        let json = serde_json::to_string(&s).map_err(|e| Error::Layout(e.to_string()))?;
+        self.put_retention_schedules(&s)
+    }
+
+    /// Writes the schedules (and review decisions) to the guarded `meta` table.
+    pub(super) fn put_retention_schedules(&mut self, s: &RetentionSchedules) -> Result<()> {
+        let json = serde_json::to_string(s).map_err(|e| Error::Layout(e.to_string()))?;
         self.catalog.set_meta(SCHEDULES, &json)?;
         self.retention_watch = RetentionWatch::default();
         Ok(())
@@ -214,13 +243,18 @@ impl Platform {
     ) -> bool {
         expired(meta, now)
             || schedules
-                .due_ms(meta.created_ms, collection, marking.classification())
+                .item_due_ms(
+                    &meta.id,
+                    meta.created_ms,
+                    collection,
+                    marking.classification(),
+                )
                 .is_some_and(|d| d <= now)
     }
 
     /// The items due now, with why, each confirmed by its sealed metadata (the
     /// catalog's clear columns only choose the candidates).
-    fn due_items(&mut self, now: i64) -> Result<Vec<(ItemRow, &'static str)>> {
+    pub(super) fn due_items(&mut self, now: i64) -> Result<Vec<(ItemRow, &'static str)>> {
         let mut out: Vec<(ItemRow, &'static str)> = self
             .catalog
             .expired_items(now)?
@@ -254,7 +288,7 @@ impl Platform {
                 Err(e) => return Err(e),
             };
             let class = marking.classification();
-            match schedules.due_ms(meta.created_ms, row.collection_id, class) {
+            match schedules.item_due_ms(&meta.id, meta.created_ms, row.collection_id, class) {
                 Some(d) if d <= now => {
                     let why = match schedules.keep_s(row.collection_id, class) {
                         Some((_, true)) => "collection schedule",
@@ -287,12 +321,22 @@ impl Platform {
             .shredded)
     }
 
-    fn shred_expired(&mut self, actor: Actor) -> Result<Retained> {
+    pub(super) fn shred_expired(&mut self, actor: Actor) -> Result<Retained> {
         let now = now_ms();
-        let due = self.due_items(now)?;
+        let schedules = self.retention_schedules()?;
+        let mut due = self.due_items(now)?;
+        // A reviewed collection's items wait until a review approves their destruction.
+        let (mut awaiting, ready): (Vec<_>, Vec<_>) = due.into_iter().partition(|(r, _)| {
+            schedules.reviewed.contains(&r.collection_id) && !schedules.approved.contains(&r.id)
+        });
+        due = ready;
+        let awaiting_review = awaiting.len();
+        // What waits is unreadable already; the index and the link graph leave it out too.
+        self.set_withheld(awaiting.drain(..).map(|(r, _)| r.id).collect())?;
         let mut out = Retained {
             time_ms: now,
             by: actor.name(),
+            awaiting_review,
             ..Retained::default()
         };
         if due.is_empty() {
@@ -333,6 +377,16 @@ impl Platform {
                         id: row.id,
                     });
                 }
+            }
+        }
+        // Approvals are spent once their items are gone.
+        if !schedules.approved.is_empty() {
+            let mut s = self.retention_schedules()?;
+            let before = s.approved.len();
+            let gone: HashSet<&str> = out.destroyed.iter().map(|d| d.id.as_str()).collect();
+            s.approved.retain(|id| !gone.contains(id.as_str()));
+            if s.approved.len() != before {
+                self.put_retention_schedules(&s)?;
             }
         }
         for chunk in out.destroyed.chunks(CERTIFICATE_CHUNK) {

@@ -154,3 +154,156 @@ fn scheduled_items_vanish_on_the_day_and_are_destroyed_with_a_certificate() {
     env.ok(&["retention", "schedule", "rm", "--collection", "mi5/other"]);
     assert!(listed(&env).is_empty());
 }
+
+fn hits(env: &Env, q: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "search", q, "--json"])).expect("json");
+    v["total"].as_u64().expect("total")
+}
+
+#[test]
+fn a_reviewed_collection_destroys_nothing_until_an_admin_decides() {
+    let env = Env::new();
+    env.basic();
+    let files: Vec<_> = ["first", "second", "third"]
+        .iter()
+        .map(|n| {
+            env.file(
+                &format!("{n}.txt"),
+                format!("{n} report on the harbour").as_bytes(),
+            )
+        })
+        .collect();
+    let refs: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &refs);
+    assert_eq!(hits(&env, "harbour"), 3);
+    env.ok(&["retention", "review", "require", "--collection", "mi5/ct"]);
+    env.ok(&[
+        "retention",
+        "schedule",
+        "set",
+        "--collection",
+        "mi5/ct",
+        "--keep",
+        "2s",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+
+    // Past their date: unreadable and unsearchable at once, but nothing is destroyed.
+    assert!(listed(&env).is_empty());
+    assert_eq!(hits(&env, "harbour"), 0);
+    let out = env.ok(&["retention", "enforce"]);
+    assert!(
+        out.contains("shredded 0") && out.contains("3 expired items wait"),
+        "{out}"
+    );
+    let queue: serde_json::Value =
+        serde_json::from_str(&env.ok(&["retention", "review", "ls", "--json"])).expect("json");
+    assert_eq!(queue.as_array().expect("queue").len(), 3);
+
+    // Only an admin of the agency reviews.
+    assert!(
+        env.fails(&["--as", "alice", "retention", "review", "ls"])
+            .contains("admin")
+    );
+    let mine = env.ok(&["--as", "boss", "retention", "review", "ls"]);
+    assert!(
+        mine.contains("first.txt") && mine.contains("collection schedule"),
+        "{mine}"
+    );
+    // Unknown items change nothing.
+    assert!(
+        env.fails(&[
+            "--as",
+            "boss",
+            "retention",
+            "review",
+            "approve",
+            &ids[0],
+            "nope"
+        ])
+        .contains("not waiting for review")
+    );
+
+    // Approved: destroyed now, and the certificate names exactly it.
+    let cert = env.root.join("cert.json");
+    let out = env.ok(&[
+        "--as",
+        "boss",
+        "retention",
+        "review",
+        "approve",
+        &ids[0],
+        "--certificate",
+        cert.to_str().expect("utf-8"),
+    ]);
+    assert!(out.contains("shredded 1"), "{out}");
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cert).expect("certificate")).expect("json");
+    let destroyed: Vec<&str> = c["destroyed"]
+        .as_array()
+        .expect("destroyed")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(destroyed, vec![ids[0].as_str()]);
+
+    // Kept: readable and searchable again until the new date, with the reason audited.
+    assert!(
+        env.fails(&[
+            "--as",
+            "boss",
+            "retention",
+            "review",
+            "keep",
+            &ids[1],
+            "--until",
+            "2099-01-01",
+            "--reason",
+            " "
+        ])
+        .contains("why")
+    );
+    env.ok(&[
+        "--as",
+        "boss",
+        "retention",
+        "review",
+        "keep",
+        &ids[1],
+        "--until",
+        "2099-01-01",
+        "--reason",
+        "an appeal is pending",
+    ]);
+    assert_eq!(listed(&env), BTreeSet::from([ids[1].clone()]));
+    assert_eq!(hits(&env, "harbour"), 1);
+    // The third still waits.
+    let queue: serde_json::Value =
+        serde_json::from_str(&env.ok(&["retention", "review", "ls", "--json"])).expect("json");
+    let waiting: Vec<&str> = queue
+        .as_array()
+        .expect("queue")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(waiting, vec![ids[2].as_str()]);
+
+    let lines = audit_lines(&env);
+    assert!(lines.iter().any(|l| {
+        l["action"] == "retention.review-keep"
+            && l["principal"] == "boss"
+            && l["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("an appeal is pending"))
+    }));
+    assert!(
+        lines.iter().any(|l| l["action"] == "retention.certificate"
+            && l["targets"] == serde_json::json!([ids[0]]))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["action"] == "retention.review-list" && l["outcome"] == "refused")
+    );
+}
