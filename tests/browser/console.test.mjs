@@ -454,3 +454,35 @@ test('the oversight page: the overseer compiles the report with its charts and p
     await a.context.close();
   }
 });
+
+test('re-marking in the console: alice asks for a downgrade and the MI5 originator approves it on the Admin page', async () => {
+  const a = await session();
+  const m = await session();
+  try {
+    await login(a.page, 'alice');
+    await login(m.page, 'mi5-admin');
+    const found = await search(a.page, 'open-source reporting');
+    const hit = found.titles.find((t) => t.title === 'ct-press-summary.txt');
+    assert.ok(hit, `the press summary is found: ${JSON.stringify(found.titles)}`);
+    await a.page.goto(`${URL}${hit.href}`);
+    assert.ok((await banners(a.page)).every((b) => b === 'OFFICIAL-SENSITIVE'));
+    await a.page.click('#remark summary');
+    await a.page.fill('#remark-form input[name=marking]', 'OFFICIAL');
+    await a.page.fill('#remark-form input[name=authority]', 'browser test: sensitivity review');
+    await Promise.all([a.page.waitForNavigation(), a.page.click('#remark-form button')]);
+    const request = await a.page.getAttribute('#remark-result', 'data-request');
+    assert.ok(request, 'a downgrade waits for an originator');
+    await m.page.goto(`${URL}/admin`);
+    assert.match(await m.page.textContent(`#q-${request}`), /OFFICIAL-SENSITIVE → OFFICIAL/);
+    await shot(m.page, 'admin-remark-request');
+    await Promise.all([m.page.waitForNavigation(), m.page.click(`#q-${request} form.approve button`)]);
+    assert.equal(await m.page.$(`#q-${request}`), null, 'the request is gone once approved');
+    await a.page.goto(`${URL}${hit.href}`);
+    assert.ok((await banners(a.page)).every((b) => b === 'OFFICIAL'), 'the item is OFFICIAL now');
+    assert.deepEqual(a.errors, [], 'no script errors in the console');
+    assert.deepEqual(m.errors, [], 'no script errors in the console');
+  } finally {
+    await a.context.close();
+    await m.context.close();
+  }
+});

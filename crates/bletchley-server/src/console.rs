@@ -39,6 +39,22 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/cases/{id}/approve", post(approve_step))
         .route("/audit", get(audit))
         .route("/admin", get(crate::console_admin::admin_page))
+        .route(
+            "/items/{id}/reclassify",
+            post(crate::remarking::console_reclassify),
+        )
+        .route(
+            "/admin/reclassify/{request}/approve",
+            post(crate::remarking::console_approve),
+        )
+        .route(
+            "/admin/reclassify/{request}/reject",
+            post(crate::remarking::console_reject),
+        )
+        .route(
+            "/admin/retention/{id}/{decision}",
+            post(crate::remarking::console_decide),
+        )
         .route("/oversight", get(crate::console_oversight::oversight_page))
         .route(
             "/oversight/report.pdf",
@@ -436,11 +452,20 @@ async fn item(
         "</ul><form method=\"post\" action=\"/items/{}/notes\" id=\"add-note\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"justification\" value=\"{}\">\
 <textarea name=\"text\" required maxlength=\"{}\" placeholder=\"A note for everyone who may read this item, here and at the sites that hold it\"></textarea>\
-<button type=\"submit\">Add note</button></form><h2>Entities</h2><ul id=\"entities\">",
+<button type=\"submit\">Add note</button></form>\
+<details id=\"remark\"><summary>Re-mark</summary><form method=\"post\" action=\"/items/{}/reclassify\" id=\"remark-form\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<input type=\"text\" name=\"marking\" required maxlength=\"256\" value=\"{}\" aria-label=\"new marking\">\
+<input type=\"text\" name=\"authority\" required maxlength=\"1000\" placeholder=\"authority for the change\" aria-label=\"authority\">\
+<button type=\"submit\">Re-mark</button></form><p class=\"meta\">A higher marking is applied at once, with what was derived from this item; a lower one or a wider releasability waits for an originator of the owning agency.</p></details>\
+<h2>Entities</h2><ul id=\"entities\">",
         url(&meta.id),
         esc(&w.csrf),
         esc(q.justification.as_deref().unwrap_or("")),
-        bletchley_store::MAX_ANNOTATION
+        bletchley_store::MAX_ANNOTATION,
+        url(&meta.id),
+        esc(&w.csrf),
+        esc(&meta.marking),
     ));
     for t in &terms {
         body.push_str(&format!(

@@ -27,24 +27,94 @@ fn standing_text(s: &Standing, now: i64) -> String {
     }
 }
 
+/// What the Admin page shows a principal: each section only to those it is for.
+struct AdminView {
+    /// Its principals and their reviews (admins).
+    agency: Option<admin::AgencyAdmin>,
+    /// Re-marking requests of the agency (admins and originators).
+    requests: Option<Vec<bletchley_store::platform::RemarkRequest>>,
+    /// Whether the viewer may approve them.
+    originator: bool,
+    /// The retention review queue (admins).
+    queue: Option<Vec<bletchley_store::platform::Awaiting>>,
+}
+
+async fn admin_view(s: &Shared, who: String) -> Result<AdminView, crate::error::ApiError> {
+    use bletchley_policy::Role;
+    s.worker
+        .run(move |st| {
+            let me = st.platform.acting(&who)?;
+            let is_admin = me.has_role(Role::Admin);
+            let originator = me.has_role(Role::Originator);
+            if !is_admin && !originator {
+                return Err(bletchley_store::Error::RoleRequired {
+                    principal: who.clone(),
+                    role: "admin or originator",
+                    act: "use the Admin page",
+                }
+                .into());
+            }
+            let agency = if is_admin {
+                Some(admin::AgencyAdmin {
+                    principals: st.platform.agency_principals(&who)?,
+                    reviews: st.platform.reviews(&who)?,
+                })
+            } else {
+                None
+            };
+            let queue = if is_admin {
+                Some(st.platform.retention_queue(Some(&who))?)
+            } else {
+                None
+            };
+            Ok(AdminView {
+                agency,
+                requests: Some(st.platform.remark_requests(Some(&who))?),
+                originator,
+                queue,
+            })
+        })
+        .await
+}
+
 /// `GET /admin`.
 pub(crate) async fn admin_page(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let w = match who(&s, &headers) {
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let view = match admin::agency_admin(&s, w.name.clone()).await {
+    let view = match admin_view(&s, w.name.clone()).await {
         Ok(v) => v,
         Err(e) => return api_error_page(e, Some(&w.viewer())),
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let csrf = esc(&w.csrf);
-    let mut body = String::from(
-        "<h1>Administration</h1><h2>Principals</h2><table id=\"principals\"><tr><th>Name</th><th>Clearance</th><th>Codewords</th><th>Roles</th><th>Standing</th><th>Change</th></tr>",
+    let mut body = String::from("<h1>Administration</h1>");
+    if let Some(agency) = &view.agency {
+        principals_section(&mut body, agency, &w.name, &csrf, now);
+    }
+    if let Some(requests) = &view.requests {
+        requests_section(&mut body, requests, view.originator, &w.name, &csrf);
+    }
+    if let Some(queue) = &view.queue {
+        queue_section(&mut body, queue, &csrf);
+    }
+    Html(page("Administration", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+}
+
+fn principals_section(
+    body: &mut String,
+    view: &admin::AgencyAdmin,
+    me: &str,
+    csrf: &str,
+    now: i64,
+) {
+    body.push_str(
+        "<h2>Principals</h2><table id=\"principals\"><tr><th>Name</th><th>Clearance</th><th>Codewords</th><th>Roles</th><th>Standing</th><th>Change</th></tr>",
     );
     for p in &view.principals {
         let name = esc(&p.name);
-        let change = if p.name == w.name {
+        let change = if p.name == me {
             "—".to_owned()
         } else {
             format!(
@@ -71,7 +141,7 @@ pub(crate) async fn admin_page(State(s): State<Arc<Shared>>, headers: HeaderMap)
         body.push_str("<table id=\"reviews\"><tr><th>Name</th><th>Holds</th><th>Last confirmed</th><th>Due</th><th></th></tr>");
         for r in &view.reviews {
             let name = esc(&r.principal);
-            let confirm = if r.principal == w.name {
+            let confirm = if r.principal == me {
                 "another admin confirms you".to_owned()
             } else {
                 format!(
@@ -92,7 +162,77 @@ pub(crate) async fn admin_page(State(s): State<Arc<Shared>>, headers: HeaderMap)
         }
         body.push_str("</table>");
     }
-    Html(page("Administration", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
+}
+
+fn requests_section(
+    body: &mut String,
+    requests: &[bletchley_store::platform::RemarkRequest],
+    originator: bool,
+    me: &str,
+    csrf: &str,
+) {
+    body.push_str("<h2>Re-marking requests</h2>");
+    if requests.is_empty() {
+        body.push_str(
+            "<p id=\"no-remarks\">No downgrade or widening of your agency's items is waiting.</p>",
+        );
+        return;
+    }
+    body.push_str("<table id=\"remarks\"><tr><th>Request</th><th>Item</th><th>Change</th><th>Asked by</th><th>Authority</th><th></th></tr>");
+    for r in requests {
+        let id = esc(&r.id);
+        let reject = format!(
+            "<form method=\"post\" action=\"/admin/reclassify/{id}/reject\" class=\"inline\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"text\" name=\"reason\" placeholder=\"why\" maxlength=\"1000\" aria-label=\"reason\">\
+<button type=\"submit\">Reject</button></form>"
+        );
+        let decide = if originator && r.by != me {
+            format!(
+                "<form method=\"post\" action=\"/admin/reclassify/{id}/approve\" class=\"inline approve\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Approve</button></form>{reject}"
+            )
+        } else if r.by == me {
+            format!("an originator approves{reject}")
+        } else {
+            "an originator approves".to_owned()
+        };
+        body.push_str(&format!(
+            "<tr id=\"q-{id}\"><td>{id}</td><td><a href=\"/items/{}\">{}</a></td><td>{} → {}</td><td>{}</td><td>{}</td><td>{decide}</td></tr>",
+            crate::html::url(&r.item),
+            esc(&r.item),
+            esc(&r.from),
+            esc(&r.to),
+            esc(&r.by),
+            esc(&r.authority),
+        ));
+    }
+    body.push_str("</table>");
+}
+
+fn queue_section(body: &mut String, queue: &[bletchley_store::platform::Awaiting], csrf: &str) {
+    body.push_str("<h2>Retention review</h2>");
+    if queue.is_empty() {
+        body.push_str("<p id=\"no-retention\">Nothing of your agency's is waiting for a retention review.</p>");
+        return;
+    }
+    body.push_str("<table id=\"retention\"><tr><th>Item</th><th>Collection</th><th>Marking</th><th>Ingested</th><th>Due under</th><th></th></tr>");
+    for a in queue {
+        let id = esc(&a.id);
+        body.push_str(&format!(
+            "<tr id=\"t-{id}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>\
+<form method=\"post\" action=\"/admin/retention/{id}/destroy\" class=\"inline destroy\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Destroy</button></form>\
+<form method=\"post\" action=\"/admin/retention/{id}/keep\" class=\"inline keep\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"date\" name=\"until\" required aria-label=\"keep until\"><input type=\"text\" name=\"reason\" required placeholder=\"why\" maxlength=\"1000\" aria-label=\"reason\">\
+<button type=\"submit\">Keep</button></form></td></tr>",
+            esc(&a.title),
+            esc(&a.collection),
+            esc(&a.marking),
+            esc(&time_text(a.created_ms / 1000)),
+            esc(&a.under),
+        ));
+    }
+    body.push_str("</table>");
 }
 
 #[derive(Deserialize)]

@@ -19,6 +19,7 @@ pub mod lookup;
 mod map;
 mod openapi;
 mod oversight;
+mod remarking;
 pub mod tls;
 mod witness;
 mod worker;
@@ -120,6 +121,18 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/principals", get(admin::principals))
         .route("/admin/principals/{name}/standing", post(admin::standing))
         .route("/admin/principals/{name}/review", post(admin::review))
+        .route("/items/{id}/reclassify", post(remarking::api_reclassify))
+        .route("/reclassify", get(remarking::api_requests))
+        .route(
+            "/reclassify/{request}/approve",
+            post(remarking::api_approve),
+        )
+        .route("/reclassify/{request}/reject", post(remarking::api_reject))
+        .route("/admin/retention", get(remarking::api_retention_queue))
+        .route(
+            "/admin/retention/{id}",
+            post(remarking::api_decide_retention),
+        )
         .route("/oversight/report", get(oversight::report_json))
         .route("/oversight/report.pdf", get(oversight::report_pdf))
         .route("/openapi.json", get(api::openapi))

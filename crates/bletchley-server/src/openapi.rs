@@ -267,6 +267,42 @@ fn admin_paths() -> Value {
                             "reason": text(1000),
                             "until": text(40) } }),
                 "changed") },
+        "/api/items/{id}/reclassify": {
+            "post": write_op(
+                "Re-mark an item (a principal of its owning agency who sees it now and would at the new marking; not an item derived from another): an upgrade is applied at once with what was derived from it; a downgrade or widening becomes a request for an originator; audited",
+                Some("id"),
+                json!({ "type": "object", "additionalProperties": false, "required": ["marking", "authority"],
+                        "properties": {
+                            "marking": { "type": "string", "minLength": 1, "maxLength": crate::extract::MAX_PARAM },
+                            "authority": { "type": "string", "minLength": 1, "maxLength": 1000 } } }),
+                "applied (the report) or pending (the request)") },
+        "/api/reclassify": {
+            "get": read_op("Re-marking requests of the caller's agency waiting for an originator", vec![]) },
+        "/api/reclassify/{request}/approve": {
+            "post": write_op(
+                "Approve a waiting downgrade or widening (an originator of the owning agency, not the one who asked); audited with both principals",
+                Some("request"),
+                json!({ "type": "object" }),
+                "the re-marking done") },
+        "/api/reclassify/{request}/reject": {
+            "post": write_op(
+                "Reject a waiting request (an originator of the owning agency, or its author); audited",
+                Some("request"),
+                json!({ "type": "object", "additionalProperties": false,
+                        "properties": { "reason": text(1000) } }),
+                "rejected") },
+        "/api/admin/retention": {
+            "get": read_op("Items of the caller's agency past their date in collections that require a review before destruction (admins; audited)", vec![]) },
+        "/api/admin/retention/{id}": {
+            "post": write_op(
+                "Destroy a waiting item now (the destruction certificate is returned and audited) or keep it until a later date with a reason (admins of its agency)",
+                Some("id"),
+                json!({ "type": "object", "additionalProperties": false, "required": ["decision"],
+                        "properties": {
+                            "decision": { "type": "string", "enum": ["destroy", "keep"] },
+                            "until": text(40),
+                            "reason": text(1000) } }),
+                "the retention run's certificate") },
         "/api/admin/principals/{name}/review": {
             "post": write_op(
                 "Confirm a principal's access in its agency's periodic review (an admin of its agency other than itself); audited",

@@ -101,8 +101,8 @@ const PEOPLE: &[Who] = &[
         clearance: Classification::TopSecret,
         compartments: &["STRAP1"],
         nationality: "GBR",
-        roles: &[Role::Admin, Role::Analyst],
-        note: "MI5 administrator: may shred MI5 items",
+        roles: &[Role::Admin, Role::Analyst, Role::Originator],
+        note: "MI5 administrator: may shred MI5 items; approves their downgrades (originator)",
     },
     Who {
         name: "olivia",
