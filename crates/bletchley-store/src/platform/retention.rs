@@ -129,8 +129,11 @@ pub struct Retained {
 pub(crate) struct RetentionWatch {
     /// The schedules the bound was computed for.
     seen: Option<RetentionSchedules>,
-    /// No item is due under them before this (Unix ms).
+    /// No item is due under them before this (Unix ms), but for those in `due`.
     next_ms: i64,
+    /// Items found due at the last scan that are still here (held, or waiting for a
+    /// review), with why: found again without a scan until `next_ms`.
+    due: Vec<(String, &'static str)>,
 }
 
 impl Platform {
@@ -266,9 +269,22 @@ impl Platform {
             self.retention_watch = RetentionWatch {
                 seen: Some(schedules.clone()),
                 next_ms: i64::MIN,
+                due: Vec::new(),
             };
         }
-        if schedules.is_empty() || now < self.retention_watch.next_ms {
+        if schedules.is_empty() {
+            return Ok(out);
+        }
+        if now < self.retention_watch.next_ms {
+            // Nothing new can be due yet; what was due and is still here still is.
+            let known: HashSet<String> = out.iter().map(|(r, _)| r.id.clone()).collect();
+            for (id, why) in self.retention_watch.due.clone() {
+                if !known.contains(&id)
+                    && let Some(row) = self.catalog.item(&id)?
+                {
+                    out.push((row, why));
+                }
+            }
             return Ok(out);
         }
         let min_keep = schedules.min_keep_ms().unwrap_or(i64::MAX);
@@ -301,6 +317,11 @@ impl Platform {
             }
         }
         self.retention_watch.next_ms = next;
+        self.retention_watch.due = out
+            .iter()
+            .filter(|(r, _)| !known.contains(&r.id))
+            .map(|(r, why)| (r.id.clone(), *why))
+            .collect();
         Ok(out)
     }
 

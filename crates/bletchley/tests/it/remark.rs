@@ -291,3 +291,114 @@ fn markings_change_with_authority_and_everything_follows_at_once() {
             .any(|l| l["action"] == "item.reclassify-reject" && l["principal"] == "orig")
     );
 }
+
+#[test]
+fn the_api_takes_requests_approvals_and_retention_decisions_behind_csrf() {
+    use crate::server::{Server, set_password};
+    use reqwest::StatusCode;
+
+    let env = Env::new();
+    env.basic();
+    remark_people(&env);
+    let f = env.file("a.txt", b"a report on the harbour");
+    let id = env.ingest("alice", "mi5/ct", "SECRET", &[&f])[0]
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned();
+    for who in ["alice", "orig", "boss"] {
+        set_password(&env, who);
+    }
+    let s = Server::start(&env);
+    let alice = s.client();
+    let csrf = s.login(&alice, "alice");
+    let post = |c: &reqwest::blocking::Client, csrf: Option<&str>, path: &str, body: Value| {
+        let mut r = c.post(format!("{}{path}", s.url)).json(&body);
+        if let Some(t) = csrf {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send().expect("post")
+    };
+    let ask = serde_json::json!({ "marking": "OFFICIAL", "authority": "review 9" });
+    let path = format!("/api/items/{id}/reclassify");
+    // No CSRF token: refused, nothing asked.
+    assert_eq!(
+        post(&alice, None, &path, ask.clone()).status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = post(&alice, Some(&csrf), &path, ask);
+    assert_eq!(r.status(), StatusCode::OK);
+    let req: Value = r.json().expect("json");
+    assert_eq!(req["state"], "pending");
+    let request = req["id"].as_str().expect("request").to_owned();
+    let orig = s.client();
+    let ocsrf = s.login(&orig, "orig");
+    let listed: Value = orig
+        .get(format!("{}/api/reclassify", s.url))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    assert_eq!(listed[0]["id"], request.as_str());
+    // The requester cannot approve its own request.
+    let r = post(
+        &alice,
+        Some(&csrf),
+        &format!("/api/reclassify/{request}/approve"),
+        serde_json::json!({}),
+    );
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = post(
+        &orig,
+        Some(&ocsrf),
+        &format!("/api/reclassify/{request}/approve"),
+        serde_json::json!({}),
+    );
+    assert_eq!(r.status(), StatusCode::OK);
+    let done: Value = r.json().expect("json");
+    assert_eq!(done["to"], "OFFICIAL");
+    assert_eq!(done["approved_by"], "orig");
+
+    // The retention queue: admins only; a kept item comes back.
+    drop(s);
+    env.ok(&["retention", "review", "require", "--collection", "mi5/ct"]);
+    env.ok(&[
+        "retention",
+        "schedule",
+        "set",
+        "--collection",
+        "mi5/ct",
+        "--keep",
+        "1s",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let s = Server::start(&env);
+    let boss = s.client();
+    let bcsrf = s.login(&boss, "boss");
+    let alice = s.client();
+    s.login(&alice, "alice");
+    let r = alice
+        .get(format!("{}/api/admin/retention", s.url))
+        .send()
+        .expect("queue");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let queue: Value = boss
+        .get(format!("{}/api/admin/retention", s.url))
+        .send()
+        .expect("queue")
+        .json()
+        .expect("json");
+    assert_eq!(queue[0]["id"], id.as_str(), "{queue}");
+    let mut r = boss
+        .post(format!("{}/api/admin/retention/{id}", s.url))
+        .json(
+            &serde_json::json!({ "decision": "keep", "until": "2099-01-01", "reason": "appeal" }),
+        );
+    r = r.header("x-csrf-token", &bcsrf);
+    assert_eq!(r.send().expect("keep").status(), StatusCode::OK);
+    let item = alice
+        .get(format!("{}/api/items/{id}", s.url))
+        .send()
+        .expect("item");
+    assert_eq!(item.status(), StatusCode::OK);
+}
