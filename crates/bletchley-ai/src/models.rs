@@ -258,16 +258,16 @@ fn install(dir: &Path, k: &Known, python: &str, say: &mut dyn FnMut(&str)) -> Re
             .collect::<Vec<_>>()
             .join(" ")
     ));
+    // pip draws its own download bar where someone watches; logs get the lines above.
+    let shown = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ["--progress-bar", "on"]
+    } else {
+        ["--quiet", "--progress-bar=off"]
+    };
     let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--require-hashes",
-            "-r",
-        ])
+        .args(["-m", "pip", "download"])
+        .args(shown)
+        .args(["--no-deps", "--require-hashes", "-r"])
         .arg(&requirements)
         .arg("-d")
         .arg(&downloads)

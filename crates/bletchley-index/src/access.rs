@@ -30,6 +30,16 @@ pub fn open_synced(p: &mut Platform) -> Result<SearchIndex> {
 /// reconciled (by any process: the generation is kept in the index's
 /// commit), it costs one catalog lookup instead of reading every id.
 pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
+    sync_reporting(p, index, &mut |_, _| {})
+}
+
+/// [`sync`], telling `progress` how many of the items to read back have been read and how
+/// many there are (a rebuild reads every item), for a progress bar.
+pub fn sync_reporting(
+    p: &mut Platform,
+    index: &mut SearchIndex,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
     // What is past its retention date goes before anyone reads the index.
     p.shred_due()?;
     // Read before the ids: a change made while they are read moves the
@@ -50,7 +60,7 @@ pub fn sync(p: &mut Platform, index: &mut SearchIndex) -> Result<()> {
         // Re-marked items are taken again with their new marking; the list is cleared
         // only once the index holds them.
         let stale = p.index_stale()?;
-        let (added, removed) = p.index_feed(&known, &stale)?;
+        let (added, removed) = p.index_feed_reporting(&known, &stale, progress)?;
         match index.apply_synced(&added, &removed, generation) {
             Err(crate::Error::Behind) if attempts < 3 => attempts += 1,
             Ok(()) => {

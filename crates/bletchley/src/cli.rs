@@ -217,6 +217,9 @@ pub enum Command {
     /// days; a principal whose review is overdue lapses until one does.
     #[command(subcommand)]
     Review(ReviewCmd),
+    /// The search index (derived from the catalog, sealed, rebuilt when lost).
+    #[command(subcommand)]
+    Index(IndexCmd),
     /// The overseer's view: the oversight report compiled from the audit log.
     #[command(subcommand)]
     Oversight(OversightCmd),
@@ -1255,6 +1258,19 @@ pub enum ReclassifyCmd {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `index` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum IndexCmd {
+    /// Bring the search index up to date with the catalog now (every search does so
+    /// first), showing progress; with --rebuild, throw it away and build it again from
+    /// every item (with no server or other command running).
+    Sync {
+        /// Rebuild from nothing.
+        #[arg(long)]
+        rebuild: bool,
     },
 }
 

@@ -181,6 +181,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Witness(c) => crate::witness::witness(c),
         Command::Review(c) => review(&cli, c),
         Command::Oversight(c) => oversight(&cli, c),
+        Command::Index(IndexCmd::Sync { rebuild }) => index_sync(&cli, *rebuild),
         Command::Detect(c) => {
             let who = principal(&cli)?;
             crate::detect::detect(&mut open(&cli)?, &who, c)
@@ -423,6 +424,32 @@ fn residency(cli: &Cli, c: &ResidencyCmd) -> Result<ExitCode> {
     let allowed = bletchley_store::residency::parse_allow(allow)?;
     p.set_residency(scope, &allowed)?;
     println!("residency set: {allow}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn index_sync(cli: &Cli, rebuild: bool) -> Result<ExitCode> {
+    let mut p = open(cli)?;
+    let dir = p.root().join("index");
+    if rebuild && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        eprintln!(
+            "index: removed {}; building it again from every item",
+            dir.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut index =
+        bletchley_index::SearchIndex::open(&dir, p.derived_key("search-index"), p.home())?;
+    let bar = crate::progress::Progress::new("index", "items read back");
+    bletchley_index::access::sync_reporting(&mut p, &mut index, &mut |done, total| {
+        bar.set(done as u64, total as u64)
+    })?;
+    bar.finish();
+    println!(
+        "index: {} items, up to date with the catalog ({:.1} s)",
+        index.known_ids()?.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,6 +13,7 @@ mod demo_cyber;
 mod detect;
 mod hunt;
 mod playbook;
+mod progress;
 mod sites;
 mod speech;
 mod unlock;

@@ -100,6 +100,17 @@ impl Platform {
         known: &std::collections::HashSet<String>,
         stale: &[String],
     ) -> Result<(Vec<crate::item::IndexFeedItem>, Vec<String>)> {
+        self.index_feed_reporting(known, stale, &mut |_, _| {})
+    }
+
+    /// [`Self::index_feed`], telling `progress` how many of the items to read back have
+    /// been (after each batch) and how many there are, for a progress bar.
+    pub fn index_feed_reporting(
+        &mut self,
+        known: &std::collections::HashSet<String>,
+        stale: &[String],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(Vec<crate::item::IndexFeedItem>, Vec<String>)> {
         // Items waiting for a retention review are past their date: the index leaves them out.
         let withheld: std::collections::HashSet<String> =
             self.index_withheld()?.into_iter().collect();
@@ -126,7 +137,10 @@ impl Platform {
             .iter()
             .filter(|i| !known.contains(*i) || stale.contains(i))
             .collect();
+        let mut done = 0;
+        progress(done, wanted.len());
         for batch in wanted.chunks(FEED_BATCH) {
+            done += batch.len();
             let mut rows = Vec::with_capacity(batch.len());
             for id in batch {
                 let Some(row) = self.catalog.item(id)? else {
@@ -173,6 +187,7 @@ impl Platform {
                     content,
                 });
             }
+            progress(done, wanted.len());
         }
         if !added.is_empty() || !removed.is_empty() {
             let mut targets: Vec<String> = added.iter().map(|a| a.meta.id.clone()).collect();

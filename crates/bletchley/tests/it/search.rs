@@ -608,3 +608,27 @@ fn an_ingest_is_indexed_as_it_is_stored() {
     assert_eq!(found["total"], 6, "{found}");
     assert_eq!(indexer_entries(&env).len(), 2);
 }
+
+/// `index sync --rebuild` throws the index away and builds it again from every item: the
+/// same searches find the same items afterwards.
+#[test]
+fn the_index_is_rebuilt_from_the_catalog_on_demand() {
+    let env = Env::new();
+    env.basic();
+    let a = env.file("a.txt", b"the harbour at dawn");
+    let b = env.file("b.txt", b"the harbour at dusk");
+    env.ingest("alice", "mi5/ct", "SECRET", &[&a, &b]);
+    let total = || -> Value {
+        let v: Value =
+            serde_json::from_str(&env.ok(&["--as", "alice", "search", "harbour", "--json"]))
+                .expect("json");
+        v["total"].clone()
+    };
+    let before = total();
+    let out = env.ok(&["index", "sync"]);
+    assert!(out.contains("index: 2 items, up to date"), "{out}");
+    let out = env.ok(&["index", "sync", "--rebuild"]);
+    assert!(out.contains("index: 2 items, up to date"), "{out}");
+    assert_eq!(total(), before);
+    assert_eq!(before, 2);
+}
