@@ -40,7 +40,7 @@ pub use sites::{HeldBack, SiteScope};
 pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
-pub use principals::PrincipalChange;
+pub use principals::{PrincipalChange, StandingTold};
 pub use remark::{RemarkReport, RemarkRequest, Remarked};
 pub use reviews::{ReviewSchedule, ReviewStatus};
 

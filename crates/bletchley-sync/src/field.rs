@@ -70,6 +70,8 @@ pub struct SyncReport {
     pub removed: usize,
     /// Items re-marked as the hub re-marked them.
     pub remarked: usize,
+    /// Principals here whose standing changed as the hub changed theirs.
+    pub principals: usize,
     /// The hub's log position held here.
     pub position: u64,
     /// Content bytes received.
@@ -582,6 +584,20 @@ impl Run<'_> {
                     {
                         self.report.remarked += 1;
                         (self.on_event)(&format!("re-marked {} {}", meta.id, meta.marking));
+                    }
+                    true
+                }
+                OpKind::PrincipalStanding {
+                    name,
+                    agency,
+                    standing,
+                } => {
+                    if self
+                        .p
+                        .apply_told_standing(&self.hub, name, agency, *standing)?
+                    {
+                        self.report.principals += 1;
+                        (self.on_event)(&format!("principal {name} of {agency}: {standing:?}"));
                     }
                     true
                 }

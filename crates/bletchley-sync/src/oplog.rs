@@ -42,6 +42,16 @@ pub enum OpKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         meta: Option<Box<ItemMeta>>,
     },
+    /// The hub changed the standing of one of its principals (disabled, suspended,
+    /// enabled): a principal of the same name and agency at the site takes it.
+    PrincipalStanding {
+        /// The principal.
+        name: String,
+        /// Its agency.
+        agency: String,
+        /// The new standing.
+        standing: bletchley_policy::Standing,
+    },
     /// The hub orders the site to destroy its keys.
     EraseOrdered,
 }
@@ -69,7 +79,7 @@ impl OpKind {
             OpKind::ItemAdded { id, .. }
             | OpKind::ItemRemoved { id }
             | OpKind::ItemRemarked { id, .. } => Some(id),
-            OpKind::EraseOrdered => None,
+            OpKind::PrincipalStanding { .. } | OpKind::EraseOrdered => None,
         }
     }
 

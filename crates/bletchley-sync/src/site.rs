@@ -45,6 +45,9 @@ pub(crate) struct Outbound {
     /// that the log sends each re-marking once.
     #[serde(default)]
     pub remarked: BTreeMap<String, u32>,
+    /// The last change of a principal's standing the peer (a field site) was told of.
+    #[serde(default)]
+    pub standing_told: u64,
 }
 
 /// What this node has applied from a peer.
@@ -781,6 +784,21 @@ pub(crate) fn extend_log(
             });
         }
     }
+    // A field site is told of every change of standing of the hub's principals.
+    let mut told = rec.out.standing_told;
+    if rec.identity.role == SiteRole::Field {
+        for c in p.standing_changes()? {
+            if c.n > told {
+                told = c.n;
+                kinds.push(OpKind::PrincipalStanding {
+                    name: c.name,
+                    agency: c.agency,
+                    standing: c.standing,
+                });
+            }
+        }
+    }
+    rec.out.standing_told = told;
     if rec.out.erase_ordered && rec.out.erase_seq.is_none() {
         kinds.push(OpKind::EraseOrdered);
     }
@@ -803,6 +821,7 @@ pub(crate) fn extend_log(
                 rec.out.present.remove(id);
                 rec.out.remarked.remove(id);
             }
+            OpKind::PrincipalStanding { .. } => {}
             OpKind::EraseOrdered => rec.out.erase_seq = Some(seq),
         }
         rec.out.head = op.hash;
@@ -1075,6 +1094,9 @@ pub struct ImportReport {
     /// Items re-marked as the sender re-marked them.
     #[serde(default)]
     pub remarked: usize,
+    /// Principals here whose standing changed as the hub changed theirs.
+    #[serde(default)]
+    pub principals: usize,
     /// Items a field site sent that were not stored: derived from an item this hub no longer
     /// holds.
     pub dropped: usize,
@@ -1431,6 +1453,17 @@ fn apply_ops(
                     && p.remark_replica(&name, meta)?
                 {
                     report.remarked += 1;
+                }
+            }
+            // Only the hub tells of its principals.
+            OpKind::PrincipalStanding { .. } if rec.identity.role == SiteRole::Field => {}
+            OpKind::PrincipalStanding {
+                name: who,
+                agency,
+                standing,
+            } => {
+                if p.apply_told_standing(&name, who, agency, *standing)? {
+                    report.principals += 1;
                 }
             }
             OpKind::EraseOrdered => erase = true,

@@ -208,12 +208,13 @@ pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode>
             } else {
                 if r.applied > 0 || r.acknowledged.is_none() {
                     println!(
-                        "imported from {}: {} operations, {} items added, {} removed, {} re-marked{}; now at operation {}",
+                        "imported from {}: {} operations, {} items added, {} removed, {} re-marked, {} principals' standing changed{}; now at operation {}",
                         r.from,
                         r.applied,
                         r.added,
                         r.removed,
                         r.remarked,
+                        r.principals,
                         if r.dropped > 0 {
                             format!(
                                 ", {} not stored (derived from items no longer held here)",
@@ -282,10 +283,11 @@ pub fn sync(
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "synced: {} items received, {} removed, {} re-marked, {} bytes, at operation {}, {} connections, {} items sent up in {} bytes{}",
+            "synced: {} items received, {} removed, {} re-marked, {} principals' standing changed, {} bytes, at operation {}, {} connections, {} items sent up in {} bytes{}",
             report.received,
             report.removed,
             report.remarked,
+            report.principals,
             report.bytes,
             report.position,
             report.connections,

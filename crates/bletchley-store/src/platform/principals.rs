@@ -3,6 +3,8 @@
 use super::*;
 use bletchley_policy::{Classification, Role, Standing};
 
+use crate::catalog::SealedRow;
+
 /// What `update_principal` changes; `None` keeps the current value.
 #[derive(Clone, Debug, Default)]
 pub struct PrincipalChange {
@@ -14,6 +16,22 @@ pub struct PrincipalChange {
     pub roles: Option<BTreeSet<Role>>,
     /// The agency it moves to.
     pub agency: Option<String>,
+}
+
+/// The guarded `meta` key of the changes of standing field sites are told of.
+const STANDING_TOLD: &str = "principal.standing-told";
+
+/// A change of a principal's standing, numbered, as field sites are told of it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StandingTold {
+    /// Its number: 1, 2, …
+    pub n: u64,
+    /// The principal.
+    pub name: String,
+    /// Its agency.
+    pub agency: String,
+    /// The new standing.
+    pub standing: Standing,
 }
 
 impl Platform {
@@ -167,7 +185,7 @@ impl Platform {
                 kind: "principal",
                 name: name.into(),
             })?;
-        let mut p: Principal = self.open_row(SealedTable::Principals, &row)?;
+        let p: Principal = self.open_row(SealedTable::Principals, &row)?;
         let action = match standing {
             Standing::Active => "principal.enable",
             Standing::Disabled { .. } => "principal.disable",
@@ -185,11 +203,38 @@ impl Platform {
                 "say why (--reason): it is kept in the audit log; nothing changed".into(),
             ));
         }
+        let agency = p.agency.clone();
+        self.put_standing(actor, action, &row, p, standing, reason)?;
+        // Field sites are told at their next contact (a principal of the same name and
+        // agency there takes the same standing).
+        let mut told: Vec<StandingTold> = self.standing_changes()?;
+        told.push(StandingTold {
+            n: told.last().map_or(1, |t| t.n + 1),
+            name: name.to_owned(),
+            agency,
+            standing,
+        });
+        let json = serde_json::to_string(&told).map_err(|e| Error::Layout(e.to_string()))?;
+        self.catalog.set_meta(STANDING_TOLD, &json)
+    }
+
+    /// Audits, then stores, a principal's new standing; a disabled principal's tokens and
+    /// certificates are revoked.
+    fn put_standing(
+        &mut self,
+        actor: Actor,
+        action: &str,
+        row: &SealedRow,
+        mut p: Principal,
+        standing: Standing,
+        reason: &str,
+    ) -> Result<()> {
+        let name = p.name.clone();
         // Audit first: a change is never in force without its entry.
         self.record(
             actor,
             action,
-            vec![name.to_owned()],
+            vec![name.clone()],
             None,
             Outcome::Allowed,
             Some(match standing {
@@ -198,11 +243,56 @@ impl Platform {
             }),
         )?;
         p.standing = standing;
-        self.update_row(SealedTable::Principals, &row, &p)?;
+        self.update_row(SealedTable::Principals, row, &p)?;
         if matches!(standing, Standing::Disabled { .. }) {
-            self.revoke_all_credentials(name)?;
+            self.revoke_all_credentials(&name)?;
         }
         Ok(())
+    }
+
+    /// Every change of standing made here, in order: what field sites are told.
+    pub fn standing_changes(&self) -> Result<Vec<StandingTold>> {
+        match self.catalog.meta(STANDING_TOLD)? {
+            None => Ok(Vec::new()),
+            Some(s) if s.is_empty() => Ok(Vec::new()),
+            Some(s) => serde_json::from_str(&s)
+                .map_err(|e| Error::Layout(format!("guarded record {STANDING_TOLD}: {e}"))),
+        }
+    }
+
+    /// Applies a change of standing the hub `origin` made to its principal `name` of
+    /// `agency`: a principal of the same name and agency here takes it (audited as
+    /// `site:ORIGIN`). Returns whether anything changed; a principal not here, or of another
+    /// agency, is left alone.
+    pub fn apply_told_standing(
+        &mut self,
+        origin: &str,
+        name: &str,
+        agency: &str,
+        standing: Standing,
+    ) -> Result<bool> {
+        let tag = self.tag("principal", name);
+        let Some(row) = self.catalog.find_sealed(SealedTable::Principals, &tag)? else {
+            return Ok(false);
+        };
+        let p: Principal = self.open_row(SealedTable::Principals, &row)?;
+        if p.agency != agency || p.standing == standing {
+            return Ok(false);
+        }
+        let action = match standing {
+            Standing::Active => "principal.enable",
+            Standing::Disabled { .. } => "principal.disable",
+            Standing::Suspended { .. } => "principal.suspend",
+        };
+        self.put_standing(
+            Actor::Principal(format!("site:{origin}")),
+            action,
+            &row,
+            p,
+            standing,
+            &format!("as at site {origin}"),
+        )?;
+        Ok(true)
     }
 
     /// Changes what a principal holds: clearance, codewords, roles, agency.

@@ -1765,3 +1765,52 @@ fn a_remarked_item_is_remarked_where_it_may_still_be_held_and_removed_where_not(
     ]);
     assert!(nothing.contains("nothing to send"), "{nothing}");
 }
+
+#[test]
+fn field_sites_take_the_hubs_changes_of_standing_at_their_next_contact() {
+    let s = setup();
+    // The same person is registered at the hub and (as each site set up) at both sites.
+    s.hub.ok(&[
+        "principal",
+        "add",
+        "officer",
+        "--agency",
+        "mi5",
+        "--clearance",
+        "SECRET",
+        "--nationality",
+        "GBR",
+    ]);
+    import(&s.alpha, &export(&s.hub, "alpha", "p1.bundle"));
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let port = hub.port();
+    sync_ok(&s.bravo, port);
+    assert!(!held(&s.alpha).is_empty() && !held(&s.bravo).is_empty());
+
+    s.hub.ok(&[
+        "principal",
+        "disable",
+        "officer",
+        "--reason",
+        "left the service",
+    ]);
+    let out = import(&s.alpha, &export(&s.hub, "alpha", "p2.bundle"));
+    assert!(out.contains("1 principals' standing changed"), "{out}");
+    let e = s.alpha.fails(&["--as", "officer", "ls"]);
+    assert!(e.contains("disabled"), "{e}");
+    let out = sync_ok(&s.bravo, port);
+    assert!(out.contains("1 principals' standing changed"), "{out}");
+    assert!(
+        s.bravo
+            .fails(&["--as", "officer", "ls"])
+            .contains("disabled")
+    );
+    assert!(s.bravo.ok(&["audit", "show"]).contains("site:hub"));
+
+    // Enabled again at the hub: enabled again at the sites.
+    s.hub.ok(&["principal", "enable", "officer"]);
+    import(&s.alpha, &export(&s.hub, "alpha", "p3.bundle"));
+    assert!(!held(&s.alpha).is_empty());
+    sync_ok(&s.bravo, port);
+    assert!(!held(&s.bravo).is_empty());
+}
