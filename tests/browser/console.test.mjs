@@ -401,6 +401,12 @@ test('the admin page: an agency admin disables one of its principals, whose open
     );
     assert.ok(names.includes('alice') && names.includes('bob'), `MI5's principals: ${names}`);
     assert.ok(!names.includes('carol'), 'no other agency’s');
+    const collections = await m.page.$$eval('#collections tr[id^="c-"] td:first-child', (tds) =>
+      tds.map((td) => td.textContent),
+    );
+    assert.ok(collections.includes('mi5/counter-terrorism'), `MI5's collections: ${collections}`);
+    assert.ok(!collections.some((c) => !c.startsWith('mi5/')), 'only MI5’s collections');
+    assert.match(await m.page.textContent('#jobs-summary'), /done|queued|No jobs/);
     await shot(m.page, 'admin-mi5');
     const row = '#p-bob form.standing';
     await m.page.selectOption(`${row} select[name=state]`, 'disabled');

@@ -167,3 +167,18 @@ pub async fn review(
         serde_json::json!({ "principal": name, "confirmed": true }),
     ))
 }
+
+/// `GET /api/admin/overview`: the caller's agency's collections and jobs (admins).
+pub async fn overview(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<bletchley_store::platform::AgencyOverview>> {
+    let c = caller(&s, &headers).await?;
+    c.require(TokenScope::Read)?;
+    let who = c.principal;
+    Ok(Json(
+        s.worker
+            .run(move |st| Ok(st.platform.agency_overview(&who)?))
+            .await?,
+    ))
+}

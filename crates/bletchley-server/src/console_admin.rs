@@ -37,6 +37,8 @@ struct AdminView {
     originator: bool,
     /// The retention review queue (admins).
     queue: Option<Vec<bletchley_store::platform::Awaiting>>,
+    /// Its collections and jobs (admins).
+    overview: Option<bletchley_store::platform::AgencyOverview>,
 }
 
 async fn admin_view(s: &Shared, who: String) -> Result<AdminView, crate::error::ApiError> {
@@ -62,16 +64,20 @@ async fn admin_view(s: &Shared, who: String) -> Result<AdminView, crate::error::
             } else {
                 None
             };
-            let queue = if is_admin {
-                Some(st.platform.retention_queue(Some(&who))?)
+            let (queue, overview) = if is_admin {
+                (
+                    Some(st.platform.retention_queue(Some(&who))?),
+                    Some(st.platform.agency_overview(&who)?),
+                )
             } else {
-                None
+                (None, None)
             };
             Ok(AdminView {
                 agency,
                 requests: Some(st.platform.remark_requests(Some(&who))?),
                 originator,
                 queue,
+                overview,
             })
         })
         .await
@@ -98,6 +104,9 @@ pub(crate) async fn admin_page(State(s): State<Arc<Shared>>, headers: HeaderMap)
     }
     if let Some(queue) = &view.queue {
         queue_section(&mut body, queue, &csrf);
+    }
+    if let Some(o) = &view.overview {
+        overview_sections(&mut body, o);
     }
     Html(page("Administration", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
 }
@@ -292,5 +301,66 @@ pub(crate) async fn confirm_review(
     match admin::confirm_review(&s, w.name.clone(), name, f.note.unwrap_or_default()).await {
         Ok(()) => admin_page(State(s), headers).await,
         Err(e) => api_error_page(e, Some(&w.viewer())),
+    }
+}
+
+fn keep_text(keep_s: i64) -> String {
+    const DAY: i64 = 86_400;
+    if keep_s % (365 * DAY) == 0 {
+        format!("{} years", keep_s / (365 * DAY))
+    } else if keep_s % DAY == 0 {
+        format!("{} days", keep_s / DAY)
+    } else {
+        format!("{keep_s} s")
+    }
+}
+
+fn overview_sections(body: &mut String, o: &bletchley_store::platform::AgencyOverview) {
+    body.push_str(&format!(
+        "<h2>Collections</h2><table id=\"collections\"><tr><th>Collection</th><th>Items</th><th>Bulk</th><th>Legal hold</th><th>Retention</th><th>Review before destruction</th></tr>{}</table>\
+<p class=\"meta\">Joint operations and their shares are on the <a href=\"/operations\">Operations</a> page.</p>",
+        o.collections
+            .iter()
+            .map(|c| format!(
+                "<tr id=\"c-{}\"><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&c.name.replace('/', "-")),
+                esc(&c.name),
+                c.items,
+                if c.bulk { "bulk" } else { "" },
+                esc(c.hold.as_deref().unwrap_or("")),
+                c.keep_s.map(keep_text).unwrap_or_else(|| "by classification, if any".into()),
+                if c.review { "yes" } else { "no" },
+            ))
+            .collect::<String>()
+    ));
+    body.push_str("<h2>Jobs</h2><p id=\"jobs-summary\">");
+    if o.jobs.by_state.is_empty() {
+        body.push_str("No jobs for your agency's principals.");
+    } else {
+        body.push_str(
+            &o.jobs
+                .by_state
+                .iter()
+                .map(|(state, n)| format!("{n} {}", esc(state)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    body.push_str("</p>");
+    if !o.jobs.failed.is_empty() {
+        body.push_str("<table id=\"failed-jobs\"><tr><th>Job</th><th>Kind</th><th>Item</th><th>For</th><th>Attempts</th><th>Error</th></tr>");
+        for j in &o.jobs.failed {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
+                j.id,
+                esc(&j.kind),
+                esc(&j.item),
+                esc(&j.principal),
+                j.attempts,
+                j.max_attempts,
+                esc(j.error.as_deref().unwrap_or("")),
+            ));
+        }
+        body.push_str("</table>");
     }
 }

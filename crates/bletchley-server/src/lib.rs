@@ -119,6 +119,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/audit", get(api::audit))
         .route("/admin/principals", get(admin::principals))
+        .route("/admin/overview", get(admin::overview))
         .route("/admin/principals/{name}/standing", post(admin::standing))
         .route("/admin/principals/{name}/review", post(admin::review))
         .route("/items/{id}/reclassify", post(remarking::api_reclassify))

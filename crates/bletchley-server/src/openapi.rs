@@ -257,6 +257,8 @@ fn admin_paths() -> Value {
     json!({
         "/api/admin/principals": {
             "get": read_op("The principals of the caller's agency with their standing, and its access-review queue (admins only)", vec![]) },
+        "/api/admin/overview": {
+            "get": read_op("The caller's agency's collections (items, legal hold, retention, review before destruction) and its principals' jobs by state, with the recent failures (admins only; audited)", vec![]) },
         "/api/admin/principals/{name}/standing": {
             "post": write_op(
                 "Disable, suspend until a date, or enable a principal of the caller's agency other than the caller; audited; in force at its next request (disabling revokes its tokens and certificates)",

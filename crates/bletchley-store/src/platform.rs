@@ -13,6 +13,7 @@ mod items;
 mod jobs;
 mod locations;
 mod oversight;
+mod overview;
 mod packs;
 mod principals;
 mod read;
@@ -40,6 +41,7 @@ pub use sites::{HeldBack, SiteScope};
 pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
+pub use overview::{AgencyOverview, CollectionOverview, JobsOverview};
 pub use principals::{PrincipalChange, StandingTold};
 pub use remark::{RemarkReport, RemarkRequest, Remarked};
 pub use reviews::{ReviewSchedule, ReviewStatus};
