@@ -97,7 +97,7 @@ impl Platform {
                 failed.push(j);
             }
         }
-        failed.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+        failed.sort_by_key(|j| std::cmp::Reverse(j.updated_ms));
         failed.truncate(20);
         jobs.failed = failed;
         self.record(
