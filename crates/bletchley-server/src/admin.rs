@@ -10,12 +10,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use bletchley_policy::{Principal, Standing};
-use bletchley_store::TokenScope;
 use bletchley_store::platform::ReviewStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::Shared;
-use crate::api::{ApiResult, caller, csrf_header};
+use crate::api::{ApiResult, reader, writer};
 use crate::error::ApiError;
 use crate::extract::{J, MAX_PARAM};
 
@@ -131,9 +130,8 @@ pub async fn principals(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<AgencyAdmin>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    Ok(Json(agency_admin(&s, c.principal).await?))
+    let who = reader(&s, &headers).await?;
+    Ok(Json(agency_admin(&s, who).await?))
 }
 
 /// `POST /api/admin/principals/{name}/standing`.
@@ -143,10 +141,8 @@ pub async fn standing(
     Path(name): Path<String>,
     J(body): J<StandingChange>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    change_standing(&s, c.principal, name.clone(), body).await?;
+    let who = writer(&s, &headers).await?;
+    change_standing(&s, who, name.clone(), body).await?;
     Ok(Json(
         serde_json::json!({ "principal": name, "changed": true }),
     ))
@@ -159,10 +155,8 @@ pub async fn review(
     Path(name): Path<String>,
     J(body): J<Confirm>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    confirm_review(&s, c.principal, name.clone(), body.note.unwrap_or_default()).await?;
+    let who = writer(&s, &headers).await?;
+    confirm_review(&s, who, name.clone(), body.note.unwrap_or_default()).await?;
     Ok(Json(
         serde_json::json!({ "principal": name, "confirmed": true }),
     ))
@@ -173,9 +167,7 @@ pub async fn overview(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<bletchley_store::platform::AgencyOverview>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let who = c.principal;
+    let who = reader(&s, &headers).await?;
     Ok(Json(
         s.worker
             .run(move |st| Ok(st.platform.agency_overview(&who)?))

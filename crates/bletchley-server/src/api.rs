@@ -34,6 +34,22 @@ pub(crate) fn csrf_header(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
 }
 
+/// The principal behind a read: authenticated, with a token's read scope.
+pub(crate) async fn reader(s: &Shared, headers: &HeaderMap) -> ApiResult<String> {
+    let c = caller(s, headers).await?;
+    c.require(TokenScope::Read)?;
+    Ok(c.principal)
+}
+
+/// The principal behind a change: authenticated, with a token's write scope, or a
+/// session's CSRF token.
+pub(crate) async fn writer(s: &Shared, headers: &HeaderMap) -> ApiResult<String> {
+    let c = caller(s, headers).await?;
+    c.require(TokenScope::Write)?;
+    c.check_csrf(csrf_header(headers))?;
+    Ok(c.principal)
+}
+
 /// `POST /api/login` body.
 #[derive(Deserialize)]
 pub struct Login {
@@ -295,9 +311,8 @@ pub async fn search(
     headers: HeaderMap,
     Q(q): Q<SearchQuery>,
 ) -> ApiResult<Json<bletchley_index::SearchResults>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    Ok(Json(run_search(&s, c.principal, q).await?))
+    let who = reader(&s, &headers).await?;
+    Ok(Json(run_search(&s, who, q).await?))
 }
 
 /// `GET /api/suggest` query.
@@ -316,9 +331,7 @@ pub async fn suggest(
     headers: HeaderMap,
     Q(q): Q<SuggestQuery>,
 ) -> ApiResult<Json<Vec<bletchley_index::Suggestion>>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let who = c.principal;
+    let who = reader(&s, &headers).await?;
     let out = s
         .worker
         .run(move |st| {
@@ -350,9 +363,7 @@ pub async fn list(
     headers: HeaderMap,
     Q(w): Q<Why>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let who = c.principal;
+    let who = reader(&s, &headers).await?;
     let l = s
         .worker
         .run(move |st| Ok(st.platform.list(&who, None, w.justification.as_deref())?))
@@ -412,9 +423,8 @@ pub async fn audit(
     headers: HeaderMap,
     Q(f): Q<AuditFilter>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let r = audit_review(&s, c.principal, f.principal, f.action, f.limit).await?;
+    let who = reader(&s, &headers).await?;
+    let r = audit_review(&s, who, f.principal, f.action, f.limit).await?;
     let (verified, integrity) = match &r.integrity {
         Ok(rep) => (true, json!(rep)),
         Err(e) => (false, json!(e)),
@@ -453,9 +463,8 @@ pub async fn operations(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let ops = operations_of(&s, c.principal).await?;
+    let who = reader(&s, &headers).await?;
+    let ops = operations_of(&s, who).await?;
     Ok(Json(json!({ "operations": ops })))
 }
 
@@ -506,9 +515,8 @@ pub async fn alerts(
     headers: HeaderMap,
     Q(q): Q<AlertsQuery>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let (alerts, counts) = alerts_of(&s, c.principal, q).await?;
+    let who = reader(&s, &headers).await?;
+    let (alerts, counts) = alerts_of(&s, who, q).await?;
     Ok(Json(json!({ "alerts": alerts, "counts": counts })))
 }
 
@@ -597,9 +605,8 @@ pub async fn cases(
     headers: HeaderMap,
     Q(q): Q<CasesQuery>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let cases = cases_of(&s, c.principal, q).await?;
+    let who = reader(&s, &headers).await?;
+    let cases = cases_of(&s, who, q).await?;
     Ok(Json(json!({ "cases": cases })))
 }
 
@@ -610,9 +617,8 @@ pub async fn case(
     Path(id): Path<String>,
     Q(w): Q<Why>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let (case, alerts) = case_of(&s, c.principal, id, w.justification).await?;
+    let who = reader(&s, &headers).await?;
+    let (case, alerts) = case_of(&s, who, id, w.justification).await?;
     Ok(Json(json!({ "case": case, "alerts": alerts })))
 }
 
@@ -648,9 +654,7 @@ pub async fn open_cases(
     headers: HeaderMap,
     J(o): J<OpenCases>,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     let min = o.level.as_deref().map(alert_level).transpose()?;
     if o.collection
         .as_deref()
@@ -667,7 +671,6 @@ pub async fn open_cases(
             "collection (1 to 500 characters), window_s (1 s to a year), title (1 to 200 characters) or justification (at most 1000) out of bounds",
         ));
     }
-    let who = c.principal;
     let ids = s
         .worker
         .run(move |st| {
@@ -816,20 +819,16 @@ pub async fn update_case(
     Path(id): Path<String>,
     J(ch): J<CaseChange>,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     let (change, just) = ch.into_change()?;
-    change_case(&s, c.principal, id, change, just).await?;
+    change_case(&s, who, id, change, just).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/jobs`: the caller's jobs (transcription of what they ingested) with state,
 /// progress, attempts and the items produced.
 pub async fn jobs(State(s): State<Arc<Shared>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let who = c.principal;
+    let who = reader(&s, &headers).await?;
     let jobs = s
         .worker
         .run(move |st| Ok(st.platform.jobs_of(&who)?))
@@ -885,13 +884,12 @@ pub async fn item(
     Path(id): Path<String>,
     Q(w): Q<Why>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
+    let who = reader(&s, &headers).await?;
     let ItemRead {
         meta,
         content,
         derived,
-    } = read_item(&s, c.principal, id, w.justification, true).await?;
+    } = read_item(&s, who, id, w.justification, true).await?;
     let ex = bletchley_index::extract::extract_item(&meta.title, &content, meta.generation);
     let entities = bletchley_index::entities::extract(&ex.text);
     Ok(Json(json!({
@@ -911,11 +909,8 @@ pub async fn shred(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     item_id(&id)?;
-    let who = c.principal;
     s.worker
         .run(move |st| Ok(st.platform.shred(&who, &id)?))
         .await?;
@@ -947,10 +942,8 @@ pub async fn annotations(
     Path(id): Path<String>,
     Q(w): Q<Why>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
+    let who = reader(&s, &headers).await?;
     item_id(&id)?;
-    let who = c.principal;
     let notes = s
         .worker
         .run(move |st| {
@@ -970,15 +963,12 @@ pub async fn annotate(
     Path(id): Path<String>,
     J(n): J<NewNote>,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     item_id(&id)?;
     let author = match &s.site {
-        Some(site) => format!("{}@{site}", c.principal),
-        None => c.principal.clone(),
+        Some(site) => format!("{}@{site}", who),
+        None => who.clone(),
     };
-    let who = c.principal;
     let note = s
         .worker
         .run(move |st| {
@@ -1112,9 +1102,7 @@ pub async fn upload(
     Q(u): Q<Upload>,
     Raw(body): Raw,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     let ct = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -1126,7 +1114,7 @@ pub async fn upload(
             "send the file's bytes as application/octet-stream",
         ));
     }
-    let id = ingest(&s, c.principal, u, body.to_vec()).await?;
+    let id = ingest(&s, who, u, body.to_vec()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
@@ -1325,9 +1313,8 @@ pub async fn timeline(
     headers: HeaderMap,
     Q(q): Q<TimelineQuery>,
 ) -> ApiResult<Json<Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let (events, _) = run_timeline(&s, c.principal, &q.selectors, q.justification).await?;
+    let who = reader(&s, &headers).await?;
+    let (events, _) = run_timeline(&s, who, &q.selectors, q.justification).await?;
     Ok(Json(json!({ "events": events })))
 }
 

@@ -10,12 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bletchley_detect::manage;
 use bletchley_policy::Marking;
-use bletchley_store::TokenScope;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Shared;
-use crate::api::{ApiResult, caller, csrf_header};
+use crate::api::{ApiResult, reader, writer};
 use crate::error::ApiError;
 use crate::extract::{J, MAX_JUSTIFICATION, MAX_PARAM};
 
@@ -24,9 +23,7 @@ pub async fn rules(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let who = c.principal;
+    let who = reader(&s, &headers).await?;
     let items = s
         .worker
         .run(move |st| Ok(manage::rule_files(&mut st.platform, &who)?))
@@ -50,9 +47,7 @@ pub async fn add_rules(
     headers: HeaderMap,
     J(n): J<NewRuleFile>,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     if n.file_name.is_empty() || n.file_name.len() > 200 || n.yaml.len() > manage::MAX_RULE_FILE {
         return Err(ApiError::bad_request(
             "file_name (1 to 200 bytes) or yaml (at most 1 MiB) out of bounds",
@@ -60,7 +55,6 @@ pub async fn add_rules(
     }
     let marking = Marking::parse(n.marking.as_deref().unwrap_or("OFFICIAL"))
         .map_err(|e| ApiError::bad_request(format!("marking: {e}")))?;
-    let who = c.principal;
     let (ids, count) = s
         .worker
         .run(move |st| {
@@ -94,9 +88,7 @@ pub async fn run(
     headers: HeaderMap,
     J(d): J<DetectAgain>,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     if d.collection.is_empty()
         || d.collection.chars().count() > MAX_PARAM
         || d.justification
@@ -107,7 +99,6 @@ pub async fn run(
             "collection (1 to 500 characters) or justification (at most 1000) out of bounds",
         ));
     }
-    let who = c.principal;
     let (logs, jobs) = s
         .worker
         .run(move |st| {

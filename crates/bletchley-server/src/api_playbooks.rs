@@ -10,12 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bletchley_detect::playbook::{self, Playbook, RunReport};
 use bletchley_policy::Marking;
-use bletchley_store::TokenScope;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Shared;
-use crate::api::{ApiResult, caller, csrf_header, item_id};
+use crate::api::{ApiResult, item_id, reader, writer};
 use crate::error::ApiError;
 use crate::extract::{J, MAX_JUSTIFICATION, Q};
 use crate::lookup::IndexLookup;
@@ -51,9 +50,8 @@ pub async fn playbooks(
     headers: HeaderMap,
     Q(q): Q<PlaybooksQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    let books = playbooks_of(&s, c.principal, q.all.unwrap_or(false)).await?;
+    let who = reader(&s, &headers).await?;
+    let books = playbooks_of(&s, who, q.all.unwrap_or(false)).await?;
     Ok(Json(json!({ "playbooks": books })))
 }
 
@@ -76,9 +74,7 @@ pub async fn add_playbook(
     headers: HeaderMap,
     J(n): J<NewPlaybook>,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
+    let who = writer(&s, &headers).await?;
     if n.file_name.is_empty() || n.file_name.len() > 200 || n.yaml.len() > MAX_PLAYBOOK_BYTES {
         return Err(ApiError::bad_request(
             "file_name (1 to 200 bytes) or yaml (at most 64 KiB) out of bounds",
@@ -86,7 +82,6 @@ pub async fn add_playbook(
     }
     let marking = Marking::parse(n.marking.as_deref().unwrap_or("OFFICIAL"))
         .map_err(|e| ApiError::bad_request(format!("marking: {e}")))?;
-    let who = c.principal;
     let pb = s
         .worker
         .run(move |st| {
@@ -179,10 +174,8 @@ pub async fn run_playbook(
     Path(id): Path<String>,
     J(r): J<RunPlaybook>,
 ) -> ApiResult<Json<RunReport>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    Ok(Json(run_on_case(&s, c.principal, id, r).await?))
+    let who = writer(&s, &headers).await?;
+    Ok(Json(run_on_case(&s, who, id, r).await?))
 }
 
 /// `POST /api/cases/{id}/approve` body: the run whose waiting step is approved.
@@ -232,8 +225,6 @@ pub async fn approve(
     Path(id): Path<String>,
     J(a): J<Approve>,
 ) -> ApiResult<Json<RunReport>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    Ok(Json(approve_on_case(&s, c.principal, id, a).await?))
+    let who = writer(&s, &headers).await?;
+    Ok(Json(approve_on_case(&s, who, id, a).await?))
 }

@@ -15,31 +15,40 @@ use crate::console::{api_error_page, who};
 use crate::html::{esc, page};
 use crate::oversight::{self, PeriodQuery};
 
+/// The report of the period asked for, for the session's principal; or the page that
+/// says why not.
+async fn compiled(
+    s: &Shared,
+    headers: &HeaderMap,
+    q: &PeriodQuery,
+) -> Result<(crate::console::Who, Report), Response> {
+    let w = who(s, headers).map_err(|r| *r)?;
+    let r = match q.period() {
+        Ok(period) => oversight::report(s, w.name.clone(), period).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(r) => Ok((w, r)),
+        Err(e) => Err(api_error_page(e, Some(&w.viewer()))),
+    }
+}
+
 /// `GET /oversight?from&to`.
 pub(crate) async fn oversight_page(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    let w = match who(&s, &headers) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
-    let r = match q.period() {
-        Ok(period) => oversight::report(&s, w.name.clone(), period).await,
-        Err(e) => Err(e),
-    };
-    let r = match r {
-        Ok(r) => r,
-        Err(e) => return api_error_page(e, Some(&w.viewer())),
-    };
-    Html(page(
-        "Oversight",
-        "OFFICIAL-SENSITIVE",
-        Some(&w.viewer()),
-        &body(&r),
-    ))
-    .into_response()
+    match compiled(&s, &headers, &q).await {
+        Ok((w, r)) => Html(page(
+            "Oversight",
+            "OFFICIAL-SENSITIVE",
+            Some(&w.viewer()),
+            &body(&r),
+        ))
+        .into_response(),
+        Err(page) => page,
+    }
 }
 
 /// `GET /oversight/report.pdf?from&to`.
@@ -48,17 +57,9 @@ pub(crate) async fn oversight_pdf(
     headers: HeaderMap,
     Query(q): Query<PeriodQuery>,
 ) -> Response {
-    let w = match who(&s, &headers) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
-    let r = match q.period() {
-        Ok(period) => oversight::report(&s, w.name.clone(), period).await,
-        Err(e) => Err(e),
-    };
-    match r {
-        Ok(r) => oversight::pdf_response(&r),
-        Err(e) => api_error_page(e, Some(&w.viewer())),
+    match compiled(&s, &headers, &q).await {
+        Ok((_, r)) => oversight::pdf_response(&r),
+        Err(page) => page,
     }
 }
 

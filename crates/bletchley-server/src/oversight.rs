@@ -11,11 +11,10 @@ use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use bletchley_oversight::{Period, Report};
-use bletchley_store::TokenScope;
 use serde::Deserialize;
 
 use crate::Shared;
-use crate::api::{ApiResult, caller};
+use crate::api::{ApiResult, reader};
 use crate::error::ApiError;
 
 const DAY_MS: i64 = 86_400_000;
@@ -99,10 +98,9 @@ pub async fn report_json(
     headers: HeaderMap,
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<Json<Report>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
+    let who = reader(&s, &headers).await?;
     let period = q.period()?;
-    Ok(Json(report(&s, c.principal, period).await?))
+    Ok(Json(report(&s, who, period).await?))
 }
 
 /// `GET /api/oversight/report.pdf?from&to`: the report as PDF (overseers only).
@@ -111,8 +109,7 @@ pub async fn report_pdf(
     headers: HeaderMap,
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<Response> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
+    let who = reader(&s, &headers).await?;
     let period = q.period()?;
-    Ok(pdf_response(&report(&s, c.principal, period).await?))
+    Ok(pdf_response(&report(&s, who, period).await?))
 }

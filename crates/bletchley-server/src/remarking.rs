@@ -8,14 +8,13 @@ use axum::Json;
 use axum::extract::{Form, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
-use bletchley_store::TokenScope;
 use bletchley_store::platform::{
     Awaiting, RemarkReport, RemarkRequest, Remarked, Retained, ReviewDecision,
 };
 use serde::Deserialize;
 
 use crate::Shared;
-use crate::api::{ApiResult, caller, csrf_header};
+use crate::api::{ApiResult, reader, writer};
 use crate::console::{api_error_page, form_caller};
 use crate::error::ApiError;
 use crate::extract::{J, MAX_PARAM};
@@ -142,10 +141,8 @@ pub async fn api_reclassify(
     Path(id): Path<String>,
     J(body): J<RemarkAsk>,
 ) -> ApiResult<Json<Remarked>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    Ok(Json(reclassify(&s, c.principal, id, body).await?))
+    let who = writer(&s, &headers).await?;
+    Ok(Json(reclassify(&s, who, id, body).await?))
 }
 
 /// `GET /api/reclassify`: the requests of the caller's agency.
@@ -153,9 +150,8 @@ pub async fn api_requests(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<RemarkRequest>>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    Ok(Json(requests(&s, c.principal).await?))
+    let who = reader(&s, &headers).await?;
+    Ok(Json(requests(&s, who).await?))
 }
 
 /// `POST /api/reclassify/{request}/approve`.
@@ -165,10 +161,8 @@ pub async fn api_approve(
     Path(request): Path<String>,
     J(_): J<serde::de::IgnoredAny>,
 ) -> ApiResult<Json<RemarkReport>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    Ok(Json(approve(&s, c.principal, request).await?))
+    let who = writer(&s, &headers).await?;
+    Ok(Json(approve(&s, who, request).await?))
 }
 
 /// `POST /api/reclassify/{request}/reject`.
@@ -178,16 +172,8 @@ pub async fn api_reject(
     Path(request): Path<String>,
     J(body): J<Reject>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    reject(
-        &s,
-        c.principal,
-        request.clone(),
-        body.reason.unwrap_or_default(),
-    )
-    .await?;
+    let who = writer(&s, &headers).await?;
+    reject(&s, who, request.clone(), body.reason.unwrap_or_default()).await?;
     Ok(Json(
         serde_json::json!({ "request": request, "rejected": true }),
     ))
@@ -198,9 +184,8 @@ pub async fn api_retention_queue(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Awaiting>>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Read)?;
-    Ok(Json(retention_queue(&s, c.principal).await?))
+    let who = reader(&s, &headers).await?;
+    Ok(Json(retention_queue(&s, who).await?))
 }
 
 /// `POST /api/admin/retention/{id}`: destroy or keep a waiting item.
@@ -210,10 +195,8 @@ pub async fn api_decide_retention(
     Path(id): Path<String>,
     J(body): J<RetentionDecision>,
 ) -> ApiResult<Json<Retained>> {
-    let c = caller(&s, &headers).await?;
-    c.require(TokenScope::Write)?;
-    c.check_csrf(csrf_header(&headers))?;
-    Ok(Json(decide_retention(&s, c.principal, id, body).await?))
+    let who = writer(&s, &headers).await?;
+    Ok(Json(decide_retention(&s, who, id, body).await?))
 }
 
 #[derive(Deserialize)]

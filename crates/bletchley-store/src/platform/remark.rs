@@ -192,13 +192,7 @@ impl Platform {
     /// Refused (and audited) if the item's marking changed since the request.
     pub fn approve_remark(&mut self, principal: &str, request: &str) -> Result<RemarkReport> {
         let actor = Actor::Principal(principal.to_owned());
-        let requests: Vec<RemarkRequest> = self.guarded_list(REQUESTS)?;
-        let Some(r) = requests.iter().find(|r| r.id == request).cloned() else {
-            return Err(Error::Unknown {
-                kind: "re-marking request",
-                name: request.to_owned(),
-            });
-        };
+        let (requests, r) = self.remark_request(request)?;
         let targets = vec![r.item.clone(), format!("request {}", r.id)];
         let checked = self
             .check_remark(principal, &r.item, &r.to, &r.authority)
@@ -241,13 +235,7 @@ impl Platform {
     /// or whoever asked. Audited.
     pub fn reject_remark(&mut self, principal: &str, request: &str, reason: &str) -> Result<()> {
         let actor = Actor::Principal(principal.to_owned());
-        let requests: Vec<RemarkRequest> = self.guarded_list(REQUESTS)?;
-        let Some(r) = requests.iter().find(|r| r.id == request).cloned() else {
-            return Err(Error::Unknown {
-                kind: "re-marking request",
-                name: request.to_owned(),
-            });
-        };
+        let (requests, r) = self.remark_request(request)?;
         let targets = vec![r.item.clone(), format!("request {}", r.id)];
         let allowed = self.acting(principal).and_then(|p| {
             let owner = match self.catalog.item(&r.item)? {
@@ -279,6 +267,18 @@ impl Platform {
         )?;
         let rest: Vec<RemarkRequest> = requests.into_iter().filter(|x| x.id != r.id).collect();
         self.put_requests(&rest)
+    }
+
+    /// Every waiting request, and the one named `id`.
+    fn remark_request(&self, id: &str) -> Result<(Vec<RemarkRequest>, RemarkRequest)> {
+        let requests: Vec<RemarkRequest> = self.guarded_list(REQUESTS)?;
+        match requests.iter().find(|r| r.id == id).cloned() {
+            Some(r) => Ok((requests, r)),
+            None => Err(Error::Unknown {
+                kind: "re-marking request",
+                name: id.to_owned(),
+            }),
+        }
     }
 
     fn put_requests(&mut self, requests: &[RemarkRequest]) -> Result<()> {
