@@ -49,18 +49,12 @@ impl Platform {
     /// The overview of `admin`'s agency (admins only; audited as `admin.overview`).
     pub fn agency_overview(&mut self, admin: &str) -> Result<AgencyOverview> {
         let actor = Actor::Principal(admin.to_owned());
-        let p = match self.acting(admin) {
-            Ok(p) if p.has_role(bletchley_policy::Role::Admin) => p,
-            Ok(_) => {
-                let e = Error::RoleRequired {
-                    principal: admin.to_owned(),
-                    role: "admin",
-                    act: "see the agency's collections and jobs",
-                };
-                return Err(self.refuse(&actor, "admin.overview", Vec::new(), None, e));
-            }
-            Err(e) => return Err(self.refuse(&actor, "admin.overview", Vec::new(), None, e)),
-        };
+        let p = self.acting_admin(
+            admin,
+            "admin.overview",
+            &[],
+            "see the agency's collections and jobs",
+        )?;
         let schedules = self.retention_schedules()?;
         let mut collections = Vec::new();
         for c in self.collections()? {

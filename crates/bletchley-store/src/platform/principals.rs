@@ -69,17 +69,52 @@ impl Platform {
 
     /// Looks a principal up.
     pub fn principal(&self, name: &str) -> Result<Principal> {
-        let tag = self.tag("principal", name);
-        let row = self
-            .catalog
-            .find_sealed(SealedTable::Principals, &tag)?
+        Ok(self.principal_row(name)?.1)
+    }
+
+    /// `principal`, acting, if it is an admin (of its own agency); else refused and audited as
+    /// `action` on `targets`, saying it would `act`.
+    pub(super) fn acting_admin(
+        &mut self,
+        principal: &str,
+        action: &str,
+        targets: &[String],
+        act: &'static str,
+    ) -> Result<Principal> {
+        let actor = Actor::Principal(principal.to_owned());
+        match self.acting(principal) {
+            Ok(p) if p.has_role(Role::Admin) => Ok(p),
+            Ok(_) => {
+                let e = Error::RoleRequired {
+                    principal: principal.into(),
+                    role: "admin",
+                    act,
+                };
+                Err(self.refuse(&actor, action, targets.to_vec(), None, e))
+            }
+            Err(e) => Err(self.refuse(&actor, action, targets.to_vec(), None, e)),
+        }
+    }
+
+    /// A principal's sealed row (to write back) and its record, or `Unknown`.
+    pub(super) fn principal_row(&self, name: &str) -> Result<(SealedRow, Principal)> {
+        self.find_principal_row(name)?
             .ok_or_else(|| Error::Unknown {
                 kind: "principal",
                 name: name.into(),
-            })?;
+            })
+    }
+
+    /// [`Self::principal_row`], `None` when there is no such principal.
+    pub(super) fn find_principal_row(&self, name: &str) -> Result<Option<(SealedRow, Principal)>> {
+        let tag = self.tag("principal", name);
+        let Some(row) = self.catalog.find_sealed(SealedTable::Principals, &tag)? else {
+            return Ok(None);
+        };
         // The record is bound to the tag of `name` and to its agency's row
         // (`row_aad`); the agencies' names are guarded with the catalog.
-        self.open_row(SealedTable::Principals, &row)
+        let p: Principal = self.open_row(SealedTable::Principals, &row)?;
+        Ok(Some((row, p)))
     }
 
     /// A principal who acts now: refused when disabled or suspended.
@@ -115,18 +150,7 @@ impl Platform {
     /// admin may list them.
     pub fn agency_principals(&mut self, admin: &str) -> Result<Vec<Principal>> {
         let actor = Actor::Principal(admin.to_owned());
-        let me = match self.acting(admin) {
-            Ok(p) if p.has_role(Role::Admin) => p,
-            Ok(_) => {
-                let e = Error::RoleRequired {
-                    principal: admin.into(),
-                    role: "admin",
-                    act: "list its agency's principals",
-                };
-                return Err(self.refuse(&actor, "principal.list", vec![], None, e));
-            }
-            Err(e) => return Err(self.refuse(&actor, "principal.list", vec![], None, e)),
-        };
+        let me = self.acting_admin(admin, "principal.list", &[], "list its agency's principals")?;
         let out: Vec<Principal> = self
             .principals()?
             .into_iter()
@@ -177,15 +201,7 @@ impl Platform {
                 return Err(self.refuse(&actor, act, vec![name.into()], None, e));
             }
         }
-        let tag = self.tag("principal", name);
-        let row = self
-            .catalog
-            .find_sealed(SealedTable::Principals, &tag)?
-            .ok_or_else(|| Error::Unknown {
-                kind: "principal",
-                name: name.into(),
-            })?;
-        let p: Principal = self.open_row(SealedTable::Principals, &row)?;
+        let (row, p) = self.principal_row(name)?;
         let action = match standing {
             Standing::Active => "principal.enable",
             Standing::Disabled { .. } => "principal.disable",
@@ -271,11 +287,9 @@ impl Platform {
         agency: &str,
         standing: Standing,
     ) -> Result<bool> {
-        let tag = self.tag("principal", name);
-        let Some(row) = self.catalog.find_sealed(SealedTable::Principals, &tag)? else {
+        let Some((row, p)) = self.find_principal_row(name)? else {
             return Ok(false);
         };
-        let p: Principal = self.open_row(SealedTable::Principals, &row)?;
         if p.agency != agency || p.standing == standing {
             return Ok(false);
         }
@@ -299,15 +313,7 @@ impl Platform {
     /// Takes effect at the next request of every session; audited with the old
     /// and new values.
     pub fn update_principal(&mut self, name: &str, change: &PrincipalChange) -> Result<Principal> {
-        let tag = self.tag("principal", name);
-        let row = self
-            .catalog
-            .find_sealed(SealedTable::Principals, &tag)?
-            .ok_or_else(|| Error::Unknown {
-                kind: "principal",
-                name: name.into(),
-            })?;
-        let old: Principal = self.open_row(SealedTable::Principals, &row)?;
+        let (row, old) = self.principal_row(name)?;
         let mut p = old.clone();
         if let Some(c) = change.clearance {
             p.clearance = c;

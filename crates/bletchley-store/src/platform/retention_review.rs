@@ -235,18 +235,7 @@ impl Platform {
         let Some(who) = principal else {
             return Ok(None);
         };
-        let actor = Actor::Principal(who.to_owned());
-        match self.acting(who) {
-            Ok(p) if p.has_role(bletchley_policy::Role::Admin) => Ok(Some(p.agency)),
-            Ok(_) => {
-                let e = Error::RoleRequired {
-                    principal: who.to_owned(),
-                    role: "admin",
-                    act: "review what retention destroys",
-                };
-                Err(self.refuse(&actor, action, targets.to_vec(), None, e))
-            }
-            Err(e) => Err(self.refuse(&actor, action, targets.to_vec(), None, e)),
-        }
+        let p = self.acting_admin(who, action, targets, "review what retention destroys")?;
+        Ok(Some(p.agency))
     }
 }

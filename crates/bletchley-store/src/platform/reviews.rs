@@ -10,7 +10,6 @@
 use super::*;
 
 use crate::catalog::Catalog as _;
-use bletchley_policy::Role;
 
 const SCHEDULES: &str = "access_reviews";
 const DAY_S: i64 = 86_400;
@@ -108,18 +107,7 @@ impl Platform {
     /// admin may see it.
     pub fn reviews(&mut self, admin: &str) -> Result<Vec<ReviewStatus>> {
         let actor = Actor::Principal(admin.to_owned());
-        let me = match self.acting(admin) {
-            Ok(p) if p.has_role(Role::Admin) => p,
-            Ok(_) => {
-                let e = Error::RoleRequired {
-                    principal: admin.into(),
-                    role: "admin",
-                    act: "see its agency's access reviews",
-                };
-                return Err(self.refuse(&actor, "review.list", vec![], None, e));
-            }
-            Err(e) => return Err(self.refuse(&actor, "review.list", vec![], None, e)),
-        };
+        let me = self.acting_admin(admin, "review.list", &[], "see its agency's access reviews")?;
         let out = self.review_queue(Some(&me.agency))?;
         self.record(
             actor,
@@ -160,15 +148,12 @@ impl Platform {
     /// is not `name` (`by` = `None` is the operator). Audited with what was confirmed.
     pub fn confirm_review(&mut self, by: Option<&str>, name: &str, note: &str) -> Result<()> {
         let actor = by.map_or(Actor::Operator, |b| Actor::Principal(b.to_owned()));
-        let tag = self.tag("principal", name);
-        let Some(row) = self.catalog.find_sealed(SealedTable::Principals, &tag)? else {
-            let e = Error::Unknown {
-                kind: "principal",
-                name: name.into(),
-            };
-            return Err(self.refuse(&actor, "review.confirm", vec![name.into()], None, e));
+        let (row, mut p) = match self.principal_row(name) {
+            Ok(found) => found,
+            Err(e) => {
+                return Err(self.refuse(&actor, "review.confirm", vec![name.into()], None, e));
+            }
         };
-        let mut p: Principal = self.open_row(SealedTable::Principals, &row)?;
         if let Some(b) = by {
             let admin = match self.acting(b) {
                 Ok(a) => a,
