@@ -2,7 +2,8 @@
 //! with the sequence numbers it was counted from, so that the overseer can check any
 //! figure against the witnessed log.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bletchley_audit::{Entry, InclusionProof, Outcome};
 use bletchley_policy::Marking;
@@ -288,7 +289,30 @@ pub fn compile(
         .filter(|(_, e)| period.covers(e.time_ms))
         .map(|(s, e)| (*s, e))
         .collect();
-    let agency = |e: &Entry| agency_of(&e.principal).unwrap_or_else(|| PLATFORM.to_owned());
+    // Each principal's agency and each banner's classification are worked out once.
+    let agencies: RefCell<HashMap<String, String>> = RefCell::default();
+    let agency = |e: &Entry| {
+        if let Some(a) = agencies.borrow().get(&e.principal) {
+            return a.clone();
+        }
+        let a = agency_of(&e.principal).unwrap_or_else(|| PLATFORM.to_owned());
+        agencies.borrow_mut().insert(e.principal.clone(), a.clone());
+        a
+    };
+    let classes: RefCell<HashMap<String, String>> = RefCell::default();
+    let class = |e: &Entry| {
+        let Some(about) = &e.about else {
+            return NOT_RECORDED.to_owned();
+        };
+        if let Some(c) = classes.borrow().get(&about.marking) {
+            return c.clone();
+        }
+        let c = classification(e);
+        classes
+            .borrow_mut()
+            .insert(about.marking.clone(), c.clone());
+        c
+    };
     let access = |e: &Entry| is_access(e);
     let figures = vec![
         table(
@@ -321,7 +345,7 @@ pub fn compile(
             "item.get entries allowed, by the classification of the item's marking when read",
             vec!["classification", "accesses"],
             &within,
-            |e| access(e).then(|| vec![classification(e)]),
+            |e| access(e).then(|| vec![class(e)]),
         ),
         weekly(&within, period),
         heat(&within),
@@ -369,7 +393,7 @@ pub fn compile(
                         .find_map(|t| t.strip_prefix("site "))
                         .unwrap_or("(unnamed)")
                         .to_owned();
-                    vec![site, classification(e)]
+                    vec![site, class(e)]
                 })
             },
         ),
@@ -379,7 +403,7 @@ pub fn compile(
             "item.shred, retention.shred and site.erase entries allowed, by act, collection and classification",
             vec!["act", "collection", "classification", "items"],
             &within,
-            |e| is_destruction(e).then(|| vec![e.action.clone(), collection(e), classification(e)]),
+            |e| is_destruction(e).then(|| vec![e.action.clone(), collection(e), class(e)]),
         ),
         table(
             "remarkings",

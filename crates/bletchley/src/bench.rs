@@ -920,6 +920,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     if want("detect") {
         crate::bench_detect::bench_detect(a.quick).context("detection benchmark")?;
     }
+
     if want("speech") {
         crate::bench_speech::bench_speech(a.quick).context("speech benchmark")?;
     }
