@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::Shared;
 use crate::api::{ApiResult, reader};
 use crate::error::ApiError;
+use crate::extract::Q;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -96,7 +97,7 @@ pub(crate) fn pdf_response(r: &Report) -> Response {
 pub async fn report_json(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<PeriodQuery>,
+    Q(q): Q<PeriodQuery>,
 ) -> ApiResult<Json<Report>> {
     let who = reader(&s, &headers).await?;
     let period = q.period()?;
@@ -107,7 +108,7 @@ pub async fn report_json(
 pub async fn report_pdf(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<PeriodQuery>,
+    Q(q): Q<PeriodQuery>,
 ) -> ApiResult<Response> {
     let who = reader(&s, &headers).await?;
     let period = q.period()?;

@@ -149,9 +149,11 @@ pub async fn api_reclassify(
 pub async fn api_requests(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-) -> ApiResult<Json<Vec<RemarkRequest>>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let who = reader(&s, &headers).await?;
-    Ok(Json(requests(&s, who).await?))
+    Ok(Json(
+        serde_json::json!({ "requests": requests(&s, who).await? }),
+    ))
 }
 
 /// `POST /api/reclassify/{request}/approve`.
@@ -183,9 +185,11 @@ pub async fn api_reject(
 pub async fn api_retention_queue(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-) -> ApiResult<Json<Vec<Awaiting>>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let who = reader(&s, &headers).await?;
-    Ok(Json(retention_queue(&s, who).await?))
+    Ok(Json(
+        serde_json::json!({ "items": retention_queue(&s, who).await? }),
+    ))
 }
 
 /// `POST /api/admin/retention/{id}`: destroy or keep a waiting item.

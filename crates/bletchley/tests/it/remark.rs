@@ -339,7 +339,7 @@ fn the_api_takes_requests_approvals_and_retention_decisions_behind_csrf() {
         .expect("list")
         .json()
         .expect("json");
-    assert_eq!(listed[0]["id"], request.as_str());
+    assert_eq!(listed["requests"][0]["id"], request.as_str());
     // The requester cannot approve its own request.
     let r = post(
         &alice,
@@ -388,7 +388,7 @@ fn the_api_takes_requests_approvals_and_retention_decisions_behind_csrf() {
         .expect("queue")
         .json()
         .expect("json");
-    assert_eq!(queue[0]["id"], id.as_str(), "{queue}");
+    assert_eq!(queue["items"][0]["id"], id.as_str(), "{queue}");
     let mut r = boss
         .post(format!("{}/api/admin/retention/{id}", s.url))
         .json(
