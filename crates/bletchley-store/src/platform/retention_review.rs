@@ -102,6 +102,7 @@ impl Platform {
     /// items no one may read any more.
     pub fn retention_queue(&mut self, principal: Option<&str>) -> Result<Vec<Awaiting>> {
         let agency = self.reviewer_agency(principal, "retention.review-list", &[])?;
+        let gate = principal.map(|p| self.gate(p)).transpose()?;
         let schedules = self.retention_schedules()?;
         let names: HashMap<u32, (String, String)> = self
             .collections()?
@@ -124,7 +125,15 @@ impl Platform {
             if agency.as_deref().is_some_and(|a| a != owner) {
                 continue;
             }
-            let (meta, _) = self.open_meta(&row)?;
+            let (meta, marking) = self.open_meta(&row)?;
+            // An admin sees in the queue only what the gate would let it see.
+            if let Some(gate) = &gate
+                && gate
+                    .decide(&marking, CollectionId(row.collection_id))
+                    .is_err()
+            {
+                continue;
+            }
             out.push(Awaiting {
                 approved: schedules.approved.contains(&row.id),
                 id: row.id,
@@ -176,17 +185,28 @@ impl Platform {
             }
         }
         let schedules = self.retention_schedules()?;
-        let queue: HashSet<String> = self
-            .due_items(now_ms())?
-            .into_iter()
-            .filter(|(r, _)| schedules.reviewed.contains(&r.collection_id))
-            .map(|(r, _)| r)
-            .filter(|r| match &agency {
-                None => true,
-                Some(a) => self.agency_name(r.agency_id).ok().as_deref() == Some(a.as_str()),
-            })
-            .map(|r| r.id)
-            .collect();
+        let gate = principal.map(|p| self.gate(p)).transpose()?;
+        let mut queue: HashSet<String> = HashSet::new();
+        for (r, _) in self.due_items(now_ms())? {
+            if !schedules.reviewed.contains(&r.collection_id)
+                || agency
+                    .as_deref()
+                    .is_some_and(|a| self.agency_name(r.agency_id).ok().as_deref() != Some(a))
+            {
+                continue;
+            }
+            // Only what the reviewer's gate admits is in its queue.
+            if let Some(gate) = &gate {
+                let (_, marking) = self.open_meta(&r)?;
+                if gate
+                    .decide(&marking, CollectionId(r.collection_id))
+                    .is_err()
+                {
+                    continue;
+                }
+            }
+            queue.insert(r.id);
+        }
         if let Some(missing) = ids.iter().find(|i| !queue.contains(*i)) {
             let e = Error::Invalid(format!(
                 "item {missing} is not waiting for review{}: nothing decided",
