@@ -178,15 +178,35 @@ struct Run<'a> {
     /// The batch of this site's own log being uploaded.
     outbox: Option<Outbox>,
     report: SyncReport,
-    on_event: &'a mut dyn FnMut(&str),
+    on_event: &'a mut dyn FnMut(SyncEvent<'_>),
+    /// When progress was last told.
+    told: Option<Instant>,
 }
+
+/// What a sync run tells as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum SyncEvent<'a> {
+    /// Something happened (an item received or removed, a link cut), in words.
+    Note(&'a str),
+    /// Content bytes received this run, of those known to be coming (received so far and
+    /// still to fetch for what the log adds): the total grows as pulls bring more.
+    Progress {
+        /// Bytes received this run.
+        received: u64,
+        /// `received` and the bytes still to fetch.
+        total: u64,
+    },
+}
+
+/// How often progress is told at most.
+const TELL_EVERY: Duration = Duration::from_millis(200);
 
 /// Replicates from the hub until stopped (or, with `once`, until caught up). Link failures are
 /// retried with back-off; a refusal by the hub or a log that does not verify ends the run.
 pub fn sync(
     p: &mut Platform,
     opts: &SyncOptions,
-    on_event: &mut dyn FnMut(&str),
+    on_event: &mut dyn FnMut(SyncEvent<'_>),
 ) -> Result<SyncReport> {
     let me = site::this(p)?;
     if me.identity.role != SiteRole::Field {
@@ -221,13 +241,14 @@ pub fn sync(
         outbox: None,
         report: SyncReport::default(),
         on_event,
+        told: None,
     };
     let mut backoff = Duration::from_millis(200);
     while !opts.stop.load(Ordering::SeqCst) {
         let mut link = match Link::open(&addr, config.clone(), opts.max_rate) {
             Ok(l) => l,
             Err(Error::Link(m)) => {
-                (run.on_event)(&format!("link: {m}; retrying in {backoff:?}"));
+                run.note(&format!("link: {m}; retrying in {backoff:?}"));
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
@@ -239,7 +260,7 @@ pub fn sync(
             Ok(true) => break,
             Ok(false) => {}
             Err(Error::Link(m)) => {
-                (run.on_event)(&format!("link cut: {m}; resuming"));
+                run.note(&format!("link cut: {m}; resuming"));
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -249,10 +270,39 @@ pub fn sync(
             break;
         }
     }
+    if !run.report.erased {
+        run.tell_progress(true)?;
+    }
     Ok(run.report)
 }
 
 impl Run<'_> {
+    fn note(&mut self, m: &str) {
+        (self.on_event)(SyncEvent::Note(m));
+    }
+
+    /// Tells how far the contents have come (at most every `TELL_EVERY` unless `now`).
+    fn tell_progress(&mut self, now: bool) -> Result<()> {
+        if !now && self.told.is_some_and(|t| t.elapsed() < TELL_EVERY) {
+            return Ok(());
+        }
+        if self.wanted.is_none() {
+            self.wanted = Some(self.wanted()?);
+        }
+        let list = self.wanted.clone().unwrap_or_default();
+        let mut left = 0u64;
+        for (_, _, id, size) in list {
+            left += size.saturating_sub(self.staged(&id)?);
+        }
+        let received = self.report.bytes;
+        (self.on_event)(SyncEvent::Progress {
+            received,
+            total: received + left,
+        });
+        self.told = Some(Instant::now());
+        Ok(())
+    }
+
     fn record(&self) -> Result<PeerRecord> {
         site::peer(self.p, &self.hub)
     }
@@ -397,7 +447,7 @@ impl Run<'_> {
             }
             let header = bundle::parse(&bytes)?.header;
             let last_seq = header.last_seq;
-            (self.on_event)(&format!(
+            self.note(&format!(
                 "uploading operations {}..{} ({} bytes), left by an earlier run",
                 header.first_seq,
                 last_seq,
@@ -425,7 +475,7 @@ impl Run<'_> {
         })?;
         let path = dir.join(format!("{:020}-{digest}.bundle", batch.header.first_seq));
         bletchley_crypto::keyfile::write_atomic(&path, &batch.bytes)?;
-        (self.on_event)(&format!(
+        self.note(&format!(
             "uploading operations {}..{} ({} bytes), {} items",
             batch.header.first_seq,
             batch.header.last_seq,
@@ -488,7 +538,7 @@ impl Run<'_> {
             200 => {
                 if let Some(added) = r.header("x-added").and_then(|v| v.parse::<usize>().ok()) {
                     self.report.sent += added;
-                    (self.on_event)(&format!("the hub stored {added} items of ours"));
+                    self.note(&format!("the hub stored {added} items of ours"));
                 }
                 self.take_receipt(&r)?;
                 if self.outbox.is_none() {
@@ -509,7 +559,7 @@ impl Run<'_> {
             // stays here for a later run; the downloads go on.
             403 => {
                 let why = String::from_utf8_lossy(&r.body).into_owned();
-                (self.on_event)(&format!("upload refused: {why}"));
+                self.note(&format!("upload refused: {why}"));
                 self.report.upload_refused = Some(why);
                 self.outbox = None;
                 Ok(())
@@ -574,7 +624,7 @@ impl Run<'_> {
                     self.staged.remove(id);
                     if self.p.remove_replica(&self.hub, id)? {
                         self.report.removed += 1;
-                        (self.on_event)(&format!("removed {id}"));
+                        (self.on_event)(SyncEvent::Note(&format!("removed {id}")));
                     }
                     true
                 }
@@ -583,7 +633,10 @@ impl Run<'_> {
                         && self.p.remark_replica(&self.hub, meta)?
                     {
                         self.report.remarked += 1;
-                        (self.on_event)(&format!("re-marked {} {}", meta.id, meta.marking));
+                        (self.on_event)(SyncEvent::Note(&format!(
+                            "re-marked {} {}",
+                            meta.id, meta.marking
+                        )));
                     }
                     true
                 }
@@ -597,7 +650,9 @@ impl Run<'_> {
                         .apply_told_standing(&self.hub, name, agency, *standing)?
                     {
                         self.report.principals += 1;
-                        (self.on_event)(&format!("principal {name} of {agency}: {standing:?}"));
+                        (self.on_event)(SyncEvent::Note(&format!(
+                            "principal {name} of {agency}: {standing:?}"
+                        )));
                     }
                     true
                 }
@@ -699,7 +754,7 @@ impl Run<'_> {
                 rec.inbound.received.insert(meta.id.clone());
                 self.p.put_site_record(&site::peer_key(&self.hub), &rec)?;
                 self.report.received += 1;
-                (self.on_event)(&format!("received {id} {}", meta.priority.as_str()));
+                self.note(&format!("received {id} {}", meta.priority.as_str()));
             }
             self.staging.remove(id)?;
             self.staged.remove(id);
@@ -776,7 +831,7 @@ impl Run<'_> {
                 self.p
                     .erase_keys(&format!("erase ordered by {}", self.hub))?;
                 self.report.erased = true;
-                (self.on_event)("ERASED on the hub's order");
+                self.note("ERASED on the hub's order");
                 return Ok(true);
             }
             // Fill the window with chunk requests, and while contents move, a pull at least
@@ -835,7 +890,7 @@ impl Run<'_> {
                     stuck += 1;
                     if stuck % 20 == 1 {
                         let first = &self.pending[0];
-                        (self.on_event)(&format!(
+                        self.note(&format!(
                             "waiting on operation {} ({} pending, {} wanted)",
                             first.seq,
                             self.pending.len(),
@@ -896,6 +951,7 @@ impl Run<'_> {
                         asked.remove(&id);
                         last_pull = Instant::now() - REPULL;
                     }
+                    self.tell_progress(false)?;
                 }
             }
         }

@@ -24,12 +24,13 @@ mod wire;
 
 pub use bundle::BundleHeader;
 pub use error::{Error, Result};
-pub use field::{SyncOptions, SyncReport, sync};
+pub use field::{SyncEvent, SyncOptions, SyncReport, sync};
 pub use hub::{ListenOptions, listen};
 pub use identity::{SiteIdentity, SiteRole};
 pub use oplog::{Op, OpKind};
 pub use site::{
     Enrolled, Erased, Exported, ImportReport, PeerStatus, SiteInit, SiteStatus, accept, assign,
-    enrol, erase, export_bundle, held_back, identity_file, import_bundle, init, revoke, status,
+    enrol, erase, export_bundle, export_bundle_reporting, held_back, identity_file, import_bundle,
+    import_bundle_reporting, init, revoke, status,
 };
 pub use wire::parse_rate;

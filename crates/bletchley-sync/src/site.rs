@@ -883,6 +883,17 @@ pub fn held_back(p: &mut Platform, site: &str) -> Result<bletchley_store::platfo
 /// (or from `from`), with the contents of the items it adds; at a field site, an acknowledgement
 /// of what it has applied from the hub. `None` when there is nothing to send.
 pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<Option<Exported>> {
+    export_bundle_reporting(p, site, from, &mut |_, _| {})
+}
+
+/// [`export_bundle`], telling `progress` how many of the items it carries have been read
+/// back, of how many.
+pub fn export_bundle_reporting(
+    p: &mut Platform,
+    site: &str,
+    from: Option<u64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Option<Exported>> {
     let me = this(p)?;
     let mut rec = peer(p, site)?;
     if me.identity.role == SiteRole::Hub && !rec.enrolment.confirmed {
@@ -904,7 +915,7 @@ pub fn export_bundle(p: &mut Platform, site: &str, from: Option<u64>) -> Result<
         uplink,
         budget: None,
     };
-    export_ops(p, &me, &mut rec, site, allowed, batch)
+    export_ops(p, &me, &mut rec, site, allowed, batch, progress)
 }
 
 /// At a field site, the next batch of its own log for the hub, to send over the network: the
@@ -925,7 +936,7 @@ pub(crate) fn export_uplink(p: &mut Platform, hub: &str, budget: u64) -> Result<
         uplink: true,
         budget: Some(budget),
     };
-    export_ops(p, &me, &mut rec, hub, allowed, batch)
+    export_ops(p, &me, &mut rec, hub, allowed, batch, &mut |_, _| {})
 }
 
 /// At a field site: the hub says it has applied this site's log up to `seq` (hash `head`).
@@ -993,6 +1004,7 @@ fn export_ops(
     site: &str,
     allowed: BTreeMap<String, ItemMeta>,
     batch: Batch,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Option<Exported>> {
     let Batch {
         from,
@@ -1041,7 +1053,7 @@ fn export_ops(
         .into_iter()
         .collect();
     let contents: Vec<(String, Vec<u8>)> = p
-        .export_for_site(&scope(rec)?, &wanted)?
+        .export_for_site_reporting(&scope(rec)?, &wanted, progress)?
         .into_iter()
         .map(|(m, c)| (m.id, c))
         .collect();
@@ -1115,7 +1127,17 @@ pub struct ImportReport {
 /// `bundle import FILE`: checks framing, addressee, signature, seal and chain before anything
 /// is applied; refusals are audited and change nothing else.
 pub fn import_bundle(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
-    match import_checked(p, bytes) {
+    import_bundle_reporting(p, bytes, &mut |_, _| {})
+}
+
+/// [`import_bundle`], telling `progress` how many of the bundle's new operations have been
+/// applied, of how many.
+pub fn import_bundle_reporting(
+    p: &mut Platform,
+    bytes: &[u8],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ImportReport> {
+    match import_checked(p, bytes, progress) {
         Ok(r) => Ok(r),
         Err(e) => {
             let _ = p.record(
@@ -1131,7 +1153,11 @@ pub fn import_bundle(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
     }
 }
 
-fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
+fn import_checked(
+    p: &mut Platform,
+    bytes: &[u8],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ImportReport> {
     let me = this(p)?;
     let (h, mut rec, body) = open_bundle(p, &me, bytes)?;
     // First contact: nothing is applied before the sender has proved the one-time code.
@@ -1157,7 +1183,7 @@ fn import_checked(p: &mut Platform, bytes: &[u8]) -> Result<ImportReport> {
             if let Some((seq, head)) = &h.ack {
                 check_ack(p, &rec, *seq, head)?;
             }
-            let mut report = apply_ops(p, &mut rec, &h, body)?;
+            let mut report = apply_ops(p, &mut rec, &h, body, progress)?;
             if let Some((seq, head)) = &h.ack {
                 let ack_header = BundleHeader {
                     last_seq: *seq,
@@ -1283,6 +1309,7 @@ fn apply_ops(
     rec: &mut PeerRecord,
     h: &BundleHeader,
     body: Body,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ImportReport> {
     let name = rec.identity.name.clone();
     if body.ops.is_empty() || h.first_seq == 0 || h.last_seq < h.first_seq {
@@ -1409,7 +1436,9 @@ fn apply_ops(
     };
     let mut erase = false;
     let mut orphans = Vec::new();
-    for o in &fresh {
+    let total = fresh.len() as u64;
+    for (n, o) in fresh.iter().enumerate() {
+        progress(n as u64, total);
         match &o.kind {
             // A field site's part or note of an item the hub no longer holds (it was shredded
             // here): storing it would bring back what was destroyed.
@@ -1469,6 +1498,7 @@ fn apply_ops(
             OpKind::EraseOrdered => erase = true,
         }
     }
+    progress(total, total);
     if !orphans.is_empty() {
         p.record(
             Actor::Principal(format!("site:{name}")),

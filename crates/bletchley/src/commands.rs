@@ -440,7 +440,8 @@ fn index_sync(cli: &Cli, rebuild: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let mut index =
         bletchley_index::SearchIndex::open(&dir, p.derived_key("search-index"), p.home())?;
-    let bar = crate::progress::Progress::new("index", "items read back");
+    let bar =
+        crate::progress::Progress::new("index", crate::progress::Unit::Count("items read back"));
     bletchley_index::access::sync_reporting(&mut p, &mut index, &mut |done, total| {
         bar.set(done as u64, total as u64)
     })?;
@@ -693,7 +694,12 @@ fn retention(cli: &Cli, c: &RetentionCmd) -> Result<ExitCode> {
     let mut p = open(cli)?;
     match c {
         RetentionCmd::Enforce { certificate, json } => {
-            let r = p.enforce_retention()?;
+            let bar = crate::progress::Progress::new(
+                "retention",
+                crate::progress::Unit::Count("due items dealt with"),
+            );
+            let r = p.enforce_retention_reporting(&mut |done, total| bar.set(done, total))?;
+            bar.finish();
             print_certificate(&r, certificate.as_deref(), *json)?;
         }
         RetentionCmd::Review(RetentionReviewCmd::Require { collection, off }) => {

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use bletchley_store::Platform;
-use bletchley_sync::{Erased, SiteInit, SiteRole};
+use bletchley_sync::{Erased, SiteInit, SiteRole, SyncEvent};
 
 use crate::cli::{BundleCmd, SiteCmd};
+use crate::progress::{Progress, Unit};
 
 /// Writes a file whole or not at all (the operator may point it at removable media).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -159,7 +160,10 @@ pub fn site(p: &mut Platform, data: &Path, c: &SiteCmd) -> Result<ExitCode> {
 pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode> {
     match c {
         BundleCmd::Export { site, from, out } => {
-            let exported = bletchley_sync::export_bundle(p, site, *from)?;
+            let bar = Progress::new("bundle", Unit::Count("items read back"));
+            let exported =
+                bletchley_sync::export_bundle_reporting(p, site, *from, &mut |d, t| bar.set(d, t))?;
+            bar.finish();
             let held = bletchley_sync::held_back(p, site)?;
             match exported {
                 None if held.is_empty() => {
@@ -188,8 +192,10 @@ pub fn bundle(p: &mut Platform, _data: &Path, c: &BundleCmd) -> Result<ExitCode>
         BundleCmd::Import { file, json } => {
             let bytes =
                 std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let r = bletchley_sync::import_bundle(p, &bytes)
+            let bar = Progress::new("import", Unit::Count("operations applied"));
+            let r = bletchley_sync::import_bundle_reporting(p, &bytes, &mut |d, t| bar.set(d, t))
                 .with_context(|| format!("importing {}", file.display()))?;
+            bar.finish();
             let confirmation = match &r.erased {
                 Some(ack) => {
                     let path = PathBuf::from(format!("{}.erased", file.display()));
@@ -254,7 +260,6 @@ pub fn sync(
 ) -> Result<ExitCode> {
     let max_rate = max_rate.map(bletchley_sync::parse_rate).transpose()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut say = |m: &str| println!("{m}");
     if let Some(listen) = listen {
         bletchley_sync::listen(
             p,
@@ -263,11 +268,12 @@ pub fn sync(
                 max_rate,
                 stop,
             },
-            &mut say,
+            &mut |m: &str| println!("{m}"),
         )?;
         return Ok(ExitCode::SUCCESS);
     }
     let peer = peer.context("give --peer https://HOST:PORT (or --listen ADDR at the hub)")?;
+    let bar = Progress::new("sync", Unit::Bytes);
     let report = bletchley_sync::sync(
         p,
         &bletchley_sync::SyncOptions {
@@ -276,8 +282,12 @@ pub fn sync(
             max_rate,
             stop,
         },
-        &mut say,
+        &mut |e| match e {
+            SyncEvent::Note(m) => bar.say(m),
+            SyncEvent::Progress { received, total } => bar.set(received, total),
+        },
     )?;
+    bar.finish();
     let refused = report.upload_refused.clone();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -329,7 +329,16 @@ impl Platform {
     /// legal hold, with everything derived from them; the certificate of what was
     /// destroyed is audited and returned.
     pub fn enforce_retention(&mut self) -> Result<Retained> {
-        self.shred_expired(Actor::Operator)
+        self.enforce_retention_reporting(&mut |_, _| {})
+    }
+
+    /// [`Platform::enforce_retention`], telling `progress` how many of the due
+    /// items have been dealt with, of how many.
+    pub fn enforce_retention_reporting(
+        &mut self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Retained> {
+        self.shred_expired(Actor::Operator, progress)
     }
 
     /// What every reader of a derived store (the search index, the link graph)
@@ -338,11 +347,15 @@ impl Platform {
     /// (`get` and `ls` refuse them already). One indexed lookup when nothing is due.
     pub fn shred_due(&mut self) -> Result<usize> {
         Ok(self
-            .shred_expired(Actor::System(SystemActor::Platform))?
+            .shred_expired(Actor::System(SystemActor::Platform), &mut |_, _| {})?
             .shredded)
     }
 
-    pub(super) fn shred_expired(&mut self, actor: Actor) -> Result<Retained> {
+    pub(super) fn shred_expired(
+        &mut self,
+        actor: Actor,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Retained> {
         let now = now_ms();
         let schedules = self.retention_schedules()?;
         let mut due = self.due_items(now)?;
@@ -369,7 +382,9 @@ impl Platform {
             .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
             .collect();
         let mut held: HashMap<u32, bool> = HashMap::new();
-        for (r, why) in &due {
+        let total = due.len() as u64;
+        for (n, (r, why)) in due.iter().enumerate() {
+            progress(n as u64, total);
             let is_held = match held.get(&r.collection_id) {
                 Some(h) => *h,
                 None => {
@@ -400,6 +415,7 @@ impl Platform {
                 }
             }
         }
+        progress(total, total);
         // Approvals are spent once their items are gone.
         if !schedules.approved.is_empty() {
             let mut s = self.retention_schedules()?;

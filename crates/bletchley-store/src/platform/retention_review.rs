@@ -241,7 +241,7 @@ impl Platform {
         )?;
         self.put_retention_schedules(&s)?;
         // Destroy what was approved now (and bring back into the index what was kept).
-        self.shred_expired(actor)
+        self.shred_expired(actor, &mut |_, _| {})
     }
 
     /// The agency whose queue `principal` reviews (an admin's own), `None` for the operator;

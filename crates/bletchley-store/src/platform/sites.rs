@@ -316,6 +316,17 @@ impl Platform {
         scope: &SiteScope,
         ids: &[String],
     ) -> Result<Vec<(ItemMeta, Vec<u8>)>> {
+        self.export_for_site_reporting(scope, ids, &mut |_, _| {})
+    }
+
+    /// [`Platform::export_for_site`], telling `progress` how many of the items
+    /// have been read back, of how many.
+    pub fn export_for_site_reporting(
+        &mut self,
+        scope: &SiteScope,
+        ids: &[String],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<(ItemMeta, Vec<u8>)>> {
         let gate = self.site_gate(scope)?;
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
@@ -361,10 +372,13 @@ impl Platform {
         // Replication's own access: each item passed the site's gate above and is audited.
         let system = SystemGate::new("replication");
         let mut out = Vec::with_capacity(rows.len());
+        let total = rows.len() as u64;
         for (row, meta) in rows {
+            progress(out.len() as u64, total);
             let content = self.read_content(system.allow(&row.id), &row)?;
             out.push((meta, content));
         }
+        progress(total, total);
         Ok(out)
     }
 

@@ -117,12 +117,24 @@ fn scheduled_items_vanish_on_the_day_and_are_destroyed_with_a_certificate() {
     // Released: the run destroys exactly the two, and says so.
     env.ok(&["collection", "release", "mi5/ct"]);
     let cert = env.root.join("certificate.json");
-    env.ok(&[
-        "retention",
-        "enforce",
-        "--certificate",
-        cert.to_str().expect("utf-8"),
-    ]);
+    // With progress in lines (for logs), the run says how far it is, in due items.
+    let run = env
+        .cmd(&[
+            "retention",
+            "enforce",
+            "--certificate",
+            cert.to_str().expect("utf-8"),
+        ])
+        .env("BLETCHLEY_PROGRESS", "lines")
+        .output()
+        .expect("retention enforce");
+    assert!(run.status.success());
+    let told = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        told.lines()
+            .any(|l| l == format!("retention: {0}/{0} due items dealt with (100%)", ct.len())),
+        "{told}"
+    );
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&cert).expect("certificate")).expect("json");
     let destroyed: BTreeSet<String> = v["destroyed"]

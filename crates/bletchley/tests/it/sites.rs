@@ -1814,3 +1814,78 @@ fn field_sites_take_the_hubs_changes_of_standing_at_their_next_contact() {
     sync_ok(&s.bravo, port);
     assert!(!held(&s.bravo).is_empty());
 }
+
+/// The last line of `stderr` that starts with `label: `.
+fn last_progress(stderr: &[u8], label: &str) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .rfind(|l| l.starts_with(&format!("{label}: ")))
+        .unwrap_or_else(|| panic!("no {label} progress in {}", String::from_utf8_lossy(stderr)))
+        .to_owned()
+}
+
+#[test]
+fn bundles_and_sync_tell_their_progress_in_lines_for_logs() {
+    let mut s = setup();
+    let big = add_big(&mut s, 2, 400_000);
+    // A bundle for alpha: as many items read back as alpha may hold.
+    let out = s.hub.root.join("alpha-progress.bundle");
+    let run = s
+        .hub
+        .cmd(&[
+            "bundle",
+            "export",
+            "--site",
+            "alpha",
+            out.to_str().expect("path"),
+        ])
+        .env("BLETCHLEY_PROGRESS", "lines")
+        .output()
+        .expect("bundle export");
+    assert!(run.status.success());
+    let n = expected(&s, |p| p.alpha).len() + big.len();
+    assert_eq!(
+        last_progress(&run.stderr, "bundle"),
+        format!("bundle: {n}/{n} items read back (100%)")
+    );
+    // Imported: every operation applied, as many as the bundle carries.
+    let run = s
+        .alpha
+        .cmd(&["bundle", "import", out.to_str().expect("path")])
+        .env("BLETCHLEY_PROGRESS", "lines")
+        .output()
+        .expect("bundle import");
+    assert!(run.status.success());
+    let summary = String::from_utf8_lossy(&run.stdout);
+    let ops: u64 = summary
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(
+        last_progress(&run.stderr, "import"),
+        format!("import: {ops}/{ops} operations applied (100%)")
+    );
+    // Over the network: bytes received of those coming, ending whole; the big items alone are
+    // 800 kB, so the total is told in units that say so.
+    let hub = start_hub(&s.hub, "127.0.0.1:0");
+    let out = s
+        .bravo
+        .cmd(&[
+            "sync",
+            "--peer",
+            &format!("https://127.0.0.1:{}", hub.port()),
+            "--once",
+        ])
+        .env("BLETCHLEY_PROGRESS", "lines")
+        .output()
+        .expect("sync");
+    assert!(out.status.success());
+    let last = last_progress(&out.stderr, "sync");
+    assert!(last.ends_with("(100%)") && last.contains("KiB"), "{last}");
+    for id in &big {
+        assert!(held(&s.bravo).contains(id));
+    }
+    drop(hub);
+}
