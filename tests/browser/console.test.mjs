@@ -389,7 +389,7 @@ test('a playbook on a case: the case graph drawn, a dry run, and the waiting ste
   }
 });
 
-test('the admin page: an agency admin disables one of its principals, whose open session stops, and enables them again', async () => {
+test('the admin page: an agency admin shares a collection into an operation and withdraws it, and disables one of its principals, whose open session stops, and enables them again', async () => {
   const m = await session();
   const b = await session();
   try {
@@ -408,6 +408,16 @@ test('the admin page: an agency admin disables one of its principals, whose open
     assert.ok(!collections.some((c) => !c.startsWith('mi5/')), 'only MI5’s collections');
     assert.match(await m.page.textContent('#jobs-summary'), /done|queued|No jobs/);
     await shot(m.page, 'admin-mi5');
+    // Operations: MI5 shares one of its collections into NIMROD, then withdraws it.
+    const op = '#op-NIMROD';
+    assert.doesNotMatch(await m.page.textContent(`${op} td:nth-child(4)`), /mi5\//);
+    await m.page.selectOption(`${op} form.share select`, 'mi5/counter-terrorism');
+    await Promise.all([m.page.waitForNavigation(), m.page.click(`${op} form.share button`)]);
+    assert.match(await m.page.textContent(`${op} td:nth-child(4)`), /mi5\/counter-terrorism since/);
+    await Promise.all([m.page.waitForNavigation(), m.page.click(`${op} form.withdraw button`)]);
+    assert.match(await m.page.textContent(`${op} td:nth-child(4)`), /mi5\/counter-terrorism since .*withdrawn/);
+    assert.equal(await m.page.locator(`${op} form.withdraw`).count(), 0, 'nothing of MI5’s left to withdraw');
+    assert.match(await m.page.textContent('#no-sites'), /not a replication site/);
     const row = '#p-bob form.standing';
     await m.page.selectOption(`${row} select[name=state]`, 'disabled');
     await m.page.fill(`${row} input[name=reason]`, 'browser test');

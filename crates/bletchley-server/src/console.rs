@@ -40,6 +40,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/audit", get(audit))
         .route("/admin", get(crate::console_admin::admin_page))
         .route(
+            "/admin/operations/{name}/{change}",
+            post(crate::sharing::console_share),
+        )
+        .route(
             "/items/{id}/reclassify",
             post(crate::remarking::console_reclassify),
         )

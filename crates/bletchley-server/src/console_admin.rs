@@ -39,6 +39,11 @@ struct AdminView {
     queue: Option<Vec<bletchley_store::platform::Awaiting>>,
     /// Its collections and jobs (admins).
     overview: Option<bletchley_store::platform::AgencyOverview>,
+    /// Its operations and their shares (admins).
+    operations: Option<Vec<bletchley_store::platform::OperationView>>,
+    /// The field sites it has work at; the inner `None` when this is no replication site
+    /// (admins).
+    sites: Option<Option<Vec<bletchley_sync::AgencySite>>>,
 }
 
 async fn admin_view(s: &Shared, who: String) -> Result<AdminView, crate::error::ApiError> {
@@ -64,13 +69,15 @@ async fn admin_view(s: &Shared, who: String) -> Result<AdminView, crate::error::
             } else {
                 None
             };
-            let (queue, overview) = if is_admin {
+            let (queue, overview, operations, sites) = if is_admin {
                 (
                     Some(st.platform.retention_queue(Some(&who))?),
                     Some(st.platform.agency_overview(&who)?),
+                    Some(st.platform.agency_operations(&who)?),
+                    Some(bletchley_sync::agency_sites(&mut st.platform, &who)?),
                 )
             } else {
-                (None, None)
+                (None, None, None, None)
             };
             Ok(AdminView {
                 agency,
@@ -78,6 +85,8 @@ async fn admin_view(s: &Shared, who: String) -> Result<AdminView, crate::error::
                 originator,
                 queue,
                 overview,
+                operations,
+                sites,
             })
         })
         .await
@@ -107,6 +116,13 @@ pub(crate) async fn admin_page(State(s): State<Arc<Shared>>, headers: HeaderMap)
     }
     if let Some(o) = &view.overview {
         overview_sections(&mut body, o);
+        if let Some(ops) = &view.operations {
+            let own: Vec<String> = o.collections.iter().map(|c| c.name.clone()).collect();
+            crate::sharing::operations_section(&mut body, ops, &o.agency, &own, &csrf);
+        }
+    }
+    if let Some(sites) = &view.sites {
+        crate::sharing::sites_section(&mut body, sites.as_deref());
     }
     Html(page("Administration", "OFFICIAL", Some(&w.viewer()), &body)).into_response()
 }

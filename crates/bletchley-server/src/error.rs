@@ -100,6 +100,15 @@ impl From<bletchley_index::Error> for ApiError {
     }
 }
 
+impl From<bletchley_sync::Error> for ApiError {
+    fn from(e: bletchley_sync::Error) -> ApiError {
+        match e {
+            bletchley_sync::Error::Store(s) => s.into(),
+            other => ApiError::internal(&other.to_string()),
+        }
+    }
+}
+
 impl From<bletchley_policy::MarkingError> for ApiError {
     fn from(e: bletchley_policy::MarkingError) -> ApiError {
         ApiError::bad_request(format!("marking: {e}"))

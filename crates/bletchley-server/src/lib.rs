@@ -20,6 +20,7 @@ mod map;
 mod openapi;
 mod oversight;
 mod remarking;
+mod sharing;
 pub mod tls;
 mod witness;
 mod worker;
@@ -130,6 +131,12 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/reclassify/{request}/reject", post(remarking::api_reject))
         .route("/admin/retention", get(remarking::api_retention_queue))
+        .route("/admin/operations", get(sharing::api_operations))
+        .route(
+            "/admin/operations/{name}/{change}",
+            post(sharing::api_share),
+        )
+        .route("/admin/sites", get(sharing::api_sites))
         .route(
             "/admin/retention/{id}",
             post(remarking::api_decide_retention),

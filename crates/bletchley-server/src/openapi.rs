@@ -251,9 +251,17 @@ fn write_op(summary: &str, path_param: Option<&str>, body: Value, ok: &str) -> V
     })
 }
 
+/// `op` answering 409 too (the thing is so already).
+fn with_conflict(mut op: Value) -> Value {
+    op["responses"]["409"] = err("already so");
+    op
+}
+
 /// Agency administration for admins.
 fn admin_paths() -> Value {
     let text = |max: usize| json!({ "type": ["string", "null"], "maxLength": max });
+    let share_body = json!({ "type": "object", "additionalProperties": false, "required": ["collection"],
+        "properties": { "collection": { "type": "string", "minLength": 1, "maxLength": crate::extract::MAX_PARAM } } });
     json!({
         "/api/admin/principals": {
             "get": read_op("The principals of the caller's agency with their standing, and its access-review queue (admins only)", vec![]) },
@@ -305,6 +313,22 @@ fn admin_paths() -> Value {
                             "until": text(40),
                             "reason": text(1000) } }),
                 "the retention run's certificate") },
+        "/api/admin/operations": {
+            "get": read_op("The joint operations the caller's agency is a member of, with their members, dates and every share, current and withdrawn (admins only; audited)", vec![]) },
+        "/api/admin/operations/{name}/share": {
+            "post": with_conflict(write_op(
+                "Share a collection of the caller's agency into an operation its agency is a member of, from now on (admins only; another agency's collection reads as not found); audited",
+                Some("name"),
+                share_body.clone(),
+                "shared")) },
+        "/api/admin/operations/{name}/withdraw": {
+            "post": write_op(
+                "Withdraw a collection of the caller's agency from an operation, at once (admins only); audited",
+                Some("name"),
+                share_body,
+                "withdrawn") },
+        "/api/admin/sites": {
+            "get": read_op("The field sites the caller's agency's collections or operations are assigned to: where they are, their ceiling and staff, how far they have acknowledged, and how many of the agency's items are held back from each and why (admins only; audited)", vec![]) },
         "/api/admin/principals/{name}/review": {
             "post": write_op(
                 "Confirm a principal's access in its agency's periodic review (an admin of its agency other than itself); audited",

@@ -8,6 +8,7 @@
 //! nothing. Received items are sealed again under the receiving node's own keys, so a field site
 //! never holds a hub key.
 
+mod admin;
 mod bundle;
 mod code;
 mod error;
@@ -22,6 +23,7 @@ mod staging;
 mod tls;
 mod wire;
 
+pub use admin::{AgencySite, agency_sites};
 pub use bundle::BundleHeader;
 pub use error::{Error, Result};
 pub use field::{SyncEvent, SyncOptions, SyncReport, sync};

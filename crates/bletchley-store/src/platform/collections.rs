@@ -281,83 +281,186 @@ impl Platform {
 
     /// Shares a collection of a member agency into an operation.
     pub fn share(&mut self, op_name: &str, collection: &str) -> Result<()> {
-        let now = now_ms() / 1000;
-        self.update_operation(op_name, |op, colls| {
-            let c = colls
-                .iter()
-                .find(|c| format!("{}/{}", c.agency, c.name) == collection)
-                .ok_or_else(|| Error::Unknown {
-                    kind: "collection",
-                    name: collection.into(),
-                })?;
-            if !op.agencies.contains(&c.agency) {
-                return Err(Error::Invalid(format!(
-                    "{} is not a member of operation {}",
-                    c.agency, op.name
-                )));
-            }
-            if op.shared_at(now).any(|id| id == c.id) {
-                return Err(Error::Exists {
-                    kind: "share of",
-                    name: collection.into(),
-                });
-            }
-            op.shares.push(Share {
-                collection: c.id,
-                since: now,
-                withdrawn: None,
-            });
-            Ok(())
-        })?;
-        self.record(
-            Actor::Operator,
-            "operation.share",
-            vec![op_name.into(), collection.into()],
-            None,
-            Outcome::Allowed,
-            None,
-        )
+        self.change_share(Actor::Operator, None, op_name, collection, false)
     }
 
     /// Withdraws a shared collection from an operation, from now on.
     pub fn withdraw(&mut self, op_name: &str, collection: &str) -> Result<()> {
+        self.change_share(Actor::Operator, None, op_name, collection, true)
+    }
+
+    /// The operations `admin`'s agency is a member of, with every share (its
+    /// own and the other members'), for the Admin page. Admins only; audited as
+    /// `admin.operations`.
+    pub fn agency_operations(&mut self, admin: &str) -> Result<Vec<OperationView>> {
+        let p = self.acting_admin(
+            admin,
+            "admin.operations",
+            &[],
+            "see the agency's operations",
+        )?;
+        let names: HashMap<u32, String> = self
+            .collections()?
+            .into_iter()
+            .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
+            .collect();
+        let now = now_ms() / 1000;
+        let mut out: Vec<OperationView> = self
+            .operations()?
+            .into_iter()
+            .filter(|o| o.agencies.contains(&p.agency))
+            .map(|o| OperationView {
+                active: o.active(now),
+                shares: o
+                    .shares
+                    .iter()
+                    .map(|s| SharedCollection {
+                        collection: names
+                            .get(&s.collection.0)
+                            .cloned()
+                            .unwrap_or_else(|| format!("#{}", s.collection.0)),
+                        since: s.since,
+                        withdrawn: s.withdrawn,
+                    })
+                    .collect(),
+                operation: o,
+            })
+            .collect();
+        out.sort_by(|a, b| a.operation.name.cmp(&b.operation.name));
+        self.record(
+            Actor::Principal(admin.to_owned()),
+            "admin.operations",
+            out.iter().map(|o| o.operation.name.clone()).collect(),
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(out)
+    }
+
+    /// An agency admin shares one of its own agency's collections into an
+    /// operation its agency is a member of (`withdraw`: takes it back). The
+    /// agency that holds a collection decides who it is shared with; another
+    /// agency's admin is refused, and so is a non-admin, audited.
+    pub fn share_as(
+        &mut self,
+        admin: &str,
+        op_name: &str,
+        collection: &str,
+        withdraw: bool,
+    ) -> Result<()> {
+        let action = if withdraw {
+            "operation.withdraw"
+        } else {
+            "operation.share"
+        };
+        let targets = vec![op_name.to_owned(), collection.to_owned()];
+        let p = self.acting_admin(admin, action, &targets, "share the agency's collections")?;
+        let actor = Actor::Principal(admin.to_owned());
+        match self.change_share(
+            actor.clone(),
+            Some(&p.agency),
+            op_name,
+            collection,
+            withdraw,
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.refuse(&actor, action, targets, None, e)),
+        }
+    }
+
+    /// Shares (or withdraws) `collection` into `op_name`, as `actor`; with
+    /// `agency`, only a collection of that agency.
+    fn change_share(
+        &mut self,
+        actor: Actor,
+        agency: Option<&str>,
+        op_name: &str,
+        collection: &str,
+        withdraw: bool,
+    ) -> Result<()> {
         let now = now_ms() / 1000;
         self.update_operation(op_name, |op, colls| {
-            let c = colls
+            let found = colls
                 .iter()
-                .find(|c| format!("{}/{}", c.agency, c.name) == collection)
-                .ok_or_else(|| Error::Unknown {
-                    kind: "collection",
-                    name: collection.into(),
-                })?;
-            let mut found = false;
-            for s in op
-                .shares
-                .iter_mut()
-                .filter(|s| s.collection == c.id && s.withdrawn.is_none())
-            {
-                // Withdrawal takes effect at once, even within the same second.
-                s.withdrawn = Some(now.min(s.since.max(now)));
-                if s.since >= now {
-                    s.since = now - 1;
+                .find(|c| format!("{}/{}", c.agency, c.name) == collection);
+            let c = match (found, agency) {
+                (Some(c), Some(a)) if c.agency == a => c,
+                // Another agency's collection reads as one that does not exist.
+                (_, Some(_)) => {
+                    return Err(Error::NotFoundOrNotPermitted {
+                        reason: Some(bletchley_policy::Denial::NeedToKnow),
+                    });
                 }
-                found = true;
+                (Some(c), None) => c,
+                (None, None) => {
+                    return Err(Error::Unknown {
+                        kind: "collection",
+                        name: collection.into(),
+                    });
+                }
+            };
+            if withdraw {
+                withdraw_share(op, c, collection, now)
+            } else {
+                add_share(op, c, collection, now)
             }
-            if !found {
-                return Err(Error::Invalid(format!(
-                    "{collection} is not shared into {}",
-                    op.name
-                )));
-            }
-            Ok(())
         })?;
         self.record(
-            Actor::Operator,
-            "operation.withdraw",
+            actor,
+            if withdraw {
+                "operation.withdraw"
+            } else {
+                "operation.share"
+            },
             vec![op_name.into(), collection.into()],
             None,
             Outcome::Allowed,
             None,
         )
     }
+}
+
+fn add_share(op: &mut Operation, c: &Collection, collection: &str, now: i64) -> Result<()> {
+    if !op.agencies.contains(&c.agency) {
+        return Err(Error::Invalid(format!(
+            "{} is not a member of operation {}",
+            c.agency, op.name
+        )));
+    }
+    if op.shared_at(now).any(|id| id == c.id) {
+        return Err(Error::Exists {
+            kind: "share of",
+            name: collection.into(),
+        });
+    }
+    op.shares.push(Share {
+        collection: c.id,
+        since: now,
+        withdrawn: None,
+    });
+    Ok(())
+}
+
+fn withdraw_share(op: &mut Operation, c: &Collection, collection: &str, now: i64) -> Result<()> {
+    let mut found = false;
+    for s in op
+        .shares
+        .iter_mut()
+        .filter(|s| s.collection == c.id && s.withdrawn.is_none())
+    {
+        // Withdrawal takes effect at once, even within the same second.
+        s.withdrawn = Some(now.min(s.since.max(now)));
+        if s.since >= now {
+            s.since = now - 1;
+        }
+        found = true;
+    }
+    if !found {
+        return Err(Error::Invalid(format!(
+            "{collection} is not shared into {}",
+            op.name
+        )));
+    }
+    Ok(())
 }

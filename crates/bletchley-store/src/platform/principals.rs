@@ -73,8 +73,9 @@ impl Platform {
     }
 
     /// `principal`, acting, if it is an admin (of its own agency); else refused and audited as
-    /// `action` on `targets`, saying it would `act`.
-    pub(super) fn acting_admin(
+    /// `action` on `targets`, saying it would `act`. Public so that the crates above (the
+    /// replication crate's admin view of sites) refuse the way this crate does.
+    pub fn acting_admin(
         &mut self,
         principal: &str,
         action: &str,

@@ -22,6 +22,7 @@ mod resilience;
 mod schedules;
 mod search;
 mod server;
+mod sharing;
 mod shred;
 mod sites;
 mod sites_link;
