@@ -42,7 +42,7 @@ pub use feed::Fed;
 
 pub use credentials::{CertificateRecord, SecondFactor, TokenRecord, TokenScope};
 pub use overview::{AgencyOverview, CollectionOverview, JobsOverview};
-pub use principals::{PrincipalChange, StandingTold};
+pub use principals::{AccessTold, PrincipalChange, StandingTold};
 pub use remark::{RemarkReport, RemarkRequest, Remarked};
 pub use reviews::{ReviewSchedule, ReviewStatus};
 

@@ -656,6 +656,19 @@ impl Run<'_> {
                     }
                     true
                 }
+                OpKind::PrincipalAccess {
+                    name,
+                    agency,
+                    access,
+                } => {
+                    if self.p.apply_told_access(&self.hub, name, agency, access)? {
+                        self.report.principals += 1;
+                        (self.on_event)(SyncEvent::Note(&format!(
+                            "principal {name} of {agency}: access narrowed as at the hub"
+                        )));
+                    }
+                    true
+                }
                 OpKind::EraseOrdered => {
                     // Acknowledge everything before the order, then the order itself, then erase.
                     rec.inbound.applied_seq = o.seq;

@@ -52,6 +52,16 @@ pub enum OpKind {
         /// The new standing.
         standing: bletchley_policy::Standing,
     },
+    /// The hub changed what one of its principals holds (`principal set`): a principal of
+    /// the same name and agency at the site takes it as far as it narrows what it holds there.
+    PrincipalAccess {
+        /// The principal.
+        name: String,
+        /// Its agency, as the site knows it.
+        agency: String,
+        /// What it holds at the hub now.
+        access: bletchley_store::platform::AccessTold,
+    },
     /// The hub orders the site to destroy its keys.
     EraseOrdered,
 }
@@ -79,7 +89,9 @@ impl OpKind {
             OpKind::ItemAdded { id, .. }
             | OpKind::ItemRemoved { id }
             | OpKind::ItemRemarked { id, .. } => Some(id),
-            OpKind::PrincipalStanding { .. } | OpKind::EraseOrdered => None,
+            OpKind::PrincipalStanding { .. }
+            | OpKind::PrincipalAccess { .. }
+            | OpKind::EraseOrdered => None,
         }
     }
 

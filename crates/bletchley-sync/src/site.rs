@@ -790,10 +790,17 @@ pub(crate) fn extend_log(
         for c in p.standing_changes()? {
             if c.n > told {
                 told = c.n;
-                kinds.push(OpKind::PrincipalStanding {
-                    name: c.name,
-                    agency: c.agency,
-                    standing: c.standing,
+                kinds.push(match c.access {
+                    Some(access) => OpKind::PrincipalAccess {
+                        name: c.name,
+                        agency: c.agency,
+                        access,
+                    },
+                    None => OpKind::PrincipalStanding {
+                        name: c.name,
+                        agency: c.agency,
+                        standing: c.standing,
+                    },
                 });
             }
         }
@@ -821,7 +828,7 @@ pub(crate) fn extend_log(
                 rec.out.present.remove(id);
                 rec.out.remarked.remove(id);
             }
-            OpKind::PrincipalStanding { .. } => {}
+            OpKind::PrincipalStanding { .. } | OpKind::PrincipalAccess { .. } => {}
             OpKind::EraseOrdered => rec.out.erase_seq = Some(seq),
         }
         rec.out.head = op.hash;
@@ -1485,7 +1492,17 @@ fn apply_ops(
                 }
             }
             // Only the hub tells of its principals.
-            OpKind::PrincipalStanding { .. } if rec.identity.role == SiteRole::Field => {}
+            OpKind::PrincipalStanding { .. } | OpKind::PrincipalAccess { .. }
+                if rec.identity.role == SiteRole::Field => {}
+            OpKind::PrincipalAccess {
+                name: who,
+                agency,
+                access,
+            } => {
+                if p.apply_told_access(&name, who, agency, access)? {
+                    report.principals += 1;
+                }
+            }
             OpKind::PrincipalStanding {
                 name: who,
                 agency,

@@ -32,6 +32,26 @@ pub struct StandingTold {
     pub agency: String,
     /// The new standing.
     pub standing: Standing,
+    /// For a change of what it holds (`principal set`) rather than of its standing: what it
+    /// holds now. `standing` is then its standing, unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessTold>,
+}
+
+/// What a principal holds at the hub after `principal set`, as field sites are told of it.
+/// A field site takes it only as far as it narrows what its principal of the same name and
+/// agency holds there: the hub takes access away everywhere; granting at a field site is that
+/// site's own act.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccessTold {
+    /// Its clearance.
+    pub clearance: Classification,
+    /// Its codewords.
+    pub compartments: BTreeSet<String>,
+    /// Its roles.
+    pub roles: BTreeSet<Role>,
+    /// Its agency (another than `StandingTold::agency` when it moved).
+    pub agency: String,
 }
 
 impl Platform {
@@ -224,15 +244,107 @@ impl Platform {
         self.put_standing(actor, action, &row, p, standing, reason)?;
         // Field sites are told at their next contact (a principal of the same name and
         // agency there takes the same standing).
+        self.tell_sites(name, agency, standing, None)
+    }
+
+    /// Numbers a change of a principal and keeps it for the field sites' next contact.
+    fn tell_sites(
+        &mut self,
+        name: &str,
+        agency: String,
+        standing: Standing,
+        access: Option<AccessTold>,
+    ) -> Result<()> {
         let mut told: Vec<StandingTold> = self.standing_changes()?;
         told.push(StandingTold {
             n: told.last().map_or(1, |t| t.n + 1),
             name: name.to_owned(),
             agency,
             standing,
+            access,
         });
         let json = serde_json::to_string(&told).map_err(|e| Error::Layout(e.to_string()))?;
         self.catalog.set_meta(STANDING_TOLD, &json)
+    }
+
+    /// Applies a change of what the hub `origin`'s principal `name` of `agency` holds, as far
+    /// as it narrows what the principal of that name and agency here holds: the lower
+    /// clearance, the codewords and roles both have; one left without a role, or moved to
+    /// another agency at the hub, is disabled here. Audited as `site:ORIGIN`. Returns whether
+    /// anything changed.
+    pub fn apply_told_access(
+        &mut self,
+        origin: &str,
+        name: &str,
+        agency: &str,
+        access: &AccessTold,
+    ) -> Result<bool> {
+        let Some((row, old)) = self.find_principal_row(name)? else {
+            return Ok(false);
+        };
+        if old.agency != agency {
+            return Ok(false);
+        }
+        let actor = Actor::Principal(format!("site:{origin}"));
+        let mut p = old.clone();
+        p.clearance = p.clearance.min(access.clearance);
+        p.compartments = p
+            .compartments
+            .intersection(&access.compartments)
+            .cloned()
+            .collect();
+        let roles: BTreeSet<Role> = p.roles.intersection(&access.roles).copied().collect();
+        let cut_off = if access.agency != agency {
+            Some(format!(
+                "moved to {} at site {origin}: its access here ends",
+                access.agency
+            ))
+        } else if roles.is_empty() {
+            Some(format!("no role left as at site {origin}"))
+        } else {
+            None
+        };
+        if !roles.is_empty() {
+            p.roles = roles;
+        }
+        let mut changed = false;
+        if p != old {
+            self.record(
+                actor.clone(),
+                "principal.set",
+                vec![name.to_owned()],
+                None,
+                Outcome::Allowed,
+                Some(format!(
+                    "as at site {origin}: clearance {}, codewords [{}], roles {}",
+                    p.clearance.as_str(),
+                    p.compartments.iter().cloned().collect::<Vec<_>>().join(","),
+                    p.roles
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+            )?;
+            self.update_row(SealedTable::Principals, &row, &p)?;
+            changed = true;
+        }
+        if let Some(why) = cut_off
+            && !matches!(p.standing, Standing::Disabled { .. })
+        {
+            let (row, p) = self.principal_row(name)?;
+            let since_s = now_ms() / 1000;
+            self.put_standing(
+                actor,
+                "principal.disable",
+                &row,
+                p,
+                Standing::Disabled { since_s },
+                &why,
+            )?;
+            changed = true;
+        }
+        Ok(changed)
     }
 
     /// Audits, then stores, a principal's new standing; a disabled principal's tokens and
@@ -378,6 +490,18 @@ impl Platform {
                 &sealed,
             )?;
         }
+        // Field sites are told at their next contact, under the agency they know it by.
+        self.tell_sites(
+            name,
+            old.agency.clone(),
+            p.standing,
+            Some(AccessTold {
+                clearance: p.clearance,
+                compartments: p.compartments.clone(),
+                roles: p.roles.clone(),
+                agency: p.agency.clone(),
+            }),
+        )?;
         Ok(p)
     }
 

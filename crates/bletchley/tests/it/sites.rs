@@ -1813,6 +1813,67 @@ fn field_sites_take_the_hubs_changes_of_standing_at_their_next_contact() {
     assert!(!held(&s.alpha).is_empty());
     sync_ok(&s.bravo, port);
     assert!(!held(&s.bravo).is_empty());
+
+    // What it holds changes at the hub: the sites take it as far as it narrows what it holds
+    // there (a TOP SECRET STRAP1/STRAP2 field admin there), and never widen it: the role the
+    // hub gives is not given at the sites.
+    s.hub.ok(&[
+        "principal",
+        "set",
+        "officer",
+        "--compartments",
+        "STRAP1",
+        "--roles",
+        "field,admin,originator",
+    ]);
+    let out = import(&s.alpha, &export(&s.hub, "alpha", "p4.bundle"));
+    assert!(out.contains("1 principals' standing changed"), "{out}");
+    let out = sync_ok(&s.bravo, port);
+    assert!(out.contains("1 principals' standing changed"), "{out}");
+    for site in [&s.alpha, &s.bravo] {
+        let o = officer_at(site);
+        assert_eq!(o["clearance"], "SECRET", "{o}");
+        assert_eq!(o["compartments"], serde_json::json!(["STRAP1"]), "{o}");
+        assert_eq!(o["roles"], serde_json::json!(["admin", "field"]), "{o}");
+    }
+    // Left with no role it has at the sites, or moved to another agency: disabled there.
+    s.hub
+        .ok(&["principal", "set", "officer", "--roles", "originator"]);
+    import(&s.alpha, &export(&s.hub, "alpha", "p5.bundle"));
+    assert!(
+        s.alpha
+            .fails(&["--as", "officer", "ls"])
+            .contains("disabled")
+    );
+    s.hub.ok(&["principal", "enable", "officer"]);
+    s.hub.ok(&["agency", "add", "mi6"]);
+    s.hub
+        .ok(&["principal", "set", "officer", "--agency", "mi6"]);
+    sync_ok(&s.bravo, port);
+    assert!(
+        s.bravo
+            .fails(&["--as", "officer", "ls"])
+            .contains("disabled")
+    );
+    let moved = crate::common::audit_lines(&s.bravo).into_iter().any(|e| {
+        e["action"] == "principal.disable"
+            && e["principal"] == "site:hub"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("moved to mi6"))
+    });
+    assert!(moved, "bravo's audit log says why officer was disabled");
+}
+
+/// The principal `officer` as `principal ls --json` shows it at `env`.
+fn officer_at(env: &Env) -> Value {
+    let v: Value = serde_json::from_str(&env.ok(&["principal", "ls", "--json"])).expect("ls");
+    v.as_array()
+        .expect("principals")
+        .iter()
+        .find(|p| p["name"] == "officer")
+        .cloned()
+        .expect("officer")
 }
 
 /// The last line of `stderr` that starts with `label: `.
