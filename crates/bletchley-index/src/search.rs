@@ -119,7 +119,7 @@ pub struct DerivedItem {
 /// The language of `text` as the index records it: an ISO 639-3 code, or
 /// `und` when detection is not reliable.
 pub fn language_of(text: &str) -> String {
-    whatlang::detect(language_sample(text))
+    whatlang_fast::detect(language_sample(text))
         .filter(|i| i.is_reliable())
         .map(|i| i.lang().code().to_owned())
         .unwrap_or_else(|| "und".to_owned())
