@@ -14,6 +14,7 @@ mod console_admin;
 mod console_oversight;
 mod error;
 mod extract;
+mod health;
 mod html;
 pub mod lookup;
 mod map;
@@ -143,10 +144,12 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/oversight/report", get(oversight::report_json))
         .route("/oversight/report.pdf", get(oversight::report_pdf))
+        .route("/health", get(health::health))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
     Router::new()
         .nest("/api", api)
+        .route("/metrics", get(health::metrics))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(api::MAX_UPLOAD))
         .with_state(shared)

@@ -65,6 +65,11 @@ pub fn document() -> Value {
             }
         },
         "paths": {
+            "/api/health": { "get": {
+                "summary": "Whether this node works: the platform thread, the catalog and every object-store location answering (no authentication; names nothing)",
+                "security": [],
+                "responses": { "200": ok_json("{\"status\":\"ok\"}"),
+                               "503": ok_json("{\"status\":\"failing\",\"failing\":[kinds of part]}") } } },
             "/api/login": { "post": {
                 "summary": "Start a browser session",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {

@@ -4,6 +4,8 @@
 //! the store is never touched from two threads and never from inside the
 //! async runtime (the store runs its own runtime for object storage).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use bletchley_index::SearchIndex;
@@ -33,22 +35,44 @@ type Job = Box<dyn FnOnce(&mut State) + Send>;
 #[derive(Clone)]
 pub struct Worker {
     tx: mpsc::Sender<Job>,
+    counts: Arc<Counts>,
+}
+
+/// What the owner thread has been given and has finished, for `/metrics`.
+#[derive(Default)]
+struct Counts {
+    sent: AtomicU64,
+    done: AtomicU64,
 }
 
 impl Worker {
     /// Starts the owner thread with `state`.
     pub fn start(state: State) -> Worker {
         let (tx, rx) = mpsc::channel::<Job>();
+        let counts = Arc::new(Counts::default());
+        let finished = counts.clone();
         std::thread::Builder::new()
             .name("bletchley-platform".into())
             .spawn(move || {
                 let mut state = state;
                 while let Ok(job) = rx.recv() {
                     job(&mut state);
+                    finished.done.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .expect("spawning the platform thread");
-        Worker { tx }
+        Worker { tx, counts }
+    }
+
+    /// Work waiting for or running on the owner thread now.
+    pub fn waiting(&self) -> u64 {
+        let sent = self.counts.sent.load(Ordering::Relaxed);
+        sent.saturating_sub(self.counts.done.load(Ordering::Relaxed))
+    }
+
+    /// Work the owner thread has finished since the server started.
+    pub fn finished(&self) -> u64 {
+        self.counts.done.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on the owner thread and returns its result.
@@ -68,6 +92,7 @@ impl Worker {
         self.tx
             .send(job)
             .map_err(|_| ApiError::internal("platform thread stopped"))?;
+        self.counts.sent.fetch_add(1, Ordering::Relaxed);
         wait.await
             .map_err(|_| ApiError::internal("platform thread stopped"))?
     }

@@ -201,6 +201,8 @@ pub trait Catalog {
     fn items_in(&self, collections: &[u32]) -> Result<Vec<ItemRow>>;
     /// Every item id, for reconciling derived stores such as the search index.
     fn item_ids(&self) -> Result<Vec<String>>;
+    /// How many items there are (a health probe's query).
+    fn item_count(&self) -> Result<u64>;
     /// Items whose retention has passed.
     fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>>;
     /// Items derived directly from the item whose lineage tag is `lineage`.
@@ -782,6 +784,13 @@ impl Catalog for SqliteCatalog {
         let mut st = self.conn.prepare("SELECT id FROM items")?;
         let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn item_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM items", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
     }
 
     fn expired_items(&self, now_ms: i64) -> Result<Vec<ItemRow>> {

@@ -148,6 +148,22 @@ impl ObjectLocation {
         Ok(())
     }
 
+    /// Whether the location answers within `limit`: a metadata request for an object that
+    /// need not exist (not found is an answer). `Err` says why not.
+    pub fn probe(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        limit: std::time::Duration,
+    ) -> std::result::Result<(), String> {
+        rt.block_on(async {
+            match tokio::time::timeout(limit, self.store.head(&key(".health-probe"))).await {
+                Err(_) => Err(format!("no answer within {limit:?}")),
+                Ok(Ok(_)) | Ok(Err(object_store::Error::NotFound { .. })) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+            }
+        })
+    }
+
     /// Reads an object whole.
     pub fn get(&self, rt: &tokio::runtime::Runtime, name: &str) -> Result<Vec<u8>> {
         rt.block_on(async {

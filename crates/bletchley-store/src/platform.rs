@@ -9,6 +9,7 @@ mod brake;
 mod collections;
 mod credentials;
 mod feed;
+mod health;
 mod items;
 mod jobs;
 mod locations;
@@ -32,6 +33,7 @@ use read::{open_content, unknown_location};
 
 pub use backup::{BackupReport, GenerationInfo, RestoreReport, backup_generations};
 pub use brake::{BrakeSetting, Stopped};
+pub use health::{LocationHealth, NodeHealth, Probe};
 pub use jobs::JobOutcome;
 pub use read::ItemRead;
 pub use retention::{Destroyed, Retained, RetentionSchedules, ScheduleScope};

@@ -173,6 +173,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// How this node stands: the catalog and each object-store location answering, the
+    /// audit log's length, items and jobs by state. Exits 1 when something does not answer.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a demonstration platform with demo data and show what each
     /// principal sees.
     Demo(DemoArgs),

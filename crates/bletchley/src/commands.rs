@@ -181,6 +181,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Witness(c) => crate::witness::witness(c),
         Command::Review(c) => review(&cli, c),
         Command::Oversight(c) => oversight(&cli, c),
+        Command::Status { json } => status(&cli, *json),
         Command::Index(IndexCmd::Sync { rebuild }) => index_sync(&cli, *rebuild),
         Command::Detect(c) => {
             let who = principal(&cli)?;
@@ -425,6 +426,48 @@ fn residency(cli: &Cli, c: &ResidencyCmd) -> Result<ExitCode> {
     p.set_residency(scope, &allowed)?;
     println!("residency set: {allow}");
     Ok(ExitCode::SUCCESS)
+}
+
+fn status(cli: &Cli, json: bool) -> Result<ExitCode> {
+    let mut p = open(cli)?;
+    let h = p.node_health(cli.as_principal.as_deref())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&h)?);
+    } else {
+        let said = |ok: bool, ms: f64, error: &Option<String>| match error {
+            _ if ok => format!("answers ({ms:.1} ms)"),
+            Some(e) => format!("DOES NOT ANSWER: {e}"),
+            None => "DOES NOT ANSWER".to_owned(),
+        };
+        println!(
+            "catalog: {}",
+            said(h.catalog.ok, h.catalog.ms, &h.catalog.error)
+        );
+        for l in &h.locations {
+            println!(
+                "location {}{}: {}",
+                l.name,
+                if l.retired { " (retired)" } else { "" },
+                said(l.probe.ok, l.probe.ms, &l.probe.error)
+            );
+        }
+        println!("audit log: {} entries", h.audit_entries);
+        println!("items: {}", h.items);
+        let jobs: Vec<String> = h.jobs.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        println!(
+            "jobs: {}",
+            if jobs.is_empty() {
+                "none".to_owned()
+            } else {
+                jobs.join(", ")
+            }
+        );
+    }
+    Ok(if h.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn index_sync(cli: &Cli, rebuild: bool) -> Result<ExitCode> {

@@ -11,6 +11,7 @@ mod dedup_retention;
 mod derived;
 mod detect;
 mod graph;
+mod health;
 mod host;
 mod hunt;
 mod lifecycle;
