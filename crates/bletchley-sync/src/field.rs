@@ -659,12 +659,16 @@ impl Run<'_> {
                 OpKind::PrincipalAccess {
                     name,
                     agency,
+                    standing,
                     access,
                 } => {
-                    if self.p.apply_told_access(&self.hub, name, agency, access)? {
+                    if self
+                        .p
+                        .apply_told_access(&self.hub, name, agency, *standing, access)?
+                    {
                         self.report.principals += 1;
                         (self.on_event)(SyncEvent::Note(&format!(
-                            "principal {name} of {agency}: access narrowed as at the hub"
+                            "principal {name} of {agency}: {standing:?}, within what it holds here"
                         )));
                     }
                     true

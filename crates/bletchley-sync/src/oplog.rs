@@ -52,13 +52,16 @@ pub enum OpKind {
         /// The new standing.
         standing: bletchley_policy::Standing,
     },
-    /// The hub changed what one of its principals holds (`principal set`): a principal of
-    /// the same name and agency at the site takes it as far as it narrows what it holds there.
+    /// The hub changed one of its principals (its standing, or what it holds): a principal
+    /// of the same name and agency at the site takes it as far as it narrows what it holds
+    /// there.
     PrincipalAccess {
         /// The principal.
         name: String,
         /// Its agency, as the site knows it.
         agency: String,
+        /// Its standing at the hub now.
+        standing: bletchley_policy::Standing,
         /// What it holds at the hub now.
         access: bletchley_store::platform::AccessTold,
     },

@@ -794,6 +794,7 @@ pub(crate) fn extend_log(
                     Some(access) => OpKind::PrincipalAccess {
                         name: c.name,
                         agency: c.agency,
+                        standing: c.standing,
                         access,
                     },
                     None => OpKind::PrincipalStanding {
@@ -1497,9 +1498,10 @@ fn apply_ops(
             OpKind::PrincipalAccess {
                 name: who,
                 agency,
+                standing,
                 access,
             } => {
-                if p.apply_told_access(&name, who, agency, access)? {
+                if p.apply_told_access(&name, who, agency, *standing, access)? {
                     report.principals += 1;
                 }
             }

@@ -32,26 +32,42 @@ pub struct StandingTold {
     pub agency: String,
     /// The new standing.
     pub standing: Standing,
-    /// For a change of what it holds (`principal set`) rather than of its standing: what it
-    /// holds now. `standing` is then its standing, unchanged.
+    /// What it holds at the hub now (absent in changes logged before this was told).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<AccessTold>,
 }
 
-/// What a principal holds at the hub after `principal set`, as field sites are told of it.
-/// A field site takes it only as far as it narrows what its principal of the same name and
-/// agency holds there: the hub takes access away everywhere; granting at a field site is that
-/// site's own act.
+/// What the hub says of one of its principals with every change of it or of its standing:
+/// its clearance, the codewords and roles the change took away, its agency. A field site takes
+/// it only as far as it narrows what its principal of the same name and agency holds there:
+/// the hub takes access away everywhere; granting at a field site (a role, a codeword, or
+/// access again to one the hub cut off) is that site's own act.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccessTold {
-    /// Its clearance.
+    /// Its clearance at the hub.
     pub clearance: Classification,
-    /// Its codewords.
-    pub compartments: BTreeSet<String>,
-    /// Its roles.
-    pub roles: BTreeSet<Role>,
+    /// Codewords the change took away.
+    pub compartments_removed: BTreeSet<String>,
+    /// Roles the change took away.
+    pub roles_removed: BTreeSet<Role>,
     /// Its agency (another than `StandingTold::agency` when it moved).
     pub agency: String,
+}
+
+impl AccessTold {
+    /// `now` as the hub holds it, after `before` (a change of standing takes nothing away).
+    fn of(before: &Principal, now: &Principal) -> AccessTold {
+        AccessTold {
+            clearance: now.clearance,
+            compartments_removed: before
+                .compartments
+                .difference(&now.compartments)
+                .cloned()
+                .collect(),
+            roles_removed: before.roles.difference(&now.roles).copied().collect(),
+            agency: now.agency.clone(),
+        }
+    }
 }
 
 impl Platform {
@@ -241,10 +257,11 @@ impl Platform {
             ));
         }
         let agency = p.agency.clone();
+        let access = AccessTold::of(&p, &p);
         self.put_standing(actor, action, &row, p, standing, reason)?;
         // Field sites are told at their next contact (a principal of the same name and
-        // agency there takes the same standing).
-        self.tell_sites(name, agency, standing, None)
+        // agency there takes the same standing, within what it holds here).
+        self.tell_sites(name, agency, standing, Some(access))
     }
 
     /// Numbers a change of a principal and keeps it for the field sites' next contact.
@@ -267,16 +284,19 @@ impl Platform {
         self.catalog.set_meta(STANDING_TOLD, &json)
     }
 
-    /// Applies a change of what the hub `origin`'s principal `name` of `agency` holds, as far
-    /// as it narrows what the principal of that name and agency here holds: the lower
-    /// clearance, the codewords and roles both have; one left without a role, or moved to
-    /// another agency at the hub, is disabled here. Audited as `site:ORIGIN`. Returns whether
-    /// anything changed.
+    /// Applies what the hub `origin` says of its principal `name` of `agency` — its
+    /// clearance, the codewords and roles taken away, its standing — as far as it narrows what
+    /// the principal of that name and agency here holds: the lower clearance, without what
+    /// was taken away, then the standing; except that one left without a role here, or moved
+    /// to another agency at the hub, is disabled here whatever standing the hub gives it (and
+    /// stays so until this site's own operator grants it a role again). Audited as
+    /// `site:ORIGIN`. Returns whether anything changed.
     pub fn apply_told_access(
         &mut self,
         origin: &str,
         name: &str,
         agency: &str,
+        standing: Standing,
         access: &AccessTold,
     ) -> Result<bool> {
         let Some((row, old)) = self.find_principal_row(name)? else {
@@ -288,25 +308,19 @@ impl Platform {
         let actor = Actor::Principal(format!("site:{origin}"));
         let mut p = old.clone();
         p.clearance = p.clearance.min(access.clearance);
-        p.compartments = p
-            .compartments
-            .intersection(&access.compartments)
-            .cloned()
-            .collect();
-        let roles: BTreeSet<Role> = p.roles.intersection(&access.roles).copied().collect();
+        p.compartments
+            .retain(|c| !access.compartments_removed.contains(c));
+        p.roles.retain(|r| !access.roles_removed.contains(r));
         let cut_off = if access.agency != agency {
             Some(format!(
                 "moved to {} at site {origin}: its access here ends",
                 access.agency
             ))
-        } else if roles.is_empty() {
-            Some(format!("no role left as at site {origin}"))
+        } else if p.roles.is_empty() {
+            Some(format!("no role left here as at site {origin}"))
         } else {
             None
         };
-        if !roles.is_empty() {
-            p.roles = roles;
-        }
         let mut changed = false;
         if p != old {
             self.record(
@@ -329,20 +343,23 @@ impl Platform {
             self.update_row(SealedTable::Principals, &row, &p)?;
             changed = true;
         }
-        if let Some(why) = cut_off
-            && !matches!(p.standing, Standing::Disabled { .. })
-        {
-            let (row, p) = self.principal_row(name)?;
-            let since_s = now_ms() / 1000;
-            self.put_standing(
-                actor,
-                "principal.disable",
-                &row,
-                p,
-                Standing::Disabled { since_s },
-                &why,
-            )?;
-            changed = true;
+        match cut_off {
+            Some(why) => {
+                if !matches!(p.standing, Standing::Disabled { .. }) {
+                    let (row, p) = self.principal_row(name)?;
+                    let since_s = now_ms() / 1000;
+                    self.put_standing(
+                        actor,
+                        "principal.disable",
+                        &row,
+                        p,
+                        Standing::Disabled { since_s },
+                        &why,
+                    )?;
+                    changed = true;
+                }
+            }
+            None => changed |= self.apply_told_standing(origin, name, agency, standing)?,
         }
         Ok(changed)
     }
@@ -495,12 +512,7 @@ impl Platform {
             name,
             old.agency.clone(),
             p.standing,
-            Some(AccessTold {
-                clearance: p.clearance,
-                compartments: p.compartments.clone(),
-                roles: p.roles.clone(),
-                agency: p.agency.clone(),
-            }),
+            Some(AccessTold::of(&old, &p)),
         )?;
         Ok(p)
     }

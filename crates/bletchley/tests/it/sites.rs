@@ -1778,8 +1778,12 @@ fn field_sites_take_the_hubs_changes_of_standing_at_their_next_contact() {
         "mi5",
         "--clearance",
         "SECRET",
+        "--compartments",
+        "STRAP1,STRAP2",
         "--nationality",
         "GBR",
+        "--roles",
+        "field,admin",
     ]);
     import(&s.alpha, &export(&s.hub, "alpha", "p1.bundle"));
     let hub = start_hub(&s.hub, "127.0.0.1:0");
@@ -1815,8 +1819,8 @@ fn field_sites_take_the_hubs_changes_of_standing_at_their_next_contact() {
     assert!(!held(&s.bravo).is_empty());
 
     // What it holds changes at the hub: the sites take it as far as it narrows what it holds
-    // there (a TOP SECRET STRAP1/STRAP2 field admin there), and never widen it: the role the
-    // hub gives is not given at the sites.
+    // there (a TOP SECRET STRAP1/STRAP2 field admin there): the lower clearance, a codeword
+    // taken away; the role the hub gives is not given at the sites.
     s.hub.ok(&[
         "principal",
         "set",
@@ -1836,7 +1840,8 @@ fn field_sites_take_the_hubs_changes_of_standing_at_their_next_contact() {
         assert_eq!(o["compartments"], serde_json::json!(["STRAP1"]), "{o}");
         assert_eq!(o["roles"], serde_json::json!(["admin", "field"]), "{o}");
     }
-    // Left with no role it has at the sites, or moved to another agency: disabled there.
+    // Every role it has at the site taken away at the hub: disabled there, and enabling it
+    // at the hub does not bring it back (granting at a site is the site's own act).
     s.hub
         .ok(&["principal", "set", "officer", "--roles", "originator"]);
     import(&s.alpha, &export(&s.hub, "alpha", "p5.bundle"));
@@ -1845,24 +1850,45 @@ fn field_sites_take_the_hubs_changes_of_standing_at_their_next_contact() {
             .fails(&["--as", "officer", "ls"])
             .contains("disabled")
     );
-    s.hub.ok(&["principal", "enable", "officer"]);
-    s.hub.ok(&["agency", "add", "mi6"]);
     s.hub
-        .ok(&["principal", "set", "officer", "--agency", "mi6"]);
+        .ok(&["principal", "disable", "officer", "--reason", "review"]);
+    s.hub.ok(&["principal", "enable", "officer"]);
+    import(&s.alpha, &export(&s.hub, "alpha", "p6.bundle"));
+    assert!(
+        s.alpha
+            .fails(&["--as", "officer", "ls"])
+            .contains("disabled")
+    );
+    // The site's own operator grants it a role again and enables it.
+    s.alpha
+        .ok(&["principal", "set", "officer", "--roles", "field"]);
+    s.alpha.ok(&["principal", "enable", "officer"]);
+    s.alpha.ok(&["--as", "officer", "ls"]);
+    // bravo, over the network, is cut off too.
     sync_ok(&s.bravo, port);
     assert!(
         s.bravo
             .fails(&["--as", "officer", "ls"])
             .contains("disabled")
     );
-    let moved = crate::common::audit_lines(&s.bravo).into_iter().any(|e| {
+    // Moved to another agency at the hub: its access at the site ends.
+    s.hub.ok(&["agency", "add", "mi6"]);
+    s.hub
+        .ok(&["principal", "set", "officer", "--agency", "mi6"]);
+    import(&s.alpha, &export(&s.hub, "alpha", "p7.bundle"));
+    assert!(
+        s.alpha
+            .fails(&["--as", "officer", "ls"])
+            .contains("disabled")
+    );
+    let moved = crate::common::audit_lines(&s.alpha).into_iter().any(|e| {
         e["action"] == "principal.disable"
             && e["principal"] == "site:hub"
             && e["reason"]
                 .as_str()
                 .is_some_and(|r| r.contains("moved to mi6"))
     });
-    assert!(moved, "bravo's audit log says why officer was disabled");
+    assert!(moved, "alpha's audit log says why officer was disabled");
 }
 
 /// The principal `officer` as `principal ls --json` shows it at `env`.
