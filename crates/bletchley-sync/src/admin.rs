@@ -91,12 +91,7 @@ pub fn agency_sites(p: &mut Platform, admin: &str) -> Result<Option<Vec<AgencySi
             jurisdiction: rec.identity.jurisdiction.clone(),
             ceiling: rec.identity.ceiling.clone(),
             nationalities: rec.identity.nationalities.clone(),
-            enrolment: match (&rec.enrolment.confirmed, &rec.enrolment.code) {
-                (true, _) => "confirmed",
-                (false, Some(_)) => "awaiting first contact",
-                (false, None) => "void",
-            }
-            .into(),
+            enrolment: site::enrolment_state(&rec).into(),
             revoked: rec.revoked,
             logged: rec.out.last_seq,
             acknowledged: rec.out.acked_seq,

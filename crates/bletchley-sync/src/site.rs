@@ -661,12 +661,23 @@ pub struct SiteStatus {
     pub peers: Vec<PeerStatus>,
 }
 
+/// How far a peer's enrolment is: `confirmed`, `awaiting first contact` (the code is not
+/// proved yet) or `void` (enrol it again for a new code).
+pub(crate) fn enrolment_state(r: &PeerRecord) -> &'static str {
+    match (&r.enrolment.confirmed, &r.enrolment.code) {
+        (true, _) => "confirmed",
+        (false, Some(_)) => "awaiting first contact",
+        (false, None) => "void",
+    }
+}
+
 /// This site and its peers.
 pub fn status(p: &Platform) -> Result<SiteStatus> {
     let me = this(p)?;
     let mut peers = Vec::new();
     for name in peer_names(p)? {
         let r = peer(p, &name)?;
+        let enrolment = enrolment_state(&r);
         let erase = if r.erase_confirmed {
             "confirmed"
         } else if r.out.erase_seq.is_some() {
@@ -688,12 +699,7 @@ pub fn status(p: &Platform) -> Result<SiteStatus> {
             erase: erase.into(),
             revoked: r.revoked,
             accepts: r.accepts,
-            enrolment: match (&r.enrolment.confirmed, &r.enrolment.code) {
-                (true, _) => "confirmed",
-                (false, Some(_)) => "awaiting first contact",
-                (false, None) => "void",
-            }
-            .into(),
+            enrolment: enrolment.into(),
         });
     }
     Ok(SiteStatus {

@@ -220,17 +220,34 @@ impl Platform {
             Ok(p) => p,
             Err(e) => return Err(self.refuse(&actor, "operation.list", vec![], None, e)),
         };
+        let out = self.operation_views(|o| o.is_member(&p))?;
+        self.record(
+            actor,
+            "operation.list",
+            out.iter().map(|o| o.operation.name.clone()).collect(),
+            None,
+            Outcome::Allowed,
+            None,
+        )?;
+        Ok(out)
+    }
+
+    /// The operations `keep` keeps, by name, with their shares' collections
+    /// named and whether each runs now.
+    fn operation_views(&self, keep: impl Fn(&Operation) -> bool) -> Result<Vec<OperationView>> {
         let names: HashMap<u32, String> = self
             .collections()?
             .into_iter()
             .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
             .collect();
+        let now = now_ms() / 1000;
         let mut out: Vec<OperationView> = self
             .operations()?
             .into_iter()
-            .filter(|o| o.is_member(&p))
-            .map(|o| {
-                let shares = o
+            .filter(|o| keep(o))
+            .map(|o| OperationView {
+                active: o.active(now),
+                shares: o
                     .shares
                     .iter()
                     .map(|s| SharedCollection {
@@ -241,23 +258,11 @@ impl Platform {
                         since: s.since,
                         withdrawn: s.withdrawn,
                     })
-                    .collect();
-                OperationView {
-                    active: o.active(now_ms() / 1000),
-                    operation: o,
-                    shares,
-                }
+                    .collect(),
+                operation: o,
             })
             .collect();
         out.sort_by(|a, b| a.operation.name.cmp(&b.operation.name));
-        self.record(
-            actor,
-            "operation.list",
-            out.iter().map(|o| o.operation.name.clone()).collect(),
-            None,
-            Outcome::Allowed,
-            None,
-        )?;
         Ok(out)
     }
 
@@ -299,34 +304,7 @@ impl Platform {
             &[],
             "see the agency's operations",
         )?;
-        let names: HashMap<u32, String> = self
-            .collections()?
-            .into_iter()
-            .map(|c| (c.id.0, format!("{}/{}", c.agency, c.name)))
-            .collect();
-        let now = now_ms() / 1000;
-        let mut out: Vec<OperationView> = self
-            .operations()?
-            .into_iter()
-            .filter(|o| o.agencies.contains(&p.agency))
-            .map(|o| OperationView {
-                active: o.active(now),
-                shares: o
-                    .shares
-                    .iter()
-                    .map(|s| SharedCollection {
-                        collection: names
-                            .get(&s.collection.0)
-                            .cloned()
-                            .unwrap_or_else(|| format!("#{}", s.collection.0)),
-                        since: s.since,
-                        withdrawn: s.withdrawn,
-                    })
-                    .collect(),
-                operation: o,
-            })
-            .collect();
-        out.sort_by(|a, b| a.operation.name.cmp(&b.operation.name));
+        let out = self.operation_views(|o| o.agencies.contains(&p.agency))?;
         self.record(
             Actor::Principal(admin.to_owned()),
             "admin.operations",
