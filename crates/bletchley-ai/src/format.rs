@@ -46,16 +46,32 @@ fn clock(seconds: f64, decimal: char) -> String {
 
 /// Renders a transcript.
 pub fn render(t: &Transcript, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let mut out = serde_json::to_string_pretty(t).unwrap_or_default();
+            out.push('\n');
+            out
+        }
+        _ => render_from(t, 0, format),
+    }
+}
+
+/// Renders the segments from `first` on, continuing what rendering the ones before wrote
+/// (SRT numbers go on; the WebVTT header comes only with the first): how `transcript
+/// --follow` writes a transcript while it is being made. JSON is one segment per line (JSON
+/// Lines), since a reader of a growing stream cannot wait for a closing bracket.
+pub fn render_from(t: &Transcript, first: usize, format: Format) -> String {
     let mut out = String::new();
+    let segments = t.segments.iter().enumerate().skip(first);
     match format {
         Format::Text => {
-            for s in &t.segments {
+            for (_, s) in segments {
                 out.push_str(s.text.trim());
                 out.push('\n');
             }
         }
         Format::Srt => {
-            for (i, s) in t.segments.iter().enumerate() {
+            for (i, s) in segments {
                 out.push_str(&format!(
                     "{}\n{} --> {}\n{}\n\n",
                     i + 1,
@@ -66,8 +82,10 @@ pub fn render(t: &Transcript, format: Format) -> String {
             }
         }
         Format::Vtt => {
-            out.push_str("WEBVTT\n\n");
-            for s in &t.segments {
+            if first == 0 {
+                out.push_str("WEBVTT\n\n");
+            }
+            for (_, s) in segments {
                 out.push_str(&format!(
                     "{} --> {}\n{}\n\n",
                     clock(s.start, '.'),
@@ -77,8 +95,10 @@ pub fn render(t: &Transcript, format: Format) -> String {
             }
         }
         Format::Json => {
-            out = serde_json::to_string_pretty(t).unwrap_or_default();
-            out.push('\n');
+            for (_, s) in segments {
+                out.push_str(&serde_json::to_string(s).unwrap_or_default());
+                out.push('\n');
+            }
         }
     }
     out

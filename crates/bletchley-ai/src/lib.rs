@@ -6,6 +6,7 @@
 
 pub mod audio;
 mod error;
+pub mod follow;
 pub mod format;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;

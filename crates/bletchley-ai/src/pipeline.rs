@@ -18,6 +18,19 @@ pub const TRANSCRIPT: &str = "transcript";
 /// Derivation name of the English translation.
 pub const TRANSLATION: &str = "translation";
 
+/// What a transcription job keeps while it runs, for readers who follow it: the segments
+/// of each task made so far. The transcript is absent once its item is stored (readers read
+/// that), and so is the translation before it starts.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct PartialTranscription {
+    /// The transcript in the spoken language so far.
+    #[serde(default)]
+    pub transcript: Option<Transcript>,
+    /// The English translation so far.
+    #[serde(default)]
+    pub translation: Option<Transcript>,
+}
+
 /// Why a job did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -68,6 +81,7 @@ pub fn run_transcription(
             word_timestamps: task == Task::Transcribe,
             ..TranscribeOptions::default()
         };
+        let mut kept = 0;
         model
             .transcribe(&mut audio, &opts, &mut |at| {
                 let f = if at.known > 0.0 {
@@ -75,6 +89,32 @@ pub fn run_transcription(
                 } else {
                     0.0
                 };
+                if at.segments.len() != kept {
+                    // New segments: readers following the job see them now. Best effort: a
+                    // partial that cannot be kept only delays what they see until the end.
+                    kept = at.segments.len();
+                    let so_far = Transcript {
+                        language: at.language.to_owned(),
+                        language_probability: 0.0,
+                        task,
+                        duration: at.known,
+                        segments: at.segments.to_vec(),
+                        timing: Default::default(),
+                    };
+                    let partial = match task {
+                        Task::Transcribe => PartialTranscription {
+                            transcript: Some(so_far),
+                            translation: None,
+                        },
+                        Task::Translate => PartialTranscription {
+                            transcript: None,
+                            translation: Some(so_far),
+                        },
+                    };
+                    if let Ok(json) = serde_json::to_vec(&partial) {
+                        let _ = p.save_job_partial(job, &json);
+                    }
+                }
                 progress(p, share.0 + share.1 * f.clamp(0.0, 1.0));
             })
             .map_err(|e| match e {

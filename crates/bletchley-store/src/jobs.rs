@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS jobs(
   progress REAL NOT NULL DEFAULT 0,
   sealed BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, not_before_ms);
+CREATE TABLE IF NOT EXISTS job_partials(
+  job INTEGER PRIMARY KEY,
+  sealed BLOB NOT NULL);
 ";
 
 /// The job kind that turns a recording into a transcript and a translation: queued by ingest
@@ -57,6 +60,11 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Whether the job will not run again (done, or failed for good).
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed)
+    }
+
     /// The state's name, as the queue stores and reports it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -270,6 +278,9 @@ impl SqliteCatalog {
                 "UPDATE jobs SET state = ?2, not_before_ms = ?3, lease_until_ms = 0, updated_ms = ?4, sealed = ?5, progress = ?6 WHERE id = ?1",
                 params![id, state.as_str(), not_before, now, sealed, progress],
             )?;
+            if state.is_final() {
+                tx.execute("DELETE FROM job_partials WHERE job = ?1", [id])?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -298,12 +309,30 @@ impl SqliteCatalog {
         now: i64,
         sealed: &[u8],
     ) -> Result<()> {
-        let progress = if state == JobState::Done { 1.0 } else { 0.0 };
+        self.finish_jobs(now, &[(id, state, not_before, sealed.to_vec())])
+    }
+
+    /// Keeps what a running job has produced so far (sealed by the platform), in place of
+    /// what it had before; only while the job is running.
+    pub(crate) fn set_job_partial(&self, id: i64, sealed: &[u8]) -> Result<()> {
         self.conn.execute(
-            "UPDATE jobs SET state = ?2, not_before_ms = ?3, lease_until_ms = 0, updated_ms = ?4, sealed = ?5, progress = ?6 WHERE id = ?1",
-            params![id, state.as_str(), not_before, now, sealed, progress],
+            "INSERT INTO job_partials(job, sealed) SELECT id, ?2 FROM jobs WHERE id = ?1 AND state = 'running'
+             ON CONFLICT(job) DO UPDATE SET sealed = excluded.sealed",
+            params![id, sealed],
         )?;
         Ok(())
+    }
+
+    /// What a job has produced so far, as sealed.
+    pub(crate) fn job_partial(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sealed FROM job_partials WHERE job = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Puts a running job back in the queue until `not_before`, its attempt not counted

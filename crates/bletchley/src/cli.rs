@@ -293,6 +293,10 @@ pub struct TranscriptArgs {
     /// Why (required for bulk collections).
     #[arg(long)]
     pub justification: Option<String>,
+    /// Write the segments as the job makes them and return when it is done (JSON as one
+    /// segment per line).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// `models` subcommands.

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use bletchley_ai::format::{Format, render};
+use bletchley_ai::follow;
+use bletchley_ai::format::{Format, render, render_from};
 use bletchley_ai::pipeline::{self, WorkerEvent, WorkerOptions};
-use bletchley_ai::{
-    AudioStream, SpeechModel, Task, TranscribeOptions, Transcript, WeightFormat, models,
-};
+use bletchley_ai::{AudioStream, SpeechModel, Task, TranscribeOptions, WeightFormat, models};
 use bletchley_store::{JobState, Platform};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -353,39 +352,107 @@ pub fn work(p: &mut Platform, once: bool, decode: &DecodeArgs) -> Result<ExitCod
     })
 }
 
-/// `transcript ID`: a recording's transcript or translation, read through the gate.
+/// `transcript ID`: a recording's transcript or translation, read through the gate; while
+/// its job runs, what the job has made so far (all of it as it comes with `--follow`).
 pub fn transcript(p: &mut Platform, who: &str, a: &TranscriptArgs) -> Result<ExitCode> {
     let format: Format = a.format.parse()?;
     let justification = a.justification.as_deref();
-    // The recording itself first: a principal who may not see it learns nothing more.
-    let (meta, _) = p.get(who, &a.id, justification)?;
     let derivation = if a.translation {
         pipeline::TRANSLATION
     } else {
         pipeline::TRANSCRIPT
     };
-    let Some(child) = p.derived_by(&a.id, derivation)?.into_iter().next() else {
-        let job = p.jobs_of(who)?.into_iter().rev().find(|j| j.item == a.id);
-        match job {
-            Some(j) => bail!(
-                "no {derivation} of {} yet: job {} is {}{}",
-                a.id,
+    // How often a follower asks again: each look is a gated, audited read.
+    const POLL: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut written = 0usize;
+    let mut said_marking = false;
+    loop {
+        // The recording is read through the gate first: a principal who may not see it
+        // learns nothing more.
+        let view = follow::transcription_view(p, who, &a.id, justification)?;
+        let running = view.running();
+        let shown = if a.translation {
+            view.translation
+        } else {
+            view.transcript
+        };
+        let marking = shown
+            .as_ref()
+            .and_then(|s| s.marking.clone())
+            .or_else(|| view.recording.as_ref().map(|m| m.marking.clone()))
+            .unwrap_or_default();
+        let title = view
+            .recording
+            .as_ref()
+            .map(|m| m.title.clone())
+            .unwrap_or_default();
+        let job_state = |j: &bletchley_store::Job| {
+            format!(
+                "job {} is {} ({:.0}%){}",
                 j.id,
                 j.state.as_str(),
-                j.error.map(|e| format!(" ({e})")).unwrap_or_default()
-            ),
-            None => bail!("{} ({}) has no {derivation}", a.id, meta.title),
+                j.progress * 100.0,
+                j.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )
+        };
+        let Some(shown) = shown else {
+            match (&view.job, a.follow && running) {
+                (Some(_), true) => {
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+                (Some(j), false) => bail!("no {derivation} of {} yet: {}", a.id, job_state(j)),
+                (None, _) => bail!("{} ({title}) has no {derivation}", a.id),
+            }
+        };
+        if !a.follow {
+            if format != Format::Json {
+                eprintln!("{marking}");
+            }
+            print!("{}", render(&shown.transcript, format));
+            if format != Format::Json {
+                eprintln!("{marking}");
+            }
+            if shown.item.is_none()
+                && let Some(j) = &view.job
+            {
+                eprintln!(
+                    "partial: {}; --follow writes the rest as it comes",
+                    job_state(j)
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
         }
-    };
-    let (child_meta, content) = p.get(who, &child, justification)?;
-    let t: Transcript = serde_json::from_slice(&content)
-        .with_context(|| format!("{derivation} {child} is not a transcript"))?;
-    if format != Format::Json {
-        eprintln!("{}", child_meta.marking);
+        if !said_marking && format != Format::Json {
+            eprintln!("{marking}");
+            said_marking = true;
+        }
+        // A job that started again (its worker died) makes its segments anew: what is
+        // written stays written, and only what goes past it is new.
+        let segments = shown.transcript.segments.len();
+        if segments > written {
+            print!("{}", render_from(&shown.transcript, written, format));
+            std::io::Write::flush(&mut std::io::stdout())?;
+            written = segments;
+        }
+        if shown.item.is_some() || !running {
+            if format != Format::Json {
+                eprintln!("{marking}");
+            }
+            if shown.item.is_none()
+                && let Some(j) = &view.job
+            {
+                bail!(
+                    "the {derivation} of {} is incomplete: {}",
+                    a.id,
+                    job_state(j)
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(POLL);
     }
-    print!("{}", render(&t, format));
-    if format != Format::Json {
-        eprintln!("{}", child_meta.marking);
-    }
-    Ok(ExitCode::SUCCESS)
 }

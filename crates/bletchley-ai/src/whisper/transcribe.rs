@@ -166,15 +166,20 @@ impl Transcript {
     }
 }
 
-/// How far the work has come, for progress bars.
+/// How far the work has come, for progress bars, and what it has made so far, for readers
+/// who follow a long recording while it is transcribed.
 #[derive(Clone, Copy, Debug)]
-pub struct Progress {
+pub struct Progress<'a> {
     /// Seconds of audio done.
     pub done: f64,
     /// Seconds known so far (all of them once the end has been read).
     pub known: f64,
     /// Whether `known` is the whole recording.
     pub complete: bool,
+    /// The segments kept so far, in time order (times not yet clipped to the recording's end).
+    pub segments: &'a [Segment],
+    /// The language, once detected or given (empty before).
+    pub language: &'a str,
 }
 
 /// Languages written without spaces between words: word timestamps split them by character.
@@ -234,11 +239,17 @@ impl SpeechModel {
             let samples = audio.samples(ctx_start, before + WINDOW_SAMPLES + half)?;
             audio.forget_before(ctx_start);
             let mut content = samples.len().saturating_sub(before).min(WINDOW_SAMPLES);
-            let report = |seek: usize, progress: &mut dyn FnMut(Progress), audio: &AudioStream| {
+            let report = |seek: usize,
+                          progress: &mut dyn FnMut(Progress),
+                          audio: &AudioStream,
+                          segments: &[Segment],
+                          language: &Option<(String, f32)>| {
                 progress(Progress {
                     done: seconds(seek.min(audio.known_len())),
                     known: seconds(audio.known_len()),
                     complete: audio.finished(),
+                    segments,
+                    language: language.as_ref().map_or("", |(code, _)| code.as_str()),
                 })
             };
             if content == 0 {
@@ -249,7 +260,7 @@ impl SpeechModel {
                 match vad::first_active(&samples[before..before + content]) {
                     None => {
                         seek += content.div_ceil(HOP) * HOP;
-                        report(seek, progress, audio);
+                        report(seek, progress, audio, &segments, &language);
                         if last_window {
                             break;
                         }
@@ -308,7 +319,7 @@ impl SpeechModel {
             let window_end = seek + segment_frames * HOP;
             if silent {
                 seek = window_end;
-                report(seek, progress, audio);
+                report(seek, progress, audio, &segments, &language);
                 if audio.finished() && seek >= audio.known_len() {
                     break;
                 }
@@ -358,7 +369,7 @@ impl SpeechModel {
             } else {
                 previous.extend(result.tokens.iter().copied());
             }
-            report(seek, progress, audio);
+            report(seek, progress, audio, &segments, &language);
             if audio.finished() && seek >= audio.known_len() {
                 break;
             }

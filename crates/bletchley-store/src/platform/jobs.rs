@@ -20,6 +20,11 @@ fn job_aad(id: i64) -> Vec<u8> {
     format!("jobs/{id}").into_bytes()
 }
 
+/// Binds a job's partial output to the job and its item.
+fn partial_aad(id: i64, item: &str) -> Vec<u8> {
+    format!("jobs/{id}/partial/{item}").into_bytes()
+}
+
 /// How a job of a batch ended: the items it produced, or its error and whether that is
 /// permanent (bad input does not improve on retry).
 pub type JobOutcome = std::result::Result<Vec<String>, (String, bool)>;
@@ -261,6 +266,47 @@ impl Platform {
         self.catalog.finish_jobs(now, &rows)?;
         self.append_audit(&entries)?;
         Ok(states)
+    }
+
+    /// Keeps what a running job has made so far (a transcript's first segments) in place of
+    /// what it kept before, until the job finishes. Sealed under its item's own data key and
+    /// bound to the job and the item, so it opens only where the item does, for whoever may
+    /// read the item ([`Self::job_on_item`]), and is gone with the item's key when the item is
+    /// shredded.
+    pub fn save_job_partial(&mut self, job: &Job, partial: &[u8]) -> Result<()> {
+        let Some(row) = self.catalog.item(&job.item)? else {
+            return Err(Error::NotFoundOrNotPermitted { reason: None });
+        };
+        let agency = self.agency_name(row.agency_id)?;
+        let key = self.item_key(&row, &agency)?;
+        let sealed = record::seal(&key, &partial_aad(job.id, &job.item), partial)?;
+        self.catalog.set_job_partial(job.id, &sealed)
+    }
+
+    /// A job's partial output, opened with its item's data key.
+    pub(super) fn open_job_partial(
+        &mut self,
+        job: &Job,
+        row: &crate::catalog::ItemRow,
+        agency: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(sealed) = self.catalog.job_partial(job.id)? else {
+            return Ok(None);
+        };
+        let key = self.item_key(row, agency)?;
+        record::open(
+            &key,
+            &partial_aad(job.id, &job.item),
+            &sealed,
+            bletchley_crypto::Context::Record,
+        )
+        .map(Some)
+        .map_err(|_| {
+            Error::Damaged(format!(
+                "the partial output of job {} does not open (altered, or moved from another job or item)",
+                job.id
+            ))
+        })
     }
 
     /// Reports progress (0 to 1) and keeps the lease.

@@ -114,7 +114,7 @@ impl Platform {
     }
 
     /// Item `row`'s data key, unwrapped by its agency's keys where the row sits.
-    fn item_key(&mut self, row: &ItemRow, agency: &str) -> Result<DataKey> {
+    pub(super) fn item_key(&mut self, row: &ItemRow, agency: &str) -> Result<DataKey> {
         let agency = agency.to_owned();
         self.agency_keys(&agency)
             .map_err(|e| Error::KeyUnavailable {
@@ -216,6 +216,52 @@ impl Platform {
         let read = self.get_unrecorded(&gate, &collections, id, justification)?;
         self.append_audit(&[read_entry(principal, &read.0, now_ms(), justification)])?;
         Ok(read)
+    }
+
+    /// The newest job of `kind` on an item the principal may read, with what it has made so
+    /// far while it has not finished (see [`Self::save_job_partial`]): how an analyst reads the
+    /// first minutes of a long recording's transcript while the rest is transcribed. Gated as a
+    /// read of the item, since the partial output is its content, and audited as
+    /// `item.partial`. Returns the item's metadata with it.
+    pub fn job_on_item(
+        &mut self,
+        principal: &str,
+        id: &str,
+        kind: &str,
+        justification: Option<&str>,
+    ) -> Result<(ItemMeta, Option<(crate::jobs::Job, Option<Vec<u8>>)>)> {
+        let actor = Actor::Principal(principal.to_owned());
+        let (gate, collections) = match self
+            .gate(principal)
+            .and_then(|g| Ok((g, self.collections()?)))
+        {
+            Ok(g) => g,
+            Err(e) => {
+                let targets = vec![id.to_owned()];
+                return Err(self.refuse(&actor, "item.partial", targets, justification, e));
+            }
+        };
+        let read = self.prepare_read(&gate, &collections, id, justification)?;
+        let job = self
+            .jobs()?
+            .into_iter()
+            .rev()
+            .find(|j| j.item == id && j.kind == kind);
+        let partial = match &job {
+            Some(j) if !j.state.is_final() => {
+                self.open_job_partial(j, &read.row, &read.binding.agency)?
+            }
+            _ => None,
+        };
+        self.record(
+            actor,
+            "item.partial",
+            vec![id.to_owned()],
+            justification,
+            Outcome::Allowed,
+            job.as_ref().map(|j| format!("job {}", j.id)),
+        )?;
+        Ok((read.meta, job.map(|j| (j, partial))))
     }
 
     /// Reads many items for one principal, each as [`Self::get`] decides, with the entries of

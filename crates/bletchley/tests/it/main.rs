@@ -16,6 +16,7 @@ mod host;
 mod hunt;
 mod lifecycle;
 mod oversight;
+mod partial;
 mod playbook;
 mod remark;
 mod residency;

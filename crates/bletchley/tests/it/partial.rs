@@ -1,0 +1,150 @@
+//! What a transcription job has made so far: read only by whoever may read the recording,
+//! sealed to its job and its recording (a host that moves it between jobs is caught), and
+//! gone when the job finishes or the recording is shredded.
+
+use bletchley_ai::follow::transcription_view;
+use bletchley_ai::pipeline::PartialTranscription;
+use bletchley_ai::{Segment, Task, Transcript};
+use bletchley_store::Error;
+use serde_json::Value;
+
+use crate::common::{Env, open_platform};
+
+fn segment(start: f64, text: &str) -> Segment {
+    Segment {
+        start,
+        end: start + 2.0,
+        text: text.into(),
+        avg_logprob: -0.2,
+        confidence: 0.8,
+        no_speech_prob: 0.01,
+        temperature: 0.0,
+        words: Vec::new(),
+    }
+}
+
+fn partial(texts: &[&str]) -> Vec<u8> {
+    let t = Transcript {
+        language: "es".into(),
+        language_probability: 0.0,
+        task: Task::Transcribe,
+        duration: 60.0,
+        segments: texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| segment(i as f64 * 2.0, t))
+            .collect(),
+        timing: Default::default(),
+    };
+    serde_json::to_vec(&PartialTranscription {
+        transcript: Some(t),
+        translation: None,
+    })
+    .expect("json")
+}
+
+fn partial_rows(env: &Env) -> i64 {
+    let db = rusqlite::Connection::open(env.data.join("catalog.db")).expect("open catalog");
+    db.query_row("SELECT count(*) FROM job_partials", [], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn a_running_jobs_partial_transcript_reads_only_as_its_recording_and_only_from_its_own_job() {
+    let env = Env::new();
+    env.basic();
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    let a = env.file("call-a.wav", b"RIFF not really audio");
+    let b = env.file("call-b.wav", b"RIFF not really audio either");
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&a, &b]);
+    let mut p = open_platform(&env);
+    let jobs = [
+        p.claim_job().expect("claim").expect("a job"),
+        p.claim_job().expect("claim").expect("a job"),
+    ];
+    let job_of = |id: &str| jobs.iter().find(|j| j.item == id).expect("job of item");
+    p.save_job_partial(
+        job_of(&ids[0]),
+        &partial(&["Hola.", "¿Dónde está el barco?"]),
+    )
+    .expect("save");
+    p.save_job_partial(job_of(&ids[1]), &partial(&["Otra llamada."]))
+        .expect("save");
+    // A newer partial takes the place of the older one.
+    p.save_job_partial(
+        job_of(&ids[0]),
+        &partial(&["Hola.", "¿Dónde está el barco?", "En el puerto."]),
+    )
+    .expect("save");
+
+    let view = transcription_view(&mut p, "alice", &ids[0], None).expect("alice reads");
+    assert!(view.running(), "the job is running");
+    let shown = view.transcript.expect("a partial transcript");
+    assert!(shown.item.is_none(), "not a stored item yet");
+    let texts: Vec<&str> = shown
+        .transcript
+        .segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
+    assert_eq!(texts, ["Hola.", "¿Dónde está el barco?", "En el puerto."]);
+    assert!(view.translation.is_none());
+    assert_eq!(view.recording.map(|m| m.marking).as_deref(), Some("SECRET"));
+
+    // carol (OFFICIAL) may not read the SECRET recording: its partial reads as absent.
+    let refused = transcription_view(&mut p, "carol", &ids[0], None);
+    assert!(
+        matches!(refused, Err(Error::NotFoundOrNotPermitted { .. })),
+        "{refused:?}"
+    );
+    drop(p);
+
+    // The host swaps the two jobs' partial outputs: each opens only as its own job's.
+    {
+        let db = rusqlite::Connection::open(env.data.join("catalog.db")).expect("open");
+        let (ja, jb) = (job_of(&ids[0]).id, job_of(&ids[1]).id);
+        db.execute_batch(&format!(
+            "UPDATE job_partials SET job = -1 WHERE job = {ja};
+             UPDATE job_partials SET job = {ja} WHERE job = {jb};
+             UPDATE job_partials SET job = {jb} WHERE job = -1;"
+        ))
+        .expect("swap");
+    }
+    let mut p = open_platform(&env);
+    let swapped = transcription_view(&mut p, "alice", &ids[0], None);
+    match swapped {
+        Err(Error::Damaged(why)) => assert!(why.contains("partial"), "{why}"),
+        other => panic!("a swapped partial was read: {other:?}"),
+    }
+
+    // Finishing a job takes its partial with it; shredding the recording leaves nothing to
+    // open for the other.
+    p.fail_job(job_of(&ids[0]), "not audio", true)
+        .expect("fail");
+    drop(p);
+    assert_eq!(partial_rows(&env), 1, "the failed job's partial is gone");
+    env.ok(&["--as", "boss", "shred", &ids[1]]);
+    let mut p = open_platform(&env);
+    let gone = transcription_view(&mut p, "alice", &ids[1], None);
+    assert!(
+        matches!(gone, Err(Error::NotFoundOrNotPermitted { .. })),
+        "{gone:?}"
+    );
+    drop(p);
+
+    // Every look was audited as a read of the recording, refusals included.
+    let trail: Vec<Value> = env
+        .ok(&["audit", "show", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let count = |who: &str, action: &str, outcome: &str| {
+        trail
+            .iter()
+            .filter(|e| e["principal"] == who && e["action"] == action && e["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(count("alice", "item.partial", "allowed"), 1);
+    assert!(count("carol", "item.get", "denied") >= 1, "carol's refusal");
+    env.ok(&["audit", "verify"]);
+}
