@@ -1013,3 +1013,106 @@ fn a_recording_that_does_not_decode_fails_its_job_with_the_reason() {
     let err = env.fails(&["--as", "alice", "transcript", &ids[0]]);
     assert!(err.contains("failed"), "{err}");
 }
+
+/// An analyst reads a long recording's first segments while the rest is transcribed:
+/// `transcript --follow` writes each segment as the job makes it (read through the gate from
+/// what the running job keeps), before the transcript is stored, and ends when the job does
+/// with exactly the stored transcript's segments.
+#[test]
+fn a_long_recording_is_read_segment_by_segment_while_it_is_transcribed() {
+    use std::io::BufRead;
+    let env = Env::new();
+    env.basic();
+    let dir = env.root.join("in");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // Twenty sentences with pauses of 2.5 s between them: each pause ends a window, so the
+    // job makes its segments a few at a time over a minute and more of audio.
+    let mut parts = Vec::new();
+    let lines: Vec<String> = [sentences("en.txt"), sentences("en_extra.txt")].concat();
+    for (n, line) in lines.iter().enumerate() {
+        parts.push(spoken_clip(&dir, "en-us", n, line).0);
+        parts.push(silent_clip(&dir, n, 2.5));
+    }
+    let wav = joined(&dir, &parts);
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&wav]);
+    let rec = ids[0].clone();
+
+    let mut follower = env
+        .cmd(&[
+            "--as",
+            "alice",
+            "transcript",
+            &rec,
+            "--follow",
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn follower");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut worker = env
+        .cmd(&["work", "--once"])
+        .env("BLETCHLEY_MODELS", models())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn worker");
+
+    // The first segment arrives while the job still runs and before any transcript is stored.
+    let first = rx
+        .recv_timeout(Duration::from_secs(300))
+        .expect("a first segment within five minutes");
+    let stored: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "ls", "--json"])).expect("ls");
+    let transcripts = stored
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["derivation"] == "transcript")
+        .count();
+    assert_eq!(
+        transcripts, 0,
+        "the first segment came from the running job, not from a stored transcript"
+    );
+    assert!(worker.wait().expect("worker").success());
+    let status = follower.wait().expect("follower");
+    reader.join().expect("reader");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut follower.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(status.success(), "the follower failed: {err}");
+    let mut followed = vec![first];
+    followed.extend(rx.try_iter());
+    let followed: Vec<Value> = followed
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("one JSON segment a line"))
+        .collect();
+    let done: Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "transcript", &rec, "--format", "json"]))
+            .expect("transcript");
+    let texts = |segments: &[Value]| -> Vec<String> {
+        segments
+            .iter()
+            .map(|s| s["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let stored_segments = done["segments"].as_array().expect("segments");
+    assert!(stored_segments.len() >= 5, "{done}");
+    assert_eq!(texts(&followed), texts(stored_segments));
+    // carol (OFFICIAL) may not read the SECRET recording: following it fails as a read does.
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    let refused = env.fails(&["--as", "carol", "transcript", &rec, "--follow"]);
+    let read = env.fails(&["--as", "carol", "get", &rec]);
+    assert_eq!(refused, read);
+}
