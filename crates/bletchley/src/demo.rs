@@ -384,6 +384,8 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     let (corpus_items, selector) = ingest_corpus(&mut p)?;
     total += corpus_items;
     let cyber = crate::demo_cyber::ingest_cyber(&mut p)?;
+    let recording = crate::demo_speech::ingest_recording(&mut p)?;
+    total += 1 + if recording.transcribed { 2 } else { 0 };
     total += cyber.logs + cyber.rules + cyber.alerts + cyber.cases + cyber.case_notes + 1;
     let passphrase = std::env::var("BLETCHLEY_PASSPHRASE")
         .ok()
@@ -423,6 +425,19 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         "  mi5/cyber: {} Windows event logs of recorded attacks hunted with {} SigmaHQ rules (mi5/sigma-rules): {} alerts, SECRET like the logs, grouped into {} triage cases (the first assigned to bob)",
         cyber.logs, cyber.rules, cyber.alerts, cyber.cases
     );
+    if recording.transcribed {
+        println!(
+            "  gchq/sigint: a Spanish telephone call ({}, {}) transcribed and translated: its item view shows both side by side",
+            crate::demo_speech::TITLE,
+            recording.id
+        );
+    } else {
+        println!(
+            "  gchq/sigint: a Spanish telephone call ({}, {}) waits for transcription: run `bletchley models fetch`, and `serve` transcribes it",
+            crate::demo_speech::TITLE,
+            recording.id
+        );
+    }
     if cyber.waiting.is_some() {
         println!(
             "  playbook contain-credential-theft (mi5/playbooks) ran on {} cases as they opened; their STIX steps wait for a second responder (bob)",

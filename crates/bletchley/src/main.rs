@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod demo;
 mod demo_cyber;
+mod demo_speech;
 mod detect;
 mod hunt;
 mod playbook;
