@@ -55,16 +55,12 @@ pub fn transcription_view(
     recording: &str,
     justification: Option<&str>,
 ) -> Result<TranscriptionView, StoreError> {
-    let (meta, on) = p.job_on_item(
+    let bletchley_store::jobs::JobOnItem { meta, job, partial } = p.job_on_item(
         who,
         recording,
         bletchley_store::jobs::TRANSCRIBE,
         justification,
     )?;
-    let (job, partial) = match on {
-        Some((job, partial)) => (Some(job), partial),
-        None => (None, None),
-    };
     let partial: PartialTranscription = match partial {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             StoreError::Damaged(format!(

@@ -28,6 +28,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/search", get(search))
         .route("/items/{id}", get(item))
         .route("/items/{id}/media", get(media))
+        .route(
+            "/items/{id}/transcript",
+            get(crate::console_transcript::fragment),
+        )
+        .route(
+            "/items/{id}/subtitles",
+            get(crate::console_transcript::subtitles),
+        )
         .route("/items/{id}/notes", axum::routing::post(add_note))
         .route("/graph", get(graph))
         .route("/timeline", get(timeline))
@@ -83,6 +91,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
                 (
                     [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     include_str!("static/graph.js"),
+                )
+            }),
+        )
+        .route(
+            "/static/transcript.js",
+            get(|| async {
+                (
+                    [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("static/transcript.js"),
                 )
             }),
         )
@@ -302,9 +319,27 @@ async fn search(
         r.total, r.total
     ));
     for h in &r.hits {
+        // A hit in a recording's transcript or translation also opens the recording at the
+        // words it matched.
+        let play = match &h.derived_from {
+            Some(source)
+                if h.title.ends_with(".transcript.json")
+                    || h.title.ends_with(".translation.json") =>
+            {
+                format!(
+                    " · <a class=\"play-at\" href=\"/items/{}?{}find={}#transcript\">play the recording at these words</a>",
+                    url(source),
+                    just.as_deref()
+                        .map(|j| format!("justification={}&amp;", url(j)))
+                        .unwrap_or_default(),
+                    url(&f.q)
+                )
+            }
+            _ => String::new(),
+        };
         body.push_str(&format!(
             "<article class=\"hit\"><h3><a href=\"/items/{}{}\">{}</a></h3>\
-<div class=\"meta\"><span class=\"mark\">{}</span> · {} · score {:.2}</div><p>{}</p></article>",
+<div class=\"meta\"><span class=\"mark\">{}</span> · {} · score {:.2}{play}</div><p>{}</p></article>",
             esc(&h.id),
             justification_query(just.as_deref()),
             esc(&h.title),
@@ -356,6 +391,10 @@ async fn search(
 struct ItemQuery {
     #[serde(default)]
     justification: Option<String>,
+    /// A recording opens at the first segment holding one of these words (a search's
+    /// query, from a hit in its transcript).
+    #[serde(default)]
+    find: Option<String>,
 }
 
 async fn item(
@@ -437,11 +476,32 @@ async fn item(
             url(&meta.id),
             justification_query(q.justification.as_deref()),
         ));
+        let find = q
+            .find
+            .as_deref()
+            .map(crate::console_transcript::find_terms)
+            .unwrap_or_default();
+        match crate::console_transcript::section(
+            &s,
+            w.name.clone(),
+            meta.id.clone(),
+            q.justification.clone(),
+            find,
+        )
+        .await
+        {
+            Ok(section) => body.push_str(&section),
+            Err(e) => return api_error_page(e, Some(&w.viewer())),
+        }
+        body.push_str("<script src=\"/static/transcript.js\" defer></script>");
     }
-    body.push_str(&format!(
-        "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre>",
-        esc(&preview)
-    ));
+    // A recording's text is its transcript, above; other items show theirs.
+    if !(preview.trim().is_empty() && audio_type(&meta.title).is_some()) {
+        body.push_str(&format!(
+            "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre>",
+            esc(&preview)
+        ));
+    }
     // Notes: every site's, merged, oldest first; a new one is an item at this item's marking.
     body.push_str("<h2 id=\"notes\">Notes</h2><ul id=\"note-list\">");
     for n in &notes {
@@ -1950,6 +2010,28 @@ fn audio_type(title: &str) -> Option<&'static str> {
     })
 }
 
+/// The one byte range `bytes=FROM-[TO]` or `bytes=-LAST` of a `total`-byte body, inclusive;
+/// `None` when it is malformed, asks for several ranges, or lies outside the body.
+fn byte_range(header: &str, total: usize) -> Option<(usize, usize)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || total == 0 {
+        return None;
+    }
+    let (from, to) = spec.split_once('-')?;
+    let (from, to) = match (from.trim(), to.trim()) {
+        ("", last) => {
+            let last: usize = last.parse().ok()?;
+            if last == 0 {
+                return None;
+            }
+            (total.saturating_sub(last), total - 1)
+        }
+        (from, "") => (from.parse().ok()?, total - 1),
+        (from, to) => (from.parse().ok()?, to.parse::<usize>().ok()?.min(total - 1)),
+    };
+    (from <= to && from < total).then_some((from, to))
+}
+
 /// A recording's bytes for the page's audio player: read through the gate
 /// and audited like any read, served inline only as audio (anything else is
 /// "not found or not permitted"), never sniffed.
@@ -1971,8 +2053,36 @@ async fn media(
     let Some(mime) = audio_type(&meta.title) else {
         return not_found(Some(&w.viewer()));
     };
-    let mut r = content.into_response();
+    // Players seek by asking for a range of bytes: the content is read (and the read
+    // audited) whole, and the range asked for is what goes back.
+    let total = content.len();
+    let range = headers
+        .get(axum::http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| byte_range(v, total));
+    let mut r = match range {
+        None => content.into_response(),
+        Some(Some((from, to))) => {
+            let mut r = content[from..=to].to_vec().into_response();
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {from}-{to}/{total}")) {
+                r.headers_mut().insert(axum::http::header::CONTENT_RANGE, v);
+            }
+            r
+        }
+        Some(None) => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                r.headers_mut().insert(axum::http::header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
     let h = r.headers_mut();
+    h.insert(
+        axum::http::header::ACCEPT_RANGES,
+        HeaderValue::from_static("bytes"),
+    );
     h.insert(CONTENT_TYPE, HeaderValue::from_static(mime));
     h.insert(
         axum::http::header::CONTENT_DISPOSITION,
@@ -1982,4 +2092,29 @@ async fn media(
         h.insert("x-marking", v);
     }
     r
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::byte_range;
+
+    #[test]
+    fn one_range_of_bytes_is_understood_and_anything_else_refused() {
+        assert_eq!(byte_range("bytes=0-", 100), Some((0, 99)));
+        assert_eq!(byte_range("bytes=10-19", 100), Some((10, 19)));
+        assert_eq!(byte_range("bytes=90-500", 100), Some((90, 99)));
+        assert_eq!(byte_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(byte_range("bytes=-500", 100), Some((0, 99)));
+        for bad in [
+            "bytes=100-",
+            "bytes=20-10",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=-0",
+            "bytes=x-",
+        ] {
+            assert_eq!(byte_range(bad, 100), None, "{bad}");
+        }
+        assert_eq!(byte_range("bytes=0-", 0), None);
+    }
 }

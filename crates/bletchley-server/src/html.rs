@@ -94,6 +94,10 @@ main{max-width:70em;margin:1.5em auto;padding:0 1.2em}
 .facets h4{margin:.8em 0 .2em 0;text-transform:capitalize}.facets ul{list-style:none;padding:0;margin:0}
 pre.text{white-space:pre-wrap;background:#fff;border:1px solid #dde3ea;padding:1em;border-radius:6px;max-height:40em;overflow:auto}
 .error{background:#fdecea;border:1px solid #e0b4b4;padding:.8em 1em;border-radius:6px}
+table.transcript{width:100%;table-layout:fixed}table.transcript td:first-child,table.transcript th:first-child{width:4.5em}
+table.transcript td{vertical-align:top;line-height:1.5}table.transcript .w{cursor:pointer;border-radius:3px;padding:0 1px}
+table.transcript .w.now{background:#f6d365;color:#111}table.transcript tr.playing td{background:#eef5ff}table.transcript tr.hit td{outline:2px solid #e67e22}
+button.seek{font:inherit;font-size:.85em;padding:.1em .4em;cursor:pointer}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde3ea;padding:.3em .6em;text-align:left}
 b{background:#fff2a8}
 figure.graph{margin:1em 0;background:#fff;border:1px solid #dde3ea;border-radius:6px}

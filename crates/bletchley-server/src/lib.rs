@@ -12,6 +12,7 @@ mod auth;
 mod console;
 mod console_admin;
 mod console_oversight;
+mod console_transcript;
 mod error;
 mod extract;
 mod health;

@@ -45,6 +45,18 @@ pub const DETECT: &str = "detect";
 /// found, and nothing is stored twice.
 pub const DETECT_AGAIN: &str = "detect-again";
 
+/// An item with the newest job of a kind on it, as a principal who may read the item sees
+/// them ([`crate::Platform::job_on_item`]).
+#[derive(Clone, Debug)]
+pub struct JobOnItem {
+    /// The item's metadata.
+    pub meta: crate::ItemMeta,
+    /// The newest job of the kind asked for, if any was queued.
+    pub job: Option<Job>,
+    /// What that job has made so far, while it has not finished.
+    pub partial: Option<Vec<u8>>,
+}
+
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

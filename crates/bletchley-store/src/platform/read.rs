@@ -222,14 +222,14 @@ impl Platform {
     /// far while it has not finished (see [`Self::save_job_partial`]): how an analyst reads the
     /// first minutes of a long recording's transcript while the rest is transcribed. Gated as a
     /// read of the item, since the partial output is its content, and audited as
-    /// `item.partial`. Returns the item's metadata with it.
+    /// `item.partial`.
     pub fn job_on_item(
         &mut self,
         principal: &str,
         id: &str,
         kind: &str,
         justification: Option<&str>,
-    ) -> Result<(ItemMeta, Option<(crate::jobs::Job, Option<Vec<u8>>)>)> {
+    ) -> Result<crate::jobs::JobOnItem> {
         let actor = Actor::Principal(principal.to_owned());
         let (gate, collections) = match self
             .gate(principal)
@@ -261,7 +261,11 @@ impl Platform {
             Outcome::Allowed,
             job.as_ref().map(|j| format!("job {}", j.id)),
         )?;
-        Ok((read.meta, job.map(|j| (j, partial))))
+        Ok(crate::jobs::JobOnItem {
+            meta: read.meta,
+            job,
+            partial,
+        })
     }
 
     /// Reads many items for one principal, each as [`Self::get`] decides, with the entries of

@@ -148,3 +148,80 @@ fn a_running_jobs_partial_transcript_reads_only_as_its_recording_and_only_from_i
     assert!(count("carol", "item.get", "denied") >= 1, "carol's refusal");
     env.ok(&["audit", "verify"]);
 }
+
+/// The recording's page shows what the running job has made, marked as still coming so that
+/// the page's script asks for the section again, and the section alone answers that ask; a
+/// principal who may not read the recording gets neither.
+#[test]
+fn the_console_shows_a_running_jobs_segments_and_refreshes_them() {
+    use crate::server::{PW, Server, set_password};
+    use reqwest::StatusCode;
+    let env = Env::new();
+    env.basic();
+    env.add_principal("carol", "mi5", "OFFICIAL", &[]);
+    for who in ["alice", "carol"] {
+        set_password(&env, who);
+    }
+    let f = env.file("call.wav", b"RIFF not really audio");
+    let id = env.ingest("alice", "mi5/ct", "SECRET", &[&f])[0].clone();
+    // This test's own worker holds the job (the server's worker leaves it to its lease).
+    let mut p = open_platform(&env);
+    let job = p.claim_job().expect("claim").expect("the job");
+    p.save_job_partial(&job, &partial(&["Hola.", "¿Dónde está el barco?"]))
+        .expect("save");
+    p.job_progress(job.id, 0.25).expect("progress");
+    drop(p);
+
+    let s = Server::start(&env);
+    let page = |c: &reqwest::blocking::Client, path: &str| {
+        let r = c.get(format!("{}{path}", s.url)).send().expect("get");
+        (r.status(), r.text().expect("text"))
+    };
+    let login = |name: &str| {
+        let c = s.client();
+        let r = c
+            .post(format!("{}/login", s.url))
+            .form(&[("name", name), ("password", PW)])
+            .send()
+            .expect("login");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name}");
+        c
+    };
+    let alice = login("alice");
+    let (st, html) = page(&alice, &format!("/items/{id}"));
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("data-running=\"1\""), "{html}");
+    assert!(html.contains("Transcribing: 25% done"), "{html}");
+    assert!(html.contains("¿Dónde está el barco?"), "{html}");
+    assert!(html.contains("/static/transcript.js"));
+    assert!(
+        !html.contains("id=\"downloads\""),
+        "no subtitles before the texts are stored"
+    );
+    let (st, fragment) = page(&alice, &format!("/items/{id}/transcript"));
+    assert_eq!(st, StatusCode::OK);
+    assert!(fragment.starts_with("<section id=\"transcript\" data-running=\"1\""));
+    assert_eq!(fragment.matches("<tr id=\"seg-").count(), 2, "{fragment}");
+    // Once the job is over, the section says so and stops asking.
+    let mut p = open_platform(&env);
+    p.fail_job(&job, "not audio", true).expect("fail");
+    drop(p);
+    let (_, fragment) = page(&alice, &format!("/items/{id}/transcript"));
+    assert!(fragment.contains("data-running=\"0\""), "{fragment}");
+    assert!(
+        fragment.contains("Transcription failed: not audio"),
+        "{fragment}"
+    );
+    assert!(!fragment.contains("barco"), "the partial went with the job");
+    // carol may not read the SECRET recording.
+    let carol = login("carol");
+    for path in [
+        format!("/items/{id}"),
+        format!("/items/{id}/transcript"),
+        format!("/items/{id}/subtitles?of=transcript&format=srt"),
+    ] {
+        let (st, html) = page(&carol, &path);
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}");
+        assert!(!html.contains("barco"));
+    }
+}

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::common::Env;
 
-const PW: &str = "correct horse battery staple";
+pub const PW: &str = "correct horse battery staple";
 
 /// A running `bletchley serve` on a free port.
 pub struct Server {
