@@ -151,6 +151,44 @@ fn peak_rss_mib(mut cmd: Command) -> Result<f64> {
     Ok(peak as f64 / 1024.0)
 }
 
+/// The CPU's model and the vector features that decide which kernels run, from
+/// `/proc/cpuinfo` (figures are meaningless without them).
+pub fn cpu_description() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let have: Vec<&str> = [
+        "avx2",
+        "fma",
+        "f16c",
+        "avx_vnni",
+        "avx512f",
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "amx_bf16",
+    ]
+    .into_iter()
+    .filter(|f| flags.split_whitespace().any(|x| x == *f))
+    .collect();
+    let model = field("model name");
+    format!(
+        "{} ({})",
+        if model.is_empty() { "unknown" } else { &model },
+        if have.is_empty() {
+            "no AVX2".to_owned()
+        } else {
+            have.join(" ")
+        }
+    )
+}
+
 /// Runs the speech benchmark.
 pub fn bench_speech(quick: bool) -> Result<()> {
     let model_dir = models::speech_model_dir(
@@ -170,6 +208,12 @@ pub fn bench_speech(quick: bool) -> Result<()> {
     println!(
         "speech: Whisper base, {} compute threads, median of {reps}; RTF = seconds per second of audio",
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
+    );
+    println!(
+        "speech: CPU {}; kernels {} (BLETCHLEY_ISA={} forces a lower set)",
+        cpu_description(),
+        bletchley_ai::whisper::cpu_kernels(),
+        std::env::var("BLETCHLEY_ISA").unwrap_or_else(|_| "unset".into())
     );
     // faster-whisper's times per (audio, beam), measured once and compared with every weight
     // format of ours.

@@ -36,10 +36,11 @@ pub(crate) struct Bf16Kernel {
 }
 
 impl Bf16Kernel {
-    /// The kernel, where the CPU has the instructions.
+    /// The kernel, where the CPU has the instructions and `BLETCHLEY_ISA` allows AVX-512.
     pub fn detect() -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
+        if super::simd::isa_ceiling() >= super::simd::Isa::Avx512
+            && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bf16")
         {
             return Some(Bf16Kernel { _detected: () });

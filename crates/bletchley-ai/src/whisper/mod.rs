@@ -21,6 +21,7 @@ use candle_core::Device;
 
 pub use align::Word;
 pub use model::WeightFormat;
+pub use simd::{Isa, isa_ceiling, isa_in_use};
 pub use transcribe::{Progress, Segment, Task, Timing, TranscribeOptions, Transcript};
 
 use crate::error::{Error, Result};
@@ -144,10 +145,22 @@ impl SpeechModel {
     /// a CUDA build falls back to the CPU when no GPU answers.
     pub fn device_name(&self) -> String {
         match self.whisper.device.location() {
-            candle_core::DeviceLocation::Cpu => "cpu".into(),
+            candle_core::DeviceLocation::Cpu => format!("cpu ({})", cpu_kernels()),
             candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
             candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
         }
+    }
+}
+
+/// The vector kernels a CPU transcription runs here: the instruction set (under
+/// `BLETCHLEY_ISA`) and whether the encoder multiplies in bf16. Printed beside every timing,
+/// since the same model runs at very different speeds on each.
+pub fn cpu_kernels() -> String {
+    let isa = simd::isa_in_use();
+    if bf16::Bf16Kernel::detect().is_some() {
+        format!("{}, bf16 encoder", isa.name())
+    } else {
+        isa.name().to_owned()
     }
 }
 

@@ -19,6 +19,53 @@
 pub(crate) struct Kernels {
     #[cfg(target_arch = "x86_64")]
     v4: Option<pulp::x86::V4>,
+    #[cfg(target_arch = "x86_64")]
+    v3: Option<pulp::x86::V3>,
+}
+
+/// The instruction sets the speech kernels may use, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain loops (what the compiler makes of them for the build's target).
+    Scalar,
+    /// AVX2 and FMA: most x86-64 servers of the last decade.
+    Avx2,
+    /// AVX-512 (and its BF16 dot products for the encoder, where the CPU has them).
+    Avx512,
+}
+
+impl Isa {
+    /// The name `BLETCHLEY_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+/// The highest instruction set the kernels may use: `BLETCHLEY_ISA` (`avx512`, `avx2` or
+/// `scalar`) forces a lower one than the CPU has, so that every path can be tested and
+/// measured on one machine; unset, the CPU's best. Read once.
+pub fn isa_ceiling() -> Isa {
+    static CEILING: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *CEILING.get_or_init(|| match std::env::var("BLETCHLEY_ISA").as_deref() {
+        Ok("scalar") => Isa::Scalar,
+        Ok("avx2") => Isa::Avx2,
+        Ok("avx512") | Err(_) => Isa::Avx512,
+        Ok(other) => {
+            eprintln!(
+                "warning: BLETCHLEY_ISA={other:?} is not avx512, avx2 or scalar; using the CPU's best"
+            );
+            Isa::Avx512
+        }
+    })
+}
+
+/// The instruction set the kernels run here: the CPU's best under [`isa_ceiling`].
+pub fn isa_in_use() -> Isa {
+    Kernels::detect().isa()
 }
 
 /// A borrowed weight row in one of the layouts the decoder keeps.
@@ -44,30 +91,61 @@ impl Row<'_> {
 }
 
 impl Kernels {
-    /// Asks the CPU which kernels it can run.
+    /// Asks the CPU which kernels it can run, up to [`isa_ceiling`].
     pub fn detect() -> Self {
+        Self::at_most(isa_ceiling())
+    }
+
+    /// The kernels of the CPU's best instruction set up to `ceiling`.
+    pub fn at_most(ceiling: Isa) -> Self {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = ceiling;
+        #[cfg(target_arch = "x86_64")]
+        let v4 = if ceiling >= Isa::Avx512 {
+            pulp::x86::V4::try_new()
+        } else {
+            None
+        };
         Kernels {
             #[cfg(target_arch = "x86_64")]
-            v4: pulp::x86::V4::try_new(),
+            v4,
+            #[cfg(target_arch = "x86_64")]
+            v3: if v4.is_none() && ceiling >= Isa::Avx2 {
+                pulp::x86::V3::try_new()
+            } else {
+                None
+            },
         }
     }
 
-    /// The plain-loop kernels, as a CPU without AVX-512 runs them (tests run both).
+    /// Every distinct set of kernels this CPU runs, highest first, for tests.
     #[cfg(test)]
-    pub fn portable() -> Self {
-        Kernels {
-            #[cfg(target_arch = "x86_64")]
-            v4: None,
+    pub fn every() -> Vec<Self> {
+        let mut out: Vec<Kernels> = Vec::new();
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Scalar] {
+            let k = Self::at_most(isa);
+            if out.iter().all(|o| o.isa() != k.isa()) {
+                out.push(k);
+            }
         }
+        out
+    }
+
+    /// The instruction set these kernels use.
+    pub fn isa(self) -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if self.v4.is_some() {
+            return Isa::Avx512;
+        } else if self.v3.is_some() {
+            return Isa::Avx2;
+        }
+        Isa::Scalar
     }
 
     /// Whether the vector kernels run here. Without them, widening f16 costs a call per weight,
     /// so f16 rows are better held as f32 (the same values: widening is exact).
     pub fn wide(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return self.v4.is_some();
-        #[cfg(not(target_arch = "x86_64"))]
-        return false;
+        self.isa() > Isa::Scalar
     }
 
     /// `dst[k] = x · rows(k)` for every row `k` (`x` has as many elements as each row).
@@ -85,6 +163,19 @@ impl Kernels {
                             Row::F16(w) => avx512::dot_f16(v4, x, w),
                             Row::I8(w) => avx512::dot_i8(v4, x, w),
                         };
+                    }
+                },
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            return v3.vectorize(
+                #[inline(always)]
+                move || {
+                    // FnOnce (it consumes `dst`): see the module note.
+                    let dst = dst;
+                    for (d, row) in dst.iter_mut().zip(rows) {
+                        *d = avx2::dot(v3, x, *row);
                     }
                 },
             );
@@ -121,6 +212,20 @@ impl Kernels {
             }
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            // Four input rows at a time: two registers each fill half of AVX2's sixteen.
+            let group = |xs: &[f32], dst: &mut [f32]| match xs.len() / width {
+                2 => avx2::dots_group::<2>(v3, xs, width, rows, dst),
+                3 => avx2::dots_group::<3>(v3, xs, width, rows, dst),
+                4 => avx2::dots_group::<4>(v3, xs, width, rows, dst),
+                _ => self.dots(xs, rows, dst),
+            };
+            for (xs, dst) in xs.chunks(4 * width).zip(dst.chunks_mut(4 * count)) {
+                group(xs, dst);
+            }
+            return;
+        }
         for (x, dst) in xs.chunks(width).zip(dst.chunks_mut(count.max(1))) {
             self.dots(x, rows, dst);
         }
@@ -141,6 +246,13 @@ impl Kernels {
             return v4.vectorize(
                 #[inline(always)]
                 move || avx512::axpys(v4, x, rows, dst),
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            return v3.vectorize(
+                #[inline(always)]
+                move || avx2::axpys(v3, x, rows, dst),
             );
         }
         dst.fill(0.0);
@@ -182,6 +294,19 @@ impl Kernels {
             }
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            let n = rows.iter().map(Row::len).fold(width, usize::min);
+            for (xs, dst) in xs.chunks(4 * m).zip(dst.chunks_mut(4 * width)) {
+                match xs.len() / m {
+                    1 => avx2::axpys_group::<1>(v3, xs, rows, dst, width, n),
+                    2 => avx2::axpys_group::<2>(v3, xs, rows, dst, width, n),
+                    3 => avx2::axpys_group::<3>(v3, xs, rows, dst, width, n),
+                    _ => avx2::axpys_group::<4>(v3, xs, rows, dst, width, n),
+                }
+            }
+            return;
+        }
         for (x, dst) in xs.chunks(m).zip(dst.chunks_mut(width.max(1))) {
             self.axpys(x, rows, dst);
         }
@@ -208,6 +333,13 @@ impl Kernels {
             return v4.vectorize(
                 #[inline(always)]
                 move || avx512::widen_f16(v4, src, dst),
+            );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            return v3.vectorize(
+                #[inline(always)]
+                move || avx2::widen_f16(v3, src, dst),
             );
         }
         for (d, &s) in dst.iter_mut().zip(src) {
@@ -798,6 +930,339 @@ mod avx512 {
     }
 }
 
+/// The kernels on AVX2 and FMA, eight lanes a register: the same sums as [`avx512`]'s in
+/// blocks half as wide. pulp's AVX2 token does not carry F16C, so half precision is widened
+/// with integer instructions (exactly, subnormals, infinities and NaNs included): three
+/// logical operations and a multiply per eight weights, inside a loop bound by memory.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use core::arch::x86_64::{__m128i, __m256, __m256i};
+
+    use pulp::x86::V3;
+
+    use super::Row;
+
+    /// f16 bit patterns, zero-extended to 32-bit lanes, as f32: the exponent and mantissa
+    /// moved into f32's places and scaled by 2^112 (so subnormal halves come out right),
+    /// infinities and NaNs given f32's all-ones exponent, then the sign.
+    #[inline(always)]
+    fn halves(v3: V3, v: __m256i) -> __m256 {
+        let (a, b) = (v3.avx, v3.avx2);
+        let c = |k: i32| a._mm256_set1_epi32(k);
+        let sign = b._mm256_slli_epi32::<16>(b._mm256_and_si256(v, c(0x8000)));
+        let body = b._mm256_slli_epi32::<13>(b._mm256_and_si256(v, c(0x7fff)));
+        let scaled = a._mm256_mul_ps(
+            a._mm256_castsi256_ps(body),
+            a._mm256_castsi256_ps(c(0x7780_0000)),
+        );
+        let special = b._mm256_cmpeq_epi32(b._mm256_and_si256(v, c(0x7c00)), c(0x7c00));
+        let inf_nan = a._mm256_castsi256_ps(b._mm256_or_si256(body, c(0x7f80_0000)));
+        let value = a._mm256_blendv_ps(scaled, inf_nan, a._mm256_castsi256_ps(special));
+        a._mm256_or_ps(value, a._mm256_castsi256_ps(sign))
+    }
+
+    /// Eight weights of `row` from lane `at`, widened (the caller leaves eight lanes).
+    #[inline(always)]
+    fn lanes(v3: V3, row: Row<'_>, at: usize) -> __m256 {
+        let (a, b) = (v3.avx, v3.avx2);
+        match row {
+            Row::F32(w) => pulp::cast(*first8(&w[at..])),
+            Row::F16(w) => halves(
+                v3,
+                b._mm256_cvtepu16_epi32(pulp::cast::<[u16; 8], __m128i>(*first8(&w[at..]))),
+            ),
+            Row::I8(w) => {
+                let mut bytes = [0i8; 16];
+                bytes[..8].copy_from_slice(first8(&w[at..]));
+                a._mm256_cvtepi32_ps(b._mm256_cvtepi8_epi32(pulp::cast::<[i8; 16], __m128i>(bytes)))
+            }
+        }
+    }
+
+    /// The weights of `row` from lane `at` to its end (at most eight), widened, zero past it.
+    #[inline(always)]
+    fn tail_lanes(v3: V3, row: Row<'_>, at: usize) -> __m256 {
+        let part = |len: usize| at..len.min(at + 8);
+        match row {
+            Row::F32(w) => lanes(v3, Row::F32(&padded(&w[part(w.len())])), 0),
+            Row::F16(w) => lanes(v3, Row::F16(&padded(&w[part(w.len())])), 0),
+            Row::I8(w) => lanes(v3, Row::I8(&padded(&w[part(w.len())])), 0),
+        }
+    }
+
+    /// Up to eight values of `x` from `at`, zero past its end.
+    #[inline(always)]
+    fn x_lanes(x: &[f32], at: usize) -> __m256 {
+        match x.get(at..at + 8) {
+            Some(full) => pulp::cast(*first8(full)),
+            None => pulp::cast(padded(x.get(at..).unwrap_or_default())),
+        }
+    }
+
+    #[inline(always)]
+    fn first8<T>(s: &[T]) -> &[T; 8] {
+        s.first_chunk::<8>()
+            .expect("the caller leaves at least eight lanes")
+    }
+
+    /// Up to eight values, zero past their end.
+    #[inline(always)]
+    fn padded<T: Copy + Default>(w: &[T]) -> [T; 8] {
+        let mut out = [T::default(); 8];
+        let n = w.len().min(8);
+        out[..n].copy_from_slice(&w[..n]);
+        out
+    }
+
+    #[inline(always)]
+    fn sum(v: __m256) -> f32 {
+        pulp::cast::<__m256, [f32; 8]>(v).iter().sum()
+    }
+
+    /// As far ahead as [`super::avx512`]'s kernels ask for weights (the same memory system).
+    const PREFETCH_AHEAD: usize = 4096;
+
+    /// Asks for the cache line `PREFETCH_AHEAD` bytes past lane `at` of `row` (a hint: past
+    /// the row's end it does not fault, and the address is never dereferenced).
+    #[inline(always)]
+    fn prefetch(v3: V3, row: Row<'_>, at: usize) {
+        let p = match row {
+            Row::F32(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
+            Row::F16(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
+            Row::I8(w) => w.as_ptr().wrapping_add(at),
+        };
+        v3.sse
+            ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.wrapping_add(PREFETCH_AHEAD));
+    }
+
+    /// Lanes of a row per cache line.
+    fn per_line(row: Row<'_>) -> usize {
+        match row {
+            Row::F32(_) => 16,
+            Row::F16(_) => 32,
+            Row::I8(_) => 64,
+        }
+    }
+
+    /// `x · row`: four accumulators of eight lanes over blocks of 32, so consecutive fused
+    /// multiply-adds do not wait on each other.
+    #[inline(always)]
+    pub fn dot(v3: V3, x: &[f32], row: Row<'_>) -> f32 {
+        let (a, f) = (v3.avx, v3.fma);
+        let n = x.len().min(row.len());
+        let line = per_line(row);
+        let mut acc = [a._mm256_setzero_ps(); 4];
+        let mut at = 0;
+        while at + 32 <= n {
+            if at % line == 0 {
+                prefetch(v3, row, at);
+            }
+            for (k, acc) in acc.iter_mut().enumerate() {
+                let i = at + 8 * k;
+                *acc = f._mm256_fmadd_ps(x_lanes(x, i), lanes(v3, row, i), *acc);
+            }
+            at += 32;
+        }
+        while at + 8 <= n {
+            acc[0] = f._mm256_fmadd_ps(x_lanes(x, at), lanes(v3, row, at), acc[0]);
+            at += 8;
+        }
+        if at < n {
+            let xs = pulp::cast(padded(&x[at..n]));
+            acc[1] = f._mm256_fmadd_ps(xs, tail_lanes(v3, row, at), acc[1]);
+        }
+        sum(a._mm256_add_ps(
+            a._mm256_add_ps(acc[0], acc[1]),
+            a._mm256_add_ps(acc[2], acc[3]),
+        ))
+    }
+
+    /// `R` rows of `xs` (each `width` long) against every weight row; `dst` is [R × rows].
+    /// Each row's weights are loaded and widened once for the `R` inputs, two accumulators
+    /// each.
+    pub fn dots_group<const R: usize>(
+        v3: V3,
+        xs: &[f32],
+        width: usize,
+        rows: &[Row<'_>],
+        dst: &mut [f32],
+    ) {
+        let count = rows.len();
+        let (a, f) = (v3.avx, v3.fma);
+        v3.vectorize(
+            #[inline(always)]
+            move || {
+                // FnOnce (it consumes `dst`): see the module note.
+                let dst = dst;
+                for (k, &row) in rows.iter().enumerate() {
+                    let n = width.min(row.len());
+                    let line = per_line(row);
+                    let mut acc = [[a._mm256_setzero_ps(); 2]; R];
+                    let mut at = 0;
+                    while at + 16 <= n {
+                        if at % line == 0 {
+                            prefetch(v3, row, at);
+                        }
+                        let (w0, w1) = (lanes(v3, row, at), lanes(v3, row, at + 8));
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let x = &xs[r * width..(r + 1) * width];
+                            acc[0] = f._mm256_fmadd_ps(x_lanes(x, at), w0, acc[0]);
+                            acc[1] = f._mm256_fmadd_ps(x_lanes(x, at + 8), w1, acc[1]);
+                        }
+                        at += 16;
+                    }
+                    while at < n {
+                        let w = if at + 8 <= n {
+                            lanes(v3, row, at)
+                        } else {
+                            tail_lanes(v3, row, at)
+                        };
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let x = &xs[r * width..r * width + n];
+                            acc[0] = f._mm256_fmadd_ps(x_lanes(x, at), w, acc[0]);
+                        }
+                        at += 8;
+                    }
+                    for (r, acc) in acc.iter().enumerate() {
+                        dst[r * count + k] = sum(a._mm256_add_ps(acc[0], acc[1]));
+                    }
+                }
+            },
+        )
+    }
+
+    #[inline(always)]
+    pub fn widen_f16(v3: V3, src: &[u16], dst: &mut [f32]) {
+        let n = src.len().min(dst.len());
+        let mut at = 0;
+        while at + 8 <= n {
+            let v = lanes(v3, Row::F16(src), at);
+            dst[at..at + 8].copy_from_slice(&pulp::cast::<__m256, [f32; 8]>(v));
+            at += 8;
+        }
+        for (d, &s) in dst[at..n].iter_mut().zip(&src[at..n]) {
+            *d = half::f16::from_bits(s).to_f32();
+        }
+    }
+
+    /// Stores the first `dst.len()` (at most eight) lanes of `v`.
+    #[inline(always)]
+    fn store(dst: &mut [f32], v: __m256) {
+        let lanes = pulp::cast::<__m256, [f32; 8]>(v);
+        let n = dst.len().min(8);
+        dst[..n].copy_from_slice(&lanes[..n]);
+    }
+
+    /// See [`super::Kernels::axpys`]: blocks of 64 lanes of `dst` stay in eight registers
+    /// while every row adds its share.
+    #[inline(always)]
+    pub fn axpys(v3: V3, x: &[f32], rows: &[Row<'_>], dst: &mut [f32]) {
+        let (a, f) = (v3.avx, v3.fma);
+        let n = dst.len();
+        let pairs = || x.iter().zip(rows);
+        let mut at = 0;
+        while at + 64 <= n {
+            let mut acc = [a._mm256_setzero_ps(); 8];
+            for (&x, &row) in pairs() {
+                let x = a._mm256_set1_ps(x);
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    *acc = f._mm256_fmadd_ps(x, lanes(v3, row, at + 8 * j), *acc);
+                }
+            }
+            for (j, acc) in acc.iter().enumerate() {
+                store(&mut dst[at + 8 * j..at + 8 * (j + 1)], *acc);
+            }
+            at += 64;
+        }
+        // The last lanes, eight at a time and then padded: four accumulators taking rows in
+        // turn, so that each multiply-add does not wait on the one before.
+        while at < n {
+            let mut acc = [a._mm256_setzero_ps(); 4];
+            let full = at + 8 <= n;
+            for (e, (&x, &row)) in pairs().enumerate() {
+                let w = if full {
+                    lanes(v3, row, at)
+                } else {
+                    tail_lanes(v3, row, at)
+                };
+                acc[e % 4] = f._mm256_fmadd_ps(a._mm256_set1_ps(x), w, acc[e % 4]);
+            }
+            let total = a._mm256_add_ps(
+                a._mm256_add_ps(acc[0], acc[1]),
+                a._mm256_add_ps(acc[2], acc[3]),
+            );
+            let end = n.min(at + 8);
+            store(&mut dst[at..end], total);
+            at = end;
+        }
+    }
+
+    /// See [`super::Kernels::axpys_many`]: `R` vectors of weights (`xs`, R × rows) against the
+    /// same rows; `dst` is R rows of `width`, of which the first `n` lanes are summed and the
+    /// rest zeroed. Blocks of 16 lanes keep 2·R accumulators in registers while each row's
+    /// 16 lanes, widened once, are multiplied by every vector's weight.
+    pub fn axpys_group<const R: usize>(
+        v3: V3,
+        xs: &[f32],
+        rows: &[Row<'_>],
+        dst: &mut [f32],
+        width: usize,
+        n: usize,
+    ) {
+        let (a, f) = (v3.avx, v3.fma);
+        let m = rows.len();
+        v3.vectorize(
+            #[inline(always)]
+            move || {
+                // FnOnce (it consumes `dst`): see the module note.
+                let dst = dst;
+                let mut at = 0;
+                while at + 16 <= n {
+                    let mut acc = [[a._mm256_setzero_ps(); 2]; R];
+                    for (e, &row) in rows.iter().enumerate() {
+                        let (w0, w1) = (lanes(v3, row, at), lanes(v3, row, at + 8));
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            let x = a._mm256_set1_ps(xs[r * m + e]);
+                            acc[0] = f._mm256_fmadd_ps(x, w0, acc[0]);
+                            acc[1] = f._mm256_fmadd_ps(x, w1, acc[1]);
+                        }
+                    }
+                    for (r, acc) in acc.iter().enumerate() {
+                        for (j, acc) in acc.iter().enumerate() {
+                            let at = r * width + at + 8 * j;
+                            store(&mut dst[at..at + 8], *acc);
+                        }
+                    }
+                    at += 16;
+                }
+                // The last lanes: eight at a time, then padded.
+                while at < n {
+                    let full = at + 8 <= n;
+                    let mut acc = [a._mm256_setzero_ps(); R];
+                    for (e, &row) in rows.iter().enumerate() {
+                        let w = if full {
+                            lanes(v3, row, at)
+                        } else {
+                            tail_lanes(v3, row, at)
+                        };
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            *acc = f._mm256_fmadd_ps(a._mm256_set1_ps(xs[r * m + e]), w, *acc);
+                        }
+                    }
+                    let end = n.min(at + 8);
+                    for (r, acc) in acc.iter().enumerate() {
+                        store(&mut dst[r * width + at..r * width + end], *acc);
+                    }
+                    at = end;
+                }
+                for r in 0..R {
+                    dst[r * width + n..(r + 1) * width].fill(0.0);
+                }
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -853,8 +1318,31 @@ mod tests {
     }
 
     #[test]
+    fn every_path_this_cpu_has_is_tested_and_the_switch_lowers_it() {
+        let isas: Vec<Isa> = Kernels::every().iter().map(|k| k.isa()).collect();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut want = Vec::new();
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
+                want.push(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                want.push(Isa::Avx2);
+            }
+            want.push(Isa::Scalar);
+            assert_eq!(isas, want);
+        }
+        assert_eq!(Kernels::at_most(Isa::Scalar).isa(), Isa::Scalar);
+        assert!(Kernels::at_most(Isa::Avx2).isa() <= Isa::Avx2);
+    }
+
+    #[test]
     fn dots_match_a_double_precision_reference_in_every_layout() {
-        for k in [Kernels::detect(), Kernels::portable()] {
+        for k in Kernels::every() {
             dots_match(k);
         }
     }
@@ -919,7 +1407,7 @@ mod tests {
 
     #[test]
     fn many_rows_at_once_match_one_at_a_time() {
-        for k in [Kernels::detect(), Kernels::portable()] {
+        for k in Kernels::every() {
             many_rows_match(k);
         }
     }
@@ -948,7 +1436,7 @@ mod tests {
 
     #[test]
     fn weighted_row_sums_match_a_double_precision_reference() {
-        for k in [Kernels::detect(), Kernels::portable()] {
+        for k in Kernels::every() {
             for (count, width) in [
                 (1, 1),
                 (7, 15),
@@ -986,7 +1474,7 @@ mod tests {
 
     #[test]
     fn weighted_row_sums_of_many_vectors_match_one_at_a_time() {
-        for k in [Kernels::detect(), Kernels::portable()] {
+        for k in Kernels::every() {
             for (count, width) in [(1, 1), (7, 15), (64, 33), (3, 127), (64, 1500)] {
                 let w = Layouts::new(data(count * width, 11));
                 for vectors in [1, 2, 5, 8, 9, 13] {
@@ -1024,7 +1512,7 @@ mod tests {
 
     #[test]
     fn sum_exp_matches_a_double_precision_reference() {
-        for k in [Kernels::detect(), Kernels::portable()] {
+        for k in Kernels::every() {
             sum_exp_matches(k);
         }
     }
@@ -1046,7 +1534,7 @@ mod tests {
             .step_by(7)
             .chain([0x7c00, 0xfc00, 1])
             .collect();
-        for k in [Kernels::detect(), Kernels::portable()] {
+        for k in Kernels::every() {
             let mut got = vec![0f32; bits.len()];
             k.widen_f16(&bits, &mut got);
             for (b, g) in bits.iter().zip(&got) {
@@ -1061,7 +1549,7 @@ mod tests {
 
     #[test]
     fn softmax_matches_the_definition_and_masks_to_zero() {
-        for k in [Kernels::detect(), Kernels::portable()] {
+        for k in Kernels::every() {
             softmax_matches(k);
         }
     }

@@ -1116,3 +1116,79 @@ fn a_long_recording_is_read_segment_by_segment_while_it_is_transcribed() {
     let read = env.fails(&["--as", "carol", "get", &rec]);
     assert_eq!(refused, read);
 }
+
+/// Every kernel path this CPU has (AVX-512, AVX2, plain loops), forced in turn with
+/// `BLETCHLEY_ISA`, gives the transcript of the f32 reference and its word times within one
+/// 20 ms frame: so the AVX2 path runs in every CI run, whatever the machine's CPU.
+#[test]
+fn every_instruction_set_gives_the_same_words_at_the_same_times() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = sentences("es.txt");
+    let mut parts = Vec::new();
+    for (n, line) in lines.iter().take(3).enumerate() {
+        parts.push(spoken_clip(dir.path(), "es", n, line).0);
+        parts.push(silent_clip(dir.path(), n, 0.8));
+    }
+    let wav = joined(dir.path(), &parts);
+    let run = |isa: Option<&str>, weights: &str| -> Value {
+        let mut c = bletchley(&[
+            "transcribe",
+            wav.to_str().expect("path"),
+            "--format",
+            "json",
+            "--word-timestamps",
+            "--weights",
+            weights,
+            "--timings",
+        ]);
+        match isa {
+            Some(isa) => c.env("BLETCHLEY_ISA", isa),
+            None => c.env_remove("BLETCHLEY_ISA"),
+        };
+        let out = c.output().expect("spawn");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{isa:?}: {err}");
+        if let Some(isa) = isa {
+            // The timings line names the kernels that ran: the forced set or a lower one.
+            let lower = match isa {
+                "avx2" => ["cpu (avx2)", "cpu (scalar)"],
+                _ => ["cpu (scalar)", "cpu (scalar)"],
+            };
+            assert!(lower.iter().any(|k| err.contains(k)), "{isa}: {err}");
+        }
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let words = |t: &Value| -> Vec<(String, f64, f64)> {
+        t["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .flat_map(|s| s["words"].as_array().cloned().unwrap_or_default())
+            .map(|w| {
+                (
+                    w["word"].as_str().unwrap_or_default().to_owned(),
+                    w["start"].as_f64().unwrap_or(f64::NAN),
+                    w["end"].as_f64().unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    };
+    let reference = run(None, "f32");
+    let want = words(&reference);
+    assert!(want.len() >= 20, "{reference}");
+    for isa in ["avx2", "scalar"] {
+        for weights in ["f32", "f16"] {
+            let got = run(Some(isa), weights);
+            assert_eq!(text_of(&got), text_of(&reference), "{isa} {weights}");
+            let got = words(&got);
+            assert_eq!(got.len(), want.len(), "{isa} {weights}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.0, w.0, "{isa} {weights}");
+                assert!(
+                    (g.1 - w.1).abs() <= 0.02 + 1e-9 && (g.2 - w.2).abs() <= 0.02 + 1e-9,
+                    "{isa} {weights}: {g:?} against {w:?}"
+                );
+            }
+        }
+    }
+}
