@@ -106,7 +106,19 @@ fn faster_whisper(
     reps: usize,
     audio: &Path,
 ) -> Option<f64> {
-    let out = Command::new(python)
+    // The reference runs on the instruction set ours is forced to: CTranslate2 has its own
+    // switch (otherwise it would use AVX-512 where ours is held to AVX2).
+    let mut cmd = Command::new(python);
+    match std::env::var("BLETCHLEY_ISA").as_deref() {
+        Ok("avx2") => {
+            cmd.env("CT2_FORCE_CPU_ISA", "AVX2");
+        }
+        Ok("scalar") => {
+            cmd.env("CT2_FORCE_CPU_ISA", "GENERIC");
+        }
+        _ => {}
+    }
+    let out = cmd
         .args(["-c", FW_SCRIPT])
         .arg(model)
         .args([

@@ -13,9 +13,9 @@
 //! against the four registers of a panel (24 independent accumulators, enough to hide the
 //! instruction's latency). Tasks of 48 rows run in parallel.
 //!
-//! `pulp` wraps no bf16 instruction, so this module holds the crate's only `unsafe` code: two
-//! calls into functions compiled with the instruction enabled, made only with a [`Bf16Kernel`],
-//! which exists only after the CPU said it has the instruction.
+//! `pulp` wraps no bf16 instruction, so this module holds `unsafe` code (as `simd.rs`'s AVX2
+//! kernels do): two calls into functions compiled with the instruction enabled, made only with
+//! a [`Bf16Kernel`], which exists only after the CPU said it has the instruction.
 
 use rayon::prelude::*;
 

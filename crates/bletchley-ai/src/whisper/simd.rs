@@ -1,11 +1,14 @@
 //! Vector kernels for the hot loops candle does not cover well on a CPU: the decoder's
 //! one-token products (dot products over weight rows held as f32, f16 or int8) and softmax.
 //!
-//! The build targets plain x86-64, so the compiler may not use AVX-512 on its own. The CPU is
-//! asked once (through `pulp`, which wraps the intrinsics safely behind a detected-feature
-//! token) and each kernel runs its AVX-512 body where the CPU has it, and the same arithmetic in
-//! plain loops elsewhere. Both paths compute the same sums in a different order, so results agree
-//! to rounding, not bit for bit.
+//! The build targets plain x86-64, so the compiler may not use AVX2 or AVX-512 on its own.
+//! The CPU is asked once and each kernel runs its AVX-512 body where the CPU has it, its
+//! AVX2 + FMA + F16C body on the many servers without AVX-512, and the same arithmetic in
+//! plain loops elsewhere; `BLETCHLEY_ISA` ([`isa_ceiling`]) forces a lower set, so that each
+//! path is tested and measured on any machine. The paths compute the same sums in a different
+//! order, so results agree to rounding, not bit for bit. AVX-512 is reached through `pulp`,
+//! which wraps the intrinsics safely behind a detected-feature token; AVX2 through functions
+//! compiled with its features (see [`avx2`]).
 //!
 //! Each kernel's body runs inside `V4::vectorize`, which compiles it with AVX-512 enabled, and
 //! only code inlined there gets it. The closures handed to `vectorize` therefore consume their
@@ -19,8 +22,23 @@
 pub(crate) struct Kernels {
     #[cfg(target_arch = "x86_64")]
     v4: Option<pulp::x86::V4>,
+    /// AVX2, FMA and F16C, where AVX-512 is absent or not allowed.
     #[cfg(target_arch = "x86_64")]
-    v3: Option<pulp::x86::V3>,
+    v3: Option<avx2::Avx2Kernel>,
+}
+
+/// Runs an `avx2` kernel under its token. SAFETY (of the one `unsafe` block): the token
+/// exists only where the CPU said it runs AVX2, FMA and F16C, the features every function of
+/// `avx2` is compiled with, so calling them executes no instruction the CPU lacks.
+#[cfg(target_arch = "x86_64")]
+macro_rules! on_avx2 {
+    ($token:expr, $call:expr) => {{
+        let _: avx2::Avx2Kernel = $token;
+        #[allow(unsafe_code)]
+        // SAFETY: see the macro's documentation.
+        let out = unsafe { $call };
+        out
+    }};
 }
 
 /// The instruction sets the speech kernels may use, lowest first.
@@ -111,7 +129,7 @@ impl Kernels {
             v4,
             #[cfg(target_arch = "x86_64")]
             v3: if v4.is_none() && ceiling >= Isa::Avx2 {
-                pulp::x86::V3::try_new()
+                avx2::Avx2Kernel::detect()
             } else {
                 None
             },
@@ -169,16 +187,7 @@ impl Kernels {
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(v3) = self.v3 {
-            return v3.vectorize(
-                #[inline(always)]
-                move || {
-                    // FnOnce (it consumes `dst`): see the module note.
-                    let dst = dst;
-                    for (d, row) in dst.iter_mut().zip(rows) {
-                        *d = avx2::dot(v3, x, *row);
-                    }
-                },
-            );
+            return on_avx2!(v3, avx2::dots(x, rows, dst));
         }
         for (d, row) in dst.iter_mut().zip(rows) {
             *d = match *row {
@@ -216,9 +225,9 @@ impl Kernels {
         if let Some(v3) = self.v3 {
             // Four input rows at a time: two registers each fill half of AVX2's sixteen.
             let group = |xs: &[f32], dst: &mut [f32]| match xs.len() / width {
-                2 => avx2::dots_group::<2>(v3, xs, width, rows, dst),
-                3 => avx2::dots_group::<3>(v3, xs, width, rows, dst),
-                4 => avx2::dots_group::<4>(v3, xs, width, rows, dst),
+                2 => on_avx2!(v3, avx2::dots_group::<2>(xs, width, rows, dst)),
+                3 => on_avx2!(v3, avx2::dots_group::<3>(xs, width, rows, dst)),
+                4 => on_avx2!(v3, avx2::dots_group::<4>(xs, width, rows, dst)),
                 _ => self.dots(xs, rows, dst),
             };
             for (xs, dst) in xs.chunks(4 * width).zip(dst.chunks_mut(4 * count)) {
@@ -250,10 +259,7 @@ impl Kernels {
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(v3) = self.v3 {
-            return v3.vectorize(
-                #[inline(always)]
-                move || avx2::axpys(v3, x, rows, dst),
-            );
+            return on_avx2!(v3, avx2::axpys(x, rows, dst));
         }
         dst.fill(0.0);
         for (&a, row) in x.iter().zip(rows) {
@@ -299,10 +305,10 @@ impl Kernels {
             let n = rows.iter().map(Row::len).fold(width, usize::min);
             for (xs, dst) in xs.chunks(4 * m).zip(dst.chunks_mut(4 * width)) {
                 match xs.len() / m {
-                    1 => avx2::axpys_group::<1>(v3, xs, rows, dst, width, n),
-                    2 => avx2::axpys_group::<2>(v3, xs, rows, dst, width, n),
-                    3 => avx2::axpys_group::<3>(v3, xs, rows, dst, width, n),
-                    _ => avx2::axpys_group::<4>(v3, xs, rows, dst, width, n),
+                    1 => on_avx2!(v3, avx2::axpys_group::<1>(xs, rows, dst, width, n)),
+                    2 => on_avx2!(v3, avx2::axpys_group::<2>(xs, rows, dst, width, n)),
+                    3 => on_avx2!(v3, avx2::axpys_group::<3>(xs, rows, dst, width, n)),
+                    _ => on_avx2!(v3, avx2::axpys_group::<4>(xs, rows, dst, width, n)),
                 }
             }
             return;
@@ -322,6 +328,10 @@ impl Kernels {
                 || avx512::sum_exp(v4, row, max),
             );
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            return on_avx2!(v3, avx2::sum_exp(row, max));
+        }
         // In f64: a plain running f32 sum over 51,865 lanes drifts by a few parts in 10^5.
         row.iter().map(|&x| f64::from((x - max).exp())).sum::<f64>() as f32
     }
@@ -337,10 +347,7 @@ impl Kernels {
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(v3) = self.v3 {
-            return v3.vectorize(
-                #[inline(always)]
-                move || avx2::widen_f16(v3, src, dst),
-            );
+            return on_avx2!(v3, avx2::widen_f16(src, dst));
         }
         for (d, &s) in dst.iter_mut().zip(src) {
             *d = half::f16::from_bits(s).to_f32();
@@ -363,6 +370,10 @@ impl Kernels {
                 },
             );
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            return on_avx2!(v3, avx2::softmax_rows(data, width));
+        }
         for row in data.chunks_mut(width) {
             portable::softmax(row);
         }
@@ -378,6 +389,10 @@ impl Kernels {
                 #[inline(always)]
                 move || avx512::gelu_erf(v4, data),
             );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = self.v3 {
+            return on_avx2!(v3, avx2::gelu_erf(data));
         }
         data.iter_mut().for_each(|v| *v = portable::gelu_erf(*v));
     }
@@ -930,68 +945,67 @@ mod avx512 {
     }
 }
 
-/// The kernels on AVX2 and FMA, eight lanes a register: the same sums as [`avx512`]'s in
-/// blocks half as wide. pulp's AVX2 token does not carry F16C, so half precision is widened
-/// with integer instructions (exactly, subnormals, infinities and NaNs included): three
-/// logical operations and a multiply per eight weights, inside a loop bound by memory.
+/// The kernels on AVX2, FMA and F16C, eight lanes a register: the same sums as
+/// [`avx512`]'s in blocks half as wide.
+///
+/// pulp's AVX2 token carries no F16C, and widening half precision with integer instructions
+/// instead made the decoder's f16 products three times slower than AVX-512's (23 ms a token
+/// against 8, Whisper base): so these kernels are functions compiled with the three features
+/// enabled, whose intrinsics are safe to call inside them. Calling one from code compiled
+/// without them is the `unsafe` act; [`Avx2Kernel`] exists only once the CPU has said it has
+/// all three, and each call site takes one (as `bf16.rs` does with its own token).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use core::arch::x86_64::{__m128i, __m256, __m256i};
-
-    use pulp::x86::V3;
+    use core::arch::x86_64::*;
 
     use super::Row;
 
-    /// f16 bit patterns, zero-extended to 32-bit lanes, as f32: the exponent and mantissa
-    /// moved into f32's places and scaled by 2^112 (so subnormal halves come out right),
-    /// infinities and NaNs given f32's all-ones exponent, then the sign.
-    #[inline(always)]
-    fn halves(v3: V3, v: __m256i) -> __m256 {
-        let (a, b) = (v3.avx, v3.avx2);
-        let c = |k: i32| a._mm256_set1_epi32(k);
-        let sign = b._mm256_slli_epi32::<16>(b._mm256_and_si256(v, c(0x8000)));
-        let body = b._mm256_slli_epi32::<13>(b._mm256_and_si256(v, c(0x7fff)));
-        let scaled = a._mm256_mul_ps(
-            a._mm256_castsi256_ps(body),
-            a._mm256_castsi256_ps(c(0x7780_0000)),
-        );
-        let special = b._mm256_cmpeq_epi32(b._mm256_and_si256(v, c(0x7c00)), c(0x7c00));
-        let inf_nan = a._mm256_castsi256_ps(b._mm256_or_si256(body, c(0x7f80_0000)));
-        let value = a._mm256_blendv_ps(scaled, inf_nan, a._mm256_castsi256_ps(special));
-        a._mm256_or_ps(value, a._mm256_castsi256_ps(sign))
+    /// Proof that this CPU runs AVX2, FMA and F16C, obtained only by asking it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Avx2Kernel {
+        _detected: (),
+    }
+
+    impl Avx2Kernel {
+        /// The token, where the CPU has the three features.
+        pub fn detect() -> Option<Self> {
+            (is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c"))
+            .then_some(Avx2Kernel { _detected: () })
+        }
     }
 
     /// Eight weights of `row` from lane `at`, widened (the caller leaves eight lanes).
-    #[inline(always)]
-    fn lanes(v3: V3, row: Row<'_>, at: usize) -> __m256 {
-        let (a, b) = (v3.avx, v3.avx2);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn lanes(row: Row<'_>, at: usize) -> __m256 {
         match row {
             Row::F32(w) => pulp::cast(*first8(&w[at..])),
-            Row::F16(w) => halves(
-                v3,
-                b._mm256_cvtepu16_epi32(pulp::cast::<[u16; 8], __m128i>(*first8(&w[at..]))),
-            ),
+            Row::F16(w) => _mm256_cvtph_ps(pulp::cast::<[u16; 8], __m128i>(*first8(&w[at..]))),
             Row::I8(w) => {
                 let mut bytes = [0i8; 16];
                 bytes[..8].copy_from_slice(first8(&w[at..]));
-                a._mm256_cvtepi32_ps(b._mm256_cvtepi8_epi32(pulp::cast::<[i8; 16], __m128i>(bytes)))
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(pulp::cast::<[i8; 16], __m128i>(bytes)))
             }
         }
     }
 
     /// The weights of `row` from lane `at` to its end (at most eight), widened, zero past it.
-    #[inline(always)]
-    fn tail_lanes(v3: V3, row: Row<'_>, at: usize) -> __m256 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn tail_lanes(row: Row<'_>, at: usize) -> __m256 {
         let part = |len: usize| at..len.min(at + 8);
         match row {
-            Row::F32(w) => lanes(v3, Row::F32(&padded(&w[part(w.len())])), 0),
-            Row::F16(w) => lanes(v3, Row::F16(&padded(&w[part(w.len())])), 0),
-            Row::I8(w) => lanes(v3, Row::I8(&padded(&w[part(w.len())])), 0),
+            Row::F32(w) => lanes(Row::F32(&padded(&w[part(w.len())])), 0),
+            Row::F16(w) => lanes(Row::F16(&padded(&w[part(w.len())])), 0),
+            Row::I8(w) => lanes(Row::I8(&padded(&w[part(w.len())])), 0),
         }
     }
 
     /// Up to eight values of `x` from `at`, zero past its end.
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn x_lanes(x: &[f32], at: usize) -> __m256 {
         match x.get(at..at + 8) {
             Some(full) => pulp::cast(*first8(full)),
@@ -999,14 +1013,16 @@ mod avx2 {
         }
     }
 
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn first8<T>(s: &[T]) -> &[T; 8] {
         s.first_chunk::<8>()
             .expect("the caller leaves at least eight lanes")
     }
 
     /// Up to eight values, zero past their end.
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn padded<T: Copy + Default>(w: &[T]) -> [T; 8] {
         let mut out = [T::default(); 8];
         let n = w.len().min(8);
@@ -1014,7 +1030,8 @@ mod avx2 {
         out
     }
 
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn sum(v: __m256) -> f32 {
         pulp::cast::<__m256, [f32; 8]>(v).iter().sum()
     }
@@ -1024,18 +1041,19 @@ mod avx2 {
 
     /// Asks for the cache line `PREFETCH_AHEAD` bytes past lane `at` of `row` (a hint: past
     /// the row's end it does not fault, and the address is never dereferenced).
-    #[inline(always)]
-    fn prefetch(v3: V3, row: Row<'_>, at: usize) {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn prefetch(row: Row<'_>, at: usize) {
         let p = match row {
             Row::F32(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
             Row::F16(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
             Row::I8(w) => w.as_ptr().wrapping_add(at),
         };
-        v3.sse
-            ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.wrapping_add(PREFETCH_AHEAD));
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD));
     }
 
     /// Lanes of a row per cache line.
+    #[inline]
     fn per_line(row: Row<'_>) -> usize {
         match row {
             Row::F32(_) => 16,
@@ -1046,97 +1064,97 @@ mod avx2 {
 
     /// `x · row`: four accumulators of eight lanes over blocks of 32, so consecutive fused
     /// multiply-adds do not wait on each other.
-    #[inline(always)]
-    pub fn dot(v3: V3, x: &[f32], row: Row<'_>) -> f32 {
-        let (a, f) = (v3.avx, v3.fma);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dot(x: &[f32], row: Row<'_>) -> f32 {
         let n = x.len().min(row.len());
         let line = per_line(row);
-        let mut acc = [a._mm256_setzero_ps(); 4];
+        let mut acc = [_mm256_setzero_ps(); 4];
         let mut at = 0;
         while at + 32 <= n {
             if at % line == 0 {
-                prefetch(v3, row, at);
+                prefetch(row, at);
             }
             for (k, acc) in acc.iter_mut().enumerate() {
                 let i = at + 8 * k;
-                *acc = f._mm256_fmadd_ps(x_lanes(x, i), lanes(v3, row, i), *acc);
+                *acc = _mm256_fmadd_ps(x_lanes(x, i), lanes(row, i), *acc);
             }
             at += 32;
         }
         while at + 8 <= n {
-            acc[0] = f._mm256_fmadd_ps(x_lanes(x, at), lanes(v3, row, at), acc[0]);
+            acc[0] = _mm256_fmadd_ps(x_lanes(x, at), lanes(row, at), acc[0]);
             at += 8;
         }
         if at < n {
             let xs = pulp::cast(padded(&x[at..n]));
-            acc[1] = f._mm256_fmadd_ps(xs, tail_lanes(v3, row, at), acc[1]);
+            acc[1] = _mm256_fmadd_ps(xs, tail_lanes(row, at), acc[1]);
         }
-        sum(a._mm256_add_ps(
-            a._mm256_add_ps(acc[0], acc[1]),
-            a._mm256_add_ps(acc[2], acc[3]),
+        sum(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
         ))
+    }
+
+    /// `dst[k] = x · rows(k)`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dots(x: &[f32], rows: &[Row<'_>], dst: &mut [f32]) {
+        for (d, row) in dst.iter_mut().zip(rows) {
+            *d = dot(x, *row);
+        }
     }
 
     /// `R` rows of `xs` (each `width` long) against every weight row; `dst` is [R × rows].
     /// Each row's weights are loaded and widened once for the `R` inputs, two accumulators
     /// each.
-    pub fn dots_group<const R: usize>(
-        v3: V3,
-        xs: &[f32],
-        width: usize,
-        rows: &[Row<'_>],
-        dst: &mut [f32],
-    ) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn dots_group<const R: usize>(xs: &[f32], width: usize, rows: &[Row<'_>], dst: &mut [f32]) {
         let count = rows.len();
-        let (a, f) = (v3.avx, v3.fma);
-        v3.vectorize(
-            #[inline(always)]
-            move || {
-                // FnOnce (it consumes `dst`): see the module note.
-                let dst = dst;
+        {
+            {
                 for (k, &row) in rows.iter().enumerate() {
                     let n = width.min(row.len());
                     let line = per_line(row);
-                    let mut acc = [[a._mm256_setzero_ps(); 2]; R];
+                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
                     let mut at = 0;
                     while at + 16 <= n {
                         if at % line == 0 {
-                            prefetch(v3, row, at);
+                            prefetch(row, at);
                         }
-                        let (w0, w1) = (lanes(v3, row, at), lanes(v3, row, at + 8));
+                        let (w0, w1) = (lanes(row, at), lanes(row, at + 8));
                         for (r, acc) in acc.iter_mut().enumerate() {
                             let x = &xs[r * width..(r + 1) * width];
-                            acc[0] = f._mm256_fmadd_ps(x_lanes(x, at), w0, acc[0]);
-                            acc[1] = f._mm256_fmadd_ps(x_lanes(x, at + 8), w1, acc[1]);
+                            acc[0] = _mm256_fmadd_ps(x_lanes(x, at), w0, acc[0]);
+                            acc[1] = _mm256_fmadd_ps(x_lanes(x, at + 8), w1, acc[1]);
                         }
                         at += 16;
                     }
                     while at < n {
                         let w = if at + 8 <= n {
-                            lanes(v3, row, at)
+                            lanes(row, at)
                         } else {
-                            tail_lanes(v3, row, at)
+                            tail_lanes(row, at)
                         };
                         for (r, acc) in acc.iter_mut().enumerate() {
                             let x = &xs[r * width..r * width + n];
-                            acc[0] = f._mm256_fmadd_ps(x_lanes(x, at), w, acc[0]);
+                            acc[0] = _mm256_fmadd_ps(x_lanes(x, at), w, acc[0]);
                         }
                         at += 8;
                     }
                     for (r, acc) in acc.iter().enumerate() {
-                        dst[r * count + k] = sum(a._mm256_add_ps(acc[0], acc[1]));
+                        dst[r * count + k] = sum(_mm256_add_ps(acc[0], acc[1]));
                     }
                 }
-            },
-        )
+            }
+        }
     }
 
-    #[inline(always)]
-    pub fn widen_f16(v3: V3, src: &[u16], dst: &mut [f32]) {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn widen_f16(src: &[u16], dst: &mut [f32]) {
         let n = src.len().min(dst.len());
         let mut at = 0;
         while at + 8 <= n {
-            let v = lanes(v3, Row::F16(src), at);
+            let v = lanes(Row::F16(src), at);
             dst[at..at + 8].copy_from_slice(&pulp::cast::<__m256, [f32; 8]>(v));
             at += 8;
         }
@@ -1145,8 +1163,125 @@ mod avx2 {
         }
     }
 
+    /// e^x for eight lanes, as [`super::avx512`]'s: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by
+    /// Cephes' degree-6 polynomial, scaled by 2^n. AVX2 has no `scalef`: 2^n is built in the
+    /// exponent bits, in two halves so that each is a normal number down to n = -150. Lanes
+    /// below -104 (masked scores) give 0.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn exp(x: __m256) -> __m256 {
+        let c = |v: f32| _mm256_set1_ps(v);
+        let x = _mm256_max_ps(x, c(-104.0));
+        let x = _mm256_min_ps(x, c(88.7));
+        // Round to nearest, exceptions suppressed.
+        let n = _mm256_round_ps::<0x08>(_mm256_mul_ps(x, c(std::f32::consts::LOG2_E)));
+        let r = _mm256_fnmadd_ps(n, c(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, c(-2.121_944_4e-4), r);
+        let mut p = c(1.987_569_1e-4);
+        for k in [
+            1.398_199_9e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ] {
+            p = _mm256_fmadd_ps(p, r, c(k));
+        }
+        let r2 = _mm256_mul_ps(r, r);
+        let e = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, c(1.0)));
+        let n = _mm256_cvtps_epi32(n);
+        let half = _mm256_srai_epi32::<1>(n);
+        let rest = _mm256_sub_epi32(n, half);
+        let pow2 = |k: __m256i| {
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+                k,
+                _mm256_set1_epi32(127),
+            )))
+        };
+        _mm256_mul_ps(_mm256_mul_ps(e, pow2(half)), pow2(rest))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn gelu_erf(data: &mut [f32]) {
+        use super::{ERF_A, ERF_P};
+        let c = |v: f32| _mm256_set1_ps(v);
+        let abs = |v: __m256| _mm256_andnot_ps(c(-0.0), v);
+        let (body, tail) = data.as_chunks_mut::<8>();
+        for b in body.iter_mut() {
+            let x: __m256 = pulp::cast(*b);
+            let z = abs(_mm256_mul_ps(x, c(std::f32::consts::FRAC_1_SQRT_2)));
+            let t = _mm256_div_ps(c(1.0), _mm256_fmadd_ps(c(ERF_P), z, c(1.0)));
+            let mut poly = c(ERF_A[4]);
+            for &k in ERF_A[..4].iter().rev() {
+                poly = _mm256_fmadd_ps(poly, t, c(k));
+            }
+            poly = _mm256_mul_ps(poly, t);
+            let e = exp(_mm256_mul_ps(_mm256_sub_ps(c(0.0), z), z));
+            // erf(|x|/√2), then 0.5·x·(1 + sign(x)·erf) = 0.5·x + 0.5·|x|·erf.
+            let erf = _mm256_fnmadd_ps(poly, e, c(1.0));
+            let half_x = _mm256_mul_ps(x, c(0.5));
+            *b = pulp::cast(_mm256_fmadd_ps(abs(half_x), erf, half_x));
+        }
+        tail.iter_mut()
+            .for_each(|v| *v = super::portable::gelu_erf(*v));
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn sum_exp(row: &[f32], max: f32) -> f32 {
+        let (body, tail) = row.as_chunks::<8>();
+        let vmax = _mm256_set1_ps(max);
+        let mut s = [_mm256_setzero_ps(); 2];
+        for (i, b) in body.iter().enumerate() {
+            s[i % 2] = _mm256_add_ps(s[i % 2], exp(_mm256_sub_ps(pulp::cast(*b), vmax)));
+        }
+        sum(_mm256_add_ps(s[0], s[1])) + tail.iter().map(|&x| (x - max).exp()).sum::<f32>()
+    }
+
+    /// Softmax of each `width`-long row of `data`, in place.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn softmax_rows(data: &mut [f32], width: usize) {
+        for row in data.chunks_mut(width) {
+            softmax(row);
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn softmax(row: &mut [f32]) {
+        let (body, tail) = row.as_chunks_mut::<8>();
+        let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+        for b in body.iter() {
+            m = _mm256_max_ps(m, pulp::cast(*b));
+        }
+        let max = pulp::cast::<__m256, [f32; 8]>(m)
+            .into_iter()
+            .chain(tail.iter().copied())
+            .fold(f32::NEG_INFINITY, f32::max);
+        let vmax = _mm256_set1_ps(max);
+        let mut s = _mm256_setzero_ps();
+        for b in body.iter_mut() {
+            let e = exp(_mm256_sub_ps(pulp::cast(*b), vmax));
+            s = _mm256_add_ps(s, e);
+            *b = pulp::cast(e);
+        }
+        let mut total = sum(s);
+        for v in tail.iter_mut() {
+            *v = (*v - max).exp();
+            total += *v;
+        }
+        let inv = 1.0 / total;
+        let vinv = _mm256_set1_ps(inv);
+        for b in body.iter_mut() {
+            *b = pulp::cast(_mm256_mul_ps(pulp::cast(*b), vinv));
+        }
+        tail.iter_mut().for_each(|v| *v *= inv);
+    }
+
     /// Stores the first `dst.len()` (at most eight) lanes of `v`.
-    #[inline(always)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn store(dst: &mut [f32], v: __m256) {
         let lanes = pulp::cast::<__m256, [f32; 8]>(v);
         let n = dst.len().min(8);
@@ -1155,18 +1290,18 @@ mod avx2 {
 
     /// See [`super::Kernels::axpys`]: blocks of 64 lanes of `dst` stay in eight registers
     /// while every row adds its share.
-    #[inline(always)]
-    pub fn axpys(v3: V3, x: &[f32], rows: &[Row<'_>], dst: &mut [f32]) {
-        let (a, f) = (v3.avx, v3.fma);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub fn axpys(x: &[f32], rows: &[Row<'_>], dst: &mut [f32]) {
         let n = dst.len();
         let pairs = || x.iter().zip(rows);
         let mut at = 0;
         while at + 64 <= n {
-            let mut acc = [a._mm256_setzero_ps(); 8];
+            let mut acc = [_mm256_setzero_ps(); 8];
             for (&x, &row) in pairs() {
-                let x = a._mm256_set1_ps(x);
+                let x = _mm256_set1_ps(x);
                 for (j, acc) in acc.iter_mut().enumerate() {
-                    *acc = f._mm256_fmadd_ps(x, lanes(v3, row, at + 8 * j), *acc);
+                    *acc = _mm256_fmadd_ps(x, lanes(row, at + 8 * j), *acc);
                 }
             }
             for (j, acc) in acc.iter().enumerate() {
@@ -1177,20 +1312,17 @@ mod avx2 {
         // The last lanes, eight at a time and then padded: four accumulators taking rows in
         // turn, so that each multiply-add does not wait on the one before.
         while at < n {
-            let mut acc = [a._mm256_setzero_ps(); 4];
+            let mut acc = [_mm256_setzero_ps(); 4];
             let full = at + 8 <= n;
             for (e, (&x, &row)) in pairs().enumerate() {
                 let w = if full {
-                    lanes(v3, row, at)
+                    lanes(row, at)
                 } else {
-                    tail_lanes(v3, row, at)
+                    tail_lanes(row, at)
                 };
-                acc[e % 4] = f._mm256_fmadd_ps(a._mm256_set1_ps(x), w, acc[e % 4]);
+                acc[e % 4] = _mm256_fmadd_ps(_mm256_set1_ps(x), w, acc[e % 4]);
             }
-            let total = a._mm256_add_ps(
-                a._mm256_add_ps(acc[0], acc[1]),
-                a._mm256_add_ps(acc[2], acc[3]),
-            );
+            let total = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
             let end = n.min(at + 8);
             store(&mut dst[at..end], total);
             at = end;
@@ -1201,30 +1333,26 @@ mod avx2 {
     /// same rows; `dst` is R rows of `width`, of which the first `n` lanes are summed and the
     /// rest zeroed. Blocks of 16 lanes keep 2·R accumulators in registers while each row's
     /// 16 lanes, widened once, are multiplied by every vector's weight.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub fn axpys_group<const R: usize>(
-        v3: V3,
         xs: &[f32],
         rows: &[Row<'_>],
         dst: &mut [f32],
         width: usize,
         n: usize,
     ) {
-        let (a, f) = (v3.avx, v3.fma);
         let m = rows.len();
-        v3.vectorize(
-            #[inline(always)]
-            move || {
-                // FnOnce (it consumes `dst`): see the module note.
-                let dst = dst;
+        {
+            {
                 let mut at = 0;
                 while at + 16 <= n {
-                    let mut acc = [[a._mm256_setzero_ps(); 2]; R];
+                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
                     for (e, &row) in rows.iter().enumerate() {
-                        let (w0, w1) = (lanes(v3, row, at), lanes(v3, row, at + 8));
+                        let (w0, w1) = (lanes(row, at), lanes(row, at + 8));
                         for (r, acc) in acc.iter_mut().enumerate() {
-                            let x = a._mm256_set1_ps(xs[r * m + e]);
-                            acc[0] = f._mm256_fmadd_ps(x, w0, acc[0]);
-                            acc[1] = f._mm256_fmadd_ps(x, w1, acc[1]);
+                            let x = _mm256_set1_ps(xs[r * m + e]);
+                            acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
+                            acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
                         }
                     }
                     for (r, acc) in acc.iter().enumerate() {
@@ -1238,15 +1366,15 @@ mod avx2 {
                 // The last lanes: eight at a time, then padded.
                 while at < n {
                     let full = at + 8 <= n;
-                    let mut acc = [a._mm256_setzero_ps(); R];
+                    let mut acc = [_mm256_setzero_ps(); R];
                     for (e, &row) in rows.iter().enumerate() {
                         let w = if full {
-                            lanes(v3, row, at)
+                            lanes(row, at)
                         } else {
-                            tail_lanes(v3, row, at)
+                            tail_lanes(row, at)
                         };
                         for (r, acc) in acc.iter_mut().enumerate() {
-                            *acc = f._mm256_fmadd_ps(a._mm256_set1_ps(xs[r * m + e]), w, *acc);
+                            *acc = _mm256_fmadd_ps(_mm256_set1_ps(xs[r * m + e]), w, *acc);
                         }
                     }
                     let end = n.min(at + 8);
@@ -1258,8 +1386,8 @@ mod avx2 {
                 for r in 0..R {
                     dst[r * width + n..(r + 1) * width].fill(0.0);
                 }
-            },
-        )
+            }
+        }
     }
 }
 
@@ -1330,6 +1458,7 @@ mod tests {
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
             {
                 want.push(Isa::Avx2);
             }
@@ -1377,7 +1506,12 @@ mod tests {
 
     #[test]
     fn gelu_matches_the_erf_definition() {
-        let k = Kernels::detect();
+        for k in Kernels::every() {
+            gelu_matches(k);
+        }
+    }
+
+    fn gelu_matches(k: Kernels) {
         let mut xs: Vec<f32> = (-600..=600).map(|i| i as f32 / 100.0).collect();
         xs.push(-0.0);
         let want: Vec<f64> = xs
