@@ -223,14 +223,19 @@ impl Kernels {
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(v3) = self.v3 {
-            // Four input rows at a time: two registers each fill half of AVX2's sixteen.
+            // Up to eight input rows at a time: an accumulator each, half of AVX2's sixteen
+            // registers.
             let group = |xs: &[f32], dst: &mut [f32]| match xs.len() / width {
                 2 => on_avx2!(v3, avx2::dots_group::<2>(xs, width, rows, dst)),
                 3 => on_avx2!(v3, avx2::dots_group::<3>(xs, width, rows, dst)),
                 4 => on_avx2!(v3, avx2::dots_group::<4>(xs, width, rows, dst)),
+                5 => on_avx2!(v3, avx2::dots_group::<5>(xs, width, rows, dst)),
+                6 => on_avx2!(v3, avx2::dots_group::<6>(xs, width, rows, dst)),
+                7 => on_avx2!(v3, avx2::dots_group::<7>(xs, width, rows, dst)),
+                8 => on_avx2!(v3, avx2::dots_group::<8>(xs, width, rows, dst)),
                 _ => self.dots(xs, rows, dst),
             };
-            for (xs, dst) in xs.chunks(4 * width).zip(dst.chunks_mut(4 * count)) {
+            for (xs, dst) in xs.chunks(8 * width).zip(dst.chunks_mut(8 * count)) {
                 group(xs, dst);
             }
             return;
@@ -1003,16 +1008,6 @@ mod avx2 {
         }
     }
 
-    /// Up to eight values of `x` from `at`, zero past its end.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn x_lanes(x: &[f32], at: usize) -> __m256 {
-        match x.get(at..at + 8) {
-            Some(full) => pulp::cast(*first8(full)),
-            None => pulp::cast(padded(x.get(at..).unwrap_or_default())),
-        }
-    }
-
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn first8<T>(s: &[T]) -> &[T; 8] {
@@ -1039,60 +1034,124 @@ mod avx2 {
     /// As far ahead as [`super::avx512`]'s kernels ask for weights (the same memory system).
     const PREFETCH_AHEAD: usize = 4096;
 
-    /// Asks for the cache line `PREFETCH_AHEAD` bytes past lane `at` of `row` (a hint: past
-    /// the row's end it does not fault, and the address is never dereferenced).
+    /// Eight stored weights of each layout, widened.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn prefetch(row: Row<'_>, at: usize) {
-        let p = match row {
-            Row::F32(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
-            Row::F16(w) => w.as_ptr().wrapping_add(at).cast::<i8>(),
-            Row::I8(w) => w.as_ptr().wrapping_add(at),
-        };
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD));
+    fn w8_f32(w: &[f32; 8]) -> __m256 {
+        pulp::cast(*w)
     }
 
-    /// Lanes of a row per cache line.
     #[inline]
-    fn per_line(row: Row<'_>) -> usize {
-        match row {
-            Row::F32(_) => 16,
-            Row::F16(_) => 32,
-            Row::I8(_) => 64,
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn w8_f16(w: &[u16; 8]) -> __m256 {
+        _mm256_cvtph_ps(pulp::cast::<[u16; 8], __m128i>(*w))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn w8_i8(w: &[i8; 8]) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(pulp::cast::<
+            [i8; 8],
+            i64,
+        >(*w))))
+    }
+
+    /// Asks for the cache lines `PREFETCH_AHEAD` bytes past `block` (weight rows lie end to
+    /// end, so these are the rows to come; a hint, never a fault or a read).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn prefetch_block<T>(block: &[T]) {
+        let at = block.as_ptr().cast::<i8>().wrapping_add(PREFETCH_AHEAD);
+        for line in (0..std::mem::size_of_val(block)).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line));
         }
     }
 
-    /// `x · row`: four accumulators of eight lanes over blocks of 32, so consecutive fused
-    /// multiply-adds do not wait on each other.
+    /// One weight layout's products: `x · w` with four accumulators of eight lanes over
+    /// blocks of 32 (consecutive fused multiply-adds do not wait on each other), and `R`
+    /// inputs against one row with an accumulator each, the row widened once for all. Each
+    /// layout gets loops of its own, so no block of eight asks which layout it holds.
+    macro_rules! row_products {
+        ($dot:ident, $many:ident, $t:ty, $w8:ident) => {
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            fn $dot(x: &[f32], w: &[$t]) -> f32 {
+                let n = x.len().min(w.len());
+                let (x32, x_rest) = x[..n].as_chunks::<32>();
+                let (w32, w_rest) = w[..n].as_chunks::<32>();
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for (px, pw) in x32.iter().zip(w32) {
+                    prefetch_block(pw);
+                    let (qx, _) = px.as_chunks::<8>();
+                    let (qw, _) = pw.as_chunks::<8>();
+                    for k in 0..4 {
+                        acc[k] = _mm256_fmadd_ps(pulp::cast(qx[k]), $w8(&qw[k]), acc[k]);
+                    }
+                }
+                let (x8, x_tail) = x_rest.as_chunks::<8>();
+                let (w8, w_tail) = w_rest.as_chunks::<8>();
+                for (px, pw) in x8.iter().zip(w8) {
+                    acc[0] = _mm256_fmadd_ps(pulp::cast(*px), $w8(pw), acc[0]);
+                }
+                if !x_tail.is_empty() {
+                    acc[1] =
+                        _mm256_fmadd_ps(pulp::cast(padded(x_tail)), $w8(&padded(w_tail)), acc[1]);
+                }
+                sum(_mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                ))
+            }
+
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            fn $many<const R: usize>(xs: &[&[f32]; R], w: &[$t]) -> [f32; R] {
+                let n = xs.iter().map(|x| x.len()).fold(w.len(), usize::min);
+                let (w8, w_tail) = w[..n].as_chunks::<8>();
+                let mut chunks: [&[[f32; 8]]; R] = [&[]; R];
+                for r in 0..R {
+                    chunks[r] = xs[r][..n].as_chunks::<8>().0;
+                }
+                let mut acc = [_mm256_setzero_ps(); R];
+                for (i, wc) in w8.iter().enumerate() {
+                    if i % 4 == 0 {
+                        prefetch_block(&w8[i..i + 1]);
+                    }
+                    let wv = $w8(wc);
+                    for r in 0..R {
+                        acc[r] = _mm256_fmadd_ps(pulp::cast(chunks[r][i]), wv, acc[r]);
+                    }
+                }
+                if !w_tail.is_empty() {
+                    let body = w8.len() * 8;
+                    let wv = $w8(&padded(w_tail));
+                    for r in 0..R {
+                        let x = pulp::cast(padded(&xs[r][body..n]));
+                        acc[r] = _mm256_fmadd_ps(x, wv, acc[r]);
+                    }
+                }
+                let mut sums = [0f32; R];
+                for r in 0..R {
+                    sums[r] = sum(acc[r]);
+                }
+                sums
+            }
+        };
+    }
+
+    row_products!(dot_f32, many_f32, f32, w8_f32);
+    row_products!(dot_f16, many_f16, u16, w8_f16);
+    row_products!(dot_i8, many_i8, i8, w8_i8);
+
+    /// `x · row`.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub fn dot(x: &[f32], row: Row<'_>) -> f32 {
-        let n = x.len().min(row.len());
-        let line = per_line(row);
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut at = 0;
-        while at + 32 <= n {
-            if at % line == 0 {
-                prefetch(row, at);
-            }
-            for (k, acc) in acc.iter_mut().enumerate() {
-                let i = at + 8 * k;
-                *acc = _mm256_fmadd_ps(x_lanes(x, i), lanes(row, i), *acc);
-            }
-            at += 32;
+        match row {
+            Row::F32(w) => dot_f32(x, w),
+            Row::F16(w) => dot_f16(x, w),
+            Row::I8(w) => dot_i8(x, w),
         }
-        while at + 8 <= n {
-            acc[0] = _mm256_fmadd_ps(x_lanes(x, at), lanes(row, at), acc[0]);
-            at += 8;
-        }
-        if at < n {
-            let xs = pulp::cast(padded(&x[at..n]));
-            acc[1] = _mm256_fmadd_ps(xs, tail_lanes(row, at), acc[1]);
-        }
-        sum(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        ))
     }
 
     /// `dst[k] = x · rows(k)`.
@@ -1104,46 +1163,22 @@ mod avx2 {
     }
 
     /// `R` rows of `xs` (each `width` long) against every weight row; `dst` is [R × rows].
-    /// Each row's weights are loaded and widened once for the `R` inputs, two accumulators
-    /// each.
+    /// Each row's weights are loaded and widened once for the `R` inputs.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub fn dots_group<const R: usize>(xs: &[f32], width: usize, rows: &[Row<'_>], dst: &mut [f32]) {
         let count = rows.len();
-        {
-            {
-                for (k, &row) in rows.iter().enumerate() {
-                    let n = width.min(row.len());
-                    let line = per_line(row);
-                    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-                    let mut at = 0;
-                    while at + 16 <= n {
-                        if at % line == 0 {
-                            prefetch(row, at);
-                        }
-                        let (w0, w1) = (lanes(row, at), lanes(row, at + 8));
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let x = &xs[r * width..(r + 1) * width];
-                            acc[0] = _mm256_fmadd_ps(x_lanes(x, at), w0, acc[0]);
-                            acc[1] = _mm256_fmadd_ps(x_lanes(x, at + 8), w1, acc[1]);
-                        }
-                        at += 16;
-                    }
-                    while at < n {
-                        let w = if at + 8 <= n {
-                            lanes(row, at)
-                        } else {
-                            tail_lanes(row, at)
-                        };
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let x = &xs[r * width..r * width + n];
-                            acc[0] = _mm256_fmadd_ps(x_lanes(x, at), w, acc[0]);
-                        }
-                        at += 8;
-                    }
-                    for (r, acc) in acc.iter().enumerate() {
-                        dst[r * count + k] = sum(_mm256_add_ps(acc[0], acc[1]));
-                    }
-                }
+        let mut x: [&[f32]; R] = [&[]; R];
+        for (r, x) in x.iter_mut().enumerate() {
+            *x = &xs[r * width..(r + 1) * width];
+        }
+        for (k, row) in rows.iter().enumerate() {
+            let sums = match *row {
+                Row::F32(w) => many_f32(&x, w),
+                Row::F16(w) => many_f16(&x, w),
+                Row::I8(w) => many_i8(&x, w),
+            };
+            for (r, s) in sums.into_iter().enumerate() {
+                dst[r * count + k] = s;
             }
         }
     }
