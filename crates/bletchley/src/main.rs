@@ -27,6 +27,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
     let cli = cli::Cli::parse();
+    if let Err(e) = bletchley_ai::whisper::check_isa_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

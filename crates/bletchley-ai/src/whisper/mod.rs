@@ -21,7 +21,7 @@ use candle_core::Device;
 
 pub use align::Word;
 pub use model::WeightFormat;
-pub use simd::{Isa, isa_ceiling, isa_in_use};
+pub use simd::{Isa, check_isa_env, isa_ceiling, isa_in_use};
 pub use transcribe::{Progress, Segment, Task, Timing, TranscribeOptions, Transcript};
 
 use crate::error::{Error, Result};

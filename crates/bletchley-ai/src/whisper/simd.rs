@@ -68,17 +68,25 @@ impl Isa {
 /// measured on one machine; unset, the CPU's best. Read once.
 pub fn isa_ceiling() -> Isa {
     static CEILING: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *CEILING.get_or_init(|| match std::env::var("BLETCHLEY_ISA").as_deref() {
-        Ok("scalar") => Isa::Scalar,
-        Ok("avx2") => Isa::Avx2,
-        Ok("avx512") | Err(_) => Isa::Avx512,
-        Ok(other) => {
-            eprintln!(
-                "warning: BLETCHLEY_ISA={other:?} is not avx512, avx2 or scalar; using the CPU's best"
-            );
-            Isa::Avx512
-        }
-    })
+    // A value that names no set was refused by `check_isa_env` before any work began.
+    *CEILING.get_or_init(|| check_isa_env().unwrap_or(Isa::Avx512))
+}
+
+/// Reads `BLETCHLEY_ISA`: the ceiling it names (unset: no ceiling), or a clear error for a
+/// value that names no instruction set, so that a typo does not silently measure the wrong
+/// path. Commands call it before they start.
+pub fn check_isa_env() -> crate::Result<Isa> {
+    match std::env::var("BLETCHLEY_ISA").as_deref() {
+        Ok("scalar") => Ok(Isa::Scalar),
+        Ok("avx2") => Ok(Isa::Avx2),
+        Ok("avx512") | Err(std::env::VarError::NotPresent) => Ok(Isa::Avx512),
+        Ok(other) => Err(crate::Error::Invalid(format!(
+            "BLETCHLEY_ISA={other:?} names no instruction set: use avx512, avx2 or scalar"
+        ))),
+        Err(std::env::VarError::NotUnicode(_)) => Err(crate::Error::Invalid(
+            "BLETCHLEY_ISA is not UTF-8: use avx512, avx2 or scalar".into(),
+        )),
+    }
 }
 
 /// The instruction set the kernels run here: the CPU's best under [`isa_ceiling`].

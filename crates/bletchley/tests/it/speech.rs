@@ -1173,6 +1173,14 @@ fn every_instruction_set_gives_the_same_words_at_the_same_times() {
             })
             .collect()
     };
+    // A value that names no set is refused before anything runs.
+    let out = bletchley(&["transcribe", wav.to_str().expect("path")])
+        .env("BLETCHLEY_ISA", "avx3")
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("names no instruction set"), "{err}");
     let reference = run(None, "f32");
     let want = words(&reference);
     assert!(want.len() >= 20, "{reference}");
