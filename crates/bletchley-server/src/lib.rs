@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod api_detect;
 mod api_playbooks;
+mod api_transcription;
 mod auth;
 mod console;
 mod console_admin;
@@ -94,6 +95,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/items", get(api::list).post(api::upload))
         .route("/items/{id}", get(api::item).delete(api::shred))
         .route("/items/{id}/content", get(api::content))
+        .route(
+            "/items/{id}/transcription",
+            get(api_transcription::transcription),
+        )
         .route(
             "/items/{id}/annotations",
             get(api::annotations).post(api::annotate),

@@ -38,6 +38,40 @@ fn read_op_returning(summary: &str, params: Vec<Value>, schema: Value) -> Value 
     })
 }
 
+/// `GET /api/items/{id}/transcription`'s answer (apart, for the `json!` macro's depth).
+fn transcription_answer() -> Value {
+    json!({
+                                   "type": "object", "required": ["item", "running", "job", "transcript", "translation"],
+                                   "properties": {
+                                       "item": { "type": ["string", "null"] },
+                                       "running": { "type": "boolean", "description": "more is still to come" },
+                                       "job": { "type": ["object", "null"], "properties": {
+                                           "id": { "type": "integer" }, "state": { "type": "string", "enum": ["queued", "running", "done", "failed"] },
+                                           "progress": { "type": "number" }, "attempts": { "type": "integer" },
+                                           "error": { "type": ["string", "null"] } } },
+                                       "transcript": { "$ref": "#/components/schemas/Transcription" },
+                                       "translation": { "$ref": "#/components/schemas/Transcription" } } })
+}
+
+/// A transcript or translation as the API gives it.
+fn transcription_schema() -> Value {
+    json!(                { "type": ["object", "null"],
+                    "description": "a transcript or translation: `partial` while its job is still making it (then `item` is null)",
+                    "required": ["language", "task", "duration", "segments", "partial", "item", "marking"],
+                    "properties": {
+                        "language": { "type": "string" }, "language_probability": { "type": "number" },
+                        "task": { "type": "string" }, "duration": { "type": "number" },
+                        "partial": { "type": "boolean" }, "item": { "type": ["string", "null"] },
+                        "marking": { "type": ["string", "null"] },
+                        "segments": { "type": "array", "items": { "type": "object",
+                            "required": ["start", "end", "text"],
+                            "properties": { "start": { "type": "number" }, "end": { "type": "number" },
+                                            "text": { "type": "string" },
+                                            "words": { "type": "array", "items": { "type": "object",
+                                                "properties": { "start": { "type": "number" }, "end": { "type": "number" },
+                                                                "word": { "type": "string" } } } } } } } } })
+}
+
 /// The document.
 pub fn document() -> Value {
     let just = || {
@@ -61,7 +95,8 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": {
                     "type": "object", "required": ["code", "message"],
-                    "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } }
+                    "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+                "Transcription": transcription_schema()
             }
         },
         "paths": {
@@ -185,6 +220,13 @@ pub fn document() -> Value {
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
                 "responses": { "200": { "description": "the bytes", "content": { "application/octet-stream": {} } },
                                "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+            "/api/items/{id}/transcription": { "get": {
+                "summary": "A recording's transcript and English translation, stored or (while its job runs) as far as the job has come, with the job's state",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
+                "responses": { "200": ok_schema("what the caller may read of the recording's transcription", transcription_answer()),
+                               "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"),
+                               "404": err("not found or not permitted") } } },
             "/api/items/{id}/annotations": {
               "get": {
                 "summary": "The notes on an item, merged from every site, oldest first",

@@ -202,6 +202,30 @@ fn the_console_shows_a_running_jobs_segments_and_refreshes_them() {
     assert_eq!(st, StatusCode::OK);
     assert!(fragment.starts_with("<section id=\"transcript\" data-running=\"1\""));
     assert_eq!(fragment.matches("<tr id=\"seg-").count(), 2, "{fragment}");
+    // The same through the JSON API.
+    let api = |c: &reqwest::blocking::Client| {
+        let r = c
+            .get(format!("{}/api/items/{id}/transcription", s.url))
+            .send()
+            .expect("get");
+        let status = r.status();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let (st, t) = api(&alice);
+    assert_eq!(st, StatusCode::OK, "{t}");
+    assert_eq!(t["running"], true, "{t}");
+    assert_eq!(t["job"]["state"], "running", "{t}");
+    assert!(
+        (t["job"]["progress"].as_f64().unwrap_or(0.0) - 0.25).abs() < 1e-6,
+        "{t}"
+    );
+    assert_eq!(t["transcript"]["partial"], true, "{t}");
+    assert_eq!(t["transcript"]["item"], Value::Null, "{t}");
+    assert_eq!(
+        t["transcript"]["segments"][1]["text"], "¿Dónde está el barco?",
+        "{t}"
+    );
+    assert_eq!(t["translation"], Value::Null, "{t}");
     // Once the job is over, the section says so and stops asking.
     let mut p = open_platform(&env);
     p.fail_job(&job, "not audio", true).expect("fail");
@@ -213,8 +237,48 @@ fn the_console_shows_a_running_jobs_segments_and_refreshes_them() {
         "{fragment}"
     );
     assert!(!fragment.contains("barco"), "the partial went with the job");
+    let (_, t) = api(&alice);
+    assert_eq!(t["running"], false, "{t}");
+    assert_eq!(t["job"]["state"], "failed", "{t}");
+    assert_eq!(t["job"]["error"], "not audio", "{t}");
+    assert_eq!(t["transcript"], Value::Null, "{t}");
+    // A stored transcript (as a worker derives it) is what every reader gets from then on.
+    let mut p = open_platform(&env);
+    let stored = p
+        .derive(
+            &bletchley_store::Actor::Principal("alice".into()),
+            &id,
+            "transcript",
+            vec![bletchley_store::NewItem {
+                title: "call.wav.transcript.json".into(),
+                content: serde_json::to_vec(
+                    &serde_json::from_slice::<PartialTranscription>(&partial(&["Hola."]))
+                        .expect("json")
+                        .transcript,
+                )
+                .expect("json"),
+            }],
+        )
+        .expect("derive")
+        .remove(0);
+    drop(p);
+    let (_, t) = api(&alice);
+    assert_eq!(t["transcript"]["partial"], false, "{t}");
+    assert_eq!(t["transcript"]["item"], stored.as_str(), "{t}");
+    assert_eq!(t["transcript"]["marking"], "SECRET", "{t}");
+    assert_eq!(t["transcript"]["segments"][0]["text"], "Hola.", "{t}");
+    let (st, srt) = page(
+        &alice,
+        &format!("/items/{id}/subtitles?of=transcript&format=srt"),
+    );
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        srt.starts_with("1\n00:00:00,000 --> 00:00:02,000\nHola."),
+        "{srt}"
+    );
     // carol may not read the SECRET recording.
     let carol = login("carol");
+    assert_eq!(api(&carol).0, StatusCode::NOT_FOUND);
     for path in [
         format!("/items/{id}"),
         format!("/items/{id}/transcript"),
