@@ -13,6 +13,7 @@ pub mod fuzz;
 pub mod models;
 mod opus;
 pub mod pipeline;
+pub mod translate;
 pub mod vad;
 pub mod whisper;
 

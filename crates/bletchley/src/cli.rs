@@ -195,6 +195,8 @@ pub enum Command {
     Models(ModelsCmd),
     /// Transcribe or translate one recording, without a data directory.
     Transcribe(TranscribeArgs),
+    /// Translate a text file into English (Apertium), without a data directory.
+    Translate(TranslateArgs),
     /// Detection inside the platform: the agency's Sigma rules.
     #[command(subcommand)]
     Detect(DetectCmd),
@@ -367,6 +369,19 @@ pub struct TranscribeArgs {
     /// Decoding choices.
     #[command(flatten)]
     pub decode: DecodeArgs,
+}
+
+/// `translate` options.
+#[derive(Args, Debug)]
+pub struct TranslateArgs {
+    /// The text (UTF-8).
+    pub file: PathBuf,
+    /// Its language (ISO 639-1 code such as `es`).
+    #[arg(long)]
+    pub from: String,
+    /// Seconds the engine may take before it is stopped.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
 }
 
 /// `detect` subcommands.

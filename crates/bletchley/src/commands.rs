@@ -177,6 +177,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::speech::transcript(&mut open(&cli)?, &who, a)
         }
         Command::Transcribe(a) => crate::speech::transcribe(a),
+        Command::Translate(a) => crate::speech::translate(a),
         Command::Hunt(a) => crate::hunt::run(a),
         Command::Witness(c) => crate::witness::witness(c),
         Command::Review(c) => review(&cli, c),

@@ -168,6 +168,28 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `translate FILE --from LANG`: a text into English with Apertium, no data directory.
+pub fn translate(a: &crate::cli::TranslateArgs) -> Result<ExitCode> {
+    use bletchley_ai::translate::{Apertium, Engine, Limits};
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 text (first bad byte at {})",
+            a.file.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let engine = Apertium::detect(Limits {
+        time: std::time::Duration::from_secs(a.timeout_secs.max(1)),
+        ..Limits::default()
+    })?;
+    let english = engine
+        .translate(&text, &a.from)
+        .with_context(|| format!("translating {}", a.file.display()))?;
+    print!("{english}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `jobs`: the queue, operator view.
 pub fn jobs(p: &mut Platform, actor: &bletchley_store::Actor, json: bool) -> Result<ExitCode> {
     let all = p.list_jobs(actor)?;

@@ -31,4 +31,5 @@ mod sites_link;
 mod speech;
 mod tamper;
 mod tidy;
+mod translate;
 mod witness;

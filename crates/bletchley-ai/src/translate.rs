@@ -1,0 +1,234 @@
+//! Document translation into English: an [`Engine`] trait and the engine every Debian
+//! machine can have, Apertium's rule-based pairs, run as a child process held to a time and
+//! a memory limit (its pairs are C++ programs fed text an adversary may have written: a
+//! hang or a blow-up kills the child, never the platform).
+//!
+//! Apertium names languages by ISO 639-3 codes and each installed pair as a mode
+//! (`spa-eng`); callers name them by the ISO 639-1 codes the rest of the platform uses.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// A translation engine: text in one language in, English out, paragraph for paragraph.
+pub trait Engine {
+    /// The engine's name, for messages and provenance.
+    fn name(&self) -> &str;
+    /// The source languages (ISO 639-1) it translates into English here.
+    fn languages(&self) -> Vec<String>;
+    /// Translates `text` from `from` (ISO 639-1) into English, keeping its line structure.
+    fn translate(&self, text: &str, from: &str) -> Result<String>;
+}
+
+/// The pairs into English that Apertium packages in Debian, by ISO 639-1 code.
+const PAIRS: [(&str, &str); 7] = [
+    ("es", "spa"),
+    ("ca", "cat"),
+    ("gl", "glg"),
+    ("eu", "eus"),
+    ("sh", "hbs"),
+    ("mk", "mkd"),
+    ("is", "isl"),
+];
+
+/// Limits on one translation.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Wall-clock time for the whole text.
+    pub time: Duration,
+    /// Address space of the child, bytes.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            time: Duration::from_secs(120),
+            memory: 2 << 30,
+        }
+    }
+}
+
+/// Apertium's pairs into English, run through its `apertium` command.
+#[derive(Clone, Debug)]
+pub struct Apertium {
+    program: PathBuf,
+    modes: Vec<String>,
+    limits: Limits,
+}
+
+impl Apertium {
+    /// Finds `apertium` (`BLETCHLEY_APERTIUM`, else on `PATH`) and the pairs installed for it.
+    pub fn detect(limits: Limits) -> Result<Apertium> {
+        let program = std::env::var_os("BLETCHLEY_APERTIUM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("apertium"));
+        let out = Command::new(&program)
+            .arg("-l")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                Error::Model(format!(
+                    "apertium is not installed ({}: {e}): install Debian's apertium and a pair into English, e.g. apertium-en-es",
+                    program.display()
+                ))
+            })?;
+        // `apertium -l` lists the modes; it exits 0 or 1 depending on the version.
+        let modes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        Ok(Apertium {
+            program,
+            modes,
+            limits,
+        })
+    }
+
+    fn mode(&self, from: &str) -> Result<String> {
+        let code = PAIRS
+            .iter()
+            .find(|(iso1, _)| *iso1 == from)
+            .map(|(_, iso3)| *iso3)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "Apertium translates none of {from:?} into English; its pairs are from {}",
+                    PAIRS.map(|(c, _)| c).join(", ")
+                ))
+            })?;
+        let mode = format!("{code}-eng");
+        if !self.modes.contains(&mode) {
+            return Err(Error::Model(format!(
+                "the Apertium pair {mode} is not installed (installed: {}): install its Debian package",
+                if self.modes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.modes.join(", ")
+                }
+            )));
+        }
+        Ok(mode)
+    }
+}
+
+impl Engine for Apertium {
+    fn name(&self) -> &str {
+        "apertium"
+    }
+
+    fn languages(&self) -> Vec<String> {
+        PAIRS
+            .iter()
+            .filter(|(_, iso3)| self.modes.contains(&format!("{iso3}-eng")))
+            .map(|(iso1, _)| (*iso1).to_owned())
+            .collect()
+    }
+
+    fn translate(&self, text: &str, from: &str) -> Result<String> {
+        let mode = self.mode(from)?;
+        if text.trim().is_empty() {
+            return Ok(text.to_owned());
+        }
+        // The memory limit is the shell's (`ulimit -v`, KiB) on the process it becomes;
+        // `-u` drops Apertium's marks on unknown words.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v \"$1\" && shift && exec \"$@\"")
+            .arg("sh")
+            .arg((self.limits.memory / 1024).to_string())
+            .arg(&self.program)
+            .args(["-u", "-f", "txt", &mode])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Model(format!("starting apertium: {e}")))?;
+        // Input and output move on threads of their own, so a child that stops reading or
+        // writing cannot block the clock.
+        let mut stdin = child.stdin.take();
+        let input = text.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || {
+            if let Some(s) = stdin.as_mut() {
+                let _ = s.write_all(&input);
+            }
+        });
+        let mut stdout = child.stdout.take();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(s) = stdout.as_mut() {
+                let _ = s.read_to_end(&mut out);
+            }
+            out
+        });
+        let mut stderr = child.stderr.take();
+        let errors = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.take(64 * 1024).read_to_end(&mut out);
+            }
+            out
+        });
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() >= self.limits.time => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Model(format!(
+                        "apertium did not finish within {} s: killed",
+                        self.limits.time.as_secs()
+                    )));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(Error::Model(format!("waiting for apertium: {e}"))),
+            }
+        };
+        let _ = writer.join();
+        let out = reader.join().unwrap_or_default();
+        let err = errors.join().unwrap_or_default();
+        if !status.success() {
+            return Err(Error::Model(format!(
+                "apertium {mode} failed ({status}): {}",
+                String::from_utf8_lossy(&err).trim()
+            )));
+        }
+        String::from_utf8(out)
+            .map_err(|_| Error::Model(format!("apertium {mode} wrote text that is not UTF-8")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_language_without_a_pair_is_named_with_the_ones_there_are() {
+        let a = Apertium {
+            program: PathBuf::from("apertium"),
+            modes: vec!["spa-eng".into()],
+            limits: Limits::default(),
+        };
+        assert_eq!(a.mode("es").ok().as_deref(), Some("spa-eng"));
+        let e = a
+            .mode("fa")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("\"fa\"") && e.contains("es, ca"), "{e}");
+        let e = a
+            .mode("ca")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("cat-eng is not installed") && e.contains("spa-eng"),
+            "{e}"
+        );
+        assert_eq!(a.languages(), vec!["es".to_owned()]);
+    }
+}

@@ -1,0 +1,183 @@
+//! `bletchley translate`: Spanish into English with Debian's Apertium (installed by the test
+//! command), scored by chrF computed here against the reference translations; an engine that
+//! hangs is killed at its limit; bad input gets a clear error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/speech")
+        .join(name)
+}
+
+fn translate(args: &[&str], apertium: Option<&Path>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bletchley"));
+    c.arg("translate").args(args);
+    if let Some(a) = apertium {
+        c.env("BLETCHLEY_APERTIUM", a);
+    } else {
+        c.env_remove("BLETCHLEY_APERTIUM");
+    }
+    c.output().expect("run bletchley translate")
+}
+
+fn installed() -> bool {
+    Command::new("apertium")
+        .arg("-l")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("spa-eng"))
+        .unwrap_or(false)
+}
+
+/// Character n-gram counts (n = 1..=6) of a text without its whitespace, as chrF counts.
+fn ngrams(text: &str, n: usize) -> std::collections::HashMap<String, usize> {
+    let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut out = std::collections::HashMap::new();
+    for w in chars.windows(n) {
+        *out.entry(w.iter().collect()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Corpus chrF (Popović 2015; β = 2, character n-grams up to 6, as sacreBLEU's default):
+/// matches, hypothesis and reference counts summed over the sentences, precision and recall
+/// averaged over n, then F_β.
+fn chrf(hyps: &[String], refs: &[String]) -> f64 {
+    let (mut p_sum, mut r_sum) = (0.0, 0.0);
+    for n in 1..=6 {
+        let (mut matched, mut hyp_total, mut ref_total) = (0usize, 0usize, 0usize);
+        for (h, r) in hyps.iter().zip(refs) {
+            let (hn, rn) = (ngrams(h, n), ngrams(r, n));
+            hyp_total += hn.values().sum::<usize>();
+            ref_total += rn.values().sum::<usize>();
+            matched += hn
+                .iter()
+                .map(|(g, c)| (*c).min(*rn.get(g).unwrap_or(&0)))
+                .sum::<usize>();
+        }
+        p_sum += matched as f64 / hyp_total.max(1) as f64;
+        r_sum += matched as f64 / ref_total.max(1) as f64;
+    }
+    let (p, r) = (p_sum / 6.0, r_sum / 6.0);
+    let beta2 = 4.0;
+    if p + r == 0.0 {
+        0.0
+    } else {
+        100.0 * (1.0 + beta2) * p * r / (beta2 * p + r)
+    }
+}
+
+#[test]
+fn chrf_is_the_reference_definition() {
+    let same = vec!["the cat".to_owned()];
+    assert!((chrf(&same, &same) - 100.0).abs() < 1e-9);
+    assert_eq!(chrf(&["xyz".to_owned()], &["abc".to_owned()]), 0.0);
+    // "ab" against "abc": 1-grams p 2/2 r 2/3, 2-grams p 1/1 r 1/2; 3-grams: none in the
+    // hypothesis (p 0) and "abc" unmatched (r 0); higher n: nothing on either side.
+    let p = (1.0 + 1.0) / 6.0;
+    let r = (2.0 / 3.0 + 0.5) / 6.0;
+    let want = 100.0 * 5.0 * p * r / (4.0 * p + r);
+    assert!((chrf(&["ab".to_owned()], &["abc".to_owned()]) - want).abs() < 1e-9);
+}
+
+#[test]
+fn spanish_sentences_are_translated_into_english_and_scored() {
+    if !installed() {
+        eprintln!(
+            "SKIPPED: Apertium's spa-eng pair is not installed (scripts/test installs apertium and apertium-en-es)"
+        );
+        return;
+    }
+    let mut scores = Vec::new();
+    for (es, en) in [("es.txt", "en.txt"), ("es_extra.txt", "en_extra.txt")] {
+        let out = translate(&[data(es).to_str().expect("path"), "--from", "es"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hyps: Vec<String> = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let refs: Vec<String> = std::fs::read_to_string(data(en))
+            .expect("reference")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(hyps.len(), refs.len(), "one line out for every line in");
+        scores.push(chrf(&hyps, &refs));
+    }
+    eprintln!("Apertium spa-eng chrF: {scores:.1?}");
+    // Measured with Debian bookworm's apertium-en-es 0.8.1: 77.2 and 69.8 (README).
+    for s in &scores {
+        assert!(*s >= 65.0, "chrF {s:.1}");
+    }
+}
+
+#[test]
+fn an_engine_that_hangs_is_killed_at_its_limit_and_bad_input_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A stand-in that lists the pair and then never answers.
+    let fake = dir.path().join("apertium");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nif [ \"$1\" = -l ]; then echo spa-eng; exit 0; fi\nexec sleep 60\n",
+    )
+    .expect("write");
+    let st = Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    assert!(st.success());
+    let text = dir.path().join("in.txt");
+    std::fs::write(&text, "Hola.\n").expect("write");
+    let t = Instant::now();
+    let out = translate(
+        &[
+            text.to_str().expect("path"),
+            "--from",
+            "es",
+            "--timeout-secs",
+            "2",
+        ],
+        Some(&fake),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("did not finish within 2 s: killed"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(out.stdout.is_empty());
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, b"Hola \xff\xfe.").expect("write");
+    let out = translate(&[bad.to_str().expect("path"), "--from", "es"], Some(&fake));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not UTF-8 text (first bad byte at 5)"),
+        "{err}"
+    );
+
+    let out = translate(&[text.to_str().expect("path"), "--from", "fa"], Some(&fake));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Apertium translates none of \"fa\""), "{err}");
+
+    let out = translate(&[text.to_str().expect("path"), "--from", "ca"], Some(&fake));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cat-eng is not installed (installed: spa-eng)"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("no-such-apertium");
+    let out = translate(
+        &[text.to_str().expect("path"), "--from", "es"],
+        Some(&missing),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apertium is not installed"), "{err}");
+}
