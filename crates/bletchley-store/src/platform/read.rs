@@ -249,7 +249,14 @@ impl Platform {
             .find(|j| j.item == id && j.kind == kind);
         let partial = match &job {
             Some(j) if !j.state.is_final() => {
-                self.open_job_partial(j, &read.row, &read.binding.agency)?
+                match self.open_job_partial(j, &read.row, &read.binding.agency) {
+                    Ok(p) => p,
+                    // Damage is recorded for the operator and the overseer, as a read's is.
+                    Err(e) => {
+                        let targets = vec![id.to_owned()];
+                        return Err(self.refuse(&actor, "item.partial", targets, justification, e));
+                    }
+                }
             }
             _ => None,
         };

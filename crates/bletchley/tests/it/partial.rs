@@ -145,6 +145,11 @@ fn a_running_jobs_partial_transcript_reads_only_as_its_recording_and_only_from_i
             .count()
     };
     assert_eq!(count("alice", "item.partial", "allowed"), 1);
+    assert_eq!(
+        count("alice", "item.partial", "refused"),
+        1,
+        "the swapped partial is recorded as damage"
+    );
     assert!(count("carol", "item.get", "denied") >= 1, "carol's refusal");
     env.ok(&["audit", "verify"]);
 }
