@@ -979,6 +979,21 @@ pub async fn annotate(
     Ok((StatusCode::CREATED, Json(json!({ "id": note }))).into_response())
 }
 
+/// A title as a download's file name: ASCII letters, digits, `.`, `-` and `_` kept, every
+/// other character `_`, so nothing a title holds can break the header it goes in.
+pub(crate) fn safe_filename(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// `GET /api/items/{id}/content`: the original bytes, as a download.
 pub async fn content(
     State(s): State<Arc<Shared>>,
@@ -997,17 +1012,7 @@ pub async fn content(
         HeaderValue::from_static("application/octet-stream"),
     );
     // Only safe characters reach the header; the title is in the metadata.
-    let safe: String = meta
-        .title
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let safe = safe_filename(&meta.title);
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
         h.insert(CONTENT_DISPOSITION, v);
     }

@@ -341,18 +341,7 @@ pub(crate) async fn subtitles(
     let Some(shown) = shown else {
         return api_error_page(ApiError::not_found(), Some(&w.viewer()));
     };
-    let stem: String = title
-        .rsplit_once('.')
-        .map_or(title.as_str(), |(s, _)| s)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let stem = crate::api::safe_filename(title.rsplit_once('.').map_or(title.as_str(), |(s, _)| s));
     let disposition = format!("attachment; filename=\"{stem}.{of}.{format}\"");
     let mut r = render(&shown.transcript, fmt).into_response();
     r.headers_mut()

@@ -9,6 +9,29 @@ use bletchley_detect::job::{ALERT, rules_collection};
 use bletchley_policy::Marking;
 use bletchley_store::{IngestOptions, NewItem, Platform};
 
+/// Runs every queued job now, as the worker `serve` starts would, so that what the jobs
+/// make is there when the console opens: detection always, transcription with `model_dir`.
+pub fn run_jobs_now(
+    p: &mut Platform,
+    model_dir: Option<std::path::PathBuf>,
+) -> Result<pipeline::WorkSummary> {
+    let worker = WorkerOptions {
+        model_dir,
+        weights: WeightFormat::F16,
+        beam_size: 5,
+        device: None,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    Ok(pipeline::work(
+        p,
+        &worker,
+        true,
+        &stop,
+        &mut crate::detect::other_jobs(&mut bletchley_detect::job::RuleCache::default()),
+        &mut |_| {},
+    )?)
+}
+
 macro_rules! rule {
     ($path:literal) => {
         (
@@ -119,21 +142,7 @@ pub fn ingest_cyber(p: &mut Platform) -> Result<Cyber> {
     bletchley_index::ingest::ingest(p, "alice", &opts("mi5/cyber", "SECRET")?, logs)?;
     // The worker `serve` starts would run the jobs; run them now so the alerts are there
     // when the console opens.
-    let worker = WorkerOptions {
-        model_dir: None,
-        weights: WeightFormat::F16,
-        beam_size: 1,
-        device: None,
-    };
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    pipeline::work(
-        p,
-        &worker,
-        true,
-        &stop,
-        &mut crate::detect::other_jobs(&mut bletchley_detect::job::RuleCache::default()),
-        &mut |_| {},
-    )?;
+    run_jobs_now(p, None)?;
     let alerts = p
         .list("alice", Some("mi5/cyber"), Some("demo walkthrough"))?
         .items

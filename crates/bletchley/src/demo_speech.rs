@@ -12,7 +12,6 @@
 //! > nadie de la reunión en la estación central.
 
 use anyhow::Result;
-use bletchley_ai::pipeline::{self, WorkerOptions};
 use bletchley_policy::Marking;
 use bletchley_store::{IngestOptions, NewItem, Platform};
 
@@ -62,21 +61,7 @@ pub fn ingest_recording(p: &mut Platform) -> Result<Recording> {
         });
     };
     crate::speech::configure_jobs(p);
-    let worker = WorkerOptions {
-        model_dir: Some(model_dir),
-        weights: bletchley_ai::WeightFormat::F16,
-        beam_size: 5,
-        device: None,
-    };
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let done = pipeline::work(
-        p,
-        &worker,
-        true,
-        &stop,
-        &mut crate::detect::other_jobs(&mut bletchley_detect::job::RuleCache::default()),
-        &mut |_| {},
-    )?;
+    let done = crate::demo_cyber::run_jobs_now(p, Some(model_dir))?;
     Ok(Recording {
         id,
         transcribed: done.done > 0 && done.failed == 0,

@@ -405,6 +405,18 @@ impl Platform {
             .collect()
     }
 
+    /// The newest job of `kind` on `item`: job bodies are opened newest first, and only
+    /// until it is found (a page that follows a running job asks every few seconds).
+    pub(super) fn newest_job_on(&self, item: &str, kind: &str) -> Result<Option<Job>> {
+        for row in self.catalog.job_rows()?.into_iter().rev() {
+            let job = self.open_job(row)?;
+            if job.item == item && job.kind == kind {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
     /// One job.
     pub fn job(&self, id: i64) -> Result<Option<Job>> {
         self.catalog.job(id)?.map(|r| self.open_job(r)).transpose()

@@ -195,6 +195,27 @@ impl Platform {
         Ok(sealed)
     }
 
+    /// The gate and the collections a read of item `id` by `actor` is decided on; a principal
+    /// who cannot be gated (unknown, disabled, key locked) is refused and recorded as `action`.
+    fn reader_gate(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        id: &str,
+        justification: Option<&str>,
+    ) -> Result<(Gate, Vec<Collection>)> {
+        let Actor::Principal(principal) = actor else {
+            return Err(Error::Invalid("only a principal reads items".into()));
+        };
+        match self
+            .gate(principal)
+            .and_then(|g| Ok((g, self.collections()?)))
+        {
+            Ok(g) => Ok(g),
+            Err(e) => Err(self.refuse(actor, action, vec![id.to_owned()], justification, e)),
+        }
+    }
+
     /// Reads an item: gate, justification for bulk collections, audit entry,
     /// then the content.
     pub fn get(
@@ -204,15 +225,7 @@ impl Platform {
         justification: Option<&str>,
     ) -> Result<(ItemMeta, Vec<u8>)> {
         let actor = Actor::Principal(principal.to_owned());
-        let (gate, collections) = match self
-            .gate(principal)
-            .and_then(|g| Ok((g, self.collections()?)))
-        {
-            Ok(g) => g,
-            Err(e) => {
-                return Err(self.refuse(&actor, "item.get", vec![id.to_owned()], justification, e));
-            }
-        };
+        let (gate, collections) = self.reader_gate(&actor, "item.get", id, justification)?;
         let read = self.get_unrecorded(&gate, &collections, id, justification)?;
         self.append_audit(&[read_entry(principal, &read.0, now_ms(), justification)])?;
         Ok(read)
@@ -231,22 +244,9 @@ impl Platform {
         justification: Option<&str>,
     ) -> Result<crate::jobs::JobOnItem> {
         let actor = Actor::Principal(principal.to_owned());
-        let (gate, collections) = match self
-            .gate(principal)
-            .and_then(|g| Ok((g, self.collections()?)))
-        {
-            Ok(g) => g,
-            Err(e) => {
-                let targets = vec![id.to_owned()];
-                return Err(self.refuse(&actor, "item.partial", targets, justification, e));
-            }
-        };
+        let (gate, collections) = self.reader_gate(&actor, "item.partial", id, justification)?;
         let read = self.prepare_read(&gate, &collections, id, justification)?;
-        let job = self
-            .jobs()?
-            .into_iter()
-            .rev()
-            .find(|j| j.item == id && j.kind == kind);
+        let job = self.newest_job_on(id, kind)?;
         let partial = match &job {
             Some(j) if !j.state.is_final() => {
                 match self.open_job_partial(j, &read.row, &read.binding.agency) {
