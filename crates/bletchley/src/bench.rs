@@ -839,9 +839,9 @@ fn files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let reps = if a.quick { 1 } else { 5 };
-    const NAMES: [&str; 10] = [
+    const NAMES: [&str; 11] = [
         "policy", "seal", "audit", "ingest", "search", "corpus", "graph", "server", "speech",
-        "detect",
+        "detect", "embed",
     ];
     if let Some(o) = &a.only
         && !NAMES.contains(&o.as_str())
@@ -921,6 +921,9 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         crate::bench_detect::bench_detect(a.quick).context("detection benchmark")?;
     }
 
+    if want("embed") {
+        crate::bench_embed::bench_embed(a.quick).context("embedding benchmark")?;
+    }
     if want("speech") {
         crate::bench_speech::bench_speech(a.quick).context("speech benchmark")?;
     }

@@ -197,6 +197,9 @@ pub enum Command {
     Transcribe(TranscribeArgs),
     /// Translate a text file into English (Apertium), without a data directory.
     Translate(TranslateArgs),
+    /// Sentence vectors of a text file (a sentence-transformers model), without a data
+    /// directory: JSON Lines, one vector per line of the file or per chunk of it.
+    Embed(EmbedArgs),
     /// Detection inside the platform: the agency's Sigma rules.
     #[command(subcommand)]
     Detect(DetectCmd),
@@ -382,6 +385,27 @@ pub struct TranslateArgs {
     /// Seconds the engine may take before it is stopped.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
+}
+
+/// `embed` options.
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// The text (UTF-8): one text per line, or one document with `--chunks`.
+    pub file: PathBuf,
+    /// A sentence-transformers model directory; default: all-minilm-l6-v2 under the models
+    /// directory.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Cut the file into chunks that fit the model's window (whole sentences, overlapping) and
+    /// embed each, instead of one vector per line.
+    #[arg(long)]
+    pub chunks: bool,
+    /// Sentences consecutive chunks share.
+    #[arg(long, default_value_t = 1)]
+    pub overlap: usize,
+    /// Refuse a document that makes more chunks than this (before any vector is made).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_chunks: usize,
 }
 
 /// `detect` subcommands.

@@ -178,6 +178,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Translate(a) => crate::speech::translate(a),
+        Command::Embed(a) => crate::speech::embed(a),
         Command::Hunt(a) => crate::hunt::run(a),
         Command::Witness(c) => crate::witness::witness(c),
         Command::Review(c) => review(&cli, c),

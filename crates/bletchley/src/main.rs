@@ -4,6 +4,7 @@
 mod backup;
 mod bench;
 mod bench_detect;
+mod bench_embed;
 mod bench_speech;
 mod cases;
 mod cli;

@@ -45,8 +45,8 @@ pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
                 for m in found {
                     let format = m
                         .format
-                        .map(|f| format!("{f:?}"))
-                        .unwrap_or_else(|| "not a model".into());
+                        .map(|f| format!("speech, {f:?}"))
+                        .unwrap_or_else(|| m.kind.into());
                     let check = match m.verified {
                         Some(true) => "\tverified",
                         Some(false) => "\tDAMAGED: refetch",
@@ -187,6 +187,66 @@ pub fn translate(a: &crate::cli::TranslateArgs) -> Result<ExitCode> {
         .translate(&text, &a.from)
         .with_context(|| format!("translating {}", a.file.display()))?;
     print!("{english}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `embed FILE`: sentence vectors as JSON Lines, no data directory.
+pub fn embed(a: &crate::cli::EmbedArgs) -> Result<ExitCode> {
+    use bletchley_ai::embed::SentenceModel;
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 text (first bad byte at {})",
+            a.file.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let dir = match &a.model {
+        Some(d) => d.clone(),
+        None => {
+            models::embedding_model_dir(&default_models_dir(), models::DEFAULT_EMBEDDING_MODEL)?
+        }
+    };
+    let model = SentenceModel::load(&dir)
+        .with_context(|| format!("loading the embedding model {}", dir.display()))?;
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    if a.chunks {
+        let chunks = model.chunks(&text, a.overlap)?;
+        if chunks.len() > a.max_chunks {
+            bail!(
+                "{} makes {} chunks, more than --max-chunks {}: nothing was embedded",
+                a.file.display(),
+                chunks.len(),
+                a.max_chunks
+            );
+        }
+        // Vectors are made a batch at a time, so a long document's memory stays bounded.
+        for group in chunks.chunks(256) {
+            let texts: Vec<&str> = group.iter().map(|c| c.text(&text)).collect();
+            for (c, v) in group.iter().zip(model.embed(&texts)?) {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({
+                        "start": c.start, "end": c.end, "tokens": c.tokens, "vector": v
+                    }),
+                )?;
+                std::io::Write::write_all(&mut out, b"\n")?;
+            }
+        }
+    } else {
+        let lines: Vec<&str> = text.lines().collect();
+        for (first, group) in lines.chunks(256).enumerate() {
+            for (i, v) in model.embed(group)?.into_iter().enumerate() {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({ "line": first * 256 + i + 1, "vector": v }),
+                )?;
+                std::io::Write::write_all(&mut out, b"\n")?;
+            }
+        }
+    }
+    std::io::Write::flush(&mut out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ mod crash;
 mod dedup_retention;
 mod derived;
 mod detect;
+mod embed;
 mod graph;
 mod health;
 mod host;
