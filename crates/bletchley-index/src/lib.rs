@@ -15,6 +15,7 @@ pub mod feeder;
 pub mod fuzz;
 pub mod graph;
 pub mod ingest;
+pub mod name_match;
 pub mod names;
 pub mod schema;
 pub mod sealed_dir;

@@ -98,6 +98,8 @@ pub struct VectorIndex {
     class_of: HashMap<String, AccessClass>,
     /// Classes larger than this get a graph ([`EXACT_MAX`]; smaller in tests).
     exact_max: usize,
+    /// Graphs wait for [`VectorIndex::refresh`] (a bulk load builds them once, in parallel).
+    deferred: bool,
 }
 
 /// A 64-bit key for a chunk's level in the graph.
@@ -117,7 +119,14 @@ impl VectorIndex {
             classes: BTreeMap::new(),
             class_of: HashMap::new(),
             exact_max: EXACT_MAX,
+            deferred: false,
         }
+    }
+
+    /// Holds back graph building until [`VectorIndex::refresh`], for loading many items at once
+    /// (a rebuild): searches scan exactly until then.
+    pub fn defer_graphs(&mut self) {
+        self.deferred = true;
     }
 
     /// Width of the vectors.
@@ -189,7 +198,10 @@ impl VectorIndex {
                 g.insert(&class_vectors.data, self.dim, level);
             }
         }
-        if class_vectors.graph.is_none() && class_vectors.chunks.len() > self.exact_max {
+        if !self.deferred
+            && class_vectors.graph.is_none()
+            && class_vectors.chunks.len() > self.exact_max
+        {
             class_vectors.graph = Some(build(class_vectors, self.dim));
         }
         self.class_of.insert(item.to_owned(), class);
@@ -222,15 +234,34 @@ impl VectorIndex {
         }
     }
 
-    /// Builds the graphs that removals dropped.
+    /// Builds the graphs that removals dropped or a bulk load deferred, one class per core.
     pub fn refresh(&mut self) {
+        self.deferred = false;
         let dim = self.dim;
         let exact_max = self.exact_max;
-        for c in self.classes.values_mut() {
-            if c.graph.is_none() && c.chunks.len() > exact_max {
-                c.graph = Some(build(c, dim));
+        let mut todo: Vec<&mut ClassVectors> = self
+            .classes
+            .values_mut()
+            .filter(|c| c.graph.is_none() && c.chunks.len() > exact_max)
+            .collect();
+        // Largest first, so the longest build starts at once.
+        todo.sort_by_key(|c| std::cmp::Reverse(c.chunks.len()));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let queue = std::sync::Mutex::new(todo.into_iter());
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let next = match queue.lock() {
+                            Ok(mut q) => q.next(),
+                            Err(_) => None,
+                        };
+                        let Some(c) = next else { break };
+                        c.graph = Some(build(c, dim));
+                    }
+                });
             }
-        }
+        });
     }
 
     /// The `k` items nearest `query` (one hit per item: its best chunk) among those the admitted

@@ -239,6 +239,23 @@ fn bytes_round_trip_and_damage_is_refused_without_panics() {
             .expect("add");
     }
     assert!(index.classes.values().all(|c| c.graph.is_some()));
+    // A bulk load, graphs built afterwards on several threads, makes the same index.
+    let mut bulk = VectorIndex::new(dim);
+    bulk.exact_max = 20;
+    bulk.defer_graphs();
+    let mut rng = Rng(99);
+    for (i, v) in clustered(&mut rng, 120, dim, 5).chunks(3).enumerate() {
+        bulk.add(
+            class(1, "SECRET"),
+            &format!("d{i}"),
+            &[(0, 5), (5, 9), (9, 12)],
+            v,
+        )
+        .expect("add");
+    }
+    assert!(bulk.classes.values().all(|c| c.graph.is_none()));
+    bulk.refresh();
+    assert_eq!(bulk, index);
     let bytes = index.to_bytes();
     let mut back = VectorIndex::from_bytes(&bytes).expect("read back");
     back.exact_max = 20;
