@@ -94,7 +94,7 @@ fn main() {
     let centres: Vec<Vec<f32>> = (0..2000)
         .map(|_| unit((0..DIM).map(|_| rng.normal()).collect()))
         .collect();
-    let mut point = |rng: &mut Rng| {
+    let point = |rng: &mut Rng| {
         let c = &centres[rng.next() as usize % centres.len()];
         unit(
             c.iter()
