@@ -256,7 +256,7 @@ impl Encoder {
             .forward(&(l.attention_out.forward(&context)? + x)?)?;
         let inner = l.intermediate.forward(&attended)?;
         let inner = match self.activation {
-            Activation::GeluErf => inner.gelu_erf()?,
+            Activation::GeluErf => gelu_erf(&inner)?,
             Activation::GeluTanh => inner.gelu()?,
             Activation::Relu => inner.relu()?,
         };
@@ -265,7 +265,77 @@ impl Encoder {
     }
 }
 
+/// GELU with the error function, as BERT defines it, on every core: candle's is one scalar
+/// `erff` call per element on one thread, a tenth of a batch's time for a 1,536-wide layer.
+fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let shape = x.shape().clone();
+    let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+    v.par_chunks_mut(4096).for_each(|c| {
+        for x in c {
+            *x *= 0.5 * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    });
+    Ok(Tensor::from_vec(v, shape, x.device())?)
+}
+
+/// The error function to within 1e-6 (Abramowitz and Stegun 7.1.26, 1.5e-7, in f32
+/// arithmetic): a few units in f32's last place.
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let y = 1.0 - poly * (-a * a).exp();
+    y.copysign(x)
+}
+
 /// Sums over the sequence axis of `(batch, len, hidden)` weighted by `mask` `(batch, len)`.
 pub(super) fn masked_sum(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     Ok(x.broadcast_mul(&mask.unsqueeze(D::Minus1)?)?.sum(1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn erf_is_within_a_millionth_of_the_true_value_everywhere_gelu_looks() {
+        let mut worst = 0f64;
+        for i in -80_000..=80_000 {
+            let x = i as f32 / 10_000.0;
+            let d = (f64::from(super::erf(x)) - libm_erf(f64::from(x))).abs();
+            worst = worst.max(d);
+        }
+        // The formula is good to 1.5e-7; f32 arithmetic adds a few units in the last place.
+        assert!(worst < 1e-6, "{worst}");
+    }
+
+    /// erf in f64 by its Taylor series (|x| < 3) or its complement's continued fraction.
+    fn libm_erf(x: f64) -> f64 {
+        if x.abs() < 3.0 {
+            let mut sum = 0.0;
+            let mut term = x;
+            let mut n = 0.0;
+            while term.abs() > 1e-17 {
+                sum += term / (2.0 * n + 1.0);
+                n += 1.0;
+                term *= -x * x / n;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            // erfc by Lentz's continued fraction; 1 - erfc.
+            let a = x.abs();
+            let mut f = a;
+            let mut c = a;
+            let mut d = 0.0;
+            for k in 1..200 {
+                let an = k as f64 / 2.0;
+                d = 1.0 / (a + an * d);
+                c = a + an / c;
+                f *= c * d;
+            }
+            let erfc = (-a * a).exp() / (f * std::f64::consts::PI.sqrt());
+            (1.0 - erfc).copysign(x)
+        }
+    }
 }

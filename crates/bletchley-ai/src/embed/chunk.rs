@@ -99,53 +99,72 @@ fn pieces(tokenizer: &tokenizers::Tokenizer, text: &str, budget: usize) -> Resul
         }
         spans.push((s, end));
     }
-    let inputs: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
-    let encodings = tokenizer
-        .encode_batch_char_offsets(inputs, false)
-        .map_err(|e| Error::Model(format!("tokenizer: {e}")))?;
     let mut out = Vec::new();
-    for (&(s, e), enc) in spans.iter().zip(&encodings) {
-        let n = enc.get_ids().len();
-        if n == 0 {
-            continue;
-        }
-        if n <= budget {
-            out.push(Piece {
-                start: s,
-                end: e,
-                tokens: n,
-            });
-            continue;
-        }
-        // Longer than the window: cut at token boundaries (offsets are in characters).
-        let piece = &text[s..e];
-        let byte_of: Vec<usize> = piece
-            .char_indices()
-            .map(|(b, _)| b)
-            .chain(std::iter::once(piece.len()))
-            .collect();
-        let offsets = enc.get_offsets();
-        let mut from = 0;
-        while from < n {
-            let to = (from + budget).min(n);
-            let start_char = offsets[from].0.min(byte_of.len() - 1);
-            let start = if from == 0 { 0 } else { byte_of[start_char] };
-            let end = if to == n {
-                piece.len()
-            } else {
-                byte_of[offsets[to].0.min(byte_of.len() - 1)]
-            };
-            if end > start {
-                out.push(Piece {
-                    start: s + start,
-                    end: s + end,
-                    tokens: to - from,
-                });
-            }
-            from = to;
+    // Tokenised a group at a time: a token's encoding weighs far more than its bytes, so a
+    // large document is never held tokenised whole.
+    for group in spans.chunks(256) {
+        let inputs: Vec<&str> = group.iter().map(|&(s, e)| &text[s..e]).collect();
+        let encodings = tokenizer
+            .encode_batch_char_offsets(inputs, false)
+            .map_err(|e| Error::Model(format!("tokenizer: {e}")))?;
+        for (&(s, e), enc) in group.iter().zip(&encodings) {
+            split_piece(text, s, e, enc, budget, &mut out);
         }
     }
     Ok(out)
+}
+
+/// A sentence (or piece) as one piece, or cut at token boundaries when longer than `budget`.
+fn split_piece(
+    text: &str,
+    s: usize,
+    e: usize,
+    enc: &tokenizers::Encoding,
+    budget: usize,
+    out: &mut Vec<Piece>,
+) {
+    let n = enc.get_ids().len();
+    if n == 0 {
+        return;
+    }
+    if n <= budget {
+        out.push(Piece {
+            start: s,
+            end: e,
+            tokens: n,
+        });
+        return;
+    }
+    // Offsets are in characters of the piece.
+    let piece = &text[s..e];
+    let byte_of: Vec<usize> = piece
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(piece.len()))
+        .collect();
+    let offsets = enc.get_offsets();
+    let mut from = 0;
+    while from < n {
+        let to = (from + budget).min(n);
+        let start = if from == 0 {
+            0
+        } else {
+            byte_of[offsets[from].0.min(byte_of.len() - 1)]
+        };
+        let end = if to == n {
+            piece.len()
+        } else {
+            byte_of[offsets[to].0.min(byte_of.len() - 1)]
+        };
+        if end > start {
+            out.push(Piece {
+                start: s + start,
+                end: s + end,
+                tokens: to - from,
+            });
+        }
+        from = to;
+    }
 }
 
 /// A byte position at or before `max` (and after `min`) to cut at: after the last whitespace
@@ -155,7 +174,10 @@ fn cut_point(text: &str, min: usize, max: usize) -> usize {
     while !text.is_char_boundary(at) {
         at -= 1;
     }
-    let half = min + (at - min) / 2;
+    let mut half = min + (at - min) / 2;
+    while !text.is_char_boundary(half) {
+        half += 1;
+    }
     if let Some(ws) = text[half..at].rfind(char::is_whitespace) {
         let cut = half + ws;
         let next = text[cut..].chars().next().map_or(1, char::len_utf8);

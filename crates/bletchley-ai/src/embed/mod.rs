@@ -19,8 +19,12 @@ pub use layout::{EncoderConfig, Layout, Pooling};
 
 use crate::error::{Error, Result};
 
-/// Texts embedded in one product; sentence-transformers' default batch size.
+/// Texts embedded in one product at most; sentence-transformers' default batch size.
 const BATCH: usize = 32;
+
+/// Tokens (padding included) in one product at most: long texts go in smaller batches, so the
+/// attention's scores (texts × heads × length²) stay in cache rather than in fresh pages.
+const BATCH_TOKENS: usize = 2048;
 
 /// A loaded sentence-embedding model.
 pub struct SentenceModel {
@@ -138,11 +142,17 @@ impl SentenceModel {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(BATCH) {
+        let mut rest = order.as_slice();
+        while !rest.is_empty() {
+            // The first text is the batch's longest: it sets the padded length.
+            let longest = ids[rest[0]].len().max(1);
+            let take = (BATCH_TOKENS / longest).clamp(1, BATCH).min(rest.len());
+            let (batch, later) = rest.split_at(take);
             let vectors = self.embed_batch(batch.iter().map(|&i| ids[i].as_slice()))?;
             for (&i, v) in batch.iter().zip(vectors) {
                 out[i] = v;
             }
+            rest = later;
         }
         Ok(out)
     }
