@@ -323,6 +323,45 @@ impl VectorIndex {
         Ok(hits)
     }
 
+    /// Writes the index into the sealed index directory (`vectors.sealed`, sealed under the
+    /// index key and bound to that name), with the catalog generation it was reconciled at, so
+    /// that a handle opening it knows what to catch up with.
+    pub fn save(&self, dir: &crate::sealed_dir::SealedDirectory, generation: u64) -> Result<()> {
+        use tantivy::Directory;
+        let mut bytes = generation.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&self.to_bytes());
+        dir.atomic_write(std::path::Path::new(FILE), &bytes)
+            .map_err(|e| Error::Io(FILE.into(), e))
+    }
+
+    /// Reads the index [`VectorIndex::save`] wrote and its generation; `None` when there is
+    /// none yet. A file that does not open under the key and name, or does not parse, is an
+    /// error: the caller rebuilds the index from the catalog.
+    pub fn load(dir: &crate::sealed_dir::SealedDirectory) -> Result<Option<(u64, VectorIndex)>> {
+        use tantivy::Directory;
+        use tantivy::directory::error::OpenReadError;
+        let bytes = match dir.atomic_read(std::path::Path::new(FILE)) {
+            Ok(b) => b,
+            Err(OpenReadError::FileDoesNotExist(_)) => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io(
+                    FILE.into(),
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+                ));
+            }
+        };
+        if bytes.len() < 8 {
+            return Err(damaged("cut short"));
+        }
+        let (head, body) = bytes.split_at(8);
+        let mut g = [0u8; 8];
+        g.copy_from_slice(head);
+        Ok(Some((
+            u64::from_le_bytes(g),
+            VectorIndex::from_bytes(body)?,
+        )))
+    }
+
     /// The index as bytes, to be sealed by the caller.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Vec::with_capacity(self.len() * (self.dim * 4 + 64) + 64);
@@ -448,6 +487,9 @@ fn build(c: &ClassVectors, dim: usize) -> hnsw::Graph {
 }
 
 const MAGIC: &[u8] = b"bletchley-vectors/1\n";
+
+/// The vector index's file in the sealed index directory.
+const FILE: &str = "vectors.sealed";
 
 fn damaged(why: &str) -> Error {
     Error::Read(std::io::Error::new(

@@ -338,3 +338,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_index_rests_sealed_under_its_name_and_a_swapped_or_altered_file_is_refused() {
+    use crate::sealed_dir::SealedDirectory;
+    let t = tempfile::tempdir().expect("tempdir");
+    let key = bletchley_crypto::SecretKey::generate().expect("key");
+    let dir = SealedDirectory::open(t.path(), key.clone()).expect("open");
+    assert!(VectorIndex::load(&dir).expect("load").is_none(), "none yet");
+    let mut rng = Rng(5);
+    let mut index = VectorIndex::new(8);
+    for (i, v) in clustered(&mut rng, 30, 8, 3).chunks(3).enumerate() {
+        index
+            .add(
+                class(1, "SECRET//NIMROD"),
+                &format!("secret-item-{i}"),
+                &[(0, 1), (1, 2), (2, 3)],
+                v,
+            )
+            .expect("add");
+    }
+    index.save(&dir, 42).expect("save");
+    let (generation, back) = VectorIndex::load(&dir).expect("load").expect("saved");
+    assert_eq!(generation, 42);
+    assert_eq!(back, index);
+    // Nothing readable on disk: no item id, no marking, no vector.
+    let on_disk = std::fs::read(t.path().join("vectors.sealed")).expect("file");
+    for needle in [&b"secret-item-"[..], b"NIMROD", &index.to_bytes()[40..72]] {
+        assert!(!on_disk.windows(needle.len()).any(|w| w == needle));
+    }
+    // A fresh handle (no cache) refuses an altered file, and one moved from another name.
+    let mut altered = on_disk.clone();
+    let at = altered.len() / 2;
+    altered[at] ^= 1;
+    std::fs::write(t.path().join("vectors.sealed"), &altered).expect("write");
+    let fresh = SealedDirectory::open(t.path(), key.clone()).expect("open");
+    assert!(VectorIndex::load(&fresh).is_err());
+    let other = SealedDirectory::open(t.path(), key.clone()).expect("open");
+    tantivy::Directory::atomic_write(&other, std::path::Path::new("meta-copy"), b"x")
+        .expect("write");
+    std::fs::copy(t.path().join("meta-copy"), t.path().join("vectors.sealed")).expect("copy");
+    let fresh = SealedDirectory::open(t.path(), key).expect("open");
+    assert!(VectorIndex::load(&fresh).is_err());
+}
