@@ -7,7 +7,28 @@
 //! principal the same answers: each access class has its own graph (see `vectors::mod`).
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
+
+/// The nodes a search has reached: one bit per node (a hash set costs more than the distance).
+struct Visited(Vec<u64>);
+
+impl Visited {
+    fn new(nodes: usize) -> Visited {
+        Visited(vec![0; nodes.div_ceil(64)])
+    }
+
+    /// Marks `node`; false if it was marked already (or is not a node).
+    fn insert(&mut self, node: u32) -> bool {
+        let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
+        match self.0.get_mut(word) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 /// Links per node on the upper levels.
 const M: usize = 16;
@@ -175,7 +196,10 @@ impl Graph {
         ef: usize,
         level: usize,
     ) -> Vec<Near> {
-        let mut visited: HashSet<u32> = entries.iter().map(|e| e.node).collect();
+        let mut visited = Visited::new(self.links.len());
+        for e in entries {
+            visited.insert(e.node);
+        }
         // Candidates to expand, nearest on top; results, farthest on top.
         let mut candidates: BinaryHeap<Near> = entries.iter().copied().collect();
         let mut results: BinaryHeap<std::cmp::Reverse<Near>> =

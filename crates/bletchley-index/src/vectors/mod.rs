@@ -27,8 +27,10 @@ pub const EXACT_MAX: usize = 4096;
 
 /// Chunks a graph search considers per result asked for (at least [`MIN_EF`]).
 const EF_PER_RESULT: usize = 8;
-/// The fewest candidates a graph search keeps.
+/// The fewest candidates a search over one graph keeps.
 const MIN_EF: usize = 128;
+/// Candidates beyond k that each graph of a search over several keeps at least.
+const MIN_MARGIN: usize = 24;
 
 /// Who may see a chunk: its item's collection and marking.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -281,11 +283,21 @@ impl VectorIndex {
                 self.dim
             )));
         }
+        let visible: Vec<(&AccessClass, &ClassVectors)> = self
+            .classes
+            .iter()
+            .filter(|(class, _)| class.visible_to(admitted))
+            .collect();
+        // The k nearest overall are spread over the classes searched: each graph keeps fewer
+        // candidates the more classes share the answer, never fewer than k and a margin.
+        let graphs = visible
+            .iter()
+            .filter(|(_, c)| c.graph.is_some())
+            .count()
+            .max(1);
+        let ef = ((k * EF_PER_RESULT).max(MIN_EF) / graphs).max(k + MIN_MARGIN);
         let mut best: HashMap<&str, (f32, &ChunkRef)> = HashMap::new();
-        for (class, c) in &self.classes {
-            if !class.visible_to(admitted) {
-                continue;
-            }
+        for (_, c) in visible {
             let mut offer = |i: usize, sim: f32| {
                 let ch = &c.chunks[i];
                 let e = best.entry(ch.item.as_str()).or_insert((sim, ch));
@@ -295,7 +307,6 @@ impl VectorIndex {
             };
             match (&c.graph, exact) {
                 (Some(g), false) => {
-                    let ef = (k * EF_PER_RESULT).max(MIN_EF);
                     for (node, sim) in g.search(&c.data, self.dim, query, ef) {
                         offer(node as usize, sim);
                     }
