@@ -451,11 +451,18 @@ fn install(dir: &Path, k: &Known, python: &str, say: &mut dyn FnMut(&str)) -> Re
 
 /// Describes a model directory; with `verify`, rechecks every file against its manifest.
 pub fn inspect(dir: &Path, verify: bool) -> Result<Installed> {
-    let format = crate::whisper::detect_format(dir).ok();
-    let kind = if format.is_some() {
-        "speech"
-    } else if dir.join("modules.json").is_file() {
+    // A sentence-transformers directory also holds config.json and safetensors, as a Hugging
+    // Face Whisper directory does: its modules.json tells them apart.
+    let embedding = dir.join("modules.json").is_file();
+    let format = if embedding {
+        None
+    } else {
+        crate::whisper::detect_format(dir).ok()
+    };
+    let kind = if embedding {
         "sentence-embedding"
+    } else if format.is_some() {
+        "speech"
     } else {
         "not a model"
     };

@@ -73,6 +73,21 @@ fn vectors_equal_sentence_transformers_on_the_same_texts() {
                 .collect()
         })
         .collect();
+    // The fetched model is listed as what it is, intact.
+    let list = Command::new(env!("CARGO_BIN_EXE_bletchley"))
+        .args(["models", "list", "--verify", "--dir"])
+        .arg(crate::speech::models())
+        .output()
+        .expect("models list");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("all-minilm-l6-v2\t"))
+        .unwrap_or_else(|| panic!("not listed: {listed}"));
+    assert!(
+        line.contains("\tsentence-embedding\t") && line.ends_with("verified"),
+        "{line}"
+    );
     let texts_path = data("texts.txt");
     let got = lines(&embed(&[texts_path.to_str().unwrap()]));
     assert_eq!(got.len(), want.len(), "one vector per line of texts.txt");
