@@ -449,6 +449,104 @@ fn install(dir: &Path, k: &Known, python: &str, say: &mut dyn FnMut(&str)) -> Re
     Ok(found)
 }
 
+/// Installs a model directory an operator brings (a sentence-transformers directory, or a
+/// Whisper one in CTranslate2 or Hugging Face layout) under `name` in `models`: checked first
+/// (an embedding model is loaded whole), copied with a manifest of every file's SHA-256 so
+/// `models list --verify` rechecks it as it does a fetched one, and renamed into place, so it
+/// appears whole or not at all. Symbolic links are refused rather than followed.
+pub fn import(models: &Path, from: &Path, name: &str) -> Result<Installed> {
+    let valid = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !valid {
+        return Err(Error::Invalid(format!(
+            "a model name is letters, digits, '.', '-' and '_', not starting with '.' (got {name:?})"
+        )));
+    }
+    let target = models.join(name);
+    if target.exists() {
+        return Err(Error::Invalid(format!(
+            "{} exists already: remove it first, or import under another --name",
+            target.display()
+        )));
+    }
+    if from.join("modules.json").is_file() {
+        crate::embed::SentenceModel::load(from)?;
+    } else if crate::whisper::detect_format(from).is_err() {
+        return Err(Error::Model(format!(
+            "{} is neither a sentence-transformers directory (modules.json) nor a Whisper model \
+             (CTranslate2 model.bin, or Hugging Face config.json and safetensors)",
+            from.display()
+        )));
+    }
+    let staging = models.join(format!(".{name}.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |e| Error::Io { path, source: e }
+    };
+    let copied = (|| -> Result<Vec<(String, String)>> {
+        let mut files = Vec::new();
+        copy_tree(from, &staging, Path::new(""), &mut files)?;
+        Ok(files)
+    })();
+    let files = match copied {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let manifest = Manifest {
+        name: name.to_owned(),
+        packages: vec![format!("imported from {}", from.display())],
+        files,
+    };
+    let manifest_path = staging.join("manifest.json");
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )
+    .map_err(io(&manifest_path))?;
+    std::fs::rename(&staging, &target).map_err(io(&target))?;
+    inspect(&target, true)
+}
+
+/// Copies `from/rel` into `to/rel`, recording each file's path and SHA-256.
+fn copy_tree(from: &Path, to: &Path, rel: &Path, files: &mut Vec<(String, String)>) -> Result<()> {
+    let src = from.join(rel);
+    let dst = to.join(rel);
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |e| Error::Io { path, source: e }
+    };
+    std::fs::create_dir_all(&dst).map_err(err(&dst))?;
+    let mut entries: Vec<_> = std::fs::read_dir(&src)
+        .map_err(err(&src))?
+        .collect::<std::io::Result<_>>()
+        .map_err(err(&src))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let kind = e.file_type().map_err(err(&e.path()))?;
+        let rel = rel.join(e.file_name());
+        if kind.is_symlink() {
+            return Err(Error::Model(format!(
+                "{} is a symbolic link: copy the files themselves into the directory",
+                e.path().display()
+            )));
+        } else if kind.is_dir() {
+            copy_tree(from, to, &rel, files)?;
+        } else if rel != Path::new("manifest.json") {
+            std::fs::copy(e.path(), to.join(&rel)).map_err(err(&e.path()))?;
+            let hash = sha256_file(&to.join(&rel))?;
+            files.push((rel.to_string_lossy().into_owned(), hash));
+        }
+    }
+    Ok(())
+}
+
 /// Describes a model directory; with `verify`, rechecks every file against its manifest.
 pub fn inspect(dir: &Path, verify: bool) -> Result<Installed> {
     // A sentence-transformers directory also holds config.json and safetensors, as a Hugging

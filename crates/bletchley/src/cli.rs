@@ -315,6 +315,18 @@ pub enum ModelsCmd {
         #[arg(long, env = "BLETCHLEY_MODELS")]
         dir: Option<PathBuf>,
     },
+    /// Install a model directory you bring (sentence-transformers, or Whisper in CTranslate2
+    /// or Hugging Face layout): checked, copied with a manifest of hashes.
+    Import {
+        /// The directory.
+        from: PathBuf,
+        /// Its name under the models directory (default: the directory's own name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where models live.
+        #[arg(long, env = "BLETCHLEY_MODELS")]
+        dir: Option<PathBuf>,
+    },
     /// Show the models present.
     List {
         /// Where models live.

@@ -31,6 +31,29 @@ pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
                 );
             }
         }
+        ModelsCmd::Import { from, name, dir } => {
+            let dir = dir.clone().unwrap_or_else(default_models_dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let name = match name {
+                Some(n) => n.clone(),
+                None => from
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .with_context(|| {
+                        format!("{} has no directory name: pass --name", from.display())
+                    })?,
+            };
+            let m = models::import(&dir, from, &name)
+                .with_context(|| format!("importing {}", from.display()))?;
+            println!(
+                "{}\t{}\t{}\t{:.1} MB",
+                m.name,
+                m.kind,
+                m.dir.display(),
+                m.bytes as f64 / 1e6
+            );
+        }
         ModelsCmd::List { dir, verify, json } => {
             let dir = dir.clone().unwrap_or_else(default_models_dir);
             let found = models::list(&dir, *verify)?;

@@ -273,6 +273,69 @@ fn bad_input_and_broken_model_directories_get_clear_errors() {
     );
 }
 
+#[test]
+fn an_operators_model_directory_is_imported_checked_and_whole_or_not_at_all() {
+    let t = tempfile::tempdir().unwrap();
+    let models = t.path().join("models");
+    let import = |from: &Path, name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_bletchley"))
+            .args(["models", "import", "--dir"])
+            .arg(&models)
+            .arg(from)
+            .args(["--name", name])
+            .output()
+            .expect("models import")
+    };
+    let out = import(&model_dir(), "my-minilm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = Command::new(env!("CARGO_BIN_EXE_bletchley"))
+        .args(["models", "list", "--verify", "--dir"])
+        .arg(&models)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.starts_with("my-minilm\tsentence-embedding\t"),
+        "{listed}"
+    );
+    assert!(listed.trim_end().ends_with("verified"), "{listed}");
+    let f = t.path().join("one.txt");
+    std::fs::write(&f, "The convoy left at dawn.\n").unwrap();
+    let mine = lines(&embed(&[
+        "--model",
+        models.join("my-minilm").to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]));
+    let fetched = lines(&embed(&[f.to_str().unwrap()]));
+    assert_eq!(vector(&mine[0]), vector(&fetched[0]));
+    // A damaged file in an imported model is caught by the manifest.
+    std::fs::write(models.join("my-minilm/vocab.txt"), "changed").unwrap();
+    let list = Command::new(env!("CARGO_BIN_EXE_bletchley"))
+        .args(["models", "list", "--verify", "--dir"])
+        .arg(&models)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("DAMAGED"));
+    // A broken directory, an existing name or a bad name: refused, nothing left behind.
+    let broken = t.path().join("broken");
+    copy_dir(&model_dir(), &broken);
+    std::fs::remove_file(broken.join("tokenizer.json")).unwrap();
+    let out = import(&broken, "broken");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokenizer.json is missing"));
+    assert!(!import(&model_dir(), "my-minilm").status.success());
+    assert!(!import(&model_dir(), "../escape").status.success());
+    let left: Vec<String> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["my-minilm"]);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("copy the model directory");
     for e in std::fs::read_dir(from).expect("copy the model directory") {
