@@ -165,6 +165,18 @@ pub fn default_dir(xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> Pa
     cache.join("bletchley").join("models")
 }
 
+/// The models directory this process uses: `BLETCHLEY_MODELS` if set, else
+/// [`default_dir`] from the environment.
+pub fn dir_from_env() -> PathBuf {
+    if let Some(d) = std::env::var_os("BLETCHLEY_MODELS") {
+        return PathBuf::from(d);
+    }
+    default_dir(
+        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
 /// The manifest written beside an installed model.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Manifest {

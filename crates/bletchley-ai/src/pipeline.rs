@@ -178,8 +178,23 @@ fn store(
         title: format!("{title}.{derivation}.json"),
         content: render(t, Format::Json).into_bytes(),
     };
-    p.derive(actor, source, derivation, vec![item])
-        .map_err(|e| JobError::Transient(format!("storing the {derivation}: {e}")))
+    let ids = p
+        .derive(actor, source, derivation, vec![item])
+        .map_err(|e| JobError::Transient(format!("storing the {derivation}: {e}")))?;
+    // A transcript and a translation are embedded for semantic search like any text.
+    let semantic = p
+        .semantic_model()
+        .map_err(|e| JobError::Transient(format!("reading the semantic setting: {e}")))?;
+    if semantic.is_some() {
+        let queue: Vec<(&str, &str)> = ids
+            .iter()
+            .map(|id| (bletchley_store::jobs::EMBED, id.as_str()))
+            .collect();
+        p.enqueue_jobs(&actor.name(), &queue).map_err(|e| {
+            JobError::Transient(format!("queueing the {derivation}'s embedding: {e}"))
+        })?;
+    }
+    Ok(ids)
 }
 
 /// How a worker decodes.

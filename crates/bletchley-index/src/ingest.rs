@@ -5,7 +5,7 @@
 //! shredded with it, and each searchable, with entities, on its own. Every
 //! path that ingests (command line, API, console, demo) comes through here.
 
-use bletchley_store::jobs::{DETECT, TRANSCRIBE};
+use bletchley_store::jobs::{DETECT, EMBED, TRANSCRIBE};
 use bletchley_store::{Actor, IngestOptions, NewItem, Platform};
 
 use crate::extract::{MAX_GENERATIONS, Part, parts};
@@ -18,7 +18,8 @@ pub struct Ingested {
     /// Derived parts stored, all generations together.
     pub parts: usize,
     /// Jobs queued: transcription for the recordings among the items, detection for the
-    /// event logs.
+    /// event logs, and (when semantic search is on) embedding for everything else with text,
+    /// derived parts included.
     pub jobs: Vec<i64>,
 }
 
@@ -64,7 +65,17 @@ pub fn ingest(
     for (id, _) in ids.iter().zip(&logs).filter(|(_, l)| **l) {
         queue.push((DETECT, id));
     }
-    let jobs = p.enqueue_jobs(principal, &queue)?;
+    // Everything else with text is embedded for semantic search, when the operator turned it on.
+    let semantic = p.semantic_model()?.is_some();
+    if semantic {
+        for ((id, a), l) in ids.iter().zip(&audio).zip(&logs) {
+            if !a && !l {
+                queue.push((EMBED, id));
+            }
+        }
+    }
+    let mut jobs = p.enqueue_jobs(principal, &queue)?;
+    let mut embed_parts: Vec<String> = Vec::new();
     let actor = Actor::Principal(principal.to_owned());
     let mut stored = 0;
     // Generation by generation, every container's parts of one kind in one
@@ -88,6 +99,9 @@ pub fn ingest(
                 children: inner,
             } in found
             {
+                let embed = semantic
+                    && !crate::extract::is_audio(&part.title, &part.content)
+                    && !crate::extract::is_event_log(&part.title, &part.content);
                 let item = NewItem {
                     title: part.title,
                     content: part.content,
@@ -99,6 +113,7 @@ pub fn ingest(
                             kind: part.derivation,
                             sources: vec![(source.clone(), Vec::new())],
                             inner: vec![Vec::new()],
+                            embed: vec![Vec::new()],
                         });
                         mine.len() - 1
                     }
@@ -106,12 +121,14 @@ pub fn ingest(
                 let d = &mut mine[at];
                 d.sources[0].1.push(item);
                 d.inner[0].push(inner);
+                d.embed[0].push(embed);
             }
             for d in mine {
                 match kinds.iter_mut().find(|k| k.kind == d.kind) {
                     Some(k) => {
                         k.sources.extend(d.sources);
                         k.inner.extend(d.inner);
+                        k.embed.extend(d.embed);
                     }
                     None => kinds.push(d),
                 }
@@ -122,6 +139,7 @@ pub fn ingest(
             kind,
             sources,
             inner,
+            embed,
         } in kinds
         {
             let names: Vec<String> = sources.iter().map(|(s, _)| s.clone()).collect();
@@ -131,8 +149,15 @@ pub fn ingest(
                     describe(&names)
                 ))
             })?;
-            for (children, grand) in child_ids.into_iter().zip(inner) {
+            for ((children, grand), embed) in child_ids.into_iter().zip(inner).zip(embed) {
                 stored += children.len();
+                embed_parts.extend(
+                    children
+                        .iter()
+                        .zip(embed)
+                        .filter(|(_, e)| *e)
+                        .map(|(c, _)| c.clone()),
+                );
                 next.extend(
                     children
                         .into_iter()
@@ -142,6 +167,10 @@ pub fn ingest(
             }
         }
         level = next;
+    }
+    if !embed_parts.is_empty() {
+        let queue: Vec<(&str, &str)> = embed_parts.iter().map(|c| (EMBED, c.as_str())).collect();
+        jobs.extend(p.enqueue_jobs(principal, &queue)?);
     }
     Ok(Ingested {
         ids,
@@ -156,6 +185,8 @@ struct Derivation {
     kind: &'static str,
     sources: Vec<(String, Vec<NewItem>)>,
     inner: Vec<Vec<Vec<Node>>>,
+    /// Per source, per part: whether it is embedded for semantic search.
+    embed: Vec<Vec<bool>>,
 }
 
 /// A part of a container, with its own parts.

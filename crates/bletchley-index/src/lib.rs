@@ -20,6 +20,7 @@ pub mod names;
 pub mod schema;
 pub mod sealed_dir;
 pub mod search;
+pub mod semantic;
 mod top_ties;
 pub mod vectors;
 mod visible_set;

@@ -88,6 +88,10 @@ pub struct Hit {
     pub derived_from: Option<String>,
 }
 
+/// An item another ranking found: its id, its score there, and the byte range of its text
+/// that matched, if one did.
+pub type FoundElsewhere = (String, f32, Option<(u64, u64)>);
+
 /// What a search returns.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SearchResults {
@@ -401,6 +405,73 @@ impl SearchIndex {
             });
         }
         out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        Ok(out)
+    }
+
+    /// The high-water mark of the markings of `hits`, as banners show it.
+    pub fn page_marking(&self, hits: &[Hit]) -> Option<String> {
+        let markings: Vec<bletchley_policy::Marking> =
+            hits.iter().filter_map(|h| h.marking.parse().ok()).collect();
+        bletchley_policy::Marking::high_water_mark(&markings, self.home).map(|m| m.render())
+    }
+
+    /// The hits for items found another way (the vector index), in the order given, each
+    /// with its score and, as its highlight, the passage `[start, end)` of its text that
+    /// matched (HTML-escaped, at most 300 characters). The lexical gate applies as to any
+    /// search: an item outside the admitted principal's visible set, or not indexed, is left
+    /// out.
+    pub fn hits_by_id(&self, admitted: &Admitted, wanted: &[FoundElsewhere]) -> Result<Vec<Hit>> {
+        let searcher = self.reader.searcher();
+        let set = self.visible_set(&searcher, &Self::access(admitted))?;
+        let mut out = Vec::with_capacity(wanted.len());
+        for (id, score, passage) in wanted {
+            let q = BooleanQuery::new(vec![
+                (
+                    Occur::Must,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(self.f.id, id),
+                        IndexRecordOption::Basic,
+                    )) as Box<dyn Query>,
+                ),
+                (Occur::Must, Box::new(set.query())),
+            ]);
+            let docs = searcher.search(&q, &tantivy::collector::DocSetCollector)?;
+            let Some(addr) = docs.into_iter().next() else {
+                continue;
+            };
+            let d: TantivyDocument = searcher.doc(addr)?;
+            let text = |field: Field| {
+                d.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let body = text(self.f.body);
+            let highlight = match passage {
+                Some((start, end)) => passage_html(&body, *start, *end),
+                None => String::new(),
+            };
+            out.push(Hit {
+                id: id.clone(),
+                title: text(self.f.title),
+                marking: text(self.f.marking),
+                collection: text(self.f.collection_name),
+                score: *score,
+                created_ms: d
+                    .get_first(self.f.created)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or_default(),
+                highlight,
+                flag: d
+                    .get_first(self.f.flag)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+                derived_from: d
+                    .get_first(self.f.parent)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+            });
+        }
         Ok(out)
     }
 
@@ -1009,10 +1080,7 @@ impl SearchIndex {
                 facets.insert(name.to_owned(), v);
             }
         }
-        let markings: Vec<bletchley_policy::Marking> =
-            hits.iter().filter_map(|h| h.marking.parse().ok()).collect();
-        let page_marking =
-            bletchley_policy::Marking::high_water_mark(&markings, self.home).map(|m| m.render());
+        let page_marking = self.page_marking(&hits);
         Ok(SearchResults {
             total,
             hits,
@@ -1142,6 +1210,31 @@ pub(crate) fn add_documents(
         }
         Ok(())
     })
+}
+
+/// The passage `[start, end)` of `body` (byte offsets, moved inside the text to character
+/// boundaries), HTML-escaped, cut at 300 characters.
+fn passage_html(body: &str, start: u64, end: u64) -> String {
+    let mut a = usize::try_from(start).unwrap_or(usize::MAX).min(body.len());
+    let mut b = usize::try_from(end)
+        .unwrap_or(usize::MAX)
+        .min(body.len())
+        .max(a);
+    while !body.is_char_boundary(a) {
+        a -= 1;
+    }
+    while !body.is_char_boundary(b) {
+        b += 1;
+    }
+    let passage = body[a..b].trim();
+    let mut cut: String = passage.chars().take(300).collect();
+    if cut.len() < passage.len() {
+        cut.push('…');
+    }
+    cut.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Commits what `w` holds, recording in the commit the catalog's items

@@ -245,6 +245,8 @@ pub struct SearchQuery {
     facets: bool,
     #[serde(default)]
     justification: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 fn default_limit() -> usize {
@@ -269,6 +271,18 @@ pub(crate) async fn run_search(
     if q.offset > 100_000 {
         return Err(ApiError::bad_request("offset must be at most 100000"));
     }
+    use bletchley_index::semantic::{Mode, SemanticQuery};
+    let mode = match q.mode.as_deref() {
+        None => Mode::Lexical,
+        Some(m) => Mode::parse(m).ok_or_else(|| {
+            ApiError::bad_request(format!("mode {m:?}: expected lexical, semantic or hybrid"))
+        })?,
+    };
+    if mode != Mode::Lexical && sort != SortBy::Relevance {
+        return Err(ApiError::bad_request(
+            "sort time is for lexical search; semantic and hybrid rank by relevance",
+        ));
+    }
     s.worker
         .run(move |st| {
             st.sync()?;
@@ -279,19 +293,60 @@ pub(crate) async fn run_search(
                 sort,
                 facets: q.facets,
             };
-            let (r, _) = bletchley_index::access::search(
-                &mut st.platform,
-                &st.index,
+            if mode == Mode::Lexical {
+                let (r, _) = bletchley_index::access::search(
+                    &mut st.platform,
+                    &st.index,
+                    &who,
+                    &req,
+                    q.justification.as_deref(),
+                )?;
+                return Ok(r);
+            }
+            st.load_semantic()?;
+            let crate::worker::State {
+                platform,
+                index,
+                semantic,
+            } = st;
+            let Some(sem) = semantic.as_mut() else {
+                return Err(ApiError::internal("semantic search state missing"));
+            };
+            let vector = sem
+                .model
+                .embed(&[req.query.as_str()])
+                .map_err(|e| ApiError::internal(&format!("embedding the query: {e}")))?
+                .pop()
+                .ok_or_else(|| ApiError::internal("no vector for the query"))?;
+            let (r, _) = bletchley_index::semantic::search(
+                platform,
+                index,
+                &mut sem.index,
                 &who,
-                &req,
-                q.justification.as_deref(),
+                &SemanticQuery {
+                    request: &req,
+                    mode,
+                    vector: &vector,
+                    justification: q.justification.as_deref(),
+                },
             )?;
-            Ok(r)
+            Ok(bletchley_index::SearchResults {
+                total: r.total,
+                hits: r.hits,
+                facets: r.facets,
+                page_marking: r.page_marking,
+            })
         })
         .await
 }
 
 impl SearchQuery {
+    /// The same search in `mode` (`lexical`, `semantic`, `hybrid`; `None` for lexical).
+    pub(crate) fn with_mode(mut self, mode: Option<String>) -> SearchQuery {
+        self.mode = mode;
+        self
+    }
+
     /// A console search.
     pub(crate) fn new(q: String, offset: usize, justification: Option<String>) -> SearchQuery {
         SearchQuery {
@@ -301,6 +356,7 @@ impl SearchQuery {
             sort: None,
             facets: true,
             justification,
+            mode: None,
         }
     }
 }

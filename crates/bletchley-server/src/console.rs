@@ -270,6 +270,9 @@ struct SearchForm {
     offset: usize,
     #[serde(default)]
     justification: Option<String>,
+    /// `lexical` (the default), `semantic` or `hybrid`.
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 async fn search(
@@ -282,13 +285,27 @@ async fn search(
         Err(r) => return *r,
     };
     let just = f.justification.clone().filter(|j| !j.trim().is_empty());
+    let mode = f.mode.as_deref().unwrap_or("lexical");
     let mut body = format!(
         "<form method=\"get\" action=\"/search\" class=\"searchbox\">\
 <input name=\"q\" id=\"q\" size=\"50\" value=\"{}\" placeholder=\"harbour AND courier, \\\"exact phrase\\\", entity:+447911123456\" autofocus>\
 <input name=\"justification\" id=\"justification\" size=\"24\" value=\"{}\" placeholder=\"justification (bulk collections)\">\
+<select name=\"mode\" id=\"mode\" title=\"words, meaning, or both\">{}</select>\
 <button type=\"submit\" id=\"go\">Search</button></form>",
         esc(&f.q),
-        esc(just.as_deref().unwrap_or(""))
+        esc(just.as_deref().unwrap_or("")),
+        ["lexical", "semantic", "hybrid"]
+            .iter()
+            .map(|m| format!(
+                "<option value=\"{m}\"{}>{}</option>",
+                if mode == *m { " selected" } else { "" },
+                match *m {
+                    "lexical" => "words",
+                    "semantic" => "meaning",
+                    _ => "words and meaning",
+                }
+            ))
+            .collect::<String>()
     );
     if f.q.trim().is_empty() {
         return Html(page("Search", "OFFICIAL", Some(&w.viewer()), &body)).into_response();
@@ -296,7 +313,7 @@ async fn search(
     let r = match api::run_search(
         &s,
         w.name.clone(),
-        SearchQuery::new(f.q.clone(), f.offset, just.clone()),
+        SearchQuery::new(f.q.clone(), f.offset, just.clone()).with_mode(f.mode.clone()),
     )
     .await
     {
@@ -351,11 +368,12 @@ async fn search(
         ));
     }
     let base = format!(
-        "/search?q={}{}",
+        "/search?q={}{}&mode={}",
         url(&f.q),
         just.as_deref()
             .map(|j| format!("&justification={}", url(j)))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        url(mode)
     );
     body.push_str("<p class=\"paging\">");
     if f.offset > 0 {

@@ -205,7 +205,7 @@ pub fn serve_on(
     index.warm()?;
     let shared = Arc::new(Shared {
         home: platform.home(),
-        worker: worker::Worker::start(worker::State { platform, index }),
+        worker: worker::Worker::start(worker::State::new(platform, index)),
         sessions: auth::Sessions::default(),
         throttle: auth::Throttle::default(),
         site,

@@ -178,6 +178,8 @@ pub fn document() -> Value {
                 q("offset", false, json!({ "type": "integer", "minimum": 0, "maximum": 100000 }), "hits to skip"),
                 q("sort", false, json!({ "type": "string", "enum": ["relevance", "time"] }), "order"),
                 q("facets", false, json!({ "type": "boolean" }), "count facets"),
+                q("mode", false, json!({ "type": "string", "enum": ["lexical", "semantic", "hybrid"] }),
+                  "lexical (the words, the default), semantic (nearest sentence vectors: what the text is about) or hybrid (reciprocal-rank fusion of both); 400 while the operator has semantic search off"),
                 just() ]) },
             "/api/suggest": { "get": read_op_returning("Complete a word or selector", vec![
                 q("prefix", true, json!({ "type": "string", "minLength": 2, "maxLength": 100 }), "start of a word or selector"),

@@ -20,12 +20,65 @@ pub struct State {
     pub platform: Platform,
     /// The sealed search index, reconciled before each use.
     pub index: SearchIndex,
+    /// The embedding model and vector index, loaded at the first semantic search.
+    pub semantic: Option<Semantic>,
+}
+
+/// What semantic search needs, kept between requests.
+pub struct Semantic {
+    /// The platform's embedding model, for query vectors.
+    pub model: bletchley_ai::embed::SentenceModel,
+    /// Its vector index.
+    pub index: bletchley_index::semantic::SemanticIndex,
 }
 
 impl State {
+    /// The platform and its search index.
+    pub fn new(platform: Platform, index: SearchIndex) -> State {
+        State {
+            platform,
+            index,
+            semantic: None,
+        }
+    }
+
     /// Brings the index up to date with the catalog.
     pub fn sync(&mut self) -> Result<(), ApiError> {
         bletchley_index::access::sync(&mut self.platform, &mut self.index).map_err(ApiError::from)
+    }
+
+    /// The embedding model and vector index of the platform's semantic setting, loaded if
+    /// needed (again if the operator changed the model) and brought up to the catalog.
+    pub fn load_semantic(&mut self) -> Result<(), ApiError> {
+        let Some(name) = self.platform.semantic_model()? else {
+            return Err(ApiError::bad_request(
+                "semantic search is off on this platform: the operator turns it on with `bletchley semantic enable`",
+            ));
+        };
+        let current = self
+            .semantic
+            .as_ref()
+            .is_some_and(|s| s.index.model() == name);
+        if !current {
+            self.semantic = None;
+            let dir = bletchley_ai::models::embedding_model_dir(
+                &bletchley_ai::models::dir_from_env(),
+                &name,
+            )
+            .map_err(|e| ApiError::internal(&e.to_string()))?;
+            let model = bletchley_ai::embed::SentenceModel::load(&dir)
+                .map_err(|e| ApiError::internal(&format!("loading {}: {e}", dir.display())))?;
+            let index =
+                bletchley_index::semantic::open_synced(&mut self.platform, &name, model.dim())?;
+            self.semantic = Some(Semantic { model, index });
+        }
+        match &mut self.semantic {
+            Some(s) => Ok(bletchley_index::semantic::sync(
+                &mut self.platform,
+                &mut s.index,
+            )?),
+            None => Err(ApiError::internal("semantic search state missing")),
+        }
     }
 }
 

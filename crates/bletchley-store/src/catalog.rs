@@ -337,7 +337,7 @@ const ITEMS_GENERATION: &str = "items.generation";
 /// at across restarts, and a catalog restored from a backup would count again through
 /// values the index already saw, with other items behind them. A random value from a
 /// restored catalog matches nothing the index holds (one chance in 2^64).
-fn bump_items_generation(tx: &rusqlite::Transaction<'_>) -> Result<GenerationStep> {
+pub(crate) fn bump_items_generation(tx: &rusqlite::Transaction<'_>) -> Result<GenerationStep> {
     let before = read_items_generation(tx)?;
     let mut bytes = [0u8; 8];
     bletchley_crypto::random_bytes(&mut bytes)?;
@@ -449,6 +449,7 @@ fn delete_item_in(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<Con
         return Ok(None);
     };
     tx.execute("DELETE FROM items WHERE id = ?1", [id])?;
+    tx.execute("DELETE FROM item_vectors WHERE item_id = ?1", [id])?;
     bump_items_generation(tx)?;
     tx.execute(
         "UPDATE contents SET refs = refs - 1 WHERE id = ?1",
@@ -493,8 +494,10 @@ impl SqliteCatalog {
         if create {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(crate::jobs::SCHEMA)?;
+            conn.execute_batch(crate::vectors::SCHEMA)?;
         } else {
             conn.execute_batch(crate::jobs::SCHEMA)?;
+            conn.execute_batch(crate::vectors::SCHEMA)?;
             // Catalogs from before derived items: add the lineage column.
             migrate(
                 &conn,

@@ -45,6 +45,11 @@ pub const DETECT: &str = "detect";
 /// found, and nothing is stored twice.
 pub const DETECT_AGAIN: &str = "detect-again";
 
+/// The job kind that embeds an item's text (and a transcript's or translation's) for semantic
+/// search: queued by ingest when the operator turned semantic search on, run by the worker
+/// with the sentence-embedding model the setting names.
+pub const EMBED: &str = "embed";
+
 /// An item with the newest job of a kind on it, as a principal who may read the item sees
 /// them ([`crate::Platform::job_on_item`]).
 #[derive(Clone, Debug)]

@@ -13,6 +13,7 @@ pub mod keyring;
 pub mod location;
 pub mod platform;
 pub mod residency;
+pub mod vectors;
 
 pub use error::{Error, Result};
 pub use item::{IndexFeedItem, IngestOptions, ItemMeta, Listing, NewItem, Priority};

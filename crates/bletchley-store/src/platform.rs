@@ -24,6 +24,7 @@ mod retention_review;
 mod reviews;
 mod shred;
 mod sites;
+mod vectors;
 mod witnesses;
 
 pub use annotations::{ANNOTATION, Annotation, MAX_ANNOTATION};
@@ -39,6 +40,7 @@ pub use read::ItemRead;
 pub use retention::{Destroyed, Retained, RetentionSchedules, ScheduleScope};
 pub use retention_review::{Awaiting, ReviewDecision};
 pub use sites::{HeldBack, SiteScope};
+pub use vectors::VectorFeedItem;
 
 pub use feed::Fed;
 
@@ -133,7 +135,8 @@ impl SystemActor {
 pub const SYSTEM_ACTORS: &[&str] = &["operator", "indexer", "worker", "platform", "system"];
 
 impl Actor {
-    fn name(&self) -> String {
+    /// The name the audit log gives this actor.
+    pub fn name(&self) -> String {
         match self {
             Actor::Operator => "operator".into(),
             Actor::Principal(p) => p.clone(),

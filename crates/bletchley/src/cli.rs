@@ -200,6 +200,9 @@ pub enum Command {
     /// Sentence vectors of a text file (a sentence-transformers model), without a data
     /// directory: JSON Lines, one vector per line of the file or per chunk of it.
     Embed(EmbedArgs),
+    /// Semantic search: embedding at ingest on or off (operator).
+    #[command(subcommand)]
+    Semantic(SemanticCmd),
     /// Detection inside the platform: the agency's Sigma rules.
     #[command(subcommand)]
     Detect(DetectCmd),
@@ -1521,6 +1524,33 @@ pub struct SearchArgs {
     /// Why (required to include bulk collections).
     #[arg(long)]
     pub justification: Option<String>,
+    /// `lexical` (the words), `semantic` (what the text is about: nearest sentence vectors,
+    /// in any language the model reads) or `hybrid` (reciprocal-rank fusion of the two).
+    #[arg(long, default_value = "lexical")]
+    pub mode: String,
+}
+
+/// `semantic` subcommands (the operator's).
+#[derive(Subcommand, Debug)]
+pub enum SemanticCmd {
+    /// Embed items at ingest with an installed sentence-embedding model, and queue every item
+    /// stored before.
+    Enable {
+        /// The model's name as `models list` shows it.
+        #[arg(long, default_value = "all-minilm-l6-v2")]
+        model: String,
+        /// Do not queue the items stored before.
+        #[arg(long)]
+        no_backfill: bool,
+    },
+    /// Stop embedding new items (vectors made stay until their items go).
+    Disable,
+    /// The model in use and how many items have no vectors yet.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `graph` subcommands; each takes `--json` and `--justification`.

@@ -179,6 +179,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Translate(a) => crate::speech::translate(a),
         Command::Embed(a) => crate::speech::embed(a),
+        Command::Semantic(c) => {
+            let mut p = open(&cli)?;
+            match c {
+                SemanticCmd::Enable { model, no_backfill } => {
+                    crate::semantic::enable(&mut p, model, !no_backfill)
+                }
+                SemanticCmd::Disable => crate::semantic::disable(&mut p),
+                SemanticCmd::Status { json } => crate::semantic::status(&mut p, *json),
+            }
+        }
         Command::Hunt(a) => crate::hunt::run(a),
         Command::Witness(c) => crate::witness::witness(c),
         Command::Review(c) => review(&cli, c),
@@ -1563,6 +1573,9 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         "time" => SortBy::Time,
         other => bail!("--sort {other:?}: expected relevance or time"),
     };
+    let Some(mode) = bletchley_index::semantic::Mode::parse(&a.mode) else {
+        bail!("--mode {:?}: expected lexical, semantic or hybrid", a.mode);
+    };
     let mut p = open(cli)?;
     let index = synced_index(&mut p)?;
     let req = SearchRequest {
@@ -1572,8 +1585,36 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         sort,
         facets: a.facets,
     };
-    let (results, skipped) =
-        bletchley_index::access::search(&mut p, &index, &who, &req, a.justification.as_deref())?;
+    let (results, skipped) = if mode == bletchley_index::semantic::Mode::Lexical {
+        bletchley_index::access::search(&mut p, &index, &who, &req, a.justification.as_deref())?
+    } else {
+        if sort != SortBy::Relevance {
+            bail!("--sort time is for lexical search; semantic and hybrid rank by relevance");
+        }
+        let (model, mut vectors) = crate::semantic::open_semantic(&mut p)?;
+        let q = crate::semantic::embed_query(&model, &a.query)?;
+        let (r, skipped) = bletchley_index::semantic::search(
+            &mut p,
+            &index,
+            &mut vectors,
+            &who,
+            &bletchley_index::semantic::SemanticQuery {
+                request: &req,
+                mode,
+                vector: &q,
+                justification: a.justification.as_deref(),
+            },
+        )?;
+        (
+            bletchley_index::SearchResults {
+                total: r.total,
+                hits: r.hits,
+                facets: r.facets,
+                page_marking: r.page_marking,
+            },
+            skipped,
+        )
+    };
     note_skipped(&skipped);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&results)?);

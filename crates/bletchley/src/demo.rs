@@ -397,6 +397,17 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         &bletchley_store::platform::ScheduleScope::Collection("mi5/cyber".into()),
         Some(2 * 365 * 86_400),
     )?;
+    // Semantic search, when the embedding model is installed: every item embedded now, as the
+    // worker `serve` starts would, so that searching by meaning works from the first page.
+    let semantic = bletchley_ai::models::embedding_model_dir(
+        &crate::speech::default_models_dir(),
+        bletchley_ai::models::DEFAULT_EMBEDDING_MODEL,
+    )
+    .is_ok();
+    if semantic {
+        crate::semantic::turn_on(&mut p, bletchley_ai::models::DEFAULT_EMBEDDING_MODEL, true)?;
+        crate::demo_cyber::run_jobs_now(&mut p, None)?;
+    }
     demo_reads(&mut p)?;
     let witness = crate::witness::start_demo_witness(&mut p, &dir, &passphrase)?;
     let report_pdf = dir.join("oversight-report.pdf");
@@ -438,6 +449,17 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
             recording.id
         );
     }
+    if semantic {
+        println!(
+            "  semantic search on ({}): every item embedded; try `search --mode semantic` or the console's \"meaning\" search",
+            bletchley_ai::models::DEFAULT_EMBEDDING_MODEL
+        );
+    } else {
+        println!(
+            "  semantic search off: `bletchley models fetch {}`, then `bletchley semantic enable`",
+            bletchley_ai::models::DEFAULT_EMBEDDING_MODEL
+        );
+    }
     if cyber.waiting.is_some() {
         println!(
             "  playbook contain-credential-theft (mi5/playbooks) ran on {} cases as they opened; their STIX steps wait for a second responder (bob)",
@@ -467,6 +489,12 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         "  bletchley --data {} --as bob search \"harbour OR port\" --facets   (fewer hits, other counts)",
         dir.display()
     );
+    if semantic {
+        println!(
+            "  bletchley --data {} --as alice search \"money moved through shell companies\" --mode hybrid",
+            dir.display()
+        );
+    }
     println!(
         "  bletchley --data {} --as alice graph neighbours {selector} --hops 2",
         dir.display()

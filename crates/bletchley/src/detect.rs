@@ -16,7 +16,25 @@ use crate::cli::{DetectCmd, RulesCmd};
 /// The worker's handler for the job kinds that are not transcription, with the rules it
 /// compiled last.
 pub fn other_jobs(cache: &mut RuleCache) -> impl FnMut(&mut Platform, &[Job]) -> JobAnswers + '_ {
-    move |p, jobs| other_batch(p, jobs, cache)
+    let mut models = crate::semantic::ModelCache::default();
+    move |p, jobs| {
+        let mut answers = other_batch(p, jobs, cache);
+        // Embedding jobs, if the batch holds any, answered in their places.
+        let embed: Vec<Job> = jobs
+            .iter()
+            .filter(|j| crate::semantic::is_embedding(&j.kind))
+            .cloned()
+            .collect();
+        if !embed.is_empty() {
+            let mut made = crate::semantic::run_embeddings(p, &embed, &mut models).into_iter();
+            for (answer, job) in answers.iter_mut().zip(jobs) {
+                if crate::semantic::is_embedding(&job.kind) {
+                    *answer = made.next().flatten();
+                }
+            }
+        }
+        answers
+    }
 }
 
 fn is_detection(kind: &str) -> bool {

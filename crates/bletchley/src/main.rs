@@ -16,6 +16,7 @@ mod detect;
 mod hunt;
 mod playbook;
 mod progress;
+mod semantic;
 mod sites;
 mod speech;
 mod unlock;

@@ -90,13 +90,7 @@ pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
 
 /// Where models live: `BLETCHLEY_MODELS`, else the user's cache.
 pub fn default_models_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BLETCHLEY_MODELS") {
-        return PathBuf::from(d);
-    }
-    models::default_dir(
-        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
-        std::env::var_os("HOME").map(PathBuf::from),
-    )
+    models::dir_from_env()
 }
 
 /// Applies `BLETCHLEY_JOB_LEASE_SECS` (how long a silent worker keeps a job).

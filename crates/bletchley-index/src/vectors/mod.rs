@@ -151,6 +151,16 @@ impl VectorIndex {
         self.class_of.contains_key(item)
     }
 
+    /// The access class an item's chunks are held in.
+    pub fn class_of(&self, item: &str) -> Option<&AccessClass> {
+        self.class_of.get(item)
+    }
+
+    /// Every item whose chunks are held.
+    pub fn items(&self) -> std::collections::HashSet<String> {
+        self.class_of.keys().cloned().collect()
+    }
+
     /// Adds an item's chunks (replacing any it had). Every vector must be `dim` wide, finite
     /// and of unit length (the similarity is an inner product).
     pub fn add(

@@ -124,19 +124,46 @@ impl Platform {
             .filter(|k| !present.contains(k) || stale.contains(k))
             .cloned()
             .collect();
+        let wanted: Vec<&String> = ids
+            .iter()
+            .filter(|i| !known.contains(*i) || stale.contains(i))
+            .collect();
+        let added = self.system_read("index", &wanted, progress)?;
+        if !added.is_empty() || !removed.is_empty() {
+            let mut targets: Vec<String> = added.iter().map(|a| a.meta.id.clone()).collect();
+            targets.extend(removed.iter().map(|r| format!("removed {r}")));
+            targets.truncate(500);
+            self.record(
+                Actor::System(SystemActor::Indexer),
+                "index.sync",
+                targets,
+                None,
+                Outcome::Allowed,
+                Some(format!("{} added, {} removed", added.len(), removed.len())),
+            )?;
+        }
+        Ok((added, removed))
+    }
+
+    /// Opens the items `wanted` names (those no longer in the catalog are skipped) with a
+    /// system gate for `purpose`, for a derived store that applies the gate itself (the search
+    /// and vector indexes, the embedding job). The caller audits what it read; never hand the
+    /// output to a principal.
+    pub(crate) fn system_read(
+        &mut self,
+        purpose: &'static str,
+        wanted: &[&String],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<crate::item::IndexFeedItem>> {
         let mut added = Vec::new();
         // The indexer's own access, audited below with every item it opened.
-        let system = SystemGate::new("index");
+        let system = SystemGate::new(purpose);
         // Reading back a large store is most of building its index: the
         // lookups that do not change per item (agencies, locations opened)
         // are done once, and each batch's objects are fetched concurrently.
         let agencies: HashMap<i64, String> = self.catalog.agencies()?.into_iter().collect();
         let locations = self.locations()?;
         let mut opened: HashMap<i64, ObjectLocation> = HashMap::new();
-        let wanted: Vec<&String> = ids
-            .iter()
-            .filter(|i| !known.contains(*i) || stale.contains(i))
-            .collect();
         let mut done = 0;
         progress(done, wanted.len());
         for batch in wanted.chunks(FEED_BATCH) {
@@ -189,20 +216,7 @@ impl Platform {
             }
             progress(done, wanted.len());
         }
-        if !added.is_empty() || !removed.is_empty() {
-            let mut targets: Vec<String> = added.iter().map(|a| a.meta.id.clone()).collect();
-            targets.extend(removed.iter().map(|r| format!("removed {r}")));
-            targets.truncate(500);
-            self.record(
-                Actor::System(SystemActor::Indexer),
-                "index.sync",
-                targets,
-                None,
-                Outcome::Allowed,
-                Some(format!("{} added, {} removed", added.len(), removed.len())),
-            )?;
-        }
-        Ok((added, removed))
+        Ok(added)
     }
 }
 

@@ -15,6 +15,9 @@ use bletchley_policy::Role;
 const REQUESTS: &str = "remark.requests";
 /// The guarded `meta` key of the items the search index must take again.
 const STALE: &str = "index.stale";
+/// Items re-marked since the vector index last took them (its own list: the two indexes sync
+/// apart).
+pub(super) const VECTORS_STALE: &str = "vectors.stale";
 
 fn count_key(id: &str) -> String {
     format!("remark:{id}")
@@ -93,7 +96,23 @@ impl Platform {
         self.catalog.set_meta(STALE, &json)
     }
 
-    fn guarded_list<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Vec<T>> {
+    /// Items re-marked since the vector index last took them.
+    pub fn vectors_stale(&self) -> Result<Vec<String>> {
+        self.guarded_list(VECTORS_STALE)
+    }
+
+    /// Drops `ids` from [`Self::vectors_stale`] once the vector index holds their new markings.
+    pub fn clear_vectors_stale(&mut self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut stale = self.vectors_stale()?;
+        stale.retain(|s| !ids.contains(s));
+        let json = serde_json::to_string(&stale).map_err(|e| Error::Layout(e.to_string()))?;
+        self.catalog.set_meta(VECTORS_STALE, &json)
+    }
+
+    pub(super) fn guarded_list<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Vec<T>> {
         match self.catalog.meta(key)? {
             None => Ok(Vec::new()),
             Some(s) if s.is_empty() => Ok(Vec::new()),
@@ -459,18 +478,25 @@ impl Platform {
             rows.push((r.id.clone(), self.reseal(r, &agency, &sealed)?));
         }
         let mut stale = self.index_stale()?;
+        let mut vectors_stale = self.vectors_stale()?;
         for r in &tree {
             if !stale.contains(&r.id) {
                 stale.push(r.id.clone());
             }
+            if !vectors_stale.contains(&r.id) {
+                vectors_stale.push(r.id.clone());
+            }
         }
         let stale = serde_json::to_string(&stale).map_err(|e| Error::Layout(e.to_string()))?;
+        let vectors_stale =
+            serde_json::to_string(&vectors_stale).map_err(|e| Error::Layout(e.to_string()))?;
         self.append_audit(&entries)?;
         let mut keys: Vec<(&str, String)> = counts
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
         keys.push((STALE, stale));
+        keys.push((VECTORS_STALE, vectors_stale));
         self.catalog.rewrite_items(&rows, &keys)?;
         Ok(tree.into_iter().map(|r| r.id).collect())
     }

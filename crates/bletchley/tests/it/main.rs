@@ -24,6 +24,7 @@ mod residency;
 mod resilience;
 mod schedules;
 mod search;
+mod semantic;
 mod server;
 mod sharing;
 mod shred;
