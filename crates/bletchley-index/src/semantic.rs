@@ -361,6 +361,102 @@ fn ranked(
     ))
 }
 
+/// "More like this": the items nearest `item` (the normalised mean of its chunk vectors),
+/// itself left out, for `who`, who must be able to read it (the read is checked and audited
+/// first, with the same answer for an item that does not exist). Audited as `search` with the
+/// item named. Returns the page and the bulk collections left out.
+pub fn more_like(
+    p: &mut Platform,
+    index: &SearchIndex,
+    s: &mut SemanticIndex,
+    who: &str,
+    item: &str,
+    req: &SearchRequest,
+    justification: Option<&str>,
+) -> Result<(RankedResults, Vec<String>)> {
+    p.get(who, item, justification)?;
+    let found = like(p, index, s, who, item, req, justification);
+    let (outcome, reason, mut targets) = match &found {
+        Ok((r, _)) => (
+            Outcome::Allowed,
+            Some(format!("more like this: {} candidates", r.total)),
+            r.hits.iter().map(|h| h.id.clone()).collect(),
+        ),
+        Err(e) => (Outcome::Refused, Some(e.to_string()), Vec::new()),
+    };
+    targets.insert(0, format!("like:{item}"));
+    p.record(
+        Actor::Principal(who.to_owned()),
+        "search",
+        targets,
+        justification,
+        outcome,
+        reason,
+    )?;
+    found
+}
+
+fn like(
+    p: &mut Platform,
+    index: &SearchIndex,
+    s: &mut SemanticIndex,
+    who: &str,
+    item: &str,
+    req: &SearchRequest,
+    justification: Option<&str>,
+) -> Result<(RankedResults, Vec<String>)> {
+    if req.limit == 0 || req.limit > 1000 || req.offset > 10_000 {
+        return Err(Error::Query(
+            "limit must be between 1 and 1000, offset at most 10,000".into(),
+        ));
+    }
+    let rows = s.index.vectors_of(item);
+    if rows.is_empty() {
+        return Err(Error::Query(format!(
+            "item {item} has no vectors: its embedding job has not run yet, or it has no text"
+        )));
+    }
+    let mut q = vec![0f32; s.index.dim()];
+    for r in &rows {
+        for (a, b) in q.iter_mut().zip(r.iter()) {
+            *a += b;
+        }
+    }
+    let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if !(norm.is_finite() && norm > 0.0) {
+        return Err(Error::Query(format!(
+            "item {item}'s chunks point in opposite directions: no direction to search"
+        )));
+    }
+    q.iter_mut().for_each(|x| *x /= norm);
+    let gate = p.gate(who)?;
+    let admitted = visible(p, &gate, justification)?;
+    let want = req.offset + req.limit + 1;
+    let hits = checked_search(p, s, &admitted, &q, want.max(HYBRID_DEPTH))?;
+    let ranked: Vec<FoundElsewhere> = hits
+        .into_iter()
+        .filter(|h| h.chunk.item != item)
+        .map(|h| (h.chunk.item, h.score, Some((h.chunk.start, h.chunk.end))))
+        .collect();
+    let total = ranked.len();
+    let page: Vec<FoundElsewhere> = ranked
+        .into_iter()
+        .skip(req.offset)
+        .take(req.limit)
+        .collect();
+    let hits = index.hits_by_id(&admitted, &page)?;
+    let page_marking = index.page_marking(&hits);
+    Ok((
+        RankedResults {
+            total,
+            hits,
+            facets: Default::default(),
+            page_marking,
+        },
+        admitted.skipped_bulk().to_vec(),
+    ))
+}
+
 /// Reciprocal-rank fusion of rankings (best first): each id's score is the sum of
 /// `1 / (RRF_K + rank)` over the rankings it appears in; best first, ties by id.
 pub fn fuse(lexical: &[String], semantic: &[String]) -> Vec<(String, f32)> {

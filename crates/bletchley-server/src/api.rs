@@ -371,6 +371,88 @@ pub async fn search(
     Ok(Json(run_search(&s, who, q).await?))
 }
 
+/// `GET /api/items/{id}/similar` query.
+#[derive(Deserialize)]
+pub struct SimilarQuery {
+    #[serde(default = "default_limit")]
+    limit: usize,
+    #[serde(default)]
+    offset: usize,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// More like this, for a caller (shared by the API and the console): the items nearest `id`
+/// in meaning that the caller may see.
+pub(crate) async fn run_similar(
+    s: &Shared,
+    who: String,
+    id: String,
+    q: SimilarQuery,
+) -> ApiResult<bletchley_index::SearchResults> {
+    if q.offset > 10_000 {
+        return Err(ApiError::bad_request("offset must be at most 10000"));
+    }
+    s.worker
+        .run(move |st| {
+            st.sync()?;
+            st.load_semantic()?;
+            let crate::worker::State {
+                platform,
+                index,
+                semantic,
+            } = st;
+            let Some(sem) = semantic.as_mut() else {
+                return Err(ApiError::internal("semantic search state missing"));
+            };
+            let req = SearchRequest {
+                query: String::new(),
+                limit: q.limit,
+                offset: q.offset,
+                sort: SortBy::Relevance,
+                facets: false,
+            };
+            let (r, _) = bletchley_index::semantic::more_like(
+                platform,
+                index,
+                &mut sem.index,
+                &who,
+                &id,
+                &req,
+                q.justification.as_deref(),
+            )?;
+            Ok(bletchley_index::SearchResults {
+                total: r.total,
+                hits: r.hits,
+                facets: r.facets,
+                page_marking: r.page_marking,
+            })
+        })
+        .await
+}
+
+impl SimilarQuery {
+    /// The console's first page.
+    pub(crate) fn first_page(justification: Option<String>) -> SimilarQuery {
+        SimilarQuery {
+            limit: 10,
+            offset: 0,
+            justification,
+        }
+    }
+}
+
+/// `GET /api/items/{id}/similar`.
+pub async fn similar(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Q(q): Q<SimilarQuery>,
+) -> ApiResult<Json<bletchley_index::SearchResults>> {
+    let who = reader(&s, &headers).await?;
+    Ok(Json(run_similar(&s, who, id, q).await?))
+}
+
 /// `GET /api/suggest` query.
 #[derive(Deserialize)]
 pub struct SuggestQuery {

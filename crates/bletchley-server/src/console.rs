@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/search", get(search))
         .route("/items/{id}", get(item))
         .route("/items/{id}/media", get(media))
+        .route("/items/{id}/similar", get(similar))
         .route(
             "/items/{id}/transcript",
             get(crate::console_transcript::fragment),
@@ -405,6 +406,56 @@ async fn search(
     Html(page("Search", &marking, Some(&w.viewer()), &body)).into_response()
 }
 
+/// More like this: the items nearest one in meaning, each with the passage that matched.
+async fn similar(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ItemQuery>,
+) -> Response {
+    let w = match who(&s, &headers) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let just = q.justification.clone().filter(|j| !j.trim().is_empty());
+    let r = match api::run_similar(
+        &s,
+        w.name.clone(),
+        id.clone(),
+        api::SimilarQuery::first_page(just.clone()),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return api_error_page(e, Some(&w.viewer())),
+    };
+    let marking = r.page_marking.clone().unwrap_or_else(|| "OFFICIAL".into());
+    let mut body = format!(
+        "<h1>More like <a href=\"/items/{}{}\">this item</a></h1><section id=\"hits\">",
+        url(&id),
+        justification_query(just.as_deref())
+    );
+    if r.hits.is_empty() {
+        body.push_str("<p class=\"meta\">nothing else you may see is near it</p>");
+    }
+    for h in &r.hits {
+        body.push_str(&format!(
+            "<article class=\"hit\"><h3><a href=\"/items/{}{}\">{}</a></h3>\
+<div class=\"meta\"><span class=\"mark\">{}</span> · {} · similarity {:.2}</div><p>{}</p></article>",
+            url(&h.id),
+            justification_query(just.as_deref()),
+            esc(&h.title),
+            esc(&h.marking),
+            esc(&h.collection),
+            h.score,
+            // The passage arrives HTML-escaped.
+            h.highlight
+        ));
+    }
+    body.push_str("</section>");
+    Html(page("More like this", &marking, Some(&w.viewer()), &body)).into_response()
+}
+
 #[derive(Deserialize, Default)]
 struct ItemQuery {
     #[serde(default)]
@@ -463,6 +514,11 @@ async fn item(
         esc(ex.kind),
         meta.size
     );
+    body.push_str(&format!(
+        "<p><a id=\"similar\" href=\"/items/{}/similar{}\">More like this</a> (items nearest in meaning)</p>",
+        url(&meta.id),
+        justification_query(q.justification.as_deref()),
+    ));
     if let Some(source) = &meta.derived_from {
         body.push_str(&format!(
             "<p id=\"derived-from\">{} of <a href=\"/items/{}{}\">its source item</a></p>",

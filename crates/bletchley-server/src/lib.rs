@@ -4,6 +4,9 @@
 //! scoped API tokens. Every data path goes through the same gated,
 //! audited platform calls as the command line.
 
+// The OpenAPI document is one `json!` literal whose paths outgrow the macro's default depth.
+#![recursion_limit = "256"]
+
 mod admin;
 mod api;
 mod api_detect;
@@ -95,6 +98,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/items", get(api::list).post(api::upload))
         .route("/items/{id}", get(api::item).delete(api::shred))
         .route("/items/{id}/content", get(api::content))
+        .route("/items/{id}/similar", get(api::similar))
         .route(
             "/items/{id}/transcription",
             get(api_transcription::transcription),

@@ -222,6 +222,17 @@ pub fn document() -> Value {
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }, just() ],
                 "responses": { "200": { "description": "the bytes", "content": { "application/octet-stream": {} } },
                                "400": err("malformed request"), "401": err("not authenticated"), "403": err("justification required"), "404": err("not found or not permitted") } } },
+            "/api/items/{id}/similar": { "get": {
+                "summary": "More like this: the items nearest this one in meaning that the caller may see (semantic search must be on)",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                                q("limit", false, json!({ "type": "integer", "minimum": 1, "maximum": 1000 }), "hits per page"),
+                                q("offset", false, json!({ "type": "integer", "minimum": 0, "maximum": 10000 }), "hits to skip"),
+                                just() ],
+                "responses": { "200": ok_json("the nearest items, best first, with the passage that matched"),
+                               "400": err("malformed request, semantic search off, or the item has no vectors yet"),
+                               "401": err("not authenticated"), "403": err("justification required"),
+                               "404": err("not found or not permitted") } } },
             "/api/items/{id}/transcription": { "get": {
                 "summary": "A recording's transcript and English translation, stored or (while its job runs) as far as the job has come, with the job's state",
                 "security": [{ "session": [] }, { "token": [] }],

@@ -86,6 +86,23 @@ pub enum Command {
         #[arg(long)]
         justification: Option<String>,
     },
+    /// More like this: the items nearest an item in meaning (semantic search must be on).
+    Similar {
+        /// Item id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Hits per page.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Hits to skip (paging).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Why (required for bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
     /// The selectors an item mentions (phones, e-mails, IPs, domains, URLs,
     /// IBANs, wallets, IMEIs, coordinates), normalised.
     Entities {

@@ -93,6 +93,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => annotations(&cli, id, *json, justification.as_deref()),
         Command::Ls(a) => ls(&cli, a),
         Command::Search(a) => search(&cli, a),
+        Command::Similar {
+            id,
+            json,
+            limit,
+            offset,
+            justification,
+        } => similar(&cli, id, *json, *limit, *offset, justification.as_deref()),
         Command::Suggest {
             prefix,
             limit,
@@ -1616,8 +1623,56 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         )
     };
     note_skipped(&skipped);
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+    print_results(&results, a.json, a.facets)
+}
+
+/// `similar ID`: more like this.
+fn similar(
+    cli: &Cli,
+    id: &str,
+    json: bool,
+    limit: usize,
+    offset: usize,
+    justification: Option<&str>,
+) -> Result<ExitCode> {
+    let who = principal(cli)?;
+    let mut p = open(cli)?;
+    let index = synced_index(&mut p)?;
+    let (_, mut vectors) = crate::semantic::open_semantic(&mut p)?;
+    let req = bletchley_index::SearchRequest {
+        query: String::new(),
+        limit,
+        offset,
+        sort: bletchley_index::SortBy::Relevance,
+        facets: false,
+    };
+    let (r, skipped) = bletchley_index::semantic::more_like(
+        &mut p,
+        &index,
+        &mut vectors,
+        &who,
+        id,
+        &req,
+        justification,
+    )?;
+    note_skipped(&skipped);
+    let results = bletchley_index::SearchResults {
+        total: r.total,
+        hits: r.hits,
+        facets: r.facets,
+        page_marking: r.page_marking,
+    };
+    print_results(&results, json, false)
+}
+
+/// A page of hits: JSON, or a banner, one line a hit with its passage, facets, the banner.
+fn print_results(
+    results: &bletchley_index::SearchResults,
+    json: bool,
+    facets: bool,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(results)?);
         return Ok(ExitCode::SUCCESS);
     }
     let banner = results
@@ -1634,7 +1689,7 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
         let plain = h.highlight.replace("<b>", "[").replace("</b>", "]");
         println!("    {}", plain.replace('\n', " "));
     }
-    if a.facets {
+    if facets {
         for (name, values) in &results.facets {
             let v: Vec<String> = values.iter().map(|(k, n)| format!("{k} ({n})")).collect();
             println!("{name}: {}", v.join(", "));

@@ -156,6 +156,19 @@ impl VectorIndex {
         self.class_of.get(item)
     }
 
+    /// An item's chunk vectors, in chunk order (none if it is not held).
+    pub fn vectors_of(&self, item: &str) -> Vec<&[f32]> {
+        let Some(c) = self.class_of.get(item).and_then(|c| self.classes.get(c)) else {
+            return Vec::new();
+        };
+        c.chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, ch)| ch.item == item)
+            .map(|(i, _)| &c.data[i * self.dim..(i + 1) * self.dim])
+            .collect()
+    }
+
     /// Every item whose chunks are held.
     pub fn items(&self) -> std::collections::HashSet<String> {
         self.class_of.keys().cloned().collect()

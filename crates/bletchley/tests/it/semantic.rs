@@ -145,6 +145,26 @@ fn meaning_is_found_behind_the_gate_and_every_change_is_followed() {
     let (_, h) = hits(&env, "bob", "hybrid", "smuggled cocaine harbour");
     assert_eq!(h[0].0, smuggling, "{h:?}");
 
+    // More like this: the trawler is nearest the smuggling item (itself left out); bob may
+    // not start from an item he cannot read, and is told no more than for one that is not.
+    let like: Value = serde_json::from_str(&ok(
+        &env,
+        &["--as", "alice", "similar", &smuggling, "--json"],
+    ))
+    .expect("similar json");
+    let like: Vec<&str> = like["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(like.first(), Some(&trawler.as_str()), "{like:?}");
+    assert!(!like.contains(&smuggling.as_str()), "{like:?}");
+    let e = fails(&env, &["--as", "bob", "similar", &trawler]);
+    let e2 = fails(&env, &["--as", "bob", "similar", "no-such-item"]);
+    assert!(e.contains("not found or not permitted"), "{e}");
+    assert_eq!(e, e2);
+
     // An index file put back from before a re-marking cannot show the item under its old
     // marking: the hit is checked against the catalog, the index rebuilt.
     let file = env.data.join("vectors/all-minilm-l6-v2/vectors.sealed");
@@ -269,4 +289,66 @@ fn a_principal_s_semantic_results_do_not_depend_on_what_they_may_not_see() {
             assert!((w.1 - o.1).abs() < 1e-6, "{q}: {hw:?} {ho:?}");
         }
     }
+}
+
+#[test]
+fn the_api_and_the_console_search_by_meaning_behind_the_gate() {
+    use crate::server::{Server, set_password};
+    use reqwest::StatusCode;
+    let env = Env::new();
+    people(&env);
+    ok(&env, &["semantic", "enable"]);
+    let smuggling = put(&env, "alice", "OFFICIAL", "harbour.txt", SMUGGLING);
+    let trawler = put(&env, "alice", "TOP SECRET//STRAP1", "trawler.txt", TRAWLER);
+    put(&env, "alice", "OFFICIAL", "bread.txt", BREAD);
+    ok(&env, &["work", "--once"]);
+    set_password(&env, "bob");
+    let srv = Server::start_with(&env, &[("BLETCHLEY_MODELS", crate::speech::models())]);
+    let c = srv.client();
+    srv.login(&c, "bob");
+    let q = "boat%20bringing%20drugs%20into%20a%20port";
+    let (st, v) = srv.get(&c, &format!("/api/search?q={q}&mode=semantic"));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["hits"][0]["id"], smuggling.as_str(), "{v}");
+    assert!(!v.to_string().contains(&trawler), "{v}");
+    assert_eq!(v["total"], 2, "{v}");
+    let (st, v) = srv.get(&c, &format!("/api/search?q={q}&mode=hybrid&facets=true"));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["hits"][0]["id"], smuggling.as_str(), "{v}");
+    let (st, v) = srv.get(&c, &format!("/api/search?q={q}&mode=vibes"));
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, v) = srv.get(&c, &format!("/api/search?q={q}&mode=semantic&sort=time"));
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    // More like this, from an item bob may read; one he may not is not found, as a missing one.
+    let (st, v) = srv.get(&c, &format!("/api/items/{smuggling}/similar"));
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(!v.to_string().contains(&trawler), "{v}");
+    assert_eq!(
+        srv.get(&c, &format!("/api/items/{trawler}/similar")).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        srv.get(&c, "/api/items/no-such-item/similar").0,
+        StatusCode::NOT_FOUND
+    );
+    // The console: the mode chosen in the search form, the passage shown, and "more like this".
+    let page = |path: &str| {
+        c.get(format!("{}{path}", srv.url))
+            .send()
+            .expect("page")
+            .text()
+            .expect("html")
+    };
+    let html = page(&format!("/search?q={q}&mode=semantic"));
+    assert!(html.contains(&smuggling), "{html}");
+    assert!(html.contains("smuggled cocaine"), "{html}");
+    assert!(
+        html.contains("<option value=\"semantic\" selected>"),
+        "{html}"
+    );
+    let html = page(&format!("/items/{smuggling}"));
+    assert!(html.contains("id=\"similar\""), "{html}");
+    let html = page(&format!("/items/{smuggling}/similar"));
+    assert!(html.contains("bread.txt"), "{html}");
+    assert!(!html.contains(&trawler), "{html}");
 }

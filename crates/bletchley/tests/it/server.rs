@@ -31,8 +31,16 @@ impl Drop for Server {
 
 impl Server {
     pub fn start(env: &Env) -> Server {
-        let mut child = env
-            .cmd(&["serve", "--listen", "127.0.0.1:0"])
+        Server::start_with(env, &[])
+    }
+
+    /// A server with extra environment variables (`BLETCHLEY_MODELS`).
+    pub fn start_with(env: &Env, vars: &[(&str, &std::path::Path)]) -> Server {
+        let mut cmd = env.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
