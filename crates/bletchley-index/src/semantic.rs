@@ -95,7 +95,7 @@ pub fn open_synced(p: &mut Platform, model: &str, dim: usize) -> Result<Semantic
 
 /// Adds the vectors stored since the index was last synced, drops those of items shredded or
 /// re-marked (taken again in their new class), and saves the index with the generation it now
-/// holds. Costs one catalog lookup when nothing changed.
+/// holds when that changed anything. Costs one catalog lookup when the catalog did not change.
 pub fn sync(p: &mut Platform, s: &mut SemanticIndex) -> Result<()> {
     p.shred_due()?;
     let generation = p.items_generation()?;
@@ -104,6 +104,7 @@ pub fn sync(p: &mut Platform, s: &mut SemanticIndex) -> Result<()> {
     }
     let stale = p.vectors_stale()?;
     let (added, removed) = p.vector_feed(&s.index.items(), &stale)?;
+    let changed = !added.is_empty() || !removed.is_empty();
     for id in &removed {
         s.index.remove(id);
     }
@@ -125,7 +126,12 @@ pub fn sync(p: &mut Platform, s: &mut SemanticIndex) -> Result<()> {
         )?;
     }
     s.index.refresh();
-    s.index.save(&s.dir, generation)?;
+    // The file is rewritten only when its vectors changed: an ingest that stored no vectors
+    // moves the generation too, and a process that opens the file later finds nothing to
+    // add or remove for it (one listing of the ids with vectors).
+    if changed || s.generation.is_none() {
+        s.index.save(&s.dir, generation)?;
+    }
     s.generation = Some(generation);
     p.clear_vectors_stale(&stale)?;
     Ok(())

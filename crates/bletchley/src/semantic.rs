@@ -24,6 +24,10 @@ const EMBED_GROUP: usize = 256;
 /// How often a worker embedding a batch tells the queue it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
+/// The most chunks the job embeds of one item (about 2.5 million tokens, some minutes on two
+/// cores); a longer text fails its job with a clear message rather than being cut silently.
+pub const ITEM_MAX_CHUNKS: usize = 10_000;
+
 /// The sentence-embedding model a worker loaded, by name.
 #[derive(Default)]
 pub struct ModelCache {
@@ -102,27 +106,29 @@ pub fn run_embeddings(p: &mut Platform, jobs: &[Job], cache: &mut ModelCache) ->
         }
     };
     let mut made: Vec<(String, ItemVectors)> = Vec::new();
-    let mut beat = Instant::now();
+    let mut last_beat = Instant::now();
     for it in read {
         let Some(&n) = todo.iter().find(|&&n| jobs[n].item == it.meta.id) else {
             continue;
         };
-        match embed_item(
-            model,
-            &name,
-            &it.meta.title,
-            &it.content,
-            it.meta.generation,
-        ) {
+        let doc = Document {
+            title: &it.meta.title,
+            content: &it.content,
+            generation: it.meta.generation,
+        };
+        // The batch's jobs keep their leases while a long item is embedded.
+        let mut beat = || {
+            if last_beat.elapsed() > HEARTBEAT {
+                last_beat = Instant::now();
+                for &m in &todo {
+                    // A lost heartbeat only lets another worker take the job again.
+                    let _ = p.job_progress(jobs[m].id, 0.5);
+                }
+            }
+        };
+        match embed_item(model, &name, &doc, &mut beat) {
             Ok(v) => made.push((it.meta.id.clone(), v)),
             Err(e) => answers[n] = Some(Err(e)),
-        }
-        if beat.elapsed() > HEARTBEAT {
-            beat = Instant::now();
-            for &m in &todo {
-                // A lost heartbeat only lets another worker take the job again.
-                let _ = p.job_progress(jobs[m].id, 0.5);
-            }
         }
     }
     let stored: Vec<String> = made.iter().map(|(id, _)| id.clone()).collect();
@@ -147,13 +153,24 @@ pub fn run_embeddings(p: &mut Platform, jobs: &[Job], cache: &mut ModelCache) ->
 
 /// An item's chunks and their vectors. Recordings and event logs have their own jobs (their
 /// transcripts are embedded as items of their own) and get none.
+/// An item as stored, for extracting its text as the index does.
+struct Document<'a> {
+    title: &'a str,
+    content: &'a [u8],
+    generation: u32,
+}
+
 fn embed_item(
     model: &SentenceModel,
     name: &str,
-    title: &str,
-    content: &[u8],
-    generation: u32,
+    doc: &Document<'_>,
+    beat: &mut dyn FnMut(),
 ) -> Result<ItemVectors, JobError> {
+    let Document {
+        title,
+        content,
+        generation,
+    } = *doc;
     let mut out = ItemVectors {
         model: name.to_owned(),
         dim: model.dim(),
@@ -168,13 +185,14 @@ fn embed_item(
     let chunks = model
         .chunks(&text, OVERLAP)
         .map_err(|e| JobError::Permanent(format!("cutting the text into chunks: {e}")))?;
-    if chunks.len() > MAX_CHUNKS {
+    if chunks.len() > ITEM_MAX_CHUNKS.min(MAX_CHUNKS) {
         return Err(JobError::Permanent(format!(
-            "its text makes {} chunks, more than the {MAX_CHUNKS} an item may have: not embedded",
+            "its text makes {} chunks, more than the {ITEM_MAX_CHUNKS} an item's embedding may have: not embedded (nothing was cut)",
             chunks.len()
         )));
     }
     for group in chunks.chunks(EMBED_GROUP) {
+        beat();
         let texts: Vec<&str> = group.iter().map(|c| c.text(&text)).collect();
         let vectors = model
             .embed(&texts)

@@ -301,7 +301,17 @@ fn the_api_and_the_console_search_by_meaning_behind_the_gate() {
     let smuggling = put(&env, "alice", "OFFICIAL", "harbour.txt", SMUGGLING);
     let trawler = put(&env, "alice", "TOP SECRET//STRAP1", "trawler.txt", TRAWLER);
     put(&env, "alice", "OFFICIAL", "bread.txt", BREAD);
+    // Text in no language, none at all, and bytes that are not text: embedded as nothing, and
+    // their jobs done, not failed.
+    put(&env, "alice", "OFFICIAL", "digits.txt", "1234 5678 90");
+    put(&env, "alice", "OFFICIAL", "empty.txt", "");
+    let f = env.file("noise.bin", &[0xff, 0xfe, 0x00, 0x9c, 0x80, 0x00, 0x01]);
+    env.ingest("alice", "mi5/ct", "OFFICIAL", &[&f]);
     ok(&env, &["work", "--once"]);
+    let jobs: Value = serde_json::from_str(&ok(&env, &["jobs", "--json"])).expect("jobs json");
+    let jobs = jobs.as_array().expect("jobs");
+    assert_eq!(jobs.len(), 6, "{jobs:?}");
+    assert!(jobs.iter().all(|j| j["state"] == "done"), "{jobs:?}");
     set_password(&env, "bob");
     let srv = Server::start_with(&env, &[("BLETCHLEY_MODELS", crate::speech::models())]);
     let c = srv.client();
@@ -311,7 +321,9 @@ fn the_api_and_the_console_search_by_meaning_behind_the_gate() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["hits"][0]["id"], smuggling.as_str(), "{v}");
     assert!(!v.to_string().contains(&trawler), "{v}");
-    assert_eq!(v["total"], 2, "{v}");
+    // Bob's: the smuggling item, the bread and the digits; the empty file and the noise have
+    // no text to embed, and the trawler is above him.
+    assert_eq!(v["total"], 3, "{v}");
     let (st, v) = srv.get(&c, &format!("/api/search?q={q}&mode=hybrid&facets=true"));
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["hits"][0]["id"], smuggling.as_str(), "{v}");
