@@ -34,6 +34,19 @@ const PAIRS: [(&str, &str); 7] = [
     ("is", "isl"),
 ];
 
+/// The ISO 639-1 code of a source language named by its ISO 639-3 code (as language
+/// detection names it), if an Apertium pair into English exists for it; Serbian, Croatian
+/// and Bosnian are the one Serbo-Croatian pair.
+pub fn source_language(iso3: &str) -> Option<&'static str> {
+    match iso3 {
+        "srp" | "hrv" | "bos" => Some("sh"),
+        other => PAIRS
+            .iter()
+            .find(|(_, code)| *code == other)
+            .map(|(iso1, _)| *iso1),
+    }
+}
+
 /// Limits on one translation.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

@@ -5,7 +5,7 @@
 //! shredded with it, and each searchable, with entities, on its own. Every
 //! path that ingests (command line, API, console, demo) comes through here.
 
-use bletchley_store::jobs::{DETECT, EMBED, TRANSCRIBE};
+use bletchley_store::jobs::{DETECT, EMBED, TRANSCRIBE, TRANSLATE_TEXT};
 use bletchley_store::{Actor, IngestOptions, NewItem, Platform};
 
 use crate::extract::{MAX_GENERATIONS, Part, parts};
@@ -18,8 +18,8 @@ pub struct Ingested {
     /// Derived parts stored, all generations together.
     pub parts: usize,
     /// Jobs queued: transcription for the recordings among the items, detection for the
-    /// event logs, and (when semantic search is on) embedding for everything else with text,
-    /// derived parts included.
+    /// event logs, and (when the operator turned them on) embedding and translation for
+    /// everything else with text, derived parts included.
     pub jobs: Vec<i64>,
 }
 
@@ -65,17 +65,22 @@ pub fn ingest(
     for (id, _) in ids.iter().zip(&logs).filter(|(_, l)| **l) {
         queue.push((DETECT, id));
     }
-    // Everything else with text is embedded for semantic search, when the operator turned it on.
+    // Everything else with text is embedded for semantic search, and translated into English
+    // when its language has an engine, as the operator turned each on.
     let semantic = p.semantic_model()?.is_some();
-    if semantic {
-        for ((id, a), l) in ids.iter().zip(&audio).zip(&logs) {
-            if !a && !l {
-                queue.push((EMBED, id));
-            }
+    let translate = p.text_translation()?.is_some();
+    let text_jobs: Vec<&str> = [(semantic, EMBED), (translate, TRANSLATE_TEXT)]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, kind)| *kind)
+        .collect();
+    for ((id, a), l) in ids.iter().zip(&audio).zip(&logs) {
+        if !a && !l {
+            queue.extend(text_jobs.iter().map(|kind| (*kind, id.as_str())));
         }
     }
     let mut jobs = p.enqueue_jobs(principal, &queue)?;
-    let mut embed_parts: Vec<String> = Vec::new();
+    let mut text_parts: Vec<String> = Vec::new();
     let actor = Actor::Principal(principal.to_owned());
     let mut stored = 0;
     // Generation by generation, every container's parts of one kind in one
@@ -99,7 +104,7 @@ pub fn ingest(
                 children: inner,
             } in found
             {
-                let embed = semantic
+                let has_text = !text_jobs.is_empty()
                     && !crate::extract::is_audio(&part.title, &part.content)
                     && !crate::extract::is_event_log(&part.title, &part.content);
                 let item = NewItem {
@@ -113,7 +118,7 @@ pub fn ingest(
                             kind: part.derivation,
                             sources: vec![(source.clone(), Vec::new())],
                             inner: vec![Vec::new()],
-                            embed: vec![Vec::new()],
+                            text: vec![Vec::new()],
                         });
                         mine.len() - 1
                     }
@@ -121,14 +126,14 @@ pub fn ingest(
                 let d = &mut mine[at];
                 d.sources[0].1.push(item);
                 d.inner[0].push(inner);
-                d.embed[0].push(embed);
+                d.text[0].push(has_text);
             }
             for d in mine {
                 match kinds.iter_mut().find(|k| k.kind == d.kind) {
                     Some(k) => {
                         k.sources.extend(d.sources);
                         k.inner.extend(d.inner);
-                        k.embed.extend(d.embed);
+                        k.text.extend(d.text);
                     }
                     None => kinds.push(d),
                 }
@@ -139,7 +144,7 @@ pub fn ingest(
             kind,
             sources,
             inner,
-            embed,
+            text,
         } in kinds
         {
             let names: Vec<String> = sources.iter().map(|(s, _)| s.clone()).collect();
@@ -149,12 +154,12 @@ pub fn ingest(
                     describe(&names)
                 ))
             })?;
-            for ((children, grand), embed) in child_ids.into_iter().zip(inner).zip(embed) {
+            for ((children, grand), text) in child_ids.into_iter().zip(inner).zip(text) {
                 stored += children.len();
-                embed_parts.extend(
+                text_parts.extend(
                     children
                         .iter()
-                        .zip(embed)
+                        .zip(text)
                         .filter(|(_, e)| *e)
                         .map(|(c, _)| c.clone()),
                 );
@@ -168,8 +173,11 @@ pub fn ingest(
         }
         level = next;
     }
-    if !embed_parts.is_empty() {
-        let queue: Vec<(&str, &str)> = embed_parts.iter().map(|c| (EMBED, c.as_str())).collect();
+    if !text_parts.is_empty() {
+        let queue: Vec<(&str, &str)> = text_parts
+            .iter()
+            .flat_map(|c| text_jobs.iter().map(move |kind| (*kind, c.as_str())))
+            .collect();
         jobs.extend(p.enqueue_jobs(principal, &queue)?);
     }
     Ok(Ingested {
@@ -185,8 +193,8 @@ struct Derivation {
     kind: &'static str,
     sources: Vec<(String, Vec<NewItem>)>,
     inner: Vec<Vec<Vec<Node>>>,
-    /// Per source, per part: whether it is embedded for semantic search.
-    embed: Vec<Vec<bool>>,
+    /// Per source, per part: whether it has text jobs (embedding, translation).
+    text: Vec<Vec<bool>>,
 }
 
 /// A part of a container, with its own parts.

@@ -50,6 +50,11 @@ pub const DETECT_AGAIN: &str = "detect-again";
 /// with the sentence-embedding model the setting names.
 pub const EMBED: &str = "embed";
 
+/// The job kind that translates a document into English as a derived item (`translation`,
+/// as a recording's is): queued by ingest when the operator turned translation on, run by the
+/// worker with Apertium when the document's language has a pair into English.
+pub const TRANSLATE_TEXT: &str = "translate-text";
+
 /// An item with the newest job of a kind on it, as a principal who may read the item sees
 /// them ([`crate::Platform::job_on_item`]).
 #[derive(Clone, Debug)]

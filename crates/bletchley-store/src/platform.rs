@@ -24,6 +24,7 @@ mod retention_review;
 mod reviews;
 mod shred;
 mod sites;
+mod text_translation;
 mod vectors;
 mod witnesses;
 

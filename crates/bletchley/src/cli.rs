@@ -220,6 +220,9 @@ pub enum Command {
     /// Semantic search: embedding at ingest on or off (operator).
     #[command(subcommand)]
     Semantic(SemanticCmd),
+    /// Documents translated into English at ingest (Apertium), on or off (operator).
+    #[command(subcommand)]
+    Translation(TranslationCmd),
     /// Detection inside the platform: the agency's Sigma rules.
     #[command(subcommand)]
     Detect(DetectCmd),
@@ -1545,6 +1548,16 @@ pub struct SearchArgs {
     /// in any language the model reads) or `hybrid` (reciprocal-rank fusion of the two).
     #[arg(long, default_value = "lexical")]
     pub mode: String,
+}
+
+/// `translation` subcommands (the operator's).
+#[derive(Subcommand, Debug)]
+pub enum TranslationCmd {
+    /// Translate documents whose language has an Apertium pair into English as they are
+    /// ingested: each translation a derived item at the document's marking.
+    Enable,
+    /// Stop translating new documents (translations made stay until their documents go).
+    Disable,
 }
 
 /// `semantic` subcommands (the operator's).

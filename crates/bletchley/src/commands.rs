@@ -186,6 +186,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Transcribe(a) => crate::speech::transcribe(a),
         Command::Translate(a) => crate::speech::translate(a),
         Command::Embed(a) => crate::speech::embed(a),
+        Command::Translation(c) => {
+            let mut p = open(&cli)?;
+            match c {
+                TranslationCmd::Enable => crate::text_translation::enable(&mut p),
+                TranslationCmd::Disable => crate::text_translation::disable(&mut p),
+            }
+        }
         Command::Semantic(c) => {
             let mut p = open(&cli)?;
             match c {

@@ -33,6 +33,20 @@ pub fn other_jobs(cache: &mut RuleCache) -> impl FnMut(&mut Platform, &[Job]) ->
                 }
             }
         }
+        // Document translations likewise (they may queue embeddings, taken by a later batch).
+        let translate: Vec<Job> = jobs
+            .iter()
+            .filter(|j| crate::text_translation::is_text_translation(&j.kind))
+            .cloned()
+            .collect();
+        if !translate.is_empty() {
+            let mut made = crate::text_translation::run_translations(p, &translate).into_iter();
+            for (answer, job) in answers.iter_mut().zip(jobs) {
+                if crate::text_translation::is_text_translation(&job.kind) {
+                    *answer = made.next().flatten();
+                }
+            }
+        }
         answers
     }
 }

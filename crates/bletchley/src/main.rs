@@ -19,6 +19,7 @@ mod progress;
 mod semantic;
 mod sites;
 mod speech;
+mod text_translation;
 mod unlock;
 mod witness;
 

@@ -181,3 +181,87 @@ fn an_engine_that_hangs_is_killed_at_its_limit_and_bad_input_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("apertium is not installed"), "{err}");
 }
+
+/// At ingest, once the operator turns translation on: a Spanish document gets an English
+/// translation as a derived item at its marking, found by an English search, gone with its
+/// document; English and French documents (no pair) get none, their jobs done all the same.
+#[test]
+fn documents_are_translated_at_ingest_into_derived_items_at_their_marking() {
+    if !installed() {
+        eprintln!(
+            "SKIPPED: Apertium's spa-eng pair is not installed (scripts/test installs apertium and apertium-en-es)"
+        );
+        return;
+    }
+    let env = crate::common::Env::new();
+    env.basic();
+    env.add_principal("bob", "mi5", "SECRET", &["--roles", "analyst"]);
+    let spanish = std::fs::read_to_string(data("es.txt")).expect("es.txt");
+    let before = env.file("antes.txt", spanish.as_bytes());
+    // Stored before it is on: not translated.
+    env.ingest("alice", "mi5/ct", "SECRET", &[&before]);
+    env.ok(&["translation", "enable"]);
+    let es = env.file("informe.txt", spanish.as_bytes());
+    let en = env.file(
+        "report.txt",
+        b"The meeting will take place on Tuesday morning at the central station.",
+    );
+    let fr = env.file(
+        "rapport.txt",
+        "La réunion aura lieu mardi matin à la gare centrale, avec tous les documents.".as_bytes(),
+    );
+    let ids = env.ingest("alice", "mi5/ct", "SECRET", &[&es, &en, &fr]);
+    let source = ids[0].split_whitespace().next().expect("id").to_owned();
+    env.ok(&["work", "--once"]);
+    let jobs: serde_json::Value =
+        serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs json");
+    let jobs = jobs.as_array().expect("jobs");
+    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    assert!(jobs.iter().all(|j| j["state"] == "done"), "{jobs:?}");
+    let items: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--as", "bob", "ls", "--json"])).expect("ls json");
+    let items = items.as_array().expect("items");
+    let translations: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["title"].as_str().is_some_and(|t| t.ends_with(".en.txt")))
+        .collect();
+    assert_eq!(translations.len(), 1, "{items:?}");
+    assert_eq!(translations[0]["title"], "informe.txt.en.txt");
+    assert_eq!(translations[0]["marking"], "SECRET");
+    let id = translations[0]["id"].as_str().expect("id").to_owned();
+    // Found in English: a phrase of the reference translation's first sentence.
+    let found: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--as", "bob", "search", "meeting AND Tuesday", "--json"]))
+            .expect("search json");
+    let hits: Vec<&str> = found["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["id"].as_str().expect("id"))
+        .collect();
+    assert!(hits.contains(&id.as_str()), "{found}");
+    // Its text reads as English: the reference's words, chrF against the reference.
+    let text = env.ok(&["--as", "bob", "get", &id]);
+    let reference = std::fs::read_to_string(data("en.txt")).expect("en.txt");
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (hyps, refs) = (lines(&text), lines(&reference));
+    assert_eq!(hyps.len(), refs.len(), "line for line: {text}");
+    let score = chrf(&hyps, &refs);
+    assert!(score > 60.0, "chrF {score}: {text}");
+    // Shredding the document takes its translation.
+    env.ok(&["--as", "boss", "shred", &source]);
+    let after: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--as", "bob", "ls", "--json"])).expect("ls json");
+    assert!(!after.to_string().contains(&id), "{after}");
+    // Off again: nothing more is queued.
+    env.ok(&["translation", "disable"]);
+    env.ingest("alice", "mi5/ct", "SECRET", &[&es]);
+    let jobs: serde_json::Value =
+        serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs json");
+    assert_eq!(jobs.as_array().expect("jobs").len(), 3);
+}
