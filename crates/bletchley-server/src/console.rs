@@ -406,6 +406,36 @@ async fn search(
     Html(page("Search", &marking, Some(&w.viewer()), &body)).into_response()
 }
 
+/// A document and its translation in two columns, line beside line (the engine keeps the
+/// line structure, so paragraphs and sentences on lines of their own stay aligned), blank
+/// lines left out of both alike, at most 2,000 rows.
+fn side_by_side(original: &str, english: &str) -> String {
+    let (left, right): (Vec<&str>, Vec<&str>) =
+        (original.lines().collect(), english.lines().collect());
+    let (a, b): (Vec<&str>, Vec<&str>) = (0..left.len().max(right.len()))
+        .map(|i| {
+            (
+                left.get(i).copied().unwrap_or(""),
+                right.get(i).copied().unwrap_or(""),
+            )
+        })
+        .filter(|(x, y)| !(x.trim().is_empty() && y.trim().is_empty()))
+        .unzip();
+    let rows = a.len().max(b.len()).min(2000);
+    let mut out = String::from(
+        "<h2>Translation</h2><table class=\"side-by-side\" id=\"side-by-side\"><tr><th>Original</th><th>English</th></tr>",
+    );
+    for i in 0..rows {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td></tr>",
+            esc(a.get(i).copied().unwrap_or("")),
+            esc(b.get(i).copied().unwrap_or(""))
+        ));
+    }
+    out.push_str("</table>");
+    out
+}
+
 /// More like this: the items nearest one in meaning, each with the passage that matched.
 async fn similar(
     State(s): State<Arc<Shared>>,
@@ -575,6 +605,27 @@ async fn item(
             "<h2>Content</h2><pre class=\"text\" id=\"text\">{}</pre>",
             esc(&preview)
         ));
+    }
+    // A document translated at ingest: the original beside the English, paragraph by
+    // paragraph (the translation is read through the gate like any item).
+    if audio_type(&meta.title).is_none()
+        && let Some(t) = derived.iter().find(|d| d.derivation == "translation")
+    {
+        match api::read_item(
+            &s,
+            w.name.clone(),
+            t.id.clone(),
+            q.justification.clone(),
+            false,
+        )
+        .await
+        {
+            Ok(tr) => body.push_str(&side_by_side(
+                &ex.text,
+                &String::from_utf8_lossy(&tr.content),
+            )),
+            Err(e) => return api_error_page(e, Some(&w.viewer())),
+        }
     }
     // Notes: every site's, merged, oldest first; a new one is an item at this item's marking.
     body.push_str("<h2 id=\"notes\">Notes</h2><ul id=\"note-list\">");

@@ -92,6 +92,7 @@ main{max-width:70em;margin:1.5em auto;padding:0 1.2em}
 .mark{display:inline-block;font-size:.75em;font-weight:700;padding:.1em .4em;border-radius:3px;color:#fff}
 .layout{display:grid;grid-template-columns:1fr 16em;gap:1.5em}
 .facets h4{margin:.8em 0 .2em 0;text-transform:capitalize}.facets ul{list-style:none;padding:0;margin:0}
+table.side-by-side{width:100%;table-layout:fixed}table.side-by-side td{vertical-align:top;white-space:pre-wrap;padding:.4em .6em;border-top:1px solid #dde3ea}
 pre.text{white-space:pre-wrap;background:#fff;border:1px solid #dde3ea;padding:1em;border-radius:6px;max-height:40em;overflow:auto}
 .error{background:#fdecea;border:1px solid #e0b4b4;padding:.8em 1em;border-radius:6px}
 table.transcript{width:100%;table-layout:fixed}table.transcript td:first-child,table.transcript th:first-child{width:4.5em}

@@ -253,6 +253,25 @@ fn documents_are_translated_at_ingest_into_derived_items_at_their_marking() {
     assert_eq!(hyps.len(), refs.len(), "line for line: {text}");
     let score = chrf(&hyps, &refs);
     assert!(score > 60.0, "chrF {score}: {text}");
+    // The console shows the document beside its translation, line by line.
+    crate::server::set_password(&env, "bob");
+    let srv = crate::server::Server::start(&env);
+    let c = srv.client();
+    srv.login(&c, "bob");
+    let html = c
+        .get(format!("{}/items/{source}", srv.url))
+        .send()
+        .expect("item page")
+        .text()
+        .expect("html");
+    assert!(html.contains("id=\"side-by-side\""), "{html}");
+    let first_es = spanish.lines().next().expect("a line");
+    let first_en = hyps[0].as_str();
+    assert!(
+        html.contains(&format!("<tr><td>{first_es}</td><td>{first_en}</td></tr>")),
+        "{html}"
+    );
+    drop(srv);
     // Shredding the document takes its translation.
     env.ok(&["--as", "boss", "shred", &source]);
     let after: serde_json::Value =
