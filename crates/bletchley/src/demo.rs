@@ -349,6 +349,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         _ => "frank",
     };
     let mut total = 0;
+    let mut written: Vec<String> = Vec::new();
     for (coll, marking, title, text) in DOCS {
         // Ingest as someone of the owning agency cleared for the marking.
         let who = if coll.starts_with("gchq") {
@@ -371,14 +372,14 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
             justification: Some("demo data".into()),
             priority: Default::default(),
         };
-        p.ingest(
+        written.extend(p.ingest(
             who,
             &opts,
             vec![NewItem {
                 title: (*title).into(),
                 content: text.as_bytes().to_vec(),
             }],
-        )?;
+        )?);
         total += 1;
     }
     let (corpus_items, selector) = ingest_corpus(&mut p)?;
@@ -405,7 +406,14 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     )
     .is_ok();
     if semantic {
-        crate::semantic::turn_on(&mut p, bletchley_ai::models::DEFAULT_EMBEDDING_MODEL, true)?;
+        // The written documents are embedded now; the generated corpus (templated notes and
+        // call records, some minutes of embedding on two cores) is left for `semantic enable`.
+        crate::semantic::turn_on(&mut p, bletchley_ai::models::DEFAULT_EMBEDDING_MODEL, false)?;
+        let queue: Vec<(&str, &str)> = written
+            .iter()
+            .map(|id| (bletchley_store::jobs::EMBED, id.as_str()))
+            .collect();
+        p.enqueue_jobs("operator", &queue)?;
         crate::demo_cyber::run_jobs_now(&mut p, None)?;
     }
     demo_reads(&mut p)?;
@@ -451,7 +459,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     }
     if semantic {
         println!(
-            "  semantic search on ({}): every item embedded; try `search --mode semantic` or the console's \"meaning\" search",
+            "  semantic search on ({}): the written documents embedded, and every item ingested from now on; `semantic enable` embeds the generated corpus too (minutes); try `search --mode semantic` or the console's \"meaning\" search",
             bletchley_ai::models::DEFAULT_EMBEDDING_MODEL
         );
     } else {
@@ -491,7 +499,7 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
     );
     if semantic {
         println!(
-            "  bletchley --data {} --as alice search \"money moved through shell companies\" --mode hybrid",
+            "  bletchley --data {} --as alice search \"someone buying chemicals for a bomb\" --mode semantic   (finds the precursors report: no word in common)",
             dir.display()
         );
     }
