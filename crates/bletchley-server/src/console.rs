@@ -544,11 +544,19 @@ async fn item(
         esc(ex.kind),
         meta.size
     );
-    body.push_str(&format!(
-        "<p><a id=\"similar\" href=\"/items/{}/similar{}\">More like this</a> (items nearest in meaning)</p>",
-        url(&meta.id),
-        justification_query(q.justification.as_deref()),
-    ));
+    // "More like this" where semantic search is on.
+    let semantic = s
+        .worker
+        .run(|st| Ok(st.platform.semantic_model()?.is_some()))
+        .await
+        .unwrap_or(false);
+    if semantic {
+        body.push_str(&format!(
+            "<p><a id=\"similar\" href=\"/items/{}/similar{}\">More like this</a> (items nearest in meaning)</p>",
+            url(&meta.id),
+            justification_query(q.justification.as_deref()),
+        ));
+    }
     if let Some(source) = &meta.derived_from {
         body.push_str(&format!(
             "<p id=\"derived-from\">{} of <a href=\"/items/{}{}\">its source item</a></p>",

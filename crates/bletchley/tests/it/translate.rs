@@ -265,6 +265,8 @@ fn documents_are_translated_at_ingest_into_derived_items_at_their_marking() {
         .text()
         .expect("html");
     assert!(html.contains("id=\"side-by-side\""), "{html}");
+    // Semantic search is off here: no "more like this".
+    assert!(!html.contains("id=\"similar\""), "{html}");
     let first_es = spanish.lines().next().expect("a line");
     let first_en = hyps[0].as_str();
     assert!(
