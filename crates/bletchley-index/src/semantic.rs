@@ -231,6 +231,17 @@ pub struct RankedResults {
     pub page_marking: Option<String>,
 }
 
+impl From<RankedResults> for crate::SearchResults {
+    fn from(r: RankedResults) -> crate::SearchResults {
+        crate::SearchResults {
+            total: r.total,
+            hits: r.hits,
+            facets: r.facets,
+            page_marking: r.page_marking,
+        }
+    }
+}
+
 /// A semantic (`Mode::Semantic`) or hybrid (`Mode::Hybrid`) search by `who` for the request's
 /// query, whose vector the caller made with `s`'s model: gated, the hits
 /// checked against the catalog, audited as `search` with the mode and the hit ids. Returns the
@@ -348,13 +359,25 @@ fn ranked(
             )
         }
     };
+    page_of(index, &admitted, ranked, req, facets)
+}
+
+/// The page `req` asks for of a ranking, its hits shown through the lexical index (which
+/// applies the gate again), with the bulk collections left out.
+fn page_of(
+    index: &SearchIndex,
+    admitted: &Admitted,
+    ranked: Vec<FoundElsewhere>,
+    req: &SearchRequest,
+    facets: std::collections::BTreeMap<String, Vec<(String, u64)>>,
+) -> Result<(RankedResults, Vec<String>)> {
     let total = ranked.len();
     let page: Vec<FoundElsewhere> = ranked
         .into_iter()
         .skip(req.offset)
         .take(req.limit)
         .collect();
-    let hits = index.hits_by_id(&admitted, &page)?;
+    let hits = index.hits_by_id(admitted, &page)?;
     let page_marking = index.page_marking(&hits);
     Ok((
         RankedResults {
@@ -444,23 +467,7 @@ fn like(
         .filter(|h| h.chunk.item != item)
         .map(|h| (h.chunk.item, h.score, Some((h.chunk.start, h.chunk.end))))
         .collect();
-    let total = ranked.len();
-    let page: Vec<FoundElsewhere> = ranked
-        .into_iter()
-        .skip(req.offset)
-        .take(req.limit)
-        .collect();
-    let hits = index.hits_by_id(&admitted, &page)?;
-    let page_marking = index.page_marking(&hits);
-    Ok((
-        RankedResults {
-            total,
-            hits,
-            facets: Default::default(),
-            page_marking,
-        },
-        admitted.skipped_bulk().to_vec(),
-    ))
+    page_of(index, &admitted, ranked, req, Default::default())
 }
 
 /// Reciprocal-rank fusion of rankings (best first): each id's score is the sum of

@@ -330,12 +330,7 @@ pub(crate) async fn run_search(
                     justification: q.justification.as_deref(),
                 },
             )?;
-            Ok(bletchley_index::SearchResults {
-                total: r.total,
-                hits: r.hits,
-                facets: r.facets,
-                page_marking: r.page_marking,
-            })
+            Ok(r.into())
         })
         .await
 }
@@ -421,12 +416,7 @@ pub(crate) async fn run_similar(
                 &req,
                 q.justification.as_deref(),
             )?;
-            Ok(bletchley_index::SearchResults {
-                total: r.total,
-                hits: r.hits,
-                facets: r.facets,
-                page_marking: r.page_marking,
-            })
+            Ok(r.into())
         })
         .await
 }

@@ -1619,15 +1619,7 @@ fn search(cli: &Cli, a: &SearchArgs) -> Result<ExitCode> {
                 justification: a.justification.as_deref(),
             },
         )?;
-        (
-            bletchley_index::SearchResults {
-                total: r.total,
-                hits: r.hits,
-                facets: r.facets,
-                page_marking: r.page_marking,
-            },
-            skipped,
-        )
+        (r.into(), skipped)
     };
     note_skipped(&skipped);
     print_results(&results, a.json, a.facets)
@@ -1663,12 +1655,7 @@ fn similar(
         justification,
     )?;
     note_skipped(&skipped);
-    let results = bletchley_index::SearchResults {
-        total: r.total,
-        hits: r.hits,
-        facets: r.facets,
-        page_marking: r.page_marking,
-    };
+    let results: bletchley_index::SearchResults = r.into();
     print_results(&results, json, false)
 }
 
