@@ -100,15 +100,36 @@ pub fn search(
     let gate = p.gate(who)?;
     let v = visible(p, &gate, justification)?;
     let found = index.search(&v, req);
-    let (outcome, reason, mut targets) = match &found {
-        Ok(r) => (
+    record_search(
+        p,
+        who,
+        req.query.clone(),
+        found
+            .as_ref()
+            .map(|r| (&r.hits[..], format!("{} visible matches", r.total))),
+        justification,
+    )?;
+    Ok((found?, v.skipped_bulk().to_vec()))
+}
+
+/// Audits a search by `who` (any mode) as `search`: what was asked, then the ids of the hits
+/// shown with `summary`, or the refusal with its error.
+pub(crate) fn record_search(
+    p: &mut Platform,
+    who: &str,
+    asked: String,
+    found: std::result::Result<(&[crate::Hit], String), &crate::Error>,
+    justification: Option<&str>,
+) -> Result<()> {
+    let (outcome, reason, mut targets) = match found {
+        Ok((hits, summary)) => (
             Outcome::Allowed,
-            Some(format!("{} visible matches", r.total)),
-            r.hits.iter().map(|h| h.id.clone()).collect(),
+            Some(summary),
+            hits.iter().map(|h| h.id.clone()).collect(),
         ),
         Err(e) => (Outcome::Refused, Some(e.to_string()), Vec::new()),
     };
-    targets.insert(0, req.query.clone());
+    targets.insert(0, asked);
     p.record(
         Actor::Principal(who.to_owned()),
         "search",
@@ -117,7 +138,7 @@ pub fn search(
         outcome,
         reason,
     )?;
-    Ok((found?, v.skipped_bulk().to_vec()))
+    Ok(())
 }
 
 /// Completions for `who`, gated and audited.

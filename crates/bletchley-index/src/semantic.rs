@@ -255,22 +255,17 @@ pub fn search(
 ) -> Result<(RankedResults, Vec<String>)> {
     let (req, mode, justification) = (q.request, q.mode, q.justification);
     let found = ranked(p, index, s, who, q);
-    let (outcome, reason, mut targets) = match &found {
-        Ok((r, _)) => (
-            Outcome::Allowed,
-            Some(format!("{} search: {} candidates", mode.name(), r.total)),
-            r.hits.iter().map(|h| h.id.clone()).collect(),
-        ),
-        Err(e) => (Outcome::Refused, Some(e.to_string()), Vec::new()),
-    };
-    targets.insert(0, req.query.clone());
-    p.record(
-        Actor::Principal(who.to_owned()),
-        "search",
-        targets,
+    crate::access::record_search(
+        p,
+        who,
+        req.query.clone(),
+        found.as_ref().map(|(r, _)| {
+            (
+                &r.hits[..],
+                format!("{} search: {} candidates", mode.name(), r.total),
+            )
+        }),
         justification,
-        outcome,
-        reason,
     )?;
     found
 }
@@ -405,22 +400,17 @@ pub fn more_like(
 ) -> Result<(RankedResults, Vec<String>)> {
     p.get(who, item, justification)?;
     let found = like(p, index, s, who, item, req, justification);
-    let (outcome, reason, mut targets) = match &found {
-        Ok((r, _)) => (
-            Outcome::Allowed,
-            Some(format!("more like this: {} candidates", r.total)),
-            r.hits.iter().map(|h| h.id.clone()).collect(),
-        ),
-        Err(e) => (Outcome::Refused, Some(e.to_string()), Vec::new()),
-    };
-    targets.insert(0, format!("like:{item}"));
-    p.record(
-        Actor::Principal(who.to_owned()),
-        "search",
-        targets,
+    crate::access::record_search(
+        p,
+        who,
+        format!("like:{item}"),
+        found.as_ref().map(|(r, _)| {
+            (
+                &r.hits[..],
+                format!("more like this: {} candidates", r.total),
+            )
+        }),
         justification,
-        outcome,
-        reason,
     )?;
     found
 }

@@ -303,15 +303,7 @@ pub(crate) async fn run_search(
                 )?;
                 return Ok(r);
             }
-            st.load_semantic()?;
-            let crate::worker::State {
-                platform,
-                index,
-                semantic,
-            } = st;
-            let Some(sem) = semantic.as_mut() else {
-                return Err(ApiError::internal("semantic search state missing"));
-            };
+            let (platform, index, sem) = st.semantic_parts()?;
             let vector = sem
                 .model
                 .embed(&[req.query.as_str()])
@@ -391,15 +383,7 @@ pub(crate) async fn run_similar(
     s.worker
         .run(move |st| {
             st.sync()?;
-            st.load_semantic()?;
-            let crate::worker::State {
-                platform,
-                index,
-                semantic,
-            } = st;
-            let Some(sem) = semantic.as_mut() else {
-                return Err(ApiError::internal("semantic search state missing"));
-            };
+            let (platform, index, sem) = st.semantic_parts()?;
             let req = SearchRequest {
                 query: String::new(),
                 limit: q.limit,

@@ -47,6 +47,18 @@ impl State {
         bletchley_index::access::sync(&mut self.platform, &mut self.index).map_err(ApiError::from)
     }
 
+    /// The platform, its search index and its semantic state, loaded and synced
+    /// ([`Self::load_semantic`]), apart so that a search can use all three.
+    pub fn semantic_parts(
+        &mut self,
+    ) -> Result<(&mut Platform, &SearchIndex, &mut Semantic), ApiError> {
+        self.load_semantic()?;
+        match &mut self.semantic {
+            Some(sem) => Ok((&mut self.platform, &self.index, sem)),
+            None => Err(ApiError::internal("semantic search state missing")),
+        }
+    }
+
     /// The embedding model and vector index of the platform's semantic setting, loaded if
     /// needed (again if the operator changed the model) and brought up to the catalog.
     pub fn load_semantic(&mut self) -> Result<(), ApiError> {
