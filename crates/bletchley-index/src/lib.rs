@@ -24,6 +24,7 @@ pub mod semantic;
 mod top_ties;
 pub mod vectors;
 mod visible_set;
+pub mod xref;
 
 pub use error::{Error, Result};
 pub use search::{Hit, SearchIndex, SearchRequest, SearchResults, SortBy, Suggestion};

@@ -211,6 +211,9 @@ fn find_checked(text: &str, shortcut: bool) -> Vec<Name> {
     for m in GIVEN_NAME.find_iter(text) {
         add(3, NameKind::Person, m.start(), m.end());
     }
+    for (start, end) in foreign_given_names(text) {
+        add(3, NameKind::Person, start, end);
+    }
     out.sort_by_key(|(r, n)| (*r, n.start));
     let mut kept: Vec<Name> = Vec::new();
     for (_, n) in out {
@@ -222,12 +225,197 @@ fn find_checked(text: &str, shortcut: bool) -> Vec<Name> {
     kept
 }
 
+/// A word of a script other than Latin that names are written in here: Cyrillic, Greek, Arabic
+/// (with Persian and Urdu letters).
+static FOREIGN_WORD: LazyLock<Regex> = LazyLock::new(|| re(r"[\p{Cyrillic}\p{Greek}\p{Arabic}]+"));
+
+/// The gazetteer's given names by their Latin key (lower case), for names in Cyrillic and
+/// Greek letters.
+static GIVEN_LATIN: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    GIVEN
+        .split(' ')
+        .flat_map(|g| crate::name_match::NameKey::new(g).latin)
+        .collect()
+});
+
+/// Given names as written in Arabic script (Arabic, Persian, Urdu spellings). Matched as
+/// written: a transliterated key would let common words through (مرتين, "twice", has the
+/// consonants of Martin).
+const ARABIC_GIVEN: &[&str] = &[
+    "محمد",
+    "محمود",
+    "أحمد",
+    "احمد",
+    "حسن",
+    "حسين",
+    "حسین",
+    "إبراهيم",
+    "ابراهيم",
+    "خالد",
+    "عمر",
+    "يوسف",
+    "یوسف",
+    "عبدالله",
+    "عبد",
+    "فاطمة",
+    "فاطمه",
+    "عائشة",
+    "مريم",
+    "مریم",
+    "زينب",
+    "زینب",
+    "كريم",
+    "کریم",
+    "طارق",
+    "سمير",
+    "رشيد",
+    "فريد",
+    "نادية",
+    "ليلى",
+    "ياسمين",
+    "أمير",
+    "امیر",
+    "أمينة",
+    "مصطفى",
+    "سعيد",
+    "عادل",
+    "ماجد",
+    "رضا",
+    "مهدی",
+    "مهدي",
+    "جعفر",
+    "عثمان",
+    "سلمان",
+    "نور",
+    "فرید",
+    "حمید",
+    "حميد",
+    "ناصر",
+    "جمال",
+    "خلیل",
+    "خليل",
+    "صالح",
+    "عباس",
+];
+
+/// Arabic-script words that follow a name without being part of it (prepositions, verbs of
+/// saying, demonstratives).
+const ARABIC_STOP: &[&str] = &[
+    "في", "من", "إلى", "الى", "على", "عن", "مع", "و", "قال", "ان", "أن", "إن", "التي", "الذي",
+    "هذا", "هذه", "كان", "ثم", "او", "أو", "بعد", "قبل", "عند", "لدى", "حول",
+];
+
+/// Words that join an Arabic name's parts (`bin`, `ibn`, `abu`).
+const ARABIC_JOINERS: &[&str] = &["بن", "ابن", "أبو", "ابو", "بنت"];
+
+/// People named in Cyrillic, Greek or Arabic script: a given name of the gazetteer, recognised
+/// by its Latin key in Cyrillic and Greek (`Виктор` is "viktor") and as written in Arabic
+/// script ([`ARABIC_GIVEN`]), followed by
+/// one or two more words of the same script (capitalised where the script has capitals), so
+/// that a name written in another script is found as the Latin one is.
+fn foreign_given_names(text: &str) -> Vec<(usize, usize)> {
+    if text.is_ascii() {
+        return Vec::new();
+    }
+    let words: Vec<regex::Match<'_>> = FOREIGN_WORD.find_iter(text).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        let cased = w.chars().any(|c| c.is_uppercase() || c.is_lowercase());
+        let given = if cased {
+            let key = crate::name_match::NameKey::new(w);
+            w.chars().next().is_some_and(char::is_uppercase)
+                && key.latin.len() == 1
+                && GIVEN_LATIN.contains(&key.latin[0])
+        } else {
+            ARABIC_GIVEN.contains(&w)
+        };
+        if !given {
+            i += 1;
+            continue;
+        }
+        // The following words, separated by spaces only.
+        let mut end = words[i].end();
+        let mut taken = 0;
+        let (mut joiner, mut after_joiner) = (false, false);
+        let mut j = i + 1;
+        while j < words.len() && (taken < 2 || joiner) {
+            let next = words[j];
+            if !text[end..next.start()].chars().all(|c| c == ' ') || next.start() == end {
+                break;
+            }
+            let n = next.as_str();
+            // After `bin X` only another joiner goes on (`bin X bin Y`): the word after a
+            // patronymic is the sentence's.
+            if after_joiner && !ARABIC_JOINERS.contains(&n) {
+                break;
+            }
+            let ok = if cased {
+                n.chars().next().is_some_and(char::is_uppercase)
+            } else if ARABIC_JOINERS.contains(&n) {
+                // A joiner counts only with a word after it.
+                j + 1 < words.len()
+                    && text[next.end()..words[j + 1].start()]
+                        .chars()
+                        .all(|c| c == ' ')
+            } else {
+                !ARABIC_STOP.contains(&n) && !n.starts_with('و')
+            };
+            if !ok {
+                break;
+            }
+            end = next.end();
+            if ARABIC_JOINERS.contains(&n) {
+                joiner = true;
+                after_joiner = false;
+            } else {
+                taken += 1;
+                after_joiner = joiner;
+            }
+            j += 1;
+        }
+        if taken > 0 {
+            out.push((words[i].start(), end));
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn found(t: &str) -> Vec<(NameKind, String)> {
         find(t).into_iter().map(|n| (n.kind, n.value)).collect()
+    }
+
+    #[test]
+    fn people_named_in_other_scripts() {
+        assert_eq!(
+            found("Встреча: Виктор Петров прибыл в порт."),
+            vec![(NameKind::Person, "виктор петров".into())]
+        );
+        assert_eq!(
+            found("Η Μαρία Παπαδοπούλου έφτασε."),
+            vec![(NameKind::Person, "μαρία παπαδοπούλου".into())]
+        );
+        assert_eq!(
+            found("التقى محمد بن سلمان في الرياض"),
+            vec![(NameKind::Person, "محمد بن سلمان".into())]
+        );
+        assert_eq!(
+            found("وصل أحمد كريمي إلى الميناء"),
+            vec![(NameKind::Person, "أحمد كريمي".into())]
+        );
+        // A given name alone, lower-case words after a Cyrillic one, and common Arabic words
+        // whose skeleton is short are no names.
+        assert!(found("Виктор прибыл вчера.").is_empty());
+        assert!(found("ذهب علي إلى السوق").is_empty());
+        assert!(found("اتصل مرتين خلال المساء").is_empty());
     }
 
     #[test]

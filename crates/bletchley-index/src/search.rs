@@ -408,6 +408,18 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// A searcher on the current generation, the set of documents `admitted` may see in it, and
+    /// the field handles: for readers in this crate that walk postings themselves
+    /// (cross-referencing) and must apply the same gate as a search.
+    pub(crate) fn gated_searcher(
+        &self,
+        admitted: &Admitted,
+    ) -> Result<(tantivy::Searcher, Arc<VisibleSet>, Fields)> {
+        let searcher = self.reader.searcher();
+        let set = self.visible_set(&searcher, &Self::access(admitted))?;
+        Ok((searcher, set, self.f))
+    }
+
     /// The high-water mark of the markings of `hits`, as banners show it.
     pub fn page_marking(&self, hits: &[Hit]) -> Option<String> {
         let markings: Vec<bletchley_policy::Marking> =

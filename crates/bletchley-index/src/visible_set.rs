@@ -90,7 +90,7 @@ impl VisibleSet {
     }
 
     /// Whether `doc` of `segment` is visible.
-    fn contains(&self, segment: SegmentId, doc: DocId) -> bool {
+    pub(crate) fn contains(&self, segment: SegmentId, doc: DocId) -> bool {
         self.segments.get(&segment).is_some_and(|s| s.contains(doc))
     }
 

@@ -103,6 +103,27 @@ pub enum Command {
         #[arg(long)]
         justification: Option<String>,
     },
+    /// Cross-referencing: the people, organisations and identifiers (phones, e-mails,
+    /// accounts, wallets, handsets) of one collection that appear in other collections you may
+    /// see, names matched across scripts and spellings, with the items on each side. Resumable
+    /// and incremental: a later run compares only what arrived since.
+    Xref {
+        /// The collection whose selectors are looked for (`agency/name`).
+        #[arg(long)]
+        collection: String,
+        /// A collection to look in (repeatable); every other one you may see when none is named.
+        #[arg(long = "against")]
+        against: Vec<String>,
+        /// Matches shown (best first).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// JSON output (every match).
+        #[arg(long)]
+        json: bool,
+        /// Why (required to include bulk collections).
+        #[arg(long)]
+        justification: Option<String>,
+    },
     /// The selectors an item mentions (phones, e-mails, IPs, domains, URLs,
     /// IBANs, wallets, IMEIs, coordinates), normalised.
     Entities {

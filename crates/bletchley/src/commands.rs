@@ -112,6 +112,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             justification,
         } => entities(&cli, id, *json, justification.as_deref()),
         Command::Graph(g) => graph(&cli, g),
+        Command::Xref {
+            collection,
+            against,
+            limit,
+            json,
+            justification,
+        } => xref(
+            &cli,
+            collection,
+            against,
+            *limit,
+            *json,
+            justification.as_deref(),
+        ),
         Command::Timeline {
             selectors,
             json,
@@ -1657,6 +1671,78 @@ fn similar(
     note_skipped(&skipped);
     let results: bletchley_index::SearchResults = r.into();
     print_results(&results, json, false)
+}
+
+/// `xref --collection A [--against B…]`: the collection's selectors found in others.
+fn xref(
+    cli: &Cli,
+    collection: &str,
+    against: &[String],
+    limit: usize,
+    json: bool,
+    justification: Option<&str>,
+) -> Result<ExitCode> {
+    use crate::progress::{Progress, Unit};
+    let who = principal(cli)?;
+    let mut p = open(cli)?;
+    let index = synced_index(&mut p)?;
+    let bar = Progress::new("xref", Unit::Count("names compared"));
+    let report = bletchley_index::xref::run(
+        &mut p,
+        &index,
+        &who,
+        &bletchley_index::xref::XrefRequest {
+            collection: collection.to_owned(),
+            against: against.to_vec(),
+        },
+        justification,
+        &mut |done, total| bar.set(done as u64, total as u64),
+    )?;
+    bar.finish();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let markings = report
+        .matches
+        .iter()
+        .take(limit)
+        .flat_map(|m| m.here.iter().chain(&m.there))
+        .filter_map(|i| i.marking.parse().ok())
+        .collect::<Vec<bletchley_policy::Marking>>();
+    let banner = bletchley_policy::Marking::high_water_mark(&markings, p.home())
+        .map_or_else(|| "OFFICIAL".to_owned(), |m| m.render());
+    println!("{banner}");
+    println!(
+        "{} matches of {} in {} ({} names compared{})",
+        report.matches.len(),
+        report.collection,
+        report.against.join(", "),
+        report.names_compared,
+        if report.resumed {
+            ", earlier comparisons reused"
+        } else {
+            ""
+        }
+    );
+    for m in report.matches.iter().take(limit) {
+        let matched = if m.matched == m.entity {
+            String::new()
+        } else {
+            format!(" ~ {}", m.matched)
+        };
+        println!(
+            "{:.3}\t{}{matched}\t{}\t{} here, {} there",
+            m.score, m.entity, m.collection, m.here_total, m.there_total
+        );
+        for (side, items) in [("here", &m.here), ("there", &m.there)] {
+            for i in items {
+                println!("    {side}\t{}\t{}\t{}", i.id, i.marking, i.title);
+            }
+        }
+    }
+    println!("{banner}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A page of hits: JSON, or a banner, one line a hit with its passage, facets, the banner.

@@ -35,3 +35,4 @@ mod tamper;
 mod tidy;
 mod translate;
 mod witness;
+mod xref;

@@ -1,0 +1,127 @@
+use super::*;
+
+/// The names of the labelled pairs fixture, as person terms: left column and right column.
+fn fixture_names() -> (Vec<String>, Vec<String>) {
+    let text = include_str!("../../tests/fixtures/name_pairs.tsv");
+    let mut left = Vec::new();
+    let mut right = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 3, "{line}");
+        left.push(format!("person:{}", f[0].to_lowercase()));
+        right.push(format!("person:{}", f[1].to_lowercase()));
+    }
+    (left, right)
+}
+
+/// Every pair compared, no blocks: what the blocked, incremental computation must equal.
+fn brute_force(
+    here: &BTreeSet<String>,
+    there: &BTreeSet<String>,
+) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for h in here {
+        for t in there {
+            if kind_of(h) != kind_of(t) {
+                continue;
+            }
+            let s = similarity(&NameKey::new(name_of(h)), &NameKey::new(name_of(t)));
+            if s >= SAME_NAME {
+                out.entry(h.clone()).or_default().insert(t.clone(), s);
+            }
+        }
+    }
+    out
+}
+
+fn no_checkpoint(_: &NameMatches, _: usize) -> Result<()> {
+    Ok(())
+}
+
+#[test]
+fn blocks_miss_no_pair_that_every_comparison_finds() {
+    let (left, right) = fixture_names();
+    let here: BTreeSet<String> = left.into_iter().collect();
+    let mut there: BTreeSet<String> = right.into_iter().collect();
+    there.insert("org:meridian shipping ltd".into());
+    let mut m = NameMatches::default();
+    m.update(&here, &there, &mut no_checkpoint).unwrap();
+    let expected = brute_force(&here, &there);
+    assert!(
+        expected.len() > 20,
+        "the fixture has matches: {}",
+        expected.len()
+    );
+    assert_eq!(m.pairs, expected);
+}
+
+#[test]
+fn names_arriving_later_are_compared_once_and_give_the_same_pairs() {
+    let (left, right) = fixture_names();
+    let here: BTreeSet<String> = left.iter().cloned().collect();
+    let there: BTreeSet<String> = right.iter().cloned().collect();
+    let half_here: BTreeSet<String> = left.iter().step_by(2).cloned().collect();
+    let half_there: BTreeSet<String> = right.iter().skip(1).step_by(2).cloned().collect();
+
+    let mut m = NameMatches::default();
+    m.update(&half_here, &half_there, &mut no_checkpoint)
+        .unwrap();
+    assert_eq!(m.pairs, brute_force(&half_here, &half_there));
+    // The rest arrive on both sides: only what is new is compared.
+    let pending = m.pending(&here, &there);
+    assert_eq!(
+        pending,
+        here.len(),
+        "new names there: every name here meets them"
+    );
+    m.update(&here, &there, &mut no_checkpoint).unwrap();
+    assert_eq!(m.pairs, brute_force(&here, &there));
+    assert_eq!(m.pending(&here, &there), 0, "nothing left to compare");
+    // New names here only: only they are compared.
+    let mut more = here.clone();
+    more.insert("person:mohamed salah".into());
+    assert_eq!(m.pending(&more, &there), 1);
+    // Names gone (shredded, or no longer visible) leave the state with their pairs.
+    let fewer: BTreeSet<String> = here.iter().skip(10).cloned().collect();
+    m.update(&fewer, &there, &mut no_checkpoint).unwrap();
+    assert_eq!(m.pairs, brute_force(&fewer, &there));
+}
+
+#[test]
+fn a_run_stopped_after_a_checkpoint_resumes_from_it() {
+    let (left, right) = fixture_names();
+    let here: BTreeSet<String> = left.into_iter().collect();
+    let there: BTreeSet<String> = right.into_iter().collect();
+    let mut saved: Option<NameMatches> = None;
+    let mut calls = 0;
+    let mut m = NameMatches::default();
+    let stopped = m.update_in_batches(&here, &there, 7, &mut |s, _| {
+        calls += 1;
+        if calls == 3 {
+            return Err(Error::Query("stopped".into()));
+        }
+        saved = Some(s.clone());
+        Ok(())
+    });
+    assert!(stopped.is_err());
+    let mut resumed = saved.expect("two checkpoints were saved");
+    // The first checkpoint took the names there, the second a batch of seven here.
+    assert_eq!(resumed.compared(), 7);
+    let left_to_do = resumed.pending(&here, &there);
+    assert_eq!(left_to_do, here.len() - 7);
+    let mut compared = 0;
+    resumed
+        .update_in_batches(&here, &there, 7, &mut |_, done| {
+            compared = done;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        compared, left_to_do,
+        "only what was not saved is compared again"
+    );
+    assert_eq!(resumed.pairs, brute_force(&here, &there));
+}
