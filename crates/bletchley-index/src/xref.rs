@@ -161,34 +161,42 @@ pub struct NameMatches {
     pairs: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
+/// What a checkpoint tells the comparison: go on, or stop here (the state just saved is
+/// taken up by the next run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Compare the next batch.
+    Go,
+    /// Stop: the time this run was given is spent.
+    Stop,
+}
+
 /// Comparing names a batch at a time: the state is saved after each.
 pub const NAME_BATCH: usize = 500;
 
 impl NameMatches {
-    /// Names of `here` compared so far.
-    pub fn compared(&self) -> usize {
-        self.seen_here.len()
-    }
-
-    /// How many names of `here` a call of [`NameMatches::update`] with these sets compares.
+    /// How many names a call of [`NameMatches::update`] with these sets compares: the names of
+    /// either side not compared before.
     pub fn pending(&self, here: &BTreeSet<String>, there: &BTreeSet<String>) -> usize {
-        let new_there = there.iter().any(|t| !self.seen_there.contains(t));
-        here.iter()
-            .filter(|h| new_there || !self.seen_here.contains(*h))
-            .count()
+        here.iter().filter(|h| !self.seen_here.contains(*h)).count()
+            + there
+                .iter()
+                .filter(|t| !self.seen_there.contains(*t))
+                .count()
     }
 
-    /// Compares what has not been compared yet: names of `here` seen before against names of
-    /// `there` that are new, then new names of `here` against all of `there`, [`NAME_BATCH`]
-    /// at a time, calling `checkpoint` with the state and the names compared after each batch
-    /// (to save it and show progress). Names no longer in `here` or `there` are dropped first,
-    /// so the invariant holds for what is kept.
+    /// Compares what has not been compared yet, [`NAME_BATCH`] names at a time: new names of
+    /// `there` against the names of `here` compared before, then new names of `here` against
+    /// all of `there`. After each batch `checkpoint` gets the state and the names compared so
+    /// far (to save it and show progress) and says whether to go on; the state it gets always
+    /// holds the invariant, so a run stopped there (or killed) resumes from it. Names no longer
+    /// in `here` or `there` are dropped first. Returns [`Flow::Stop`] when stopped early.
     pub fn update(
         &mut self,
         here: &BTreeSet<String>,
         there: &BTreeSet<String>,
-        checkpoint: &mut dyn FnMut(&NameMatches, usize) -> Result<()>,
-    ) -> Result<()> {
+        checkpoint: &mut dyn FnMut(&NameMatches, usize) -> Result<Flow>,
+    ) -> Result<Flow> {
         self.update_in_batches(here, there, NAME_BATCH, checkpoint)
     }
 
@@ -197,8 +205,8 @@ impl NameMatches {
         here: &BTreeSet<String>,
         there: &BTreeSet<String>,
         batch_size: usize,
-        checkpoint: &mut dyn FnMut(&NameMatches, usize) -> Result<()>,
-    ) -> Result<()> {
+        checkpoint: &mut dyn FnMut(&NameMatches, usize) -> Result<Flow>,
+    ) -> Result<Flow> {
         self.seen_here.retain(|h| here.contains(h));
         self.seen_there.retain(|t| there.contains(t));
         let (seen_here, seen_there) = (&self.seen_here, &self.seen_there);
@@ -208,57 +216,64 @@ impl NameMatches {
         }
         self.pairs.retain(|_, found| !found.is_empty());
 
-        let mut done = 0;
-        let new_there: Vec<&String> = there
+        let batch_size = batch_size.max(1);
+        let new_there: Vec<String> = there
             .iter()
             .filter(|t| !self.seen_there.contains(*t))
+            .cloned()
             .collect();
-        if !new_there.is_empty() {
-            let blocks = Blocks::of(new_there.iter().map(|t| String::as_str(t)));
-            let old_here: Vec<String> = self.seen_here.iter().cloned().collect();
-            for batch in old_here.chunks(batch_size.max(1)) {
-                for h in batch {
-                    self.compare(h, &blocks);
-                }
-                done += batch.len();
-                if done < old_here.len() {
-                    checkpoint(self, done)?;
-                }
-            }
-            self.seen_there.extend(new_there.into_iter().cloned());
-            checkpoint(self, done)?;
-        }
         let new_here: Vec<String> = here
             .iter()
             .filter(|h| !self.seen_here.contains(*h))
             .cloned()
             .collect();
+        let mut done = 0;
+        if !new_there.is_empty() {
+            let old_here: Vec<String> = self.seen_here.iter().cloned().collect();
+            let blocks = Blocks::of(old_here.iter().map(String::as_str));
+            for batch in new_there.chunks(batch_size) {
+                for t in batch {
+                    let key = NameKey::new(name_of(t));
+                    for (h, their_key) in blocks.candidates(t, &key) {
+                        self.record(h, t, similarity(their_key, &key));
+                    }
+                }
+                self.seen_there.extend(batch.iter().cloned());
+                done += batch.len();
+                if checkpoint(self, done)? == Flow::Stop && done < new_there.len() + new_here.len()
+                {
+                    return Ok(Flow::Stop);
+                }
+            }
+        }
         if !new_here.is_empty() {
-            let seen_there: Vec<String> = self.seen_there.iter().cloned().collect();
-            let blocks = Blocks::of(seen_there.iter().map(String::as_str));
-            for batch in new_here.chunks(batch_size.max(1)) {
+            let all_there: Vec<String> = self.seen_there.iter().cloned().collect();
+            let blocks = Blocks::of(all_there.iter().map(String::as_str));
+            for batch in new_here.chunks(batch_size) {
                 for h in batch {
-                    self.compare(h, &blocks);
+                    let key = NameKey::new(name_of(h));
+                    for (t, their_key) in blocks.candidates(h, &key) {
+                        self.record(h, t, similarity(&key, their_key));
+                    }
                 }
                 self.seen_here.extend(batch.iter().cloned());
                 done += batch.len();
-                checkpoint(self, done)?;
+                if checkpoint(self, done)? == Flow::Stop && done < new_there.len() + new_here.len()
+                {
+                    return Ok(Flow::Stop);
+                }
             }
         }
-        Ok(())
+        Ok(Flow::Go)
     }
 
-    /// Records the names of `blocks` alike to `here`.
-    fn compare(&mut self, here: &str, blocks: &Blocks<'_>) {
-        let key = NameKey::new(name_of(here));
-        for (there, their_key) in blocks.candidates(here, &key) {
-            let s = similarity(&key, their_key);
-            if s >= SAME_NAME {
-                self.pairs
-                    .entry(here.to_owned())
-                    .or_default()
-                    .insert(there.to_owned(), s);
-            }
+    /// Keeps the pair `here`, `there` if it is alike enough.
+    fn record(&mut self, here: &str, there: &str, score: f64) {
+        if score >= SAME_NAME {
+            self.pairs
+                .entry(here.to_owned())
+                .or_default()
+                .insert(there.to_owned(), score);
         }
     }
 }
@@ -415,6 +430,9 @@ pub struct XrefRequest {
     pub collection: String,
     /// `agency/name` of the collections to look in; empty for every other visible one.
     pub against: Vec<String>,
+    /// How long to compare names before answering with what is found so far (the next run
+    /// goes on from there); `None` to compare everything first.
+    pub time_limit: Option<std::time::Duration>,
 }
 
 /// What a run found, and what it did.
@@ -426,8 +444,11 @@ pub struct XrefReport {
     pub against: Vec<String>,
     /// Matches, best first.
     pub matches: Vec<XrefMatch>,
-    /// Names of the collection compared in this run (0 when nothing new arrived).
+    /// Names compared in this run (0 when nothing new arrived since the last).
     pub names_compared: usize,
+    /// Names left to compare: not 0 when the run's time limit came first, and then the
+    /// matches are those found so far.
+    pub names_left: usize,
     /// Whether the run took up a saved state (earlier comparisons reused).
     pub resumed: bool,
 }
@@ -548,17 +569,24 @@ fn run_admitted(
     };
     let total = state.pending(&here_names, &there_names);
     progress(0, total);
+    let started = std::time::Instant::now();
+    let mut compared = 0;
     state.update(&here_names, &there_names, &mut |s, done| {
         save_state(&dir, &file, s)?;
+        compared = done;
         progress(done, total);
-        Ok(())
+        Ok(match req.time_limit {
+            Some(limit) if started.elapsed() >= limit => Flow::Stop,
+            _ => Flow::Go,
+        })
     })?;
     let matches = matches(&occ, here.0, &there, &state)?;
     Ok(XrefReport {
         collection: req.collection.clone(),
         against: there.into_values().collect(),
         matches,
-        names_compared: total,
+        names_compared: compared,
+        names_left: total - compared,
         resumed,
     })
 }

@@ -1694,6 +1694,7 @@ fn xref(
         &bletchley_index::xref::XrefRequest {
             collection: collection.to_owned(),
             against: against.to_vec(),
+            time_limit: None,
         },
         justification,
         &mut |done, total| bar.set(done as u64, total as u64),

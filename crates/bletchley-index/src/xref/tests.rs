@@ -37,8 +37,8 @@ fn brute_force(
     out
 }
 
-fn no_checkpoint(_: &NameMatches, _: usize) -> Result<()> {
-    Ok(())
+fn no_checkpoint(_: &NameMatches, _: usize) -> Result<Flow> {
+    Ok(Flow::Go)
 }
 
 #[test]
@@ -74,8 +74,8 @@ fn names_arriving_later_are_compared_once_and_give_the_same_pairs() {
     let pending = m.pending(&here, &there);
     assert_eq!(
         pending,
-        here.len(),
-        "new names there: every name here meets them"
+        here.difference(&half_here).count() + there.difference(&half_there).count(),
+        "only the names not compared before"
     );
     m.update(&here, &there, &mut no_checkpoint).unwrap();
     assert_eq!(m.pairs, brute_force(&here, &there));
@@ -101,27 +101,54 @@ fn a_run_stopped_after_a_checkpoint_resumes_from_it() {
     let stopped = m.update_in_batches(&here, &there, 7, &mut |s, _| {
         calls += 1;
         if calls == 3 {
-            return Err(Error::Query("stopped".into()));
+            return Err(Error::Query("killed".into()));
         }
         saved = Some(s.clone());
-        Ok(())
+        Ok(Flow::Go)
     });
     assert!(stopped.is_err());
+    // Two batches of seven names there were compared and saved.
     let mut resumed = saved.expect("two checkpoints were saved");
-    // The first checkpoint took the names there, the second a batch of seven here.
-    assert_eq!(resumed.compared(), 7);
     let left_to_do = resumed.pending(&here, &there);
-    assert_eq!(left_to_do, here.len() - 7);
+    assert_eq!(left_to_do, here.len() + there.len() - 14);
     let mut compared = 0;
-    resumed
+    let flow = resumed
         .update_in_batches(&here, &there, 7, &mut |_, done| {
             compared = done;
-            Ok(())
+            Ok(Flow::Go)
         })
         .unwrap();
+    assert_eq!(flow, Flow::Go);
     assert_eq!(
         compared, left_to_do,
         "only what was not saved is compared again"
     );
     assert_eq!(resumed.pairs, brute_force(&here, &there));
+}
+
+#[test]
+fn a_run_told_to_stop_stops_at_a_checkpoint_and_the_next_goes_on() {
+    let (left, right) = fixture_names();
+    let here: BTreeSet<String> = left.into_iter().collect();
+    let there: BTreeSet<String> = right.into_iter().collect();
+    let mut m = NameMatches::default();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let mut batches = 0;
+        let flow = m
+            .update_in_batches(&here, &there, 10, &mut |_, _| {
+                batches += 1;
+                Ok(if batches == 3 { Flow::Stop } else { Flow::Go })
+            })
+            .unwrap();
+        if flow == Flow::Go {
+            break;
+        }
+        assert!(runs < 100, "it ends");
+    }
+    let batches = here.len().div_ceil(10) + there.len().div_ceil(10);
+    assert_eq!(runs, batches.div_ceil(3), "three batches of ten a run");
+    assert_eq!(m.pending(&here, &there), 0);
+    assert_eq!(m.pairs, brute_force(&here, &there));
 }
