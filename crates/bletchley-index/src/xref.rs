@@ -449,6 +449,8 @@ pub struct XrefReport {
     /// Names left to compare: not 0 when the run's time limit came first, and then the
     /// matches are those found so far.
     pub names_left: usize,
+    /// Names on both sides in all (for progress: `names_total - names_left` are compared).
+    pub names_total: usize,
     /// Whether the run took up a saved state (earlier comparisons reused).
     pub resumed: bool,
 }
@@ -587,6 +589,7 @@ fn run_admitted(
         matches,
         names_compared: compared,
         names_left: total - compared,
+        names_total: here_names.len() + there_names.len(),
         resumed,
     })
 }

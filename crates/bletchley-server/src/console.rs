@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/items/{id}/notes", axum::routing::post(add_note))
         .route("/graph", get(graph))
         .route("/timeline", get(timeline))
+        .route("/xref", get(crate::xref::console))
         .route("/operations", get(operations))
         .route("/alerts", get(alerts))
         .route("/cases", get(cases))
@@ -92,6 +93,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
                 (
                     [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     include_str!("static/graph.js"),
+                )
+            }),
+        )
+        .route(
+            "/static/xref.js",
+            get(|| async {
+                (
+                    [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    include_str!("static/xref.js"),
                 )
             }),
         )

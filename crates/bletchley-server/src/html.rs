@@ -59,7 +59,7 @@ pub fn page(title: &str, marking: &str, viewer: Option<&Viewer<'_>>, body: &str)
     );
     let nav = match viewer {
         Some(v) => format!(
-            "<nav><a href=\"/search\">Search</a> <a href=\"/graph\">Graph</a> <a href=\"/timeline\">Timeline</a> <a href=\"/operations\">Operations</a> <a href=\"/alerts\">Alerts</a> <a href=\"/cases\">Cases</a> <a href=\"/upload\">Upload</a> <a href=\"/audit\">Audit</a> <a href=\"/admin\">Admin</a> <a href=\"/oversight\">Oversight</a>\
+            "<nav><a href=\"/search\">Search</a> <a href=\"/graph\">Graph</a> <a href=\"/timeline\">Timeline</a> <a href=\"/xref\">Cross-reference</a> <a href=\"/operations\">Operations</a> <a href=\"/alerts\">Alerts</a> <a href=\"/cases\">Cases</a> <a href=\"/upload\">Upload</a> <a href=\"/audit\">Audit</a> <a href=\"/admin\">Admin</a> <a href=\"/oversight\">Oversight</a>\
 <span class=\"who\">{}</span><form method=\"post\" action=\"/logout\" class=\"inline\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"logout\">Log out</button></form></nav>",
             esc(v.name),

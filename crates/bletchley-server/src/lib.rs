@@ -30,6 +30,7 @@ mod sharing;
 pub mod tls;
 mod witness;
 mod worker;
+mod xref;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,6 +114,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/graph/communities", get(api::communities))
         .route("/graph/centrality", get(api::centrality))
         .route("/timeline", get(api::timeline))
+        .route("/xref", get(xref::api))
         .route("/operations", get(api::operations))
         .route("/jobs", get(api::jobs))
         .route("/alerts", get(api::alerts))

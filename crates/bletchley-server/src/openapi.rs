@@ -233,6 +233,15 @@ pub fn document() -> Value {
                                "400": err("malformed request, semantic search off, or the item has no vectors yet"),
                                "401": err("not authenticated"), "403": err("justification required"),
                                "404": err("not found or not permitted") } } },
+            "/api/xref": { "get": {
+                "summary": "Cross-referencing: the names and identifiers of a collection found in the other collections the caller may see, names matched across scripts; one step of at most two seconds of comparing names, to be asked again while names_left is not 0",
+                "security": [{ "session": [] }, { "token": [] }],
+                "parameters": [ q("collection", true, json!({ "type": "string" }), "the collection, agency/name"),
+                                q("against", false, json!({ "type": "string" }), "collections to look in, agency/name, comma-separated (every other visible one when left out)"),
+                                just() ],
+                "responses": { "200": ok_json("the matches found so far, best first, with the items on each side, and the names left to compare"),
+                               "400": err("malformed request, or a collection the caller may not see or that does not exist"),
+                               "401": err("not authenticated"), "403": err("justification required") } } },
             "/api/items/{id}/transcription": { "get": {
                 "summary": "A recording's transcript and English translation, stored or (while its job runs) as far as the job has come, with the job's state",
                 "security": [{ "session": [] }, { "token": [] }],

@@ -164,6 +164,48 @@ fn names_and_identifiers_are_found_across_collections_and_scripts_behind_the_gat
     let lines = audit_lines(&env);
     assert_eq!(count_action(&lines, "xref", "allowed"), 2);
     assert_eq!(count_action(&lines, "xref", "refused"), 2);
+
+    // The API and the console give bob the same answer, behind the same gate.
+    use crate::server::{Server, set_password};
+    use reqwest::StatusCode;
+    set_password(&env, "bob");
+    let srv = Server::start(&env);
+    let c = srv.client();
+    srv.login(&c, "bob");
+    let (st, v) = srv.get(&c, "/api/xref?collection=mi5%2Fct");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["names_left"], 0, "{v}");
+    assert_eq!(found(&v), found(&bob));
+    let (st, v) = srv.get(&c, "/api/xref?collection=mi5%2Fct&against=mi5%2Fsigint");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(found(&v), found(&bob));
+    let (st, v) = srv.get(&c, "/api/xref?collection=mi5%2Fnothing");
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, v) = srv.get(&c, "/api/xref");
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let page = |path: &str| {
+        c.get(format!("{}{path}", srv.url))
+            .send()
+            .expect("page")
+            .text()
+            .expect("html")
+    };
+    let html = page("/xref");
+    assert!(html.contains("id=\"xref-form\""), "{html}");
+    assert!(html.contains("<option value=\"mi5/sigint\">"), "{html}");
+    let html = page("/xref?collection=mi5%2Fct");
+    assert!(html.contains("class=\"xref-match\""), "{html}");
+    assert!(html.contains("محمد بن سلمان"), "{html}");
+    assert!(html.contains(&arabic), "{html}");
+    assert!(html.contains("data-left=\"0\""), "{html}");
+    assert!(
+        !html.contains(&russian) && !html.contains("виктор"),
+        "{html}"
+    );
+    assert!(
+        html.contains("class=\"banner b-s\""),
+        "SECRET items shown: {html}"
+    );
     let entry = lines
         .iter()
         .find(|l| l["action"] == "xref" && l["outcome"] == "allowed")
