@@ -11,6 +11,7 @@ pub mod follow;
 pub mod format;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
+pub mod marian;
 pub mod models;
 mod opus;
 pub mod pipeline;

@@ -1,0 +1,332 @@
+//! Marian (OPUS-MT) translation models in Hugging Face layout, run in process on `candle`.
+//!
+//! A model directory is what an operator brings for any language pair: `config.json`,
+//! `model.safetensors`, the two SentencePiece models (`source.spm`, `target.spm`) and the
+//! shared `vocab.json`. The network is `candle-transformers`' Marian; this module adds the
+//! tokenisation (SentencePiece pieces to the vocabulary's ids, as `MarianTokenizer` does) and
+//! greedy decoding with Hugging Face's rules for these models (the padding token never
+//! generated, the end token forced at the length limit), so that a model gives the tokens
+//! `transformers` gives (checked on a small model made by `scripts/marian-reference.py`).
+//! Text is translated a paragraph at a time, long paragraphs by sentence, so that no input
+//! passes the model's window and the line structure is kept.
+
+mod spm;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::marian::{Config, MTModel};
+
+use crate::error::{Error, Result};
+pub use spm::SentencePiece;
+
+/// The files a Marian model directory must hold.
+pub const FILES: [&str; 5] = [
+    "config.json",
+    "model.safetensors",
+    "source.spm",
+    "target.spm",
+    "vocab.json",
+];
+
+/// A Marian model, loaded.
+pub struct MarianModel {
+    /// The network keeps its attention caches inside: one translation at a time.
+    net: Mutex<MTModel>,
+    config: Config,
+    source: SentencePiece,
+    target_vocab: Vec<String>,
+    vocab: HashMap<String, u32>,
+    unk: u32,
+    /// The source language (ISO 639-1) when the directory says (`tokenizer_config.json`).
+    source_language: Option<String>,
+    device: Device,
+    dir: PathBuf,
+}
+
+/// Decoding limits of one input.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeLimits {
+    /// Tokens generated at most, the end token included.
+    pub max_new_tokens: usize,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Model(format!(
+            "{}: not what a Marian model holds: {e}",
+            path.display()
+        ))
+    })
+}
+
+impl MarianModel {
+    /// Loads a model directory; a missing or unreadable file is named in the error.
+    pub fn load(dir: &Path) -> Result<MarianModel> {
+        if !dir.is_dir() {
+            return Err(Error::Model(format!(
+                "{}: not a directory (a Marian model directory holds {})",
+                dir.display(),
+                FILES.join(", ")
+            )));
+        }
+        for f in FILES {
+            if !dir.join(f).is_file() {
+                return Err(Error::Model(format!(
+                    "{}: no {f} (a Marian model directory holds {})",
+                    dir.display(),
+                    FILES.join(", ")
+                )));
+            }
+        }
+        let kind: serde_json::Value = read_json(&dir.join("config.json"))?;
+        if kind.get("model_type").and_then(|v| v.as_str()) != Some("marian") {
+            return Err(Error::Model(format!(
+                "{}: config.json is not a Marian model's (model_type {})",
+                dir.display(),
+                kind.get("model_type").unwrap_or(&serde_json::Value::Null)
+            )));
+        }
+        let config: Config = read_json(&dir.join("config.json"))?;
+        let vocab: HashMap<String, u32> = read_json(&dir.join("vocab.json"))?;
+        let size = config.decoder_vocab_size.unwrap_or(config.vocab_size);
+        let mut target_vocab = vec![String::new(); size];
+        for (piece, &id) in &vocab {
+            match target_vocab.get_mut(id as usize) {
+                Some(slot) => *slot = piece.clone(),
+                None => {
+                    return Err(Error::Model(format!(
+                        "{}: vocab.json gives {piece:?} the id {id}, past the model's {size} tokens",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+        let unk = *vocab
+            .get("<unk>")
+            .ok_or_else(|| Error::Model(format!("{}: vocab.json has no <unk>", dir.display())))?;
+        for (name, id) in [
+            ("pad_token_id", config.pad_token_id),
+            ("eos_token_id", config.eos_token_id),
+            ("decoder_start_token_id", config.decoder_start_token_id),
+        ] {
+            if id as usize >= size {
+                return Err(Error::Model(format!(
+                    "{}: config.json's {name} {id} is past the model's {size} tokens",
+                    dir.display()
+                )));
+            }
+        }
+        let source = SentencePiece::load(&dir.join("source.spm"))?;
+        // Only the target model's pieces matter on the way out, and they are the vocabulary's:
+        // reading it checks that the file is whole.
+        SentencePiece::load(&dir.join("target.spm"))?;
+        let source_language = read_json::<serde_json::Value>(&dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|v| {
+                v.get("source_lang")
+                    .and_then(|l| l.as_str())
+                    .map(str::to_owned)
+            });
+        let device = Device::Cpu;
+        let weights = dir.join("model.safetensors");
+        let tensors = candle_core::safetensors::load(&weights, &device).map_err(|e| {
+            Error::Model(format!(
+                "{} is not a readable safetensors file: {e}",
+                weights.display()
+            ))
+        })?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let net = MTModel::new(&config, vb).map_err(|e| {
+            Error::Model(format!(
+                "{}: the weights do not fit the configuration: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(MarianModel {
+            net: Mutex::new(net),
+            config,
+            source,
+            target_vocab,
+            vocab,
+            unk,
+            source_language,
+            device,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The directory it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The source language the directory names, if it does.
+    pub fn source_language(&self) -> Option<&str> {
+        self.source_language.as_deref()
+    }
+
+    /// The input ids of `text`, as `MarianTokenizer` makes them: source pieces looked up in
+    /// the vocabulary (unknown ones as `<unk>`), then the end token.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids: Vec<u32> = self
+            .source
+            .pieces(text)?
+            .iter()
+            .map(|p| self.vocab.get(p).copied().unwrap_or(self.unk))
+            .collect();
+        ids.push(self.config.eos_token_id);
+        Ok(ids)
+    }
+
+    /// Text from output ids, special tokens left out.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let special = [self.config.eos_token_id, self.config.pad_token_id, self.unk];
+        let pieces: Vec<&str> = ids
+            .iter()
+            .filter(|id| !special.contains(id))
+            .filter_map(|&id| self.target_vocab.get(id as usize).map(String::as_str))
+            .collect();
+        spm::join(&pieces)
+    }
+
+    /// The logits of the first output token for `input` (for tests against a reference).
+    pub fn first_logits(&self, input: &[u32]) -> Result<Vec<f32>> {
+        let mut net = self
+            .net
+            .lock()
+            .map_err(|_| Error::Model("model lock poisoned".into()))?;
+        net.reset_kv_cache();
+        let encoded = self.encode_ids(&mut net, input)?;
+        let start =
+            Tensor::new(&[self.config.decoder_start_token_id], &self.device)?.unsqueeze(0)?;
+        let logits = net.decode(&start, &encoded, 0)?;
+        Ok(logits.i((0, 0))?.to_vec1::<f32>()?)
+    }
+
+    fn encode_ids(&self, net: &mut MTModel, input: &[u32]) -> Result<Tensor> {
+        if input.len() > self.config.max_position_embeddings {
+            return Err(Error::Invalid(format!(
+                "{} input tokens: the model takes at most {}",
+                input.len(),
+                self.config.max_position_embeddings
+            )));
+        }
+        let ids = Tensor::new(input, &self.device)?.unsqueeze(0)?;
+        Ok(net.encoder().forward(&ids, 0)?)
+    }
+
+    /// Greedy decoding of `input` ids, as `transformers`' `generate` does for these models:
+    /// the output starts with the decoder start token; the padding token is never chosen; at
+    /// the length limit the end token is forced.
+    pub fn generate(&self, input: &[u32], limits: DecodeLimits) -> Result<Vec<u32>> {
+        let mut net = self
+            .net
+            .lock()
+            .map_err(|_| Error::Model("model lock poisoned".into()))?;
+        net.reset_kv_cache();
+        let encoded = self.encode_ids(&mut net, input)?;
+        let max_length = (limits.max_new_tokens + 1).min(self.config.max_position_embeddings);
+        let mut out = vec![self.config.decoder_start_token_id];
+        while out.len() < max_length {
+            let last = out[out.len() - 1];
+            let step = Tensor::new(&[last], &self.device)?.unsqueeze(0)?;
+            let logits = net.decode(&step, &encoded, out.len() - 1)?;
+            let logits: Vec<f32> = logits.i((0, 0))?.to_vec1()?;
+            let next = if out.len() + 1 == max_length {
+                self.config.forced_eos_token_id
+            } else {
+                argmax_except(&logits, self.config.pad_token_id)
+            };
+            out.push(next);
+            if next == self.config.eos_token_id {
+                break;
+            }
+        }
+        net.reset_kv_cache();
+        Ok(out)
+    }
+
+    /// Translates one piece of text that fits the window.
+    fn translate_piece(&self, text: &str) -> Result<String> {
+        let input = self.encode(text)?;
+        if input.len() <= 1 {
+            return Ok(String::new());
+        }
+        // Room for a translation twice as long as its source, within the window.
+        let limits = DecodeLimits {
+            max_new_tokens: (input.len() * 2 + 10).min(self.config.max_position_embeddings - 1),
+        };
+        Ok(self.decode(&self.generate(&input, limits)?))
+    }
+
+    /// Translates `text` line by line (blank lines kept), each line whole when it fits the
+    /// model's window and sentence by sentence otherwise; a sentence longer than the window
+    /// is cut at the window (said in the result's `cut` count, never silently).
+    pub fn translate(&self, text: &str) -> Result<Translation> {
+        let window = self.config.max_position_embeddings;
+        let mut lines = Vec::new();
+        let mut cut = 0;
+        for line in text.lines() {
+            if line.trim().is_empty() {
+                lines.push(String::new());
+                continue;
+            }
+            if self.encode(line)?.len() <= window {
+                lines.push(self.translate_piece(line)?);
+                continue;
+            }
+            let mut parts = Vec::new();
+            for sentence in unicode_segmentation::UnicodeSegmentation::split_sentence_bounds(line) {
+                if sentence.trim().is_empty() {
+                    continue;
+                }
+                let ids = self.encode(sentence)?;
+                if ids.len() <= window {
+                    parts.push(self.translate_piece(sentence)?);
+                } else {
+                    cut += 1;
+                    let mut kept = ids[..window - 1].to_vec();
+                    kept.push(self.config.eos_token_id);
+                    let limits = DecodeLimits {
+                        max_new_tokens: window - 1,
+                    };
+                    parts.push(self.decode(&self.generate(&kept, limits)?));
+                }
+            }
+            lines.push(parts.join(" "));
+        }
+        Ok(Translation {
+            text: lines.join("\n"),
+            cut,
+        })
+    }
+}
+
+/// A translation, and how many sentences were longer than the model's window (each cut at
+/// the window).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The English text, line for line.
+    pub text: String,
+    /// Sentences cut.
+    pub cut: usize,
+}
+
+/// The index of the largest logit other than `banned` (the first of equals).
+fn argmax_except(logits: &[f32], banned: u32) -> u32 {
+    let mut best = (0u32, f32::NEG_INFINITY);
+    for (i, &l) in logits.iter().enumerate() {
+        if i as u32 != banned && l > best.1 {
+            best = (i as u32, l);
+        }
+    }
+    best.0
+}
