@@ -112,6 +112,10 @@ def write_model(out, vocab, sentences, init_std, seed):
         ids = tok(s, return_tensors="pt").input_ids
         with torch.no_grad():
             gen = model.generate(ids, max_new_tokens=24, num_beams=1, do_sample=False)
+            # What `bletchley translate` asks of a sentence: twice its input tokens and ten,
+            # within the window.
+            limit = min(2 * ids.shape[1] + 10, config.max_position_embeddings - 1)
+            whole = model.generate(ids, max_new_tokens=limit, num_beams=1, do_sample=False)
             first = model(
                 input_ids=ids, decoder_input_ids=torch.tensor([[config.decoder_start_token_id]])
             ).logits[0, -1]
@@ -122,6 +126,7 @@ def write_model(out, vocab, sentences, init_std, seed):
                 "output_ids": gen[0].tolist(),
                 "output_text": tok.decode(gen[0], skip_special_tokens=True),
                 "first_logits": [round(float(x), 6) for x in first],
+                "translation": tok.decode(whole[0], skip_special_tokens=True),
             }
         )
     with open(os.path.join(out, "reference.json"), "w", encoding="utf-8") as f:

@@ -195,7 +195,7 @@ pub struct Installed {
     pub name: String,
     /// Full path.
     pub dir: PathBuf,
-    /// What it does: `speech`, `sentence-embedding`, or `not a model`.
+    /// What it does: `speech`, `sentence-embedding`, `translation`, or `not a model`.
     pub kind: &'static str,
     /// CTranslate2 or Hugging Face (speech models).
     pub format: Option<crate::whisper::ModelFormat>,
@@ -461,8 +461,8 @@ fn install(dir: &Path, k: &Known, python: &str, say: &mut dyn FnMut(&str)) -> Re
     Ok(found)
 }
 
-/// Installs a model directory an operator brings (a sentence-transformers directory, or a
-/// Whisper one in CTranslate2 or Hugging Face layout) under `name` in `models`: checked first
+/// Installs a model directory an operator brings (a sentence-transformers directory, a Marian
+/// translation model, or a Whisper one in CTranslate2 or Hugging Face layout) under `name` in `models`: checked first
 /// (an embedding model is loaded whole), copied with a manifest of every file's SHA-256 so
 /// `models list --verify` rechecks it as it does a fetched one, and renamed into place, so it
 /// appears whole or not at all. Symbolic links are refused rather than followed.
@@ -486,10 +486,14 @@ pub fn import(models: &Path, from: &Path, name: &str) -> Result<Installed> {
     }
     if from.join("modules.json").is_file() {
         crate::embed::SentenceModel::load(from)?;
+    } else if crate::marian::is_marian(from) {
+        crate::marian::MarianModel::load(from)?;
     } else if crate::whisper::detect_format(from).is_err() {
         return Err(Error::Model(format!(
-            "{} is neither a sentence-transformers directory (modules.json) nor a Whisper model \
-             (CTranslate2 model.bin, or Hugging Face config.json and safetensors)",
+            "{} is neither a sentence-transformers directory (modules.json), a Marian \
+             translation model (config.json, model.safetensors, source.spm, target.spm, \
+             vocab.json) nor a Whisper model (CTranslate2 model.bin, or Hugging Face \
+             config.json and safetensors)",
             from.display()
         )));
     }
@@ -564,13 +568,16 @@ pub fn inspect(dir: &Path, verify: bool) -> Result<Installed> {
     // A sentence-transformers directory also holds config.json and safetensors, as a Hugging
     // Face Whisper directory does: its modules.json tells them apart.
     let embedding = dir.join("modules.json").is_file();
-    let format = if embedding {
+    let marian = crate::marian::is_marian(dir);
+    let format = if embedding || marian {
         None
     } else {
         crate::whisper::detect_format(dir).ok()
     };
     let kind = if embedding {
         "sentence-embedding"
+    } else if marian {
+        "translation"
     } else if format.is_some() {
         "speech"
     } else {
@@ -657,7 +664,7 @@ pub fn list(dir: &Path, verify: bool) -> Result<Vec<Installed>> {
 /// The directory of a named speech model, or the error that tells the user how to get it.
 pub fn speech_model_dir(models: &Path, name: &str) -> Result<PathBuf> {
     let dir = models.join(name);
-    if crate::whisper::detect_format(&dir).is_ok() {
+    if !crate::marian::is_marian(&dir) && crate::whisper::detect_format(&dir).is_ok() {
         Ok(dir)
     } else {
         Err(Error::ModelMissing { dir })

@@ -215,6 +215,255 @@ impl Engine for Apertium {
     }
 }
 
+/// The ISO 639-1 code of a language named by its ISO 639-3 code (as language detection names
+/// it), for the languages detection knows; OPUS-MT models name their languages so.
+pub fn iso639_1(iso3: &str) -> Option<&'static str> {
+    const CODES: &[(&str, &str)] = &[
+        ("afr", "af"),
+        ("amh", "am"),
+        ("ara", "ar"),
+        ("aze", "az"),
+        ("bel", "be"),
+        ("ben", "bn"),
+        ("bos", "bs"),
+        ("bul", "bg"),
+        ("cat", "ca"),
+        ("ces", "cs"),
+        ("cmn", "zh"),
+        ("dan", "da"),
+        ("deu", "de"),
+        ("ell", "el"),
+        ("epo", "eo"),
+        ("est", "et"),
+        ("eus", "eu"),
+        ("fin", "fi"),
+        ("fra", "fr"),
+        ("glg", "gl"),
+        ("guj", "gu"),
+        ("heb", "he"),
+        ("hin", "hi"),
+        ("hrv", "hr"),
+        ("hun", "hu"),
+        ("hye", "hy"),
+        ("ind", "id"),
+        ("isl", "is"),
+        ("ita", "it"),
+        ("jpn", "ja"),
+        ("kat", "ka"),
+        ("kan", "kn"),
+        ("khm", "km"),
+        ("kor", "ko"),
+        ("lat", "la"),
+        ("lav", "lv"),
+        ("lit", "lt"),
+        ("mal", "ml"),
+        ("mar", "mr"),
+        ("mkd", "mk"),
+        ("mya", "my"),
+        ("nep", "ne"),
+        ("nld", "nl"),
+        ("nob", "no"),
+        ("ori", "or"),
+        ("pan", "pa"),
+        ("pes", "fa"),
+        ("fas", "fa"),
+        ("pol", "pl"),
+        ("por", "pt"),
+        ("ron", "ro"),
+        ("rus", "ru"),
+        ("sin", "si"),
+        ("slk", "sk"),
+        ("slv", "sl"),
+        ("sna", "sn"),
+        ("spa", "es"),
+        ("srp", "sr"),
+        ("swe", "sv"),
+        ("tam", "ta"),
+        ("tel", "te"),
+        ("tgl", "tl"),
+        ("tha", "th"),
+        ("tuk", "tk"),
+        ("tur", "tr"),
+        ("ukr", "uk"),
+        ("urd", "ur"),
+        ("uzb", "uz"),
+        ("vie", "vi"),
+        ("yid", "yi"),
+        ("zul", "zu"),
+        ("pus", "ps"),
+        ("som", "so"),
+        ("swa", "sw"),
+        ("hau", "ha"),
+    ];
+    CODES
+        .iter()
+        .find(|(three, _)| *three == iso3)
+        .map(|(_, one)| *one)
+}
+
+/// A Marian (OPUS-MT) model as an engine for its one source language into English.
+pub struct Marian {
+    model: crate::marian::MarianModel,
+    from: String,
+}
+
+impl Marian {
+    /// Loads the model directory `dir`; its source language is the directory's
+    /// (`tokenizer_config.json`), or `from` when it names none.
+    pub fn load(dir: &std::path::Path, from: Option<&str>) -> Result<Marian> {
+        let model = crate::marian::MarianModel::load(dir)?;
+        let from = match (model.source_language(), from) {
+            (Some(own), Some(asked)) if own != asked => {
+                return Err(Error::Invalid(format!(
+                    "{} translates from {own}, not {asked}",
+                    dir.display()
+                )));
+            }
+            (Some(own), _) => own.to_owned(),
+            (None, Some(asked)) => asked.to_owned(),
+            (None, None) => {
+                return Err(Error::Model(format!(
+                    "{}: its tokenizer_config.json names no source_lang: say which with --from",
+                    dir.display()
+                )));
+            }
+        };
+        Ok(Marian { model, from })
+    }
+}
+
+impl Engine for Marian {
+    fn name(&self) -> &str {
+        "marian"
+    }
+
+    fn languages(&self) -> Vec<String> {
+        vec![self.from.clone()]
+    }
+
+    fn translate(&self, text: &str, from: &str) -> Result<String> {
+        if from != self.from {
+            return Err(Error::Invalid(format!(
+                "the Marian model {} translates from {}, not {from}",
+                self.model.dir().display(),
+                self.from
+            )));
+        }
+        Ok(self.model.translate(text)?.text)
+    }
+}
+
+/// The Marian models installed in a models directory that translate into English, by source
+/// language (ISO 639-1): directories holding a Marian model whose `tokenizer_config.json`
+/// names the source language and English as the target. Unreadable ones are left out here and
+/// fail clearly when loaded.
+pub fn installed_marian(models: &std::path::Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(models) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let dir = e.path();
+        if !crate::marian::is_marian(&dir) {
+            continue;
+        }
+        let Some(config) = std::fs::read(dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            continue;
+        };
+        let lang = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        if let (Some(from), Some(to)) = (lang("source_lang"), lang("target_lang"))
+            && to == "en"
+        {
+            out.push((from, dir));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every engine this machine has, chosen per language: an imported Marian model when there is
+/// one for the language (an operator who brought one wants it), else Apertium's pair.
+/// Marian models are loaded on first use and kept.
+pub struct Engines {
+    /// Apertium, or why it is not here.
+    apertium: std::result::Result<Apertium, String>,
+    marian: Vec<(String, PathBuf)>,
+    loaded: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Marian>>>,
+}
+
+impl Engines {
+    /// Apertium as [`Apertium::detect`] finds it (absent is not an error here) and the Marian
+    /// models installed in `models`.
+    pub fn detect(limits: Limits, models: &std::path::Path) -> Engines {
+        Engines {
+            apertium: Apertium::detect(limits).map_err(|e| e.to_string()),
+            marian: installed_marian(models),
+            loaded: Default::default(),
+        }
+    }
+
+    /// The source languages (ISO 639-1) translated here, each with its engine's name.
+    pub fn languages(&self) -> Vec<(String, &'static str)> {
+        let mut out: Vec<(String, &'static str)> = self
+            .marian
+            .iter()
+            .map(|(l, _)| (l.clone(), "marian"))
+            .collect();
+        if let Ok(a) = &self.apertium {
+            for l in a.languages() {
+                if !out.iter().any(|(m, _)| *m == l) {
+                    out.push((l, "apertium"));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The language code (ISO 639-1) under which a text detected as `iso3` is translated here,
+    /// if any engine takes it (Serbian, Croatian and Bosnian may go to Apertium's one
+    /// Serbo-Croatian pair).
+    pub fn source_for(&self, iso3: &str) -> Option<String> {
+        let languages = self.languages();
+        [iso639_1(iso3), source_language(iso3)]
+            .into_iter()
+            .flatten()
+            .find(|c| languages.iter().any(|(l, _)| l == c))
+            .map(str::to_owned)
+    }
+
+    /// Translates `text` from `from` with the engine for it; the engine's name with the text.
+    pub fn translate(&self, text: &str, from: &str) -> Result<(String, &'static str)> {
+        if let Some((_, dir)) = self.marian.iter().find(|(l, _)| l == from) {
+            let engine = {
+                let mut loaded = self
+                    .loaded
+                    .lock()
+                    .map_err(|_| Error::Model("engine cache poisoned".into()))?;
+                match loaded.get(from) {
+                    Some(m) => std::sync::Arc::clone(m),
+                    None => {
+                        let m = std::sync::Arc::new(Marian::load(dir, Some(from))?);
+                        loaded.insert(from.to_owned(), std::sync::Arc::clone(&m));
+                        m
+                    }
+                }
+            };
+            return Ok((engine.translate(text, from)?, "marian"));
+        }
+        match &self.apertium {
+            Ok(a) => Ok((a.translate(text, from)?, "apertium")),
+            Err(why) => Err(Error::Model(format!(
+                "no Marian model for {from} is installed (`bletchley models import DIR` takes \
+                 an OPUS-MT model), and {why}"
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

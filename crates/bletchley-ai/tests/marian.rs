@@ -96,6 +96,12 @@ fn compare_with_reference(dir: &Path, logit_tolerance: f64) {
             case["output_text"].as_str().unwrap(),
             "text of {text:?}"
         );
+        // Translated whole, with the limit `translate` sets (twice the input and ten).
+        assert_eq!(
+            model.translate(text).expect("translate").text,
+            case["translation"].as_str().unwrap(),
+            "translation of {text:?}"
+        );
     }
 }
 
@@ -107,15 +113,22 @@ fn text_is_translated_line_for_line() {
         .expect("translate");
     assert_eq!(t.text.lines().count(), 3, "{t:?}");
     assert_eq!(t.text.lines().nth(1), Some(""));
-    assert_eq!(t.cut, 0);
-    // A line longer than the model's window (64 tokens) is taken sentence by sentence, and a
-    // sentence longer than the window is cut there and counted.
-    let long = "La reunión tendrá lugar el martes por la mañana. ".repeat(6);
+    assert_eq!(t.split, 0);
+    // A line longer than the model's window (64 tokens) is taken sentence by sentence, each
+    // as it would be alone.
+    let sentence = "La reunión tendrá lugar el martes por la mañana.";
+    let alone = model.translate(sentence).expect("one sentence").text;
+    let long = format!("{sentence} ").repeat(6);
+    assert!(model.encode(&long).unwrap().len() > 64);
     let t = model.translate(&long).expect("long line");
-    assert_eq!(t.cut, 0, "each sentence fits");
-    let run_on = "palabra ".repeat(200);
-    let t = model.translate(&run_on).expect("run-on sentence");
-    assert_eq!(t.cut, 1);
+    assert_eq!(t.split, 0, "each sentence fits");
+    assert_eq!(t.text, [alone.as_str(); 6].join(" "));
+    // A sentence longer than the window is translated a window at a time: nothing dropped.
+    let words = "palabra ".repeat(200);
+    let pieces = model.encode(&words).unwrap().len().div_ceil(63);
+    let t = model.translate(&words).expect("run-on sentence");
+    assert_eq!(t.split, 1);
+    assert!(pieces >= 3, "{pieces}");
     assert_eq!(model.translate("").expect("empty").text, "");
 }
 

@@ -233,7 +233,8 @@ pub enum Command {
     Models(ModelsCmd),
     /// Transcribe or translate one recording, without a data directory.
     Transcribe(TranscribeArgs),
-    /// Translate a text file into English (Apertium), without a data directory.
+    /// Translate a text file into English (an imported Marian model, else Apertium), without a
+    /// data directory.
     Translate(TranslateArgs),
     /// Sentence vectors of a text file (a sentence-transformers model), without a data
     /// directory: JSON Lines, one vector per line of the file or per chunk of it.
@@ -241,7 +242,8 @@ pub enum Command {
     /// Semantic search: embedding at ingest on or off (operator).
     #[command(subcommand)]
     Semantic(SemanticCmd),
-    /// Documents translated into English at ingest (Apertium), on or off (operator).
+    /// Documents translated into English at ingest (imported Marian models, Apertium), on or
+    /// off (operator).
     #[command(subcommand)]
     Translation(TranslationCmd),
     /// Detection inside the platform: the agency's Sigma rules.
@@ -438,9 +440,17 @@ pub struct TranslateArgs {
     /// Its language (ISO 639-1 code such as `es`).
     #[arg(long)]
     pub from: String,
-    /// Seconds the engine may take before it is stopped.
+    /// Seconds Apertium may take before it is stopped.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
+    /// A Marian (OPUS-MT) model: a directory in Hugging Face layout, or the name of one
+    /// installed by `models import`. Without it, an installed Marian model for the language is
+    /// used if there is one, else Apertium.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Use Apertium even where a Marian model is installed.
+    #[arg(long, conflicts_with = "model")]
+    pub apertium: bool,
 }
 
 /// `embed` options.
@@ -1574,7 +1584,8 @@ pub struct SearchArgs {
 /// `translation` subcommands (the operator's).
 #[derive(Subcommand, Debug)]
 pub enum TranslationCmd {
-    /// Translate documents whose language has an Apertium pair into English as they are
+    /// Translate documents whose language has an engine into English (an imported Marian
+    /// model, else an Apertium pair) as they are
     /// ingested: each translation a derived item at the document's marking.
     Enable,
     /// Stop translating new documents (translations made stay until their documents go).

@@ -185,7 +185,8 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `translate FILE --from LANG`: a text into English with Apertium, no data directory.
+/// `translate FILE --from LANG`: a text into English with a Marian model or Apertium, no data
+/// directory.
 pub fn translate(a: &crate::cli::TranslateArgs) -> Result<ExitCode> {
     use bletchley_ai::translate::{Apertium, Engine, Limits};
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
@@ -196,13 +197,28 @@ pub fn translate(a: &crate::cli::TranslateArgs) -> Result<ExitCode> {
             e.utf8_error().valid_up_to()
         )
     })?;
-    let engine = Apertium::detect(Limits {
+    let limits = Limits {
         time: std::time::Duration::from_secs(a.timeout_secs.max(1)),
         ..Limits::default()
-    })?;
-    let english = engine
-        .translate(&text, &a.from)
-        .with_context(|| format!("translating {}", a.file.display()))?;
+    };
+    let english = if a.apertium {
+        Apertium::detect(limits)?.translate(&text, &a.from)
+    } else if let Some(m) = &a.model {
+        // A path, or the name of an installed model.
+        let dir = if m.is_dir() {
+            m.clone()
+        } else {
+            default_models_dir().join(m)
+        };
+        bletchley_ai::translate::Marian::load(&dir, Some(&a.from))
+            .with_context(|| format!("loading the Marian model {}", dir.display()))?
+            .translate(&text, &a.from)
+    } else {
+        bletchley_ai::translate::Engines::detect(limits, &default_models_dir())
+            .translate(&text, &a.from)
+            .map(|(english, _)| english)
+    }
+    .with_context(|| format!("translating {}", a.file.display()))?;
     print!("{english}");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
-//! Documents translated into English at ingest: the operator's switch (`translation
+//! Documents translated into English at ingest (an imported Marian model for the language,
+//! else Apertium's pair): the operator's switch (`translation
 //! enable|disable`) and the jobs the worker runs. A translation is an item derived from its
 //! document (`translation`, as a recording's is): same collection and marking (rule 4),
 //! shredded with it, searchable in English, and embedded when semantic search is on.
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bletchley_ai::pipeline::{JobAnswers, JobError, TRANSLATION};
-use bletchley_ai::translate::{Apertium, Engine, Limits, source_language};
+use bletchley_ai::translate::{Engines, Limits};
 use bletchley_store::jobs::{EMBED, TRANSLATE_TEXT};
 use bletchley_store::{Actor, Job, NewItem, Platform};
 
@@ -26,8 +27,10 @@ pub fn is_text_translation(kind: &str) -> bool {
 /// translated before (an earlier attempt stored its translation) answers with that.
 pub fn run_translations(p: &mut Platform, jobs: &[Job]) -> JobAnswers {
     let engine = match p.text_translation() {
-        Ok(Some(_)) => Apertium::detect(Limits::default())
-            .map_err(|e| JobError::Transient(format!("no translation engine here: {e}"))),
+        Ok(Some(_)) => Ok(Engines::detect(
+            Limits::default(),
+            &bletchley_ai::models::dir_from_env(),
+        )),
         // Turned off since the jobs were queued: nothing to make.
         Ok(None) => return jobs.iter().map(|_| Some(Ok(Vec::new()))).collect(),
         Err(e) => Err(JobError::Transient(e.to_string())),
@@ -54,7 +57,7 @@ pub fn run_translations(p: &mut Platform, jobs: &[Job]) -> JobAnswers {
 
 fn translate_one(
     p: &mut Platform,
-    engine: &Apertium,
+    engine: &Engines,
     job: &Job,
 ) -> std::result::Result<Vec<String>, JobError> {
     let transient = |e: bletchley_store::Error| JobError::Transient(e.to_string());
@@ -73,14 +76,12 @@ fn translate_one(
     }
     let text = bletchley_index::extract::extract_item(&meta.title, &content, meta.generation).text;
     let language = bletchley_index::search::language_of(&text);
-    let Some(from) =
-        source_language(&language).filter(|l| engine.languages().iter().any(|e| e == l))
-    else {
-        // English, a language with no pair here, or no reliable language at all.
+    let Some(from) = engine.source_for(&language) else {
+        // English, a language with no engine here, or no reliable language at all.
         return Ok(Vec::new());
     };
-    let english = engine
-        .translate(&text, from)
+    let (english, _) = engine
+        .translate(&text, &from)
         .map_err(|e| JobError::Permanent(format!("translating from {from}: {e}")))?;
     let item = NewItem {
         title: format!("{}.en.txt", meta.title),
@@ -102,17 +103,21 @@ fn translate_one(
     Ok(ids)
 }
 
-/// `translation enable`: documents in a language with an Apertium pair into English are
-/// translated at ingest from now on.
+/// `translation enable`: documents in a language with an engine into English (an imported
+/// Marian model, an Apertium pair) are translated at ingest from now on.
 pub fn enable(p: &mut Platform) -> Result<ExitCode> {
-    let engine = Apertium::detect(Limits::default())?;
-    let languages = engine.languages();
+    let engines = Engines::detect(Limits::default(), &bletchley_ai::models::dir_from_env());
+    let languages: Vec<String> = engines
+        .languages()
+        .into_iter()
+        .map(|(l, engine)| format!("{l} ({engine})"))
+        .collect();
     if languages.is_empty() {
         anyhow::bail!(
-            "apertium has no pair into English here: install one (Debian's apertium-en-es, apertium-en-ca, …)"
+            "nothing here translates into English: import an OPUS-MT model (`bletchley models import DIR`) or install an Apertium pair (Debian's apertium-en-es, apertium-en-ca, …)"
         );
     }
-    p.set_text_translation(Some("apertium"))?;
+    p.set_text_translation(Some("auto"))?;
     eprintln!(
         "translation on: documents in {} are translated into English by the job worker as they are ingested",
         languages.join(", ")

@@ -32,6 +32,17 @@ pub const FILES: [&str; 5] = [
     "vocab.json",
 ];
 
+/// Whether `dir` holds a Marian model (its `config.json` says so and it has a source
+/// SentencePiece model): Hugging Face Whisper directories hold `config.json` and safetensors
+/// too.
+pub fn is_marian(dir: &Path) -> bool {
+    dir.join("source.spm").is_file()
+        && std::fs::read(dir.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.get("model_type").and_then(|t| t.as_str()) == Some("marian"))
+}
+
 /// A Marian model, loaded.
 pub struct MarianModel {
     /// The network keeps its attention caches inside: one translation at a time.
@@ -212,9 +223,9 @@ impl MarianModel {
     }
 
     fn encode_ids(&self, net: &mut MTModel, input: &[u32]) -> Result<Tensor> {
-        if input.len() > self.config.max_position_embeddings {
+        if input.is_empty() || input.len() > self.config.max_position_embeddings {
             return Err(Error::Invalid(format!(
-                "{} input tokens: the model takes at most {}",
+                "{} input tokens: the model takes 1 to {}",
                 input.len(),
                 self.config.max_position_embeddings
             )));
@@ -268,12 +279,13 @@ impl MarianModel {
     }
 
     /// Translates `text` line by line (blank lines kept), each line whole when it fits the
-    /// model's window and sentence by sentence otherwise; a sentence longer than the window
-    /// is cut at the window (said in the result's `cut` count, never silently).
+    /// model's window and sentence by sentence otherwise; a sentence longer than the window is
+    /// translated a window's worth of tokens at a time (nothing is dropped; the result counts
+    /// such sentences, since their translation suffers at the seams).
     pub fn translate(&self, text: &str) -> Result<Translation> {
         let window = self.config.max_position_embeddings;
         let mut lines = Vec::new();
-        let mut cut = 0;
+        let mut split = 0;
         for line in text.lines() {
             if line.trim().is_empty() {
                 lines.push(String::new());
@@ -291,33 +303,36 @@ impl MarianModel {
                 let ids = self.encode(sentence)?;
                 if ids.len() <= window {
                     parts.push(self.translate_piece(sentence)?);
-                } else {
-                    cut += 1;
-                    let mut kept = ids[..window - 1].to_vec();
-                    kept.push(self.config.eos_token_id);
+                    continue;
+                }
+                split += 1;
+                // The pieces without the end token, a window less one at a time.
+                for piece in ids[..ids.len() - 1].chunks(window - 1) {
+                    let mut input = piece.to_vec();
+                    input.push(self.config.eos_token_id);
                     let limits = DecodeLimits {
                         max_new_tokens: window - 1,
                     };
-                    parts.push(self.decode(&self.generate(&kept, limits)?));
+                    parts.push(self.decode(&self.generate(&input, limits)?));
                 }
             }
             lines.push(parts.join(" "));
         }
         Ok(Translation {
             text: lines.join("\n"),
-            cut,
+            split,
         })
     }
 }
 
-/// A translation, and how many sentences were longer than the model's window (each cut at
-/// the window).
+/// A translation, and how many sentences were longer than the model's window (translated a
+/// window at a time).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Translation {
     /// The English text, line for line.
     pub text: String,
-    /// Sentences cut.
-    pub cut: usize,
+    /// Sentences translated in pieces.
+    pub split: usize,
 }
 
 /// The index of the largest logit other than `banned` (the first of equals).

@@ -22,11 +22,13 @@ impl Platform {
     /// Turns translation at ingest on with `engine`, or off. Only the operator; audited. The
     /// setting sits in the guarded `meta` table.
     pub fn set_text_translation(&mut self, engine: Option<&str>) -> Result<()> {
+        // `auto`: per language, an imported Marian model, else Apertium's pair; `apertium`
+        // is what directories made before Marian models were taken hold, and means the same.
         if let Some(e) = engine
-            && e != "apertium"
+            && !matches!(e, "auto" | "apertium")
         {
             return Err(Error::Invalid(format!(
-                "translation engine {e:?}: the engine here is apertium"
+                "translation engine {e:?}: expected auto (a Marian model where one is imported, else Apertium)"
             )));
         }
         self.catalog

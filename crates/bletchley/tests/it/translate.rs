@@ -286,3 +286,150 @@ fn documents_are_translated_at_ingest_into_derived_items_at_their_marking() {
         serde_json::from_str(&env.ok(&["jobs", "--json"])).expect("jobs json");
     assert_eq!(jobs.as_array().expect("jobs").len(), 3);
 }
+
+/// The small Marian model of `bletchley-ai`'s tests and what `transformers` made of it.
+fn marian_fixture() -> (PathBuf, serde_json::Value) {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bletchley-ai/tests/fixtures/marian-tiny");
+    let reference = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reference.json")).expect("reference.json"),
+    )
+    .expect("json");
+    (dir, reference)
+}
+
+/// An operator imports an OPUS-MT model (Hugging Face layout): `models list` shows it as a
+/// translation model; `translate --from es` then uses it (`--apertium` does not), giving what
+/// `transformers` gives on the same model; a model for another language is refused clearly;
+/// and documents in its language are translated at ingest with it.
+#[test]
+fn an_imported_marian_model_translates_its_language_on_the_command_line_and_at_ingest() {
+    let (fixture, reference) = marian_fixture();
+    let case = &reference["cases"][1];
+    let sentence = case["text"].as_str().expect("text");
+    let expected = case["translation"].as_str().expect("translation");
+    let t = tempfile::tempdir().expect("tempdir");
+    let models = t.path().join("models");
+    let bletchley = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bletchley"))
+            .env("BLETCHLEY_MODELS", &models)
+            .args(args)
+            .output()
+            .expect("run bletchley")
+    };
+    let out = bletchley(&[
+        "models",
+        "import",
+        fixture.to_str().expect("path"),
+        "--name",
+        "opus-mt-es-en-tiny",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bletchley(&["models", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
+    assert_eq!(listed[0]["kind"], "translation", "{listed}");
+
+    let file = t.path().join("frase.txt");
+    std::fs::write(&file, format!("{sentence}\n")).expect("write");
+    let path = file.to_str().expect("path");
+    let out = bletchley(&["translate", path, "--from", "es"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
+    // By name, and by directory: the same.
+    let out = bletchley(&[
+        "translate",
+        path,
+        "--from",
+        "es",
+        "--model",
+        "opus-mt-es-en-tiny",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
+    let out = bletchley(&[
+        "translate",
+        path,
+        "--from",
+        "es",
+        "--model",
+        fixture.to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
+    let out = bletchley(&[
+        "translate",
+        path,
+        "--from",
+        "fr",
+        "--model",
+        "opus-mt-es-en-tiny",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("translates from es, not fr"), "{err}");
+    if installed() {
+        let out = bletchley(&["translate", path, "--from", "es", "--apertium"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_ne!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
+    }
+
+    // At ingest: the Spanish document is translated by the imported model.
+    let env = crate::common::Env::new();
+    env.basic();
+    let with_models = |args: &[&str]| {
+        let out = env
+            .cmd(args)
+            .env("BLETCHLEY_MODELS", &models)
+            .output()
+            .expect("run bletchley");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let said = {
+        let out = env
+            .cmd(&["translation", "enable"])
+            .env("BLETCHLEY_MODELS", &models)
+            .output()
+            .expect("enable");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(said.contains("es (marian)"), "{said}");
+    let doc = env.file("informe.txt", format!("{sentence}\n").as_bytes());
+    env.ingest("alice", "mi5/ct", "SECRET", &[&doc]);
+    with_models(&["work", "--once"]);
+    let items: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--as", "alice", "ls", "--json"])).expect("ls json");
+    let translation = items
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["title"] == "informe.txt.en.txt")
+        .unwrap_or_else(|| panic!("a translation: {items}"));
+    assert_eq!(translation["marking"], "SECRET");
+    let text = env.ok(&[
+        "--as",
+        "alice",
+        "get",
+        translation["id"].as_str().expect("id"),
+    ]);
+    assert_eq!(text.trim_end(), expected);
+}
