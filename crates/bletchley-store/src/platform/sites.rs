@@ -452,6 +452,16 @@ impl Platform {
             from.as_slice(),
             Some(meta),
         )?;
+        // Vectors are this node's own derived data and do not travel: a replica is embedded
+        // here like any item when semantic search is on (the job embeds nothing for a
+        // recording or an event log). Translations do travel, as the sender's derived items,
+        // so replicas are not translated again here.
+        if self.semantic_model()?.is_some() {
+            self.enqueue_jobs(
+                &format!("site:{origin}"),
+                &[(crate::jobs::EMBED, meta.id.as_str())],
+            )?;
+        }
         Ok(true)
     }
 

@@ -364,3 +364,43 @@ fn the_api_and_the_console_search_by_meaning_behind_the_gate() {
     assert!(html.contains("bread.txt"), "{html}");
     assert!(!html.contains(&trawler), "{html}");
 }
+
+/// Vectors do not travel between sites: a field site with semantic search on embeds the items
+/// it receives from the hub, as it does its own, and finds them by meaning.
+#[test]
+fn items_received_from_another_site_are_embedded_there() {
+    let s = crate::sites::setup();
+    ok(&s.alpha, &["semantic", "enable", "--no-backfill"]);
+    let bundle = s.hub.root.join("alpha.bundle");
+    s.hub.ok(&[
+        "bundle",
+        "export",
+        "--site",
+        "alpha",
+        bundle.to_str().expect("path"),
+    ]);
+    s.alpha
+        .ok(&["bundle", "import", bundle.to_str().expect("path")]);
+    let received = crate::sites::held(&s.alpha);
+    assert!(!received.is_empty());
+    let jobs: Value = serde_json::from_str(&ok(&s.alpha, &["jobs", "--json"])).expect("jobs json");
+    let embeds: Vec<&Value> = jobs
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["kind"] == "embed")
+        .collect();
+    assert_eq!(embeds.len(), received.len(), "{jobs}");
+    ok(&s.alpha, &["work", "--once"]);
+    let status: Value =
+        serde_json::from_str(&ok(&s.alpha, &["semantic", "status", "--json"])).expect("status");
+    assert_eq!(status["items_without_vectors"], 0, "{status}");
+    let v: Value = serde_json::from_str(&ok(
+        &s.alpha,
+        &[
+            "--as", "officer", "search", "an item", "--mode", "semantic", "--json",
+        ],
+    ))
+    .expect("search json");
+    assert_eq!(v["total"].as_u64(), Some(received.len() as u64), "{v}");
+}
