@@ -98,6 +98,21 @@ pub fn run_embeddings(p: &mut Platform, jobs: &[Job], cache: &mut ModelCache) ->
     let ids: Vec<String> = todo.iter().map(|&n| jobs[n].item.clone()).collect();
     let read = match p.read_for_embedding(&ids) {
         Ok(r) => r,
+        // One item that does not open (damaged, or its key shredded under the batch) must not
+        // hold the others back: each is read alone, and only it fails.
+        Err(_) if todo.len() > 1 => {
+            let mut read = Vec::with_capacity(todo.len());
+            for &n in &todo {
+                match p.read_for_embedding(std::slice::from_ref(&jobs[n].item)) {
+                    Ok(mut one) => read.append(&mut one),
+                    Err(e) => {
+                        answers[n] =
+                            Some(Err(JobError::Transient(format!("reading the item: {e}"))));
+                    }
+                }
+            }
+            read
+        }
         Err(e) => {
             for &n in &todo {
                 answers[n] = Some(Err(JobError::Transient(format!("reading the item: {e}"))));

@@ -404,3 +404,39 @@ fn items_received_from_another_site_are_embedded_there() {
     .expect("search json");
     assert_eq!(v["total"].as_u64(), Some(received.len() as u64), "{v}");
 }
+
+/// An item whose stored bytes the host damaged fails its own embedding job; the items read in
+/// the same batch are embedded all the same.
+#[test]
+fn a_damaged_item_fails_only_its_own_embedding_job() {
+    let env = Env::new();
+    env.basic();
+    ok(&env, &["semantic", "enable"]);
+    let objects = || crate::common::files_under(&env.data.join("objects"));
+    let good = put(&env, "alice", "SECRET", "smuggling.txt", SMUGGLING);
+    let before = objects();
+    let bad = put(&env, "alice", "SECRET", "budget.txt", BUDGET);
+    let added: Vec<_> = objects()
+        .into_iter()
+        .filter(|o| !before.contains(o))
+        .collect();
+    assert_eq!(added.len(), 1, "one object for the item: {added:?}");
+    let mut bytes = std::fs::read(&added[0]).expect("object");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&added[0], bytes).expect("damage");
+    ok(&env, &["work", "--once"]);
+    let jobs: Value = serde_json::from_str(&ok(&env, &["jobs", "--json"])).expect("jobs json");
+    let state = |item: &str| {
+        jobs.as_array()
+            .expect("jobs")
+            .iter()
+            .find(|j| j["item"] == item)
+            .map(|j| j["state"].as_str().expect("state").to_owned())
+            .expect("a job")
+    };
+    assert_eq!(state(&good), "done", "{jobs}");
+    assert_ne!(state(&bad), "done", "{jobs}");
+    let (_, found) = hits(&env, "alice", "semantic", QUERY);
+    assert_eq!(found.first().map(|h| h.0.as_str()), Some(good.as_str()));
+}
