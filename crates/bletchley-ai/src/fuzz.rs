@@ -43,6 +43,15 @@ pub fn ct2_model(data: &[u8]) -> String {
     outcome(crate::whisper::ct2::load(data, &Device::Cpu))
 }
 
+/// A SentencePiece model as an operator's Marian directory brings it, read and used to cut a
+/// text that touches normalisation, unknown characters and runs of spaces.
+pub fn sentencepiece(data: &[u8]) -> String {
+    outcome(
+        crate::marian::SentencePiece::from_bytes(data)
+            .and_then(|m| m.pieces("  El   ﬁn de ＡÑO — 你好 ✓ palabra")),
+    )
+}
+
 fn wav(samples: &[i16]) -> Vec<u8> {
     let data = (samples.len() * 2) as u32;
     let mut out = Vec::new();
@@ -106,6 +115,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             out
         }
         "ct2_model" => vec![model_bin()],
+        "sentencepiece" => vec![
+            include_bytes!("../tests/fixtures/marian-tiny/source.spm").to_vec(),
+            include_bytes!("../tests/fixtures/marian-tiny/target.spm").to_vec(),
+        ],
         _ => Vec::new(),
     }
 }

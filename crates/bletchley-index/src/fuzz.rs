@@ -172,6 +172,53 @@ fn with_title(title: &str, content: Vec<u8>) -> Vec<u8> {
 
 const EML: &str = "From: a@example.org\r\nTo: b@example.org\r\nSubject: meet\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nCall +44 7700 900123 at 10.\r\n--XX\r\nContent-Type: text/plain; name=\"n.txt\"\r\nContent-Disposition: attachment; filename=\"n.txt\"\r\n\r\nnotes\r\n--XX--\r\n";
 
+/// A vector index file's plaintext (what opens under the index key), parsed whole and, when
+/// accepted, every item's vectors read back.
+pub fn vector_index(data: &[u8]) -> String {
+    match crate::vectors::VectorIndex::from_bytes(data) {
+        Ok(index) => {
+            let mut read = 0;
+            for item in index.items() {
+                read += index.vectors_of(&item).len();
+            }
+            format!("ok {} {read}", index.len())
+        }
+        Err(e) => e.to_string().chars().take(40).collect(),
+    }
+}
+
+/// An item's sealed vectors row's plaintext, parsed.
+pub fn item_vectors(data: &[u8]) -> String {
+    match bletchley_store::vectors::ItemVectors::from_bytes(data) {
+        Ok(v) => format!("ok {}", v.chunks.len()),
+        Err(e) => e.to_string().chars().take(40).collect(),
+    }
+}
+
+fn vector_seeds() -> (Vec<u8>, Vec<u8>) {
+    let class = crate::vectors::AccessClass::of(
+        bletchley_policy::CollectionId(1),
+        &bletchley_policy::Marking::parse("SECRET").expect("static banner"),
+    );
+    let mut index = crate::vectors::VectorIndex::new(4);
+    let vectors = vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 0.6, 0.8, 0.0]];
+    let _ = index.add(class, "item-1", &[(0, 10), (10, 25)], &vectors);
+    let row = bletchley_store::vectors::ItemVectors {
+        model: "all-minilm-l6-v2".into(),
+        dim: 4,
+        chunks: vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| bletchley_store::vectors::VectorChunk {
+                start: i as u64 * 10,
+                end: i as u64 * 10 + 10,
+                vector: v.clone(),
+            })
+            .collect(),
+    };
+    (index.to_bytes(), row.to_bytes().unwrap_or_default())
+}
+
 /// Valid inputs to start from, per entry point.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let docx = zip_of(&[(
@@ -181,6 +228,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let inner = zip_of(&[("a.txt", b"inner text"), ("m.eml", EML.as_bytes())]);
     let nested = zip_of(&[("inner.zip", &inner), ("b.txt", b"second")]);
     match target {
+        "vector_index" => vec![vector_seeds().0],
+        "item_vectors" => vec![vector_seeds().1],
         "document" | "archive_nesting" => vec![
             with_title("a.txt", b"Meet at the docks, call +44 7700 900123".to_vec()),
             with_title("a.pdf", pdf("hello pdf")),

@@ -43,6 +43,10 @@ struct NormalizerSpec {
     remove_extra_whitespaces: Option<bool>,
 }
 
+/// Text of many scripts and forms, cut once when a model is loaded.
+const PROBE: &str =
+    "Hola, ¿qué tal?  ﬁn ＡÑＯ Ωμέγα Привет مرحبا שלום नमस्ते 你好 ✓ 😀 \u{0301}a\t\u{00a0}.";
+
 /// The word-boundary mark SentencePiece puts for a space.
 const SPACE: char = '\u{2581}';
 
@@ -61,8 +65,13 @@ impl SentencePiece {
             path: path.to_owned(),
             source,
         })?;
-        let bad = |why: String| Error::Model(format!("{}: {why}", path.display()));
-        let proto = ModelProto::decode(bytes.as_slice())
+        Self::from_bytes(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+    }
+
+    /// Reads a SentencePiece model from its bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SentencePiece> {
+        let bad = |why: String| Error::Model(why);
+        let proto = ModelProto::decode(bytes)
             .map_err(|e| bad(format!("not a SentencePiece model: {e}")))?;
         if proto.pieces.is_empty() {
             return Err(bad("a SentencePiece model with no pieces".into()));
@@ -85,12 +94,16 @@ impl SentencePiece {
             }
             _ => None,
         };
-        Ok(SentencePiece {
+        let model = SentencePiece {
             unigram,
             normalizer,
             add_dummy_prefix: spec.add_dummy_prefix.unwrap_or(true),
             remove_extra_whitespaces: spec.remove_extra_whitespaces.unwrap_or(true),
-        })
+        };
+        // A damaged character map shows on first use: try it on text of many scripts now,
+        // so that a bad model directory is refused when it is loaded.
+        model.pieces(PROBE)?;
+        Ok(model)
     }
 
     /// The pieces of `text`, as the sentencepiece library cuts it: normalised by the model's
@@ -99,8 +112,15 @@ impl SentencePiece {
     pub fn pieces(&self, text: &str) -> Result<Vec<String>> {
         let mut normalized = NormalizedString::from(text);
         if let Some(n) = &self.normalizer {
-            n.normalize(&mut normalized)
-                .map_err(|e| Error::Invalid(format!("normalising text: {e}")))?;
+            // The character map is a trie read straight from the model file, and its reader
+            // (`spm_precompiled`) indexes without checking: a damaged map panics. The panic is
+            // caught here (the normaliser holds no state of ours that it could leave broken)
+            // and reported as the damaged model it is.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                n.normalize(&mut normalized)
+            }))
+            .map_err(|_| Error::Model("the SentencePiece model's character map is damaged".into()))?
+            .map_err(|e| Error::Invalid(format!("normalising text: {e}")))?;
         }
         let mut s = normalized.get().to_owned();
         if self.remove_extra_whitespaces {
