@@ -28,6 +28,9 @@ pub enum Error {
     /// A tensor operation failed.
     #[error("tensor computation: {0}")]
     Tensor(#[from] candle_core::Error),
+    /// Work stopped at its time limit.
+    #[error("{0}")]
+    TimeLimit(String),
     /// An option that does not make sense (unknown language, format, ...).
     #[error("{0}")]
     Invalid(String),

@@ -305,7 +305,11 @@ pub fn iso639_1(iso3: &str) -> Option<&'static str> {
 pub struct Marian {
     model: crate::marian::MarianModel,
     from: String,
+    time: Duration,
 }
+
+/// How long a Marian model may take over one text (ten minutes: a long report on two cores).
+pub const MARIAN_TIME: Duration = Duration::from_secs(600);
 
 impl Marian {
     /// Loads the model directory `dir`; its source language is the directory's
@@ -328,7 +332,17 @@ impl Marian {
                 )));
             }
         };
-        Ok(Marian { model, from })
+        Ok(Marian {
+            model,
+            from,
+            time: MARIAN_TIME,
+        })
+    }
+
+    /// The same engine, stopped after `time` on one text.
+    pub fn with_time_limit(mut self, time: Duration) -> Marian {
+        self.time = time;
+        self
     }
 }
 
@@ -349,7 +363,17 @@ impl Engine for Marian {
                 self.from
             )));
         }
-        Ok(self.model.translate(text)?.text)
+        let deadline = Instant::now() + self.time;
+        self.model
+            .translate_until(text, Some(deadline))
+            .map(|t| t.text)
+            .map_err(|e| match e {
+                Error::TimeLimit(_) => Error::TimeLimit(format!(
+                    "the Marian model did not finish within {:.1} s: stopped",
+                    self.time.as_secs_f64()
+                )),
+                other => other,
+            })
     }
 }
 
@@ -390,16 +414,19 @@ pub fn installed_marian(models: &std::path::Path) -> Vec<(String, PathBuf)> {
 pub struct Engines {
     /// Apertium, or why it is not here.
     apertium: std::result::Result<Apertium, String>,
+    /// How long a Marian model may take over one text.
+    marian_time: Duration,
     marian: Vec<(String, PathBuf)>,
     loaded: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Marian>>>,
 }
 
 impl Engines {
     /// Apertium as [`Apertium::detect`] finds it (absent is not an error here) and the Marian
-    /// models installed in `models`.
+    /// models installed in `models`; `limits.time` bounds either engine's work on one text.
     pub fn detect(limits: Limits, models: &std::path::Path) -> Engines {
         Engines {
             apertium: Apertium::detect(limits).map_err(|e| e.to_string()),
+            marian_time: limits.time,
             marian: installed_marian(models),
             loaded: Default::default(),
         }
@@ -446,7 +473,9 @@ impl Engines {
                 match loaded.get(from) {
                     Some(m) => std::sync::Arc::clone(m),
                     None => {
-                        let m = std::sync::Arc::new(Marian::load(dir, Some(from))?);
+                        let m = std::sync::Arc::new(
+                            Marian::load(dir, Some(from))?.with_time_limit(self.marian_time),
+                        );
                         loaded.insert(from.to_owned(), std::sync::Arc::clone(&m));
                         m
                     }

@@ -133,6 +133,32 @@ fn text_is_translated_line_for_line() {
 }
 
 #[test]
+fn a_text_that_would_take_too_long_is_stopped_at_the_time_limit() {
+    use bletchley_ai::translate::{Engine, Marian};
+    let engine = Marian::load(&fixture(), Some("es"))
+        .expect("the fixture loads")
+        .with_time_limit(std::time::Duration::from_millis(300));
+    // Four megabytes of one line: tokenised a stretch at a time, stopped within the limit.
+    let line = "palabra ".repeat(500_000);
+    let started = std::time::Instant::now();
+    let e = engine.translate(&line, "es").expect_err("stopped");
+    assert!(
+        e.to_string()
+            .contains("did not finish within 0.3 s: stopped"),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let e = engine
+        .translate("hola", "fr")
+        .expect_err("another language");
+    assert!(e.to_string().contains("translates from es, not fr"), "{e}");
+}
+
+#[test]
 fn a_damaged_model_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("m");

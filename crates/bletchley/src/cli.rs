@@ -440,7 +440,7 @@ pub struct TranslateArgs {
     /// Its language (ISO 639-1 code such as `es`).
     #[arg(long)]
     pub from: String,
-    /// Seconds Apertium may take before it is stopped.
+    /// Seconds the engine may take before it is stopped.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
     /// A Marian (OPUS-MT) model: a directory in Hugging Face layout, or the name of one

@@ -212,6 +212,7 @@ pub fn translate(a: &crate::cli::TranslateArgs) -> Result<ExitCode> {
         };
         bletchley_ai::translate::Marian::load(&dir, Some(&a.from))
             .with_context(|| format!("loading the Marian model {}", dir.display()))?
+            .with_time_limit(limits.time)
             .translate(&text, &a.from)
     } else {
         bletchley_ai::translate::Engines::detect(limits, &default_models_dir())

@@ -27,8 +27,13 @@ pub fn is_text_translation(kind: &str) -> bool {
 /// translated before (an earlier attempt stored its translation) answers with that.
 pub fn run_translations(p: &mut Platform, jobs: &[Job]) -> JobAnswers {
     let engine = match p.text_translation() {
+        // A neural model on a long report takes minutes where Apertium takes seconds: each
+        // document gets up to Marian's time, whichever engine takes it.
         Ok(Some(_)) => Ok(Engines::detect(
-            Limits::default(),
+            Limits {
+                time: bletchley_ai::translate::MARIAN_TIME,
+                ..Limits::default()
+            },
             &bletchley_ai::models::dir_from_env(),
         )),
         // Turned off since the jobs were queued: nothing to make.

@@ -281,9 +281,20 @@ impl MarianModel {
     /// Translates `text` line by line (blank lines kept), each line whole when it fits the
     /// model's window and sentence by sentence otherwise; a sentence longer than the window is
     /// translated a window's worth of tokens at a time (nothing is dropped; the result counts
-    /// such sentences, since their translation suffers at the seams).
-    pub fn translate(&self, text: &str) -> Result<Translation> {
+    /// such sentences, since their translation suffers at the seams). Past `deadline` it stops
+    /// with an error rather than run on (100 MB of one line would take days).
+    pub fn translate_until(
+        &self,
+        text: &str,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Translation> {
         let window = self.config.max_position_embeddings;
+        let check = || match deadline {
+            Some(d) if std::time::Instant::now() >= d => Err(Error::TimeLimit(
+                "the translation did not finish within its time limit: stopped".into(),
+            )),
+            _ => Ok(()),
+        };
         let mut lines = Vec::new();
         let mut split = 0;
         for line in text.lines() {
@@ -291,7 +302,9 @@ impl MarianModel {
                 lines.push(String::new());
                 continue;
             }
-            if self.encode(line)?.len() <= window {
+            check()?;
+            // A line of a few thousand bytes is tried whole; past that it cannot fit.
+            if line.len() <= WHOLE_LINE_BYTES && self.encode(line)?.len() <= window {
                 lines.push(self.translate_piece(line)?);
                 continue;
             }
@@ -300,21 +313,29 @@ impl MarianModel {
                 if sentence.trim().is_empty() {
                     continue;
                 }
-                let ids = self.encode(sentence)?;
-                if ids.len() <= window {
-                    parts.push(self.translate_piece(sentence)?);
-                    continue;
+                // Text is tokenised a bounded stretch at a time, whatever the sentence's length.
+                let stretches = stretches(sentence, WHOLE_LINE_BYTES);
+                let mut long = stretches.len() > 1;
+                for stretch in stretches {
+                    check()?;
+                    let ids = self.encode(stretch)?;
+                    if ids.len() <= window {
+                        parts.push(self.translate_piece(stretch)?);
+                        continue;
+                    }
+                    long = true;
+                    // The pieces without the end token, a window less one at a time.
+                    for piece in ids[..ids.len() - 1].chunks(window - 1) {
+                        check()?;
+                        let mut input = piece.to_vec();
+                        input.push(self.config.eos_token_id);
+                        let limits = DecodeLimits {
+                            max_new_tokens: window - 1,
+                        };
+                        parts.push(self.decode(&self.generate(&input, limits)?));
+                    }
                 }
-                split += 1;
-                // The pieces without the end token, a window less one at a time.
-                for piece in ids[..ids.len() - 1].chunks(window - 1) {
-                    let mut input = piece.to_vec();
-                    input.push(self.config.eos_token_id);
-                    let limits = DecodeLimits {
-                        max_new_tokens: window - 1,
-                    };
-                    parts.push(self.decode(&self.generate(&input, limits)?));
-                }
+                split += usize::from(long);
             }
             lines.push(parts.join(" "));
         }
@@ -323,6 +344,38 @@ impl MarianModel {
             split,
         })
     }
+
+    /// [`MarianModel::translate_until`] with no time limit.
+    pub fn translate(&self, text: &str) -> Result<Translation> {
+        self.translate_until(text, None)
+    }
+}
+
+/// Lines up to this many bytes are tokenised whole; longer text a stretch this long at a time.
+const WHOLE_LINE_BYTES: usize = 4096;
+
+/// `text` in stretches of at most about `max` bytes, cut after white space where there is
+/// some (else at a character boundary).
+fn stretches(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(space) = rest[..cut].rfind(char::is_whitespace)
+            && space > 0
+        {
+            cut = space;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.trim().is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
 }
 
 /// A translation, and how many sentences were longer than the model's window (translated a
