@@ -508,6 +508,10 @@ pub fn run(cli: &Cli, a: &DemoArgs) -> Result<ExitCode> {
         dir.display()
     );
     println!(
+        "  bletchley --data {} --as alice xref --collection mi5/counter-terrorism --against gchq/sigint   (the people and identifiers both hold; the console's Cross-reference page too)",
+        dir.display()
+    );
+    println!(
         "  bletchley --data {} --as alice timeline {selector} --justification \"demo\"",
         dir.display()
     );

@@ -210,19 +210,15 @@ impl MarianModel {
 
     /// The logits of the first output token for `input` (for tests against a reference).
     pub fn first_logits(&self, input: &[u32]) -> Result<Vec<f32>> {
-        let mut net = self
-            .net
-            .lock()
-            .map_err(|_| Error::Model("model lock poisoned".into()))?;
-        net.reset_kv_cache();
-        let encoded = self.encode_ids(&mut net, input)?;
+        let (mut net, encoded) = self.encoded(input)?;
         let start =
             Tensor::new(&[self.config.decoder_start_token_id], &self.device)?.unsqueeze(0)?;
         let logits = net.decode(&start, &encoded, 0)?;
         Ok(logits.i((0, 0))?.to_vec1::<f32>()?)
     }
 
-    fn encode_ids(&self, net: &mut MTModel, input: &[u32]) -> Result<Tensor> {
+    /// The network, its caches emptied and held for one decoding, and `input` encoded.
+    fn encoded(&self, input: &[u32]) -> Result<(std::sync::MutexGuard<'_, MTModel>, Tensor)> {
         if input.is_empty() || input.len() > self.config.max_position_embeddings {
             return Err(Error::Invalid(format!(
                 "{} input tokens: the model takes 1 to {}",
@@ -230,20 +226,21 @@ impl MarianModel {
                 self.config.max_position_embeddings
             )));
         }
+        let mut net = self
+            .net
+            .lock()
+            .map_err(|_| Error::Model("model lock poisoned".into()))?;
+        net.reset_kv_cache();
         let ids = Tensor::new(input, &self.device)?.unsqueeze(0)?;
-        Ok(net.encoder().forward(&ids, 0)?)
+        let encoded = net.encoder().forward(&ids, 0)?;
+        Ok((net, encoded))
     }
 
     /// Greedy decoding of `input` ids, as `transformers`' `generate` does for these models:
     /// the output starts with the decoder start token; the padding token is never chosen; at
     /// the length limit the end token is forced.
     pub fn generate(&self, input: &[u32], limits: DecodeLimits) -> Result<Vec<u32>> {
-        let mut net = self
-            .net
-            .lock()
-            .map_err(|_| Error::Model("model lock poisoned".into()))?;
-        net.reset_kv_cache();
-        let encoded = self.encode_ids(&mut net, input)?;
+        let (mut net, encoded) = self.encoded(input)?;
         let max_length = (limits.max_new_tokens + 1).min(self.config.max_position_embeddings);
         let mut out = vec![self.config.decoder_start_token_id];
         while out.len() < max_length {

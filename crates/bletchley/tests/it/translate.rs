@@ -344,24 +344,10 @@ fn an_imported_marian_model_translates_its_language_on_the_command_line_and_at_i
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
     // By name, and by directory: the same.
-    let out = bletchley(&[
-        "translate",
-        path,
-        "--from",
-        "es",
-        "--model",
-        "opus-mt-es-en-tiny",
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
-    let out = bletchley(&[
-        "translate",
-        path,
-        "--from",
-        "es",
-        "--model",
-        fixture.to_str().unwrap(),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
+    for model in ["opus-mt-es-en-tiny", fixture.to_str().expect("path")] {
+        let out = bletchley(&["translate", path, "--from", "es", "--model", model]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
+    }
     let out = bletchley(&[
         "translate",
         path,
