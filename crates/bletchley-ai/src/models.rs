@@ -628,6 +628,28 @@ fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(bytes)
 }
 
+/// The `*.safetensors` files of a model directory (a sharded checkpoint has several), in name
+/// order; none is a clear error.
+pub(crate) fn safetensors_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::Io {
+            path: dir.to_owned(),
+            source: e,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Model(format!(
+            "{} holds no .safetensors file (pytorch_model.bin is not read: convert it to \
+             safetensors)",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
+
 /// The directory of a named sentence-embedding model, or the error that says how to get it.
 pub fn embedding_model_dir(models: &Path, name: &str) -> Result<PathBuf> {
     let dir = models.join(name);

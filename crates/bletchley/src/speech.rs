@@ -185,18 +185,23 @@ pub fn transcribe(a: &TranscribeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A text file whole, refused with the offset of its first bad byte when it is not UTF-8.
+fn read_utf8(path: &std::path::Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 text (first bad byte at {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 /// `translate FILE --from LANG`: a text into English with a Marian model or Apertium, no data
 /// directory.
 pub fn translate(a: &crate::cli::TranslateArgs) -> Result<ExitCode> {
     use bletchley_ai::translate::{Apertium, Engine, Limits};
-    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not UTF-8 text (first bad byte at {})",
-            a.file.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })?;
+    let text = read_utf8(&a.file)?;
     let limits = Limits {
         time: std::time::Duration::from_secs(a.timeout_secs.max(1)),
         ..Limits::default()
@@ -227,14 +232,7 @@ pub fn translate(a: &crate::cli::TranslateArgs) -> Result<ExitCode> {
 /// `embed FILE`: sentence vectors as JSON Lines, no data directory.
 pub fn embed(a: &crate::cli::EmbedArgs) -> Result<ExitCode> {
     use bletchley_ai::embed::SentenceModel;
-    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not UTF-8 text (first bad byte at {})",
-            a.file.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })?;
+    let text = read_utf8(&a.file)?;
     let dir = match &a.model {
         Some(d) => d.clone(),
         None => {

@@ -269,22 +269,7 @@ pub fn read(dir: &Path) -> Result<Layout> {
             tokenizer.display()
         )));
     }
-    let mut weights: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::Io {
-            path: dir.to_owned(),
-            source: e,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    weights.sort();
-    if weights.is_empty() {
-        return Err(Error::Model(format!(
-            "{} holds no .safetensors file (pytorch_model.bin is not read: convert it to \
-             safetensors)",
-            dir.display()
-        )));
-    }
+    let weights = crate::models::safetensors_in(dir)?;
     Ok(Layout {
         dir: dir.to_owned(),
         encoder,

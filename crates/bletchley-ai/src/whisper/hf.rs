@@ -28,21 +28,7 @@ pub(crate) fn load(dir: &Path, device: &Device) -> Result<(Weights, ModelConfig)
     })?;
     let hf: HfConfig = serde_json::from_str(&text)
         .map_err(|e| Error::Model(format!("{}: {e}", dir.join("config.json").display())))?;
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| Error::Io {
-            path: dir.to_owned(),
-            source: e,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Error::Model(format!(
-            "{} holds no .safetensors file",
-            dir.display()
-        )));
-    }
+    let files = crate::models::safetensors_in(dir)?;
     let mut w = Weights::new();
     for f in files {
         for (name, t) in candle_core::safetensors::load(&f, device)? {
