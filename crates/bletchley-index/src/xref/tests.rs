@@ -47,6 +47,19 @@ fn blocks_miss_no_pair_that_every_comparison_finds() {
     let here: BTreeSet<String> = left.into_iter().collect();
     let mut there: BTreeSet<String> = right.into_iter().collect();
     there.insert("org:meridian shipping ltd".into());
+    // Misspellings at a word's end, where transliterations differ most.
+    for variant in [
+        "person:viktor petrof",
+        "person:petrof",
+        "person:sergey lavrof",
+        "person:mohamad",
+    ] {
+        there.insert(variant.into());
+    }
+    let mut here = here;
+    for name in ["person:petrov", "person:mohammed"] {
+        here.insert(name.into());
+    }
     let mut m = NameMatches::default();
     m.update(&here, &there, &mut no_checkpoint).unwrap();
     let expected = brute_force(&here, &there);
