@@ -61,14 +61,19 @@ def main():
     # chaotic enough that float32 rounding moves them by up to 1e-2, and a tame one (small
     # weights) whose logits any correct float32 implementation meets to 1e-6.
     write_model(out, vocab, sentences, init_std=1.0, seed=24)
-    write_model(os.path.join(out, "tame"), vocab, sentences, init_std=0.1, seed=25)
+    write_model(os.path.join(out, "tame"), vocab, sentences, init_std=0.1, seed=25, eos_bias=EOS_BIAS)
     for name in ("generation_config.json", "tame/generation_config.json", "tame/config.json"):
         p = os.path.join(out, name)
         if os.path.exists(p):
             os.remove(p)
 
 
-def write_model(out, vocab, sentences, init_std, seed):
+# The tame model's end token is made likelier, so that its sentences end at different lengths
+# and beam search finishes beams before the limit.
+EOS_BIAS = float(os.environ.get("EOS_BIAS", "3.0"))
+
+
+def write_model(out, vocab, sentences, init_std, seed, eos_bias=0.0):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(seed)
     config = MarianConfig(
@@ -95,6 +100,7 @@ def write_model(out, vocab, sentences, init_std, seed):
     model = MarianMTModel(config).eval()
     with torch.no_grad():
         model.final_logits_bias.normal_(0.0, 0.1)
+        model.final_logits_bias[0, vocab["</s>"]] += eos_bias
     model.save_pretrained(out, safe_serialization=True)
     tokenizer_dir = os.path.dirname(out) if os.path.basename(out) == "tame" else out
     tok = MarianTokenizer.from_pretrained(tokenizer_dir)
@@ -116,6 +122,9 @@ def write_model(out, vocab, sentences, init_std, seed):
             # within the window.
             limit = min(2 * ids.shape[1] + 10, config.max_position_embeddings - 1)
             whole = model.generate(ids, max_new_tokens=limit, num_beams=1, do_sample=False)
+            # Beam search as OPUS-MT models ask for it (four beams, transformers' defaults
+            # otherwise: length penalty 1, no early stopping).
+            beams = model.generate(ids, max_new_tokens=24, num_beams=4, do_sample=False)
             first = model(
                 input_ids=ids, decoder_input_ids=torch.tensor([[config.decoder_start_token_id]])
             ).logits[0, -1]
@@ -127,6 +136,7 @@ def write_model(out, vocab, sentences, init_std, seed):
                 "output_text": tok.decode(gen[0], skip_special_tokens=True),
                 "first_logits": [round(float(x), 6) for x in first],
                 "translation": tok.decode(whole[0], skip_special_tokens=True),
+                "beam4_output_ids": beams[0].tolist(),
             }
         )
     with open(os.path.join(out, "reference.json"), "w", encoding="utf-8") as f:

@@ -54,6 +54,9 @@ pub struct MarianModel {
     unk: u32,
     /// The source language (ISO 639-1) when the directory says (`tokenizer_config.json`).
     source_language: Option<String>,
+    /// Beams the directory asks for (`generation_config.json`, else `config.json`; 1 when
+    /// neither says): OPUS-MT models are trained to be read with four to six.
+    num_beams: usize,
     device: Device,
     dir: PathBuf,
 }
@@ -146,6 +149,15 @@ impl MarianModel {
                     .and_then(|l| l.as_str())
                     .map(str::to_owned)
             });
+        let beams_of = |file: &str| {
+            read_json::<serde_json::Value>(&dir.join(file))
+                .ok()
+                .and_then(|v| v.get("num_beams").and_then(serde_json::Value::as_u64))
+        };
+        let num_beams = beams_of("generation_config.json")
+            .or_else(|| beams_of("config.json"))
+            .unwrap_or(1)
+            .clamp(1, 16) as usize;
         let device = Device::Cpu;
         let weights = dir.join("model.safetensors");
         let tensors = candle_core::safetensors::load(&weights, &device).map_err(|e| {
@@ -169,6 +181,7 @@ impl MarianModel {
             vocab,
             unk,
             source_language,
+            num_beams,
             device,
             dir: dir.to_owned(),
         })
@@ -262,6 +275,117 @@ impl MarianModel {
         Ok(out)
     }
 
+    /// Beam search over `input` ids with `num_beams` beams, as `transformers`' `generate`
+    /// does it (length penalty 1, no early stopping: its heuristic stop, when no running beam
+    /// can beat the worst finished one at the current length), with the same rules as greedy
+    /// decoding (padding never chosen, the end token forced at the limit). Each beam keeps its
+    /// own attention caches, shared with its parent's until they part (a clone shares the
+    /// tensors).
+    pub fn generate_beam(
+        &self,
+        input: &[u32],
+        limits: DecodeLimits,
+        num_beams: usize,
+    ) -> Result<Vec<u32>> {
+        if num_beams <= 1 {
+            return self.generate(input, limits);
+        }
+        let (mut net, encoded) = self.encoded(input)?;
+        let max_length = (limits.max_new_tokens + 1).min(self.config.max_position_embeddings);
+        let eos = self.config.eos_token_id;
+        let start = self.config.decoder_start_token_id;
+        // The running beams: sequence, score, and the network holding its caches.
+        let mut running: Vec<(Vec<u32>, f32, MTModel)> = (0..num_beams)
+            .map(|b| (vec![start], if b == 0 { 0.0 } else { -1e9 }, net.clone()))
+            .collect();
+        // The finished beams: sequence, length-normalised score, finished at all.
+        let mut finished: Vec<(Vec<u32>, f32, bool)> = vec![(vec![start], -1e9, false); num_beams];
+        let keep = 2 * num_beams;
+        let mut cur_len = 1usize;
+        let mut heuristic_unsatisfied = true;
+        loop {
+            // Every beam's next-token log-probabilities, masked as greedy decoding masks.
+            let mut scored: Vec<(f32, usize, u32)> = Vec::new();
+            for (b, (seq, score, model)) in running.iter_mut().enumerate() {
+                let last = seq[seq.len() - 1];
+                let step = Tensor::new(&[last], &self.device)?.unsqueeze(0)?;
+                let logits: Vec<f32> = model
+                    .decode(&step, &encoded, seq.len() - 1)?
+                    .i((0, 0))?
+                    .to_vec1()?;
+                let log_probs = log_softmax(&logits);
+                for (t, lp) in log_probs.iter().enumerate() {
+                    let t = t as u32;
+                    let masked = if cur_len + 1 == max_length {
+                        if t == eos { 0.0 } else { f32::NEG_INFINITY }
+                    } else if t == self.config.pad_token_id {
+                        f32::NEG_INFINITY
+                    } else {
+                        *lp
+                    };
+                    scored.push((masked + *score, b, t));
+                }
+            }
+            // The best `keep` continuations, best first (ties by position, as a stable sort).
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            scored.truncate(keep);
+            let hits = |t: u32| t == eos || cur_len + 1 >= max_length;
+            // Finished: those among the first `num_beams` that stop here, normalised by length.
+            let mut merged = std::mem::take(&mut finished);
+            for (k, &(score, b, t)) in scored.iter().enumerate() {
+                let done = k < num_beams && hits(t);
+                // Each reason to refuse a candidate weighs -1e9, as in transformers.
+                let mut normalised = score / (cur_len as f32);
+                if !heuristic_unsatisfied {
+                    normalised += -1e9;
+                }
+                if !done {
+                    normalised += -1e9;
+                }
+                let mut seq = running[b].0.clone();
+                seq.push(t);
+                merged.push((seq, normalised, done));
+            }
+            // A stable sort keeps the earlier entry first among equals, as topk over the
+            // concatenation does.
+            merged.sort_by(|a, b| b.1.total_cmp(&a.1));
+            merged.truncate(num_beams);
+            finished = merged;
+            // Running: the best `num_beams` continuations that do not stop.
+            let mut next: Vec<(f32, usize, u32)> = scored
+                .iter()
+                .map(|&(score, b, t)| (if hits(t) { score - 1e9 } else { score }, b, t))
+                .collect();
+            next.sort_by(|a, b| b.0.total_cmp(&a.0));
+            next.truncate(num_beams);
+            let all_stop = scored.iter().all(|&(_, _, t)| hits(t));
+            running = next
+                .into_iter()
+                .map(|(score, b, t)| {
+                    let mut seq = running[b].0.clone();
+                    seq.push(t);
+                    (seq, score, running[b].2.clone())
+                })
+                .collect();
+            cur_len += 1;
+            // transformers' heuristic: stop once every slot is finished and the best running
+            // beam, at the current length, cannot beat the worst finished one.
+            let best_running = running[0].1 / ((cur_len - 1) as f32);
+            let all_finished = finished.iter().all(|f| f.2);
+            let worst_finished = finished.iter().map(|f| f.1).fold(f32::INFINITY, f32::min);
+            heuristic_unsatisfied &= !all_finished || best_running > worst_finished;
+            if !heuristic_unsatisfied || all_stop {
+                break;
+            }
+        }
+        net.reset_kv_cache();
+        Ok(finished
+            .into_iter()
+            .next()
+            .map(|f| f.0)
+            .unwrap_or_else(|| vec![start, eos]))
+    }
+
     /// Translates one piece of text that fits the window.
     fn translate_piece(&self, text: &str) -> Result<String> {
         let input = self.encode(text)?;
@@ -272,7 +396,7 @@ impl MarianModel {
         let limits = DecodeLimits {
             max_new_tokens: (input.len() * 2 + 10).min(self.config.max_position_embeddings - 1),
         };
-        Ok(self.decode(&self.generate(&input, limits)?))
+        Ok(self.decode(&self.generate_beam(&input, limits, self.num_beams)?))
     }
 
     /// Translates `text` line by line (blank lines kept), each line whole when it fits the
@@ -329,7 +453,11 @@ impl MarianModel {
                         let limits = DecodeLimits {
                             max_new_tokens: window - 1,
                         };
-                        parts.push(self.decode(&self.generate(&input, limits)?));
+                        parts.push(self.decode(&self.generate_beam(
+                            &input,
+                            limits,
+                            self.num_beams,
+                        )?));
                     }
                 }
                 split += usize::from(long);
@@ -383,6 +511,14 @@ pub struct Translation {
     pub text: String,
     /// Sentences translated in pieces.
     pub split: usize,
+}
+
+/// Log-softmax of `logits`, in f32 as `torch.log_softmax` computes it.
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+    let log_sum = sum.ln();
+    logits.iter().map(|l| l - max - log_sum).collect()
 }
 
 /// The index of the largest logit other than `banned` (the first of equals).
